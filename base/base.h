@@ -1,0 +1,101 @@
+/* base.h - allocation, errors, logging and progress, file helpers: the floor every layer stands on. */
+#ifndef HX_BASE_H
+#define HX_BASE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdarg.h>
+
+#define HX_VERSION "0.1.0"
+
+#if defined(__GNUC__)
+#define HX_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define HX_NORETURN __attribute__((noreturn))
+#else
+#define HX_PRINTF(a, b)
+#define HX_NORETURN
+#endif
+
+/* Allocation helpers: die on out-of-memory, never return NULL. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t count, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrfmt(const char *fmt, ...) HX_PRINTF(1, 2);
+
+/*
+ * Three levels of failure (git's die/error/BUG):
+ *  - die():   CLI layer only; prints "fatal: ..." and exits with the given status.
+ *  - error(): library code; records the message (hx_last_error), prints nothing, returns -1.
+ *             Callers add context with error_prefix() or pass it up.
+ *  - BUG():   a broken invariant; prints file:line and aborts.
+ */
+HX_NORETURN void die(int status, const char *fmt, ...) HX_PRINTF(2, 3);
+int error(const char *fmt, ...) HX_PRINTF(1, 2);
+int error_prefix(const char *fmt, ...) HX_PRINTF(1, 2); /* prepend "<ctx>: " to the last error */
+const char *hx_last_error(void);
+void hx_clear_error(void);
+HX_NORETURN void hx_bug(const char *file, int line, const char *fmt, ...) HX_PRINTF(3, 4);
+#define BUG(...) hx_bug(__FILE__, __LINE__, __VA_ARGS__)
+
+/* Exit statuses of the CLI (DESIGN.md section 4). */
+enum { HX_EXIT_OK = 0, HX_EXIT_STAGE = 1, HX_EXIT_USAGE = 2, HX_EXIT_STORE = 3 };
+
+/*
+ * Logging: every message goes through here. The sink is chosen once by the CLI:
+ * human text on stderr, or JSON-lines events on stderr (--json).
+ */
+typedef enum { HX_LOG_DEBUG, HX_LOG_INFO, HX_LOG_WARN, HX_LOG_ERROR } hx_log_level;
+void hx_log_set_json(int on);
+int hx_log_is_json(void);
+void hx_log_set_level(hx_log_level lvl);
+void hx_log(hx_log_level lvl, const char *fmt, ...) HX_PRINTF(2, 3);
+#define log_info(...) hx_log(HX_LOG_INFO, __VA_ARGS__)
+#define log_warn(...) hx_log(HX_LOG_WARN, __VA_ARGS__)
+#define log_debug(...) hx_log(HX_LOG_DEBUG, __VA_ARGS__)
+/* A raw JSON event line (only emitted in --json mode): {"event": name, ...fields}. fields_json is an
+ * object body without braces, e.g. "\"stage\":\"teacher\",\"loss\":2.1", or NULL. */
+void hx_log_event(const char *name, const char *fields_json);
+
+/*
+ * Progress of long work: a live bar on a terminal, a line every few seconds otherwise,
+ * a JSON event in --json mode. `unit` names what is counted ("tok", "step", "item").
+ */
+typedef struct hx_progress {
+    char label[64];
+    char unit[16];
+    double total, done, t0, last_print;
+    double rate_units;   /* units per second over the whole run */
+    char extra[96];      /* e.g. "loss 2.314" */
+} hx_progress;
+void hx_progress_begin(hx_progress *p, const char *label, double total, const char *unit);
+void hx_progress_update(hx_progress *p, double done, const char *extra_fmt, ...) HX_PRINTF(3, 4);
+void hx_progress_end(hx_progress *p);
+
+/* Time in seconds (monotonic). */
+double hx_now(void);
+
+/* Files. All return 0 on success or error(...) on failure with the path in the message. */
+int hx_read_file(const char *path, char **data, size_t *len); /* NUL-terminated, caller frees */
+int hx_write_file(const char *path, const void *data, size_t len); /* write + fsync */
+int hx_write_file_atomic(const char *path, const void *data, size_t len); /* tmp + fsync + rename */
+int hx_mkdir_p(const char *path);
+int hx_rm_rf(const char *path);
+int hx_file_exists(const char *path);
+int hx_is_dir(const char *path);
+int hx_fsync_dir(const char *path);
+char *hx_path_join(const char *a, const char *b); /* xmalloc'd */
+
+/* SHA-256 (libcrypto). hex must hold 65 bytes. */
+void hx_sha256_hex(const void *data, size_t len, char hex[65]);
+int hx_sha256_file_hex(const char *path, char hex[65]);
+
+/* Deterministic RNG (splitmix64 seeding + xoshiro256**): reproducible across machines. */
+typedef struct { uint64_t s[4]; } hx_rng;
+void hx_rng_seed(hx_rng *r, uint64_t seed);
+uint64_t hx_rng_u64(hx_rng *r);
+double hx_rng_uniform(hx_rng *r);         /* [0, 1) */
+float hx_rng_normal(hx_rng *r);           /* N(0, 1), Box-Muller */
+uint64_t hx_rng_below(hx_rng *r, uint64_t n); /* [0, n) unbiased */
+
+#endif

@@ -1,0 +1,23 @@
+/* commands.h - every `hx <subcommand>`: one cmd_<name>(argc, argv) per file, dispatched by main.c's table. */
+#ifndef HX_COMMANDS_H
+#define HX_COMMANDS_H
+
+/* argv[0] is the subcommand name; returns the process exit status (base.h HX_EXIT_*). */
+typedef int (*hx_cmd_fn)(int argc, char **argv);
+
+typedef struct hx_cmd {
+    const char *name;
+    hx_cmd_fn fn;
+    const char *usage;   /* one line: arguments */
+    const char *summary; /* one line: what it does */
+} hx_cmd;
+
+int cmd_help(int argc, char **argv);
+int cmd_version(int argc, char **argv);
+
+/* The table itself, sorted by name (main.c). */
+const hx_cmd *hx_cmd_table(void);
+const hx_cmd *hx_cmd_find(const char *name);
+void hx_print_usage_for(const hx_cmd *c);
+
+#endif

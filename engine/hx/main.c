@@ -1,0 +1,77 @@
+/* main.c - `hx`: dispatches the subcommand through one sorted command table (git.c style). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "engine/hx/commands.h"
+
+/* Sorted by name; usage text and `hx help` come from here. */
+static const hx_cmd commands[] = {
+    {"help", cmd_help, "[COMMAND]", "show usage of hx or of one command"},
+    {"version", cmd_version, "", "print the hx version and build"},
+    {NULL, NULL, NULL, NULL},
+};
+
+const hx_cmd *hx_cmd_table(void) { return commands; }
+
+const hx_cmd *hx_cmd_find(const char *name)
+{
+    for (const hx_cmd *c = commands; c->name; c++)
+        if (!strcmp(c->name, name)) return c;
+    return NULL;
+}
+
+void hx_print_usage_for(const hx_cmd *c)
+{
+    printf("usage: hx %s %s\n  %s\n", c->name, c->usage, c->summary);
+}
+
+int cmd_help(int argc, char **argv)
+{
+    if (argc > 1) {
+        const hx_cmd *c = hx_cmd_find(argv[1]);
+        if (!c) {
+            fprintf(stderr, "hx: '%s' is not an hx command\n", argv[1]);
+            return HX_EXIT_USAGE;
+        }
+        hx_print_usage_for(c);
+        return 0;
+    }
+    printf("usage: hx <command> [<args>]\n\ncommands:\n");
+    for (const hx_cmd *c = commands; c->name; c++) printf("  %-10s %s\n", c->name, c->summary);
+    printf("\n'hx help COMMAND' or 'hx COMMAND --help' for one command.\n");
+    return 0;
+}
+
+int cmd_version(int argc, char **argv)
+{
+    (void)argc; (void)argv;
+#ifdef HX_CUDA
+    printf("hx %s (cpu, cuda)\n", HX_VERSION);
+#else
+    printf("hx %s (cpu)\n", HX_VERSION);
+#endif
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        cmd_help(1, argv);
+        return HX_EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (!strcmp(name, "--help") || !strcmp(name, "-h")) name = "help";
+    if (!strcmp(name, "--version")) name = "version";
+    const hx_cmd *c = hx_cmd_find(name);
+    if (!c) {
+        fprintf(stderr, "hx: '%s' is not an hx command. See 'hx help'.\n", name);
+        return HX_EXIT_USAGE;
+    }
+    if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
+        hx_print_usage_for(c);
+        return 0;
+    }
+    return c->fn(argc - 1, argv + 1);
+}

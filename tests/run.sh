@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# run.sh - runs the test suites (unit, conform, e2e; or cuda on a GPU machine) and prints one summary line.
+# Usage: tests/run.sh [unit|conform|e2e|cuda]...   (default: unit conform e2e)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export HX="$PWD/build/hx" HX_TEST="$PWD/build/hx-test" TOP="$PWD"
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+suites=("$@"); [ ${#suites[@]} -gt 0 ] || suites=(unit conform e2e)
+pass=0 fail=0 failed=()
+mkdir -p build/test-logs
+
+run_one() { # name, command...
+    local name=$1; shift
+    local log=build/test-logs/${name//\//_}.log t0=$SECONDS
+    if "$@" >"$log" 2>&1; then
+        pass=$((pass + 1)); printf 'ok    %-44s %4ds\n' "$name" $((SECONDS - t0))
+    else
+        fail=$((fail + 1)); failed+=("$name"); printf 'FAIL  %-44s %4ds  (log: %s)\n' "$name" $((SECONDS - t0)) "$log"
+        tail -n 25 "$log" | sed 's/^/      | /'
+    fi
+}
+
+for s in "${suites[@]}"; do
+    case $s in
+    unit)
+        for t in build/tests/test_*; do [ -x "$t" ] && run_one "unit/$(basename "$t")" "$t"; done ;;
+    conform)
+        for d in tests/fixtures/*/; do
+            [ -f "$d/README.json" ] || continue
+            run_one "conform/$(basename "$d")" "$HX" conform "$d"
+        done ;;
+    e2e)
+        for t in tests/e2e/*.sh; do [ -f "$t" ] && run_one "e2e/$(basename "$t" .sh)" bash "$t"; done ;;
+    cuda)
+        for t in build/tests/cuda_*; do [ -x "$t" ] && run_one "cuda/$(basename "$t")" "$t"; done
+        for d in tests/fixtures/*/; do
+            [ -f "$d/README.json" ] || continue
+            run_one "conform-cuda/$(basename "$d")" "$HX" conform --device cuda "$d"
+        done ;;
+    *) echo "unknown suite $s" >&2; exit 2 ;;
+    esac
+done
+[ $fail -eq 0 ] || printf 'failed: %s\n' "${failed[*]}"
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
