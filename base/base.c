@@ -74,13 +74,19 @@ int error(const char *fmt, ...)
 
 int error_prefix(const char *fmt, ...)
 {
-    char ctx[1024], old[sizeof last_error - sizeof ctx];
+    char ctx[1024];
+    static _Thread_local char old[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(ctx, sizeof ctx, fmt, ap);
     va_end(ap);
-    snprintf(old, sizeof old, "%s", last_error);
-    snprintf(last_error, sizeof last_error, "%s: %s", ctx, old);
+    memcpy(old, last_error, sizeof old);
+    size_t n = strlen(ctx);
+    memcpy(last_error, ctx, n);
+    memcpy(last_error + n, ": ", 2);
+    size_t room = sizeof last_error - n - 3, m = strnlen(old, room);
+    memcpy(last_error + n + 2, old, m);
+    last_error[n + 2 + m] = 0;
     return -1;
 }
 
