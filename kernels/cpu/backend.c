@@ -1,0 +1,107 @@
+/* backend.c - the CPU backend: host memory, OpenMP thread count, and its op table; k_backend_new() by name. */
+#include <stdlib.h>
+#include <string.h>
+#include <cblas.h>
+#include <omp.h>
+
+#include "base/base.h"
+#include "kernels/cpu/ops.h"
+#include "kernels/cpu/kda.h"
+
+static void *cpu_alloc(k_backend *b, size_t bytes)
+{
+    (void)b;
+    /* 64-byte aligned, zeroed: whole-model arenas are one call. */
+    void *p = NULL;
+    size_t n = (bytes + 63) & ~(size_t)63;
+    if (posix_memalign(&p, 64, n ? n : 64)) die(HX_EXIT_STAGE, "out of memory allocating %zu bytes", bytes);
+    memset(p, 0, n);
+    return p;
+}
+
+static void cpu_free(k_backend *b, void *p) { (void)b; free(p); }
+static void cpu_memcpy(k_backend *b, void *dst, const void *src, size_t n) { (void)b; if (n) memmove(dst, src, n); }
+static void cpu_zero(k_backend *b, void *p, size_t n) { (void)b; if (n) memset(p, 0, n); }
+static void cpu_sync(k_backend *b) { (void)b; }
+
+static const k_ops cpu_ops = {
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_memcpy,
+    .download = cpu_memcpy,
+    .copy = cpu_memcpy,
+    .zero = cpu_zero,
+    .sync = cpu_sync,
+    .matmul = kcpu_matmul,
+    .add = kcpu_add,
+    .scale = kcpu_scale,
+    .sumsq = kcpu_sumsq,
+    .embedding_fwd = kcpu_embedding_fwd,
+    .embedding_bwd = kcpu_embedding_bwd,
+    .rmsnorm_fwd = kcpu_rmsnorm_fwd,
+    .rmsnorm_bwd = kcpu_rmsnorm_bwd,
+    .rope_fwd = kcpu_rope_fwd,
+    .rope_bwd = kcpu_rope_bwd,
+    .attn_fwd = kcpu_attn_fwd,
+    .attn_bwd = kcpu_attn_bwd,
+    .swiglu_fwd = kcpu_swiglu_fwd,
+    .swiglu_bwd = kcpu_swiglu_bwd,
+    .xent_fwd_bwd = kcpu_xent_fwd_bwd,
+    .kl_fwd_bwd = kcpu_kl_fwd_bwd,
+    .mse_fwd_bwd = kcpu_mse_fwd_bwd,
+    .adamw = kcpu_adamw,
+    /* ---- KDA ops (owned by the KDA engineer) ---- */
+    /* ---- end of KDA ops ---- */
+};
+
+k_backend *k_cpu_new(int threads)
+{
+    if (threads <= 0) threads = omp_get_num_procs();
+    k_backend *b = xcalloc(1, sizeof *b);
+    b->op = &cpu_ops;
+    b->name = "cpu";
+    b->threads = threads;
+    b->device = -1;
+    /* Our loops are OpenMP regions of `threads`; BLAS runs outside them with the same count (Debian's
+     * OpenMP build of OpenBLAS shares the OpenMP pool, so they never oversubscribe). */
+    openblas_set_num_threads(threads);
+    omp_set_num_threads(threads);
+    return b;
+}
+
+k_backend *k_backend_new(const char *device, int threads)
+{
+    if (!device || !strcmp(device, "cpu")) return k_cpu_new(threads);
+    if (!strcmp(device, "auto")) {
+#ifdef HX_CUDA
+        k_backend *b = k_cuda_new(0);
+        if (b) return b;
+        hx_clear_error();
+#endif
+        return k_cpu_new(threads);
+    }
+    if (!strncmp(device, "cuda", 4) && (device[4] == 0 || device[4] == ':')) {
+#ifdef HX_CUDA
+        int idx = device[4] == ':' ? atoi(device + 5) : 0;
+        return k_cuda_new(idx);
+#else
+        error("device '%s': this hx was built without CUDA (rebuild on a machine with nvcc), use --device cpu",
+              device);
+        return NULL;
+#endif
+    }
+    error("unknown device '%s' (cpu, cuda, cuda:N or auto)", device);
+    return NULL;
+}
+
+void k_backend_free(k_backend *b)
+{
+    if (!b) return;
+#ifdef HX_CUDA
+    if (b->device >= 0) {
+        k_cuda_free(b);
+        return;
+    }
+#endif
+    free(b);
+}
