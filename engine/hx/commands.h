@@ -14,6 +14,7 @@ typedef struct hx_cmd {
 
 int cmd_help(int argc, char **argv);
 int cmd_version(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 
 /* The table itself, sorted by name (main.c). */
 const hx_cmd *hx_cmd_table(void);

@@ -9,6 +9,8 @@
 /* Sorted by name; usage text and `hx help` come from here. */
 static const hx_cmd commands[] = {
     {"help", cmd_help, "[COMMAND]", "show usage of hx or of one command"},
+    {"tokenize", cmd_tokenize, "[--tokenizer FILE|DIR] [--ids|--tokens] [--decode] [TEXT|-]",
+     "encode text to token ids (or decode ids) with a tokenizer.json"},
     {"version", cmd_version, "", "print the hx version and build"},
     {NULL, NULL, NULL, NULL},
 };

@@ -48,5 +48,8 @@ int nn_tokenizer_is_special(const nn_tokenizer *t, int32_t id); /* 1 for added t
 char *nn_third_party_path(const char *file);
 /* Reads one member of a .tgz into memory (libarchive). NUL-terminated, xmalloc'd. */
 int nn_tgz_read_member(const char *tgz, const char *member, char **data, size_t *len);
+/* Reads every regular member whose name starts with `prefix`, in archive order: *n of them; names (may be
+ * NULL: not wanted), data (NUL-terminated) and lens are xmalloc'd arrays of xmalloc'd entries. */
+int nn_tgz_read_all(const char *tgz, const char *prefix, char ***names, char ***data, size_t **lens, int *n);
 
 #endif
