@@ -132,7 +132,7 @@ typedef struct k_ops {
     /* one decode token: q, k, g [B,H,K], v, o [B,H,V], beta [B,H]; state [B,H,K,V] in place */
     void (*kda_step)(k_backend *b, float *o, float *state, const float *q, const float *k, const float *v,
                      const float *g, const float *beta, int B, int H, int K, int V);
-    /* depthwise causal conv, x, y [B,T,C], w [C,W], act 0 identity / 1 silu, cache [B,W-1,C] or NULL */
+    /* depthwise causal conv, x, y [B,T,C], w [C,W], act 0 identity / 1 silu, cache [B,W-1,C] or NULL; dw may be NULL */
     void (*conv_fwd)(k_backend *b, float *y, float *cache_out, const float *x, const float *w, const float *cache,
                      int B, int T, int C, int W, int act);
     void (*conv_bwd)(k_backend *b, float *dx, float *dw, const float *dy, const float *x, const float *w,
@@ -151,6 +151,12 @@ typedef struct k_ops {
                               int H, int V, float eps);
     void (*gated_rmsnorm_bwd)(k_backend *b, float *dx, float *dz, float *dw, const float *dy, const float *x,
                               const float *z, const float *w, size_t N, int H, int V, float eps);
+    /* y = sigmoid(x); bwd dx += dy y (1 - y) */
+    void (*sigmoid_fwd)(k_backend *b, float *y, const float *x, size_t n);
+    void (*sigmoid_bwd)(k_backend *b, float *dx, const float *dy, const float *y, size_t n);
+    /* GQA head repeat out [N,Hq,K] <- in [N,Hkv,K]; bwd din += sum over the repeats */
+    void (*head_repeat_fwd)(k_backend *b, float *out, const float *in, size_t N, int Hq, int Hkv, int K);
+    void (*head_repeat_bwd)(k_backend *b, float *din, const float *dout, size_t N, int Hq, int Hkv, int K);
     /* ---- end of KDA ops ---- */
 } k_ops;
 

@@ -51,6 +51,7 @@ static const k_ops cpu_ops = {
     .mse_fwd_bwd = kcpu_mse_fwd_bwd,
     .adamw = kcpu_adamw,
     /* ---- KDA ops (owned by the KDA engineer) ---- */
+    KCPU_KDA_OPS,
     /* ---- end of KDA ops ---- */
 };
 

@@ -1,0 +1,138 @@
+/* conform_kda.c - hx conform for the fixture kinds kda_core (the gated delta rule) and kda_layer (one KDA mixer). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+
+#include "base/base.h"
+#include "engine/nn/conform.h"
+#include "engine/nn/kda.h"
+#include "engine/nn/safetensors.h"
+#include "kernels/cpu/kda.h"
+
+#define TOL_OUT 1e-4
+#define TOL_GRAD 1e-3
+
+/* Loads tensor name with the expected number of dims into a fresh buffer; shape copied to shape[]. */
+static float *load_shaped(const st_file *f, const char *name, int ndim, int64_t *shape)
+{
+    const st_tensor *t = st_find(f, name);
+    if (!t) {
+        error("%s: tensor '%s' missing", f->path, name);
+        return NULL;
+    }
+    if (t->ndim != ndim) {
+        error("%s: tensor '%s' has %d dims, want %d", f->path, name, t->ndim, ndim);
+        return NULL;
+    }
+    for (int i = 0; i < ndim; i++) shape[i] = t->shape[i];
+    float *p = xmalloc(sizeof(float) * (st_numel(t) ? st_numel(t) : 1));
+    if (st_read_f32(f, t, p) < 0) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static int same_shape(const st_file *f, const char *name, int ndim, const int64_t *want)
+{
+    const st_tensor *t = st_find(f, name);
+    if (!t) return error("%s: tensor '%s' missing", f->path, name);
+    if (t->ndim != ndim) return error("%s: tensor '%s' has %d dims, want %d", f->path, name, t->ndim, ndim);
+    for (int i = 0; i < ndim; i++)
+        if (t->shape[i] != want[i])
+            return error("%s: tensor '%s' dim %d is %lld, want %lld", f->path, name, i, (long long)t->shape[i],
+                         (long long)want[i]);
+    return 0;
+}
+
+int nn_conform_kda_core(const char *dir, nn_check *c)
+{
+    char *path = hx_path_join(dir, "expected.safetensors");
+    st_file f;
+    int rc = -1;
+    float *q = NULL, *k = NULL, *v = NULL, *g = NULL, *beta = NULL, *s0 = NULL, *dout = NULL, *dsT = NULL;
+    float *qn = NULL, *kn = NULL, *o = NULL, *sT = NULL, *sch = NULL;
+    float *dqn = NULL, *dkn = NULL, *dq = NULL, *dk = NULL, *dv = NULL, *dg = NULL, *dbeta = NULL, *ds0 = NULL;
+    if (st_open(&f, path) < 0) {
+        free(path);
+        return -1;
+    }
+    int64_t sq[4], sv[4], sb[3], ss[4];
+    if (!(q = load_shaped(&f, "q", 4, sq)) || !(v = load_shaped(&f, "v", 4, sv)) ||
+        !(beta = load_shaped(&f, "beta", 3, sb)))
+        goto out;
+    const int B = (int)sq[0], T = (int)sq[1], H = (int)sq[2], K = (int)sq[3], V = (int)sv[3];
+    if (B <= 0 || T <= 0 || H <= 0 || K <= 0 || V <= 0 || sv[0] != B || sv[1] != T || sv[2] != H ||
+        sb[0] != B || sb[1] != T || sb[2] != H) {
+        error("%s: inconsistent shapes of q [B,T,H,K], v [B,T,H,V], beta [B,T,H]", path);
+        goto out;
+    }
+    int64_t shk[4] = {B, T, H, K}, shv[4] = {B, T, H, V}, shs[4] = {B, H, K, V};
+    if (same_shape(&f, "k", 4, shk) < 0 || same_shape(&f, "g", 4, shk) < 0 || same_shape(&f, "o", 4, shv) < 0 ||
+        same_shape(&f, "do", 4, shv) < 0 || same_shape(&f, "final_state", 4, shs) < 0)
+        goto out;
+    k = load_shaped(&f, "k", 4, sq);
+    g = load_shaped(&f, "g", 4, sq);
+    dout = load_shaped(&f, "do", 4, sv);
+    int has_s0 = st_find(&f, "initial_state") != NULL;
+    if (has_s0 && (same_shape(&f, "initial_state", 4, shs) < 0 || !(s0 = load_shaped(&f, "initial_state", 4, ss))))
+        goto out;
+    if (st_find(&f, "dfinal_state") &&
+        (same_shape(&f, "dfinal_state", 4, shs) < 0 || !(dsT = load_shaped(&f, "dfinal_state", 4, ss))))
+        goto out;
+
+    size_t nk = (size_t)B * T * H * K, nv = (size_t)B * T * H * V, ns = (size_t)B * H * K * V;
+    qn = xmalloc(sizeof(float) * nk);
+    kn = xmalloc(sizeof(float) * nk);
+    o = xmalloc(sizeof(float) * nv);
+    sT = xmalloc(sizeof(float) * ns);
+    sch = xmalloc(sizeof(float) * ns * kcpu_kda_nchunks(T));
+    kcpu_l2norm_fwd(qn, q, (size_t)B * T * H, K, 1.0f / sqrtf((float)K), 1e-6f);
+    kcpu_l2norm_fwd(kn, k, (size_t)B * T * H, K, 1.0f, 1e-6f);
+    kcpu_kda_fwd(o, sT, sch, qn, kn, v, g, beta, s0, B, T, H, K, V);
+    float *want = st_load_f32(&f, "o", NULL);
+    nn_check_tensor(c, "o", o, want, nv, TOL_OUT);
+    free(want);
+    want = st_load_f32(&f, "final_state", NULL);
+    nn_check_tensor(c, "final_state", sT, want, ns, TOL_OUT);
+    free(want);
+
+    dqn = xcalloc(nk, sizeof(float));
+    dkn = xcalloc(nk, sizeof(float));
+    dq = xcalloc(nk, sizeof(float));
+    dk = xcalloc(nk, sizeof(float));
+    dg = xcalloc(nk, sizeof(float));
+    dv = xcalloc(nv, sizeof(float));
+    dbeta = xcalloc((size_t)B * T * H, sizeof(float));
+    ds0 = xcalloc(ns, sizeof(float));
+    kcpu_kda_bwd(dqn, dkn, dv, dg, dbeta, ds0, dout, dsT, qn, kn, v, g, beta, sch, B, T, H, K, V);
+    kcpu_l2norm_bwd(dq, dqn, q, (size_t)B * T * H, K, 1.0f / sqrtf((float)K), 1e-6f);
+    kcpu_l2norm_bwd(dk, dkn, k, (size_t)B * T * H, K, 1.0f, 1e-6f);
+    struct { const char *name; const float *got; size_t n; } grads[] = {
+        {"dq", dq, nk}, {"dk", dk, nk}, {"dv", dv, nv}, {"dg", dg, nk}, {"dbeta", dbeta, (size_t)B * T * H},
+        {"dinitial_state", ds0, ns},
+    };
+    for (size_t i = 0; i < sizeof grads / sizeof grads[0]; i++) {
+        const st_tensor *t = st_find(&f, grads[i].name);
+        if (!t) {
+            if (i < 5) nn_check_fail(c, grads[i].name, "missing in the fixture");
+            continue;
+        }
+        if (st_numel(t) != grads[i].n) {
+            nn_check_fail(c, grads[i].name, "wrong size in the fixture");
+            continue;
+        }
+        want = st_load_f32(&f, grads[i].name, NULL);
+        nn_check_tensor(c, grads[i].name, grads[i].got, want, grads[i].n, TOL_GRAD);
+        free(want);
+    }
+    rc = 0;
+out:
+    free(q); free(k); free(v); free(g); free(beta); free(s0); free(dout); free(dsT);
+    free(qn); free(kn); free(o); free(sT); free(sch);
+    free(dqn); free(dkn); free(dq); free(dk); free(dv); free(dg); free(dbeta); free(ds0);
+    st_close(&f);
+    free(path);
+    return rc;
+}

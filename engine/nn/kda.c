@@ -1,0 +1,225 @@
+/* kda.c - the KDA / GDN mixer layer: forward, backward and decode over the op table (spec/models.md section 2). */
+#include <math.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "engine/nn/kda.h"
+#include "kernels/cpu/kda.h"
+
+const char *const nn_kda_param_names[NN_KDA_NPARAMS] = {
+    "q_proj.weight", "k_proj.weight", "v_proj.weight", "q_conv.weight", "k_conv.weight", "v_conv.weight",
+    "f_down.weight", "f_up.weight", "A_log", "dt_bias", "b_proj.weight", "g_down.weight", "g_up.weight",
+    "g_up.bias", "o_norm.weight", "o_proj.weight",
+};
+
+int nn_kda_cfg_check(const nn_kda_cfg *c)
+{
+    if (c->d <= 0 || c->Hq <= 0 || c->Hkv <= 0 || c->K <= 0 || c->r <= 0)
+        return error("KDA config: d, num_heads, num_kv_heads, head_dim and gate_rank must be positive "
+                     "(got %d, %d, %d, %d, %d)", c->d, c->Hq, c->Hkv, c->K, c->r);
+    if (c->Hq % c->Hkv)
+        return error("KDA config: num_heads %d is not a multiple of num_kv_heads %d", c->Hq, c->Hkv);
+    if (c->W < 1 || c->W > 17) return error("KDA config: conv_size %d outside 1..17", c->W);
+    if (c->conv_act != 0 && c->conv_act != 1) return error("KDA config: conv_act must be identity or silu");
+    if (!(c->eps > 0)) return error("KDA config: norm eps must be positive");
+    return 0;
+}
+
+int nn_kda_param_shape(const nn_kda_cfg *c, int i, int64_t s[2])
+{
+    const int64_t qk = (int64_t)c->Hq * c->K, kvk = (int64_t)c->Hkv * c->K;
+    const int64_t kf = c->per_head ? c->Hq : qk;
+    switch (i) {
+    case NN_KDA_Q_PROJ: s[0] = qk; s[1] = c->d; return 2;
+    case NN_KDA_K_PROJ: case NN_KDA_V_PROJ: s[0] = kvk; s[1] = c->d; return 2;
+    case NN_KDA_Q_CONV: s[0] = qk; s[1] = c->W; return 2;
+    case NN_KDA_K_CONV: case NN_KDA_V_CONV: s[0] = kvk; s[1] = c->W; return 2;
+    case NN_KDA_F_DOWN: case NN_KDA_G_DOWN: s[0] = c->r; s[1] = c->d; return 2;
+    case NN_KDA_F_UP: s[0] = kf; s[1] = c->r; return 2;
+    case NN_KDA_A_LOG: s[0] = c->Hq; return 1;
+    case NN_KDA_DT_BIAS: s[0] = kf; return 1;
+    case NN_KDA_B_PROJ: s[0] = c->Hq; s[1] = c->d; return 2;
+    case NN_KDA_G_UP: s[0] = qk; s[1] = c->r; return 2;
+    case NN_KDA_G_UP_B: s[0] = qk; return 1;
+    case NN_KDA_O_NORM: s[0] = c->K; return 1;
+    case NN_KDA_O_PROJ: s[0] = c->d; s[1] = qk; return 2;
+    }
+    BUG("KDA parameter index %d", i);
+}
+
+size_t nn_kda_param_numel(const nn_kda_cfg *c, int i)
+{
+    int64_t s[2];
+    int nd = nn_kda_param_shape(c, i, s);
+    return nd == 1 ? (size_t)s[0] : (size_t)(s[0] * s[1]);
+}
+
+size_t nn_kda_params_floats(const nn_kda_cfg *c)
+{
+    size_t n = 0;
+    for (int i = 0; i < NN_KDA_NPARAMS; i++) n += nn_kda_param_numel(c, i);
+    return n;
+}
+
+void nn_kda_params_bind(nn_kda_params *p, float *base, const nn_kda_cfg *c)
+{
+    for (int i = 0; i < NN_KDA_NPARAMS; i++) {
+        p->t[i] = base;
+        base += nn_kda_param_numel(c, i);
+    }
+}
+
+/* Activation layout: the sizes in nn_kda_acts order. */
+#define KDA_ACTS(X, c, N, nc, B)                                                                              \
+    X(qp, (N) * (c)->Hq * (c)->K) X(kp, (N) * (c)->Hkv * (c)->K) X(vp, (N) * (c)->Hkv * (c)->K)               \
+    X(qc, (N) * (c)->Hq * (c)->K) X(kc, (N) * (c)->Hkv * (c)->K) X(vc, (N) * (c)->Hkv * (c)->K)               \
+    X(qn, (N) * (c)->Hq * (c)->K) X(kn, (N) * (c)->Hq * (c)->K) X(vr, (N) * (c)->Hq * (c)->K)                 \
+    X(knk, (N) * (c)->Hkv * (c)->K) X(fd, (N) * (c)->r) X(f, (N) * (c)->Hq * ((c)->per_head ? 1 : (c)->K))    \
+    X(g, (N) * (c)->Hq * (c)->K) X(bl, (N) * (c)->Hq) X(beta, (N) * (c)->Hq) X(o, (N) * (c)->Hq * (c)->K)     \
+    X(gd, (N) * (c)->r) X(og, (N) * (c)->Hq * (c)->K) X(yn, (N) * (c)->Hq * (c)->K)                           \
+    X(s_chunks, (size_t)(B) * (c)->Hq * (nc) * (c)->K * (c)->K) X(ones, (N))
+
+size_t nn_kda_acts_floats(const nn_kda_cfg *c, int B, int T)
+{
+    size_t N = (size_t)B * T, nc = kcpu_kda_nchunks(T), n = 0;
+#define ADD(name, sz) n += (size_t)(sz);
+    KDA_ACTS(ADD, c, N, nc, B)
+#undef ADD
+    return n;
+}
+
+void nn_kda_acts_bind(nn_kda_acts *a, float *base, const nn_kda_cfg *c, int B, int T)
+{
+    size_t N = (size_t)B * T, nc = kcpu_kda_nchunks(T);
+    a->B = B;
+    a->T = T;
+#define BIND(name, sz) a->name = base; base += (size_t)(sz);
+    KDA_ACTS(BIND, c, N, nc, B)
+#undef BIND
+    for (size_t i = 0; i < N; i++) a->ones[i] = 1.0f;
+}
+
+size_t nn_kda_state_floats(const nn_kda_cfg *c, int B)
+{
+    return (size_t)B * ((size_t)c->Hq * c->K * c->K + (size_t)(c->W - 1) * (c->Hq + 2 * c->Hkv) * c->K);
+}
+
+void nn_kda_state_bind(nn_kda_state *s, float *base, const nn_kda_cfg *c, int B)
+{
+    s->S = base;
+    base += (size_t)B * c->Hq * c->K * c->K;
+    s->cq = base;
+    base += (size_t)B * (c->W - 1) * c->Hq * c->K;
+    s->ck = base;
+    base += (size_t)B * (c->W - 1) * c->Hkv * c->K;
+    s->cv = base;
+}
+
+/* Backward scratch: gradients of the intermediates (same shapes as the matching activations). */
+#define KDA_SCRATCH(X, c, N)                                                                                  \
+    X(dyn, (N) * (c)->Hq * (c)->K) X(dO, (N) * (c)->Hq * (c)->K) X(dog, (N) * (c)->Hq * (c)->K)               \
+    X(dgd, (N) * (c)->r) X(dqn, (N) * (c)->Hq * (c)->K) X(dkn, (N) * (c)->Hq * (c)->K)                        \
+    X(dvr, (N) * (c)->Hq * (c)->K) X(dg, (N) * (c)->Hq * (c)->K) X(dbeta, (N) * (c)->Hq) X(dbl, (N) * (c)->Hq) \
+    X(df, (N) * (c)->Hq * ((c)->per_head ? 1 : (c)->K)) X(dfd, (N) * (c)->r) X(dknk, (N) * (c)->Hkv * (c)->K)  \
+    X(dqc, (N) * (c)->Hq * (c)->K) X(dkc, (N) * (c)->Hkv * (c)->K) X(dvc, (N) * (c)->Hkv * (c)->K)            \
+    X(dqp, (N) * (c)->Hq * (c)->K) X(dkp, (N) * (c)->Hkv * (c)->K) X(dvp, (N) * (c)->Hkv * (c)->K)
+
+size_t nn_kda_bwd_scratch_floats(const nn_kda_cfg *c, int B, int T)
+{
+    size_t N = (size_t)B * T, n = 0;
+#define ADD(name, sz) n += (size_t)(sz);
+    KDA_SCRATCH(ADD, c, N)
+#undef ADD
+    return n;
+}
+
+/*
+ * Forward, spec section 2 (shapes per row n of N = B*T):
+ *   qp = x Wq^T [Hq*K], kp = x Wk^T, vp = x Wv^T [Hkv*K]; qc, kc, vc = act(causal conv W=4)
+ *   knk = l2norm(kc) [Hkv,K]; kn, vr = repeat(knk, vc) to Hq heads; qn = l2norm(qc) * K^-0.5
+ *   f = (x Wfd^T) Wfu^T; g = -exp(A_log) softplus(f + dt_bias); beta = sigmoid(x Wb^T)
+ *   o = KDA core(qn, kn, vr, g, beta); og = (x Wgd^T) Wgu^T + bg; yn = rmsnorm(o) w_onorm sigmoid(og)
+ *   y = yn Wo^T
+ */
+void nn_kda_forward(k_backend *kb, float *y, nn_kda_acts *a, const float *x, const nn_kda_params *p,
+                    const nn_kda_cfg *c, nn_kda_state *st)
+{
+    const k_ops *op = kb->op;
+    const int B = a->B, T = a->T, N = B * T, d = c->d, K = c->K, Hq = c->Hq, Hkv = c->Hkv, r = c->r;
+    const int CQ = Hq * K, CK = Hkv * K, Kf = c->per_head ? 1 : K;
+    k_linear_fwd(kb, a->qp, x, p->q_proj, N, d, CQ, 0);
+    k_linear_fwd(kb, a->kp, x, p->k_proj, N, d, CK, 0);
+    k_linear_fwd(kb, a->vp, x, p->v_proj, N, d, CK, 0);
+    op->conv_fwd(kb, a->qc, st ? st->cq : NULL, a->qp, p->q_conv, st ? st->cq : NULL, B, T, CQ, c->W, c->conv_act);
+    op->conv_fwd(kb, a->kc, st ? st->ck : NULL, a->kp, p->k_conv, st ? st->ck : NULL, B, T, CK, c->W, c->conv_act);
+    op->conv_fwd(kb, a->vc, st ? st->cv : NULL, a->vp, p->v_conv, st ? st->cv : NULL, B, T, CK, c->W, c->conv_act);
+    op->l2norm_fwd(kb, a->qn, a->qc, (size_t)N * Hq, K, 1.0f / sqrtf((float)K), 1e-6f);
+    op->l2norm_fwd(kb, a->knk, a->kc, (size_t)N * Hkv, K, 1.0f, 1e-6f);
+    op->head_repeat_fwd(kb, a->kn, a->knk, N, Hq, Hkv, K);
+    op->head_repeat_fwd(kb, a->vr, a->vc, N, Hq, Hkv, K);
+    k_linear_fwd(kb, a->fd, x, p->f_down, N, d, r, 0);
+    k_linear_fwd(kb, a->f, a->fd, p->f_up, N, r, Hq * Kf, 0);
+    op->kda_gate_fwd(kb, a->g, a->f, p->A_log, p->dt_bias, N, Hq, K, c->per_head);
+    k_linear_fwd(kb, a->bl, x, p->b_proj, N, d, Hq, 0);
+    op->sigmoid_fwd(kb, a->beta, a->bl, (size_t)N * Hq);
+    if (st && T == 1)
+        op->kda_step(kb, a->o, st->S, a->qn, a->kn, a->vr, a->g, a->beta, B, Hq, K, K);
+    else
+        op->kda_fwd(kb, a->o, st ? st->S : NULL, a->s_chunks, a->qn, a->kn, a->vr, a->g, a->beta,
+                    st ? st->S : NULL, B, T, Hq, K, K);
+    k_linear_fwd(kb, a->gd, x, p->g_down, N, d, r, 0);
+    k_linear_fwd(kb, a->og, a->gd, p->g_up, N, r, CQ, 0);
+    op->matmul(kb, 0, 0, N, CQ, 1, 1.0f, a->ones, 1, p->g_up_b, CQ, 1.0f, a->og, CQ); /* + bias */
+    op->gated_rmsnorm_fwd(kb, a->yn, a->o, a->og, p->o_norm, N, Hq, K, c->eps);
+    k_linear_fwd(kb, y, a->yn, p->o_proj, N, CQ, d, 0);
+}
+
+void nn_kda_backward(k_backend *kb, float *dx, nn_kda_params *gr, const float *dy, const nn_kda_acts *a,
+                     const float *x, const nn_kda_params *p, const nn_kda_cfg *c, float *scratch)
+{
+    const k_ops *op = kb->op;
+    const int B = a->B, T = a->T, N = B * T, d = c->d, K = c->K, Hq = c->Hq, Hkv = c->Hkv, r = c->r;
+    const int CQ = Hq * K, CK = Hkv * K, Kf = c->per_head ? 1 : K;
+    struct {
+#define FIELD(name, sz) float *name;
+        KDA_SCRATCH(FIELD, c, N)
+#undef FIELD
+    } s;
+    float *base = scratch;
+#define BIND(name, sz) s.name = base; base += (size_t)(sz);
+    KDA_SCRATCH(BIND, c, (size_t)N)
+#undef BIND
+    op->zero(kb, scratch, sizeof(float) * nn_kda_bwd_scratch_floats(c, B, T));
+
+    /* y = yn Wo^T */
+    k_linear_bwd(kb, s.dyn, gr->o_proj, dy, a->yn, p->o_proj, N, CQ, d);
+    /* yn = rmsnorm(o) w sigmoid(og) */
+    op->gated_rmsnorm_bwd(kb, s.dO, s.dog, gr->o_norm, s.dyn, a->o, a->og, p->o_norm, N, Hq, K, c->eps);
+    /* og = gd Wgu^T + bg; gd = x Wgd^T */
+    if (gr->g_up_b) op->matmul(kb, 1, 0, 1, CQ, N, 1.0f, a->ones, 1, s.dog, CQ, 1.0f, gr->g_up_b, CQ);
+    k_linear_bwd(kb, s.dgd, gr->g_up, s.dog, a->gd, p->g_up, N, r, CQ);
+    k_linear_bwd(kb, dx, gr->g_down, s.dgd, x, p->g_down, N, d, r);
+    /* o = core(qn, kn, vr, g, beta) */
+    op->kda_bwd(kb, s.dqn, s.dkn, s.dvr, s.dg, s.dbeta, NULL, s.dO, NULL, a->qn, a->kn, a->vr, a->g, a->beta,
+                a->s_chunks, B, T, Hq, K, K);
+    /* beta = sigmoid(x Wb^T) */
+    op->sigmoid_bwd(kb, s.dbl, s.dbeta, a->beta, (size_t)N * Hq);
+    k_linear_bwd(kb, dx, gr->b_proj, s.dbl, x, p->b_proj, N, d, Hq);
+    /* g = gate(f), f = fd Wfu^T, fd = x Wfd^T */
+    op->kda_gate_bwd(kb, s.df, gr->A_log, gr->dt_bias, s.dg, a->f, p->A_log, p->dt_bias, N, Hq, K, c->per_head);
+    k_linear_bwd(kb, s.dfd, gr->f_up, s.df, a->fd, p->f_up, N, r, Hq * Kf);
+    k_linear_bwd(kb, dx, gr->f_down, s.dfd, x, p->f_down, N, d, r);
+    /* kn, vr = repeat(knk, vc); knk = l2norm(kc); qn = l2norm(qc) K^-0.5 */
+    op->head_repeat_bwd(kb, s.dknk, s.dkn, N, Hq, Hkv, K);
+    op->head_repeat_bwd(kb, s.dvc, s.dvr, N, Hq, Hkv, K);
+    op->l2norm_bwd(kb, s.dkc, s.dknk, a->kc, (size_t)N * Hkv, K, 1.0f, 1e-6f);
+    op->l2norm_bwd(kb, s.dqc, s.dqn, a->qc, (size_t)N * Hq, K, 1.0f / sqrtf((float)K), 1e-6f);
+    /* convs */
+    op->conv_bwd(kb, s.dqp, gr->q_conv, s.dqc, a->qp, p->q_conv, NULL, B, T, CQ, c->W, c->conv_act);
+    op->conv_bwd(kb, s.dkp, gr->k_conv, s.dkc, a->kp, p->k_conv, NULL, B, T, CK, c->W, c->conv_act);
+    op->conv_bwd(kb, s.dvp, gr->v_conv, s.dvc, a->vp, p->v_conv, NULL, B, T, CK, c->W, c->conv_act);
+    /* projections */
+    k_linear_bwd(kb, dx, gr->q_proj, s.dqp, x, p->q_proj, N, d, CQ);
+    k_linear_bwd(kb, dx, gr->k_proj, s.dkp, x, p->k_proj, N, d, CK);
+    k_linear_bwd(kb, dx, gr->v_proj, s.dvp, x, p->v_proj, N, d, CK);
+}

@@ -1,0 +1,80 @@
+/* test_kda_util.h - shared helpers of the KDA unit tests: random tensors, comparisons, a CPU op table. */
+#ifndef TEST_KDA_UTIL_H
+#define TEST_KDA_UTIL_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "kernels/kernels.h"
+#include "kernels/cpu/kda.h"
+
+static inline float *tk_randn(hx_rng *r, size_t n, float scale)
+{
+    float *p = xmalloc(sizeof(float) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) p[i] = hx_rng_normal(r) * scale;
+    return p;
+}
+
+static inline float *tk_uniform(hx_rng *r, size_t n, float lo, float hi)
+{
+    float *p = xmalloc(sizeof(float) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) p[i] = lo + (hi - lo) * (float)hx_rng_uniform(r);
+    return p;
+}
+
+static inline float *tk_dup(const float *x, size_t n)
+{
+    float *p = xmalloc(sizeof(float) * (n ? n : 1));
+    memcpy(p, x, sizeof(float) * n);
+    return p;
+}
+
+/* max |a-b| / max |b| */
+static inline double tk_relerr(const float *a, const float *b, size_t n)
+{
+    double m = 0, r = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (d > m || isnan(d)) m = d;
+        if (fabs(b[i]) > r) r = fabs(b[i]);
+    }
+    return r > 0 ? m / r : m;
+}
+
+static inline double tk_dot(const float *a, const float *b, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+/*
+ * Finite-difference check of an analytic gradient: for `probes` random coordinates i of x, compares
+ * (L(x + h e_i) - L(x - h e_i)) / 2h with grad[i]; error relative to max |grad|. loss() reads x.
+ */
+typedef double (*tk_loss_fn)(void *ctx);
+static inline double tk_fd_check(const char *what, float *x, const float *grad, size_t n, tk_loss_fn loss,
+                                 void *ctx, int probes, float h, hx_rng *r)
+{
+    double gmax = 0, worst = 0;
+    for (size_t i = 0; i < n; i++) gmax = fmax(gmax, fabs(grad[i]));
+    for (int p = 0; p < probes; p++) {
+        size_t i = (size_t)hx_rng_below(r, n);
+        float x0 = x[i];
+        x[i] = x0 + h;
+        double lp = loss(ctx);
+        x[i] = x0 - h;
+        double lm = loss(ctx);
+        x[i] = x0;
+        double fd = (lp - lm) / (2.0 * h);
+        double e = fabs(fd - grad[i]) / (gmax > 0 ? gmax : 1.0);
+        if (e > worst) worst = e;
+    }
+    printf("  fd %-16s max err %.2e (|grad| max %.3e)\n", what, worst, gmax);
+    return worst;
+}
+
+#endif
