@@ -136,3 +136,131 @@ out:
     free(path);
     return rc;
 }
+
+/* Reads the layer config from README.json's "config" object. */
+static int kda_layer_cfg(const char *dir, nn_kda_cfg *c)
+{
+    char *path = hx_path_join(dir, "README.json");
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    int rc = -1;
+    if (!root) {
+        error("%s:%d:%d: %s", path, je.line, je.column, je.text);
+        goto out;
+    }
+    json_t *cfg = json_object_get(root, "config");
+    if (!json_is_object(cfg)) {
+        error("%s: no \"config\" object (a kda_layer fixture gives the layer's shape there)", path);
+        goto out;
+    }
+    struct { const char *key; int *dst; int def; } ints[] = {
+        {"hidden_size", &c->d, -1}, {"num_heads", &c->Hq, -1}, {"num_kv_heads", &c->Hkv, -1},
+        {"head_dim", &c->K, -1}, {"gate_rank", &c->r, 0}, {"conv_size", &c->W, 4},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        json_t *v = json_object_get(cfg, ints[i].key);
+        if (!v && ints[i].def >= 0) { *ints[i].dst = ints[i].def; continue; }
+        if (!json_is_integer(v)) {
+            error("%s: config.%s must be an integer", path, ints[i].key);
+            goto out;
+        }
+        *ints[i].dst = (int)json_integer_value(v);
+    }
+    if (!c->r) c->r = c->K;
+    const char *act = json_string_value(json_object_get(cfg, "conv_act"));
+    const char *gate = json_string_value(json_object_get(cfg, "gate"));
+    json_t *eps = json_object_get(cfg, "norm_eps");
+    c->conv_act = act && !strcmp(act, "silu");
+    if (act && strcmp(act, "silu") && strcmp(act, "identity")) {
+        error("%s: config.conv_act '%s' is not identity or silu", path, act);
+        goto out;
+    }
+    c->per_head = gate && !strcmp(gate, "per_head");
+    if (gate && strcmp(gate, "per_head") && strcmp(gate, "per_channel")) {
+        error("%s: config.gate '%s' is not per_channel or per_head", path, gate);
+        goto out;
+    }
+    c->eps = json_is_number(eps) ? (float)json_number_value(eps) : 1e-6f;
+    if (nn_kda_cfg_check(c) < 0) {
+        error_prefix("%s", path);
+        goto out;
+    }
+    rc = 0;
+out:
+    json_decref(root);
+    free(path);
+    return rc;
+}
+
+int nn_conform_kda_layer(const char *dir, nn_check *c)
+{
+    nn_kda_cfg cfg;
+    if (kda_layer_cfg(dir, &cfg) < 0) return -1;
+    char *path = hx_path_join(dir, "expected.safetensors");
+    st_file f;
+    if (st_open(&f, path) < 0) {
+        free(path);
+        return -1;
+    }
+    int rc = -1;
+    float *params = NULL, *grads = NULL, *x = NULL, *dy = NULL, *y = NULL, *dx = NULL, *acts = NULL, *scr = NULL;
+    k_backend *kb = NULL;
+    int64_t sx[3];
+    if (!(x = load_shaped(&f, "x", 3, sx))) goto out;
+    if (sx[2] != cfg.d || sx[0] <= 0 || sx[1] <= 0) {
+        error("%s: x is [%lld,%lld,%lld], want [B,T,%d]", path, (long long)sx[0], (long long)sx[1],
+              (long long)sx[2], cfg.d);
+        goto out;
+    }
+    const int B = (int)sx[0], T = (int)sx[1];
+    if (same_shape(&f, "y", 3, sx) < 0 || same_shape(&f, "dy", 3, sx) < 0 || same_shape(&f, "dx", 3, sx) < 0 ||
+        !(dy = load_shaped(&f, "dy", 3, sx)))
+        goto out;
+    nn_kda_params p, g;
+    params = xcalloc(nn_kda_params_floats(&cfg), sizeof(float));
+    grads = xcalloc(nn_kda_params_floats(&cfg), sizeof(float));
+    nn_kda_params_bind(&p, params, &cfg);
+    nn_kda_params_bind(&g, grads, &cfg);
+    for (int i = 0; i < NN_KDA_NPARAMS; i++) {
+        char name[96];
+        int64_t shape[2];
+        int nd = nn_kda_param_shape(&cfg, i, shape);
+        snprintf(name, sizeof name, "param.%s", nn_kda_param_names[i]);
+        if (same_shape(&f, name, nd, shape) < 0 || st_read_f32(&f, st_find(&f, name), p.t[i]) < 0) goto out;
+    }
+    kb = k_cpu_new(0);
+    size_t N = (size_t)B * T;
+    acts = xmalloc(sizeof(float) * nn_kda_acts_floats(&cfg, B, T));
+    scr = xmalloc(sizeof(float) * nn_kda_bwd_scratch_floats(&cfg, B, T));
+    y = xmalloc(sizeof(float) * N * cfg.d);
+    dx = xcalloc(N * cfg.d, sizeof(float));
+    nn_kda_acts a;
+    nn_kda_acts_bind(&a, acts, &cfg, B, T);
+    nn_kda_forward(kb, y, &a, x, &p, &cfg, NULL);
+    float *want = st_load_f32(&f, "y", NULL);
+    nn_check_tensor(c, "y", y, want, N * cfg.d, TOL_OUT);
+    free(want);
+    nn_kda_backward(kb, dx, &g, dy, &a, x, &p, &cfg, scr);
+    want = st_load_f32(&f, "dx", NULL);
+    nn_check_tensor(c, "dx", dx, want, N * cfg.d, TOL_GRAD);
+    free(want);
+    for (int i = 0; i < NN_KDA_NPARAMS; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "grad.%s", nn_kda_param_names[i]);
+        const st_tensor *t = st_find(&f, name);
+        if (!t || st_numel(t) != nn_kda_param_numel(&cfg, i)) {
+            nn_check_fail(c, name, t ? "wrong size in the fixture" : "missing in the fixture");
+            continue;
+        }
+        want = st_load_f32(&f, name, NULL);
+        nn_check_tensor(c, name, g.t[i], want, st_numel(t), TOL_GRAD);
+        free(want);
+    }
+    rc = 0;
+out:
+    if (kb) k_backend_free(kb);
+    free(params); free(grads); free(x); free(dy); free(y); free(dx); free(acts); free(scr);
+    st_close(&f);
+    free(path);
+    return rc;
+}
