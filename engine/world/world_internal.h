@@ -1,0 +1,50 @@
+/* world_internal.h - helpers shared by the world builder's files: string buffers, string maps, ASCII tests. */
+#ifndef HX_WORLD_INTERNAL_H
+#define HX_WORLD_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "base/base.h"
+
+/* Growable string (always NUL-terminated once anything was added). */
+typedef struct wbuf {
+    char *s;
+    size_t len, cap;
+} wbuf;
+void wbuf_add(wbuf *b, const char *s, size_t n);
+void wbuf_puts(wbuf *b, const char *s);
+void wbuf_putc(wbuf *b, char c);
+void wbuf_printf(wbuf *b, const char *fmt, ...) HX_PRINTF(2, 3);
+char *wbuf_take(wbuf *b); /* the string (never NULL); b is reset */
+void wbuf_free(wbuf *b);
+
+/* String -> int map (open addressing). Lookups only: nothing may depend on its slot order. */
+typedef struct wmap {
+    char **keys;
+    int *vals;
+    size_t cap, n;
+} wmap;
+int *wmap_get(const wmap *m, const char *key);          /* NULL if absent */
+int *wmap_put(wmap *m, const char *key, int init);      /* inserts `init` if absent; returns the slot */
+void wmap_free(wmap *m);
+
+/* Brown word counts by tag class (world_brown.freq). */
+struct world_wordfreq {
+    wmap all, noun, adj;
+};
+
+/* Locale-free ASCII tests (bytes >= 0x80 are never letters here). */
+static inline int w_isalpha(int c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+static inline int w_isdigit(int c) { return c >= '0' && c <= '9'; }
+static inline int w_isspace(int c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+static inline int w_tolower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
+static inline int w_toupper(int c) { return (c >= 'a' && c <= 'z') ? c - 32 : c; }
+char *w_lower(const char *s);       /* xmalloc'd ASCII lowercase copy */
+int w_strcaseeq(const char *a, const char *b);
+int w_count_words(const char *s);
+char *w_strndup(const char *s, size_t n);
+
+/* Seeded shuffle of an int array (Fisher-Yates with hx_rng). */
+void w_shuffle_int(hx_rng *r, int *a, int n);
+
+#endif
