@@ -1,0 +1,183 @@
+/* data.c - the `data` stage kind: builds the offline world (corpus, chat pairs, benchmarks) or loads JSONL benchmarks. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/stages/stage.h"
+#include "engine/world/world.h"
+
+/*
+ * Size presets per scale. recipes/base/scales.yaml carries the same numbers under scales.<scale>.data
+ * and recipes pass them explicitly; a size left at -1 here takes the preset of `scale`.
+ * Columns: n_facts paraphrases brown_files cloze_files cloze_items instruct_per_fact bench_max
+ *          min_brown_freq frac_instruct frac_eval frac_heldout
+ */
+static const struct preset {
+    const char *scale;
+    int n_facts, paraphrases, brown_files, cloze_files, cloze_items, instruct_per_fact, bench_max, min_brown_freq;
+    double frac_instruct, frac_eval, frac_heldout;
+} presets[] = {
+    {"tiny", 120, 8, 250, 10, 160, 3, 0, 3, 0.3, 0.2, 0.1},
+    {"small", 0, 8, 0, 20, 400, 3, 0, 3, 0.3, 0.2, 0.1},
+    {"paper", 0, 10, 0, 25, 500, 4, 0, 3, 0.3, 0.2, 0.1},
+};
+
+static const hx_field data_fields[] = {
+    {"scale", HX_T_STR, "\"tiny\"", "tiny|small|paper", "size preset for every size left at -1 (docs/data.md)"},
+    {"seed", HX_T_INT, "0", NULL, "seed of fact selection, splits, templates, scattering and choice order"},
+    {"source", HX_T_STR, "\"world\"", "world|jsonl", "world: build from the pinned packages; jsonl: load benchmark files"},
+    {"jsonl", HX_T_STRLIST, "[]", NULL, "source jsonl: MMLU/ARC/HellaSwag-style JSONL files, one task per file"},
+    {"n_facts", HX_T_INT, "-1", NULL, "facts per relation family (0: every usable fact)"},
+    {"paraphrases", HX_T_INT, "-1", NULL, "prose mentions of each pretrain/instruct/eval fact, each another template"},
+    {"brown_files", HX_T_INT, "-1", NULL, "Brown files in the corpus (0: all not held out for cloze)"},
+    {"cloze_files", HX_T_INT, "-1", NULL, "Brown files held out for cloze_brown"},
+    {"cloze_items", HX_T_INT, "-1", NULL, "cloze_brown items (rounded down to a multiple of 4)"},
+    {"instruct_per_fact", HX_T_INT, "-1", NULL, "chat pairs per instruct fact (direct, mcq, short styles in turn)"},
+    {"bench_max", HX_T_INT, "-1", NULL, "items per knowledge task and split (0: all eval/heldout facts)"},
+    {"min_brown_freq", HX_T_INT, "-1", NULL, "a WordNet word must occur this often in Brown, mostly in its part of speech"},
+    {"frac_instruct", HX_T_NUM, "-1", NULL, "fraction of each family's facts in the instruct split"},
+    {"frac_eval", HX_T_NUM, "-1", NULL, "fraction in the eval split (asked by the benchmarks)"},
+    {"frac_heldout", HX_T_NUM, "-1", NULL, "fraction in the heldout split (nowhere in text; chance-level control)"},
+    {"third_party", HX_T_STR, "\"\"", NULL, "packages directory (default: $HX_THIRD_PARTY or third_party/ next to hx)"},
+    {NULL, 0, NULL, NULL, NULL},
+};
+
+static const hx_role data_roles[] = {{NULL, NULL, 0, NULL}};
+
+static int pick_int(const hx_stage_ctx *c, const char *field, int preset)
+{
+    long long v = hx_with_int(c, field);
+    return v < 0 ? preset : (int)v;
+}
+
+static double pick_num(const hx_stage_ctx *c, const char *field, double preset)
+{
+    double v = hx_with_num(c, field);
+    return v < 0 ? preset : v;
+}
+
+/* Task name of a JSONL file: its base name without .jsonl, other bytes than [A-Za-z0-9_-] as '_'. */
+static char *task_name(const char *path)
+{
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    char *s = xstrdup(b);
+    size_t n = strlen(s);
+    if (n > 6 && !strcmp(s + n - 6, ".jsonl")) s[n - 6] = 0;
+    for (char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-'))
+            *p = '_';
+    return s;
+}
+
+static int run_jsonl(hx_stage_ctx *c)
+{
+    json_t *paths = hx_with_json(c, "jsonl");
+    if (!json_array_size(paths))
+        return error("stage '%s': source: jsonl needs `jsonl: [FILE.jsonl, ...]`", c->stage_name);
+    char *bench = hx_path_join(c->out_dir, "bench");
+    if (hx_mkdir_p(bench) < 0) {
+        free(bench);
+        return -1;
+    }
+    json_t *stats = json_object(), *bt = json_object();
+    int rc = 0, total = 0;
+    size_t i;
+    json_t *p;
+    json_array_foreach(paths, i, p) {
+        const char *path = json_string_value(p);
+        char *task = task_name(path);
+        json_t *items = json_array();
+        if (json_object_get(bt, task)) {
+            rc = error("stage '%s': two JSONL files give the task name '%s'", c->stage_name, task);
+        } else if (world_jsonl_load(path, task, items) == 0) {
+            char *file = xstrfmt("%s/%s.jsonl", bench, task);
+            rc = world_write_jsonl(file, items);
+            free(file);
+            json_object_set_new(bt, task, json_pack("{s:i,s:s}", "items", (int)json_array_size(items), "file", path));
+            total += (int)json_array_size(items);
+        } else {
+            rc = -1;
+        }
+        json_decref(items);
+        free(task);
+        if (rc < 0) break;
+    }
+    json_object_set_new(stats, "source", json_string("jsonl"));
+    json_object_set_new(stats, "bench", bt);
+    if (rc == 0) {
+        char *path = hx_path_join(c->out_dir, "stats.json");
+        char *s = json_dumps(stats, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        char *text = xstrfmt("%s\n", s);
+        rc = hx_write_file(path, text, strlen(text));
+        free(text);
+        free(s);
+        free(path);
+        path = hx_path_join(c->out_dir, "README.md");
+        text = xstrfmt("# Data (hx `data` stage, source: jsonl)\n\n%d items from %zu JSONL files, normalised to "
+                       "hx items in bench/<task>.jsonl (docs/data.md).\n", total, json_array_size(paths));
+        if (rc == 0) rc = hx_write_file(path, text, strlen(text));
+        free(text);
+        free(path);
+    }
+    if (rc == 0 && c->metrics) json_object_set_new(c->metrics, "bench_items", json_integer(total));
+    json_decref(stats);
+    free(bench);
+    return rc;
+}
+
+static int data_run(hx_stage_ctx *c)
+{
+    const char *source = hx_with_str(c, "source");
+    if (!strcmp(source, "jsonl")) return run_jsonl(c);
+    const char *scale = hx_with_str(c, "scale");
+    const struct preset *ps = NULL;
+    for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
+        if (!strcmp(presets[i].scale, scale)) ps = &presets[i];
+    if (!ps) return error("stage '%s': unknown scale '%s' (tiny, small or paper)", c->stage_name, scale);
+    world_params p;
+    world_params_default(&p);
+    p.seed = (uint64_t)hx_with_int(c, "seed");
+    p.n_facts = pick_int(c, "n_facts", ps->n_facts);
+    p.paraphrases = pick_int(c, "paraphrases", ps->paraphrases);
+    p.brown_files = pick_int(c, "brown_files", ps->brown_files);
+    p.cloze_files = pick_int(c, "cloze_files", ps->cloze_files);
+    p.cloze_items = pick_int(c, "cloze_items", ps->cloze_items);
+    p.instruct_per_fact = pick_int(c, "instruct_per_fact", ps->instruct_per_fact);
+    p.bench_max = pick_int(c, "bench_max", ps->bench_max);
+    p.min_brown_freq = pick_int(c, "min_brown_freq", ps->min_brown_freq);
+    p.frac_instruct = pick_num(c, "frac_instruct", ps->frac_instruct);
+    p.frac_eval = pick_num(c, "frac_eval", ps->frac_eval);
+    p.frac_heldout = pick_num(c, "frac_heldout", ps->frac_heldout);
+    p.third_party = hx_with_str(c, "third_party");
+    log_info("%s: building the %s world (seed %llu)", c->stage_name, scale, (unsigned long long)p.seed);
+    world w;
+    if (world_build(&p, &w) < 0) return error_prefix("stage '%s'", c->stage_name);
+    int rc = world_write(&w, c->out_dir);
+    if (rc == 0 && c->metrics) {
+        json_t *st = w.stats;
+        json_object_set_new(c->metrics, "facts", json_integer(w.facts.n));
+        json_object_set(c->metrics, "words", json_object_get(json_object_get(st, "corpus"), "words"));
+        json_object_set_new(c->metrics, "instruct_pairs", json_integer((json_int_t)json_array_size(w.instruct)));
+        int items = 0;
+        for (int t = 0; t < w.n_tasks; t++) items += (int)json_array_size(w.tasks[t].items);
+        json_object_set_new(c->metrics, "bench_items", json_integer(items));
+        json_object_set_new(c->metrics, "build_seconds", json_real(w.seconds));
+    }
+    if (rc == 0)
+        log_info("%s: %d facts, %d corpus words, %zu chat pairs in %.2fs", c->stage_name, w.facts.n,
+                 (int)json_integer_value(json_object_get(json_object_get(w.stats, "corpus"), "words")),
+                 json_array_size(w.instruct), w.seconds);
+    world_free(&w);
+    return rc < 0 ? error_prefix("stage '%s'", c->stage_name) : 0;
+}
+
+const hx_stage_kind hx_kind_data = {
+    .name = "data",
+    .version = 1,
+    .doc = "builds the offline world: pretraining corpus, chat pairs and knowledge benchmarks (docs/data.md)",
+    .fields = data_fields,
+    .roles = data_roles,
+    .needs_gpu = 0,
+    .run = data_run,
+};
