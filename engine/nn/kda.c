@@ -1,5 +1,6 @@
 /* kda.c - the KDA / GDN mixer layer: forward, backward and decode over the op table (spec/models.md section 2). */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/base.h"
@@ -96,7 +97,6 @@ void nn_kda_acts_bind(nn_kda_acts *a, float *base, const nn_kda_cfg *c, int B, i
 #define BIND(name, sz) a->name = base; base += (size_t)(sz);
     KDA_ACTS(BIND, c, N, nc, B)
 #undef BIND
-    for (size_t i = 0; i < N; i++) a->ones[i] = 1.0f;
 }
 
 size_t nn_kda_state_floats(const nn_kda_cfg *c, int B)
@@ -147,6 +147,10 @@ void nn_kda_forward(k_backend *kb, float *y, nn_kda_acts *a, const float *x, con
     const k_ops *op = kb->op;
     const int B = a->B, T = a->T, N = B * T, d = c->d, K = c->K, Hq = c->Hq, Hkv = c->Hkv, r = c->r;
     const int CQ = Hq * K, CK = Hkv * K, Kf = c->per_head ? 1 : K;
+    float *ones = xmalloc(sizeof(float) * N); /* the bias add is a rank-1 matmul: ones [N,1] x bias [1,CQ] */
+    for (int i = 0; i < N; i++) ones[i] = 1.0f;
+    op->upload(kb, a->ones, ones, sizeof(float) * N);
+    free(ones);
     k_linear_fwd(kb, a->qp, x, p->q_proj, N, d, CQ, 0);
     k_linear_fwd(kb, a->kp, x, p->k_proj, N, d, CK, 0);
     k_linear_fwd(kb, a->vp, x, p->v_proj, N, d, CK, 0);

@@ -68,7 +68,7 @@ typedef struct nn_kda_acts {
     float *gd, *og;        /* output gate [N,r], [N,Hq*K] */
     float *yn;             /* gated-norm output, o_proj input [N,Hq*K] */
     float *s_chunks;       /* [B,Hq,NC,K,K] */
-    float *ones;           /* [N] of 1.0 (bias add and its gradient as matmuls) */
+    float *ones;           /* [N] of 1.0, written by the forward (bias add and its gradient as matmuls) */
 } nn_kda_acts;
 size_t nn_kda_acts_floats(const nn_kda_cfg *c, int B, int T);
 void nn_kda_acts_bind(nn_kda_acts *a, float *base, const nn_kda_cfg *c, int B, int T);
