@@ -75,10 +75,12 @@ typedef struct k_ops {
     void (*rmsnorm_bwd)(k_backend *b, float *dx, float *dw, const float *dout, const float *x, const float *w,
                         const float *rstd, int N, int d);
 
-    /* ---- RoPE, rotate-half (HF Qwen3): x [N,H,K], pairs (i, i+K/2), angle pos[n] * theta^(-2i/K) ----
-     * In place. fwd rotates by +angle; bwd rotates the gradient by -angle (dx = R^T dx), also in place. */
-    void (*rope_fwd)(k_backend *b, float *x, const int32_t *pos, int N, int H, int K, float theta);
-    void (*rope_bwd)(k_backend *b, float *dx, const int32_t *pos, int N, int H, int K, float theta);
+    /* ---- RoPE, rotate-half (HF Qwen3): x [N,H,K], pairs (i, i+K/2), angle = (float)pos[n] * inv_freq[i] ----
+     * inv_freq [K/2] (device) is computed by the model (nn: HF's float32 1/theta^(2i/K), rounded to bf16 when
+     * the checkpoint is bf16, as transformers' buffer is). In place: fwd rotates by +angle; bwd rotates the
+     * gradient by -angle (dx = R^T dx). */
+    void (*rope_fwd)(k_backend *b, float *x, const int32_t *pos, const float *inv_freq, int N, int H, int K);
+    void (*rope_bwd)(k_backend *b, float *dx, const int32_t *pos, const float *inv_freq, int N, int H, int K);
 
     /* ---- causal GQA attention, tiled with online softmax (no Tq x Tk buffer) ----
      * q [B,Tq,Hq,K], k/v [B,Tk,Hkv,K], out [B,Tq,Hq,K], lse [B,Hq,Tq] (log-sum-exp of the scaled scores,

@@ -8,6 +8,8 @@
 
 /* Sorted by name; usage text and `hx help` come from here. */
 static const hx_cmd commands[] = {
+    {"conform", cmd_conform, "[--device cpu|cuda] [--tokenizer FILE] DIR",
+     "run the engine on a reference fixture directory and compare"},
     {"help", cmd_help, "[COMMAND]", "show usage of hx or of one command"},
     {"tokenize", cmd_tokenize, "[--tokenizer FILE|DIR] [--ids|--tokens] [--decode] [TEXT|-]",
      "encode text to token ids (or decode ids) with a tokenizer.json"},

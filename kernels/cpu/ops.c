@@ -136,18 +136,10 @@ void kcpu_rmsnorm_bwd(k_backend *b, float *dx, float *dw, const float *dout, con
 
 /* ---- RoPE (HF rotate_half: out = x * cos + rotate_half(x) * sin, rotate_half(x) = [-x2, x1]) ---- */
 
-float kcpu_rope_inv_freq(int i, int K, float theta)
-{
-    float expo = (float)(2 * i) / (float)K;   /* torch: arange(0, K, 2).float() / K, in float32 */
-    return 1.0f / powf(theta, expo);
-}
-
-static void rope_apply(k_backend *b, float *x, const int32_t *pos, int N, int H, int K, float theta, float sign)
+static void rope_apply(k_backend *b, float *x, const int32_t *pos, const float *inv, int N, int H, int K, float sign)
 {
     int h2 = K / 2;
-    float inv[512];
     if (h2 > 512) BUG("rope: head dim %d too large", K);
-    for (int i = 0; i < h2; i++) inv[i] = kcpu_rope_inv_freq(i, K, theta);
 #pragma omp parallel for num_threads(NT) schedule(static) if (N > 8)
     for (int n = 0; n < N; n++) {
         float cs[512], sn[512];
@@ -167,15 +159,15 @@ static void rope_apply(k_backend *b, float *x, const int32_t *pos, int N, int H,
     }
 }
 
-void kcpu_rope_fwd(k_backend *b, float *x, const int32_t *pos, int N, int H, int K, float theta)
+void kcpu_rope_fwd(k_backend *b, float *x, const int32_t *pos, const float *inv_freq, int N, int H, int K)
 {
-    rope_apply(b, x, pos, N, H, K, theta, 1.0f);
+    rope_apply(b, x, pos, inv_freq, N, H, K, 1.0f);
 }
 
 /* The rotation is orthogonal: its transpose is the rotation by -angle. */
-void kcpu_rope_bwd(k_backend *b, float *dx, const int32_t *pos, int N, int H, int K, float theta)
+void kcpu_rope_bwd(k_backend *b, float *dx, const int32_t *pos, const float *inv_freq, int N, int H, int K)
 {
-    rope_apply(b, dx, pos, N, H, K, theta, -1.0f);
+    rope_apply(b, dx, pos, inv_freq, N, H, K, -1.0f);
 }
 
 /* ---- SwiGLU: out = silu(g) * u, silu(g) = g * sigmoid(g) ---- */

@@ -18,8 +18,8 @@ void kcpu_rmsnorm_fwd(k_backend *b, float *out, float *rstd, const float *x, con
                       float eps);
 void kcpu_rmsnorm_bwd(k_backend *b, float *dx, float *dw, const float *dout, const float *x, const float *w,
                       const float *rstd, int N, int d);
-void kcpu_rope_fwd(k_backend *b, float *x, const int32_t *pos, int N, int H, int K, float theta);
-void kcpu_rope_bwd(k_backend *b, float *dx, const int32_t *pos, int N, int H, int K, float theta);
+void kcpu_rope_fwd(k_backend *b, float *x, const int32_t *pos, const float *inv_freq, int N, int H, int K);
+void kcpu_rope_bwd(k_backend *b, float *dx, const int32_t *pos, const float *inv_freq, int N, int H, int K);
 void kcpu_attn_fwd(k_backend *b, float *out, float *lse, const float *q, const float *k, const float *v,
                    const int32_t *q_start, const int32_t *seg, const k_attn_shape *s);
 void kcpu_attn_bwd(k_backend *b, float *dq, float *dk, float *dv, const float *dout, const float *q,
@@ -37,7 +37,5 @@ void kcpu_mse_fwd_bwd(k_backend *b, float *loss, float *dx, const float *x, cons
 void kcpu_adamw(k_backend *b, float *p, const float *g, float *m, float *v, size_t n, int nseg,
                 const size_t *seg_end, const unsigned char *decay, const k_adamw_hp *hp);
 
-/* RoPE inverse frequency exactly as HF computes it in float32: 1 / theta^((2i)/K). */
-float kcpu_rope_inv_freq(int i, int K, float theta);
 
 #endif

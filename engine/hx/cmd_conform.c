@@ -1,0 +1,79 @@
+/* cmd_conform.c - `hx conform DIR`: run the engine on a reference fixture and compare (fixtures/README.md). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "base/base.h"
+#include "engine/hx/commands.h"
+#include "engine/nn/conform.h"
+#include "engine/nn/conform_model.h"
+
+typedef struct conform_opts {
+    const char *device;
+    const char *tokenizer;   /* --tokenizer FILE or NULL */
+    int threads;
+} conform_opts;
+
+static int conform_model(const char *dir, const conform_opts *o, nn_check *c)
+{
+    return nn_conform_model(dir, o->device, o->threads, c);
+}
+
+/* One row per fixture kind (README.json "kind"). */
+static const struct {
+    const char *kind;
+    int (*fn)(const char *dir, const conform_opts *o, nn_check *c);
+} kinds[] = {
+    {"hybrid", conform_model},
+    {"qwen3", conform_model},
+    {NULL, NULL},
+};
+
+static const char usage[] = "usage: hx conform [--device cpu|cuda] [--tokenizer FILE] [--threads N] DIR";
+
+int cmd_conform(int argc, char **argv)
+{
+    conform_opts o = {.device = "cpu", .tokenizer = NULL, .threads = 0};
+    const char *dir = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--device") && i + 1 < argc) o.device = argv[++i];
+        else if (!strncmp(argv[i], "--device=", 9)) o.device = argv[i] + 9;
+        else if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) o.tokenizer = argv[++i];
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) o.threads = atoi(argv[++i]);
+        else if (argv[i][0] == '-') die(HX_EXIT_USAGE, "unknown option %s\n%s", argv[i], usage);
+        else if (!dir) dir = argv[i];
+        else die(HX_EXIT_USAGE, "one fixture directory at a time\n%s", usage);
+    }
+    if (!dir) die(HX_EXIT_USAGE, "%s", usage);
+    if (!o.threads) {
+        const char *e = getenv("OMP_NUM_THREADS");
+        o.threads = e ? atoi(e) : 0;
+    }
+    char *rp = hx_path_join(dir, "README.json");
+    json_error_t jerr;
+    json_t *readme = json_load_file(rp, 0, &jerr);
+    if (!readme) die(HX_EXIT_USAGE, "%s: %s (line %d)\nhint: a fixture directory holds README.json with a \"kind\"", rp,
+                     jerr.text, jerr.line);
+    const char *kind = json_string_value(json_object_get(readme, "kind"));
+    if (!kind) die(HX_EXIT_USAGE, "%s: no \"kind\" string", rp);
+    int k = 0;
+    while (kinds[k].kind && strcmp(kinds[k].kind, kind)) k++;
+    if (!kinds[k].kind) {
+        fprintf(stderr, "hx conform: %s: unknown fixture kind \"%s\"; known:", rp, kind);
+        for (int j = 0; kinds[j].kind; j++) fprintf(stderr, " %s", kinds[j].kind);
+        fprintf(stderr, "\n");
+        return HX_EXIT_USAGE;
+    }
+    printf("conform %s (kind %s, device %s)\n", dir, kind, o.device);
+    nn_check c;
+    nn_check_init(&c, stdout);
+    double t0 = hx_now();
+    int r = kinds[k].fn(dir, &o, &c);
+    if (r) nn_check_fail(&c, "fixture", hx_last_error());
+    printf("%d ok, %d failed (%.2fs)\n", c.n_ok, c.n_fail, hx_now() - t0);
+    json_decref(readme);
+    free(rp);
+    return c.n_fail || r ? HX_EXIT_STAGE : 0;
+}

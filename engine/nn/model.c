@@ -1,0 +1,734 @@
+/* model.c - Qwen3 / Hybrid model: parameter table, one-allocation buffers, explicit forward and backward per layer. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "engine/nn/model.h"
+#include "engine/nn/kda.h"
+
+/*
+ * Shapes: B batch, T time, N = B*T rows, d hidden, V vocab, F MLP width, Hq/Hkv heads, K head dim,
+ * QD = Hq*K, KD = Hkv*K. A block (HF Qwen3DecoderLayer, pre-norm):
+ *   ln1 = RMSNorm(res_in);  res_mid = res_in + Mixer(ln1);
+ *   ln2 = RMSNorm(res_mid); res_out = res_mid + down(silu(gate(ln2)) * up(ln2))
+ * then hidden_out = RMSNorm(res_L), logits = hidden_out E^T (tied) or W_lm^T.
+ */
+
+#define IGNORE_INDEX (-100)
+
+/* Indices into the parameter table of one layer; mixer params follow mix0 consecutively. */
+struct nn_layer_ix {
+    int ln1, ln2, gate, up, down;
+    int mix0, nmix;           /* first mixer parameter and how many */
+    int q, k, v, o, qn, kn;   /* attention (full_attention layers) */
+};
+
+static inline float *P(const nn_model *m, int i) { return i < 0 ? NULL : m->p + m->params[i].off; }
+static inline float *G(const nn_model *m, int i)
+{
+    return (i < 0 || !m->g || m->params[i].goff == SIZE_MAX) ? NULL : m->g + m->params[i].goff;
+}
+
+/* ---------------------------------------------------------------- parameter table */
+
+typedef struct ptab {
+    nn_param *t;
+    int n, cap;
+    size_t off;
+} ptab;
+
+static int ptab_add(ptab *pt, const char *name, int ndim, int64_t r, int64_t c, nn_group g, int layer, int decay)
+{
+    if (pt->n == pt->cap) {
+        pt->cap = pt->cap ? 2 * pt->cap : 64;
+        pt->t = xrealloc(pt->t, (size_t)pt->cap * sizeof *pt->t);
+    }
+    nn_param *p = &pt->t[pt->n];
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->ndim = ndim;
+    p->shape[0] = r;
+    p->shape[1] = ndim > 1 ? c : 0;
+    p->numel = (size_t)r * (ndim > 1 ? (size_t)c : 1);
+    p->off = pt->off;
+    p->goff = SIZE_MAX;
+    p->group = g;
+    p->layer = layer;
+    p->decay = decay;
+    pt->off += (p->numel + 15) & ~(size_t)15; /* 64-byte aligned tensors */
+    return pt->n++;
+}
+
+/*
+ * ===== Mixer dispatch =====
+ * Each function below switches on the layer's mixer. full_attention is implemented here; kda / gdn come from
+ * engine/nn/kda.h (the KDA engineer wires nn_kda_* into these five places: params, act_floats, forward,
+ * backward, cache_floats).
+ */
+/* The KDA / GDN layer's shape from the model config (spec section 3: K = V = head_dim). */
+static void kda_cfg(nn_kda_cfg *k, const nn_config *c, int l)
+{
+    *k = (nn_kda_cfg){.d = c->d, .Hq = c->n_heads, .Hkv = c->n_kv_heads, .K = c->head_dim, .r = c->gate_rank,
+                      .W = c->conv_size, .conv_act = !strcmp(c->conv_act, "silu"),
+                      .per_head = c->mixer[l] == NN_MIX_GDN, .eps = c->norm_eps};
+}
+
+static int mixer_add_params(ptab *pt, const nn_config *c, int l, struct nn_layer_ix *ix)
+{
+    char name[96];
+    int QD = c->n_heads * c->head_dim, KD = c->n_kv_heads * c->head_dim;
+    ix->q = ix->k = ix->v = ix->o = ix->qn = ix->kn = -1;
+    switch (c->mixer[l]) {
+    case NN_MIX_ATTN:
+#define ADD(field, suffix, nd, r, cc, decay)                                                   \
+    snprintf(name, sizeof name, "model.layers.%d.self_attn.%s", l, suffix);                    \
+    ix->field = ptab_add(pt, name, nd, r, cc, NN_G_ATTENTION, l, decay);
+        ADD(q, "q_proj.weight", 2, QD, c->d, 1);
+        ix->mix0 = ix->q;
+        ADD(k, "k_proj.weight", 2, KD, c->d, 1);
+        ADD(v, "v_proj.weight", 2, KD, c->d, 1);
+        ADD(o, "o_proj.weight", 2, c->d, QD, 1);
+        ADD(qn, "q_norm.weight", 1, c->head_dim, 0, 0);
+        ADD(kn, "k_norm.weight", 1, c->head_dim, 0, 0);
+#undef ADD
+        ix->nmix = 6;
+        return 0;
+    case NN_MIX_KDA:
+    case NN_MIX_GDN: {
+        nn_kda_cfg kc;
+        kda_cfg(&kc, c, l);
+        if (nn_kda_cfg_check(&kc)) return error_prefix("layer %d", l);
+        ix->mix0 = pt->n;
+        for (int i = 0; i < NN_KDA_NPARAMS; i++) {
+            int64_t s[2];
+            int nd = nn_kda_param_shape(&kc, i, s);
+            snprintf(name, sizeof name, "model.layers.%d.linear_attn.%s", l, nn_kda_param_names[i]);
+            ptab_add(pt, name, nd, s[0], nd > 1 ? s[1] : 0, NN_G_KDA, l, nd > 1);
+        }
+        ix->nmix = NN_KDA_NPARAMS;
+        return 0;
+    }
+    }
+    return error("layer %d: unknown mixer %d", l, (int)c->mixer[l]);
+}
+
+/* Attention activations of one layer: qp, q [N,QD]; qrstd [N*Hq]; kp, k, v [N,KD]; krstd [N*Hkv]; att [N,QD];
+ * lse [B*Hq*T]. */
+typedef struct attn_act {
+    float *qp, *qrstd, *q, *kp, *krstd, *k, *v, *att, *lse;
+} attn_act;
+
+static size_t attn_act_bind(attn_act *a, float *base, const nn_config *c, int N)
+{
+    size_t QD = (size_t)c->n_heads * c->head_dim, KD = (size_t)c->n_kv_heads * c->head_dim, o = 0;
+#define TAKE(f, n) do { if (a) a->f = base + o; o += ((size_t)(n) + 15) & ~(size_t)15; } while (0)
+    TAKE(qp, N * QD); TAKE(qrstd, (size_t)N * c->n_heads); TAKE(q, N * QD);
+    TAKE(kp, N * KD); TAKE(krstd, (size_t)N * c->n_kv_heads); TAKE(k, N * KD); TAKE(v, N * KD);
+    TAKE(att, N * QD); TAKE(lse, (size_t)N * c->n_heads);
+#undef TAKE
+    return o;
+}
+
+static size_t mixer_act_floats(const nn_config *c, int l, int B, int T)
+{
+    switch (c->mixer[l]) {
+    case NN_MIX_ATTN: return attn_act_bind(NULL, NULL, c, B * T);
+    default: {
+        nn_kda_cfg kc;
+        kda_cfg(&kc, c, l);
+        return nn_kda_acts_floats(&kc, B, T);
+    }
+    }
+}
+
+/* Backward scratch shared by all layers: dq, datt, dqp [N,QD]; dk, dv, dkp [N,KD]. */
+static size_t mixer_bwd_scratch_floats(const nn_config *c, int B, int T)
+{
+    size_t N = (size_t)B * T, QD = (size_t)c->n_heads * c->head_dim, KD = (size_t)c->n_kv_heads * c->head_dim;
+    size_t n = 3 * N * QD + 3 * N * KD + 64;
+    for (int l = 0; l < c->n_layers; l++)
+        if (c->mixer[l] != NN_MIX_ATTN) {
+            nn_kda_cfg kc;
+            kda_cfg(&kc, c, l);
+            if (nn_kda_bwd_scratch_floats(&kc, B, T) > n) n = nn_kda_bwd_scratch_floats(&kc, B, T);
+        }
+    return n;
+}
+
+static size_t mixer_cache_floats(const nn_config *c, int l, int B, int Tmax)
+{
+    switch (c->mixer[l]) {
+    case NN_MIX_ATTN: return 2 * (size_t)B * Tmax * c->n_kv_heads * c->head_dim; /* k, v [B,Tmax,Hkv,K] */
+    default: {
+        nn_kda_cfg kc; /* recurrent state + conv caches, independent of Tmax */
+        kda_cfg(&kc, c, l);
+        return nn_kda_state_floats(&kc, B);
+    }
+    }
+}
+
+/* Per-call context of the layer functions. */
+typedef struct fwd_ctx {
+    int B, T, N;
+    const int32_t *pos, *seg, *q_start; /* device */
+    nn_cache *cache;
+    int train;
+} fwd_ctx;
+
+/*
+ * Attention forward (HF Qwen3Attention): x [N,d] -> y [N,d]
+ *   qp = x Wq^T, kp = x Wk^T, v = x Wv^T; q = RoPE(RMSNorm_head(qp) * q_norm), k likewise;
+ *   att = softmax(q k^T / sqrt(K) + causal/segment mask) v (GQA);  y = att Wo^T
+ * With a cache, k and v of sequence b are stored at cache positions len[b].. and attention runs over the cache.
+ */
+static void attn_forward(nn_model *m, int l, const fwd_ctx *f, float *y, const float *x, float *actbuf,
+                         float *cache_l)
+{
+    const nn_config *c = &m->cfg;
+    k_backend *be = m->be;
+    const struct nn_layer_ix *ix = &m->lix[l];
+    int N = f->N, K = c->head_dim, Hq = c->n_heads, Hkv = c->n_kv_heads, QD = Hq * K, KD = Hkv * K;
+    attn_act a;
+    attn_act_bind(&a, actbuf, c, N);
+    k_linear_fwd(be, a.qp, x, P(m, ix->q), N, c->d, QD, 0);
+    k_linear_fwd(be, a.kp, x, P(m, ix->k), N, c->d, KD, 0);
+    k_linear_fwd(be, a.v, x, P(m, ix->v), N, c->d, KD, 0);
+    be->op->rmsnorm_fwd(be, a.q, a.qrstd, a.qp, P(m, ix->qn), N * Hq, K, c->norm_eps);
+    be->op->rmsnorm_fwd(be, a.k, a.krstd, a.kp, P(m, ix->kn), N * Hkv, K, c->norm_eps);
+    be->op->rope_fwd(be, a.q, f->pos, m->rope_inv, N, Hq, K);
+    be->op->rope_fwd(be, a.k, f->pos, m->rope_inv, N, Hkv, K);
+    k_attn_shape s = {.B = f->B, .Tq = f->T, .Tk = f->T, .Hq = Hq, .Hkv = Hkv, .K = K, .scale = 1.0f / sqrtf((float)K)};
+    if (f->cache) {
+        nn_cache *cc = f->cache;
+        float *ck = cache_l, *cv = cache_l + (size_t)cc->B * cc->Tmax * KD;
+        for (int b = 0; b < f->B; b++) {
+            size_t dst = ((size_t)b * cc->Tmax + cc->len[b]) * KD, src = (size_t)b * f->T * KD;
+            be->op->copy(be, ck + dst, a.k + src, (size_t)f->T * KD * sizeof(float));
+            be->op->copy(be, cv + dst, a.v + src, (size_t)f->T * KD * sizeof(float));
+        }
+        s.Tk = cc->Tmax;
+        be->op->attn_fwd(be, a.att, NULL, a.q, ck, cv, f->q_start, NULL, &s);
+    } else {
+        be->op->attn_fwd(be, a.att, a.lse, a.q, a.k, a.v, NULL, f->seg, &s);
+    }
+    k_linear_fwd(be, y, a.att, P(m, ix->o), N, QD, c->d, 0);
+}
+
+/* Backward of attn_forward (train, no cache): dx [N,d] += ..., gradients of trainable weights += ... */
+static void attn_backward(nn_model *m, int l, const fwd_ctx *f, float *dx, const float *dy, const float *x,
+                          float *actbuf, float *scratch)
+{
+    const nn_config *c = &m->cfg;
+    k_backend *be = m->be;
+    const struct nn_layer_ix *ix = &m->lix[l];
+    int N = f->N, K = c->head_dim, Hq = c->n_heads, Hkv = c->n_kv_heads, QD = Hq * K, KD = Hkv * K;
+    attn_act a;
+    attn_act_bind(&a, actbuf, c, N);
+    float *datt = scratch, *dq = datt + (size_t)N * QD, *dqp = dq + (size_t)N * QD, *dk = dqp + (size_t)N * QD,
+          *dv = dk + (size_t)N * KD, *dkp = dv + (size_t)N * KD;
+    be->op->zero(be, scratch, mixer_bwd_scratch_floats(c, f->B, f->T) * sizeof(float));
+    /* y = att Wo^T */
+    k_linear_bwd(be, datt, G(m, ix->o), dy, a.att, P(m, ix->o), N, QD, c->d);
+    k_attn_shape s = {.B = f->B, .Tq = f->T, .Tk = f->T, .Hq = Hq, .Hkv = Hkv, .K = K, .scale = 1.0f / sqrtf((float)K)};
+    be->op->attn_bwd(be, dq, dk, dv, datt, a.q, a.k, a.v, a.att, a.lse, f->seg, &s);
+    /* q = RoPE(qn): rotate the gradient back; qn = RMSNorm(qp) * q_norm */
+    be->op->rope_bwd(be, dq, f->pos, m->rope_inv, N, Hq, K);
+    be->op->rope_bwd(be, dk, f->pos, m->rope_inv, N, Hkv, K);
+    be->op->rmsnorm_bwd(be, dqp, G(m, ix->qn), dq, a.qp, P(m, ix->qn), a.qrstd, N * Hq, K);
+    be->op->rmsnorm_bwd(be, dkp, G(m, ix->kn), dk, a.kp, P(m, ix->kn), a.krstd, N * Hkv, K);
+    /* qp = x Wq^T, kp = x Wk^T, v = x Wv^T */
+    k_linear_bwd(be, dx, G(m, ix->q), dqp, x, P(m, ix->q), N, c->d, QD);
+    k_linear_bwd(be, dx, G(m, ix->k), dkp, x, P(m, ix->k), N, c->d, KD);
+    k_linear_bwd(be, dx, G(m, ix->v), dv, x, P(m, ix->v), N, c->d, KD);
+}
+
+/* KDA / GDN (engine/nn/kda.c): the layer's tensors are consecutive in the table from mix0. With a cache, the
+ * recurrent state and conv caches continue from the previous call (prefill, then decode with T = 1). */
+static void kda_views(const nn_model *m, int l, nn_kda_cfg *kc, nn_kda_params *p, nn_kda_params *g)
+{
+    kda_cfg(kc, &m->cfg, l);
+    for (int i = 0; i < NN_KDA_NPARAMS; i++) {
+        p->t[i] = P(m, m->lix[l].mix0 + i);
+        if (g) g->t[i] = G(m, m->lix[l].mix0 + i);
+    }
+}
+
+static void kda_forward(nn_model *m, int l, const fwd_ctx *f, float *y, const float *x, float *act, float *cache_l)
+{
+    nn_kda_cfg kc;
+    nn_kda_params p;
+    nn_kda_acts a;
+    nn_kda_state st;
+    kda_views(m, l, &kc, &p, NULL);
+    nn_kda_acts_bind(&a, act, &kc, f->B, f->T);
+    if (f->cache) {
+        if (f->cache->B != f->B) BUG("KDA layer %d: batch %d with a cache of %d sequences", l, f->B, f->cache->B);
+        nn_kda_state_bind(&st, cache_l, &kc, f->B);
+    }
+    nn_kda_forward(m->be, y, &a, x, &p, &kc, f->cache ? &st : NULL);
+}
+
+static void kda_backward(nn_model *m, int l, const fwd_ctx *f, float *dx, const float *dy, const float *x, float *act,
+                         float *scratch)
+{
+    nn_kda_cfg kc;
+    nn_kda_params p, g;
+    nn_kda_acts a;
+    kda_views(m, l, &kc, &p, &g);
+    nn_kda_acts_bind(&a, act, &kc, f->B, f->T);
+    nn_kda_backward(m->be, dx, &g, dy, &a, x, &p, &kc, scratch);
+}
+
+static void mixer_forward(nn_model *m, int l, const fwd_ctx *f, float *y, const float *x, float *act, float *cache_l)
+{
+    switch (m->cfg.mixer[l]) {
+    case NN_MIX_ATTN: attn_forward(m, l, f, y, x, act, cache_l); return;
+    case NN_MIX_KDA: case NN_MIX_GDN: kda_forward(m, l, f, y, x, act, cache_l); return;
+    default: BUG("layer %d: mixer %d has no forward", l, (int)m->cfg.mixer[l]);
+    }
+}
+
+static void mixer_backward(nn_model *m, int l, const fwd_ctx *f, float *dx, const float *dy, const float *x,
+                           float *act, float *scratch)
+{
+    switch (m->cfg.mixer[l]) {
+    case NN_MIX_ATTN: attn_backward(m, l, f, dx, dy, x, act, scratch); return;
+    case NN_MIX_KDA: case NN_MIX_GDN: kda_backward(m, l, f, dx, dy, x, act, scratch); return;
+    default: BUG("layer %d: mixer %d has no backward", l, (int)m->cfg.mixer[l]);
+    }
+}
+/* ===== end of mixer dispatch ===== */
+
+static int build_table(const nn_config *c, ptab *pt, struct nn_layer_ix *lix, int *embed, int *norm, int *lm)
+{
+    char name[96];
+    int d = c->d, F = c->ffn;
+    *embed = ptab_add(pt, "model.embed_tokens.weight", 2, c->vocab, d, NN_G_EMBED, -1, 1);
+    for (int l = 0; l < c->n_layers; l++) {
+        struct nn_layer_ix *ix = &lix[l];
+        snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
+        ix->ln1 = ptab_add(pt, name, 1, d, 0, NN_G_NORM, l, 0);
+        if (mixer_add_params(pt, c, l, ix)) return -1;
+        snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
+        ix->ln2 = ptab_add(pt, name, 1, d, 0, NN_G_NORM, l, 0);
+        snprintf(name, sizeof name, "model.layers.%d.mlp.gate_proj.weight", l);
+        ix->gate = ptab_add(pt, name, 2, F, d, NN_G_MLP, l, 1);
+        snprintf(name, sizeof name, "model.layers.%d.mlp.up_proj.weight", l);
+        ix->up = ptab_add(pt, name, 2, F, d, NN_G_MLP, l, 1);
+        snprintf(name, sizeof name, "model.layers.%d.mlp.down_proj.weight", l);
+        ix->down = ptab_add(pt, name, 2, d, F, NN_G_MLP, l, 1);
+    }
+    *norm = ptab_add(pt, "model.norm.weight", 1, d, 0, NN_G_NORM, -1, 0);
+    *lm = c->tied ? -1 : ptab_add(pt, "lm_head.weight", 2, c->vocab, d, NN_G_LM_HEAD, -1, 1);
+    return 0;
+}
+
+int nn_param_table(const nn_config *c, nn_param **table, int *n)
+{
+    ptab pt = {0};
+    struct nn_layer_ix *lix = xcalloc((size_t)c->n_layers, sizeof *lix);
+    int e, no, lm;
+    int r = build_table(c, &pt, lix, &e, &no, &lm);
+    free(lix);
+    if (r) {
+        free(pt.t);
+        return -1;
+    }
+    *table = pt.t;
+    *n = pt.n;
+    return 0;
+}
+
+size_t nn_config_n_params(const nn_config *c)
+{
+    nn_param *t;
+    int n;
+    if (nn_param_table(c, &t, &n)) return 0;
+    size_t s = 0;
+    for (int i = 0; i < n; i++) s += t[i].numel;
+    free(t);
+    return s;
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+int nn_model_new(nn_model **out, const nn_config *c, k_backend *be)
+{
+    *out = NULL;
+    if (nn_config_check(c, "model config")) return -1;
+    nn_model *m = xcalloc(1, sizeof *m);
+    m->cfg = *c;
+    m->be = be;
+    m->lix = xcalloc((size_t)c->n_layers, sizeof *m->lix);
+    ptab pt = {0};
+    if (build_table(c, &pt, m->lix, &m->embed_idx, &m->norm_idx, &m->lm_head_idx)) {
+        free(pt.t);
+        free(m->lix);
+        free(m);
+        return -1;
+    }
+    m->params = pt.t;
+    m->n_params = pt.n;
+    m->n_floats = pt.off;
+    m->p = be->op->alloc(be, m->n_floats * sizeof(float));
+    float inv[512];
+    nn_rope_inv_freq(c, inv);
+    m->rope_inv = be->op->alloc(be, 512 * sizeof(float));
+    be->op->upload(be, m->rope_inv, inv, (size_t)(c->head_dim / 2) * sizeof(float));
+    m->act_off = xcalloc((size_t)c->n_layers + 1, sizeof *m->act_off);
+    m->act_mode = -1;
+    *out = m;
+    return 0;
+}
+
+void nn_model_free(nn_model *m)
+{
+    if (!m) return;
+    k_backend *be = m->be;
+    be->op->free(be, m->p);
+    be->op->free(be, m->rope_inv);
+    if (m->g) be->op->free(be, m->g);
+    if (m->m) be->op->free(be, m->m);
+    if (m->v) be->op->free(be, m->v);
+    if (m->act) be->op->free(be, m->act);
+    if (m->io) be->op->free(be, m->io);
+    free(m->act_off);
+    free(m->params);
+    free(m->lix);
+    free(m);
+}
+
+void nn_model_init_random(nn_model *m, uint64_t seed)
+{
+    hx_rng rng;
+    hx_rng_seed(&rng, seed);
+    float *host = xmalloc(m->n_floats * sizeof(float));
+    memset(host, 0, m->n_floats * sizeof(float));
+    for (int i = 0; i < m->n_params; i++) {
+        nn_param *p = &m->params[i];
+        float *x = host + p->off;
+        if (p->ndim == 1 && p->group != NN_G_KDA)
+            for (size_t j = 0; j < p->numel; j++) x[j] = 1.0f; /* RMSNorm weights */
+        else
+            for (size_t j = 0; j < p->numel; j++) x[j] = m->cfg.init_range * hx_rng_normal(&rng);
+    }
+    m->be->op->upload(m->be, m->p, host, m->n_floats * sizeof(float));
+    free(host);
+}
+
+int nn_model_find(const nn_model *m, const char *name)
+{
+    for (int i = 0; i < m->n_params; i++)
+        if (!strcmp(m->params[i].name, name)) return i;
+    return -1;
+}
+
+float *nn_model_param(const nn_model *m, const char *name) { return P(m, nn_model_find(m, name)); }
+float *nn_model_grad(const nn_model *m, const char *name) { return G(m, nn_model_find(m, name)); }
+
+int nn_model_set_trainable(nn_model *m, unsigned mask)
+{
+    k_backend *be = m->be;
+    if (m->g) be->op->free(be, m->g);
+    if (m->m) be->op->free(be, m->m);
+    if (m->v) be->op->free(be, m->v);
+    m->g = m->m = m->v = NULL;
+    m->trainable = mask;
+    size_t off = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        nn_param *p = &m->params[i];
+        if (mask & NN_GROUP_BIT(p->group)) {
+            p->goff = off;
+            off += (p->numel + 15) & ~(size_t)15;
+        } else
+            p->goff = SIZE_MAX;
+    }
+    m->n_gfloats = off;
+    if (off) {
+        m->g = be->op->alloc(be, off * sizeof(float));
+        m->m = be->op->alloc(be, off * sizeof(float));
+        m->v = be->op->alloc(be, off * sizeof(float));
+    }
+    return 0;
+}
+
+void nn_model_zero_grad(nn_model *m)
+{
+    if (m->g) m->be->op->zero(m->be, m->g, m->n_gfloats * sizeof(float));
+}
+
+/* ---------------------------------------------------------------- activations */
+
+/* One layer's block: res_in, ln1, res_mid, ln2 [N,d]; rstd1, rstd2 [N]; gate, up, swi [N,F]; mixer acts. */
+typedef struct layer_act {
+    float *res_in, *ln1, *rstd1, *res_mid, *ln2, *rstd2, *gate, *up, *swi, *mix;
+} layer_act;
+
+static size_t layer_act_bind(layer_act *a, float *base, const nn_config *c, int l, int B, int T)
+{
+    size_t N = (size_t)B * T, o = 0;
+#define TAKE(f, n) do { if (a) a->f = base + o; o += ((size_t)(n) + 15) & ~(size_t)15; } while (0)
+    TAKE(res_in, N * c->d); TAKE(ln1, N * c->d); TAKE(rstd1, N); TAKE(res_mid, N * c->d); TAKE(ln2, N * c->d);
+    TAKE(rstd2, N); TAKE(gate, N * c->ffn); TAKE(up, N * c->ffn); TAKE(swi, N * c->ffn);
+    TAKE(mix, mixer_act_floats(c, l, B, T));
+#undef TAKE
+    return o;
+}
+
+/* Global buffers after the layer blocks. */
+typedef struct glob_act {
+    float *res_final, *rstd_f, *tmp, *dres, *dln, *dgate, *dup, *dswi, *dfn, *mscratch, *rowbuf;
+} glob_act;
+
+static size_t glob_bind(glob_act *g, float *base, const nn_config *c, int B, int T, int train)
+{
+    size_t N = (size_t)B * T, o = 0;
+#define TAKE(f, n) do { if (g) g->f = base + o; o += ((size_t)(n) + 15) & ~(size_t)15; } while (0)
+    TAKE(res_final, N * c->d); TAKE(rstd_f, N); TAKE(tmp, N * c->d); TAKE(rowbuf, (size_t)B * c->d);
+    if (train) {
+        TAKE(dres, N * c->d); TAKE(dln, N * c->d); TAKE(dgate, N * c->ffn); TAKE(dup, N * c->ffn);
+        TAKE(dswi, N * c->ffn); TAKE(dfn, N * c->d); TAKE(mscratch, mixer_bwd_scratch_floats(c, B, T));
+    } else if (g) {
+        g->dres = g->dln = g->dgate = g->dup = g->dswi = g->dfn = g->mscratch = NULL;
+    }
+#undef TAKE
+    return o;
+}
+
+int nn_model_prepare(nn_model *m, int B, int T, int mode)
+{
+    const nn_config *c = &m->cfg;
+    if (B <= 0 || T <= 0) return error("nn_model_prepare: empty batch %d x %d", B, T);
+    if (m->act && mode == m->act_mode && B <= m->act_B && T <= m->act_T && (size_t)B * T <= (size_t)m->act_B * m->act_T)
+        return 0;
+    k_backend *be = m->be;
+    if (m->act) be->op->free(be, m->act);
+    if (m->io) be->op->free(be, m->io);
+    int train = mode == NN_ACT_TRAIN;
+    size_t N = (size_t)B * T, o = 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        size_t sz = layer_act_bind(NULL, NULL, c, l, B, T);
+        if (train) {
+            m->act_off[l] = o;
+            o += sz;
+        } else {
+            m->act_off[l] = 0;
+            if (sz > o) o = sz;
+        }
+    }
+    m->act_off[c->n_layers] = o;
+    o += glob_bind(NULL, NULL, c, B, T, train);
+    size_t hid = o;
+    o += (N * c->d + 15) & ~(size_t)15;
+    size_t lg = o;
+    o += mode == NN_ACT_GEN ? (size_t)B * c->vocab : N * c->vocab;
+    size_t lr = o;
+    o += N + 16;
+    m->act = be->op->alloc(be, o * sizeof(float));
+    m->act_floats = o;
+    m->hidden_out = m->act + hid;
+    m->logits = m->act + lg;
+    m->loss_rows = m->act + lr;
+    m->io = be->op->alloc(be, (4 * N + (size_t)B + 16) * sizeof(int32_t));
+    m->act_B = B;
+    m->act_T = T;
+    m->act_mode = mode;
+    return 0;
+}
+
+static void get_layer_act(const nn_model *m, layer_act *a, int l, int B, int T)
+{
+    layer_act_bind(a, m->act + m->act_off[l], &m->cfg, l, B, T);
+}
+
+static void get_glob(const nn_model *m, glob_act *g, int B, int T)
+{
+    glob_bind(g, m->act + m->act_off[m->cfg.n_layers], &m->cfg, B, T, m->act_mode == NN_ACT_TRAIN);
+}
+
+/* ---------------------------------------------------------------- forward */
+
+int nn_model_forward(nn_model *m, const nn_batch *bt, nn_cache *cache, const int *logits_rows, float **hidden)
+{
+    const nn_config *c = &m->cfg;
+    k_backend *be = m->be;
+    int B = bt->B, T = bt->T, N = B * T, d = c->d, F = c->ffn, L = c->n_layers;
+    if (!m->act || B > m->act_B || (size_t)N > (size_t)m->act_B * m->act_T)
+        return error("nn_model_forward: batch %d x %d exceeds the prepared %d x %d", B, T, m->act_B, m->act_T);
+    if ((m->act_mode == NN_ACT_GEN) != (logits_rows != NULL))
+        return error("nn_model_forward: logits_rows must be given exactly in NN_ACT_GEN mode");
+    if (cache && (m->act_mode == NN_ACT_TRAIN || bt->seg))
+        return error("nn_model_forward: a cache is for inference without segments");
+    if (cache && B != cache->B) return error("nn_model_forward: batch %d but cache for %d sequences", B, cache->B);
+    for (int i = 0; i < N; i++)
+        if (bt->ids[i] < 0 || bt->ids[i] >= c->vocab)
+            return error("token id %d at position %d outside the vocabulary (%d)", bt->ids[i], i, c->vocab);
+    if (cache)
+        for (int b = 0; b < B; b++)
+            if (cache->len[b] + T > cache->Tmax)
+                return error("sequence %d: %d cached + %d new tokens exceed the cache (%d)", b, cache->len[b], T,
+                             cache->Tmax);
+    /* device ints: ids | pos | seg | targets | q_start */
+    int32_t *ids = m->io, *pos = ids + N, *seg = pos + N, *qs = seg + 2 * (size_t)N;
+    int32_t *hpos = xmalloc((size_t)N * sizeof(int32_t)), hqs[1024], *hq = B <= 1024 ? hqs : xmalloc((size_t)B * 4);
+    for (int b = 0; b < B; b++) {
+        hq[b] = cache ? cache->len[b] : 0;
+        for (int t = 0; t < T; t++) hpos[b * T + t] = bt->pos ? bt->pos[b * T + t] : hq[b] + t;
+    }
+    be->op->upload(be, ids, bt->ids, (size_t)N * 4);
+    be->op->upload(be, pos, hpos, (size_t)N * 4);
+    be->op->upload(be, qs, hq, (size_t)B * 4);
+    if (bt->seg) be->op->upload(be, seg, bt->seg, (size_t)N * 4);
+    free(hpos);
+    if (hq != hqs) free(hq);
+    fwd_ctx f = {.B = B, .T = T, .N = N, .pos = pos, .seg = bt->seg ? seg : NULL, .q_start = qs, .cache = cache,
+                 .train = m->act_mode == NN_ACT_TRAIN};
+    m->cur_B = B;
+    m->cur_T = T;
+    m->cur_has_seg = bt->seg != NULL;
+    m->fwd_train = f.train && !cache;
+    glob_act g;
+    get_glob(m, &g, m->act_B, m->act_T);
+    layer_act a;
+    get_layer_act(m, &a, 0, B, T);
+    be->op->embedding_fwd(be, a.res_in, ids, P(m, m->embed_idx), N, d, c->vocab);
+    for (int l = 0; l < L; l++) {
+        struct nn_layer_ix *ix = &m->lix[l];
+        get_layer_act(m, &a, l, B, T);
+        if (hidden && hidden[l]) be->op->download(be, hidden[l], a.res_in, (size_t)N * d * sizeof(float));
+        float *next;
+        if (l + 1 < L) {
+            layer_act an;
+            get_layer_act(m, &an, l + 1, B, T);
+            next = an.res_in;
+        } else
+            next = g.res_final;
+        be->op->rmsnorm_fwd(be, a.ln1, a.rstd1, a.res_in, P(m, ix->ln1), N, d, c->norm_eps);
+        mixer_forward(m, l, &f, g.tmp, a.ln1, a.mix, cache ? cache->mem + cache->layer_off[l] : NULL);
+        be->op->add(be, a.res_mid, a.res_in, g.tmp, (size_t)N * d);
+        be->op->rmsnorm_fwd(be, a.ln2, a.rstd2, a.res_mid, P(m, ix->ln2), N, d, c->norm_eps);
+        k_linear_fwd(be, a.gate, a.ln2, P(m, ix->gate), N, d, F, 0);
+        k_linear_fwd(be, a.up, a.ln2, P(m, ix->up), N, d, F, 0);
+        be->op->swiglu_fwd(be, a.swi, a.gate, a.up, (size_t)N * F);
+        k_linear_fwd(be, g.tmp, a.swi, P(m, ix->down), N, F, d, 0);
+        be->op->add(be, next, a.res_mid, g.tmp, (size_t)N * d);
+    }
+    be->op->rmsnorm_fwd(be, m->hidden_out, g.rstd_f, g.res_final, P(m, m->norm_idx), N, d, c->norm_eps);
+    if (hidden && hidden[L]) be->op->download(be, hidden[L], m->hidden_out, (size_t)N * d * sizeof(float));
+    const float *E = P(m, c->tied ? m->embed_idx : m->lm_head_idx);
+    if (logits_rows) {
+        for (int b = 0; b < B; b++) {
+            if (logits_rows[b] < 0 || logits_rows[b] >= T) return error("logits row %d outside 0..%d", logits_rows[b], T - 1);
+            be->op->copy(be, g.rowbuf + (size_t)b * d, m->hidden_out + ((size_t)b * T + logits_rows[b]) * d,
+                         (size_t)d * sizeof(float));
+        }
+        k_linear_fwd(be, m->logits, g.rowbuf, E, B, d, c->vocab, 0);
+    } else
+        k_linear_fwd(be, m->logits, m->hidden_out, E, N, d, c->vocab, 0);
+    return 0;
+}
+
+int nn_model_xent(nn_model *m, const int32_t *targets, int grad, float grad_scale, double *loss, int *count)
+{
+    k_backend *be = m->be;
+    int N = m->cur_B * m->cur_T, V = m->cfg.vocab;
+    if (m->act_mode == NN_ACT_GEN) return error("nn_model_xent: needs full logits (NN_ACT_TRAIN or NN_ACT_SCORE)");
+    int cnt = 0;
+    for (int i = 0; i < N; i++) cnt += targets[i] != IGNORE_INDEX && targets[i] >= 0 && targets[i] < V;
+    int32_t *tg = m->io + 3 * (size_t)N;
+    be->op->upload(be, tg, targets, (size_t)N * 4);
+    float dscale = cnt ? grad_scale / cnt : 0;
+    be->op->xent_fwd_bwd(be, m->loss_rows, grad ? m->logits : NULL, m->logits, tg, N, V, IGNORE_INDEX, dscale);
+    float *lr = xmalloc((size_t)N * sizeof(float));
+    be->op->download(be, lr, m->loss_rows, (size_t)N * sizeof(float));
+    double s = 0;
+    for (int i = 0; i < N; i++) s += lr[i];
+    free(lr);
+    if (loss) *loss = cnt ? s / cnt : 0;
+    if (count) *count = cnt;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- backward */
+
+int nn_model_backward(nn_model *m)
+{
+    const nn_config *c = &m->cfg;
+    k_backend *be = m->be;
+    if (!m->fwd_train) return error("nn_model_backward: the last forward was not a training forward");
+    if (!m->g) return error("nn_model_backward: no trainable groups (nn_model_set_trainable)");
+    int B = m->cur_B, T = m->cur_T, N = B * T, d = c->d, F = c->ffn, L = c->n_layers;
+    int32_t *ids = m->io, *pos = ids + N, *seg = pos + N;
+    fwd_ctx f = {.B = B, .T = T, .N = N, .pos = pos, .seg = m->cur_has_seg ? seg : NULL, .train = 1};
+    glob_act g;
+    get_glob(m, &g, m->act_B, m->act_T);
+    /* logits = hidden_out E^T */
+    int lm = c->tied ? m->embed_idx : m->lm_head_idx;
+    be->op->zero(be, g.dfn, (size_t)N * d * sizeof(float));
+    k_linear_bwd(be, g.dfn, G(m, lm), m->logits, m->hidden_out, P(m, lm), N, d, c->vocab);
+    /* hidden_out = RMSNorm(res_final) */
+    be->op->zero(be, g.dres, (size_t)N * d * sizeof(float));
+    be->op->rmsnorm_bwd(be, g.dres, G(m, m->norm_idx), g.dfn, g.res_final, P(m, m->norm_idx), g.rstd_f, N, d);
+    for (int l = L - 1; l >= 0; l--) {
+        struct nn_layer_ix *ix = &m->lix[l];
+        layer_act a;
+        get_layer_act(m, &a, l, B, T);
+        /* res_out = res_mid + swi Wd^T: d res_mid = dres (carried in place), dswi, dWd */
+        be->op->zero(be, g.dswi, (size_t)N * F * sizeof(float));
+        k_linear_bwd(be, g.dswi, G(m, ix->down), g.dres, a.swi, P(m, ix->down), N, F, d);
+        be->op->zero(be, g.dgate, (size_t)N * F * sizeof(float));
+        be->op->zero(be, g.dup, (size_t)N * F * sizeof(float));
+        be->op->swiglu_bwd(be, g.dgate, g.dup, g.dswi, a.gate, a.up, (size_t)N * F);
+        be->op->zero(be, g.dln, (size_t)N * d * sizeof(float));
+        k_linear_bwd(be, g.dln, G(m, ix->gate), g.dgate, a.ln2, P(m, ix->gate), N, d, F);
+        k_linear_bwd(be, g.dln, G(m, ix->up), g.dup, a.ln2, P(m, ix->up), N, d, F);
+        /* ln2 = RMSNorm(res_mid): dres += */
+        be->op->rmsnorm_bwd(be, g.dres, G(m, ix->ln2), g.dln, a.res_mid, P(m, ix->ln2), a.rstd2, N, d);
+        /* res_mid = res_in + Mixer(ln1) */
+        be->op->zero(be, g.dln, (size_t)N * d * sizeof(float));
+        mixer_backward(m, l, &f, g.dln, g.dres, a.ln1, a.mix, g.mscratch);
+        be->op->rmsnorm_bwd(be, g.dres, G(m, ix->ln1), g.dln, a.res_in, P(m, ix->ln1), a.rstd1, N, d);
+    }
+    float *dE = G(m, m->embed_idx);
+    if (dE) be->op->embedding_bwd(be, dE, ids, g.dres, N, d, c->vocab);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- cache */
+
+int nn_cache_new(nn_cache **out, nn_model *m, int B, int Tmax)
+{
+    if (B <= 0 || Tmax <= 0) return error("nn_cache_new: empty cache %d x %d", B, Tmax);
+    nn_cache *c = xcalloc(1, sizeof *c);
+    c->B = B;
+    c->Tmax = Tmax;
+    c->layer_off = xcalloc((size_t)m->cfg.n_layers, sizeof *c->layer_off);
+    c->len = xcalloc((size_t)B, sizeof *c->len);
+    size_t o = 0;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        c->layer_off[l] = o;
+        o += (mixer_cache_floats(&m->cfg, l, B, Tmax) + 15) & ~(size_t)15;
+    }
+    c->mem = m->be->op->alloc(m->be, (o ? o : 16) * sizeof(float));
+    *out = c;
+    return 0;
+}
+
+void nn_cache_reset(nn_model *m, nn_cache *c)
+{
+    size_t o = 0;
+    for (int l = 0; l < m->cfg.n_layers; l++) o += (mixer_cache_floats(&m->cfg, l, c->B, c->Tmax) + 15) & ~(size_t)15;
+    m->be->op->zero(m->be, c->mem, o * sizeof(float));
+    memset(c->len, 0, (size_t)c->B * sizeof *c->len);
+}
+
+void nn_cache_free(nn_model *m, nn_cache *c)
+{
+    if (!c) return;
+    m->be->op->free(m->be, c->mem);
+    free(c->layer_off);
+    free(c->len);
+    free(c);
+}
