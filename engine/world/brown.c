@@ -79,7 +79,14 @@ static char *detok(const char *s, size_t len, int *headline, int *bad, struct wo
             continue;
         }
         if (!glue && !attaches_left(w, wn)) wbuf_putc(&out, ' ');
-        wbuf_add(&out, w, wn);
+        for (size_t k = 0; k < wn; k++) { /* Brown writes '"' as `` or '' inside words too (1/4'' = inches) */
+            if (k + 1 < wn && ((w[k] == '\'' && w[k + 1] == '\'') || (w[k] == '`' && w[k + 1] == '`'))) {
+                wbuf_putc(&out, '"');
+                k++;
+            } else {
+                wbuf_putc(&out, w[k]);
+            }
+        }
         glue = attaches_right(w, wn);
     }
     *headline = n_tok > 0 && n_hl == n_tok;
@@ -106,7 +113,7 @@ static world_para *doc_new_para(world_brown_doc *d)
     return p;
 }
 
-static void doc_free(world_brown_doc *d)
+void world_brown_doc_free(world_brown_doc *d)
 {
     for (int i = 0; i < d->n_paras; i++) {
         for (int j = 0; j < d->paras[i].n_sents; j++) free(d->paras[i].sents[j]);
@@ -138,13 +145,13 @@ static int parse_counted(const char *name, const char *data, size_t len, world_b
         while (k < ln && w_isspace((unsigned char)line[k])) k++;
         if (k == ln) continue;
         if (memchr(line, 0, ln)) {
-            doc_free(doc);
+            world_brown_doc_free(doc);
             return error("%s: line %d: binary data (NUL byte) in a Brown file", name, lineno);
         }
         int headline, bad;
         char *sent = detok(line, ln, &headline, &bad, fq);
         if (!sent) {
-            doc_free(doc);
+            world_brown_doc_free(doc);
             return error("%s: line %d, column %d: token without a /tag (Brown files are `word/tag` tokens)",
                          name, lineno, bad);
         }
@@ -230,7 +237,7 @@ int world_brown_load(const char *tgz, world_brown *b)
 
 void world_brown_free(world_brown *b)
 {
-    for (int i = 0; i < b->n_docs; i++) doc_free(&b->docs[i]);
+    for (int i = 0; i < b->n_docs; i++) world_brown_doc_free(&b->docs[i]);
     free(b->docs);
     if (b->freq) {
         wmap_free(&b->freq->all);

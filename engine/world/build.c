@@ -20,10 +20,10 @@ void world_params_default(world_params *p)
     memset(p, 0, sizeof *p);
     p->seed = 0;
     p->n_facts = 120;
-    p->paraphrases = 6;
-    p->brown_files = 100;
+    p->paraphrases = 8;
+    p->brown_files = 250;
     p->cloze_files = 10;
-    p->cloze_items = 200;
+    p->cloze_items = 160;
     p->instruct_per_fact = 3;
     p->bench_max = 0;
     p->min_brown_freq = 3;

@@ -54,6 +54,7 @@ void world_brown_freq(const world_brown *b, const char *word, int *all, int *nou
 char *world_brown_detok(const char *tagged, size_t len);
 /* Parses one Brown file (paragraphs start with a tab; one sentence a line). `name` is for messages. */
 int world_brown_parse(const char *name, const char *data, size_t len, world_brown_doc *doc);
+void world_brown_doc_free(world_brown_doc *doc);
 int world_brown_load(const char *tgz, world_brown *b);
 void world_brown_free(world_brown *b);
 char *world_para_text(const world_para *p); /* sentences joined by a space, xmalloc'd */

