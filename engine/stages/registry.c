@@ -3,7 +3,9 @@
 #include "engine/stages/stage.h"
 
 /* Each kind's file defines its row; add one line here per kind. */
+extern const hx_stage_kind hx_kind_tokenizer;
 static const hx_stage_kind *const kinds[] = {
+    &hx_kind_tokenizer,
     NULL,
 };
 
