@@ -9,6 +9,7 @@
 #include "engine/hx/commands.h"
 #include "engine/nn/conform.h"
 #include "engine/nn/conform_model.h"
+#include "engine/nn/kda.h"
 
 typedef struct conform_opts {
     const char *device;
@@ -21,12 +22,26 @@ static int conform_model(const char *dir, const conform_opts *o, nn_check *c)
     return nn_conform_model(dir, o->device, o->threads, c);
 }
 
+static int conform_kda_core(const char *dir, const conform_opts *o, nn_check *c)
+{
+    (void)o; /* CPU reference ops */
+    return nn_conform_kda_core(dir, c);
+}
+
+static int conform_kda_layer(const char *dir, const conform_opts *o, nn_check *c)
+{
+    (void)o;
+    return nn_conform_kda_layer(dir, c);
+}
+
 /* One row per fixture kind (README.json "kind"). */
 static const struct {
     const char *kind;
     int (*fn)(const char *dir, const conform_opts *o, nn_check *c);
 } kinds[] = {
     {"hybrid", conform_model},
+    {"kda_core", conform_kda_core},
+    {"kda_layer", conform_kda_layer},
     {"qwen3", conform_model},
     {NULL, NULL},
 };
