@@ -4,7 +4,9 @@
 
 /* Each kind's file defines its row; add one line here per kind. */
 extern const hx_stage_kind hx_kind_tokenizer;
+extern const hx_stage_kind hx_kind_convert;
 static const hx_stage_kind *const kinds[] = {
+    &hx_kind_convert,
     &hx_kind_tokenizer,
     NULL,
 };
