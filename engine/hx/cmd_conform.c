@@ -9,6 +9,7 @@
 #include "engine/hx/commands.h"
 #include "engine/nn/conform.h"
 #include "engine/nn/conform_model.h"
+#include "engine/nn/conform_tokenizer.h"
 #include "engine/nn/kda.h"
 
 typedef struct conform_opts {
@@ -34,6 +35,11 @@ static int conform_kda_layer(const char *dir, const conform_opts *o, nn_check *c
     return nn_conform_kda_layer(dir, c);
 }
 
+static int conform_tokenizer(const char *dir, const conform_opts *o, nn_check *c)
+{
+    return nn_conform_tokenizer(dir, o->tokenizer, c); /* NULL: the pinned Qwen3 tokenizer */
+}
+
 /* One row per fixture kind (README.json "kind"). */
 static const struct {
     const char *kind;
@@ -43,6 +49,7 @@ static const struct {
     {"kda_core", conform_kda_core},
     {"kda_layer", conform_kda_layer},
     {"qwen3", conform_model},
+    {"tokenizer", conform_tokenizer},
     {NULL, NULL},
 };
 
