@@ -55,6 +55,10 @@ $(BUILD)/obj/%.o: %.cu | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -MMD -MP -c $< -o $@
 
+# The commit and build flags a binary records in manifests (engine/hx/buildinfo.c; not part of keys).
+$(BUILD)/obj/engine/hx/buildinfo.o: CFLAGS += -DHX_COMMIT='"$(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)"' \
+    -DHX_BUILD_FLAGS='"$(CC) $(OPT)"'
+
 $(BUILD)/libhx.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^

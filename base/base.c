@@ -146,6 +146,7 @@ void hx_log(hx_log_level lvl, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    flockfile(stderr); /* one line at a time when stages log from several threads (--jobs) */
     if (log_json) {
         fprintf(stderr, "{\"event\":\"log\",\"level\":\"%s\",\"t\":%.3f,\"msg\":\"", names[lvl], hx_now());
         json_escape(stderr, msg);
@@ -158,16 +159,19 @@ void hx_log(hx_log_level lvl, const char *fmt, ...)
         fprintf(stderr, "%s\n", msg);
     }
     fflush(stderr);
+    funlockfile(stderr);
 }
 
 void hx_log_event(const char *name, const char *fields_json)
 {
     if (!log_json) return;
+    flockfile(stderr);
     fprintf(stderr, "{\"event\":\"");
     json_escape(stderr, name);
     fprintf(stderr, "\",\"t\":%.3f%s%s}\n", hx_now(), fields_json && *fields_json ? "," : "",
             fields_json ? fields_json : "");
     fflush(stderr);
+    funlockfile(stderr);
 }
 
 /* ---- progress ---- */
@@ -204,6 +208,7 @@ static void progress_print(hx_progress *p, int final)
     char etas[32];
     fmt_eta(etas, sizeof etas, final ? el : eta);
     double frac = p->total > 0 ? p->done / p->total : 0;
+    flockfile(stderr);
     if (log_json) {
         fprintf(stderr,
                 "{\"event\":\"progress\",\"t\":%.3f,\"label\":\"%s\",\"done\":%.0f,\"total\":%.0f,"
@@ -223,6 +228,7 @@ static void progress_print(hx_progress *p, int final)
                 100 * frac, p->rate_units, p->unit, final ? "done in" : "ETA", etas, p->extra);
     }
     fflush(stderr);
+    funlockfile(stderr);
     p->last_print = now;
 }
 

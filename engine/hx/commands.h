@@ -14,6 +14,13 @@ typedef struct hx_cmd {
 
 int cmd_conform(int argc, char **argv);
 int cmd_help(int argc, char **argv);
+int cmd_dag(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_runs(int argc, char **argv);
+int cmd_show(int argc, char **argv);
+int cmd_why(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 

@@ -10,10 +10,22 @@
 static const hx_cmd commands[] = {
     {"conform", cmd_conform, "[--device cpu|cuda] [--tokenizer FILE] DIR",
      "run the engine on a reference fixture directory and compare"},
+    {"dag", cmd_dag, "RECIPE [-S k=v]... [--store DIR] [--strict]", "print the plan as Graphviz dot, coloured by cache state"},
+    {"gc", cmd_gc, "[--keep N] [--dry-run] [--store DIR] [--json]",
+     "remove run records beyond the newest N and store entries no kept run references"},
     {"help", cmd_help, "[COMMAND]", "show usage of hx or of one command"},
+    {"plan", cmd_plan, "RECIPE [-S k=v]... [--store DIR] [--strict] [--json]",
+     "list every stage instance: axes, key, cached|new|stale and why"},
+    {"run", cmd_run,
+     "RECIPE [-S k=v]... [--device auto|cpu|cuda[:N]] [--jobs N] [--threads N] [--store DIR] [--verify] [--strict] [--json]",
+     "execute a recipe: every stage instance not already in the store, at most once"},
+    {"runs", cmd_runs, "[--store DIR] [--json]", "list run records, newest first"},
+    {"show", cmd_show, "RUN|latest|KEY [--store DIR]", "print a run record or a store entry's manifest"},
     {"tokenize", cmd_tokenize, "[--tokenizer FILE|DIR] [--ids|--tokens] [--decode] [TEXT|-]",
      "encode text to token ids (or decode ids) with a tokenizer.json"},
     {"version", cmd_version, "", "print the hx version and build"},
+    {"why", cmd_why, "RECIPE STAGE [-S k=v]... [--store DIR] [--strict]",
+     "name the hash components that changed since the stage last executed"},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -59,8 +71,16 @@ int cmd_version(int argc, char **argv)
     return 0;
 }
 
+#ifdef HX_TEST_BUILD
+/* build/hx-test: the test-only stage kinds of tests/kinds/ (t_source, t_concat, t_slow, t_fail). */
+void hx_test_kinds_register(void);
+#endif
+
 int main(int argc, char **argv)
 {
+#ifdef HX_TEST_BUILD
+    hx_test_kinds_register();
+#endif
     if (argc < 2) {
         cmd_help(1, argv);
         return HX_EXIT_USAGE;

@@ -13,11 +13,27 @@ static const hx_stage_kind *const kinds[] = {
     NULL,
 };
 
-const hx_stage_kind *const *hx_stage_kinds(void) { return kinds; }
+/* Kinds registered at start-up by test builds (hx_stage_kinds_add); set once, then read-only. */
+static const hx_stage_kind *const *extra_kinds;
+static const hx_stage_kind *all_kinds[256];
+
+void hx_stage_kinds_add(const hx_stage_kind *const *extra) { extra_kinds = extra; }
+
+const hx_stage_kind *const *hx_stage_kinds(void)
+{
+    if (!extra_kinds) return kinds;
+    size_t n = 0;
+    for (const hx_stage_kind *const *k = kinds; *k && n + 1 < 256; k++) all_kinds[n++] = *k;
+    for (const hx_stage_kind *const *k = extra_kinds; *k && n + 1 < 256; k++) all_kinds[n++] = *k;
+    all_kinds[n] = NULL;
+    return all_kinds;
+}
 
 const hx_stage_kind *hx_stage_kind_find(const char *name)
 {
     for (const hx_stage_kind *const *k = kinds; *k; k++)
+        if (!strcmp((*k)->name, name)) return *k;
+    for (const hx_stage_kind *const *k = extra_kinds; k && *k; k++)
         if (!strcmp((*k)->name, name)) return *k;
     return NULL;
 }

@@ -47,7 +47,8 @@ typedef struct hx_stage_ctx {
     const char *key;                /* 64-hex store key of this instance */
     json_t *with;                   /* resolved parameters, defaults filled (borrowed) */
     const char *out_dir;            /* write outputs here */
-    const char *ckpt_dir;           /* resume checkpoints: out_dir/.resume, survives a killed run */
+    const char *ckpt_dir;           /* resume checkpoints: a sibling of out_dir (partial/<key>/ckpt), kept
+                                     * across a killed run and never copied into the store */
     int n_inputs;
     const char *const *input_roles; /* role names */
     const char *const *input_dirs;  /* artifact directory of the stage bound to each role */
@@ -72,6 +73,14 @@ typedef struct hx_stage_kind {
 /* The registry: every kind linked into this binary (engine/stages/registry.c). */
 const hx_stage_kind *hx_stage_kind_find(const char *name);
 const hx_stage_kind *const *hx_stage_kinds(void); /* NULL-terminated */
+
+/* Extra kinds (test-only kinds of build/hx-test, kinds defined by unit tests): a NULL-terminated
+ * list searched after the built-in ones. Call once, before any plan is built. */
+void hx_stage_kinds_add(const hx_stage_kind *const *extra);
+
+/* The one protected call point through which the executor runs a stage: clears the error state,
+ * calls kind->run, and turns a failure without a message into one naming the stage. 0 or -1. */
+int hx_stage_call(const hx_stage_kind *kind, hx_stage_ctx *ctx);
 
 /* Helpers for kinds reading their parameters (values are validated and defaulted before run). */
 long long hx_with_int(const hx_stage_ctx *c, const char *field);

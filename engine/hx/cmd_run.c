@@ -1,0 +1,238 @@
+/* cmd_run.c - `hx run RECIPE`: plan, then execute every instance not in the store, recording the run. */
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "engine/hx/cli.h"
+#include "engine/hx/commands.h"
+#include "engine/hx/exec.h"
+
+/* SIGINT: the first asks the stages to stop at a safe point, the second exits at once. */
+static volatile int interrupted;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    if (interrupted) _exit(130);
+    interrupted = 1;
+    static const char msg[] = "\nhx: interrupted, stopping at a safe point (Ctrl-C again to exit now)\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+}
+
+/*
+ * The shared engine for this run (models stay resident across stages). The engine (engine/nn)
+ * creates it here once it exists; until then stages get NULL and open what they need themselves.
+ */
+static struct nn_engine *run_engine_open(const char *device, int threads)
+{
+    (void)device;
+    (void)threads;
+    return NULL;
+}
+
+static void run_engine_close(struct nn_engine *e) { (void)e; }
+
+/* GPUs visible to this process (0 in a build without CUDA or on a machine without a GPU). */
+static int count_gpus(void)
+{
+#ifdef HX_CUDA
+    DIR *d = opendir("/proc/driver/nvidia/gpus");
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (e->d_name[0] != '.') n++;
+    if (d) closedir(d);
+    return n > 16 ? 16 : n;
+#else
+    return 0;
+#endif
+}
+
+static const char *no_gpu_why(void)
+{
+#ifdef HX_CUDA
+    return "no GPU found";
+#else
+    return "this hx was built without CUDA (nvcc was not found at build time)";
+#endif
+}
+
+/* --device auto|cpu|cuda|cuda:N -> the GPUs stages may use. */
+static void parse_device(const char *dev, hx_exec_opts *o)
+{
+    int have = count_gpus();
+    o->n_gpus = 0;
+    if (!strcmp(dev, "cpu")) return;
+    if (!strcmp(dev, "auto") || !strcmp(dev, "cuda")) {
+        if (!have && !strcmp(dev, "cuda")) die(HX_EXIT_USAGE, "--device cuda: %s", no_gpu_why());
+        for (int g = 0; g < have; g++) o->gpu_ids[o->n_gpus++] = g;
+        return;
+    }
+    if (!strncmp(dev, "cuda:", 5)) {
+        char *end;
+        long n = strtol(dev + 5, &end, 10);
+        if (!dev[5] || *end || n < 0) die(HX_EXIT_USAGE, "--device %s: expected cuda:N with N a GPU number", dev);
+        if (n >= have) die(HX_EXIT_USAGE, "--device %s: %s", dev, have ? "no such GPU" : no_gpu_why());
+        o->gpu_ids[o->n_gpus++] = (int)n;
+        return;
+    }
+    die(HX_EXIT_USAGE, "--device %s: expected auto, cpu, cuda or cuda:N", dev);
+}
+
+typedef struct run_state {
+    const hx_cli *cli;
+    const hx_store *store;
+    const hx_plan *plan;
+    hx_exec_result *res;
+    json_t *record;
+    const char *id;
+    hx_progress prog;
+    int done;
+    double t0;
+} run_state;
+
+static json_t *stage_records(const run_state *R, int full)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < R->plan->n; i++) {
+        const hx_instance *in = &R->plan->inst[i];
+        const hx_exec_result *r = &R->res[i];
+        json_t *o = json_pack("{s:s,s:O,s:s,s:s,s:f}", "stage", in->stage_name, "axes", in->axes, "key", in->key,
+                              "state", hx_state_name(r->state), "seconds", r->seconds);
+        if (full) {
+            json_object_set_new(o, "kind", json_string(in->kind->name));
+            json_object_set_new(o, "kind_version", json_integer(in->kind->version));
+            json_object_set(o, "with", in->with);
+            json_object_set(o, "inputs", in->inputs);
+            if (r->device[0]) json_object_set_new(o, "device", json_string(r->device));
+        }
+        if (r->error) json_object_set_new(o, "error", json_string(r->error));
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
+static void save_record(run_state *R, const char *status)
+{
+    json_object_set_new(R->record, "status", json_string(status));
+    json_object_set_new(R->record, "seconds", json_real(hx_now() - R->t0));
+    json_object_set_new(R->record, "stages", stage_records(R, 1));
+    if (hx_store_write_run(R->store, R->id, R->record) < 0) log_warn("run record: %s", hx_last_error());
+}
+
+static void on_change(void *ud, int i)
+{
+    run_state *R = ud;
+    int st = R->res[i].state;
+    if (st == HX_ST_RUNNING) return;
+    R->done++;
+    hx_progress_update(&R->prog, R->done, "%s %s", R->plan->inst[i].stage_name, hx_state_name(st));
+    /* Executed and failed instances are worth a durable record at once; cache hits wait for the end. */
+    if (st == HX_ST_EXECUTED || st == HX_ST_FAILED) save_record(R, "running");
+}
+
+static int default_threads(int jobs)
+{
+    const char *e = getenv("OMP_NUM_THREADS");
+    long n = e && atol(e) > 0 ? atol(e) : sysconf(_SC_NPROCESSORS_ONLN);
+    n = n / (jobs > 0 ? jobs : 1);
+    return n < 1 ? 1 : (int)n;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    hx_cli c;
+    hx_cli_parse(&c, argc, argv, "S store json strict verify device jobs threads", 1, 1);
+    hx_recipe r;
+    hx_plan p;
+    hx_cli_load(&c, &r, &p);
+    hx_store s;
+    hx_cli_open_store(&c, &s);
+
+    hx_exec_opts o = {.jobs = c.jobs, .verify = c.verify, .interrupted = &interrupted};
+    parse_device(c.device, &o);
+    o.threads = c.threads ? c.threads : default_threads(c.jobs);
+    char *id = hx_store_new_run_id(&s);
+    o.run_id = id;
+
+    char *recipe_abs = realpath(c.recipe, NULL);
+    char started[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(started, sizeof started, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    json_t *argv_json = json_array();
+    for (int i = 0; i < argc; i++) json_array_append_new(argv_json, json_string(argv[i]));
+    json_t *record = json_pack("{s:s,s:{s:s,s:s,s:O},s:O,s:o,s:s,s:s,s:i,s:i,s:b,s:{s:s,s:s,s:s}}", "run_id", id,
+                               "recipe", "path", recipe_abs ? recipe_abs : c.recipe, "name", r.name, "files", r.files,
+                               "overrides", r.overrides, "argv", argv_json, "started", started, "device", c.device,
+                               "jobs", c.jobs, "threads", o.threads, "strict", c.strict, "hx", "version", HX_VERSION,
+                               "commit", hx_build_commit(), "build", hx_build_flags());
+    free(recipe_abs);
+    json_t *rep = json_object_get(r.doc, "report");
+    if (rep) json_object_set(record, "report", rep);
+    json_object_set(record, "axes", p.axes);
+
+    hx_exec_result *res = xcalloc((size_t)p.n + 1, sizeof *res);
+    run_state R = {.cli = &c, .store = &s, .plan = &p, .res = res, .record = record, .id = id, .t0 = hx_now()};
+    o.on_change = on_change;
+    o.ud = &R;
+    save_record(&R, "running");
+
+    struct sigaction sa = {0}, old;
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old);
+    o.engine = run_engine_open(o.n_gpus ? "cuda" : "cpu", o.threads);
+    log_info("run %s: %s, %d stage instance%s, store %s", id, r.name, p.n, p.n == 1 ? "" : "s", s.root);
+    hx_progress_begin(&R.prog, "run", p.n, "stage");
+    int failed = hx_exec_run(&p, &s, &o, res);
+    hx_progress_end(&R.prog);
+    run_engine_close(o.engine);
+    sigaction(SIGINT, &old, NULL);
+
+    const char *status = interrupted ? "interrupted" : failed ? "failed" : "ok";
+    save_record(&R, status);
+
+    int n_exec = 0, n_cached = 0, n_failed = 0, n_skipped = 0, store_error = 0;
+    for (int i = 0; i < p.n; i++) {
+        store_error |= res[i].store_error;
+        n_exec += res[i].state == HX_ST_EXECUTED;
+        n_cached += res[i].state == HX_ST_CACHED;
+        n_failed += res[i].state == HX_ST_FAILED;
+        n_skipped += res[i].state == HX_ST_SKIPPED;
+    }
+    if (c.json) {
+        json_t *out = json_pack("{s:s,s:s,s:o}", "run_id", id, "status", status, "stages", stage_records(&R, 0));
+        char *t = json_dumps(out, JSON_COMPACT);
+        printf("%s\n", t);
+        free(t);
+        json_decref(out);
+    } else {
+        for (int i = 0; i < p.n; i++) {
+            char *label = hx_plan_axes_label(p.inst[i].axes);
+            printf("%-9s %-16s %-32s %.12s %7.2fs%s%s\n", hx_state_name(res[i].state), p.inst[i].stage_name, label,
+                   p.inst[i].key, res[i].seconds, res[i].error ? "  " : "", res[i].error ? res[i].error : "");
+            free(label);
+        }
+        printf("run %s: %s (%d executed, %d cached, %d failed, %d skipped) in %.2fs\n", id, status, n_exec, n_cached,
+               n_failed, n_skipped, hx_now() - R.t0);
+    }
+    fflush(stdout);
+    for (int i = 0; i < p.n; i++) free(res[i].error);
+    free(res);
+    json_decref(record);
+    free(id);
+    hx_plan_release(&p);
+    hx_recipe_release(&r);
+    hx_store_release(&s);
+    hx_cli_release(&c);
+    if (interrupted) return 130;
+    return store_error ? HX_EXIT_STORE : failed ? HX_EXIT_STAGE : HX_EXIT_OK;
+}

@@ -1,0 +1,275 @@
+/* exec.c - runs stage instances: per-key lock, cache check, protected call, atomic commit; --jobs threads. */
+#include "engine/hx/exec.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "engine/hx/canon.h"
+
+const char *hx_state_name(int st)
+{
+    static const char *n[] = {"pending", "running", "cached", "executed", "failed", "skipped"};
+    return st >= 0 && st <= HX_ST_SKIPPED ? n[st] : "?";
+}
+
+typedef struct sched {
+    const hx_plan *p;
+    const hx_store *s;
+    const hx_exec_opts *o;
+    hx_exec_result *res;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int finished;           /* instances in a final state */
+    int gpu_busy[16];
+    int any_failed;
+} sched;
+
+static void iso_now(char *buf, size_t n)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void set_error(hx_exec_result *r, const char *msg)
+{
+    free(r->error);
+    r->error = msg ? xstrdup(msg) : NULL;
+}
+
+static void event(const char *name, const hx_instance *in, const hx_exec_result *r)
+{
+    if (!hx_log_is_json()) return;
+    json_t *o = json_pack("{s:s,s:O,s:s,s:s,s:f}", "stage", in->stage_name, "axes", in->axes, "key", in->key, "state",
+                          hx_state_name(r->state), "seconds", r->seconds);
+    if (r->error) json_object_set_new(o, "error", json_string(r->error));
+    char *t = json_dumps(o, JSON_COMPACT);
+    size_t n = strlen(t);
+    t[n - 1] = 0; /* drop the closing brace: hx_log_event wants the body */
+    hx_log_event(name, t + 1);
+    free(t);
+    json_decref(o);
+}
+
+/* Execute instance I (its lock held, known not to be in the store). */
+static int execute(sched *S, int i, const char *device)
+{
+    const hx_plan *p = S->p;
+    const hx_store *s = S->s;
+    const hx_exec_opts *o = S->o;
+    const hx_instance *in = &p->inst[i];
+    char *out_dir = NULL, *ckpt_dir = NULL;
+    if (hx_store_begin(s, in->key, &out_dir, &ckpt_dir) < 0) return -2;
+    const char **dirs = xcalloc((size_t)in->n_inputs + 1, sizeof *dirs);
+    const char **keys = xcalloc((size_t)in->n_inputs + 1, sizeof *keys);
+    for (int j = 0; j < in->n_inputs; j++) {
+        dirs[j] = hx_store_entry_dir(s, p->inst[in->input_inst[j]].key);
+        keys[j] = p->inst[in->input_inst[j]].key;
+    }
+    json_t *metrics = json_object();
+    hx_stage_ctx ctx = {
+        .stage_name = in->stage_name,
+        .key = in->key,
+        .with = in->with,
+        .out_dir = out_dir,
+        .ckpt_dir = ckpt_dir,
+        .n_inputs = in->n_inputs,
+        .input_roles = in->roles,
+        .input_dirs = dirs,
+        .input_keys = keys,
+        .engine = o->engine,
+        .device = device,
+        .threads = o->threads,
+        .metrics = metrics,
+        .interrupted = o->interrupted,
+    };
+    char started[32];
+    iso_now(started, sizeof started);
+    double t0 = hx_now();
+    int rc = hx_stage_call(in->kind, &ctx);
+    double secs = hx_now() - t0;
+    if (rc == 0) {
+        char host[256] = "?";
+        gethostname(host, sizeof host - 1);
+        json_t *m = json_pack("{s:i,s:s,s:s,s:s,s:i,s:O,s:O,s:O,s:s,s:f,s:s,s:s,s:i,s:s,s:s?,s:O}",
+                              "hx_manifest", 1, "key", in->key, "stage", in->stage_name, "kind", in->kind->name,
+                              "kind_version", in->kind->version, "axes", in->axes, "with", in->with, "inputs",
+                              in->inputs, "status", "ok", "seconds", secs, "started", started, "device", device,
+                              "threads", o->threads, "host", host, "run_id", o->run_id, "metrics", metrics);
+        json_object_set_new(m, "hx", json_pack("{s:s,s:s,s:s}", "version", HX_VERSION, "commit", hx_build_commit(),
+                                               "build", hx_build_flags()));
+        if (hx_store_commit(s, in->key, m) < 0) {
+            error_prefix("stage '%s': commit", in->stage_name);
+            rc = -2;
+        }
+        json_decref(m);
+    }
+    for (int j = 0; j < in->n_inputs; j++) free((char *)dirs[j]);
+    free(dirs);
+    free(keys);
+    json_decref(metrics);
+    free(out_dir);
+    free(ckpt_dir);
+    return rc;
+}
+
+/* Everything one instance needs, outside the scheduler lock. Returns its final state. */
+static int process(sched *S, int i, const char *device)
+{
+    const hx_instance *in = &S->p->inst[i];
+    hx_exec_result *r = &S->res[i];
+    char *label = hx_plan_axes_label(in->axes);
+    const char *lp = *label ? " (" : "", *rp = *label ? ")" : "";
+    hx_lock lock;
+    double t0 = hx_now();
+    int st;
+    if (hx_store_lock(S->s, in->key, 1, S->o->interrupted, &lock) != 0) {
+        set_error(r, hx_last_error());
+        r->store_error = !(S->o->interrupted && *S->o->interrupted);
+        free(label);
+        return HX_ST_FAILED;
+    }
+    if (hx_store_has(S->s, in->key)) {
+        int v = hx_store_verify(S->s, in->key, S->o->verify);
+        if (v == 0) {
+            hx_store_unlock(&lock);
+            r->seconds = hx_now() - t0;
+            free(label);
+            return HX_ST_CACHED;
+        }
+        log_warn("store entry %.12s of stage '%s'%s%s%s is corrupted: %s; executing it again", in->key, in->stage_name,
+                 lp, label, rp, hx_last_error());
+        if (hx_store_discard(S->s, in->key) < 0) {
+            set_error(r, hx_last_error());
+            r->store_error = 1;
+            hx_store_unlock(&lock);
+            free(label);
+            return HX_ST_FAILED;
+        }
+    }
+    log_info("%s%s%s%s: executing (%s, key %.12s)", in->stage_name, lp, label, rp, in->kind->name, in->key);
+    snprintf(r->device, sizeof r->device, "%s", device);
+    int rc = execute(S, i, device);
+    if (rc == 0) {
+        st = HX_ST_EXECUTED;
+        log_info("%s%s%s%s: done in %.2fs", in->stage_name, lp, label, rp, hx_now() - t0);
+    } else {
+        st = HX_ST_FAILED;
+        r->store_error = rc == -2;
+        set_error(r, hx_last_error());
+        hx_log(HX_LOG_ERROR, "%s%s%s%s: %s", in->stage_name, lp, label, rp, r->error);
+    }
+    hx_store_unlock(&lock);
+    r->seconds = hx_now() - t0;
+    free(label);
+    return st;
+}
+
+static void finish(sched *S, int i, int st)
+{
+    S->res[i].state = st;
+    S->finished++;
+    if (st == HX_ST_FAILED) S->any_failed = 1;
+    event("stage", &S->p->inst[i], &S->res[i]);
+    if (S->o->on_change) S->o->on_change(S->o->ud, i);
+    pthread_cond_broadcast(&S->cv);
+}
+
+/* Under the lock: the next runnable instance (marking the ones that can never run), or -1. */
+static int pick(sched *S, int *gpu)
+{
+    const hx_plan *p = S->p;
+    int interrupted = S->o->interrupted && *S->o->interrupted;
+    for (int i = 0; i < p->n; i++) {
+        hx_exec_result *r = &S->res[i];
+        if (r->state != HX_ST_PENDING) continue;
+        const hx_instance *in = &p->inst[i];
+        int ready = 1;
+        for (int j = 0; j < in->n_inputs; j++) {
+            int ds = S->res[in->input_inst[j]].state;
+            if (ds == HX_ST_FAILED || ds == HX_ST_SKIPPED) {
+                char *msg = xstrfmt("input '%s' (stage %s) did not complete", in->roles[j],
+                                    p->inst[in->input_inst[j]].stage_name);
+                set_error(r, msg);
+                free(msg);
+                finish(S, i, HX_ST_SKIPPED);
+                ready = 0;
+                break;
+            }
+            if (ds != HX_ST_CACHED && ds != HX_ST_EXECUTED) ready = 0;
+        }
+        if (r->state != HX_ST_PENDING) continue;
+        if (interrupted) {
+            set_error(r, "interrupted before it started");
+            finish(S, i, HX_ST_SKIPPED);
+            continue;
+        }
+        if (!ready) continue;
+        *gpu = -1;
+        if (in->kind->needs_gpu && S->o->n_gpus > 0) {
+            for (int g = 0; g < S->o->n_gpus && *gpu < 0; g++)
+                if (!S->gpu_busy[g]) *gpu = g;
+            if (*gpu < 0) continue; /* every GPU is taken: let another instance go first */
+            S->gpu_busy[*gpu] = 1;
+        }
+        return i;
+    }
+    return -1;
+}
+
+static void *worker(void *arg)
+{
+    sched *S = arg;
+    pthread_mutex_lock(&S->mu);
+    while (S->finished < S->p->n) {
+        int gpu, i = pick(S, &gpu);
+        if (i < 0) {
+            if (S->finished >= S->p->n) break;
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 100000000;
+            if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+            pthread_cond_timedwait(&S->cv, &S->mu, &ts);
+            continue;
+        }
+        S->res[i].state = HX_ST_RUNNING;
+        char device[32];
+        if (gpu >= 0) snprintf(device, sizeof device, "cuda:%d", S->o->gpu_ids[gpu]);
+        else snprintf(device, sizeof device, "cpu");
+        if (S->o->on_change) S->o->on_change(S->o->ud, i);
+        pthread_mutex_unlock(&S->mu);
+        int st = process(S, i, device);
+        pthread_mutex_lock(&S->mu);
+        if (gpu >= 0) S->gpu_busy[gpu] = 0;
+        finish(S, i, st);
+    }
+    pthread_mutex_unlock(&S->mu);
+    return NULL;
+}
+
+int hx_exec_run(const hx_plan *p, const hx_store *s, const hx_exec_opts *o, hx_exec_result *res)
+{
+    sched S = {.p = p, .s = s, .o = o, .res = res};
+    pthread_mutex_init(&S.mu, NULL);
+    pthread_cond_init(&S.cv, NULL);
+    for (int i = 0; i < p->n; i++) res[i] = (hx_exec_result){.state = HX_ST_PENDING};
+    int jobs = o->jobs < 1 ? 1 : o->jobs > 64 ? 64 : o->jobs;
+    if (jobs > p->n) jobs = p->n > 0 ? p->n : 1;
+    if (jobs == 1) {
+        worker(&S);
+    } else {
+        pthread_t th[64];
+        for (int t = 0; t < jobs; t++)
+            if (pthread_create(&th[t], NULL, worker, &S)) BUG("pthread_create failed");
+        for (int t = 0; t < jobs; t++) pthread_join(th[t], NULL);
+    }
+    pthread_mutex_destroy(&S.mu);
+    pthread_cond_destroy(&S.cv);
+    return S.any_failed ? 1 : 0;
+}

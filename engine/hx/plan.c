@@ -1,0 +1,635 @@
+/* plan.c - builds the plan: stage graph, axis arms, per-instance parameters and keys (DESIGN.md 2-3). */
+#include "engine/hx/plan.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/hx/canon.h"
+
+#define MAX_AXES 64        /* axis sets are bit masks */
+#define MAX_ARMS 100000
+
+typedef struct stage_info {
+    const char *name;
+    json_t *entry;            /* the recipe's map for this stage (borrowed) */
+    const hx_stage_kind *kind;
+    int n_in;
+    const char **roles;       /* borrowed json keys */
+    int *deps;                /* stage index per role */
+    uint64_t mask;            /* axes referenced directly or through inputs */
+    int *inst_of;             /* instance index per arm */
+} stage_info;
+
+typedef struct builder {
+    hx_plan *p;
+    const hx_recipe *r;
+    int ns;
+    stage_info *st;
+    int n_axes;
+    const char **axis_names;
+    json_t **axis_vals;       /* resolved value lists */
+    int *arm_idx;             /* n_arms x n_axes value indices */
+    int cap;                  /* allocated instances */
+} builder;
+
+/* ---- small helpers ---- */
+
+static int has_interp(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_STRING: return strstr(json_string_value(v), "${") != NULL;
+    case JSON_ARRAY:
+        for (size_t i = 0; i < json_array_size(v); i++)
+            if (has_interp(json_array_get(v, i))) return 1;
+        return 0;
+    case JSON_OBJECT: {
+        const char *k;
+        json_t *x;
+        json_object_foreach((json_t *)v, k, x) if (has_interp(x)) return 1;
+        return 0;
+    }
+    default: return 0;
+    }
+}
+
+static void label_value(char *buf, size_t n, const json_t *v)
+{
+    if (json_is_string(v)) snprintf(buf, n, "%s", json_string_value(v));
+    else {
+        char *t = hx_canon_dump(v);
+        snprintf(buf, n, "%s", t ? t : "?");
+        free(t);
+    }
+}
+
+char *hx_plan_axes_label(const json_t *axes)
+{
+    char *out = xstrdup("");
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)axes, k, v) {
+        char val[256];
+        label_value(val, sizeof val, v);
+        char *n = xstrfmt("%s%s%s=%s", out, *out ? "," : "", k, val);
+        free(out);
+        out = n;
+    }
+    return out;
+}
+
+static int list_has(const char *list, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = list; p && *p;) {
+        size_t k = strcspn(p, "|");
+        if (k == n && !strncmp(p, word, n)) return 1;
+        p += k + (p[k] == '|');
+    }
+    return 0;
+}
+
+static const char *const *kind_names(size_t *n)
+{
+    const hx_stage_kind *const *k = hx_stage_kinds();
+    static _Thread_local const char *names[256];
+    *n = 0;
+    for (; *k && *n < 256; k++) names[(*n)++] = (*k)->name;
+    return names;
+}
+
+/* ---- graph ---- */
+
+static int find_stage(const builder *b, const char *name)
+{
+    for (int i = 0; i < b->ns; i++)
+        if (!strcmp(b->st[i].name, name)) return i;
+    return -1;
+}
+
+static int check_graph(builder *b)
+{
+    const hx_recipe *r = b->r;
+    json_t *stages = json_object_get(r->doc, "stages");
+    json_t *names = json_array();
+    const char *k;
+    json_t *v;
+    json_object_foreach(stages, k, v) json_array_append_new(names, json_string(k));
+    for (int s = 0; s < b->ns; s++) {
+        stage_info *si = &b->st[s];
+        char *sp = hx_path_key("stages", si->name), *kp = hx_path_key(sp, "kind");
+        const char *kname = json_string_value(json_object_get(si->entry, "kind"));
+        si->kind = hx_stage_kind_find(kname);
+        int bad = 0;
+        if (!si->kind) {
+            size_t nk;
+            const char *const *kn = kind_names(&nk);
+            const char *sug = hx_suggest(kname, kn, nk);
+            bad = hx_recipe_error_at(r, kp, "stage '%s': unknown kind '%s'%s%s%s", si->name, kname,
+                                     sug ? " (did you mean '" : "", sug ? sug : "", sug ? "'?)" : "");
+        }
+        json_t *in = json_object_get(si->entry, "inputs");
+        si->n_in = in ? (int)json_object_size(in) : 0;
+        si->roles = xcalloc((size_t)si->n_in + 1, sizeof *si->roles);
+        si->deps = xcalloc((size_t)si->n_in + 1, sizeof *si->deps);
+        int i = 0;
+        if (!bad && in) json_object_foreach(in, k, v) {
+            char *ip = xstrfmt("%s.inputs.%s", sp, k);
+            const hx_role *role = NULL;
+            for (const hx_role *ro = si->kind->roles; ro && ro->name; ro++)
+                if (!strcmp(ro->name, k)) role = ro;
+            if (!role) {
+                json_t *rn = json_array();
+                for (const hx_role *ro = si->kind->roles; ro && ro->name; ro++) json_array_append_new(rn, json_string(ro->name));
+                char *all = xstrdup("");
+                for (size_t j = 0; j < json_array_size(rn); j++) {
+                    char *n2 = xstrfmt("%s%s%s", all, j ? ", " : "", json_string_value(json_array_get(rn, j)));
+                    free(all);
+                    all = n2;
+                }
+                bad = hx_recipe_error_at(r, ip, "stage '%s': kind %s has no input role '%s'%s; its roles: %s", si->name,
+                                         kname, k, hx_suggest_hint(k, rn), *all ? all : "(none)");
+                free(all);
+                json_decref(rn);
+            } else if (!json_is_string(v)) {
+                bad = hx_recipe_error_at(r, ip, "stage '%s': inputs.%s: expected the name of a stage", si->name, k);
+            } else {
+                int d = find_stage(b, json_string_value(v));
+                if (d < 0)
+                    bad = hx_recipe_error_at(r, ip, "stage '%s': inputs.%s: no stage '%s'%s", si->name, k,
+                                             json_string_value(v), hx_suggest_hint(json_string_value(v), names));
+                else if (d == s)
+                    bad = hx_recipe_error_at(r, ip, "stage '%s': inputs.%s: a stage cannot be its own input", si->name, k);
+                else {
+                    const char *dk = json_string_value(json_object_get(b->st[d].entry, "kind"));
+                    if (role->accepts && !list_has(role->accepts, dk))
+                        bad = hx_recipe_error_at(r, ip, "stage '%s': inputs.%s: stage '%s' is of kind %s, but role '%s' "
+                                                 "takes %s", si->name, k, b->st[d].name, dk, k, role->accepts);
+                    si->roles[i] = k;
+                    si->deps[i] = d;
+                    i++;
+                }
+            }
+            free(ip);
+            if (bad) break;
+        }
+        if (!bad)
+            for (const hx_role *ro = si->kind->roles; ro && ro->name; ro++)
+                if (!ro->optional && !(in && json_object_get(in, ro->name))) {
+                    char *at = in ? xstrfmt("%s.inputs", sp) : xstrdup(sp);
+                    bad = hx_recipe_error_at(r, at, "stage '%s': kind %s needs input role '%s'%s%s", si->name, kname,
+                                             ro->name, ro->doc ? ": " : "", ro->doc ? ro->doc : "");
+                    free(at);
+                    break;
+                }
+        free(sp);
+        free(kp);
+        if (bad) {
+            json_decref(names);
+            return -1;
+        }
+    }
+    json_decref(names);
+    return 0;
+}
+
+/* Depth-first topological order; a cycle is reported with its path. */
+static int topo_visit(builder *b, int s, int *color, int *order, int *n, int *path, int depth)
+{
+    if (color[s] == 2) return 0;
+    path[depth] = s;
+    if (color[s] == 1) {
+        int start = 0;
+        while (path[start] != s) start++;
+        char *chain = xstrdup("");
+        for (int i = start; i <= depth; i++) {
+            char *c = xstrfmt("%s%s%s", chain, i > start ? " -> " : "", b->st[path[i]].name);
+            free(chain);
+            chain = c;
+        }
+        char *ip = xstrfmt("stages.%s.inputs", b->st[s].name);
+        hx_recipe_error_at(b->r, ip, "stages form a cycle through their inputs: %s", chain);
+        free(ip);
+        free(chain);
+        return -1;
+    }
+    color[s] = 1;
+    for (int i = 0; i < b->st[s].n_in; i++)
+        if (topo_visit(b, b->st[s].deps[i], color, order, n, path, depth + 1) < 0) return -1;
+    color[s] = 2;
+    order[(*n)++] = s;
+    return 0;
+}
+
+/* ---- axes ---- */
+
+static int build_arms(builder *b)
+{
+    const hx_recipe *r = b->r;
+    hx_plan *p = b->p;
+    json_t *axes = json_object_get(r->doc, "axes"), *zip = json_object_get(r->doc, "zip");
+    b->n_axes = axes ? (int)json_object_size(axes) : 0;
+    if (b->n_axes > MAX_AXES) return hx_recipe_error_at(r, "axes", "more than %d axes", MAX_AXES);
+    b->axis_names = xcalloc((size_t)b->n_axes + 1, sizeof *b->axis_names);
+    b->axis_vals = xcalloc((size_t)b->n_axes + 1, sizeof *b->axis_vals);
+    p->axes = json_object();
+    const char *k;
+    json_t *v;
+    int a = 0;
+    if (axes) json_object_foreach(axes, k, v) {
+        char *ap = hx_path_key("axes", k);
+        json_t *vals = hx_recipe_resolve(r, v, ap, NULL, NULL);
+        free(ap);
+        if (!vals) return -1;
+        if (!json_is_array(vals) || !json_array_size(vals)) {
+            json_decref(vals);
+            return hx_recipe_error_at(r, "axes", "axis '%s': expected a non-empty list", k);
+        }
+        b->axis_names[a] = k;
+        b->axis_vals[a] = vals;
+        json_object_set(p->axes, k, vals);
+        a++;
+    }
+    /* Groups: a zip group moves together; every other axis is a group of its own. */
+    int *group = xmalloc(((size_t)b->n_axes + 1) * sizeof *group);
+    for (a = 0; a < b->n_axes; a++) group[a] = -1;
+    int ng = 0;
+    for (a = 0; a < b->n_axes; a++) {
+        if (group[a] >= 0) continue;
+        group[a] = ng;
+        for (size_t z = 0; zip && z < json_array_size(zip); z++) {
+            json_t *g = json_array_get(zip, z);
+            int in = 0;
+            for (size_t j = 0; j < json_array_size(g); j++)
+                if (!strcmp(json_string_value(json_array_get(g, j)), b->axis_names[a])) in = 1;
+            if (!in) continue;
+            for (size_t j = 0; j < json_array_size(g); j++)
+                for (int c = 0; c < b->n_axes; c++)
+                    if (!strcmp(json_string_value(json_array_get(g, j)), b->axis_names[c])) group[c] = ng;
+        }
+        ng++;
+    }
+    size_t *glen = xcalloc((size_t)ng + 1, sizeof *glen);
+    for (a = 0; a < b->n_axes; a++) {
+        size_t len = json_array_size(b->axis_vals[a]);
+        if (glen[group[a]] && glen[group[a]] != len) {
+            free(group);
+            free(glen);
+            return hx_recipe_error_at(r, "zip", "zipped axes resolve to lists of different lengths");
+        }
+        glen[group[a]] = len;
+    }
+    double total = 1;
+    for (int g = 0; g < ng; g++) total *= (double)glen[g];
+    if (total > MAX_ARMS) {
+        free(group);
+        free(glen);
+        return hx_recipe_error_at(r, "axes", "the axes multiply to %.0f arms; at most %d (use zip: for axes that "
+                                  "move together)", total, MAX_ARMS);
+    }
+    p->n_arms = (int)total;
+    b->arm_idx = xcalloc((size_t)p->n_arms * (size_t)(b->n_axes ? b->n_axes : 1), sizeof *b->arm_idx);
+    /* Arm m: group digits in mixed radix, the first group varying slowest. */
+    for (int m = 0; m < p->n_arms; m++) {
+        int rem = m;
+        for (int g = ng - 1; g >= 0; g--) {
+            int d = rem % (int)glen[g];
+            rem /= (int)glen[g];
+            for (a = 0; a < b->n_axes; a++)
+                if (group[a] == g) b->arm_idx[m * b->n_axes + a] = d;
+        }
+    }
+    free(group);
+    free(glen);
+    return 0;
+}
+
+static json_t *arm_json(const builder *b, int m)
+{
+    json_t *o = json_object();
+    for (int a = 0; a < b->n_axes; a++)
+        json_object_set(o, b->axis_names[a], json_array_get(b->axis_vals[a], (size_t)b->arm_idx[m * b->n_axes + a]));
+    return o;
+}
+
+/* ---- parameters ---- */
+
+static const char *type_name(hx_type t)
+{
+    static const char *n[] = {"an integer", "a number", "true or false", "a string", "a list", "a list of strings",
+                              "a map", "a value"};
+    return (unsigned)t < sizeof n / sizeof *n ? n[t] : "?";
+}
+
+static const char *json_type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "a map";
+    case JSON_ARRAY: return "a list";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    default: return "null";
+    }
+}
+
+/* Unknown keys are checked on the raw map, so the position is where the key was written. */
+static int check_with_keys(builder *b, const stage_info *si)
+{
+    json_t *with = json_object_get(si->entry, "with");
+    if (!json_is_object(with)) return 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(with, k, v) {
+        const hx_field *f = si->kind->fields;
+        while (f && f->name && strcmp(f->name, k)) f++;
+        if (f && f->name) continue;
+        json_t *names = json_array();
+        char *all = xstrdup("");
+        for (f = si->kind->fields; f && f->name; f++) {
+            json_array_append_new(names, json_string(f->name));
+            char *n = xstrfmt("%s%s%s", all, *all ? ", " : "", f->name);
+            free(all);
+            all = n;
+        }
+        char *p = xstrfmt("stages.%s.with.%s", si->name, k);
+        hx_recipe_error_at(b->r, p, "stage '%s': kind %s has no parameter '%s'%s; its parameters: %s", si->name,
+                           si->kind->name, k, hx_suggest_hint(k, names), *all ? all : "(none)");
+        free(p);
+        free(all);
+        json_decref(names);
+        return -1;
+    }
+    return 0;
+}
+
+/* Type-check RES (resolved) against the schema, fill defaults, normalise numbers. New reference or NULL. */
+static json_t *check_with(builder *b, const stage_info *si, const json_t *res, const char *arm_label)
+{
+    const hx_recipe *r = b->r;
+    json_t *out = json_object();
+    const char *in_arm = *arm_label ? " (arm " : "", *in_arm_end = *arm_label ? ")" : "";
+    for (const hx_field *f = si->kind->fields; f && f->name; f++) {
+        char *p = xstrfmt("stages.%s.with.%s", si->name, f->name);
+        json_t *v = json_object_get(res, f->name);
+        int bad = 0;
+        if (!v) {
+            if (!f->default_json) {
+                char *wp = xstrfmt("stages.%s.with", si->name);
+                bad = hx_recipe_error_at(r, wp, "stage '%s': missing parameter '%s' (%s)%s%s%s", si->name, f->name,
+                                         f->doc ? f->doc : type_name(f->type), in_arm, arm_label, in_arm_end);
+                free(wp);
+            } else {
+                json_error_t je;
+                json_t *d = json_loads(f->default_json, JSON_DECODE_ANY, &je);
+                if (!d) BUG("kind %s: default of '%s' is not JSON: %s", si->kind->name, f->name, f->default_json);
+                json_object_set_new(out, f->name, d);
+            }
+        } else {
+            json_t *val = NULL;
+            switch (f->type) {
+            case HX_T_INT:
+                if (json_is_integer(v)) val = json_incref(v);
+                else if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)) &&
+                         fabs(json_real_value(v)) < 9.2e18)
+                    val = json_integer((json_int_t)json_real_value(v));
+                break;
+            case HX_T_NUM: if (json_is_number(v)) val = json_incref(v); break;
+            case HX_T_BOOL: if (json_is_boolean(v)) val = json_incref(v); break;
+            case HX_T_STR: if (json_is_string(v)) val = json_incref(v); break;
+            case HX_T_LIST: if (json_is_array(v)) val = json_incref(v); break;
+            case HX_T_STRLIST:
+                if (json_is_array(v)) {
+                    val = json_incref(v);
+                    for (size_t i = 0; i < json_array_size(v); i++)
+                        if (!json_is_string(json_array_get(v, i))) {
+                            json_decref(val);
+                            val = NULL;
+                            break;
+                        }
+                }
+                break;
+            case HX_T_MAP: if (json_is_object(v)) val = json_incref(v); break;
+            case HX_T_ANY: if (!json_is_null(v)) val = json_incref(v); break;
+            }
+            if (!val) {
+                char shown[128];
+                label_value(shown, sizeof shown, v);
+                bad = hx_recipe_error_at(r, p, "stage '%s': %s must be %s, got %s '%s'%s%s%s", si->name, f->name,
+                                         type_name(f->type), json_type_name(v), shown, in_arm, arm_label, in_arm_end);
+            } else if (f->allowed && (f->type == HX_T_STR || f->type == HX_T_STRLIST)) {
+                size_t n = json_is_array(val) ? json_array_size(val) : 1;
+                for (size_t i = 0; i < n && !bad; i++) {
+                    json_t *s = json_is_array(val) ? json_array_get(val, i) : val;
+                    if (list_has(f->allowed, json_string_value(s))) continue;
+                    char *choices = xstrdup(f->allowed);
+                    for (char *c = choices; *c; c++)
+                        if (*c == '|') *c = ',';
+                    json_t *opts = json_array();
+                    for (char *tok = strtok(choices, ","); tok; tok = strtok(NULL, ",")) json_array_append_new(opts, json_string(tok));
+                    free(choices);
+                    bad = hx_recipe_error_at(r, p, "stage '%s': %s: '%s' is not one of %s%s%s%s%s", si->name, f->name,
+                                             json_string_value(s), f->allowed,
+                                             hx_suggest_hint(json_string_value(s), opts), in_arm, arm_label, in_arm_end);
+                    json_decref(opts);
+                }
+            }
+            if (val && !bad) json_object_set_new(out, f->name, val);
+            else json_decref(val);
+        }
+        free(p);
+        if (bad) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    json_t *norm = hx_canon_normalize(out);
+    json_decref(out);
+    return norm;
+}
+
+/* ---- instances ---- */
+
+static int add_instance(builder *b, int s, int arm, const json_t *res, uint64_t mask)
+{
+    hx_plan *p = b->p;
+    stage_info *si = &b->st[s];
+    json_t *axes = json_object();
+    for (int a = 0; a < b->n_axes; a++)
+        if (mask >> a & 1)
+            json_object_set(axes, b->axis_names[a], json_array_get(b->axis_vals[a], (size_t)b->arm_idx[arm * b->n_axes + a]));
+    char *label = hx_plan_axes_label(axes);
+    json_t *with = check_with(b, si, res, label);
+    free(label);
+    if (!with) {
+        json_decref(axes);
+        return -1;
+    }
+    if (p->n == b->cap) {
+        b->cap = b->cap ? 2 * b->cap : 16;
+        p->inst = xrealloc(p->inst, (size_t)b->cap * sizeof *p->inst);
+    }
+    hx_instance *in = &p->inst[p->n];
+    memset(in, 0, sizeof *in);
+    in->stage = s;
+    in->stage_name = si->name;
+    in->kind = si->kind;
+    in->axes = axes;
+    in->with = with;
+    in->inputs = json_object();
+    in->n_inputs = si->n_in;
+    in->roles = xcalloc((size_t)si->n_in + 1, sizeof *in->roles);
+    in->input_inst = xcalloc((size_t)si->n_in + 1, sizeof *in->input_inst);
+    for (int i = 0; i < si->n_in; i++) {
+        int j = b->st[si->deps[i]].inst_of[arm];
+        in->roles[i] = si->roles[i];
+        in->input_inst[i] = j;
+        json_object_set_new(in->inputs, si->roles[i], json_string(p->inst[j].key));
+    }
+    p->n++;
+    return 0;
+}
+
+static int expand_stage(builder *b, int s, const char *binary_digest)
+{
+    hx_plan *p = b->p;
+    stage_info *si = &b->st[s];
+    const hx_recipe *r = b->r;
+    if (check_with_keys(b, si) < 0) return -1;
+    json_t *raw = json_object_get(si->entry, "with");
+    json_t *empty = json_object();
+    if (!json_is_object(raw)) raw = empty;
+    char *wp = xstrfmt("stages.%s.with", si->name);
+    int interp = has_interp(raw), n_arms = p->n_arms, rc = -1;
+    json_t **res = xcalloc((size_t)n_arms, sizeof *res);
+    uint64_t mask = 0;
+    for (int m = 0; m < n_arms; m++) {
+        if (!interp && m > 0) {
+            res[m] = json_incref(res[0]);
+            continue;
+        }
+        json_t *arm = arm_json(b, m), *used = json_object();
+        res[m] = hx_recipe_resolve(r, raw, wp, arm, used);
+        json_decref(arm);
+        const char *k;
+        json_t *v;
+        json_object_foreach(used, k, v) for (int a = 0; a < b->n_axes; a++) if (!strcmp(b->axis_names[a], k)) mask |= 1ull << a;
+        json_decref(used);
+        if (!res[m]) goto out;
+    }
+    for (int i = 0; i < si->n_in; i++) mask |= b->st[si->deps[i]].mask;
+    si->mask = mask;
+    si->inst_of = xmalloc((size_t)n_arms * sizeof *si->inst_of);
+    /* One instance per distinct projection of the arms onto this stage's axes. */
+    json_t *seen = json_object();
+    for (int m = 0; m < n_arms; m++) {
+        char proj[8 * MAX_AXES + 8];
+        size_t o = 0;
+        for (int a = 0; a < b->n_axes; a++)
+            if (mask >> a & 1) o += (size_t)snprintf(proj + o, sizeof proj - o, "%d,", b->arm_idx[m * b->n_axes + a]);
+        proj[o] = 0;
+        json_t *hit = json_object_get(seen, proj);
+        if (hit) {
+            si->inst_of[m] = (int)json_integer_value(hit);
+            continue;
+        }
+        int idx = p->n;
+        if (add_instance(b, s, m, res[m], mask) < 0) {
+            json_decref(seen);
+            goto out;
+        }
+        hx_instance *in = &p->inst[idx];
+        if (hx_canon_key(in->kind->name, in->kind->version, in->with, in->inputs, binary_digest, in->key) < 0) {
+            json_decref(seen);
+            goto out;
+        }
+        json_object_set_new(seen, proj, json_integer(idx));
+        si->inst_of[m] = idx;
+    }
+    json_decref(seen);
+    rc = 0;
+out:
+    for (int m = 0; m < n_arms; m++) json_decref(res[m]);
+    free(res);
+    free(wp);
+    json_decref(empty);
+    return rc;
+}
+
+int hx_plan_build(hx_plan *p, const hx_recipe *r, const char *binary_digest)
+{
+    memset(p, 0, sizeof *p);
+    p->recipe = r;
+    builder b = {.p = p, .r = r};
+    json_t *stages = json_object_get(r->doc, "stages");
+    b.ns = (int)json_object_size(stages);
+    b.st = xcalloc((size_t)b.ns + 1, sizeof *b.st);
+    p->n_stages = b.ns;
+    p->stage_names = xcalloc((size_t)b.ns + 1, sizeof *p->stage_names);
+    const char *k;
+    json_t *v;
+    int i = 0, rc = -1;
+    json_object_foreach(stages, k, v) {
+        b.st[i].name = k;
+        b.st[i].entry = v;
+        p->stage_names[i] = k;
+        i++;
+    }
+    int *color = xcalloc((size_t)b.ns + 1, sizeof *color), *order = xcalloc((size_t)b.ns + 1, sizeof *order);
+    int *path = xcalloc((size_t)b.ns + 2, sizeof *path), no = 0;
+    if (check_graph(&b) < 0) goto out;
+    for (int s = 0; s < b.ns; s++)
+        if (topo_visit(&b, s, color, order, &no, path, 0) < 0) goto out;
+    if (build_arms(&b) < 0) goto out;
+    for (int j = 0; j < no; j++)
+        if (expand_stage(&b, order[j], binary_digest) < 0) goto out;
+    rc = 0;
+out:
+    for (int s = 0; s < b.ns; s++) {
+        free(b.st[s].roles);
+        free(b.st[s].deps);
+        free(b.st[s].inst_of);
+    }
+    free(b.st);
+    for (int a = 0; a < b.n_axes; a++) json_decref(b.axis_vals[a]);
+    free(b.axis_vals);
+    free(b.axis_names);
+    free(b.arm_idx);
+    free(color);
+    free(order);
+    free(path);
+    if (rc < 0) hx_plan_release(p);
+    return rc;
+}
+
+void hx_plan_release(hx_plan *p)
+{
+    for (int i = 0; i < p->n; i++) {
+        json_decref(p->inst[i].axes);
+        json_decref(p->inst[i].with);
+        json_decref(p->inst[i].inputs);
+        free(p->inst[i].roles);
+        free(p->inst[i].input_inst);
+    }
+    free(p->inst);
+    free(p->stage_names);
+    json_decref(p->axes);
+    memset(p, 0, sizeof *p);
+}
+
+int *hx_plan_stage_instances(const hx_plan *p, const char *name)
+{
+    int found = 0;
+    for (int s = 0; s < p->n_stages; s++)
+        if (!strcmp(p->stage_names[s], name)) found = 1;
+    if (!found) return NULL;
+    int *out = xmalloc(((size_t)p->n + 1) * sizeof *out), n = 0;
+    for (int i = 0; i < p->n; i++)
+        if (!strcmp(p->inst[i].stage_name, name)) out[n++] = i;
+    out[n] = -1;
+    return out;
+}

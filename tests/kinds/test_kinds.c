@@ -1,0 +1,179 @@
+/* test_kinds.c - test-only stage kinds registered in build/hx-test: sources, concatenation, slow, failing. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "engine/stages/stage.h"
+
+/* Every execution appends "<stage> <key>" to $HX_TEST_LOG (when set): tests count executions. */
+static void note_execution(const hx_stage_ctx *c)
+{
+    const char *log = getenv("HX_TEST_LOG");
+    if (!log || !*log) return;
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) return;
+    char *line = xstrfmt("%s %s\n", c->stage_name, c->key);
+    ssize_t w = write(fd, line, strlen(line));
+    (void)w;
+    close(fd);
+    free(line);
+}
+
+static int write_text(const hx_stage_ctx *c, const char *name, const char *text)
+{
+    char *p = hx_path_join(c->out_dir, name);
+    int rc = hx_write_file(p, text, strlen(text));
+    free(p);
+    return rc;
+}
+
+static char *read_input(const hx_stage_ctx *c, const char *role)
+{
+    const char *dir = hx_input_dir(c, role);
+    if (!dir) return NULL;
+    char *p = hx_path_join(dir, "data.txt"), *text = NULL;
+    if (hx_read_file(p, &text, NULL) < 0) text = NULL;
+    free(p);
+    return text;
+}
+
+/* ---- t_source: writes data.txt from its parameters ---- */
+
+static int source_run(hx_stage_ctx *c)
+{
+    note_execution(c);
+    long long seed = hx_with_int(c, "seed");
+    char *text = xstrfmt("%s:%lld:%g", hx_with_str(c, "text"), seed, hx_with_num(c, "scale"));
+    int rc = write_text(c, "data.txt", text);
+    json_object_set_new(c->metrics, "bytes", json_integer((json_int_t)strlen(text)));
+    free(text);
+    return rc;
+}
+
+static const hx_field source_fields[] = {
+    {"text", HX_T_STR, "\"hello\"", NULL, "the text written to data.txt"},
+    {"seed", HX_T_INT, "0", NULL, "a number appended to the text"},
+    {"scale", HX_T_NUM, "1.0", NULL, "a real number appended to the text"},
+    {"mode", HX_T_STR, "\"plain\"", "plain|fancy", "an enumerated option"},
+    {"tags", HX_T_STRLIST, "[]", NULL, "free labels"},
+    {NULL},
+};
+static const hx_role no_roles[] = {{NULL}};
+const hx_stage_kind hx_kind_t_source = {"t_source", 1, "test: writes data.txt from its parameters", source_fields,
+                                        no_roles, 0, source_run};
+
+/* ---- t_concat: data.txt = a's data.txt, sep, b's data.txt (times repetitions) ---- */
+
+static int concat_run(hx_stage_ctx *c)
+{
+    note_execution(c);
+    char *a = read_input(c, "a"), *b = read_input(c, "b");
+    if (!a) {
+        free(b);
+        return error("t_concat: cannot read input a");
+    }
+    char *out = xstrdup("");
+    for (long long i = 0; i < hx_with_int(c, "times"); i++) {
+        char *n = xstrfmt("%s%s%s%s%s", out, i ? hx_with_str(c, "sep") : "", a, b ? hx_with_str(c, "sep") : "", b ? b : "");
+        free(out);
+        out = n;
+    }
+    if (hx_with_bool(c, "upper"))
+        for (char *p = out; *p; p++)
+            if (*p >= 'a' && *p <= 'z') *p -= 32;
+    int rc = write_text(c, "data.txt", out);
+    free(out);
+    free(a);
+    free(b);
+    return rc;
+}
+
+static const hx_field concat_fields[] = {
+    {"sep", HX_T_STR, "\"+\"", NULL, "separator"},
+    {"times", HX_T_INT, "1", NULL, "repetitions"},
+    {"upper", HX_T_BOOL, "false", NULL, "upper-case the result"},
+    {"note", HX_T_ANY, "null", NULL, "anything (recorded only)"},
+    {NULL},
+};
+static const hx_role concat_roles[] = {
+    {"a", "t_source|t_concat|t_slow", 0, "the first text"},
+    {"b", NULL, 1, "an optional second text"},
+    {NULL},
+};
+const hx_stage_kind hx_kind_t_concat = {"t_concat", 1, "test: concatenates the data.txt of its inputs",
+                                        concat_fields, concat_roles, 0, concat_run};
+
+/* ---- t_slow: counts `steps` steps of `step_ms`, checkpointing each step in ckpt_dir/step ---- */
+
+static int slow_run(hx_stage_ctx *c)
+{
+    note_execution(c);
+    long long steps = hx_with_int(c, "steps"), ms = hx_with_int(c, "step_ms"), start = 0;
+    char *ck = hx_path_join(c->ckpt_dir, "step");
+    char *txt = NULL;
+    if (hx_read_file(ck, &txt, NULL) == 0) {
+        start = atoll(txt);
+        free(txt);
+    }
+    json_object_set_new(c->metrics, "resumed_from", json_integer(start));
+    hx_progress prog;
+    hx_progress_begin(&prog, c->stage_name, (double)steps, "step");
+    for (long long i = start; i < steps; i++) {
+        if (c->interrupted && *c->interrupted) {
+            free(ck);
+            return error("t_slow: interrupted at step %lld of %lld (checkpointed)", i, steps);
+        }
+        usleep((useconds_t)(ms * 1000));
+        char num[32];
+        snprintf(num, sizeof num, "%lld", i + 1);
+        if (hx_write_file_atomic(ck, num, strlen(num)) < 0) {
+            free(ck);
+            return -1;
+        }
+        hx_progress_update(&prog, (double)(i + 1), "step %lld", i + 1);
+    }
+    hx_progress_end(&prog);
+    free(ck);
+    char *in = read_input(c, "in");
+    char *out = xstrfmt("slow:%lld%s%s", steps, in ? ":" : "", in ? in : "");
+    int rc = write_text(c, "data.txt", out);
+    free(out);
+    free(in);
+    return rc;
+}
+
+static const hx_field slow_fields[] = {
+    {"steps", HX_T_INT, "10", NULL, "number of steps"},
+    {"step_ms", HX_T_INT, "100", NULL, "milliseconds per step"},
+    {NULL},
+};
+static const hx_role slow_roles[] = {{"in", NULL, 1, "an optional text to pass on"}, {NULL}};
+const hx_stage_kind hx_kind_t_slow = {"t_slow", 1, "test: slow, resumable from its checkpoint", slow_fields,
+                                      slow_roles, 0, slow_run};
+
+/* ---- t_fail: fails when asked to ---- */
+
+static int fail_run(hx_stage_ctx *c)
+{
+    note_execution(c);
+    if (hx_with_bool(c, "fail")) return error("t_fail: %s", hx_with_str(c, "message"));
+    return write_text(c, "data.txt", "did not fail");
+}
+
+static const hx_field fail_fields[] = {
+    {"fail", HX_T_BOOL, "true", NULL, "fail or not"},
+    {"message", HX_T_STR, "\"failing on purpose\"", NULL, "the error message"},
+    {NULL},
+};
+static const hx_role fail_roles[] = {{"in", NULL, 1, "anything"}, {NULL}};
+const hx_stage_kind hx_kind_t_fail = {"t_fail", 1, "test: fails on demand", fail_fields, fail_roles, 0, fail_run};
+
+static const hx_stage_kind *const test_kinds[] = {&hx_kind_t_source, &hx_kind_t_concat, &hx_kind_t_slow,
+                                                  &hx_kind_t_fail, NULL};
+
+void hx_test_kinds_register(void);
+void hx_test_kinds_register(void) { hx_stage_kinds_add(test_kinds); }
