@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# data_world.sh - `hx run` of a recipe with a data stage: tiny and small artifacts, byte-identical rebuilds,
+# cache hits, JSONL benchmarks (source: jsonl) and clear failures on malformed input.
+set -euo pipefail
+: "${HX:?} ${TOP:?}"
+cd "$TOP"
+T=$(mktemp -d /tmp/hx-e2e-data.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+R=recipes/examples/data_world.yaml
+fail() { echo "FAIL: $*"; exit 1; }
+artifact() { # store -> the one data artifact directory
+    local d; d=$(ls -d "$1"/store/*/*/ | head -n1); echo "${d%/}"
+}
+stat_of() { python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$1/stats.json" "$2"; }
+
+# tiny: the artifact, twice in two stores -> the same bytes
+"$HX" run $R --store "$T/a" >"$T/a.log" 2>&1 || { cat "$T/a.log"; fail "tiny run"; }
+"$HX" run $R --store "$T/b" >"$T/b.log" 2>&1 || { cat "$T/b.log"; fail "tiny run 2"; }
+A=$(artifact "$T/a"); B=$(artifact "$T/b")
+for f in facts.jsonl corpus/pretrain.txt instruct.jsonl stats.json README.md bench/kn_mcq_country.jsonl \
+         bench/kn_open_definition.jsonl bench/kn_mcq_hypernym.jsonl bench/kn_open_lexical.jsonl bench/cloze_brown.jsonl; do
+    [ -s "$A/$f" ] || fail "tiny artifact lacks $f"
+    cmp -s "$A/$f" "$B/$f" || fail "$f differs between two tiny builds"
+done
+[ "$(stat_of "$A" "s['facts']['selected']")" = 480 ] || fail "tiny: expected 480 facts"
+[ "$(grep -c '^<|endoftext|>$' "$A/corpus/pretrain.txt")" = "$(stat_of "$A" "s['corpus']['documents']")" ] ||
+    fail "document boundaries do not match stats.json"
+# letters balanced exactly, heldout items marked
+python3 - "$A" <<'PY' || fail "benchmark invariants"
+import json, sys, glob, collections
+facts = {json.loads(l)["fact_id"]: json.loads(l)["split"] for l in open(sys.argv[1] + "/facts.jsonl")}
+for f in glob.glob(sys.argv[1] + "/bench/*.jsonl"):
+    c = collections.Counter()
+    for l in open(f):
+        it = json.loads(l)
+        assert it["choices"][it["answer"]] == it["target"], it
+        assert len({x.lower() for x in it["choices"]}) == 4, it
+        if it["fact_id"]:
+            assert facts[it["fact_id"]] == it["split"] and it["split"] in ("eval", "heldout"), it
+        c[it["answer"]] += 1
+    assert len(set(c.values())) == 1 and len(c) == 4, (f, c)
+for l in open(sys.argv[1] + "/instruct.jsonl"):
+    assert facts[json.loads(l)["fact_id"]] == "instruct"
+PY
+# a second run is a cache hit
+"$HX" run $R --store "$T/a" 2>&1 | grep -q "1 cached" || fail "second tiny run was not cached"
+
+# small: every usable fact, the whole Brown corpus less the cloze files
+"$HX" run $R -S params.scale=small --store "$T/s" >"$T/s.log" 2>&1 || { cat "$T/s.log"; fail "small run"; }
+S=$(artifact "$T/s")
+[ "$(stat_of "$S" "s['facts']['selected'] == s['facts']['usable']")" = True ] || fail "small: not every usable fact"
+[ "$(stat_of "$S" "s['corpus']['brown_files'] + len(s['corpus']['cloze_files'])")" = 500 ] || fail "small: not all Brown"
+
+# bad parameters fail the stage with a message
+if "$HX" run $R -S stages.world.with.frac_eval=0.95 --store "$T/bad" >"$T/bad.log" 2>&1; then fail "frac_eval=0.95 accepted"; fi
+grep -q "split fractions" "$T/bad.log" || { cat "$T/bad.log"; fail "no clear message for bad fractions"; }
+
+# source: jsonl with hand-written MMLU/ARC/HellaSwag files, and a malformed one
+cat >"$T/jsonl.yaml" <<YAML
+hx: 1
+name: data_jsonl
+stages:
+  bench: {kind: data, with: {source: jsonl, jsonl: [tests/data/jsonl/mmlu.jsonl, tests/data/jsonl/arc.jsonl, tests/data/jsonl/hellaswag.jsonl]}}
+YAML
+"$HX" run "$T/jsonl.yaml" --store "$T/j" >"$T/j.log" 2>&1 || { cat "$T/j.log"; fail "jsonl run"; }
+J=$(artifact "$T/j")
+[ "$(wc -l <"$J/bench/mmlu.jsonl")" = 3 ] && [ "$(wc -l <"$J/bench/arc.jsonl")" = 2 ] &&
+    [ "$(wc -l <"$J/bench/hellaswag.jsonl")" = 2 ] || fail "jsonl item counts"
+grep -q '"target":"wind"' "$J/bench/arc.jsonl" || fail "ARC answerKey not resolved"
+sed -i 's#arc.jsonl#bad_json.jsonl#' "$T/jsonl.yaml"
+if "$HX" run "$T/jsonl.yaml" --store "$T/j2" >"$T/j2.log" 2>&1; then fail "malformed JSONL accepted"; fi
+grep -q "bad_json.jsonl:3:" "$T/j2.log" || { cat "$T/j2.log"; fail "malformed JSONL error lacks file:line"; }
+echo "ok: data world tiny + small, determinism, cache, jsonl"
