@@ -12,6 +12,7 @@ typedef struct hx_cmd {
     const char *summary; /* one line: what it does */
 } hx_cmd;
 
+int cmd_bench(int argc, char **argv);
 int cmd_conform(int argc, char **argv);
 int cmd_help(int argc, char **argv);
 int cmd_dag(int argc, char **argv);
