@@ -14,7 +14,9 @@ typedef struct hx_cmd {
 
 int cmd_bench(int argc, char **argv);
 int cmd_conform(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
 int cmd_help(int argc, char **argv);
+int cmd_score(int argc, char **argv);
 int cmd_dag(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_plan(int argc, char **argv);

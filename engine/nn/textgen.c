@@ -1,0 +1,118 @@
+/* textgen.c - text-level greedy generation (chat template, stop strings) and continuation scoring. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "engine/nn/textgen.h"
+
+char *nn_chat_wrap(const char *user)
+{
+    return xstrfmt("<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n", user);
+}
+
+typedef struct stop_ctx {
+    const nn_tokenizer *tok;
+    const char *const *stop;
+    int n_stop;
+} stop_ctx;
+
+/* Stop once the decoded completion contains a stop string. */
+static int stop_strings(void *ud, int b, const int32_t *gen, int n)
+{
+    (void)b;
+    stop_ctx *s = ud;
+    if (!s->n_stop) return 0;
+    char *text;
+    size_t len;
+    if (nn_tokenizer_decode(s->tok, gen, (size_t)n, &text, &len)) return 1;
+    int hit = 0;
+    for (int i = 0; i < s->n_stop && !hit; i++) hit = s->stop[i][0] && strstr(text, s->stop[i]) != NULL;
+    free(text);
+    return hit;
+}
+
+static int encode_text(const nn_tokenizer *tok, const char *text, int32_t **ids, int *n)
+{
+    size_t nn;
+    if (nn_tokenizer_encode(tok, text, strlen(text), ids, &nn)) return -1;
+    *n = (int)nn;
+    return 0;
+}
+
+int nn_textgen(nn_model *m, const nn_tokenizer *tok, const char *const *prompts, int n, int batch,
+               const nn_textgen_opts *o, char **out)
+{
+    if (batch < 1) batch = 1;
+    int32_t stop_ids[4];
+    int n_stop_ids = 0;
+    if (o->stop_at_eos) {
+        const char *names[2] = {"<|im_end|>", "<|endoftext|>"};
+        if (m->cfg.eos_id >= 0) stop_ids[n_stop_ids++] = m->cfg.eos_id;
+        for (int i = 0; i < 2; i++) {
+            int id = nn_tokenizer_token_id(tok, names[i]);
+            if (id >= 0 && id < m->cfg.vocab) stop_ids[n_stop_ids++] = id;
+        }
+    }
+    stop_ctx sc = {tok, o->stop, o->n_stop};
+    nn_gen_opts go = {.max_new = o->max_new, .stop_ids = stop_ids, .n_stop_ids = n_stop_ids, .stop = stop_strings,
+                      .stop_ud = &sc};
+    for (int i0 = 0; i0 < n; i0 += batch) {
+        int B = n - i0 < batch ? n - i0 : batch, r = 0;
+        int32_t **ids = xcalloc((size_t)B, sizeof *ids), **gen = xcalloc((size_t)B, sizeof *gen);
+        int *lens = xcalloc((size_t)B, sizeof *lens), *ng = xcalloc((size_t)B, sizeof *ng);
+        for (int b = 0; b < B && !r; b++) {
+            char *p = o->chat ? nn_chat_wrap(prompts[i0 + b]) : xstrdup(prompts[i0 + b]);
+            r = encode_text(tok, p, &ids[b], &lens[b]);
+            free(p);
+            if (!r && lens[b] == 0) r = error("prompt %d encodes to no tokens", i0 + b);
+        }
+        if (!r) r = nn_generate(m, (const int32_t *const *)ids, lens, B, &go, gen, ng);
+        for (int b = 0; b < B; b++) {
+            if (!r) {
+                /* drop a final stop token, decode, cut at the first stop string */
+                int k = ng[b];
+                for (int s = 0; s < n_stop_ids && k > 0; s++)
+                    if (gen[b][k - 1] == stop_ids[s]) {
+                        k--;
+                        break;
+                    }
+                char *text;
+                size_t len;
+                if (nn_tokenizer_decode(tok, gen[b], (size_t)k, &text, &len)) r = -1;
+                else {
+                    for (int s = 0; s < o->n_stop; s++) {
+                        char *hit = o->stop[s][0] ? strstr(text, o->stop[s]) : NULL;
+                        if (hit) *hit = 0;
+                    }
+                    out[i0 + b] = text;
+                }
+            }
+            free(ids[b]);
+            free(gen[b]);
+        }
+        free(ids); free(gen); free(lens); free(ng);
+        if (r) return -1;
+    }
+    return 0;
+}
+
+int nn_textscore(nn_model *m, const nn_tokenizer *tok, const char *const *ctx, const char *const *cont, int n,
+                 int batch, int chat, double *logp, int *greedy, int *n_tokens)
+{
+    int32_t **ci = xcalloc((size_t)n, sizeof *ci), **ki = xcalloc((size_t)n, sizeof *ki);
+    int *nc = xcalloc((size_t)n, sizeof *nc), *nk = xcalloc((size_t)n, sizeof *nk), r = 0;
+    for (int i = 0; i < n && !r; i++) {
+        char *c = chat ? nn_chat_wrap(ctx[i]) : xstrdup(ctx[i]);
+        r = encode_text(tok, c, &ci[i], &nc[i]) || encode_text(tok, cont[i], &ki[i], &nk[i]);
+        free(c);
+        if (!r && (nc[i] < 1 || nk[i] < 1)) r = error("item %d: empty context or continuation after encoding", i);
+        if (!r && n_tokens) n_tokens[i] = nk[i];
+    }
+    if (!r) r = nn_score(m, (const int32_t *const *)ci, nc, (const int32_t *const *)ki, nk, n, batch, logp, greedy, NULL);
+    for (int i = 0; i < n; i++) {
+        free(ci[i]);
+        free(ki[i]);
+    }
+    free(ci); free(ki); free(nc); free(nk);
+    return r;
+}

@@ -1,0 +1,29 @@
+/* textgen.h - text-level generation and scoring over a model + tokenizer: chat template, stop strings. */
+#ifndef NN_TEXTGEN_H
+#define NN_TEXTGEN_H
+
+#include "engine/nn/generate.h"
+#include "engine/nn/tokenizer.h"
+
+/* Qwen3 chat template, non-thinking form (docs/data.md): "<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n".
+ * xmalloc'd. */
+char *nn_chat_wrap(const char *user);
+
+typedef struct nn_textgen_opts {
+    int max_new;
+    int chat;                      /* wrap each prompt in the chat template */
+    const char *const *stop;       /* stop strings: the output ends before the first occurrence */
+    int n_stop;
+    int stop_at_eos;               /* also stop at the config's eos and <|im_end|> / <|endoftext|> tokens */
+} nn_textgen_opts;
+
+/* Greedy completions of n prompts (batched). out[i]: xmalloc'd UTF-8 completion text (cut at a stop string). */
+int nn_textgen(nn_model *m, const nn_tokenizer *tok, const char *const *prompts, int n, int batch,
+               const nn_textgen_opts *o, char **out);
+
+/* Log-likelihood of continuation texts given context texts (chat: the context is wrapped). Token boundaries:
+ * context and continuation are encoded separately (lm-eval style). logp, greedy, n_tokens per item. */
+int nn_textscore(nn_model *m, const nn_tokenizer *tok, const char *const *ctx, const char *const *cont, int n,
+                 int batch, int chat, double *logp, int *greedy, int *n_tokens);
+
+#endif
