@@ -375,6 +375,10 @@ static json_t *yaml_to_json(const char *file, const char *text, size_t len, json
     if (!yaml_parser_load(&parser, &doc)) {
         yaml_mark_t m = parser.problem_mark;
         if (parser.problem_mark.line == 0 && parser.problem_mark.column == 0 && parser.context) m = parser.context_mark;
+        if (col0 > 0 && m.line > 0) { /* a -S value is one line: point just past its end */
+            m.line = 0;
+            m.column = len;
+        }
         error("%s:%zu:%zu: YAML: %s%s%s", file, m.line + 1, m.column + 1 + (m.line == 0 ? (size_t)col0 : 0),
               parser.problem ? parser.problem : "syntax error", parser.context ? " " : "",
               parser.context ? parser.context : "");
