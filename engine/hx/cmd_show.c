@@ -15,7 +15,7 @@ int cmd_show(int argc, char **argv)
     hx_cli_open_store(&c, &s);
     const char *what = c.args[0];
     json_t *v = NULL;
-    /* A run id has dashes where a key has hex: YYYYmmdd-HHMMSS-xxxx. */
+    /* A run id has dashes where a key has hex: YYYYmmdd-HHMMSS-mmmxx. */
     if (!strcmp(what, "latest") || strchr(what, '-')) {
         v = hx_store_read_run(&s, what);
         if (!v) die(HX_EXIT_USAGE, "hx show: %s", hx_last_error());

@@ -354,12 +354,13 @@ char *hx_store_new_run_id(const hx_store *s)
     hx_rng_seed(&r, (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32) ^ (uint64_t)ts.tv_sec);
     char buf[32];
     strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
-    return xstrfmt("%s-%04x", buf, (unsigned)(hx_rng_u64(&r) & 0xffff));
+    /* Milliseconds, then a random byte: ids sort in creation order, also within one second. */
+    return xstrfmt("%s-%03ld%02x", buf, ts.tv_nsec / 1000000, (unsigned)(hx_rng_u64(&r) & 0xff));
 }
 
 static int is_run_id(const char *id)
 {
-    return strlen(id) == 20 && strspn(id, "0123456789-abcdef") == 20 && id[8] == '-' && id[15] == '-';
+    return strlen(id) == 21 && strspn(id, "0123456789-abcdef") == 21 && id[8] == '-' && id[15] == '-';
 }
 
 int hx_store_write_run(const hx_store *s, const char *id, const json_t *run)
@@ -405,7 +406,7 @@ json_t *hx_store_read_run(const hx_store *s, const char *id_in)
         id = xstrdup(id_in);
     }
     if (!is_run_id(id)) {
-        error("'%s' is not a run id (YYYYmmdd-HHMMSS-xxxx)", id);
+        error("'%s' is not a run id (YYYYmmdd-HHMMSS-mmmxx)", id);
         free(id);
         return NULL;
     }

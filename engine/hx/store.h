@@ -50,7 +50,7 @@ int hx_store_begin(const hx_store *s, const char *key, char **out_dir, char **ck
 int hx_store_commit(const hx_store *s, const char *key, json_t *manifest);
 
 /* Run records. */
-char *hx_store_new_run_id(const hx_store *s);                              /* YYYYmmdd-HHMMSS-xxxx */
+char *hx_store_new_run_id(const hx_store *s);                              /* YYYYmmdd-HHMMSS-mmmxx, sortable */
 int hx_store_write_run(const hx_store *s, const char *id, const json_t *run); /* atomic; updates latest */
 json_t *hx_store_read_run(const hx_store *s, const char *id);              /* "latest" accepted */
 json_t *hx_store_list_runs(const hx_store *s);                             /* ids, oldest first */

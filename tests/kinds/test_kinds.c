@@ -60,9 +60,9 @@ static const hx_field source_fields[] = {
     {"scale", HX_T_NUM, "1.0", NULL, "a real number appended to the text"},
     {"mode", HX_T_STR, "\"plain\"", "plain|fancy", "an enumerated option"},
     {"tags", HX_T_STRLIST, "[]", NULL, "free labels"},
-    {NULL},
+    {0},
 };
-static const hx_role no_roles[] = {{NULL}};
+static const hx_role no_roles[] = {{0}};
 const hx_stage_kind hx_kind_t_source = {"t_source", 1, "test: writes data.txt from its parameters", source_fields,
                                         no_roles, 0, source_run};
 
@@ -97,12 +97,12 @@ static const hx_field concat_fields[] = {
     {"times", HX_T_INT, "1", NULL, "repetitions"},
     {"upper", HX_T_BOOL, "false", NULL, "upper-case the result"},
     {"note", HX_T_ANY, "null", NULL, "anything (recorded only)"},
-    {NULL},
+    {0},
 };
 static const hx_role concat_roles[] = {
     {"a", "t_source|t_concat|t_slow", 0, "the first text"},
     {"b", NULL, 1, "an optional second text"},
-    {NULL},
+    {0},
 };
 const hx_stage_kind hx_kind_t_concat = {"t_concat", 1, "test: concatenates the data.txt of its inputs",
                                         concat_fields, concat_roles, 0, concat_run};
@@ -149,9 +149,9 @@ static int slow_run(hx_stage_ctx *c)
 static const hx_field slow_fields[] = {
     {"steps", HX_T_INT, "10", NULL, "number of steps"},
     {"step_ms", HX_T_INT, "100", NULL, "milliseconds per step"},
-    {NULL},
+    {0},
 };
-static const hx_role slow_roles[] = {{"in", NULL, 1, "an optional text to pass on"}, {NULL}};
+static const hx_role slow_roles[] = {{"in", NULL, 1, "an optional text to pass on"}, {0}};
 const hx_stage_kind hx_kind_t_slow = {"t_slow", 1, "test: slow, resumable from its checkpoint", slow_fields,
                                       slow_roles, 0, slow_run};
 
@@ -167,9 +167,9 @@ static int fail_run(hx_stage_ctx *c)
 static const hx_field fail_fields[] = {
     {"fail", HX_T_BOOL, "true", NULL, "fail or not"},
     {"message", HX_T_STR, "\"failing on purpose\"", NULL, "the error message"},
-    {NULL},
+    {0},
 };
-static const hx_role fail_roles[] = {{"in", NULL, 1, "anything"}, {NULL}};
+static const hx_role fail_roles[] = {{"in", NULL, 1, "anything"}, {0}};
 const hx_stage_kind hx_kind_t_fail = {"t_fail", 1, "test: fails on demand", fail_fields, fail_roles, 0, fail_run};
 
 static const hx_stage_kind *const test_kinds[] = {&hx_kind_t_source, &hx_kind_t_concat, &hx_kind_t_slow,

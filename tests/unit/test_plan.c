@@ -20,12 +20,12 @@ static const hx_field src_fields[] = {
     {"groups", HX_T_STRLIST, "[]", "attention|mlp|embed", "frozen groups"},
     {"flag", HX_T_BOOL, "false", NULL, "a flag"},
     {"opts", HX_T_MAP, "{}", NULL, "free-form"},
-    {NULL},
+    {0},
 };
-static const hx_field need_fields[] = {{"steps", HX_T_INT, NULL, NULL, "training steps"}, {NULL}};
-static const hx_role no_roles[] = {{NULL}};
-static const hx_role mid_roles[] = {{"data", "p_src", 0, "the source"}, {NULL}};
-static const hx_role end_roles[] = {{"model", "p_mid", 0, "the model"}, {"data", NULL, 1, "optional data"}, {NULL}};
+static const hx_field need_fields[] = {{"steps", HX_T_INT, NULL, NULL, "training steps"}, {0}};
+static const hx_role no_roles[] = {{0}};
+static const hx_role mid_roles[] = {{"data", "p_src", 0, "the source"}, {0}};
+static const hx_role end_roles[] = {{"model", "p_mid", 0, "the model"}, {"data", NULL, 1, "optional data"}, {0}};
 static const hx_stage_kind k_src = {"p_src", 1, "source", src_fields, no_roles, 0, run_nothing};
 static const hx_stage_kind k_mid = {"p_mid", 1, "middle", src_fields, mid_roles, 0, run_nothing};
 static const hx_stage_kind k_end = {"p_end", 3, "end", src_fields, end_roles, 0, run_nothing};
@@ -213,7 +213,7 @@ static void test_schema_errors(void **state)
                       "p.yaml:4:27:", "no axis 't'");
 }
 
-static const hx_role loop_roles[] = {{"x", NULL, 1, NULL}, {NULL}};
+static const hx_role loop_roles[] = {{"x", NULL, 1, NULL}, {0}};
 static const hx_stage_kind k_loop = {"p_loop", 1, "loop", NULL, loop_roles, 0, run_nothing};
 
 static void test_cycle(void **state)
