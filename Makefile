@@ -92,14 +92,22 @@ test-e2e: all $(BUILD)/hx-test
 test-conform: all
 	@bash tests/run.sh conform
 
-test-cuda: all $(UNIT_BIN)
+# CUDA op tests (tests/cuda/cuda_*.c: every CUDA op against its CPU twin) and the bench driver.
+CUDA_TEST_BIN := $(if $(filter 1,$(HX_CUDA)),$(patsubst tests/cuda/%.c,$(BUILD)/tests/%,$(wildcard tests/cuda/cuda_*.c)))
+$(BUILD)/tests/cuda_%: tests/cuda/cuda_%.c $(BUILD)/libhx.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libhx.a $(LDLIBS)
+$(BUILD)/bench_cuda: tests/cuda/bench_cuda.c $(BUILD)/libhx.a
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libhx.a $(LDLIBS)
+
+test-cuda: all $(UNIT_BIN) $(CUDA_TEST_BIN)
 	@bash tests/run.sh cuda
 
 bench: all
 	@bash scripts/bench.sh cpu
 
-bench-cuda: all
-	@bash scripts/bench.sh cuda
+bench-cuda: all $(BUILD)/bench_cuda
+	@bash scripts/bench_cuda.sh
 
 # ---- fuzzing: every library source rebuilt with clang + sanitizers into build/fuzz ----
 FUZZ_CC    ?= clang

@@ -1,0 +1,214 @@
+// attention.cu - CUDA causal GQA attention, forward and backward: online softmax, no Tq x Tk buffer.
+#include <math.h>
+
+#include "kernels/cuda/cuda.cuh"
+
+#define ST KCUDA_STREAM(b)
+#define AW 4            /* warps per block: 4 query rows (fwd, dq) or 4 key rows (dk/dv) */
+#define KMAX_LANE 8     /* head dim up to 32 * 8 = 256 */
+
+/*
+ * One warp per query row; lane l holds dims l, l+32, ... of q and of the output accumulator, so a score is a
+ * warp reduction and the value update is per lane. Keys are read straight from global memory (each key row is
+ * shared by the Hq/Hkv query heads of its group and by neighbouring rows, so it is served from L2).
+ * q [B,Tq,Hq,K], k/v [B,Tk,Hkv,K], out [B,Tq,Hq,K], lse [B,Hq,Tq].
+ */
+__global__ void attn_fwd_kernel(float *out, float *lse, const float *q, const float *k, const float *v,
+                                const int32_t *q_start, const int32_t *seg, int B, int Tq, int Tk, int Hq, int Hkv,
+                                int K, float scale)
+{
+    int lane = threadIdx.x & 31;
+    size_t row = (size_t)blockIdx.x * AW + (threadIdx.x >> 5); /* over B*Hq*Tq, i fastest */
+    if (row >= (size_t)B * Hq * Tq) return;
+    int i = row % Tq, h = (row / Tq) % Hq, bb = row / ((size_t)Tq * Hq);
+    int kh = h / (Hq / Hkv), last = (q_start ? q_start[bb] : 0) + i;
+    if (last > Tk - 1) last = Tk - 1;
+    int si = seg ? seg[(size_t)bb * Tq + i] : 0;
+    const float *qi = q + (((size_t)bb * Tq + i) * Hq + h) * K;
+    float qr[KMAX_LANE], acc[KMAX_LANE];
+#pragma unroll
+    for (int u = 0; u < KMAX_LANE; u++) {
+        int c = lane + 32 * u;
+        qr[u] = c < K ? qi[c] * scale : 0.0f;
+        acc[u] = 0;
+    }
+    float m = -INFINITY, l = 0;
+    for (int j = 0; j <= last; j++) {
+        if (seg && seg[(size_t)bb * Tk + j] != si) continue;
+        const float *kj = k + (((size_t)bb * Tk + j) * Hkv + kh) * K;
+        float s = 0;
+#pragma unroll
+        for (int u = 0; u < KMAX_LANE; u++) {
+            int c = lane + 32 * u;
+            if (c < K) s += qr[u] * kj[c];
+        }
+        s = kc_warp_sum(s);
+        float mn = fmaxf(m, s), corr = expf(m - mn), p = expf(s - mn);
+        l = l * corr + p;
+        const float *vj = v + (((size_t)bb * Tk + j) * Hkv + kh) * K;
+#pragma unroll
+        for (int u = 0; u < KMAX_LANE; u++) {
+            int c = lane + 32 * u;
+            if (c < K) acc[u] = acc[u] * corr + p * vj[c];
+        }
+        m = mn;
+    }
+    float inv = l > 0 ? 1.0f / l : 0.0f;
+    float *oi = out + (((size_t)bb * Tq + i) * Hq + h) * K;
+#pragma unroll
+    for (int u = 0; u < KMAX_LANE; u++) {
+        int c = lane + 32 * u;
+        if (c < K) oi[c] = acc[u] * inv;
+    }
+    if (lse && lane == 0) lse[((size_t)bb * Hq + h) * Tq + i] = l > 0 ? m + logf(l) : -INFINITY;
+}
+
+void kcuda_attn_fwd(k_backend *b, float *out, float *lse, const float *q, const float *k, const float *v,
+                    const int32_t *q_start, const int32_t *seg, const k_attn_shape *s)
+{
+    if (s->K > 32 * KMAX_LANE || s->Hq % s->Hkv)
+        BUG("attn_fwd: head dim %d > %d or Hq %d not a multiple of Hkv %d", s->K, 32 * KMAX_LANE, s->Hq, s->Hkv);
+    size_t rows = (size_t)s->B * s->Hq * s->Tq;
+    if (!rows) return;
+    attn_fwd_kernel<<<kc_blocks(rows, AW), 32 * AW, 0, ST>>>(out, lse, q, k, v, q_start, seg, s->B, s->Tq, s->Tk,
+                                                              s->Hq, s->Hkv, s->K, s->scale);
+    KLAUNCH_CHECK();
+}
+
+/* D[b,h,i] = dout_i . out_i */
+__global__ void attn_bwd_D_kernel(float *D, const float *dout, const float *out, int B, int T, int Hq, int K)
+{
+    int lane = threadIdx.x & 31;
+    size_t row = (size_t)blockIdx.x * AW + (threadIdx.x >> 5);
+    if (row >= (size_t)B * Hq * T) return;
+    int i = row % T, h = (row / T) % Hq, bb = row / ((size_t)T * Hq);
+    size_t o = (((size_t)bb * T + i) * Hq + h) * K;
+    float s = 0;
+    for (int c = lane; c < K; c += 32) s += dout[o + c] * out[o + c];
+    s = kc_warp_sum(s);
+    if (lane == 0) D[row] = s;
+}
+
+/* dq_i += scale sum_j p_ij (dout_i . v_j - D_i) k_j, one warp per query row, j ascending */
+__global__ void attn_bwd_dq_kernel(float *dq, const float *dout, const float *q, const float *k, const float *v,
+                                   const float *lse, const float *D, const int32_t *seg, int B, int T, int Hq,
+                                   int Hkv, int K, float scale)
+{
+    int lane = threadIdx.x & 31;
+    size_t row = (size_t)blockIdx.x * AW + (threadIdx.x >> 5);
+    if (row >= (size_t)B * Hq * T) return;
+    int i = row % T, h = (row / T) % Hq, bb = row / ((size_t)T * Hq);
+    int kh = h / (Hq / Hkv), si = seg ? seg[(size_t)bb * T + i] : 0;
+    size_t qo = (((size_t)bb * T + i) * Hq + h) * K;
+    float qr[KMAX_LANE], dr[KMAX_LANE], acc[KMAX_LANE];
+#pragma unroll
+    for (int u = 0; u < KMAX_LANE; u++) {
+        int c = lane + 32 * u;
+        qr[u] = c < K ? q[qo + c] : 0.0f;
+        dr[u] = c < K ? dout[qo + c] : 0.0f;
+        acc[u] = 0;
+    }
+    float L = lse[row], Di = D[row];
+    for (int j = 0; j <= i; j++) {
+        if (seg && seg[(size_t)bb * T + j] != si) continue;
+        size_t ko = (((size_t)bb * T + j) * Hkv + kh) * K;
+        float s = 0, dp = 0;
+#pragma unroll
+        for (int u = 0; u < KMAX_LANE; u++) {
+            int c = lane + 32 * u;
+            if (c < K) {
+                s += qr[u] * k[ko + c];
+                dp += dr[u] * v[ko + c];
+            }
+        }
+        s = kc_warp_sum(s);
+        dp = kc_warp_sum(dp);
+        float p = expf(scale * s - L), ds = p * (dp - Di) * scale;
+#pragma unroll
+        for (int u = 0; u < KMAX_LANE; u++) {
+            int c = lane + 32 * u;
+            if (c < K) acc[u] += ds * k[ko + c];
+        }
+    }
+#pragma unroll
+    for (int u = 0; u < KMAX_LANE; u++) {
+        int c = lane + 32 * u;
+        if (c < K) dq[qo + c] += acc[u];
+    }
+}
+
+/* dv_j += sum p_ij dout_i, dk_j += scale sum p_ij (dp_ij - D_i) q_i over the group's query heads and i >= j;
+ * one warp per key row of one kv head: no atomics, fixed order. */
+__global__ void attn_bwd_dkv_kernel(float *dk, float *dv, const float *dout, const float *q, const float *k,
+                                    const float *v, const float *lse, const float *D, const int32_t *seg, int B,
+                                    int T, int Hq, int Hkv, int K, float scale)
+{
+    int lane = threadIdx.x & 31;
+    size_t row = (size_t)blockIdx.x * AW + (threadIdx.x >> 5);
+    if (row >= (size_t)B * Hkv * T) return;
+    int j = row % T, kh = (row / T) % Hkv, bb = row / ((size_t)T * Hkv);
+    int grp = Hq / Hkv, sj = seg ? seg[(size_t)bb * T + j] : 0;
+    size_t ko = (((size_t)bb * T + j) * Hkv + kh) * K;
+    float kr[KMAX_LANE], vr[KMAX_LANE], dka[KMAX_LANE], dva[KMAX_LANE];
+#pragma unroll
+    for (int u = 0; u < KMAX_LANE; u++) {
+        int c = lane + 32 * u;
+        kr[u] = c < K ? k[ko + c] : 0.0f;
+        vr[u] = c < K ? v[ko + c] : 0.0f;
+        dka[u] = dva[u] = 0;
+    }
+    for (int h = kh * grp; h < (kh + 1) * grp; h++)
+        for (int i = j; i < T; i++) {
+            if (seg && seg[(size_t)bb * T + i] != sj) continue;
+            size_t qo = (((size_t)bb * T + i) * Hq + h) * K, r = ((size_t)bb * Hq + h) * T + i;
+            float s = 0, dp = 0;
+#pragma unroll
+            for (int u = 0; u < KMAX_LANE; u++) {
+                int c = lane + 32 * u;
+                if (c < K) {
+                    s += q[qo + c] * kr[u];
+                    dp += dout[qo + c] * vr[u];
+                }
+            }
+            s = kc_warp_sum(s);
+            dp = kc_warp_sum(dp);
+            float p = expf(scale * s - lse[r]), ds = p * (dp - D[r]) * scale;
+#pragma unroll
+            for (int u = 0; u < KMAX_LANE; u++) {
+                int c = lane + 32 * u;
+                if (c < K) {
+                    dva[u] += p * dout[qo + c];
+                    dka[u] += ds * q[qo + c];
+                }
+            }
+        }
+#pragma unroll
+    for (int u = 0; u < KMAX_LANE; u++) {
+        int c = lane + 32 * u;
+        if (c < K) {
+            dk[ko + c] += dka[u];
+            dv[ko + c] += dva[u];
+        }
+    }
+}
+
+void kcuda_attn_bwd(k_backend *b, float *dq, float *dk, float *dv, const float *dout, const float *q,
+                    const float *k, const float *v, const float *out, const float *lse, const int32_t *seg,
+                    const k_attn_shape *s)
+{
+    const int B = s->B, T = s->Tq, Hq = s->Hq, Hkv = s->Hkv, K = s->K;
+    if (K > 32 * KMAX_LANE || Hq % Hkv) BUG("attn_bwd: head dim %d or Hq %d / Hkv %d", K, Hq, Hkv);
+    if (s->Tk != s->Tq) BUG("attn_bwd: Tq %d != Tk %d", s->Tq, s->Tk);
+    size_t rows = (size_t)B * Hq * T;
+    if (!rows) return;
+    float *D = (float *)kcuda_scratch(b, rows * sizeof(float));
+    attn_bwd_D_kernel<<<kc_blocks(rows, AW), 32 * AW, 0, ST>>>(D, dout, out, B, T, Hq, K);
+    KLAUNCH_CHECK();
+    attn_bwd_dq_kernel<<<kc_blocks(rows, AW), 32 * AW, 0, ST>>>(dq, dout, q, k, v, lse, D, seg, B, T, Hq, Hkv, K,
+                                                                 s->scale);
+    KLAUNCH_CHECK();
+    size_t krows = (size_t)B * Hkv * T;
+    attn_bwd_dkv_kernel<<<kc_blocks(krows, AW), 32 * AW, 0, ST>>>(dk, dv, dout, q, k, v, lse, D, seg, B, T, Hq, Hkv,
+                                                                   K, s->scale);
+    KLAUNCH_CHECK();
+}

@@ -1,0 +1,317 @@
+// backend.cu - the CUDA backend: device selection, memory ops, scratch, cuBLASLt bf16 matmul, and its op table.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cuda/cuda.cuh"
+
+/* ---- memory ---- */
+
+static void *cu_alloc(k_backend *b, size_t bytes)
+{
+    void *p = NULL;
+    size_t n = (bytes + 255) & ~(size_t)255;
+    cudaError_t e = cudaMalloc(&p, n ? n : 256);
+    if (e != cudaSuccess) {
+        size_t fr = 0, tot = 0;
+        cudaMemGetInfo(&fr, &tot);
+        die(HX_EXIT_STAGE, "%s: out of GPU memory allocating %zu bytes (%zu of %zu MiB free): %s; use a smaller "
+            "batch or sequence, or --device cpu", b->name, bytes, fr >> 20, tot >> 20, cudaGetErrorString(e));
+    }
+    CK(cudaMemsetAsync(p, 0, n ? n : 256, KCUDA_STREAM(b)));
+    return p;
+}
+
+static void cu_free(k_backend *b, void *p)
+{
+    if (!p) return;
+    CK(cudaStreamSynchronize(KCUDA_STREAM(b)));
+    CK(cudaFree(p));
+}
+
+static void cu_upload(k_backend *b, void *dst, const void *src, size_t n)
+{
+    if (!n) return;
+    CK(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, KCUDA_STREAM(b)));
+    CK(cudaStreamSynchronize(KCUDA_STREAM(b))); /* the host buffer may be reused as soon as we return */
+}
+
+static void cu_download(k_backend *b, void *dst, const void *src, size_t n)
+{
+    if (!n) return;
+    CK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, KCUDA_STREAM(b)));
+    CK(cudaStreamSynchronize(KCUDA_STREAM(b)));
+}
+
+static void cu_copy(k_backend *b, void *dst, const void *src, size_t n)
+{
+    if (n) CK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, KCUDA_STREAM(b)));
+}
+
+static void cu_zero(k_backend *b, void *p, size_t n)
+{
+    if (n) CK(cudaMemsetAsync(p, 0, n, KCUDA_STREAM(b)));
+}
+
+static void cu_sync(k_backend *b) { CK(cudaStreamSynchronize(KCUDA_STREAM(b))); }
+
+void *kcuda_scratch(k_backend *b, size_t bytes)
+{
+    kcuda_ctx *c = KCUDA_CTX(b);
+    if (bytes <= c->scratch_bytes) return c->scratch;
+    size_t n = bytes + bytes / 4; /* grow with headroom: a few reallocations during the first step at most */
+    n = (n + 4095) & ~(size_t)4095;
+    if (c->scratch) {
+        CK(cudaStreamSynchronize(c->stream));
+        CK(cudaFree(c->scratch));
+        c->scratch = NULL;
+        c->scratch_bytes = 0;
+    }
+    cudaError_t e = cudaMalloc(&c->scratch, n);
+    if (e != cudaSuccess)
+        die(HX_EXIT_STAGE, "%s: out of GPU memory for %zu bytes of op scratch: %s", b->name, n,
+            cudaGetErrorString(e));
+    c->scratch_bytes = n;
+    return c->scratch;
+}
+
+/* ---- deterministic column sums of partials ---- */
+
+__global__ void colsum_final_kernel(float *out, const float *part, int P, int ncols, int acc)
+{
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= ncols) return;
+    float s = 0;
+    for (int p = 0; p < P; p++) s += part[(size_t)p * ncols + c];
+    out[c] = acc ? out[c] + s : s;
+}
+
+void kcuda_colsum_final(k_backend *b, float *out, const float *part, int P, int ncols, int accumulate)
+{
+    if (ncols <= 0) return;
+    colsum_final_kernel<<<kc_blocks(ncols, 256), 256, 0, KCUDA_STREAM(b)>>>(out, part, P, ncols, accumulate);
+    KLAUNCH_CHECK();
+}
+
+/* ---- matmul: fp32 in the op table, bf16 operands into cuBLASLt, fp32 accumulate and output ----
+ * Choice (issue item 1): operands are converted to bf16 on the fly into scratch rather than cached per weight
+ * pointer. A cache keyed by pointer needs a version counter bumped by every writer of the weights (AdamW, loads,
+ * uploads); converting costs one read of each operand, small next to the GEMM for the shapes that matter
+ * (N = B*T >= 4096), and cannot go stale. Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T. */
+
+__global__ void to_bf16_2d(__nv_bfloat16 *dst, const float *src, int rows, int cols, int ld)
+{
+    size_t n = (size_t)rows * cols;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        size_t r = i / cols, c = i % cols;
+        dst[i] = __float2bfloat16(src[r * ld + c]);
+    }
+}
+
+__global__ void to_bf16_vec4(__nv_bfloat162 *dst, const float4 *src, size_t n4)
+{
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n4; i += (size_t)gridDim.x * blockDim.x) {
+        float4 v = src[i];
+        dst[2 * i] = __floats2bfloat162_rn(v.x, v.y);
+        dst[2 * i + 1] = __floats2bfloat162_rn(v.z, v.w);
+    }
+}
+
+static void convert_bf16(k_backend *b, __nv_bfloat16 *dst, const float *src, int rows, int cols, int ld)
+{
+    size_t n = (size_t)rows * cols;
+    unsigned grid = kc_blocks(n, 256);
+    if (grid > 8u * (unsigned)KCUDA_CTX(b)->n_sm * 8u) grid = 8u * KCUDA_CTX(b)->n_sm * 8u;
+    if (ld == cols && n % 4 == 0 && ((uintptr_t)src & 15) == 0)
+        to_bf16_vec4<<<grid, 256, 0, KCUDA_STREAM(b)>>>((__nv_bfloat162 *)dst, (const float4 *)src, n / 4);
+    else
+        to_bf16_2d<<<grid, 256, 0, KCUDA_STREAM(b)>>>(dst, src, rows, cols, ld);
+    KLAUNCH_CHECK();
+}
+
+typedef struct kcuda_mm_entry {
+    int ta, tb, m, n, k, lda, ldb, ldc;
+    cublasLtMatmulDesc_t op;
+    cublasLtMatrixLayout_t la, lb, lc;
+    cublasLtMatmulAlgo_t algo;
+} kcuda_mm_entry;
+
+static kcuda_mm_entry *mm_plan(k_backend *b, int ta, int tb, int m, int n, int k, int lda, int ldb, int ldc)
+{
+    kcuda_ctx *c = KCUDA_CTX(b);
+    for (int i = 0; i < c->mm_n; i++) {
+        kcuda_mm_entry *e = &c->mm_cache[i];
+        if (e->ta == ta && e->tb == tb && e->m == m && e->n == n && e->k == k && e->lda == lda && e->ldb == ldb &&
+            e->ldc == ldc)
+            return e;
+    }
+    if (c->mm_n == c->mm_cap) {
+        c->mm_cap = c->mm_cap ? 2 * c->mm_cap : 64;
+        c->mm_cache = (kcuda_mm_entry *)xrealloc(c->mm_cache, sizeof(kcuda_mm_entry) * c->mm_cap);
+    }
+    kcuda_mm_entry *e = &c->mm_cache[c->mm_n];
+    memset(e, 0, sizeof *e);
+    e->ta = ta; e->tb = tb; e->m = m; e->n = n; e->k = k; e->lda = lda; e->ldb = ldb; e->ldc = ldc;
+    CKLT(cublasLtMatmulDescCreate(&e->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+    CKLT(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa));
+    CKLT(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb));
+    /* column-major layouts: A is (ta ? k x m : m x k), B is (tb ? n x k : k x n), C is m x n */
+    CKLT(cublasLtMatrixLayoutCreate(&e->la, CUDA_R_16BF, ta ? k : m, ta ? m : k, lda));
+    CKLT(cublasLtMatrixLayoutCreate(&e->lb, CUDA_R_16BF, tb ? n : k, tb ? k : n, ldb));
+    CKLT(cublasLtMatrixLayoutCreate(&e->lc, CUDA_R_32F, m, n, ldc));
+    cublasLtMatmulPreference_t pref;
+    CKLT(cublasLtMatmulPreferenceCreate(&pref));
+    CKLT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &c->lt_ws_bytes,
+                                              sizeof c->lt_ws_bytes));
+    cublasLtMatmulHeuristicResult_t res;
+    int got = 0;
+    CKLT(cublasLtMatmulAlgoGetHeuristic(c->lt, e->op, e->la, e->lb, e->lc, e->lc, pref, 1, &res, &got));
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (got < 1) BUG("cuBLASLt: no bf16 algorithm for m=%d n=%d k=%d lda=%d ldb=%d ldc=%d", m, n, k, lda, ldb, ldc);
+    e->algo = res.algo;
+    c->mm_n++;
+    return e;
+}
+
+__global__ void scale_2d(float *C, int rows, int cols, int ldc, float beta)
+{
+    size_t n = (size_t)rows * cols;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        size_t r = i / cols, cc = i % cols;
+        float *p = C + r * ldc + cc;
+        *p = beta == 0.0f ? 0.0f : beta * *p;
+    }
+}
+
+void kcuda_matmul(k_backend *b, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                  const float *B, int ldb, float beta, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        scale_2d<<<kc_blocks((size_t)M * N, 256), 256, 0, KCUDA_STREAM(b)>>>(C, M, N, ldc, beta);
+        KLAUNCH_CHECK();
+        return;
+    }
+    /* compact bf16 copies: A is stored (transA ? K x M : M x K) row-major, B (transB ? N x K : K x N) */
+    int ar = transA ? K : M, ac = transA ? M : K, br = transB ? N : K, bc = transB ? K : N;
+    size_t abytes = ((size_t)ar * ac * 2 + 255) & ~(size_t)255, bbytes = (size_t)br * bc * 2;
+    char *s = (char *)kcuda_scratch(b, abytes + bbytes);
+    __nv_bfloat16 *A16 = (__nv_bfloat16 *)s, *B16 = (__nv_bfloat16 *)(s + abytes);
+    convert_bf16(b, A16, A, ar, ac, lda);
+    convert_bf16(b, B16, B, br, bc, ldb);
+    /* column-major: C^T[N,M] = op(B)^T[N,K] op(A)^T[K,M]; the row-major buffer of B is B^T column-major */
+    kcuda_mm_entry *e = mm_plan(b, transB, transA, N, M, K, bc, ac, ldc);
+    kcuda_ctx *c = KCUDA_CTX(b);
+    CKLT(cublasLtMatmul(c->lt, e->op, &alpha, B16, e->la, A16, e->lb, &beta, C, e->lc, C, e->lc, &e->algo,
+                        c->lt_ws, c->lt_ws_bytes, c->stream));
+}
+
+/* ---- the op table ---- */
+
+/* Filled by name (not position): fields added to kernels.h later stay NULL (unsupported) until written here. */
+static k_ops cuda_ops;
+
+static void cuda_ops_init(void)
+{
+    k_ops *o = &cuda_ops;
+    o->alloc = cu_alloc; o->free = cu_free; o->upload = cu_upload; o->download = cu_download;
+    o->copy = cu_copy; o->zero = cu_zero; o->sync = cu_sync;
+    o->matmul = kcuda_matmul; o->add = kcuda_add; o->scale = kcuda_scale; o->sumsq = kcuda_sumsq;
+    o->embedding_fwd = kcuda_embedding_fwd; o->embedding_bwd = kcuda_embedding_bwd;
+    o->rmsnorm_fwd = kcuda_rmsnorm_fwd; o->rmsnorm_bwd = kcuda_rmsnorm_bwd;
+    o->rope_fwd = kcuda_rope_fwd; o->rope_bwd = kcuda_rope_bwd;
+    o->attn_fwd = kcuda_attn_fwd; o->attn_bwd = kcuda_attn_bwd;
+    o->swiglu_fwd = kcuda_swiglu_fwd; o->swiglu_bwd = kcuda_swiglu_bwd;
+    o->xent_fwd_bwd = kcuda_xent_fwd_bwd; o->kl_fwd_bwd = kcuda_kl_fwd_bwd; o->mse_fwd_bwd = kcuda_mse_fwd_bwd;
+    o->adamw = kcuda_adamw;
+    o->kda_fwd = kcuda_kda_fwd; o->kda_bwd = kcuda_kda_bwd; o->kda_step = kcuda_kda_step;
+    o->conv_fwd = kcuda_conv_fwd; o->conv_bwd = kcuda_conv_bwd;
+    o->l2norm_fwd = kcuda_l2norm_fwd; o->l2norm_bwd = kcuda_l2norm_bwd;
+    o->kda_gate_fwd = kcuda_gate_fwd; o->kda_gate_bwd = kcuda_gate_bwd;
+    o->gated_rmsnorm_fwd = kcuda_gated_rmsnorm_fwd; o->gated_rmsnorm_bwd = kcuda_gated_rmsnorm_bwd;
+    o->sigmoid_fwd = kcuda_sigmoid_fwd; o->sigmoid_bwd = kcuda_sigmoid_bwd;
+    o->head_repeat_fwd = kcuda_head_repeat_fwd; o->head_repeat_bwd = kcuda_head_repeat_bwd;
+}
+
+/* No CUDA call happens before this is asked for: a binary built with CUDA runs on machines without a GPU. */
+extern "C" k_backend *k_cuda_new(int device)
+{
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n == 0) {
+        error("cuda:%d: no usable GPU (%s); use --device cpu", device,
+              e != cudaSuccess ? cudaGetErrorString(e) : "no CUDA device present");
+        cudaGetLastError();
+        return NULL;
+    }
+    if (device < 0 || device >= n) {
+        error("cuda:%d: no such GPU (this machine has %d: cuda:0..cuda:%d)", device, n, n - 1);
+        return NULL;
+    }
+    cudaDeviceProp prop;
+    if ((e = cudaSetDevice(device)) != cudaSuccess || (e = cudaGetDeviceProperties(&prop, device)) != cudaSuccess) {
+        error("cuda:%d: cannot open the GPU: %s", device, cudaGetErrorString(e));
+        return NULL;
+    }
+    if (prop.major < 8) {
+        error("cuda:%d: %s has compute capability %d.%d; hx's CUDA kernels need bf16 tensor cores (8.0 or newer)",
+              device, prop.name, prop.major, prop.minor);
+        return NULL;
+    }
+    if (!cuda_ops.alloc) cuda_ops_init();
+    kcuda_ctx *c = (kcuda_ctx *)xcalloc(1, sizeof *c);
+    c->device = device;
+    c->n_sm = prop.multiProcessorCount;
+    c->smem_optin = prop.sharedMemPerBlockOptin;
+    if ((e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) != cudaSuccess) {
+        free(c);
+        error("cuda:%d: cannot create a stream: %s", device, cudaGetErrorString(e));
+        return NULL;
+    }
+    if (cublasLtCreate(&c->lt) != CUBLAS_STATUS_SUCCESS) {
+        cudaStreamDestroy(c->stream);
+        free(c);
+        error("cuda:%d: cannot initialise cuBLASLt", device);
+        return NULL;
+    }
+    c->lt_ws_bytes = 32u << 20;
+    CK(cudaMalloc(&c->lt_ws, c->lt_ws_bytes));
+    CK(cudaMalloc((void **)&c->sumsq_part, 1025 * sizeof(double)));
+    CK(cudaMallocHost((void **)&c->host_dbl, sizeof(double)));
+    k_backend *b = (k_backend *)xcalloc(1, sizeof *b);
+    b->op = &cuda_ops;
+    b->name = xstrfmt("cuda:%d", device);
+    b->threads = 1;
+    b->device = device;
+    b->impl = c;
+    return b;
+}
+
+extern "C" void k_cuda_free(k_backend *b)
+{
+    if (!b) return;
+    kcuda_ctx *c = KCUDA_CTX(b);
+    cudaStreamSynchronize(c->stream);
+    for (int i = 0; i < c->mm_n; i++) {
+        kcuda_mm_entry *e = &c->mm_cache[i];
+        cublasLtMatrixLayoutDestroy(e->la);
+        cublasLtMatrixLayoutDestroy(e->lb);
+        cublasLtMatrixLayoutDestroy(e->lc);
+        cublasLtMatmulDescDestroy(e->op);
+    }
+    free(c->mm_cache);
+    cudaFree(c->lt_ws);
+    cudaFree(c->scratch);
+    cudaFree(c->sumsq_part);
+    cudaFreeHost(c->host_dbl);
+    cudaFree(c->seg_end_d);
+    cudaFree(c->decay_d);
+    free(c->seg_end_h);
+    free(c->decay_h);
+    cublasLtDestroy(c->lt);
+    cudaStreamDestroy(c->stream);
+    free(c);
+    free((char *)b->name);
+    free(b);
+}

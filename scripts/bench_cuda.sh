@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# bench_cuda.sh - `make bench-cuda`: hx's CUDA ops and the PyTorch/fla references on the same card, as one ratio table.
+# Usage: scripts/bench_cuda.sh [kda|attn|dense|all]   (FLA_SRC: the flash-linear-attention python package dir)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+what=${1:-all}
+out=${BENCH_OUT:-build/bench-cuda}
+mkdir -p "$out"
+fla=${FLA_SRC:-third_party/src/fla-src}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | sed 's/^/# card: /'
+echo "# hx CUDA ops"
+build/bench_cuda "$what" | tee "$out/hx.txt"
+echo "# references (torch, fla)"
+refs=$what; [ "$what" = all ] && refs="kda attn dense train prefill"
+PYTHONPATH="$fla${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 python3 tests/reference/bench_torch.py $refs | tee "$out/ref.txt"
+echo
+printf '%-34s %12s %12s %10s\n' measurement "hx ms" "ref ms" "ref/hx"
+awk '$1 == "RESULT" { if (FILENAME ~ /hx.txt$/) hx[$2] = $3; else ref[$2] = $3; names[$2] = 1 }
+     END { for (n in names) {
+             h = (n in hx) ? sprintf("%12.3f", hx[n]) : sprintf("%12s", "-");
+             r = (n in ref) ? sprintf("%12.3f", ref[n]) : sprintf("%12s", "-");
+             x = (n in hx && n in ref && hx[n] > 0) ? sprintf("%10.2f", ref[n] / hx[n]) : sprintf("%10s", "-");
+             printf "%-34s %s %s %s\n", n, h, r, x } }' "$out/hx.txt" "$out/ref.txt" | sort
