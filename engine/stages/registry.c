@@ -4,10 +4,12 @@
 
 /* Each kind's file defines its row; add one line here per kind. */
 extern const hx_stage_kind hx_kind_data;
-extern const hx_stage_kind hx_kind_tokenizer;
+extern const hx_stage_kind hx_kind_pretrain;
 extern const hx_stage_kind hx_kind_convert;
+extern const hx_stage_kind hx_kind_tokenizer;
 static const hx_stage_kind *const kinds[] = {
     &hx_kind_data,
+    &hx_kind_pretrain,
     &hx_kind_convert,
     &hx_kind_tokenizer,
     NULL,

@@ -1,0 +1,232 @@
+/* pretrain.c - the `pretrain` stage kind: trains a Qwen3 teacher from scratch on the data world, or loads an HF dir. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/stages/stage.h"
+#include "engine/nn/engine.h"
+#include "engine/nn/model.h"
+#include "engine/nn/tokenizer.h"
+#include "engine/nn/train.h"
+
+static const hx_field pretrain_fields[] = {
+    {"source", HX_T_STR, "\"train\"", "train|load", "train: from scratch on the data world; load: an HF directory `path`"},
+    {"path", HX_T_STR, "\"\"", NULL, "load: a Hugging Face checkpoint directory (config.json + safetensors)"},
+    {"hidden", HX_T_INT, "64", NULL, "hidden size d"},
+    {"layers", HX_T_INT, "4", NULL, "decoder layers"},
+    {"heads", HX_T_INT, "4", NULL, "query heads"},
+    {"kv_heads", HX_T_INT, "2", NULL, "key/value heads (GQA)"},
+    {"head_dim", HX_T_INT, "16", NULL, "head dimension K"},
+    {"ffn", HX_T_INT, "192", NULL, "MLP width"},
+    {"tied", HX_T_BOOL, "true", NULL, "tie the lm_head to the embeddings"},
+    {"rope_theta", HX_T_NUM, "10000", NULL, "RoPE base"},
+    {"seq_len", HX_T_INT, "128", NULL, "tokens per packed row"},
+    {"batch", HX_T_INT, "16", NULL, "rows per micro-batch"},
+    {"accum", HX_T_INT, "1", NULL, "micro-batches per optimizer step (gradient accumulation)"},
+    {"steps", HX_T_INT, "1000", NULL, "optimizer steps"},
+    {"lr", HX_T_NUM, "0.003", NULL, "peak learning rate"},
+    {"min_lr", HX_T_NUM, "0.0003", NULL, "final learning rate (cosine, wsd)"},
+    {"warmup", HX_T_INT, "50", NULL, "linear warmup steps"},
+    {"schedule", HX_T_STR, "\"cosine\"", "cosine|wsd|constant", "learning-rate schedule"},
+    {"decay_frac", HX_T_NUM, "0.2", NULL, "wsd: fraction of the steps spent decaying"},
+    {"weight_decay", HX_T_NUM, "0.1", NULL, "AdamW decoupled weight decay (matrices only)"},
+    {"grad_clip", HX_T_NUM, "1.0", NULL, "clip the global gradient norm (0: off)"},
+    {"seed", HX_T_INT, "0", NULL, "initialisation seed"},
+    {"ckpt_every", HX_T_INT, "100", NULL, "steps between resume checkpoints"},
+    {"log_every", HX_T_INT, "10", NULL, "steps between train_log.jsonl lines"},
+    {"dtype", HX_T_STR, "\"float32\"", "float32|bfloat16", "dtype of the written model.safetensors"},
+    {NULL, 0, NULL, NULL, NULL},
+};
+
+static const hx_role pretrain_roles[] = {
+    {"data", "data", 1, "the data world: its corpus/pretrain.txt is the training text (source train)"},
+    {"tokenizer", "tokenizer", 1, "the tokenizer stage: its tokenizer.json (source train; copied to the output)"},
+    {NULL, NULL, 0, NULL},
+};
+
+/* The run's shared engine backend, or a private one (own = 1) when the stage runs outside an engine. */
+static k_backend *stage_backend(hx_stage_ctx *c, int *own)
+{
+    *own = !c->engine;
+    return c->engine ? nn_engine_backend(c->engine) : k_backend_new(c->device ? c->device : "cpu", c->threads);
+}
+
+static int copy_file(const char *src, const char *dst)
+{
+    char *buf;
+    size_t len;
+    if (hx_read_file(src, &buf, &len)) return -1;
+    int r = hx_write_file_atomic(dst, buf, len);
+    free(buf);
+    return r;
+}
+
+static int pretrain_load(hx_stage_ctx *c)
+{
+    const char *path = hx_with_str(c, "path");
+    if (!path[0]) return error("stage '%s': source load needs `path` (a Hugging Face checkpoint directory)", c->stage_name);
+    if (nn_checkpoint_check(path)) return error_prefix("stage '%s'", c->stage_name);
+    int own;
+    k_backend *be = stage_backend(c, &own);
+    if (!be) return -1;
+    nn_model *m;
+    int r = nn_model_load(&m, path, be);
+    if (!r) {
+        st_dtype dt = !strcmp(m->cfg.dtype, "bfloat16") ? ST_BF16 : !strcmp(m->cfg.dtype, "float16") ? ST_F16 : ST_F32;
+        r = nn_model_save(m, c->out_dir, dt, (size_t)5 << 30);
+        nn_model_free(m);
+    }
+    if (own) k_backend_free(be);
+    char *ts = hx_path_join(path, "tokenizer.json"), *td = hx_path_join(c->out_dir, "tokenizer.json");
+    if (!r && hx_file_exists(ts)) r = copy_file(ts, td);
+    free(ts);
+    free(td);
+    return r;
+}
+
+/* Drops lines of train_log.jsonl after `step` (a resumed run rewrites what the killed one logged later). */
+static void trim_log(const char *path, int step)
+{
+    char *buf;
+    size_t len;
+    if (!hx_file_exists(path) || hx_read_file(path, &buf, &len)) return;
+    size_t keep = 0;
+    for (char *line = buf; *line;) {
+        char *nl = strchr(line, '\n');
+        if (!nl) break;
+        json_t *j = json_loadb(line, (size_t)(nl - line), 0, NULL);
+        int s = j ? (int)json_integer_value(json_object_get(j, "step")) : INT32_MAX;
+        json_decref(j);
+        if (s > step) break;
+        keep = (size_t)(nl + 1 - buf);
+        line = nl + 1;
+    }
+    hx_write_file_atomic(path, buf, keep);
+    free(buf);
+}
+
+static int pretrain_run(hx_stage_ctx *c)
+{
+    if (!strcmp(hx_with_str(c, "source"), "load")) return pretrain_load(c);
+    const char *data = hx_input_dir(c, "data"), *tokd = hx_input_dir(c, "tokenizer");
+    if (!data || !tokd)
+        return error("stage '%s': source train needs the inputs `data` (a data stage) and `tokenizer` (a tokenizer stage)",
+                     c->stage_name);
+    int steps = (int)hx_with_int(c, "steps"), B = (int)hx_with_int(c, "batch"), T = (int)hx_with_int(c, "seq_len");
+    int accum = (int)hx_with_int(c, "accum"), ckpt_every = (int)hx_with_int(c, "ckpt_every");
+    int log_every = (int)hx_with_int(c, "log_every");
+    if (steps < 1 || B < 1 || T < 2 || accum < 1 || ckpt_every < 1 || log_every < 1)
+        return error("stage '%s': steps, batch, accum, ckpt_every, log_every must be >= 1 and seq_len >= 2", c->stage_name);
+    char *tokp = hx_path_join(tokd, "tokenizer.json"), *corpus = hx_path_join(data, "corpus/pretrain.txt");
+    nn_tokenizer *tok = NULL;
+    nn_data d = {0};
+    k_backend *be = NULL;
+    nn_model *m = NULL;
+    nn_trainer tr = {0};
+    FILE *log = NULL;
+    int own = 0;
+    char *logp = hx_path_join(c->out_dir, "train_log.jsonl");
+    int r = -1;
+    if (nn_tokenizer_load(&tok, tokp) || nn_data_from_text(&d, tok, corpus)) goto out;
+    nn_config cfg;
+    nn_config_qwen3(&cfg, (int)nn_tokenizer_vocab_size(tok), (int)hx_with_int(c, "hidden"), (int)hx_with_int(c, "layers"),
+                    (int)hx_with_int(c, "heads"), (int)hx_with_int(c, "kv_heads"), (int)hx_with_int(c, "head_dim"),
+                    (int)hx_with_int(c, "ffn"));
+    cfg.tied = hx_with_bool(c, "tied");
+    cfg.rope_theta = (float)hx_with_num(c, "rope_theta");
+    cfg.max_pos = T > 512 ? T : 512;
+    cfg.eos_id = d.eos;
+    cfg.bos_id = d.eos;
+    strcpy(cfg.dtype, "float32"); /* training numerics; the written dtype is recorded when saving */
+    if (!(be = stage_backend(c, &own)) || nn_model_new(&m, &cfg, be)) goto out;
+    nn_model_init_random(m, (uint64_t)hx_with_int(c, "seed"));
+    nn_model_set_trainable(m, NN_ALL_GROUPS);
+    nn_sched sch = {.lr = hx_with_num(c, "lr"), .min_lr = hx_with_num(c, "min_lr"), .decay_frac = hx_with_num(c, "decay_frac"),
+                    .warmup = (int)hx_with_int(c, "warmup"), .total = steps};
+    if (nn_sched_parse(hx_with_str(c, "schedule"), &sch.kind)) {
+        error("stage '%s': unknown schedule", c->stage_name);
+        goto out;
+    }
+    if (nn_trainer_init(&tr, m, &d, B, T, &sch, accum)) goto out;
+    tr.weight_decay = (float)hx_with_num(c, "weight_decay");
+    tr.clip = (float)hx_with_num(c, "grad_clip");
+    int resumed = nn_train_resume(&tr, c->ckpt_dir);
+    if (resumed < 0) goto out;
+    if (resumed) {
+        log_info("%s: resuming at step %d of %d", c->stage_name, tr.step, steps);
+        trim_log(logp, tr.step);
+    } else
+        remove(logp);
+    log = fopen(logp, "a");
+    if (!log) {
+        error("%s: cannot append", logp);
+        goto out;
+    }
+    log_info("%s: Qwen3 teacher of %zu parameters, %zu tokens (%zu documents), %d steps of %d x %d x %d tokens",
+             c->stage_name, nn_config_n_params(&cfg), d.n, d.n_docs, steps, accum, B, T);
+    hx_progress pg;
+    hx_progress_begin(&pg, c->stage_name, (double)steps * accum * B * T, "tok");
+    double t0 = hx_now(), win_loss = 0, last_loss = NAN;
+    int win_n = 0, start_step = tr.step;
+    while (tr.step < steps) {
+        if (c->interrupted && *c->interrupted) {
+            nn_train_save(&tr, c->ckpt_dir);
+            error("stage '%s': interrupted at step %d (saved; it resumes there)", c->stage_name, tr.step);
+            goto out;
+        }
+        double loss, gn, lr;
+        if (nn_train_step(&tr, &loss, &gn, &lr)) goto out;
+        win_loss += loss;
+        win_n++;
+        if (tr.step % log_every == 0 || tr.step == steps) {
+            last_loss = win_loss / win_n;
+            fprintf(log, "{\"step\": %d, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.4f, \"tokens\": %lld}\n", tr.step,
+                    last_loss, lr, gn, tr.tokens);
+            fflush(log);
+            win_loss = 0;
+            win_n = 0;
+        }
+        hx_progress_update(&pg, (double)tr.step * accum * B * T, "loss %.3f", loss);
+        if (tr.step % ckpt_every == 0 && tr.step < steps && nn_train_save(&tr, c->ckpt_dir)) goto out;
+    }
+    hx_progress_end(&pg);
+    double dt = hx_now() - t0;
+    fclose(log);
+    log = NULL;
+    if (nn_model_save(m, c->out_dir, !strcmp(hx_with_str(c, "dtype"), "bfloat16") ? ST_BF16 : ST_F32, (size_t)5 << 30))
+        goto out;
+    char *td = hx_path_join(c->out_dir, "tokenizer.json");
+    r = copy_file(tokp, td);
+    free(td);
+    if (!r && c->metrics) {
+        double tps = dt > 0 ? (double)(tr.step - start_step) * accum * B * T / dt : 0;
+        json_object_set_new(c->metrics, "final_loss", json_real(last_loss));
+        json_object_set_new(c->metrics, "params", json_integer((json_int_t)nn_config_n_params(&cfg)));
+        json_object_set_new(c->metrics, "train_tokens", json_integer(tr.tokens));
+        json_object_set_new(c->metrics, "tokens_per_s", json_real(tps));
+        json_object_set_new(c->metrics, "corpus_tokens", json_integer((json_int_t)d.n));
+    }
+    if (!r) log_info("%s: final loss %.4f after %d steps (%.1fs)", c->stage_name, last_loss, tr.step, dt);
+out:
+    if (log) fclose(log);
+    nn_trainer_release(&tr);
+    nn_model_free(m);
+    if (own) k_backend_free(be);
+    nn_data_release(&d);
+    nn_tokenizer_free(tok);
+    free(tokp);
+    free(corpus);
+    free(logp);
+    return r;
+}
+
+const hx_stage_kind hx_kind_pretrain = {
+    .name = "pretrain",
+    .version = 1,
+    .doc = "trains a Qwen3 teacher from scratch on the data world's corpus, or loads an HF checkpoint directory",
+    .fields = pretrain_fields,
+    .roles = pretrain_roles,
+    .needs_gpu = 0,
+    .run = pretrain_run,
+};
