@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/base.h"
+#include "engine/hx/bench_engine.h"
 #include "engine/hx/commands.h"
 #include "engine/nn/kda.h"
 #include "engine/nn/memory.h"
@@ -220,8 +221,10 @@ static const struct {
     int (*fn)(int argc, char **argv);
     const char *summary;
 } subs[] = {
+    {"infer", hx_bench_infer, "Qwen3 prefill and KV-cache decode tokens/s for a shape (bench_engine.c)"},
     {"kda", bench_kda, "KDA layer vs Qwen3 attention layer: CPU tokens/s, forward and forward+backward"},
     {"memory", bench_memory, "KV cache vs KDA state bytes per sequence for a config.json over context lengths"},
+    {"train", hx_bench_train, "Qwen3 training step tokens/s (forward, backward, AdamW) for a shape (bench_engine.c)"},
     {NULL, NULL, NULL},
 };
 

@@ -209,13 +209,14 @@ void kcpu_xent_fwd_bwd(k_backend *b, float *loss, float *dlogits, const float *l
         }
         float mx = -INFINITY;
         for (int i = 0; i < V; i++) mx = z[i] > mx ? z[i] : mx;
+        /* expf of non-positive arguments, summed in double: accurate to float rounding, 4x cheaper than exp() */
         double s = 0;
-        for (int i = 0; i < V; i++) s += exp((double)(z[i] - mx));
-        double lse = mx + log(s);
-        loss[n] = (float)(lse - z[t]);
+        for (int i = 0; i < V; i++) s += expf(z[i] - mx);
+        float lse = mx + (float)log(s), zt = z[t];
+        loss[n] = (float)((double)mx + log(s) - zt);
         if (dlogits) {
             float *dz = dlogits + (size_t)n * V; /* may alias z: z[i] is read before dz[i] is written */
-            for (int i = 0; i < V; i++) dz[i] = dscale * (float)exp((double)z[i] - lse);
+            for (int i = 0; i < V; i++) dz[i] = dscale * expf(z[i] - lse);
             dz[t] -= dscale;
         }
     }
