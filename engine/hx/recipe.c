@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 #include "engine/hx/canon.h"
@@ -444,10 +445,18 @@ static char *dir_of(const char *path)
 
 static json_t *load_text(loader *L, const char *file, const char *text, size_t len, const char *dir, json_t *pos_out);
 
+#define MAX_RECIPE_BYTES (16 << 20)
+
 static json_t *load_file(loader *L, const char *file, const char *from, json_t *pos_out)
 {
     char *text;
     size_t len;
+    struct stat st;
+    /* Only regular files of sane size: `include: /dev/zero` must not eat the machine. */
+    if (stat(file, &st) == 0 && (!S_ISREG(st.st_mode) || st.st_size > MAX_RECIPE_BYTES)) {
+        error("'%s' is not a regular file of at most %d MiB", file, MAX_RECIPE_BYTES >> 20);
+        return from ? (void)error_prefix("%s: include", from), NULL : NULL;
+    }
     if (hx_read_file(file, &text, &len) < 0) return from ? (void)error_prefix("%s: include", from), NULL : NULL;
     char *real = realpath(file, NULL);
     if (!real) real = xstrdup(file);
