@@ -696,6 +696,109 @@ int nn_model_backward(nn_model *m)
     return 0;
 }
 
+/* ---------------------------------------------------------------- one block (layer-wise alignment) */
+
+/* Uploads the positions and segments of bt and returns the layer context (m->io: ids | pos | seg | ...). */
+static int layer_ctx(nn_model *m, const nn_batch *bt, fwd_ctx *f)
+{
+    int B = bt->B, T = bt->T, N = B * T;
+    if (!m->act || m->act_mode != NN_ACT_TRAIN || B > m->act_B || (size_t)N > (size_t)m->act_B * m->act_T)
+        return error("nn_model_layer_forward: batch %d x %d needs NN_ACT_TRAIN activations of at least that size", B, T);
+    int32_t *pos = m->io + N, *seg = pos + N;
+    int32_t *hpos = xmalloc((size_t)N * sizeof(int32_t));
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) hpos[b * T + t] = bt->pos ? bt->pos[b * T + t] : t;
+    m->be->op->upload(m->be, pos, hpos, (size_t)N * 4);
+    free(hpos);
+    if (bt->seg) m->be->op->upload(m->be, seg, bt->seg, (size_t)N * 4);
+    *f = (fwd_ctx){.B = B, .T = T, .N = N, .pos = pos, .seg = bt->seg ? seg : NULL, .train = 1};
+    return 0;
+}
+
+/*
+ * Block l alone: x [N,d] = hidden_states.l (device);  ln1 = RMSNorm(x);  mix_out = Mixer(ln1);
+ * res_mid = x + mix_out;  block_out = res_mid + down(silu(gate(ln2)) * up(ln2)), ln2 = RMSNorm(res_mid).
+ * Keeps layer l's activations for nn_model_layer_backward; a whole-model backward cannot follow.
+ */
+int nn_model_layer_forward(nn_model *m, int l, const nn_batch *bt, const float *x, float *mix_out, float *block_out)
+{
+    const nn_config *c = &m->cfg;
+    k_backend *be = m->be;
+    if (l < 0 || l >= c->n_layers) return error("nn_model_layer_forward: layer %d outside 0..%d", l, c->n_layers - 1);
+    fwd_ctx f = {0};
+    if (layer_ctx(m, bt, &f)) return -1;
+    int N = f.N, d = c->d, F = c->ffn;
+    struct nn_layer_ix *ix = &m->lix[l];
+    glob_act g;
+    get_glob(m, &g, m->act_B, m->act_T);
+    layer_act a;
+    get_layer_act(m, &a, l, f.B, f.T);
+    m->cur_B = f.B;
+    m->cur_T = f.T;
+    m->cur_has_seg = bt->seg != NULL;
+    m->fwd_train = 0;
+    be->op->copy(be, a.res_in, x, (size_t)N * d * sizeof(float));
+    be->op->rmsnorm_fwd(be, a.ln1, a.rstd1, a.res_in, P(m, ix->ln1), N, d, c->norm_eps);
+    mixer_forward(m, l, &f, g.tmp, a.ln1, a.mix, NULL);
+    if (mix_out) be->op->copy(be, mix_out, g.tmp, (size_t)N * d * sizeof(float));
+    be->op->add(be, a.res_mid, a.res_in, g.tmp, (size_t)N * d);
+    be->op->rmsnorm_fwd(be, a.ln2, a.rstd2, a.res_mid, P(m, ix->ln2), N, d, c->norm_eps);
+    k_linear_fwd(be, a.gate, a.ln2, P(m, ix->gate), N, d, F, 0);
+    k_linear_fwd(be, a.up, a.ln2, P(m, ix->up), N, d, F, 0);
+    be->op->swiglu_fwd(be, a.swi, a.gate, a.up, (size_t)N * F);
+    if (block_out) {
+        k_linear_fwd(be, g.tmp, a.swi, P(m, ix->down), N, F, d, 0);
+        be->op->add(be, block_out, a.res_mid, g.tmp, (size_t)N * d);
+    }
+    return 0;
+}
+
+/* Backward of nn_model_layer_forward (the last call for layer l, same batch): dmix = dL/dmix_out and/or
+ * dblock = dL/dblock_out (either NULL); gradients of layer l's trainable parameters +=, dx (may be NULL) +=. */
+int nn_model_layer_backward(nn_model *m, int l, const float *dmix, const float *dblock, float *dx)
+{
+    const nn_config *c = &m->cfg;
+    k_backend *be = m->be;
+    if (l < 0 || l >= c->n_layers) return error("nn_model_layer_backward: layer %d outside 0..%d", l, c->n_layers - 1);
+    if (!m->g) return error("nn_model_layer_backward: no trainable groups (nn_model_set_trainable)");
+    if (m->act_mode != NN_ACT_TRAIN || m->fwd_train) return error("nn_model_layer_backward: no nn_model_layer_forward before");
+    int B = m->cur_B, T = m->cur_T, N = B * T, d = c->d, F = c->ffn;
+    int32_t *pos = m->io + N, *seg = pos + N;
+    fwd_ctx f = {.B = B, .T = T, .N = N, .pos = pos, .seg = m->cur_has_seg ? seg : NULL, .train = 1};
+    struct nn_layer_ix *ix = &m->lix[l];
+    glob_act g;
+    get_glob(m, &g, m->act_B, m->act_T);
+    layer_act a;
+    get_layer_act(m, &a, l, B, T);
+    be->op->zero(be, g.dres, (size_t)N * d * sizeof(float));
+    if (dblock) {
+        /* block_out = res_mid + swi Wd^T;  swi = silu(gate) * up;  gate/up = ln2 W^T;  ln2 = RMSNorm(res_mid) */
+        be->op->copy(be, g.dres, dblock, (size_t)N * d * sizeof(float));
+        be->op->zero(be, g.dswi, (size_t)N * F * sizeof(float));
+        k_linear_bwd(be, g.dswi, G(m, ix->down), g.dres, a.swi, P(m, ix->down), N, F, d);
+        be->op->zero(be, g.dgate, (size_t)N * F * sizeof(float));
+        be->op->zero(be, g.dup, (size_t)N * F * sizeof(float));
+        be->op->swiglu_bwd(be, g.dgate, g.dup, g.dswi, a.gate, a.up, (size_t)N * F);
+        be->op->zero(be, g.dln, (size_t)N * d * sizeof(float));
+        k_linear_bwd(be, g.dln, G(m, ix->gate), g.dgate, a.ln2, P(m, ix->gate), N, d, F);
+        k_linear_bwd(be, g.dln, G(m, ix->up), g.dup, a.ln2, P(m, ix->up), N, d, F);
+        be->op->rmsnorm_bwd(be, g.dres, G(m, ix->ln2), g.dln, a.res_mid, P(m, ix->ln2), a.rstd2, N, d);
+    }
+    /* res_mid = x + mix_out */
+    if (dmix) be->op->add(be, g.dres, g.dres, dmix, (size_t)N * d);
+    be->op->zero(be, g.dln, (size_t)N * d * sizeof(float));
+    mixer_backward(m, l, &f, g.dln, g.dres, a.ln1, a.mix, g.mscratch);
+    /* ln1 = RMSNorm(x): dx += through the norm and the residual */
+    if (dx) {
+        be->op->rmsnorm_bwd(be, dx, G(m, ix->ln1), g.dln, a.res_in, P(m, ix->ln1), a.rstd1, N, d);
+        be->op->add(be, dx, dx, g.dres, (size_t)N * d);
+    } else if (G(m, ix->ln1)) {
+        be->op->zero(be, g.dfn, (size_t)N * d * sizeof(float));
+        be->op->rmsnorm_bwd(be, g.dfn, G(m, ix->ln1), g.dln, a.res_in, P(m, ix->ln1), a.rstd1, N, d);
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- cache */
 
 int nn_cache_new(nn_cache **out, nn_model *m, int B, int Tmax)

@@ -149,6 +149,17 @@ int nn_model_xent(nn_model *m, const int32_t *targets, int grad, float grad_scal
  * gradients of trainable parameters. Requires a forward with train = 1 and no cache. */
 int nn_model_backward(nn_model *m);
 
+/*
+ * One decoder block in isolation, for layer-wise alignment (GenDistill stages 1-2): x [B*T, d] (device) is the
+ * block's input, hidden_states.l; writes the mixer output Mixer(RMSNorm(x)) to mix_out and the block output to
+ * block_out (device [B*T, d], either NULL). bt gives positions and segments (bt->ids is not read). Needs
+ * NN_ACT_TRAIN activations; uses layer l's slot, so several layers can be run, then differentiated.
+ */
+int nn_model_layer_forward(nn_model *m, int l, const nn_batch *bt, const float *x, float *mix_out, float *block_out);
+/* Backward of the last nn_model_layer_forward of layer l from dmix = dloss/dmix_out and/or dblock =
+ * dloss/dblock_out (device, either NULL): adds into layer l's trainable gradients, and into dx if given. */
+int nn_model_layer_backward(nn_model *m, int l, const float *dmix, const float *dblock, float *dx);
+
 /* Checkpoints: config.json + model.safetensors (or shards + model.safetensors.index.json). */
 int nn_model_load(nn_model **out, const char *dir, k_backend *be);
 int nn_model_load_weights(nn_model *m, const char *dir);

@@ -134,7 +134,6 @@ void nn_trainer_release(nn_trainer *tr)
 int nn_train_step(nn_trainer *tr, double *loss, double *grad_norm, double *lr_out)
 {
     nn_model *m = tr->m;
-    k_backend *be = m->be;
     nn_model_zero_grad(m);
     double lsum = 0;
     for (int a = 0; a < tr->accum; a++) {
@@ -148,6 +147,15 @@ int nn_train_step(nn_trainer *tr, double *loss, double *grad_norm, double *lr_ou
         lsum += l;
         tr->tokens += cnt;
     }
+    if (nn_train_update(tr, grad_norm, lr_out)) return -1;
+    if (loss) *loss = lsum / tr->accum;
+    return 0;
+}
+
+int nn_train_update(nn_trainer *tr, double *grad_norm, double *lr_out)
+{
+    nn_model *m = tr->m;
+    k_backend *be = m->be;
     double ss;
     be->op->sumsq(be, &ss, m->g, m->n_gfloats);
     double norm = sqrt(ss);
@@ -165,7 +173,6 @@ int nn_train_step(nn_trainer *tr, double *loss, double *grad_norm, double *lr_ou
                       &hp);
     }
     tr->step++;
-    if (loss) *loss = lsum / tr->accum;
     if (grad_norm) *grad_norm = norm;
     if (lr_out) *lr_out = lr;
     return 0;

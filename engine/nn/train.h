@@ -67,6 +67,9 @@ int nn_trainer_init(nn_trainer *tr, nn_model *m, const nn_data *d, int B, int T,
 void nn_trainer_release(nn_trainer *tr);
 /* One optimizer step: accum x (forward, xent, backward), clip, AdamW. Mean loss, grad norm (before clipping), lr. */
 int nn_train_step(nn_trainer *tr, double *loss, double *grad_norm, double *lr);
+/* The optimizer half of a step, for callers that compute their own gradients (distillation): clip the gradients in
+ * m->g, AdamW at the scheduled lr, step + 1. Grad norm before clipping and lr (either may be NULL). */
+int nn_train_update(nn_trainer *tr, double *grad_norm, double *lr);
 /* Saves / restores weights, AdamW moments, step, tokens and data position (dir/state-<step>.safetensors, then
  * dir/state.json naming it, written atomically; the previous state file is removed). nn_train_resume returns 1 if a state was restored, 0 if dir has none, -1 on error. */
 int nn_train_save(const nn_trainer *tr, const char *dir);
