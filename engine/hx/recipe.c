@@ -560,6 +560,9 @@ fail:
 
 static int apply_set(hx_recipe *r, const char *arg)
 {
+    json_t *utf8 = json_string(arg); /* jansson refuses (and frees values under) keys that are not UTF-8 */
+    if (!utf8) return error("-S: the argument is not valid UTF-8");
+    json_decref(utf8);
     int del = arg[0] == '~';
     const char *eq = del ? NULL : strchr(arg, '=');
     if (!del && !eq) return error("-S %s: expected key=value, or ~key to delete a key", arg);
