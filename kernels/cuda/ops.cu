@@ -91,13 +91,9 @@ void kcuda_embedding_fwd(k_backend *b, float *out, const int32_t *ids, const flo
     KLAUNCH_CHECK();
 }
 
-/*
- * dtable[ids[n], :] += dout[n, :] in row order (the CPU's order: deterministic, no atomics). Rows are grouped
- * by token: a stable counting pass is replaced by a sort-free scheme -- one thread per column walks the rows in
- * order. Row blocks of EMB_ROWS run in parallel into partial tables would need V x d each, so instead the walk
- * is split over columns only; per column the N read-modify-writes are independent of other columns and
- * coalesced across the warp.
- */
+/* dtable[ids[n], :] += dout[n, :] with rows in order n = 0..N-1 (the CPU's order: deterministic, no atomics):
+ * one thread per column walks all rows; the read-modify-writes of a row are coalesced across the warp.
+ * Parallel only over d columns: fine for the model (one call per step), a sort-by-token version would be faster. */
 __global__ void embedding_bwd_kernel(float *dtable, const int32_t *ids, const float *dout, int N, int d, int V)
 {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
