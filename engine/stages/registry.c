@@ -7,11 +7,13 @@ extern const hx_stage_kind hx_kind_data;
 extern const hx_stage_kind hx_kind_pretrain;
 extern const hx_stage_kind hx_kind_convert;
 extern const hx_stage_kind hx_kind_tokenizer;
+extern const hx_stage_kind hx_kind_eval;
 static const hx_stage_kind *const kinds[] = {
     &hx_kind_data,
     &hx_kind_pretrain,
     &hx_kind_convert,
     &hx_kind_tokenizer,
+    &hx_kind_eval,
     NULL,
 };
 

@@ -1,0 +1,42 @@
+/* extract.h - answer extraction from generated text: SQuAD normalisation, MCQ letters, open-answer matching. */
+#ifndef EV_EXTRACT_H
+#define EV_EXTRACT_H
+
+/*
+ * SQuAD's normalize_answer: lower-case (ASCII), drop ASCII punctuation, drop the articles a/an/the as
+ * whole words, collapse whitespace to single spaces, trim. Bytes >= 0x80 are kept as they are. xmalloc'd.
+ */
+char *ev_normalize(const char *s);
+
+/* How ev_extract_letter found its answer (docs/eval.md "Answer extraction"). */
+typedef enum {
+    EV_RULE_NONE = 0,   /* nothing found: the item counts as wrong and as invalid */
+    EV_RULE_EXPLICIT,   /* "The answer is (B)", "Answer: B" */
+    EV_RULE_LEADING,    /* the reply starts with the letter: "B", "B.", "(B)", "B) Paris" */
+    EV_RULE_CHOICE,     /* the reply names exactly one choice's text (normalised equal, else contained) */
+    EV_RULE_ANYWHERE,   /* the first standalone letter elsewhere in the reply */
+} ev_rule;
+const char *ev_rule_name(ev_rule r); /* "none", "explicit", "leading", "choice", "anywhere" */
+
+/*
+ * The choice a generated MCQ reply picks: index 0..n_choices-1 (letters A.., n_choices <= 26), or -1.
+ * Rules in order: explicit, leading, choice text, anywhere. A capital "A" followed by a space and a
+ * lower-case letter is the article, not a letter ("A country in Africa"). rule may be NULL.
+ */
+int ev_extract_letter(const char *text, const char *const *choices, int n_choices, ev_rule *rule);
+
+/* The short answer of a generated open reply: its first non-empty line, trimmed, with a leading
+ * "Answer:" / "A:" / "The answer is" removed. xmalloc'd (may be ""). */
+char *ev_open_answer(const char *text);
+
+/*
+ * Open-answer correctness against the target and its aliases, after ev_normalize of both sides:
+ *   *exact     = the normalised short answer (ev_open_answer) equals one of them;
+ *   *contains  = one of them occurs in the normalised whole reply as a whole-word sequence
+ *                (the lm-eval / TriviaQA-style lenient match). Empty normalised targets never match.
+ * Returns *contains.
+ */
+int ev_match_open(const char *text, const char *target, const char *const *aliases, int n_aliases, int *exact,
+                  int *contains);
+
+#endif
