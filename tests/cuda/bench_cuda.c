@@ -78,7 +78,9 @@ static void kda_run(void *p)
 
 static void bench_kda(int B, int T, int H, int K, int V)
 {
-    kda_ctx c = {B, T, H, K, V, 0, 0};
+    kda_ctx c;
+    memset(&c, 0, sizeof c);
+    c.B = B; c.T = T; c.H = H; c.K = K; c.V = V;
     size_t nk = (size_t)B * T * H * K, nv = (size_t)B * T * H * V, nc = (T + 63) / 64;
     float s = 1.0f / sqrtf((float)K);
     c.q = rand_dev(nk, -s, s, 1);
