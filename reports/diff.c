@@ -1,0 +1,322 @@
+/* diff.c - `hx diff`: what differs between two runs (recipe, parameters, keys) and whether their eval metrics differ
+ * beyond chance (McNemar on the paired items, paired bootstrap of the delta), with the flipped items. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "evalsuite/stats.h"
+#include "reports/report.h"
+
+#define BOOT_REPS 1000
+
+static const char *sget(const json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
+static json_t *or_null(json_t *v) { return v ? v : json_null(); }
+
+/* "stage[axes]" with the axes in sorted canonical JSON: how instances of two runs are matched. xmalloc'd. */
+static char *inst_id(const json_t *rec)
+{
+    json_t *ax = json_object_get(rec, "axes");
+    if (!json_object_size(ax)) return xstrdup(sget(rec, "stage") ? sget(rec, "stage") : "?");
+    char *s = xstrdup("");
+    const char **keys = xcalloc(json_object_size(ax) + 1, sizeof *keys);
+    size_t n = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(ax, k, v) keys[n++] = k;
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && strcmp(keys[j], keys[j - 1]) < 0; j--) {
+            const char *t = keys[j];
+            keys[j] = keys[j - 1];
+            keys[j - 1] = t;
+        }
+    for (size_t i = 0; i < n; i++) {
+        json_t *x = json_object_get(ax, keys[i]);
+        char *val = json_is_string(x) ? xstrdup(json_string_value(x)) : json_dumps(x, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *t = xstrfmt("%s%s%s=%s", s, i ? "," : "", keys[i], val);
+        free(val);
+        free(s);
+        s = t;
+    }
+    char *id = xstrfmt("%s[%s]", sget(rec, "stage") ? sget(rec, "stage") : "?", s);
+    free(s);
+    free(keys);
+    return id;
+}
+
+/* Every leaf of A and B that differs, as {instance, path, a, b} (absent sides are null). */
+static void diff_values(json_t *out, const char *inst, const char *path, json_t *a, json_t *b)
+{
+    if (json_is_object(a) && json_is_object(b)) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(a, k, v) {
+            char *p = xstrfmt("%s.%s", path, k);
+            diff_values(out, inst, p, v, json_object_get(b, k));
+            free(p);
+        }
+        json_object_foreach(b, k, v) {
+            if (json_object_get(a, k)) continue;
+            char *p = xstrfmt("%s.%s", path, k);
+            diff_values(out, inst, p, NULL, v);
+            free(p);
+        }
+        return;
+    }
+    if (a && b && json_equal(a, b)) return;
+    json_array_append_new(out, json_pack("{s:s,s:s,s:O,s:O}", "instance", inst, "path", path, "a", or_null(a), "b", or_null(b)));
+}
+
+static json_t *run_head(const json_t *r)
+{
+    json_t *rec = json_object_get(r, "recipe"), *files = json_object_get(rec, "files");
+    return json_pack("{s:O,s:O,s:O,s:O,s:O,s:O,s:O}", "run_id", or_null(json_object_get(r, "run_id")), "recipe",
+                     or_null(json_object_get(rec, "name")), "path", or_null(json_object_get(rec, "path")), "files",
+                     or_null(files), "status", or_null(json_object_get(r, "status")), "started",
+                     or_null(json_object_get(r, "started")), "overrides", or_null(json_object_get(r, "overrides")));
+}
+
+/* Paired comparison of one boolean outcome field between the two item sets. */
+static json_t *paired(const json_t *ia, const json_t *ib, const char *split, const char *task, const char *field,
+                      json_t *flips_a, json_t *flips_b, uint64_t seed)
+{
+    int n, b10, b01;
+    double *xa, *xb;
+    rp_pair(ia, ib, split, task, field, &n, &b10, &b01, flips_a, flips_b, &xa, &xb);
+    double sa = 0, sb = 0;
+    for (int i = 0; i < n; i++) sa += xa[i], sb += xb[i];
+    ev_ci ci = ev_bootstrap_paired(xb, xa, n, BOOT_REPS, seed, 0.95);
+    double p = ev_mcnemar_exact(b10, b01);
+    json_t *o = json_pack("{s:i,s:f,s:f,s:f,s:[f,f],s:i,s:i,s:f,s:b}", "n_paired", n, "a", n ? sa / n : 0.0, "b",
+                          n ? sb / n : 0.0, "delta", n ? (sb - sa) / n : 0.0, "delta_ci", ci.lo, ci.hi, "a_only", b10,
+                          "b_only", b01, "mcnemar_p", p, "significant", p < 0.05);
+    free(xa);
+    free(xb);
+    return o;
+}
+
+/* A flipped item, condensed: what each run answered. */
+static json_t *flip_entry(json_t *f, int gen)
+{
+    json_t *a = json_object_get(f, "a"), *b = json_object_get(f, "b");
+    json_t *o = json_pack("{s:O,s:O}", "task", json_object_get(f, "task"), "doc_id", json_object_get(f, "doc_id"));
+    if (gen) {
+        json_object_set(o, "a_pred", or_null(json_object_get(a, "gen_pred")));
+        json_object_set(o, "b_pred", or_null(json_object_get(b, "gen_pred")));
+        json_object_set(o, "a_text", or_null(json_object_get(a, "gen_text")));
+        json_object_set(o, "b_text", or_null(json_object_get(b, "gen_text")));
+    } else {
+        json_object_set(o, "a_pred", or_null(json_object_get(a, "ll_pred")));
+        json_object_set(o, "b_pred", or_null(json_object_get(b, "ll_pred")));
+    }
+    json_object_set(o, "answer", or_null(json_object_get(a, "answer")));
+    return o;
+}
+
+static json_t *flips_json(json_t *fa, json_t *fb, int gen)
+{
+    json_t *A = json_array(), *B = json_array();
+    for (size_t i = 0; i < json_array_size(fa); i++) json_array_append_new(A, flip_entry(json_array_get(fa, i), gen));
+    for (size_t i = 0; i < json_array_size(fb); i++) json_array_append_new(B, flip_entry(json_array_get(fb, i), gen));
+    return json_pack("{s:o,s:o}", "a_only", A, "b_only", B);
+}
+
+/* Metrics of a matched pair of eval instances. */
+static json_t *eval_pair(const char *id, json_t *ra, json_t *rb, const rp_source *src, uint64_t seed)
+{
+    const char *ka = sget(ra, "key"), *kb = sget(rb, "key");
+    json_t *o = json_pack("{s:s,s:s,s:s,s:b}", "instance", id, "key_a", ka ? ka : "", "key_b", kb ? kb : "", "same_key",
+                          ka && kb && !strcmp(ka, kb));
+    json_t *ia = src && ka ? src->load(src->ud, ka, "items.jsonl") : NULL;
+    json_t *ib = ia && kb ? src->load(src->ud, kb, "items.jsonl") : NULL;
+    if (!ia || !ib) {
+        json_object_set_new(o, "error", json_string(hx_last_error()));
+        json_decref(ia);
+        json_decref(ib);
+        return o;
+    }
+    json_t *splits = json_object(), *seen = json_object();
+    size_t i;
+    json_t *it;
+    json_array_foreach(ia, i, it) {
+        const char *sp = sget(it, "split"), *task = sget(it, "task");
+        if (!sp || !task) continue;
+        json_t *s = json_object_get(seen, sp);
+        if (!s) json_object_set_new(seen, sp, s = json_object());
+        json_object_set_new(s, task, json_true());
+    }
+    const char *sp;
+    json_t *tasks;
+    json_object_foreach(seen, sp, tasks) {
+        json_t *fa = json_array(), *fb = json_array(), *ga = json_array(), *gb = json_array();
+        json_t *ll = paired(ia, ib, sp, NULL, "ll_correct", fa, fb, seed);
+        json_t *gen = paired(ia, ib, sp, NULL, "gen_correct", ga, gb, seed + 1);
+        json_t *gap = json_pack("{s:f,s:f}", "a", json_real_value(json_object_get(ll, "a")) - json_real_value(json_object_get(gen, "a")),
+                                "b", json_real_value(json_object_get(ll, "b")) - json_real_value(json_object_get(gen, "b")));
+        json_object_set_new(gap, "delta", json_real(json_real_value(json_object_get(gap, "b")) - json_real_value(json_object_get(gap, "a"))));
+        json_t *per = json_object();
+        const char *task;
+        json_t *dummy;
+        json_object_foreach(tasks, task, dummy) {
+            json_object_set_new(per, task, json_pack("{s:o,s:o}", "ll", paired(ia, ib, sp, task, "ll_correct", NULL, NULL, seed),
+                                                     "gen", paired(ia, ib, sp, task, "gen_correct", NULL, NULL, seed + 1)));
+        }
+        json_object_set_new(splits, sp, json_pack("{s:o,s:o,s:o,s:o,s:{s:o,s:o}}", "ll_acc", ll, "gen_acc", gen, "gap", gap,
+                                                  "tasks", per, "flips", "gen", flips_json(ga, gb, 1), "ll",
+                                                  flips_json(fa, fb, 0)));
+        json_decref(fa); json_decref(fb); json_decref(ga); json_decref(gb);
+    }
+    json_object_set_new(o, "splits", splits);
+    json_decref(seen);
+    json_decref(ia);
+    json_decref(ib);
+    return o;
+}
+
+json_t *rp_diff(const json_t *run_a, const json_t *run_b, const rp_source *src, unsigned long long seed)
+{
+    json_t *sa = json_object_get(run_a, "stages"), *sb = json_object_get(run_b, "stages");
+    if (!json_is_array(sa) || !json_is_array(sb)) {
+        error("run record: expected an object with a \"stages\" list");
+        return NULL;
+    }
+    json_t *d = json_pack("{s:o,s:o}", "a", run_head(run_a), "b", run_head(run_b));
+    json_t *fa = json_object_get(json_object_get(run_a, "recipe"), "files");
+    json_t *fb = json_object_get(json_object_get(run_b, "recipe"), "files");
+    json_object_set_new(d, "same_recipe_files", json_boolean(fa && fb && json_equal(fa, fb)));
+    json_t *params = json_array(), *stages = json_array(), *evals = json_array();
+    diff_values(params, "(run)", "overrides", json_object_get(run_a, "overrides"), json_object_get(run_b, "overrides"));
+    diff_values(params, "(run)", "axes", json_object_get(run_a, "axes"), json_object_get(run_b, "axes"));
+    json_t *idx_b = json_object();
+    size_t i;
+    json_t *r;
+    json_array_foreach(sb, i, r) {
+        char *id = inst_id(r);
+        json_object_set(idx_b, id, r);
+        free(id);
+    }
+    json_t *matched = json_object();
+    json_array_foreach(sa, i, r) {
+        char *id = inst_id(r);
+        json_t *rb = json_object_get(idx_b, id);
+        const char *ka = sget(r, "key"), *kb = rb ? sget(rb, "key") : NULL;
+        const char *st = !rb ? "only_a" : ka && kb && !strcmp(ka, kb) ? "same" : "differs";
+        json_array_append_new(stages, json_pack("{s:s,s:s,s:s?,s:s?,s:O}", "instance", id, "status", st, "key_a", ka,
+                                                "key_b", kb, "kind", or_null(json_object_get(r, "kind"))));
+        if (rb) {
+            json_object_set_new(matched, id, json_true());
+            diff_values(params, id, "kind", json_object_get(r, "kind"), json_object_get(rb, "kind"));
+            diff_values(params, id, "kind_version", json_object_get(r, "kind_version"), json_object_get(rb, "kind_version"));
+            diff_values(params, id, "with", json_object_get(r, "with"), json_object_get(rb, "with"));
+            const char *kind = sget(r, "kind");
+            if (kind && !strcmp(kind, "eval")) json_array_append_new(evals, eval_pair(id, r, rb, src, seed));
+        }
+        free(id);
+    }
+    json_array_foreach(sb, i, r) {
+        char *id = inst_id(r);
+        if (!json_object_get(matched, id))
+            json_array_append_new(stages, json_pack("{s:s,s:s,s:s?,s:O}", "instance", id, "status", "only_b", "key_b",
+                                                    sget(r, "key"), "kind", or_null(json_object_get(r, "kind"))));
+        free(id);
+    }
+    json_decref(matched);
+    json_decref(idx_b);
+    json_object_set_new(d, "params", params);
+    json_object_set_new(d, "stages", stages);
+    json_object_set_new(d, "evals", evals);
+    return d;
+}
+
+/* ---- text ---- */
+
+static char *short_json(json_t *v)
+{
+    if (!v || json_is_null(v)) return xstrdup("(absent)");
+    return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+static void print_measure(FILE *f, const char *name, json_t *m)
+{
+    fprintf(f, "    %-8s %5.1f -> %5.1f  %+5.1f pp  95%% CI [%+.1f, %+.1f]  McNemar p = %.3g (%lld vs %lld discordant of %lld)  %s\n",
+            name, 100 * json_real_value(json_object_get(m, "a")), 100 * json_real_value(json_object_get(m, "b")),
+            100 * json_real_value(json_object_get(m, "delta")),
+            100 * json_real_value(json_array_get(json_object_get(m, "delta_ci"), 0)),
+            100 * json_real_value(json_array_get(json_object_get(m, "delta_ci"), 1)),
+            json_real_value(json_object_get(m, "mcnemar_p")), (long long)json_integer_value(json_object_get(m, "a_only")),
+            (long long)json_integer_value(json_object_get(m, "b_only")),
+            (long long)json_integer_value(json_object_get(m, "n_paired")),
+            json_is_true(json_object_get(m, "significant")) ? "significant at 0.05" : "not significant at 0.05");
+}
+
+static void print_flips(FILE *f, const char *what, json_t *fl, int max)
+{
+    json_t *A = json_object_get(fl, "a_only"), *B = json_object_get(fl, "b_only");
+    fprintf(f, "    flipped (%s): %zu right only in A, %zu right only in B\n", what, json_array_size(A), json_array_size(B));
+    for (int side = 0; side < 2; side++) {
+        json_t *L = side ? B : A;
+        for (size_t i = 0; i < json_array_size(L) && (int)i < max; i++) {
+            json_t *e = json_array_get(L, i);
+            char *pa = short_json(json_object_get(e, "a_pred")), *pb = short_json(json_object_get(e, "b_pred"));
+            fprintf(f, "      %s-only  %-28s A: %-12s B: %s\n", side ? "B" : "A", sget(e, "doc_id"), pa, pb);
+            free(pa);
+            free(pb);
+        }
+        if ((int)json_array_size(L) > max) fprintf(f, "      ... %zu more (--json lists all)\n", json_array_size(L) - (size_t)max);
+    }
+}
+
+char *rp_diff_text(const json_t *d, int max_flips)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return xstrdup("out of memory\n");
+    json_t *a = json_object_get(d, "a"), *b = json_object_get(d, "b");
+    fprintf(f, "A: run %s  %s  (%s)\nB: run %s  %s  (%s)\n", sget(a, "run_id"), sget(a, "recipe") ? sget(a, "recipe") : "?",
+            sget(a, "status") ? sget(a, "status") : "?", sget(b, "run_id"), sget(b, "recipe") ? sget(b, "recipe") : "?",
+            sget(b, "status") ? sget(b, "status") : "?");
+    fprintf(f, "recipe files: %s\n", json_is_true(json_object_get(d, "same_recipe_files")) ? "identical" : "differ");
+    json_t *params = json_object_get(d, "params");
+    fprintf(f, "\nparameters that differ: %s\n", json_array_size(params) ? "" : "none");
+    for (size_t i = 0; i < json_array_size(params); i++) {
+        json_t *p = json_array_get(params, i);
+        char *va = short_json(json_object_get(p, "a")), *vb = short_json(json_object_get(p, "b"));
+        fprintf(f, "  %-32s %-24s %s -> %s\n", sget(p, "instance"), sget(p, "path"), va, vb);
+        free(va);
+        free(vb);
+    }
+    json_t *st = json_object_get(d, "stages");
+    fprintf(f, "\nstage keys:\n");
+    for (size_t i = 0; i < json_array_size(st); i++) {
+        json_t *s = json_array_get(st, i);
+        const char *ka = sget(s, "key_a"), *kb = sget(s, "key_b"), *status = sget(s, "status");
+        fprintf(f, "  %-8s %-32s %.12s%s%.12s\n", status, sget(s, "instance"), ka ? ka : "", !strcmp(status, "differs") ? " -> " : "",
+                !strcmp(status, "differs") || !strcmp(status, "only_b") ? (kb ? kb : "") : "");
+    }
+    json_t *ev = json_object_get(d, "evals");
+    for (size_t i = 0; i < json_array_size(ev); i++) {
+        json_t *e = json_array_get(ev, i);
+        fprintf(f, "\nmetrics of %s (B - A)%s:\n", sget(e, "instance"),
+                json_is_true(json_object_get(e, "same_key")) ? ", same key: the same artifact, equal by construction" : "");
+        if (sget(e, "error")) {
+            fprintf(f, "  not compared: %s\n", sget(e, "error"));
+            continue;
+        }
+        const char *sp;
+        json_t *m;
+        json_object_foreach(json_object_get(e, "splits"), sp, m) {
+            json_t *gap = json_object_get(m, "gap");
+            fprintf(f, "  split %s:\n", sp);
+            print_measure(f, "ll_acc", json_object_get(m, "ll_acc"));
+            print_measure(f, "gen_acc", json_object_get(m, "gen_acc"));
+            fprintf(f, "    %-8s %+5.1f -> %+5.1f  %+5.1f pp\n", "gap", 100 * json_real_value(json_object_get(gap, "a")),
+                    100 * json_real_value(json_object_get(gap, "b")), 100 * json_real_value(json_object_get(gap, "delta")));
+            print_flips(f, "generation", json_object_get(json_object_get(m, "flips"), "gen"), max_flips);
+            print_flips(f, "log-likelihood", json_object_get(json_object_get(m, "flips"), "ll"), max_flips);
+        }
+    }
+    if (!json_array_size(ev)) fprintf(f, "\nno eval instance in both runs: no metrics to compare\n");
+    fclose(f);
+    return buf;
+}
