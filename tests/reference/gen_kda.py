@@ -20,8 +20,10 @@ except ImportError:  # older layouts
     import importlib
     kl = importlib.import_module("transformers.models.kimi_linear.modeling_kimi_linear")
 
-chunk_kda = kl.torch_chunk_kimi_delta_attention
-recurrent_kda = kl.torch_recurrent_kimi_delta_attention
+# transformers 5.x names them chunk_/recurrent_kimi_delta_attention (older trees: torch_ prefix); the hub kernel
+# decorator falls back to these pure-PyTorch forms when no kernel hub is reachable.
+chunk_kda = getattr(kl, "chunk_kimi_delta_attention", None) or kl.torch_chunk_kimi_delta_attention
+recurrent_kda = getattr(kl, "recurrent_kimi_delta_attention", None) or kl.torch_recurrent_kimi_delta_attention
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
 
 
