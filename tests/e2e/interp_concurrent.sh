@@ -15,12 +15,13 @@ e1=$(count executed "$(tail -n1 r1.out)"); e2=$(count executed "$(tail -n1 r2.ou
 expect_eq "$((e1 + e2))" 4 "executed states"
 expect_eq "$(($(count cached "$(tail -n1 r1.out)") + $(count cached "$(tail -n1 r2.out)")))" 4 "cached states"
 
-# --jobs 2: a (0.5s) and c (0.2s) are independent and overlap
+# --jobs 2: a and c are independent, so c starts while a runs (b waits for a); with one job the
+# plan order a, b, c, d is kept. Checked by start order, not by timing (the machine may be loaded).
 : >"$HX_TEST_LOG"
-t0=$(date +%s.%N)
-"$HX_TEST" run slow.yaml -S params.steps=5 -S params.ms=100 -S stages.c.with.step_ms=100 --jobs 2 --json >j.out 2>j.err
-dt=$(echo "$(date +%s.%N) - $t0" | bc)
+"$HX_TEST" run slow.yaml -S params.steps=5 -S params.ms=100 --jobs 2 --store "$W/store2" --json >j.out 2>j.err
 expect_eq "$(count executed "$(tail -n1 j.out)")" 4 "--jobs executed"
-echo "--jobs 2: ${dt}s (serial would take about 1.0s)"
-[ "$(echo "$dt < 0.95" | bc)" = 1 ] || fail "--jobs 2 did not overlap stages (${dt}s)"
+expect_eq "$(head -n2 "$HX_TEST_LOG" | cut -d' ' -f1 | sort | tr '\n' ' ')" "a c " "first two starts with --jobs 2"
+: >"$HX_TEST_LOG"
+"$HX_TEST" run slow.yaml -S params.steps=6 -S params.ms=10 --jobs 1 --store "$W/store3" --json >j1.out 2>j1.err
+expect_eq "$(cut -d' ' -f1 "$HX_TEST_LOG" | tr '\n' ' ')" "a b c d " "start order with --jobs 1"
 echo "interp_concurrent: ok"
