@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# eval_report.sh - a tiny real pipeline (data -> tokenizer -> teacher + two student arms -> eval) through `hx run`,
+# then hx report (md/json/tex/html), deterministic eval outputs, hx diff of two runs, and eval's input errors.
+set -euo pipefail
+: "${HX:?} ${TOP:?}"
+cd "$TOP"
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+T=$(mktemp -d /tmp/hx-e2e-eval.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+cat >"$T/r.yaml" <<'YAML'
+hx: 1
+name: eval_report
+axes:
+  steps: [2, 6]
+stages:
+  world: {kind: data, with: {scale: tiny, n_facts: 40, brown_files: 4, cloze_files: 1, cloze_items: 4}}
+  tok: {kind: tokenizer, inputs: {data: world}, with: {vocab_size: 300}}
+  teacher:
+    kind: pretrain
+    inputs: {data: world, tokenizer: tok}
+    with: {steps: 8, hidden: 32, layers: 1, heads: 2, kv_heads: 1, head_dim: 16, ffn: 64, seq_len: 32, batch: 4, warmup: 2}
+  student:
+    kind: pretrain
+    inputs: {data: world, tokenizer: tok}
+    with: {steps: "${axes.steps}", hidden: 32, layers: 1, heads: 2, kv_heads: 1, head_dim: 16, ffn: 64, seq_len: 32,
+           batch: 4, warmup: 1, seed: 1}
+  eval_teacher: {kind: eval, inputs: {model: teacher, data: world}, with: {limit: 2, max_new_tokens: 4}}
+  eval: {kind: eval, inputs: {model: student, data: world}, with: {limit: 2, max_new_tokens: 4, shots: 1}}
+report:
+  tables:
+    - {name: duration, rows: axes.steps, stage: eval, columns: [ll_acc, gen_acc, gap, retention, n]}
+    - {name: mcq_only, rows: axes.steps, stage: eval, task: kn_mcq_country, columns: [ll_acc, gen_acc, gen_invalid]}
+YAML
+S="$T/store"
+"$HX" run "$T/r.yaml" --store "$S" >"$T/run1.log" 2>&1 || { cat "$T/run1.log"; fail "hx run"; }
+RUN1=$(sed -n 's/^run \([0-9a-z-]*\): ok.*/\1/p' "$T/run1.log")
+[ -n "$RUN1" ] || { cat "$T/run1.log"; fail "no run id"; }
+E=$(dirname "$(grep -l '"stage": "eval_teacher"' "$S"/store/*/*/manifest.json)")
+for f in items.jsonl metrics.json prompts.md; do [ -s "$E/$f" ] || fail "eval artifact lacks $f"; done
+python3 - "$E" <<'PY' || fail "eval artifact contents"
+import json, sys, glob, os
+d = sys.argv[1]
+items = [json.loads(l) for l in open(d + "/items.jsonl")]
+want = 0  # limit 2 per (task, split) of the data artifact
+for p in glob.glob(os.path.dirname(os.path.dirname(d)) + "/*/*/bench/*.jsonl"):
+    splits = [json.loads(l)["split"] for l in open(p)]
+    want += sum(min(2, splits.count(s)) for s in set(splits))
+assert len(items) == want and want >= 30, (len(items), want)
+for it in items:
+    for k in ("task", "doc_id", "fact_id", "split", "ll_pred", "ll_correct", "gen_text", "gen_pred", "gen_correct"):
+        assert k in it, (k, it)
+    assert it["ll_correct"] == (it["ll_pred"] == it["answer"])
+    assert len(it["ll_logp"]) == it["n_choices"] and all(v < 0 for v in it["ll_logp"])
+m = json.load(open(d + "/metrics.json"))
+n = len([i for i in items if i["split"] == "eval"])
+assert m["eval"]["all"]["n"] == n and m["heldout"]["all"]["n"] == len(items) - n
+ll = sum(i["ll_correct"] for i in items if i["split"] == "eval") / n
+gen = sum(i["gen_correct"] for i in items if i["split"] == "eval") / n
+assert abs(m["ll_acc"] - ll) < 1e-9 and abs(m["gen_acc"] - gen) < 1e-9 and abs(m["gap"] - (ll - gen)) < 1e-9
+lo, hi = m["eval"]["all"]["ll_ci"]
+assert lo <= ll <= hi
+PY
+
+# report in every format
+"$HX" report "$RUN1" --store "$S" >"$T/r.md" || fail "hx report md"
+grep -q '^| steps | LL acc | Gen acc | Gap (pp) | Retention (gen) | n |' "$T/r.md" || { cat "$T/r.md"; fail "md header"; }
+grep -q '^| \*teacher (eval_teacher)\* |' "$T/r.md" || { cat "$T/r.md"; fail "teacher row"; }
+grep -q '^| steps=2 |' "$T/r.md" && grep -q '^| steps=6 |' "$T/r.md" || fail "arm rows"
+grep -q 'Ranking by generation' "$T/r.md" || fail "rankings"
+"$HX" report latest --store "$S" --format json -o "$T/r.json" || fail "hx report json"
+python3 - "$T/r.json" <<'PY' || fail "report json"
+import json, sys
+r = json.load(open(sys.argv[1]))
+t = r["tables"][0]
+assert [x["label"] for x in t["rows"]] == ["teacher (eval_teacher)", "steps=2", "steps=6"], t["rows"]
+assert t["baseline"]["stage"] == "eval_teacher"
+teacher = t["rows"][0]["values"]
+for row in t["rows"][1:]:
+    v = row["values"]
+    assert 0 <= v["ll_acc"] <= 1 and abs(v["gap"] - (v["ll_acc"] - v["gen_acc"])) < 1e-9
+    if teacher["gen_acc"] > 0: assert abs(v["retention"] - v["gen_acc"] / teacher["gen_acc"]) < 1e-9
+    else: assert v["retention"] is None
+assert r["tables"][1]["task"] == "kn_mcq_country" and r["tables"][1]["rows"][1]["values"]["n"] if "n" in r["tables"][1]["rows"][1]["values"] else True
+PY
+"$HX" report "${RUN1:0:15}" --store "$S" --format tex | grep -q '\\toprule' || fail "hx report tex (by prefix)"
+"$HX" report --store "$S" --format html | grep -q '<table>' || fail "hx report html"
+if "$HX" report nosuchrun --store "$S" 2>"$T/err"; then fail "unknown run accepted"; fi
+grep -q "no run 'nosuchrun'" "$T/err" || { cat "$T/err"; fail "unknown run message"; }
+
+# determinism: another bootstrap count re-executes eval_teacher only; its items.jsonl is byte-identical
+"$HX" run "$T/r.yaml" --store "$S" -S stages.eval_teacher.with.bootstrap=200 >"$T/run2.log" 2>&1 || { cat "$T/run2.log"; fail "run 2"; }
+grep -q '1 executed' "$T/run2.log" || { cat "$T/run2.log"; fail "run 2 should execute one stage"; }
+E2=$(dirname "$(grep -l '"bootstrap": 200' "$S"/store/*/*/manifest.json)")
+cmp "$E/items.jsonl" "$E2/items.jsonl" || fail "eval is not deterministic"
+
+# diff: the parameter, the key, zero deltas, no flips
+"$HX" diff "$RUN1" latest --store "$S" >"$T/diff.txt" || fail "hx diff"
+grep -q 'eval_teacher .*with.bootstrap *1000 -> 200' "$T/diff.txt" || { cat "$T/diff.txt"; fail "diff parameter"; }
+grep -q 'differs  eval_teacher' "$T/diff.txt" || fail "diff keys"
+grep -q 'same     teacher' "$T/diff.txt" || fail "diff same keys"
+"$HX" diff "$RUN1" latest --store "$S" --json >"$T/diff.json" || fail "hx diff --json"
+python3 - "$T/diff.json" <<'PY' || fail "diff json"
+import json, sys
+d = json.load(open(sys.argv[1]))
+e = [x for x in d["evals"] if x["instance"] == "eval_teacher"][0]
+g = e["splits"]["eval"]["gen_acc"]
+assert g["delta"] == 0 and g["a_only"] == 0 and g["b_only"] == 0 and g["mcnemar_p"] == 1, g
+assert [x for x in d["evals"] if x["instance"] == "eval[steps=2]"][0]["same_key"]
+PY
+
+# input errors: an unknown task names what exists
+if "$HX" run "$T/r.yaml" --store "$S" -S 'stages.eval_teacher.with.tasks=[nope_*]' >"$T/run3.log" 2>&1; then fail "unknown task accepted"; fi
+grep -q "no bench task matches" "$T/run3.log" && grep -q "kn_mcq_country" "$T/run3.log" || { cat "$T/run3.log"; fail "task error message"; }
+echo "ok"
