@@ -73,6 +73,7 @@ k_backend *k_cpu_new(int threads)
 k_backend *k_backend_new(const char *device, int threads)
 {
     if (!device || !strcmp(device, "cpu")) return k_cpu_new(threads);
+    if (!strcmp(device, "guard")) return k_guard_new(threads);
     if (!strcmp(device, "auto")) {
 #ifdef HX_CUDA
         k_backend *b = k_cuda_new(0);
@@ -91,7 +92,7 @@ k_backend *k_backend_new(const char *device, int threads)
         return NULL;
 #endif
     }
-    error("unknown device '%s' (cpu, cuda, cuda:N or auto)", device);
+    error("unknown device '%s' (cpu, cuda, cuda:N, auto; guard for tests)", device);
     return NULL;
 }
 
