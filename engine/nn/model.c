@@ -702,8 +702,8 @@ int nn_model_backward(nn_model *m)
 static int layer_ctx(nn_model *m, const nn_batch *bt, fwd_ctx *f)
 {
     int B = bt->B, T = bt->T, N = B * T;
-    if (!m->act || m->act_mode != NN_ACT_TRAIN || B > m->act_B || (size_t)N > (size_t)m->act_B * m->act_T)
-        return error("nn_model_layer_forward: batch %d x %d needs NN_ACT_TRAIN activations of at least that size", B, T);
+    if (!m->act || m->act_mode == NN_ACT_GEN || B > m->act_B || (size_t)N > (size_t)m->act_B * m->act_T)
+        return error("nn_model_layer_forward: batch %d x %d needs NN_ACT_TRAIN (or SCORE) activations of that size", B, T);
     int32_t *pos = m->io + N, *seg = pos + N;
     int32_t *hpos = xmalloc((size_t)N * sizeof(int32_t));
     for (int b = 0; b < B; b++)
@@ -711,7 +711,7 @@ static int layer_ctx(nn_model *m, const nn_batch *bt, fwd_ctx *f)
     m->be->op->upload(m->be, pos, hpos, (size_t)N * 4);
     free(hpos);
     if (bt->seg) m->be->op->upload(m->be, seg, bt->seg, (size_t)N * 4);
-    *f = (fwd_ctx){.B = B, .T = T, .N = N, .pos = pos, .seg = bt->seg ? seg : NULL, .train = 1};
+    *f = (fwd_ctx){.B = B, .T = T, .N = N, .pos = pos, .seg = bt->seg ? seg : NULL, .train = m->act_mode == NN_ACT_TRAIN};
     return 0;
 }
 

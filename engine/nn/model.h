@@ -153,7 +153,7 @@ int nn_model_backward(nn_model *m);
  * One decoder block in isolation, for layer-wise alignment (GenDistill stages 1-2): x [B*T, d] (device) is the
  * block's input, hidden_states.l; writes the mixer output Mixer(RMSNorm(x)) to mix_out and the block output to
  * block_out (device [B*T, d], either NULL). bt gives positions and segments (bt->ids is not read). Needs
- * NN_ACT_TRAIN activations; uses layer l's slot, so several layers can be run, then differentiated.
+ * NN_ACT_TRAIN activations to be differentiated (each layer keeps its own slot), NN_ACT_SCORE for inference.
  */
 int nn_model_layer_forward(nn_model *m, int l, const nn_batch *bt, const float *x, float *mix_out, float *block_out);
 /* Backward of the last nn_model_layer_forward of layer l from dmix = dloss/dmix_out and/or dblock =

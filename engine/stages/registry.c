@@ -8,12 +8,18 @@ extern const hx_stage_kind hx_kind_pretrain;
 extern const hx_stage_kind hx_kind_convert;
 extern const hx_stage_kind hx_kind_tokenizer;
 extern const hx_stage_kind hx_kind_eval;
+extern const hx_stage_kind hx_kind_align;
+extern const hx_stage_kind hx_kind_distill;
+extern const hx_stage_kind hx_kind_finetune;
 static const hx_stage_kind *const kinds[] = {
     &hx_kind_data,
     &hx_kind_pretrain,
     &hx_kind_convert,
     &hx_kind_tokenizer,
     &hx_kind_eval,
+    &hx_kind_align,
+    &hx_kind_distill,
+    &hx_kind_finetune,
     NULL,
 };
 
