@@ -444,6 +444,50 @@ static double trim_log(const char *path, int step)
     return first;
 }
 
+/* The log window (sums of the steps since the last log line) lives next to the training state, one file per saved
+ * step (window-<step>.json, written before the state that names the step), so a run stopped between two log lines
+ * resumes with the same window and writes the same log as an uninterrupted one. */
+static int fit_save(nn_trainer *tr, const nn_fit_cfg *cfg, const nn_fit_stats *win, int win_n)
+{
+    char name[64];
+    snprintf(name, sizeof name, "window-%08d.json", tr->step);
+    if (hx_mkdir_p(cfg->ckpt_dir)) return -1;
+    json_t *parts = json_array();
+    for (int i = 0; i < 4; i++) json_array_append_new(parts, json_real(win->part[i]));
+    json_t *j = json_pack("{s:i, s:i, s:f, s:o}", "step", tr->step, "n", win_n, "loss", win->loss, "parts", parts);
+    char *txt = json_dumps(j, JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
+    json_decref(j);
+    char *path = hx_path_join(cfg->ckpt_dir, name);
+    int r = hx_write_file_atomic(path, txt, strlen(txt));
+    free(path);
+    free(txt);
+    if (r || nn_train_save(tr, cfg->ckpt_dir)) return -1;
+    for (int s = tr->step - 1; s >= 0 && s >= tr->step - cfg->ckpt_every - 1; s--) { /* the previous ones */
+        snprintf(name, sizeof name, "window-%08d.json", s);
+        char *old = hx_path_join(cfg->ckpt_dir, name);
+        remove(old);
+        free(old);
+    }
+    return 0;
+}
+
+static void fit_load_window(nn_trainer *tr, const nn_fit_cfg *cfg, nn_fit_stats *win, int *win_n)
+{
+    char name[64];
+    snprintf(name, sizeof name, "window-%08d.json", tr->step);
+    char *path = hx_path_join(cfg->ckpt_dir, name);
+    json_t *j = hx_file_exists(path) ? json_load_file(path, 0, NULL) : NULL;
+    free(path);
+    if (!j || json_integer_value(json_object_get(j, "step")) != tr->step) {
+        json_decref(j);
+        return;
+    }
+    *win_n = (int)json_integer_value(json_object_get(j, "n"));
+    win->loss = json_number_value(json_object_get(j, "loss"));
+    for (int i = 0; i < 4; i++) win->part[i] = json_number_value(json_array_get(json_object_get(j, "parts"), (size_t)i));
+    json_decref(j);
+}
+
 int nn_fit(nn_trainer *tr, const nn_fit_cfg *cfg, nn_fit_micro fn, void *arg, nn_fit_result *res)
 {
     nn_model *m = tr->m;
@@ -453,10 +497,15 @@ int nn_fit(nn_trainer *tr, const nn_fit_cfg *cfg, nn_fit_micro fn, void *arg, nn
     while (np < 4 && cfg->part_names[np]) np++;
     if (cfg->steps < 1 || cfg->log_every < 1 || cfg->ckpt_every < 1)
         return error("%s: steps, log_every and ckpt_every must be >= 1", cfg->label);
+    nn_fit_stats win = {0};
+    int win_n = 0, rc = -1;
     if (cfg->ckpt_dir) {
         int resumed = nn_train_resume(tr, cfg->ckpt_dir);
         if (resumed < 0) return -1;
-        if (resumed) log_info("%s: resuming at step %d of %d", cfg->label, tr->step, cfg->steps);
+        if (resumed) {
+            log_info("%s: resuming at step %d of %d", cfg->label, tr->step, cfg->steps);
+            fit_load_window(tr, cfg, &win, &win_n);
+        }
         if (cfg->log_path) {
             if (resumed) R.first_loss = trim_log(cfg->log_path, tr->step);
             else remove(cfg->log_path);
@@ -468,11 +517,9 @@ int nn_fit(nn_trainer *tr, const nn_fit_cfg *cfg, nn_fit_micro fn, void *arg, nn
     hx_progress pg;
     hx_progress_begin(&pg, cfg->label, (double)cfg->steps * cfg->tokens_per_step, "tok");
     double t0 = hx_now();
-    nn_fit_stats win = {0};
-    int win_n = 0, rc = -1;
     while (tr->step < cfg->steps) {
         if (cfg->interrupted && *cfg->interrupted) {
-            if (cfg->ckpt_dir && nn_train_save(tr, cfg->ckpt_dir)) goto out;
+            if (cfg->ckpt_dir && fit_save(tr, cfg, &win, win_n)) goto out;
             error("%s: interrupted at step %d (saved; it resumes there)", cfg->label, tr->step);
             goto out;
         }
@@ -506,7 +553,7 @@ int nn_fit(nn_trainer *tr, const nn_fit_cfg *cfg, nn_fit_micro fn, void *arg, nn
         }
         hx_progress_update(&pg, (double)tr->step * cfg->tokens_per_step, "loss %.4f", st.loss / tr->accum);
         if (cfg->ckpt_dir && tr->step % cfg->ckpt_every == 0 && tr->step < cfg->steps &&
-            nn_train_save(tr, cfg->ckpt_dir))
+            fit_save(tr, cfg, &win, win_n))
             goto out;
     }
     hx_progress_end(&pg);
