@@ -183,6 +183,7 @@ k_backend *k_guard_new(int threads);
 #ifdef HX_CUDA
 k_backend *k_cuda_new(int device); /* kernels/cuda/: NULL + error() when there is no such GPU */
 void k_cuda_free(k_backend *b);
+int k_cuda_device_count(void);   /* GPUs the CUDA runtime sees (0 without a driver); makes no context */
 #endif
 
 #define k_supports(b, opname) ((b)->op->opname != NULL)

@@ -32,7 +32,8 @@ for s in "${suites[@]}"; do
     e2e)
         for t in tests/e2e/*.sh; do [ -f "$t" ] && run_one "e2e/$(basename "$t" .sh)" bash "$t"; done ;;
     cuda)
-        for t in build/tests/cuda_*; do [ -x "$t" ] && run_one "cuda/$(basename "$t")" "$t"; done
+        for t in build/tests/cuda_*; do [ -x "$t" ] && [[ $t != *.d ]] && run_one "cuda/$(basename "$t")" "$t"; done
+        for t in tests/cuda/*.sh; do [ -f "$t" ] && run_one "cuda/$(basename "$t" .sh)" bash "$t"; done
         for d in tests/fixtures/*/; do
             [ -f "$d/README.json" ] || continue
             # the tokenizer has no device code (covered by the CPU conform suite; its data is not carried)

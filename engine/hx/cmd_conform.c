@@ -23,17 +23,18 @@ static int conform_model(const char *dir, const conform_opts *o, nn_check *c)
     return nn_conform_model(dir, o->device, o->threads, c);
 }
 
-static int conform_kda_core(const char *dir, const conform_opts *o, nn_check *c)
+/* the KDA kinds on the chosen device's op table */
+static int conform_kda(const char *dir, const conform_opts *o, nn_check *c, int layer)
 {
-    (void)o; /* CPU reference ops */
-    return nn_conform_kda_core(dir, c);
+    k_backend *be = k_backend_new(o->device, o->threads);
+    if (!be) return -1;
+    int r = layer ? nn_conform_kda_layer_on(dir, be, c) : nn_conform_kda_core_on(dir, be, c);
+    k_backend_free(be);
+    return r;
 }
 
-static int conform_kda_layer(const char *dir, const conform_opts *o, nn_check *c)
-{
-    (void)o;
-    return nn_conform_kda_layer(dir, c);
-}
+static int conform_kda_core(const char *dir, const conform_opts *o, nn_check *c) { return conform_kda(dir, o, c, 0); }
+static int conform_kda_layer(const char *dir, const conform_opts *o, nn_check *c) { return conform_kda(dir, o, c, 1); }
 
 static int conform_tokenizer(const char *dir, const conform_opts *o, nn_check *c)
 {

@@ -11,6 +11,7 @@
 #include "engine/hx/cli.h"
 #include "engine/hx/commands.h"
 #include "engine/hx/exec.h"
+#include "kernels/kernels.h"
 
 /* SIGINT: the first asks the stages to stop at a safe point, the second exits at once. */
 static volatile int interrupted;
@@ -48,6 +49,7 @@ static int count_gpus(void)
     while (d && (e = readdir(d)))
         if (e->d_name[0] != '.') n++;
     if (d) closedir(d);
+    if (!n) n = k_cuda_device_count(); /* sandboxes (gVisor) may not show /proc/driver/nvidia */
     return n > 16 ? 16 : n;
 #else
     return 0;

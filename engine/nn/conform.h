@@ -14,6 +14,15 @@ typedef struct nn_check {
 void nn_check_init(nn_check *c, FILE *out);
 
 /*
+ * Tolerances on a GPU (hx conform --device cuda), where matmuls take bf16 operands (unit roundoff 2^-9) with fp32
+ * accumulation: max |got - want| / max |want| grows to ~1e-2 for outputs after a few layers of bf16 products
+ * and up to a few 1e-2 for gradients (longer chains, and the max-abs metric catches the worst element). The CPU
+ * keeps the fixtures' contract (1e-4 outputs, 1e-3 gradients).
+ */
+#define NN_TOL_OUT_BF16 3e-2
+#define NN_TOL_GRAD_BF16 6e-2
+
+/*
  * Compares got with want (n floats). Prints "name  max_abs  max_rel  tol  ok|FAIL" where
  * max_abs = max |got - want| and max_rel = max_abs / max |want| (relative to the tensor's magnitude, as the
  * fixtures' contract says). Passes iff max_rel <= tol and every got is finite. Returns 0 if ok, -1 if not.

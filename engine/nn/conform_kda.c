@@ -46,7 +46,43 @@ static int same_shape(const st_file *f, const char *name, int ndim, const int64_
     return 0;
 }
 
+/* Host <-> device copies for running a fixture on any backend (host memory on the CPU backend). */
+static float *dev_up(k_backend *be, const float *h, size_t n)
+{
+    if (!h) return NULL;
+    float *d = be->op->alloc(be, (n ? n : 1) * sizeof(float));
+    be->op->upload(be, d, h, n * sizeof(float));
+    return d;
+}
+
+static void dev_down(k_backend *be, float *h, const float *d, size_t n)
+{
+    be->op->download(be, h, d, n * sizeof(float));
+}
+
+static void dev_free(k_backend *be, float **d, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (d[i]) be->op->free(be, d[i]);
+}
+
 int nn_conform_kda_core(const char *dir, nn_check *c)
+{
+    k_backend *be = k_cpu_new(0);
+    int r = nn_conform_kda_core_on(dir, be, c);
+    k_backend_free(be);
+    return r;
+}
+
+int nn_conform_kda_layer(const char *dir, nn_check *c)
+{
+    k_backend *be = k_cpu_new(0);
+    int r = nn_conform_kda_layer_on(dir, be, c);
+    k_backend_free(be);
+    return r;
+}
+
+int nn_conform_kda_core_on(const char *dir, k_backend *be, nn_check *c)
 {
     char *path = hx_path_join(dir, "expected.safetensors");
     st_file f;
@@ -88,9 +124,21 @@ int nn_conform_kda_core(const char *dir, nn_check *c)
     o = xmalloc(sizeof(float) * nv);
     sT = xmalloc(sizeof(float) * ns);
     sch = xmalloc(sizeof(float) * ns * kcpu_kda_nchunks(T));
-    kcpu_l2norm_fwd(qn, q, (size_t)B * T * H, K, 1.0f / sqrtf((float)K), 1e-6f);
-    kcpu_l2norm_fwd(kn, k, (size_t)B * T * H, K, 1.0f, 1e-6f);
-    kcpu_kda_fwd(o, sT, sch, qn, kn, v, g, beta, s0, B, T, H, K, V);
+    size_t nc = ns * kcpu_kda_nchunks(T), nb = (size_t)B * T * H;
+    /* device copies: inputs, then outputs and gradients (zeroed: backward ops accumulate) */
+    enum { DQ, DK, DV, DG, DBETA, DS0, DDOUT, DDST, DQN, DKN, DO, DST, DSCH, DDQN, DDKN, DDQ, DDK, DDV, DDG, DDB, DDS0, ND };
+    float *D[ND] = {0};
+    D[DQ] = dev_up(be, q, nk), D[DK] = dev_up(be, k, nk), D[DV] = dev_up(be, v, nv), D[DG] = dev_up(be, g, nk);
+    D[DBETA] = dev_up(be, beta, nb), D[DS0] = dev_up(be, s0, ns), D[DDOUT] = dev_up(be, dout, nv);
+    D[DDST] = dev_up(be, dsT, ns);
+    size_t sz[ND] = {[DQN] = nk, [DKN] = nk, [DO] = nv, [DST] = ns, [DSCH] = nc, [DDQN] = nk, [DDKN] = nk,
+                     [DDQ] = nk, [DDK] = nk, [DDV] = nv, [DDG] = nk, [DDB] = nb, [DDS0] = ns};
+    for (int i = DQN; i < ND; i++) D[i] = be->op->alloc(be, sz[i] * sizeof(float));
+    be->op->l2norm_fwd(be, D[DQN], D[DQ], nb, K, 1.0f / sqrtf((float)K), 1e-6f);
+    be->op->l2norm_fwd(be, D[DKN], D[DK], nb, K, 1.0f, 1e-6f);
+    be->op->kda_fwd(be, D[DO], D[DST], D[DSCH], D[DQN], D[DKN], D[DV], D[DG], D[DBETA], D[DS0], B, T, H, K, V);
+    dev_down(be, o, D[DO], nv);
+    dev_down(be, sT, D[DST], ns);
     float *want = st_load_f32(&f, "o", NULL);
     nn_check_tensor(c, "o", o, want, nv, TOL_OUT);
     free(want);
@@ -106,9 +154,17 @@ int nn_conform_kda_core(const char *dir, nn_check *c)
     dv = xcalloc(nv, sizeof(float));
     dbeta = xcalloc((size_t)B * T * H, sizeof(float));
     ds0 = xcalloc(ns, sizeof(float));
-    kcpu_kda_bwd(dqn, dkn, dv, dg, dbeta, ds0, dout, dsT, qn, kn, v, g, beta, sch, B, T, H, K, V);
-    kcpu_l2norm_bwd(dq, dqn, q, (size_t)B * T * H, K, 1.0f / sqrtf((float)K), 1e-6f);
-    kcpu_l2norm_bwd(dk, dkn, k, (size_t)B * T * H, K, 1.0f, 1e-6f);
+    be->op->kda_bwd(be, D[DDQN], D[DDKN], D[DDV], D[DDG], D[DDB], D[DDS0], D[DDOUT], D[DDST], D[DQN], D[DKN], D[DV],
+                    D[DG], D[DBETA], D[DSCH], B, T, H, K, V);
+    be->op->l2norm_bwd(be, D[DDQ], D[DDQN], D[DQ], nb, K, 1.0f / sqrtf((float)K), 1e-6f);
+    be->op->l2norm_bwd(be, D[DDK], D[DDKN], D[DK], nb, K, 1.0f, 1e-6f);
+    dev_down(be, dq, D[DDQ], nk);
+    dev_down(be, dk, D[DDK], nk);
+    dev_down(be, dv, D[DDV], nv);
+    dev_down(be, dg, D[DDG], nk);
+    dev_down(be, dbeta, D[DDB], nb);
+    dev_down(be, ds0, D[DDS0], ns);
+    dev_free(be, D, ND);
     struct { const char *name; const float *got; size_t n; } grads[] = {
         {"dq", dq, nk}, {"dk", dk, nk}, {"dv", dv, nv}, {"dg", dg, nk}, {"dbeta", dbeta, (size_t)B * T * H},
         {"dinitial_state", ds0, ns},
@@ -192,8 +248,10 @@ out:
     return rc;
 }
 
-int nn_conform_kda_layer(const char *dir, nn_check *c)
+int nn_conform_kda_layer_on(const char *dir, k_backend *kb, nn_check *c)
 {
+    /* the GPU rounds the layer's projections to bf16 (docs/cuda.md): its outputs get cuda's model tolerances */
+    const double tol_out = kb->device >= 0 ? NN_TOL_OUT_BF16 : TOL_OUT, tol_grad = kb->device >= 0 ? NN_TOL_GRAD_BF16 : TOL_GRAD;
     nn_kda_cfg cfg;
     if (kda_layer_cfg(dir, &cfg) < 0) return -1;
     char *path = hx_path_join(dir, "expected.safetensors");
@@ -204,7 +262,6 @@ int nn_conform_kda_layer(const char *dir, nn_check *c)
     }
     int rc = -1;
     float *params = NULL, *grads = NULL, *x = NULL, *dy = NULL, *y = NULL, *dx = NULL, *acts = NULL, *scr = NULL;
-    k_backend *kb = NULL;
     int64_t sx[3];
     if (!(x = load_shaped(&f, "x", 3, sx))) goto out;
     if (sx[2] != cfg.d || sx[0] <= 0 || sx[1] <= 0) {
@@ -228,21 +285,32 @@ int nn_conform_kda_layer(const char *dir, nn_check *c)
         snprintf(name, sizeof name, "param.%s", nn_kda_param_names[i]);
         if (same_shape(&f, name, nd, shape) < 0 || st_read_f32(&f, st_find(&f, name), p.t[i]) < 0) goto out;
     }
-    kb = k_cpu_new(0);
-    size_t N = (size_t)B * T;
-    acts = xmalloc(sizeof(float) * nn_kda_acts_floats(&cfg, B, T));
-    scr = xmalloc(sizeof(float) * nn_kda_bwd_scratch_floats(&cfg, B, T));
+    size_t N = (size_t)B * T, np = nn_kda_params_floats(&cfg);
     y = xmalloc(sizeof(float) * N * cfg.d);
     dx = xcalloc(N * cfg.d, sizeof(float));
+    /* on the backend: parameters, x, dy up; y, dx and the parameter gradients down */
+    float *dparams = dev_up(kb, params, np), *dgrads = dev_up(kb, grads, np), *dxin = dev_up(kb, x, N * cfg.d);
+    float *ddy = dev_up(kb, dy, N * cfg.d), *dyout = dev_up(kb, y, N * cfg.d), *ddx = dev_up(kb, dx, N * cfg.d);
+    acts = kb->op->alloc(kb, sizeof(float) * nn_kda_acts_floats(&cfg, B, T));
+    scr = kb->op->alloc(kb, sizeof(float) * nn_kda_bwd_scratch_floats(&cfg, B, T));
+    nn_kda_params dp, dg;
+    nn_kda_params_bind(&dp, dparams, &cfg);
+    nn_kda_params_bind(&dg, dgrads, &cfg);
     nn_kda_acts a;
     nn_kda_acts_bind(&a, acts, &cfg, B, T);
-    nn_kda_forward(kb, y, &a, x, &p, &cfg, NULL);
+    nn_kda_forward(kb, dyout, &a, dxin, &dp, &cfg, NULL);
+    dev_down(kb, y, dyout, N * cfg.d);
     float *want = st_load_f32(&f, "y", NULL);
-    nn_check_tensor(c, "y", y, want, N * cfg.d, TOL_OUT);
+    nn_check_tensor(c, "y", y, want, N * cfg.d, tol_out);
     free(want);
-    nn_kda_backward(kb, dx, &g, dy, &a, x, &p, &cfg, scr);
+    nn_kda_backward(kb, ddx, &dg, ddy, &a, dxin, &dp, &cfg, scr);
+    dev_down(kb, dx, ddx, N * cfg.d);
+    dev_down(kb, grads, dgrads, np);
+    float *dbufs[] = {dparams, dgrads, dxin, ddy, dyout, ddx, acts, scr};
+    dev_free(kb, dbufs, 8);
+    acts = scr = NULL;
     want = st_load_f32(&f, "dx", NULL);
-    nn_check_tensor(c, "dx", dx, want, N * cfg.d, TOL_GRAD);
+    nn_check_tensor(c, "dx", dx, want, N * cfg.d, tol_grad);
     free(want);
     for (int i = 0; i < NN_KDA_NPARAMS; i++) {
         char name[96];
@@ -253,13 +321,12 @@ int nn_conform_kda_layer(const char *dir, nn_check *c)
             continue;
         }
         want = st_load_f32(&f, name, NULL);
-        nn_check_tensor(c, name, g.t[i], want, st_numel(t), TOL_GRAD);
+        nn_check_tensor(c, name, g.t[i], want, st_numel(t), tol_grad);
         free(want);
     }
     rc = 0;
 out:
-    if (kb) k_backend_free(kb);
-    free(params); free(grads); free(x); free(dy); free(y); free(dx); free(acts); free(scr);
+    free(params); free(grads); free(x); free(dy); free(y); free(dx);
     st_close(&f);
     free(path);
     return rc;

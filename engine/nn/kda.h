@@ -97,9 +97,30 @@ void nn_kda_forward(k_backend *kb, float *y, nn_kda_acts *a, const float *x, con
 void nn_kda_backward(k_backend *kb, float *dx, nn_kda_params *g, const float *dy, const nn_kda_acts *a,
                      const float *x, const nn_kda_params *p, const nn_kda_cfg *c, float *scratch);
 
+/*
+ * Documents and padding (docs/kda.md "Documents and ragged batches"). Both host arrays, either may be NULL:
+ *  - seg [B*T]: segment ids of packed training rows. A document is a maximal run of equal ids in a row: at its
+ *    first token the recurrent state restarts at zero and the short convs see zeros before it, exactly as if
+ *    it were run alone. Training only (st == NULL).
+ *  - len [B]: with a state (prefill of right-padded prompts), only the first len[b] (0..T) tokens of row b are
+ *    real: the state and conv cache of sequence b follow exactly those, and the padding rows' outputs are 0.
+ * The time-mixing ops (convs, core) then run per document on pointer offsets (B = 1, T = its length); all other
+ * ops stay batched. nn_kda_forward / nn_kda_backward are these with seg = len = NULL. The backward must get the
+ * forward's seg (the chunk-start states of the documents are packed into a->s_chunks while they fit; the others
+ * are recomputed in the backward).
+ */
+void nn_kda_forward_docs(k_backend *kb, float *y, nn_kda_acts *a, const float *x, const nn_kda_params *p,
+                         const nn_kda_cfg *c, nn_kda_state *st, const int32_t *seg, const int *len);
+void nn_kda_backward_docs(k_backend *kb, float *dx, nn_kda_params *g, const float *dy, const nn_kda_acts *a,
+                          const float *x, const nn_kda_params *p, const nn_kda_cfg *c, float *scratch,
+                          const int32_t *seg);
+
 /* hx conform kinds kda_core and kda_layer (engine/nn/conform_kda.c): 0 when the fixture could be read. */
 struct nn_check;
 int nn_conform_kda_core(const char *dir, struct nn_check *c);
 int nn_conform_kda_layer(const char *dir, struct nn_check *c);
+/* The same on a given backend (hx conform --device): inputs uploaded, ops through its table, results downloaded. */
+int nn_conform_kda_core_on(const char *dir, k_backend *be, struct nn_check *c);
+int nn_conform_kda_layer_on(const char *dir, k_backend *be, struct nn_check *c);
 
 #endif

@@ -227,6 +227,6 @@ const hx_stage_kind hx_kind_pretrain = {
     .doc = "trains a Qwen3 teacher from scratch on the data world's corpus, or loads an HF checkpoint directory",
     .fields = pretrain_fields,
     .roles = pretrain_roles,
-    .needs_gpu = 0,
+    .needs_gpu = 1, /* trains a model: a GPU when --device gives one */
     .run = pretrain_run,
 };

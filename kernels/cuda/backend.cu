@@ -235,6 +235,16 @@ static void cuda_ops_init(void)
 }
 
 /* No CUDA call happens before this is asked for: a binary built with CUDA runs on machines without a GPU. */
+extern "C" int k_cuda_device_count(void)
+{
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    return n;
+}
+
 extern "C" k_backend *k_cuda_new(int device)
 {
     int n = 0;
