@@ -5,6 +5,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export HX="$PWD/build/hx" HX_TEST="$PWD/build/hx-test" TOP="$PWD"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+# Passive waiting: tests may share the cores with other work; spinning OpenMP threads then cost 10x (docs/engine.md).
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 suites=("$@"); [ ${#suites[@]} -gt 0 ] || suites=(unit conform e2e)
 pass=0 fail=0 failed=()
 mkdir -p build/test-logs

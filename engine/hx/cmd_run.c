@@ -11,6 +11,7 @@
 #include "engine/hx/cli.h"
 #include "engine/hx/commands.h"
 #include "engine/hx/exec.h"
+#include "engine/nn/engine.h"
 #include "kernels/kernels.h"
 
 /* SIGINT: the first asks the stages to stop at a safe point, the second exits at once. */
@@ -30,14 +31,23 @@ static void on_sigint(int sig)
  * The shared engine for this run (models stay resident across stages). The engine (engine/nn)
  * creates it here once it exists; until then stages get NULL and open what they need themselves.
  */
-static struct nn_engine *run_engine_open(const char *device, int threads)
+/*
+ * The shared engine: models stay resident across the stages of this run (a teacher used by every arm is loaded
+ * once). A cached model carries its own activation buffers, so it cannot serve two stages at the same time:
+ * with --jobs > 1 each stage opens its own backend and loads what it needs (ctx->engine is NULL).
+ */
+static struct nn_engine *run_engine_open(const char *device, int threads, int jobs)
 {
-    (void)device;
-    (void)threads;
-    return NULL;
+    if (jobs > 1) return NULL;
+    nn_engine *e = nn_engine_new(device, threads);
+    if (!e) log_warn("shared engine unavailable (%s); stages load their own models", hx_last_error());
+    return e;
 }
 
-static void run_engine_close(struct nn_engine *e) { (void)e; }
+static void run_engine_close(struct nn_engine *e)
+{
+    if (e) nn_engine_free(e);
+}
 
 /* GPUs visible to this process (0 in a build without CUDA or on a machine without a GPU). */
 static int count_gpus(void)
@@ -191,7 +201,7 @@ int cmd_run(int argc, char **argv)
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old);
-    o.engine = run_engine_open(o.n_gpus ? "cuda" : "cpu", o.threads);
+    o.engine = run_engine_open(o.n_gpus ? "cuda" : "cpu", o.threads, o.jobs);
     log_info("run %s: %s, %d stage instance%s, store %s", id, r.name, p.n, p.n == 1 ? "" : "s", s.root);
     hx_progress_begin(&R.prog, "run", p.n, "stage");
     int failed = hx_exec_run(&p, &s, &o, res);
