@@ -175,6 +175,8 @@ typedef struct fwd_ctx {
     const int32_t *pos, *seg, *q_start; /* device */
     nn_cache *cache;
     int train;
+    const int32_t *hseg;   /* host copy of seg (KDA layers split packed rows into documents) */
+    const int *valid;      /* host [B] or NULL: real tokens per sequence of a right-padded cached prefill */
 } fwd_ctx;
 
 /*
@@ -267,7 +269,8 @@ static void kda_forward(nn_model *m, int l, const fwd_ctx *f, float *y, const fl
         if (f->cache->B != f->B) BUG("KDA layer %d: batch %d with a cache of %d sequences", l, f->B, f->cache->B);
         nn_kda_state_bind(&st, cache_l, &kc, f->B);
     }
-    nn_kda_forward(m->be, y, &a, x, &p, &kc, f->cache ? &st : NULL);
+    nn_kda_forward_docs(m->be, y, &a, x, &p, &kc, f->cache ? &st : NULL, f->cache ? NULL : f->hseg,
+                        f->cache ? f->valid : NULL);
 }
 
 static void kda_backward(nn_model *m, int l, const fwd_ctx *f, float *dx, const float *dy, const float *x, float *act,
@@ -278,7 +281,7 @@ static void kda_backward(nn_model *m, int l, const fwd_ctx *f, float *dx, const 
     nn_kda_acts a;
     kda_views(m, l, &kc, &p, &g);
     nn_kda_acts_bind(&a, act, &kc, f->B, f->T);
-    nn_kda_backward(m->be, dx, &g, dy, &a, x, &p, &kc, scratch);
+    nn_kda_backward_docs(m->be, dx, &g, dy, &a, x, &p, &kc, scratch, f->hseg);
 }
 
 static void mixer_forward(nn_model *m, int l, const fwd_ctx *f, float *y, const float *x, float *act, float *cache_l)
@@ -583,8 +586,16 @@ int nn_model_forward(nn_model *m, const nn_batch *bt, nn_cache *cache, const int
     if (bt->seg) be->op->upload(be, seg, bt->seg, (size_t)N * 4);
     free(hpos);
     if (hq != hqs) free(hq);
+    /* With a cache, the tokens of sequence b after logits_rows[b] are right padding (nn_generate's prefill of
+     * prompts of different lengths): attention layers write them to the KV cache, where the caller's cache->len
+     * overwrites them, and KDA layers leave them out of the recurrent state and conv cache. */
+    int *valid = NULL;
+    if (cache && logits_rows) {
+        valid = xmalloc((size_t)B * sizeof *valid);
+        for (int b = 0; b < B; b++) valid[b] = logits_rows[b] >= 0 && logits_rows[b] < T ? logits_rows[b] + 1 : T;
+    }
     fwd_ctx f = {.B = B, .T = T, .N = N, .pos = pos, .seg = bt->seg ? seg : NULL, .q_start = qs, .cache = cache,
-                 .train = m->act_mode == NN_ACT_TRAIN};
+                 .train = m->act_mode == NN_ACT_TRAIN, .hseg = bt->seg, .valid = valid};
     m->cur_B = B;
     m->cur_T = T;
     m->cur_has_seg = bt->seg != NULL;
@@ -615,6 +626,7 @@ int nn_model_forward(nn_model *m, const nn_batch *bt, nn_cache *cache, const int
         k_linear_fwd(be, g.tmp, a.swi, P(m, ix->down), N, F, d, 0);
         be->op->add(be, next, a.res_mid, g.tmp, (size_t)N * d);
     }
+    free(valid);
     be->op->rmsnorm_fwd(be, m->hidden_out, g.rstd_f, g.res_final, P(m, m->norm_idx), N, d, c->norm_eps);
     if (hidden && hidden[L]) be->op->download(be, hidden[L], m->hidden_out, (size_t)N * d * sizeof(float));
     const float *E = P(m, c->tied ? m->embed_idx : m->lm_head_idx);
@@ -653,6 +665,15 @@ int nn_model_xent(nn_model *m, const int32_t *targets, int grad, float grad_scal
 
 /* ---------------------------------------------------------------- backward */
 
+/* Host copy of the device segment ids seg [N] of the last forward when KDA layers need them, or NULL. */
+static int32_t *host_seg(nn_model *m, const int32_t *seg, int N)
+{
+    if (!seg || !nn_config_has_linear(&m->cfg)) return NULL;
+    int32_t *h = xmalloc((size_t)N * sizeof *h);
+    m->be->op->download(m->be, h, seg, (size_t)N * sizeof *h);
+    return h;
+}
+
 int nn_model_backward(nn_model *m)
 {
     const nn_config *c = &m->cfg;
@@ -661,7 +682,8 @@ int nn_model_backward(nn_model *m)
     if (!m->g) return error("nn_model_backward: no trainable groups (nn_model_set_trainable)");
     int B = m->cur_B, T = m->cur_T, N = B * T, d = c->d, F = c->ffn, L = c->n_layers;
     int32_t *ids = m->io, *pos = ids + N, *seg = pos + N;
-    fwd_ctx f = {.B = B, .T = T, .N = N, .pos = pos, .seg = m->cur_has_seg ? seg : NULL, .train = 1};
+    int32_t *hseg = host_seg(m, m->cur_has_seg ? seg : NULL, N);
+    fwd_ctx f = {.B = B, .T = T, .N = N, .pos = pos, .seg = m->cur_has_seg ? seg : NULL, .train = 1, .hseg = hseg};
     glob_act g;
     get_glob(m, &g, m->act_B, m->act_T);
     /* logits = hidden_out E^T */
@@ -693,6 +715,7 @@ int nn_model_backward(nn_model *m)
     }
     float *dE = G(m, m->embed_idx);
     if (dE) be->op->embedding_bwd(be, dE, ids, g.dres, N, d, c->vocab);
+    free(hseg);
     return 0;
 }
 
@@ -711,7 +734,8 @@ static int layer_ctx(nn_model *m, const nn_batch *bt, fwd_ctx *f)
     m->be->op->upload(m->be, pos, hpos, (size_t)N * 4);
     free(hpos);
     if (bt->seg) m->be->op->upload(m->be, seg, bt->seg, (size_t)N * 4);
-    *f = (fwd_ctx){.B = B, .T = T, .N = N, .pos = pos, .seg = bt->seg ? seg : NULL, .train = m->act_mode == NN_ACT_TRAIN};
+    *f = (fwd_ctx){.B = B, .T = T, .N = N, .pos = pos, .seg = bt->seg ? seg : NULL, .train = m->act_mode == NN_ACT_TRAIN,
+                   .hseg = bt->seg};
     return 0;
 }
 
@@ -764,7 +788,8 @@ int nn_model_layer_backward(nn_model *m, int l, const float *dmix, const float *
     if (m->act_mode != NN_ACT_TRAIN || m->fwd_train) return error("nn_model_layer_backward: no nn_model_layer_forward before");
     int B = m->cur_B, T = m->cur_T, N = B * T, d = c->d, F = c->ffn;
     int32_t *pos = m->io + N, *seg = pos + N;
-    fwd_ctx f = {.B = B, .T = T, .N = N, .pos = pos, .seg = m->cur_has_seg ? seg : NULL, .train = 1};
+    int32_t *hseg = host_seg(m, m->cur_has_seg ? seg : NULL, N);
+    fwd_ctx f = {.B = B, .T = T, .N = N, .pos = pos, .seg = m->cur_has_seg ? seg : NULL, .train = 1, .hseg = hseg};
     struct nn_layer_ix *ix = &m->lix[l];
     glob_act g;
     get_glob(m, &g, m->act_B, m->act_T);
@@ -796,6 +821,7 @@ int nn_model_layer_backward(nn_model *m, int l, const float *dmix, const float *
         be->op->zero(be, g.dfn, (size_t)N * d * sizeof(float));
         be->op->rmsnorm_bwd(be, g.dfn, G(m, ix->ln1), g.dln, a.res_in, P(m, ix->ln1), a.rstd1, N, d);
     }
+    free(hseg);
     return 0;
 }
 
