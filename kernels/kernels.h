@@ -179,7 +179,7 @@ void k_backend_free(k_backend *b);
 k_backend *k_cpu_new(int threads);
 /* The CPU ops behind page protection (kernels/cpu/guard.c, device "guard"): host code that touches device
  * memory outside an op faults with a backtrace. For finding host dereferences of device pointers without a GPU. */
-k_backend *k_guard_new(int threads);
+k_backend *k_guard_new(int threads, int bf16); /* "guard:bf16": matmul operands rounded to bf16 like the GPU's */
 #ifdef HX_CUDA
 k_backend *k_cuda_new(int device); /* kernels/cuda/: NULL + error() when there is no such GPU */
 void k_cuda_free(k_backend *b);

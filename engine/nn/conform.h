@@ -15,9 +15,11 @@ void nn_check_init(nn_check *c, FILE *out);
 
 /*
  * Tolerances on a GPU (hx conform --device cuda), where matmuls take bf16 operands (unit roundoff 2^-9) with fp32
- * accumulation: max |got - want| / max |want| grows to ~1e-2 for outputs after a few layers of bf16 products
- * and up to a few 1e-2 for gradients (longer chains, and the max-abs metric catches the worst element). The CPU
- * keeps the fixtures' contract (1e-4 outputs, 1e-3 gradients).
+ * accumulation. The fixtures' tiny random models amplify that rounding far beyond a fixed tolerance (hybrid
+ * gradients move by up to 1.7 max_rel, measured with --device guard:bf16 = the CPU ops on bf16-rounded matmul
+ * operands), so a GPU run is compared with that CPU twin (conform_model.c, conform_kda.c); these tolerances
+ * cover fp32 summation-order differences that flip a bf16 rounding here and there. The CPU keeps the
+ * fixtures' contract (1e-4 outputs, 1e-3 gradients).
  */
 #define NN_TOL_OUT_BF16 3e-2
 #define NN_TOL_GRAD_BF16 6e-2

@@ -73,7 +73,7 @@ k_backend *k_cpu_new(int threads)
 k_backend *k_backend_new(const char *device, int threads)
 {
     if (!device || !strcmp(device, "cpu")) return k_cpu_new(threads);
-    if (!strcmp(device, "guard")) return k_guard_new(threads);
+    if (!strcmp(device, "guard") || !strcmp(device, "guard:bf16")) return k_guard_new(threads, device[5] == ':');
     if (!strcmp(device, "auto")) {
 #ifdef HX_CUDA
         k_backend *b = k_cuda_new(0);

@@ -16,7 +16,8 @@
  * that are PROT_NONE except while an op of the table runs. Engine code that reads or writes a device pointer
  * directly (which would read garbage or crash on a GPU) faults at once with a backtrace: this finds host
  * dereferences of device memory on a machine without a GPU (tests/unit/test_devguard.c, docs/cuda.md).
- * Slower than the CPU backend (two mprotect calls per live allocation per op); for tests only.
+ * Slower than the CPU backend (two mprotect calls per live allocation per op); for tests only. "guard:bf16"
+ * also rounds matmul operands to bf16 (below).
  */
 
 typedef struct region {
@@ -97,6 +98,37 @@ static void g_free(k_backend *b, void *p)
     pthread_mutex_unlock(&g_mu);
 }
 
+/* "guard:bf16": matmul operands rounded to bf16 (nearest even) first, as the CUDA backend feeds cuBLASLt; the
+ * CPU's fp32 accumulation stays. Measures what bf16 matmuls alone do to a model (conform tolerances). */
+
+static float *bf16_copy(const float *x, int rows, int cols, int ld)
+{
+    float *y = xmalloc((size_t)rows * ld * sizeof(float));
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) {
+            float v = x[(size_t)r * ld + c];
+            uint32_t u;
+            memcpy(&u, &v, 4);
+            if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+            memcpy(&y[(size_t)r * ld + c], &u, 4);
+        }
+    return y;
+}
+
+static void g_matmul(k_backend *b, int tA, int tB, int M, int N, int K, float al, const float *A, int lda,
+                     const float *B, int ldb, float be, float *C, int ldc)
+{
+    enter();
+    if (b->impl) { /* guard:bf16 */
+        float *a = bf16_copy(A, tA ? K : M, tA ? M : K, lda), *bb = bf16_copy(B, tB ? N : K, tB ? K : N, ldb);
+        g_cpu->matmul(b, tA, tB, M, N, K, al, a, lda, bb, ldb, be, C, ldc);
+        free(a);
+        free(bb);
+    } else
+        g_cpu->matmul(b, tA, tB, M, N, K, al, A, lda, B, ldb, be, C, ldc);
+    leave();
+}
+
 /* One wrapper per op: unprotect, run the CPU op, protect again. */
 #define GW(name, params, args) \
     static void g_##name params { enter(); g_cpu->name args; leave(); }
@@ -105,8 +137,6 @@ GW(download, (k_backend *b, void *d, const void *s, size_t n), (b, d, s, n))
 GW(copy, (k_backend *b, void *d, const void *s, size_t n), (b, d, s, n))
 GW(zero, (k_backend *b, void *p, size_t n), (b, p, n))
 GW(sync, (k_backend *b), (b))
-GW(matmul, (k_backend *b, int tA, int tB, int M, int N, int K, float al, const float *A, int lda, const float *B,
-            int ldb, float be, float *C, int ldc), (b, tA, tB, M, N, K, al, A, lda, B, ldb, be, C, ldc))
 GW(add, (k_backend *b, float *y, const float *a, const float *c, size_t n), (b, y, a, c, n))
 GW(scale, (k_backend *b, float *x, float s, size_t n), (b, x, s, n))
 GW(sumsq, (k_backend *b, double *o, const float *x, size_t n), (b, o, x, n))
@@ -181,7 +211,7 @@ static const k_ops guard_ops = {
     .head_repeat_bwd = g_head_repeat_bwd,
 };
 
-k_backend *k_guard_new(int threads)
+k_backend *k_guard_new(int threads, int bf16)
 {
     k_backend *cpu = k_cpu_new(threads);
     g_cpu = cpu->op;
@@ -189,7 +219,8 @@ k_backend *k_guard_new(int threads)
     *b = *cpu;
     free(cpu);
     b->op = &guard_ops;
-    b->name = "guard";
+    b->impl = bf16 ? (void *)&guard_ops : NULL; /* non-NULL: round matmul operands to bf16 */
+    b->name = bf16 ? "guard:bf16" : "guard";
     static int installed;
     if (!installed) {
         struct sigaction sa;

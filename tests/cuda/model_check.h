@@ -22,6 +22,7 @@ typedef struct mc_tol {
     double loss;    /* relative error of the loss */
     double grad;    /* ||g_dev - g_cpu|| / ||g_cpu|| over all gradients of the first step */
     double weight;  /* ||p_dev - p_cpu|| / ||p_cpu|| after the steps */
+    double score;   /* relative error of a continuation's summed log-probability (nn_score) */
     double tie;     /* generation: a different greedy token is accepted only where the CPU's logits of the two
                      * tokens differ by at most tie * max|logit| (a near-tie that bf16 rounding may flip) */
 } mc_tol;
@@ -192,7 +193,7 @@ static inline float *mc_last_logits(nn_model *m, const int32_t *seq, int n)
 /*
  * Greedy generation of 3 prompts of different lengths (batched prefill + KV cache / recurrent state decode) on
  * both backends, and the scores of continuations: tokens must be equal up to a near-tie (tol->tie), scores
- * within tol->loss.
+ * within tol->score.
  */
 static inline int mc_generate(k_backend *cpu, k_backend *dev, const nn_config *c, const char *name, const mc_tol *tol)
 {
@@ -253,7 +254,7 @@ static inline int mc_generate(k_backend *cpu, k_backend *dev, const nn_config *c
     for (int b = 0; b < NP; b++) {
         char what[96];
         snprintf(what, sizeof what, "score of item %d (cpu %.4f, %s %.4f)", b, lp[0][b], dev->name, lp[1][b]);
-        fails += mc_report(what, fabs(lp[1][b] - lp[0][b]) / fmax(1.0, fabs(lp[0][b])), tol->loss);
+        fails += mc_report(what, fabs(lp[1][b] - lp[0][b]) / fmax(1.0, fabs(lp[0][b])), tol->score);
     }
     for (int b = 0; b < NP; b++) {
         free(pr[b]);

@@ -13,7 +13,7 @@
  * path that reads a device pointer on the host (harmless on the CPU, garbage or a crash on a GPU) faults here
  * with a backtrace. Same ops, same thread count: every comparison must be exact.
  */
-static const mc_tol EXACT = {0, 0, 0, 0};
+static const mc_tol EXACT = {0, 0, 0, 0, 0};
 
 static void test_guard_faults(void **state)
 {
