@@ -213,6 +213,35 @@ static void test_mse_gradients(void **state)
     nn_model_free(t);
 }
 
+/* One block alone (nn_model_layer_forward) on hidden_states.l computes hidden_states.l+1 of the whole forward, for
+ * every mixer kind and packed rows, in training and scoring mode. */
+static void test_layer_equals_model(void **state)
+{
+    (void)state;
+    enum { B = 2, T = 11, N = B * T, D = 24 };
+    int32_t ids[N], tg[N], seg[N], pos[N];
+    batch(ids, tg, seg, pos, B, T);
+    nn_model *m = tiny_model(1, 5, 0.1f);
+    float *hid[4], *out = xmalloc(N * D * sizeof(float)), *mix = xmalloc(N * D * sizeof(float));
+    for (int l = 0; l < 4; l++) hid[l] = xmalloc(N * D * sizeof(float));
+    for (int mode = 1; mode <= 2; mode++) {
+        assert_int_equal(nn_model_prepare(m, B, T, mode), 0);
+        nn_batch bt = {.B = B, .T = T, .ids = ids, .seg = seg, .pos = pos};
+        assert_int_equal(nn_model_forward(m, &bt, NULL, NULL, hid), 0);
+        for (int l = 0; l + 1 < 3; l++) {
+            assert_int_equal(nn_model_layer_forward(m, l, &bt, hid[l], mix, out), 0);
+            double e = 0;
+            for (int i = 0; i < N * D; i++) e = fmax(e, fabs(out[i] - hid[l + 1][i]));
+            if (e > 1e-5) fail_msg("mode %d layer %d: block output differs by %.3e", mode, l, e);
+        }
+    }
+    assert_int_equal(nn_model_layer_forward(m, 3, &(nn_batch){.B = B, .T = T, .ids = ids}, hid[0], mix, NULL), -1);
+    for (int l = 0; l < 4; l++) free(hid[l]);
+    free(out);
+    free(mix);
+    nn_model_free(m);
+}
+
 /* ---- instruction rows ---- */
 
 static const char *INSTRUCT =
@@ -525,6 +554,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kl_gradients),
         cmocka_unit_test(test_mse_gradients),
+        cmocka_unit_test(test_layer_equals_model),
         cmocka_unit_test(test_completion_mask),
         cmocka_unit_test(test_train_freeze_align_resume),
     };
