@@ -16,7 +16,7 @@ static const hx_field align_fields[] = {
 
 static const hx_role align_roles[] = {
     {"student", "convert|align", 0, "the hybrid student straight from convert (or an earlier align)"},
-    {"teacher", "pretrain", 0, "the Qwen3 teacher it was converted from"},
+    {"teacher", "pretrain|finetune", 0, "the Qwen3 teacher it was converted from (pretrained, or post-trained by finetune)"},
     {"data", "data", 0, "the data world: its `file` is the text whose hidden states are matched"},
     {NULL, NULL, 0, NULL},
 };

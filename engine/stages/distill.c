@@ -176,7 +176,7 @@ static const hx_field distill_fields[] = {
 
 static const hx_role distill_roles[] = {
     {"student", "convert|align|distill|finetune|pretrain", 0, "the hybrid student (usually after align)"},
-    {"teacher", "pretrain", 1, "the Qwen3 teacher (objectives with a KL)"},
+    {"teacher", "pretrain|finetune", 1, "the Qwen3 teacher (objectives with a KL): a pretrain stage, or its post-trained finetune"},
     {"data", "data", 0, "the data world: its `file` is the distillation text"},
     {NULL, NULL, 0, NULL},
 };

@@ -21,7 +21,7 @@ static const hx_field finetune_fields[] = {
 
 static const hx_role finetune_roles[] = {
     {"student", "convert|align|distill|finetune|pretrain", 0, "the model to post-train (usually after distill)"},
-    {"teacher", "pretrain", 1, "the teacher (objective kd)"},
+    {"teacher", "pretrain|finetune", 1, "the teacher (objective kd): a pretrain stage, or its post-trained finetune"},
     {"data", "data", 0, "the data world: its `file` holds the instruction pairs"},
     {NULL, NULL, 0, NULL},
 };
