@@ -17,7 +17,7 @@ static const struct preset {
     int n_facts, paraphrases, brown_files, cloze_files, cloze_items, instruct_per_fact, bench_max, min_brown_freq;
     double frac_instruct, frac_eval, frac_heldout;
 } presets[] = {
-    {"tiny", 120, 8, 250, 10, 160, 3, 0, 3, 0.3, 0.2, 0.1},
+    {"tiny", 50, 12, 4, 2, 40, 3, 0, 3, 0.3, 0.3, 0.1},
     {"small", 0, 8, 0, 20, 400, 3, 0, 3, 0.3, 0.2, 0.1},
     {"paper", 0, 10, 0, 25, 500, 4, 0, 3, 0.3, 0.2, 0.1},
 };
@@ -174,7 +174,7 @@ static int data_run(hx_stage_ctx *c)
 
 const hx_stage_kind hx_kind_data = {
     .name = "data",
-    .version = 1,
+    .version = 2, /* 2: corpus/generic.txt and corpus/chat.txt */
     .doc = "builds the offline world: pretraining corpus, chat pairs and knowledge benchmarks (docs/data.md)",
     .fields = data_fields,
     .roles = data_roles,

@@ -123,6 +123,24 @@ int world_write(const world *w, const char *out_dir)
     int r = hx_write_file(path, w->corpus, w->corpus_len);
     free(path);
     if (r < 0) goto out;
+    path = hx_path_join(corpus_dir, "generic.txt");
+    r = hx_write_file(path, w->generic, w->generic_len);
+    free(path);
+    if (r < 0) goto out;
+    /* the instruction pairs as plain documents (prompt + completion in the chat template), for distilling on
+     * chat text (the dataset-selection ablation) */
+    wbuf chat = {0};
+    for (size_t i = 0; i < json_array_size(w->instruct); i++) {
+        json_t *pair = json_array_get(w->instruct, i);
+        wbuf_puts(&chat, json_string_value(json_object_get(pair, "prompt")));
+        wbuf_puts(&chat, json_string_value(json_object_get(pair, "completion")));
+        wbuf_puts(&chat, WORLD_DOC_BOUNDARY "\n");
+    }
+    path = hx_path_join(corpus_dir, "chat.txt");
+    r = hx_write_file(path, chat.s ? chat.s : "", chat.len);
+    wbuf_free(&chat);
+    free(path);
+    if (r < 0) goto out;
     path = hx_path_join(out_dir, "instruct.jsonl");
     r = world_write_jsonl(path, w->instruct);
     free(path);

@@ -115,6 +115,32 @@ static int select_and_split(world *w)
     return 0;
 }
 
+/* ---- the generic corpus: text the teacher never saw, carrying none of the facts ----
+ * Brown files outside the pretraining corpus and the cloze files, in permutation order, up to the size of
+ * corpus/pretrain.txt: the "dataset selection" ablation distils on it instead of the teacher's own text. */
+static void build_generic(world *w, const world_brown *brown, const int *docs, int n_docs)
+{
+    wbuf out = {0};
+    int used = 0;
+    for (int d = 0; d < n_docs && out.len < w->corpus_len; d++, used++) {
+        const world_brown_doc *doc = &brown->docs[docs[d]];
+        for (int k = 0; k < doc->n_paras; k++) {
+            char *t = world_para_text(&doc->paras[k]);
+            wbuf_puts(&out, t);
+            wbuf_putc(&out, '\n');
+            free(t);
+        }
+        wbuf_puts(&out, WORLD_DOC_BOUNDARY "\n");
+    }
+    w->generic_len = out.len;
+    w->generic = out.len ? wbuf_take(&out) : xstrdup("");
+    json_t *gs = json_object();
+    json_object_set_new(gs, "brown_files", json_integer(used));
+    json_object_set_new(gs, "words", json_integer(w_count_words(w->generic)));
+    json_object_set_new(gs, "bytes", json_integer((json_int_t)w->generic_len));
+    json_object_set_new(w->stats, "generic", gs);
+}
+
 /* ---- the pretraining corpus ---- */
 
 typedef struct mention {
@@ -718,6 +744,7 @@ int world_build(const world_params *p, world *w)
     json_object_set_new(w->stats, "params", params_json(p));
     fact_stats(w);
     build_corpus(w, &brown, corpus_docs, n_corpus);
+    build_generic(w, &brown, perm + n_cloze + n_corpus, brown.n_docs - n_cloze - n_corpus);
     rel_pools *rp = xcalloc(1, sizeof *rp);
     pools_init(rp, w);
     build_instruct(w, rp);
@@ -750,6 +777,7 @@ void world_free(world *w)
     world_facts_free(&w->usable);
     free(w->mention_fact);
     free(w->corpus);
+    free(w->generic);
     json_decref(w->instruct);
     for (int i = 0; i < w->n_tasks; i++) json_decref(w->tasks[i].items);
     free(w->tasks);

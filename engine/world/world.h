@@ -183,6 +183,8 @@ typedef struct world {
     int *mention_fact;       /* fact index of every prose mention, in corpus order */
     char *corpus;            /* corpus/pretrain.txt */
     size_t corpus_len;
+    char *generic;           /* corpus/generic.txt: Brown files in neither the corpus nor cloze (no facts) */
+    size_t generic_len;
     json_t *instruct;        /* array of chat pairs */
     int n_tasks;
     world_task *tasks;

@@ -464,9 +464,28 @@ static void test_stage_world_tiny(void **state)
     json_t *stats = json_loads(st, 0, NULL);
     assert_non_null(stats);
     assert_int_equal(json_integer_value(json_object_get(json_object_get(stats, "corpus"), "brown_files")), 20);
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(stats, "params"), "paraphrases")), 8);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(stats, "params"), "paraphrases")), 12);
     json_decref(stats);
     free(st);
+    /* the alternative distillation texts: chat.txt holds every instruction pair as one document, and
+     * generic.txt shares no paragraph with the pretraining corpus */
+    char *chat = slurp(out, "corpus/chat.txt"), *gen = slurp(out, "corpus/generic.txt");
+    char *pre = slurp(out, "corpus/pretrain.txt"), *ins = slurp(out, "instruct.jsonl");
+    int n_docs = 0, n_pairs = 0;
+    for (char *q = chat; (q = strstr(q, "<|endoftext|>\n")); q++) n_docs++;
+    for (char *q = ins; *q; q++) n_pairs += *q == '\n';
+    assert_true(n_pairs > 0);
+    assert_int_equal(n_docs, n_pairs);
+    assert_true(strlen(gen) > 1000);
+    int shared = 0, lines = 0;
+    for (char *line = strtok(gen, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strlen(line) < 60) continue; /* boundaries and short lines may repeat by chance */
+        lines++;
+        if (strstr(pre, line)) shared++;
+    }
+    assert_true(lines > 10);
+    assert_int_equal(shared, 0);
+    free(chat); free(gen); free(pre); free(ins);
     /* bad fractions: a clear error */
     json_object_set_new(with, "frac_eval", json_real(0.9));
     expect_error(hx_kind_data.run(&c), "split fractions");
