@@ -4,6 +4,13 @@
 #include "kernels/cuda/cuda.cuh"
 
 #define ST KCUDA_STREAM(b)
+
+/* flash.cu: the tensor-core path for head dims 64 and 128 */
+int kcuda_flash_ok(k_backend *b, const k_attn_shape *s, const void *p0, const void *p1, const void *p2, const void *p3);
+void kcuda_flash_fwd(k_backend *b, float *out, float *lse, const float *q, const float *k, const float *v,
+                     const int32_t *q_start, const int32_t *seg, const k_attn_shape *s);
+void kcuda_flash_bwd(k_backend *b, float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                     const float *v, const float *lse, const float *Dv, const int32_t *seg, const k_attn_shape *s);
 #define AW 4            /* warps per block: 4 query rows (fwd, dq) or 4 key rows (dk/dv) */
 #define KMAX_LANE 8     /* head dim up to 32 * 8 = 256 */
 
@@ -70,6 +77,10 @@ void kcuda_attn_fwd(k_backend *b, float *out, float *lse, const float *q, const 
         BUG("attn_fwd: head dim %d > %d or Hq %d not a multiple of Hkv %d", s->K, 32 * KMAX_LANE, s->Hq, s->Hkv);
     size_t rows = (size_t)s->B * s->Hq * s->Tq;
     if (!rows) return;
+    if (kcuda_flash_ok(b, s, q, k, v, out)) {
+        kcuda_flash_fwd(b, out, lse, q, k, v, q_start, seg, s);
+        return;
+    }
     attn_fwd_kernel<<<kc_blocks(rows, AW), 32 * AW, 0, ST>>>(out, lse, q, k, v, q_start, seg, s->B, s->Tq, s->Tk,
                                                               s->Hq, s->Hkv, s->K, s->scale);
     KLAUNCH_CHECK();
@@ -204,6 +215,10 @@ void kcuda_attn_bwd(k_backend *b, float *dq, float *dk, float *dv, const float *
     float *D = (float *)kcuda_scratch(b, rows * sizeof(float));
     attn_bwd_D_kernel<<<kc_blocks(rows, AW), 32 * AW, 0, ST>>>(D, dout, out, B, T, Hq, K);
     KLAUNCH_CHECK();
+    if (kcuda_flash_ok(b, s, dq, dk, dv, dout) && kcuda_flash_ok(b, s, q, k, v, out)) {
+        kcuda_flash_bwd(b, dq, dk, dv, dout, q, k, v, lse, D, seg, s);
+        return;
+    }
     attn_bwd_dq_kernel<<<kc_blocks(rows, AW), 32 * AW, 0, ST>>>(dq, dout, q, k, v, lse, D, seg, B, T, Hq, Hkv, K,
                                                                  s->scale);
     KLAUNCH_CHECK();

@@ -32,6 +32,11 @@ int main(void)
     fails += mc_train(cpu, gpu, &q, "qwen3", 2, 40, 2, &BF16);
     fails += mc_train(cpu, gpu, &q, "qwen3 long", 1, 300, 1, &BF16);
     fails += mc_generate(cpu, gpu, &q, "qwen3", &BF16);
+    /* head dim 128: attention on the tensor-core path (flash.cu), several 64-row tiles, packed documents */
+    nn_config q128;
+    nn_config_qwen3(&q128, 131, 256, 2, 4, 2, 128, 384);
+    fails += mc_train(cpu, gpu, &q128, "qwen3 head_dim 128", 2, 150, 2, &BF16);
+    fails += mc_generate(cpu, gpu, &q128, "qwen3 head_dim 128", &BF16);
     fails += mc_train(cpu, gpu, &h, "hybrid", 2, 70, 2, &BF16);
     fails += mc_train(cpu, gpu, &h, "hybrid long", 1, 200, 1, &BF16);
     fails += mc_generate(cpu, gpu, &h, "hybrid", &BF16);

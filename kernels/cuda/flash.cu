@@ -1,0 +1,454 @@
+// flash.cu - tensor-core causal GQA attention (FlashAttention-2 style): bf16 mma.sync, fp32 online softmax.
+#include <math.h>
+
+#include "kernels/cuda/cuda.cuh"
+
+/*
+ * For head dims 64 and 128 (attention.cu's fp32 SIMT kernels serve the rest). q, k, v, out stay fp32 in global
+ * memory (the op table's layout [B,T,H,D]); tiles are converted to bf16 as they are staged in shared memory,
+ * every product runs on mma.sync.m16n8k16 (bf16 in, fp32 accumulate), and the softmax statistics, lse, D and the
+ * accumulators are fp32 -- the numerics of PyTorch's bf16 flash SDPA, with fp32 inputs.
+ *   forward: one block (4 warps x 16 query rows) per (64-query tile, head, batch), key tiles of 64 in order,
+ *            online softmax in registers, P re-used from the S accumulators as the A operand of P V.
+ *   backward: D = rowsum(dO o O) (attention.cu), then dq (one block per query tile: S, P, dP = dO V^T,
+ *            dS = P (dP - D), dq += dS K) and dk/dv (one block per 64-key tile of a kv head: walks the group's
+ *            query heads and the query tiles at or after it; S^T, P^T, dV += P^T dO, dP^T = V dO^T, dK += dS^T Q):
+ *            two kernels, one writer per output element, no atomics: deterministic.
+ * Masks: key j is visible to query i iff j <= q_start[b] + i, j < Tk, and seg[b,j] == seg[b,i] when seg is given.
+ */
+
+#define BM 64
+#define BN 64
+#define NT 128 /* threads per block */
+
+typedef __nv_bfloat16 bf16;
+
+__device__ __forceinline__ void mma16816(float *c, const uint32_t *a, uint32_t b0, uint32_t b1)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi)
+{
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *(uint32_t *)&v;
+}
+
+__device__ __forceinline__ uint32_t ld32(const bf16 *p) { return *(const uint32_t *)p; }
+
+/* A fragment (16x16, row-major in smem with row stride ld) at rows r0.., cols c0.. */
+__device__ __forceinline__ void frag_a(uint32_t *a, const bf16 *s, int ld, int r0, int c0, int g, int t)
+{
+    a[0] = ld32(s + (r0 + g) * ld + c0 + 2 * t);
+    a[1] = ld32(s + (r0 + g + 8) * ld + c0 + 2 * t);
+    a[2] = ld32(s + (r0 + g) * ld + c0 + 2 * t + 8);
+    a[3] = ld32(s + (r0 + g + 8) * ld + c0 + 2 * t + 8);
+}
+
+/* B fragment (16 x 8, k x n) from smem holding n-major rows (row n has the k values contiguous) */
+__device__ __forceinline__ void frag_b(uint32_t &b0, uint32_t &b1, const bf16 *s, int ld, int n0, int k0, int g, int t)
+{
+    b0 = ld32(s + (n0 + g) * ld + k0 + 2 * t);
+    b1 = ld32(s + (n0 + g) * ld + k0 + 2 * t + 8);
+}
+
+/* Two 16x8 fp32 accumulator tiles (cols 16j..16j+15) as one bf16 A fragment (FA2's register re-use). */
+__device__ __forceinline__ void acc_to_a(uint32_t *a, const float *c0, const float *c1)
+{
+    a[0] = pack_bf16(c0[0], c0[1]);
+    a[1] = pack_bf16(c0[2], c0[3]);
+    a[2] = pack_bf16(c1[0], c1[1]);
+    a[3] = pack_bf16(c1[2], c1[3]);
+}
+
+/* Stage rows [r0, r0 + R) of a [*, H, D] fp32 tensor (head hh, rows < rmax) as bf16, times mul, into s
+ * (row-major, stride ld) and/or its transpose st ([D][ldt]). Rows past rmax are zeros. */
+template <int D>
+__device__ __forceinline__ void stage(bf16 *s, int ld, bf16 *st, int ldt, const float *x, size_t base, int H, int hh,
+                                      int r0, int R, int rmax, float mul)
+{
+    for (int e = threadIdx.x; e < R * D / 4; e += NT) {
+        int r = e / (D / 4), c = (e % (D / 4)) * 4;
+        float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (r0 + r < rmax) v = *(const float4 *)(x + ((base + r0 + r) * H + hh) * D + c);
+        bf16 b0 = __float2bfloat16_rn(v.x * mul), b1 = __float2bfloat16_rn(v.y * mul);
+        bf16 b2 = __float2bfloat16_rn(v.z * mul), b3 = __float2bfloat16_rn(v.w * mul);
+        if (s) {
+            bf16 *p = s + r * ld + c;
+            p[0] = b0, p[1] = b1, p[2] = b2, p[3] = b3;
+        }
+        if (st) {
+            st[(c + 0) * ldt + r] = b0;
+            st[(c + 1) * ldt + r] = b1;
+            st[(c + 2) * ldt + r] = b2;
+            st[(c + 3) * ldt + r] = b3;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ forward */
+
+template <int D>
+__global__ void __launch_bounds__(NT) fa_fwd_kernel(float *out, float *lse, const float *q, const float *k,
+                                                    const float *v, const int32_t *q_start, const int32_t *seg,
+                                                    int Tq, int Tk, int Hq, int Hkv, float scale)
+{
+    constexpr int P = D + 8, PT = BN + 8;
+    extern __shared__ __align__(16) unsigned char smem[];
+    bf16 *Qs = (bf16 *)smem, *Ks = Qs + BM * P, *Vt = Ks + BN * P;
+    int *segk = (int *)(Vt + D * PT);
+    const int qt = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, bb = blockIdx.z, kh = h / (Hq / Hkv);
+    const int i0 = qt * BM, warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const int qs0 = q_start ? q_start[bb] : 0;
+    stage<D>(Qs, P, NULL, 0, q, (size_t)bb * Tq, Hq, h, i0, BM, Tq, scale);
+    const int ia = i0 + warp * 16 + g, ib = ia + 8;
+    const int lasta = qs0 + ia, lastb = qs0 + ib;
+    const int sga = seg && ia < Tq ? seg[(size_t)bb * Tq + ia] : 0, sgb = seg && ib < Tq ? seg[(size_t)bb * Tq + ib] : 0;
+    int kend = qs0 + min(i0 + BM, Tq); /* keys [0, kend) can be visible to this tile */
+    if (kend > Tk) kend = Tk;
+    float o[D / 8][4], ma = -INFINITY, mb = -INFINITY, la = 0, lb = 0;
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0;
+    for (int j0 = 0; j0 < kend; j0 += BN) {
+        __syncthreads();
+        stage<D>(Ks, P, NULL, 0, k, (size_t)bb * Tk, Hkv, kh, j0, BN, Tk, 1.0f);
+        stage<D>(NULL, 0, Vt, PT, v, (size_t)bb * Tk, Hkv, kh, j0, BN, Tk, 1.0f);
+        if (seg)
+            for (int r = threadIdx.x; r < BN; r += NT) segk[r] = j0 + r < Tk ? seg[(size_t)bb * Tk + j0 + r] : -1;
+        __syncthreads();
+        float s[BN / 8][4];
+#pragma unroll
+        for (int n = 0; n < BN / 8; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            uint32_t a[4];
+            frag_a(a, Qs, P, warp * 16, kk * 16, g, t);
+#pragma unroll
+            for (int n = 0; n < BN / 8; n++) {
+                uint32_t b0, b1;
+                frag_b(b0, b1, Ks, P, n * 8, kk * 16, g, t);
+                mma16816(s[n], a, b0, b1);
+            }
+        }
+        /* mask, row max */
+        float mxa = -INFINITY, mxb = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < BN / 8; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int j = j0 + n * 8 + 2 * t + (e & 1);
+                bool okr = e < 2 ? (j <= lasta && (!seg || segk[j - j0] == sga)) : (j <= lastb && (!seg || segk[j - j0] == sgb));
+                if (!okr || j >= Tk) s[n][e] = -INFINITY;
+                if (e < 2) mxa = fmaxf(mxa, s[n][e]);
+                else mxb = fmaxf(mxb, s[n][e]);
+            }
+        mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, 1));
+        mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, 2));
+        mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, 1));
+        mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, 2));
+        float mna = fmaxf(ma, mxa), mnb = fmaxf(mb, mxb);
+        float basea = mna == -INFINITY ? 0.f : mna, baseb = mnb == -INFINITY ? 0.f : mnb;
+        float ca = __expf(ma - basea), cb = __expf(mb - baseb);
+        ma = mna, mb = mnb;
+        la *= ca, lb *= cb;
+#pragma unroll
+        for (int n = 0; n < BN / 8; n++) {
+            s[n][0] = __expf(s[n][0] - basea), s[n][1] = __expf(s[n][1] - basea);
+            s[n][2] = __expf(s[n][2] - baseb), s[n][3] = __expf(s[n][3] - baseb);
+            la += s[n][0] + s[n][1], lb += s[n][2] + s[n][3];
+        }
+#pragma unroll
+        for (int n = 0; n < D / 8; n++) o[n][0] *= ca, o[n][1] *= ca, o[n][2] *= cb, o[n][3] *= cb;
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++) {
+            uint32_t a[4];
+            acc_to_a(a, s[2 * kk], s[2 * kk + 1]);
+#pragma unroll
+            for (int n = 0; n < D / 8; n++) {
+                uint32_t b0, b1;
+                frag_b(b0, b1, Vt, PT, n * 8, kk * 16, g, t);
+                mma16816(o[n], a, b0, b1);
+            }
+        }
+    }
+    la += __shfl_xor_sync(0xffffffffu, la, 1);
+    la += __shfl_xor_sync(0xffffffffu, la, 2);
+    lb += __shfl_xor_sync(0xffffffffu, lb, 1);
+    lb += __shfl_xor_sync(0xffffffffu, lb, 2);
+    float inva = la > 0 ? 1.f / la : 0.f, invb = lb > 0 ? 1.f / lb : 0.f;
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) {
+        int c = n * 8 + 2 * t;
+        if (ia < Tq) *(float2 *)(out + (((size_t)bb * Tq + ia) * Hq + h) * D + c) = make_float2(o[n][0] * inva, o[n][1] * inva);
+        if (ib < Tq) *(float2 *)(out + (((size_t)bb * Tq + ib) * Hq + h) * D + c) = make_float2(o[n][2] * invb, o[n][3] * invb);
+    }
+    if (lse && t == 0) {
+        if (ia < Tq) lse[((size_t)bb * Hq + h) * Tq + ia] = la > 0 ? ma + logf(la) : -INFINITY;
+        if (ib < Tq) lse[((size_t)bb * Hq + h) * Tq + ib] = lb > 0 ? mb + logf(lb) : -INFINITY;
+    }
+}
+
+/* ------------------------------------------------------------------ backward: dq */
+
+template <int D>
+__global__ void __launch_bounds__(NT) fa_bwd_dq_kernel(float *dq, const float *dout, const float *q, const float *k,
+                                                       const float *v, const float *lse, const float *Dv,
+                                                       const int32_t *seg, int T, int Hq, int Hkv, float scale)
+{
+    constexpr int P = D + 8, PT = BN + 8;
+    extern __shared__ __align__(16) unsigned char smem[];
+    bf16 *Qs = (bf16 *)smem, *dOs = Qs + BM * P, *Ks = dOs + BM * P, *Vs = Ks + BN * P, *Kt = Vs + BN * P;
+    int *segk = (int *)(Kt + D * PT);
+    const int qt = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, bb = blockIdx.z, kh = h / (Hq / Hkv);
+    const int i0 = qt * BM, warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    stage<D>(Qs, P, NULL, 0, q, (size_t)bb * T, Hq, h, i0, BM, T, scale);
+    stage<D>(dOs, P, NULL, 0, dout, (size_t)bb * T, Hq, h, i0, BM, T, 1.0f);
+    const int ia = i0 + warp * 16 + g, ib = ia + 8;
+    const size_t ra = ((size_t)bb * Hq + h) * T + ia, rb = ra + 8;
+    const float La = ia < T ? lse[ra] : 0.f, Lb = ib < T ? lse[rb] : 0.f;
+    const float Da = ia < T ? Dv[ra] : 0.f, Db = ib < T ? Dv[rb] : 0.f;
+    const int sga = seg && ia < T ? seg[(size_t)bb * T + ia] : 0, sgb = seg && ib < T ? seg[(size_t)bb * T + ib] : 0;
+    const int kend = min(i0 + BM, T);
+    float acc[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0;
+    for (int j0 = 0; j0 < kend; j0 += BN) {
+        __syncthreads();
+        stage<D>(Ks, P, Kt, PT, k, (size_t)bb * T, Hkv, kh, j0, BN, T, 1.0f);
+        stage<D>(Vs, P, NULL, 0, v, (size_t)bb * T, Hkv, kh, j0, BN, T, 1.0f);
+        if (seg)
+            for (int r = threadIdx.x; r < BN; r += NT) segk[r] = j0 + r < T ? seg[(size_t)bb * T + j0 + r] : -1;
+        __syncthreads();
+        float s[BN / 8][4], dp[BN / 8][4];
+#pragma unroll
+        for (int n = 0; n < BN / 8; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) s[n][e] = dp[n][e] = 0;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            uint32_t a[4], ad[4];
+            frag_a(a, Qs, P, warp * 16, kk * 16, g, t);
+            frag_a(ad, dOs, P, warp * 16, kk * 16, g, t);
+#pragma unroll
+            for (int n = 0; n < BN / 8; n++) {
+                uint32_t b0, b1;
+                frag_b(b0, b1, Ks, P, n * 8, kk * 16, g, t);
+                mma16816(s[n], a, b0, b1);
+                frag_b(b0, b1, Vs, P, n * 8, kk * 16, g, t);
+                mma16816(dp[n], ad, b0, b1);
+            }
+        }
+#pragma unroll
+        for (int n = 0; n < BN / 8; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int j = j0 + n * 8 + 2 * t + (e & 1);
+                bool up = e < 2;
+                int i = up ? ia : ib;
+                bool ok = j <= i && i < T && j < T && (!seg || segk[j - j0] == (up ? sga : sgb));
+                float p = ok ? __expf(s[n][e] - (up ? La : Lb)) : 0.f;
+                s[n][e] = p * (dp[n][e] - (up ? Da : Db)); /* dS (scale applied at the end) */
+            }
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++) {
+            uint32_t a[4];
+            acc_to_a(a, s[2 * kk], s[2 * kk + 1]);
+#pragma unroll
+            for (int n = 0; n < D / 8; n++) {
+                uint32_t b0, b1;
+                frag_b(b0, b1, Kt, PT, n * 8, kk * 16, g, t);
+                mma16816(acc[n], a, b0, b1);
+            }
+        }
+    }
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) {
+        int c = n * 8 + 2 * t;
+        if (ia < T) {
+            float2 *p = (float2 *)(dq + (((size_t)bb * T + ia) * Hq + h) * D + c);
+            float2 x = *p;
+            *p = make_float2(x.x + scale * acc[n][0], x.y + scale * acc[n][1]);
+        }
+        if (ib < T) {
+            float2 *p = (float2 *)(dq + (((size_t)bb * T + ib) * Hq + h) * D + c);
+            float2 x = *p;
+            *p = make_float2(x.x + scale * acc[n][2], x.y + scale * acc[n][3]);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ backward: dk, dv */
+
+template <int D>
+__global__ void __launch_bounds__(NT) fa_bwd_dkv_kernel(float *dk, float *dv, const float *dout, const float *q,
+                                                        const float *k, const float *v, const float *lse,
+                                                        const float *Dv, const int32_t *seg, int T, int Hq, int Hkv,
+                                                        float scale)
+{
+    constexpr int P = D + 8, PT = BM + 8;
+    extern __shared__ __align__(16) unsigned char smem[];
+    bf16 *Ks = (bf16 *)smem, *Vs = Ks + BN * P, *Qs = Vs + BN * P, *dOs = Qs + BM * P, *Qt = dOs + BM * P,
+         *dOt = Qt + D * PT;
+    float *Ls = (float *)(dOt + D * PT), *Ds = Ls + BM;
+    int *segq = (int *)(Ds + BM);
+    const int kt = gridDim.x - 1 - blockIdx.x, kh = blockIdx.y, bb = blockIdx.z, grp = Hq / Hkv;
+    const int j0 = kt * BN, warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    stage<D>(Ks, P, NULL, 0, k, (size_t)bb * T, Hkv, kh, j0, BN, T, 1.0f);
+    stage<D>(Vs, P, NULL, 0, v, (size_t)bb * T, Hkv, kh, j0, BN, T, 1.0f);
+    const int ja = j0 + warp * 16 + g, jb = ja + 8; /* this thread's key rows */
+    const int sja = seg && ja < T ? seg[(size_t)bb * T + ja] : 0, sjb = seg && jb < T ? seg[(size_t)bb * T + jb] : 0;
+    float ak[D / 8][4], av[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) ak[n][e] = av[n][e] = 0;
+    for (int h = kh * grp; h < (kh + 1) * grp; h++)
+        for (int i0 = j0; i0 < T; i0 += BM) {
+            __syncthreads();
+            stage<D>(Qs, P, Qt, PT, q, (size_t)bb * T, Hq, h, i0, BM, T, scale);
+            stage<D>(dOs, P, dOt, PT, dout, (size_t)bb * T, Hq, h, i0, BM, T, 1.0f);
+            for (int r = threadIdx.x; r < BM; r += NT) {
+                int i = i0 + r;
+                size_t row = ((size_t)bb * Hq + h) * T + i;
+                Ls[r] = i < T ? lse[row] : 0.f;
+                Ds[r] = i < T ? Dv[row] : 0.f;
+                segq[r] = seg && i < T ? seg[(size_t)bb * T + i] : 0;
+            }
+            __syncthreads();
+            float s[BM / 8][4], dp[BM / 8][4]; /* S^T, dP^T: rows = keys, cols = queries */
+#pragma unroll
+            for (int n = 0; n < BM / 8; n++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) s[n][e] = dp[n][e] = 0;
+#pragma unroll
+            for (int kk = 0; kk < D / 16; kk++) {
+                uint32_t a[4], avf[4];
+                frag_a(a, Ks, P, warp * 16, kk * 16, g, t);
+                frag_a(avf, Vs, P, warp * 16, kk * 16, g, t);
+#pragma unroll
+                for (int n = 0; n < BM / 8; n++) {
+                    uint32_t b0, b1;
+                    frag_b(b0, b1, Qs, P, n * 8, kk * 16, g, t);
+                    mma16816(s[n], a, b0, b1);
+                    frag_b(b0, b1, dOs, P, n * 8, kk * 16, g, t);
+                    mma16816(dp[n], avf, b0, b1);
+                }
+            }
+#pragma unroll
+            for (int n = 0; n < BM / 8; n++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    int ci = n * 8 + 2 * t + (e & 1), i = i0 + ci;
+                    bool up = e < 2;
+                    int j = up ? ja : jb;
+                    bool ok = j <= i && i < T && j < T && (!seg || segq[ci] == (up ? sja : sjb));
+                    float p = ok ? __expf(s[n][e] - Ls[ci]) : 0.f;
+                    s[n][e] = p;                         /* P^T */
+                    dp[n][e] = p * (dp[n][e] - Ds[ci]);  /* dS^T */
+                }
+#pragma unroll
+            for (int kk = 0; kk < BM / 16; kk++) {
+                uint32_t ap[4], ad[4];
+                acc_to_a(ap, s[2 * kk], s[2 * kk + 1]);
+                acc_to_a(ad, dp[2 * kk], dp[2 * kk + 1]);
+#pragma unroll
+                for (int n = 0; n < D / 8; n++) {
+                    uint32_t b0, b1;
+                    frag_b(b0, b1, dOt, PT, n * 8, kk * 16, g, t);
+                    mma16816(av[n], ap, b0, b1);
+                    frag_b(b0, b1, Qt, PT, n * 8, kk * 16, g, t);
+                    mma16816(ak[n], ad, b0, b1);
+                }
+            }
+        }
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) {
+        int c = n * 8 + 2 * t;
+        /* Qt holds scale * q, so ak is already scale * dS^T q */
+        if (ja < T) {
+            size_t o = (((size_t)bb * T + ja) * Hkv + kh) * D + c;
+            float2 x = *(float2 *)(dk + o), y = *(float2 *)(dv + o);
+            *(float2 *)(dk + o) = make_float2(x.x + ak[n][0], x.y + ak[n][1]);
+            *(float2 *)(dv + o) = make_float2(y.x + av[n][0], y.y + av[n][1]);
+        }
+        if (jb < T) {
+            size_t o = (((size_t)bb * T + jb) * Hkv + kh) * D + c;
+            float2 x = *(float2 *)(dk + o), y = *(float2 *)(dv + o);
+            *(float2 *)(dk + o) = make_float2(x.x + ak[n][2], x.y + ak[n][3]);
+            *(float2 *)(dv + o) = make_float2(y.x + av[n][2], y.y + av[n][3]);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ host */
+
+static bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
+
+template <int D> static size_t fwd_smem() { return (size_t)(BM + BN) * (D + 8) * 2 + (size_t)D * (BN + 8) * 2 + BN * 4; }
+template <int D> static size_t dq_smem() { return (size_t)(2 * BM + 2 * BN) * (D + 8) * 2 + (size_t)D * (BN + 8) * 2 + BN * 4; }
+template <int D> static size_t dkv_smem() { return (size_t)(2 * BN + 2 * BM) * (D + 8) * 2 + 2 * (size_t)D * (BM + 8) * 2 + 3 * BM * 4; }
+
+template <int D>
+static void fwd_launch(k_backend *b, float *out, float *lse, const float *q, const float *k, const float *v,
+                       const int32_t *q_start, const int32_t *seg, const k_attn_shape *s)
+{
+    static bool init;
+    size_t sm = fwd_smem<D>();
+    if (!init) {
+        CK(cudaFuncSetAttribute(fa_fwd_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm));
+        init = true;
+    }
+    dim3 grid((s->Tq + BM - 1) / BM, s->Hq, s->B);
+    fa_fwd_kernel<D><<<grid, NT, sm, KCUDA_STREAM(b)>>>(out, lse, q, k, v, q_start, seg, s->Tq, s->Tk, s->Hq, s->Hkv,
+                                                         s->scale);
+    KLAUNCH_CHECK();
+}
+
+template <int D>
+static void bwd_launch(k_backend *b, float *dq, float *dk, float *dv, const float *dout, const float *q,
+                       const float *k, const float *v, const float *lse, const float *Dv, const int32_t *seg,
+                       const k_attn_shape *s)
+{
+    static bool init;
+    size_t s1 = dq_smem<D>(), s2 = dkv_smem<D>();
+    if (!init) {
+        CK(cudaFuncSetAttribute(fa_bwd_dq_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)s1));
+        CK(cudaFuncSetAttribute(fa_bwd_dkv_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)s2));
+        init = true;
+    }
+    int T = s->Tq;
+    fa_bwd_dq_kernel<D><<<dim3((T + BM - 1) / BM, s->Hq, s->B), NT, s1, KCUDA_STREAM(b)>>>(
+        dq, dout, q, k, v, lse, Dv, seg, T, s->Hq, s->Hkv, s->scale);
+    KLAUNCH_CHECK();
+    fa_bwd_dkv_kernel<D><<<dim3((T + BN - 1) / BN, s->Hkv, s->B), NT, s2, KCUDA_STREAM(b)>>>(
+        dk, dv, dout, q, k, v, lse, Dv, seg, T, s->Hq, s->Hkv, s->scale);
+    KLAUNCH_CHECK();
+}
+
+/* Whether the tensor-core path takes this shape: head dim 64 or 128, 16-byte aligned rows, smem available. */
+int kcuda_flash_ok(k_backend *b, const k_attn_shape *s, const void *p0, const void *p1, const void *p2,
+                   const void *p3)
+{
+    if (getenv("HX_CUDA_SIMT_ATTN")) return 0; /* the fp32 SIMT kernels, for comparisons */
+    if ((s->K != 64 && s->K != 128) || s->Hq % s->Hkv) return 0;
+    if (!aligned16(p0) || !aligned16(p1) || !aligned16(p2) || !aligned16(p3)) return 0;
+    size_t need = s->K == 64 ? dkv_smem<64>() : dkv_smem<128>();
+    return KCUDA_CTX(b)->smem_optin >= need;
+}
+
+void kcuda_flash_fwd(k_backend *b, float *out, float *lse, const float *q, const float *k, const float *v,
+                     const int32_t *q_start, const int32_t *seg, const k_attn_shape *s)
+{
+    if (s->K == 64) fwd_launch<64>(b, out, lse, q, k, v, q_start, seg, s);
+    else fwd_launch<128>(b, out, lse, q, k, v, q_start, seg, s);
+}
+
+void kcuda_flash_bwd(k_backend *b, float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                     const float *v, const float *lse, const float *Dv, const int32_t *seg, const k_attn_shape *s)
+{
+    if (s->K == 64) bwd_launch<64>(b, dq, dk, dv, dout, q, k, v, lse, Dv, seg, s);
+    else bwd_launch<128>(b, dq, dk, dv, dout, q, k, v, lse, Dv, seg, s);
+}
