@@ -33,6 +33,7 @@ static const hx_field data_fields[] = {
     {"cloze_files", HX_T_INT, "-1", NULL, "Brown files held out for cloze_brown"},
     {"cloze_items", HX_T_INT, "-1", NULL, "cloze_brown items (rounded down to a multiple of 4)"},
     {"instruct_per_fact", HX_T_INT, "-1", NULL, "chat pairs per instruct fact (direct, mcq, short styles in turn)"},
+    {"mix_chat", HX_T_INT, "0", NULL, "copies of every instruct chat pair mixed into corpus/pretrain.txt (0: none)"},
     {"bench_max", HX_T_INT, "-1", NULL, "items per knowledge task and split (0: all eval/heldout facts)"},
     {"min_brown_freq", HX_T_INT, "-1", NULL, "a WordNet word must occur this often in Brown, mostly in its part of speech"},
     {"frac_instruct", HX_T_NUM, "-1", NULL, "fraction of each family's facts in the instruct split"},
@@ -144,6 +145,7 @@ static int data_run(hx_stage_ctx *c)
     p.cloze_files = pick_int(c, "cloze_files", ps->cloze_files);
     p.cloze_items = pick_int(c, "cloze_items", ps->cloze_items);
     p.instruct_per_fact = pick_int(c, "instruct_per_fact", ps->instruct_per_fact);
+    p.mix_chat = (int)hx_with_int(c, "mix_chat");
     p.bench_max = pick_int(c, "bench_max", ps->bench_max);
     p.min_brown_freq = pick_int(c, "min_brown_freq", ps->min_brown_freq);
     p.frac_instruct = pick_num(c, "frac_instruct", ps->frac_instruct);

@@ -8,7 +8,7 @@
 #include <string.h>
 
 /* Independent random streams per purpose, so e.g. changing `paraphrases` does not move the splits. */
-enum { RNG_SELECT = 1, RNG_SPLIT, RNG_BROWN, RNG_MENTION, RNG_CORPUS, RNG_INSTRUCT, RNG_BENCH, RNG_CLOZE };
+enum { RNG_SELECT = 1, RNG_SPLIT, RNG_BROWN, RNG_MENTION, RNG_CORPUS, RNG_INSTRUCT, RNG_BENCH, RNG_CLOZE, RNG_CHATMIX };
 
 static void rng_for(hx_rng *r, uint64_t seed, int purpose)
 {
@@ -57,8 +57,9 @@ static int check_params(const world_params *p)
 {
     if (p->n_facts < 0) return error("n_facts must be >= 0 (0: every usable fact), got %d", p->n_facts);
     if (p->paraphrases < 1) return error("paraphrases must be >= 1 (eval facts must appear in prose), got %d", p->paraphrases);
-    if (p->brown_files < 0 || p->cloze_files < 1 || p->cloze_items < 0 || p->instruct_per_fact < 0 || p->bench_max < 0)
-        return error("brown_files, cloze_items, instruct_per_fact, bench_max must be >= 0 and cloze_files >= 1");
+    if (p->brown_files < 0 || p->cloze_files < 1 || p->cloze_items < 0 || p->instruct_per_fact < 0 || p->bench_max < 0 ||
+        p->mix_chat < 0)
+        return error("brown_files, cloze_items, instruct_per_fact, bench_max, mix_chat must be >= 0 and cloze_files >= 1");
     double s = p->frac_instruct + p->frac_eval + p->frac_heldout;
     if (p->frac_instruct < 0 || p->frac_eval <= 0 || p->frac_heldout < 0 || s >= 1.0)
         return error("split fractions: frac_eval > 0, frac_instruct, frac_heldout >= 0 and their sum < 1 "
@@ -139,6 +140,38 @@ static void build_generic(world *w, const world_brown *brown, const int *docs, i
     json_object_set_new(gs, "words", json_integer(w_count_words(w->generic)));
     json_object_set_new(gs, "bytes", json_integer((json_int_t)w->generic_len));
     json_object_set_new(w->stats, "generic", gs);
+}
+
+/* ---- chat pairs in the pretraining text ----
+ * Modern pretraining mixes instruction data into the corpus; without it a small model stores facts it cannot
+ * retrieve from a question (Allen-Zhu & Li, "Physics of Language Models 3.1", 2023). mix_chat copies of every
+ * instruct pair (never an eval or heldout fact) become documents of corpus/pretrain.txt, after the prose, in
+ * seeded order. */
+static void mix_chat(world *w)
+{
+    int n = (int)json_array_size(w->instruct), total = n * w->p.mix_chat;
+    if (total <= 0) return;
+    int *order = xmalloc(sizeof *order * (size_t)total);
+    for (int i = 0; i < total; i++) order[i] = i % n;
+    hx_rng r;
+    rng_for(&r, w->p.seed, RNG_CHATMIX);
+    w_shuffle_int(&r, order, total);
+    wbuf out = {0};
+    wbuf_puts(&out, w->corpus);
+    for (int i = 0; i < total; i++) {
+        json_t *pair = json_array_get(w->instruct, (size_t)order[i]);
+        wbuf_puts(&out, json_string_value(json_object_get(pair, "prompt")));
+        wbuf_puts(&out, json_string_value(json_object_get(pair, "completion")));
+        wbuf_puts(&out, WORLD_DOC_BOUNDARY "\n");
+    }
+    free(w->corpus);
+    w->corpus_len = out.len;
+    w->corpus = wbuf_take(&out);
+    json_t *cs = json_object_get(w->stats, "corpus");
+    json_object_set_new(cs, "chat_documents", json_integer(total));
+    json_object_set_new(cs, "documents", json_integer(json_integer_value(json_object_get(cs, "documents")) + total));
+    json_object_set_new(cs, "bytes", json_integer((json_int_t)w->corpus_len));
+    free(order);
 }
 
 /* ---- the pretraining corpus ---- */
@@ -690,6 +723,7 @@ static json_t *params_json(const world_params *p)
     json_object_set_new(o, "cloze_files", json_integer(p->cloze_files));
     json_object_set_new(o, "cloze_items", json_integer(p->cloze_items));
     json_object_set_new(o, "instruct_per_fact", json_integer(p->instruct_per_fact));
+    json_object_set_new(o, "mix_chat", json_integer(p->mix_chat));
     json_object_set_new(o, "bench_max", json_integer(p->bench_max));
     json_object_set_new(o, "min_brown_freq", json_integer(p->min_brown_freq));
     json_object_set_new(o, "frac_instruct", json_real(p->frac_instruct));
@@ -748,6 +782,7 @@ int world_build(const world_params *p, world *w)
     rel_pools *rp = xcalloc(1, sizeof *rp);
     pools_init(rp, w);
     build_instruct(w, rp);
+    mix_chat(w);
     build_knowledge(w, rp);
     build_cloze(w, &brown, perm, n_cloze);
     pools_free(rp);

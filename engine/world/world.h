@@ -162,6 +162,7 @@ typedef struct world_params {
     int cloze_files;       /* Brown files held out for cloze_brown */
     int cloze_items;       /* cloze_brown items (rounded down to a multiple of 4) */
     int instruct_per_fact; /* chat pairs per instruct fact */
+    int mix_chat;          /* copies of every instruct chat pair mixed into the pretraining corpus (0: none) */
     int bench_max;         /* items per knowledge task and split (0: all), rounded down to a multiple of 4 */
     int min_brown_freq;
     double frac_instruct, frac_eval, frac_heldout; /* the rest is pretrain */
