@@ -1,4 +1,5 @@
 /* conform_model.c - whole-model conformance against a PyTorch/transformers fixture (kinds qwen3, hybrid). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,10 @@
  * shows the same numbers). So a GPU run is compared with that CPU twin (which shares the CPU engine's code and,
  * apart from the rounding, its fixture-tested numerics): NN_TOL_OUT_BF16 / NN_TOL_GRAD_BF16 cover fp32
  * summation-order differences that flip a bf16 rounding here and there, amplified alike; greedy tokens must be
- * equal. The loss is also checked against the fixture (bf16 moves it by ~1e-3).
+ * equal. Where the rounding alone moves the twin further from the fixture than those tolerances (the hybrids),
+ * twice that distance is the tolerance for the tensor (GPU and twin are two bf16 realisations of the exact
+ * result, each about that far from it; measured on hybrid_tiny: GPU-to-twin up to 1.3x twin-to-fixture): a GPU
+ * result inside the bf16 noise band passes, a kernel error (relative errors near 1) does not. The loss is also checked against the fixture (bf16 moves it by ~1e-3).
  */
 
 /* What one run of the fixture produced, on the host. */
@@ -139,6 +143,20 @@ static void check_vs(nn_check *c, const char *name, const float *got, const st_f
                      double tol)
 {
     if (twin) {
+        /* the GPU must be as close to the bf16 twin as bf16 rounding itself moves the twin from the fixture */
+        const st_tensor *t = st_find(ex, name);
+        if (t && st_numel(t) == n) {
+            float *want = xmalloc(n * sizeof(float));
+            st_read_f32(ex, t, want);
+            double d = 0, r = 0;
+            for (size_t i = 0; i < n; i++) {
+                double e = fabs((double)twin[i] - want[i]);
+                if (e > d) d = e;
+                if (fabs(want[i]) > r) r = fabs(want[i]);
+            }
+            if (r > 0 && 2 * d / r > tol) tol = 2 * d / r;
+            free(want);
+        }
         char nm[80];
         snprintf(nm, sizeof nm, "%s (vs cpu bf16)", name);
         nn_check_tensor(c, nm, got, twin, n, tol);

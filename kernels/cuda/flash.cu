@@ -8,8 +8,9 @@
  * memory (the op table's layout [B,T,H,D]); tiles are converted to bf16 as they are staged in shared memory,
  * every product runs on mma.sync.m16n8k16 (bf16 in, fp32 accumulate), and the softmax statistics, lse, D and the
  * accumulators are fp32 -- the numerics of PyTorch's bf16 flash SDPA, with fp32 inputs.
- *   forward: one block (4 warps x 16 query rows) per (64-query tile, head, batch), key tiles of 64 in order,
- *            online softmax in registers, P re-used from the S accumulators as the A operand of P V.
+ *   forward: K and V converted to bf16 once; one block (8 warps x 16 query rows) per (128-query tile, head,
+ *            batch), key tiles of 64 in order, online softmax in registers, P re-used from the S accumulators as
+ *            the A operand of P V; B operands stored k-major are read with ldmatrix.trans (no transposed copies).
  *   backward: D = rowsum(dO o O) (attention.cu), then dq (one block per query tile: S, P, dP = dO V^T,
  *            dS = P (dP - D), dq += dS K) and dk/dv (one block per 64-key tile of a kv head: walks the group's
  *            query heads and the query tiles at or after it; S^T, P^T, dV += P^T dO, dP^T = V dO^T, dK += dS^T Q):
@@ -55,6 +56,14 @@ __device__ __forceinline__ void frag_b(uint32_t &b0, uint32_t &b1, const bf16 *s
     b1 = ld32(s + (n0 + g) * ld + k0 + 2 * t + 8);
 }
 
+/* B fragment (16 x 8, k x n) from smem holding k-major rows (row k has the n values contiguous): ldmatrix.trans,
+ * lanes 0..15 address rows k0..k0+15 at column n0 (16-byte aligned rows). */
+__device__ __forceinline__ void frag_bt(uint32_t &b0, uint32_t &b1, const bf16 *s, int ld, int k0, int n0, int lane)
+{
+    uint32_t addr = (uint32_t)__cvta_generic_to_shared(s + (k0 + (lane & 15)) * ld + n0);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n" : "=r"(b0), "=r"(b1) : "r"(addr));
+}
+
 /* Two 16x8 fp32 accumulator tiles (cols 16j..16j+15) as one bf16 A fragment (FA2's register re-use). */
 __device__ __forceinline__ void acc_to_a(uint32_t *a, const float *c0, const float *c1)
 {
@@ -65,60 +74,77 @@ __device__ __forceinline__ void acc_to_a(uint32_t *a, const float *c0, const flo
 }
 
 /* Stage rows [r0, r0 + R) of a [*, H, D] fp32 tensor (head hh, rows < rmax) as bf16, times mul, into s
- * (row-major, stride ld) and/or its transpose st ([D][ldt]). Rows past rmax are zeros. */
-template <int D>
-__device__ __forceinline__ void stage(bf16 *s, int ld, bf16 *st, int ldt, const float *x, size_t base, int H, int hh,
-                                      int r0, int R, int rmax, float mul)
+ * (row-major, stride ld). Rows past rmax are zeros. */
+template <int D, int NTH>
+__device__ __forceinline__ void stage(bf16 *s, int ld, const float *x, size_t base, int H, int hh, int r0, int R,
+                                      int rmax, float mul)
 {
-    for (int e = threadIdx.x; e < R * D / 4; e += NT) {
+    for (int e = threadIdx.x; e < R * D / 4; e += NTH) {
         int r = e / (D / 4), c = (e % (D / 4)) * 4;
         float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
         if (r0 + r < rmax) v = *(const float4 *)(x + ((base + r0 + r) * H + hh) * D + c);
-        bf16 b0 = __float2bfloat16_rn(v.x * mul), b1 = __float2bfloat16_rn(v.y * mul);
-        bf16 b2 = __float2bfloat16_rn(v.z * mul), b3 = __float2bfloat16_rn(v.w * mul);
-        if (s) {
-            bf16 *p = s + r * ld + c;
-            p[0] = b0, p[1] = b1, p[2] = b2, p[3] = b3;
-        }
-        if (st) {
-            st[(c + 0) * ldt + r] = b0;
-            st[(c + 1) * ldt + r] = b1;
-            st[(c + 2) * ldt + r] = b2;
-            st[(c + 3) * ldt + r] = b3;
-        }
+        uint2 w = make_uint2(pack_bf16(v.x * mul, v.y * mul), pack_bf16(v.z * mul, v.w * mul));
+        *(uint2 *)(s + r * ld + c) = w;
+    }
+}
+
+/* The same from a bf16 copy [*, H, D] (16-byte loads and stores). */
+template <int D, int NTH>
+__device__ __forceinline__ void stage16(bf16 *s, int ld, const bf16 *x, size_t base, int H, int hh, int r0, int R,
+                                        int rmax)
+{
+    for (int e = threadIdx.x; e < R * D / 8; e += NTH) {
+        int r = e / (D / 8), c = (e % (D / 8)) * 8;
+        uint4 v = make_uint4(0, 0, 0, 0);
+        if (r0 + r < rmax) v = *(const uint4 *)(x + ((base + r0 + r) * H + hh) * D + c);
+        *(uint4 *)(s + r * ld + c) = v;
+    }
+}
+
+/* fp32 -> bf16 copy of n values (n a multiple of 4) */
+__global__ void to_bf16_kernel(bf16 *y, const float *x, size_t n4)
+{
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n4; i += (size_t)gridDim.x * blockDim.x) {
+        float4 v = ((const float4 *)x)[i];
+        ((uint2 *)y)[i] = make_uint2(pack_bf16(v.x, v.y), pack_bf16(v.z, v.w));
     }
 }
 
 /* ------------------------------------------------------------------ forward */
 
+#define BMF 128 /* forward: query rows per block (8 warps) */
+#define NTF 256
+
 template <int D>
-__global__ void __launch_bounds__(NT) fa_fwd_kernel(float *out, float *lse, const float *q, const float *k,
-                                                    const float *v, const int32_t *q_start, const int32_t *seg,
-                                                    int Tq, int Tk, int Hq, int Hkv, float scale)
+__global__ void __launch_bounds__(NTF) fa_fwd_kernel(float *out, float *lse, const float *q, const bf16 *k,
+                                                     const bf16 *v, const int32_t *q_start, const int32_t *seg,
+                                                     int Tq, int Tk, int Hq, int Hkv, float scale)
 {
-    constexpr int P = D + 8, PT = BN + 8;
+    constexpr int P = D + 8;
     extern __shared__ __align__(16) unsigned char smem[];
-    bf16 *Qs = (bf16 *)smem, *Ks = Qs + BM * P, *Vt = Ks + BN * P;
-    int *segk = (int *)(Vt + D * PT);
+    bf16 *Qs = (bf16 *)smem, *Ks = Qs + BMF * P, *Vs = Ks + BN * P;
+    int *segk = (int *)(Vs + BN * P);
     const int qt = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, bb = blockIdx.z, kh = h / (Hq / Hkv);
-    const int i0 = qt * BM, warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const int i0 = qt * BMF, warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const int qs0 = q_start ? q_start[bb] : 0;
-    stage<D>(Qs, P, NULL, 0, q, (size_t)bb * Tq, Hq, h, i0, BM, Tq, scale);
+    stage<D, NTF>(Qs, P, q, (size_t)bb * Tq, Hq, h, i0, BMF, Tq, scale);
     const int ia = i0 + warp * 16 + g, ib = ia + 8;
     const int lasta = qs0 + ia, lastb = qs0 + ib;
     const int sga = seg && ia < Tq ? seg[(size_t)bb * Tq + ia] : 0, sgb = seg && ib < Tq ? seg[(size_t)bb * Tq + ib] : 0;
-    int kend = qs0 + min(i0 + BM, Tq); /* keys [0, kend) can be visible to this tile */
+    int kend = qs0 + min(i0 + BMF, Tq); /* keys [0, kend) can be visible to this tile */
     if (kend > Tk) kend = Tk;
+    const int wlast = qs0 + min(i0 + warp * 16 + 15, Tq - 1); /* the last key this warp's rows can see */
     float o[D / 8][4], ma = -INFINITY, mb = -INFINITY, la = 0, lb = 0;
 #pragma unroll
     for (int n = 0; n < D / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0;
     for (int j0 = 0; j0 < kend; j0 += BN) {
         __syncthreads();
-        stage<D>(Ks, P, NULL, 0, k, (size_t)bb * Tk, Hkv, kh, j0, BN, Tk, 1.0f);
-        stage<D>(NULL, 0, Vt, PT, v, (size_t)bb * Tk, Hkv, kh, j0, BN, Tk, 1.0f);
+        stage16<D, NTF>(Ks, P, k, (size_t)bb * Tk, Hkv, kh, j0, BN, Tk);
+        stage16<D, NTF>(Vs, P, v, (size_t)bb * Tk, Hkv, kh, j0, BN, Tk);
         if (seg)
-            for (int r = threadIdx.x; r < BN; r += NT) segk[r] = j0 + r < Tk ? seg[(size_t)bb * Tk + j0 + r] : -1;
+            for (int r = threadIdx.x; r < BN; r += NTF) segk[r] = j0 + r < Tk ? seg[(size_t)bb * Tk + j0 + r] : -1;
         __syncthreads();
+        if (j0 > wlast) continue; /* every key of this tile is in the future of this warp's rows */
         float s[BN / 8][4];
 #pragma unroll
         for (int n = 0; n < BN / 8; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0;
@@ -133,15 +159,19 @@ __global__ void __launch_bounds__(NT) fa_fwd_kernel(float *out, float *lse, cons
                 mma16816(s[n], a, b0, b1);
             }
         }
-        /* mask, row max */
+        /* mask (only where the tile reaches the diagonal, the end of the keys, or with segments), row max */
+        const bool need_mask = seg || j0 + BN - 1 > qs0 + i0 + warp * 16 || j0 + BN > Tk;
         float mxa = -INFINITY, mxb = -INFINITY;
 #pragma unroll
         for (int n = 0; n < BN / 8; n++)
 #pragma unroll
             for (int e = 0; e < 4; e++) {
-                int j = j0 + n * 8 + 2 * t + (e & 1);
-                bool okr = e < 2 ? (j <= lasta && (!seg || segk[j - j0] == sga)) : (j <= lastb && (!seg || segk[j - j0] == sgb));
-                if (!okr || j >= Tk) s[n][e] = -INFINITY;
+                if (need_mask) {
+                    int j = j0 + n * 8 + 2 * t + (e & 1);
+                    bool okr = e < 2 ? (j <= lasta && (!seg || segk[j - j0] == sga))
+                                     : (j <= lastb && (!seg || segk[j - j0] == sgb));
+                    if (!okr || j >= Tk) s[n][e] = -INFINITY;
+                }
                 if (e < 2) mxa = fmaxf(mxa, s[n][e]);
                 else mxb = fmaxf(mxb, s[n][e]);
             }
@@ -169,7 +199,7 @@ __global__ void __launch_bounds__(NT) fa_fwd_kernel(float *out, float *lse, cons
 #pragma unroll
             for (int n = 0; n < D / 8; n++) {
                 uint32_t b0, b1;
-                frag_b(b0, b1, Vt, PT, n * 8, kk * 16, g, t);
+                frag_bt(b0, b1, Vs, P, kk * 16, n * 8, lane);
                 mma16816(o[n], a, b0, b1);
             }
         }
@@ -198,14 +228,14 @@ __global__ void __launch_bounds__(NT) fa_bwd_dq_kernel(float *dq, const float *d
                                                        const float *v, const float *lse, const float *Dv,
                                                        const int32_t *seg, int T, int Hq, int Hkv, float scale)
 {
-    constexpr int P = D + 8, PT = BN + 8;
+    constexpr int P = D + 8;
     extern __shared__ __align__(16) unsigned char smem[];
-    bf16 *Qs = (bf16 *)smem, *dOs = Qs + BM * P, *Ks = dOs + BM * P, *Vs = Ks + BN * P, *Kt = Vs + BN * P;
-    int *segk = (int *)(Kt + D * PT);
+    bf16 *Qs = (bf16 *)smem, *dOs = Qs + BM * P, *Ks = dOs + BM * P, *Vs = Ks + BN * P;
+    int *segk = (int *)(Vs + BN * P);
     const int qt = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, bb = blockIdx.z, kh = h / (Hq / Hkv);
     const int i0 = qt * BM, warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    stage<D>(Qs, P, NULL, 0, q, (size_t)bb * T, Hq, h, i0, BM, T, scale);
-    stage<D>(dOs, P, NULL, 0, dout, (size_t)bb * T, Hq, h, i0, BM, T, 1.0f);
+    stage<D, NT>(Qs, P, q, (size_t)bb * T, Hq, h, i0, BM, T, scale);
+    stage<D, NT>(dOs, P, dout, (size_t)bb * T, Hq, h, i0, BM, T, 1.0f);
     const int ia = i0 + warp * 16 + g, ib = ia + 8;
     const size_t ra = ((size_t)bb * Hq + h) * T + ia, rb = ra + 8;
     const float La = ia < T ? lse[ra] : 0.f, Lb = ib < T ? lse[rb] : 0.f;
@@ -217,8 +247,8 @@ __global__ void __launch_bounds__(NT) fa_bwd_dq_kernel(float *dq, const float *d
     for (int n = 0; n < D / 8; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0;
     for (int j0 = 0; j0 < kend; j0 += BN) {
         __syncthreads();
-        stage<D>(Ks, P, Kt, PT, k, (size_t)bb * T, Hkv, kh, j0, BN, T, 1.0f);
-        stage<D>(Vs, P, NULL, 0, v, (size_t)bb * T, Hkv, kh, j0, BN, T, 1.0f);
+        stage<D, NT>(Ks, P, k, (size_t)bb * T, Hkv, kh, j0, BN, T, 1.0f);
+        stage<D, NT>(Vs, P, v, (size_t)bb * T, Hkv, kh, j0, BN, T, 1.0f);
         if (seg)
             for (int r = threadIdx.x; r < BN; r += NT) segk[r] = j0 + r < T ? seg[(size_t)bb * T + j0 + r] : -1;
         __syncthreads();
@@ -259,7 +289,7 @@ __global__ void __launch_bounds__(NT) fa_bwd_dq_kernel(float *dq, const float *d
 #pragma unroll
             for (int n = 0; n < D / 8; n++) {
                 uint32_t b0, b1;
-                frag_b(b0, b1, Kt, PT, n * 8, kk * 16, g, t);
+                frag_bt(b0, b1, Ks, P, kk * 16, n * 8, lane);
                 mma16816(acc[n], a, b0, b1);
             }
         }
@@ -288,16 +318,15 @@ __global__ void __launch_bounds__(NT) fa_bwd_dkv_kernel(float *dk, float *dv, co
                                                         const float *Dv, const int32_t *seg, int T, int Hq, int Hkv,
                                                         float scale)
 {
-    constexpr int P = D + 8, PT = BM + 8;
+    constexpr int P = D + 8;
     extern __shared__ __align__(16) unsigned char smem[];
-    bf16 *Ks = (bf16 *)smem, *Vs = Ks + BN * P, *Qs = Vs + BN * P, *dOs = Qs + BM * P, *Qt = dOs + BM * P,
-         *dOt = Qt + D * PT;
-    float *Ls = (float *)(dOt + D * PT), *Ds = Ls + BM;
+    bf16 *Ks = (bf16 *)smem, *Vs = Ks + BN * P, *Qs = Vs + BN * P, *dOs = Qs + BM * P;
+    float *Ls = (float *)(dOs + BM * P), *Ds = Ls + BM;
     int *segq = (int *)(Ds + BM);
     const int kt = gridDim.x - 1 - blockIdx.x, kh = blockIdx.y, bb = blockIdx.z, grp = Hq / Hkv;
     const int j0 = kt * BN, warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    stage<D>(Ks, P, NULL, 0, k, (size_t)bb * T, Hkv, kh, j0, BN, T, 1.0f);
-    stage<D>(Vs, P, NULL, 0, v, (size_t)bb * T, Hkv, kh, j0, BN, T, 1.0f);
+    stage<D, NT>(Ks, P, k, (size_t)bb * T, Hkv, kh, j0, BN, T, 1.0f);
+    stage<D, NT>(Vs, P, v, (size_t)bb * T, Hkv, kh, j0, BN, T, 1.0f);
     const int ja = j0 + warp * 16 + g, jb = ja + 8; /* this thread's key rows */
     const int sja = seg && ja < T ? seg[(size_t)bb * T + ja] : 0, sjb = seg && jb < T ? seg[(size_t)bb * T + jb] : 0;
     float ak[D / 8][4], av[D / 8][4];
@@ -308,8 +337,8 @@ __global__ void __launch_bounds__(NT) fa_bwd_dkv_kernel(float *dk, float *dv, co
     for (int h = kh * grp; h < (kh + 1) * grp; h++)
         for (int i0 = j0; i0 < T; i0 += BM) {
             __syncthreads();
-            stage<D>(Qs, P, Qt, PT, q, (size_t)bb * T, Hq, h, i0, BM, T, scale);
-            stage<D>(dOs, P, dOt, PT, dout, (size_t)bb * T, Hq, h, i0, BM, T, 1.0f);
+            stage<D, NT>(Qs, P, q, (size_t)bb * T, Hq, h, i0, BM, T, scale);
+            stage<D, NT>(dOs, P, dout, (size_t)bb * T, Hq, h, i0, BM, T, 1.0f);
             for (int r = threadIdx.x; r < BM; r += NT) {
                 int i = i0 + r;
                 size_t row = ((size_t)bb * Hq + h) * T + i;
@@ -357,9 +386,9 @@ __global__ void __launch_bounds__(NT) fa_bwd_dkv_kernel(float *dk, float *dv, co
 #pragma unroll
                 for (int n = 0; n < D / 8; n++) {
                     uint32_t b0, b1;
-                    frag_b(b0, b1, dOt, PT, n * 8, kk * 16, g, t);
+                    frag_bt(b0, b1, dOs, P, kk * 16, n * 8, lane);
                     mma16816(av[n], ap, b0, b1);
-                    frag_b(b0, b1, Qt, PT, n * 8, kk * 16, g, t);
+                    frag_bt(b0, b1, Qs, P, kk * 16, n * 8, lane);
                     mma16816(ak[n], ad, b0, b1);
                 }
             }
@@ -367,7 +396,7 @@ __global__ void __launch_bounds__(NT) fa_bwd_dkv_kernel(float *dk, float *dv, co
 #pragma unroll
     for (int n = 0; n < D / 8; n++) {
         int c = n * 8 + 2 * t;
-        /* Qt holds scale * q, so ak is already scale * dS^T q */
+        /* Qs holds scale * q, so ak is already scale * dS^T q */
         if (ja < T) {
             size_t o = (((size_t)bb * T + ja) * Hkv + kh) * D + c;
             float2 x = *(float2 *)(dk + o), y = *(float2 *)(dv + o);
@@ -387,9 +416,9 @@ __global__ void __launch_bounds__(NT) fa_bwd_dkv_kernel(float *dk, float *dv, co
 
 static bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
-template <int D> static size_t fwd_smem() { return (size_t)(BM + BN) * (D + 8) * 2 + (size_t)D * (BN + 8) * 2 + BN * 4; }
-template <int D> static size_t dq_smem() { return (size_t)(2 * BM + 2 * BN) * (D + 8) * 2 + (size_t)D * (BN + 8) * 2 + BN * 4; }
-template <int D> static size_t dkv_smem() { return (size_t)(2 * BN + 2 * BM) * (D + 8) * 2 + 2 * (size_t)D * (BM + 8) * 2 + 3 * BM * 4; }
+template <int D> static size_t fwd_smem() { return (size_t)(BMF + 2 * BN) * (D + 8) * 2 + BN * 4; }
+template <int D> static size_t dq_smem() { return (size_t)(2 * BM + 2 * BN) * (D + 8) * 2 + BN * 4; }
+template <int D> static size_t dkv_smem() { return (size_t)(2 * BN + 2 * BM) * (D + 8) * 2 + 3 * BM * 4; }
 
 template <int D>
 static void fwd_launch(k_backend *b, float *out, float *lse, const float *q, const float *k, const float *v,
@@ -401,9 +430,15 @@ static void fwd_launch(k_backend *b, float *out, float *lse, const float *q, con
         CK(cudaFuncSetAttribute(fa_fwd_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm));
         init = true;
     }
-    dim3 grid((s->Tq + BM - 1) / BM, s->Hq, s->B);
-    fa_fwd_kernel<D><<<grid, NT, sm, KCUDA_STREAM(b)>>>(out, lse, q, k, v, q_start, seg, s->Tq, s->Tk, s->Hq, s->Hkv,
-                                                         s->scale);
+    /* K and V once to bf16 (every query tile reads them: half the traffic, no conversion in the loop) */
+    size_t nkv = (size_t)s->B * s->Tk * s->Hkv * D;
+    bf16 *kb = (bf16 *)kcuda_scratch(b, 2 * nkv * sizeof(bf16)), *vb = kb + nkv;
+    to_bf16_kernel<<<kc_blocks(nkv / 4, 256) < 4096 ? kc_blocks(nkv / 4, 256) : 4096, 256, 0, KCUDA_STREAM(b)>>>(kb, k, nkv / 4);
+    to_bf16_kernel<<<kc_blocks(nkv / 4, 256) < 4096 ? kc_blocks(nkv / 4, 256) : 4096, 256, 0, KCUDA_STREAM(b)>>>(vb, v, nkv / 4);
+    KLAUNCH_CHECK();
+    dim3 grid((s->Tq + BMF - 1) / BMF, s->Hq, s->B);
+    fa_fwd_kernel<D><<<grid, NTF, sm, KCUDA_STREAM(b)>>>(out, lse, q, kb, vb, q_start, seg, s->Tq, s->Tk, s->Hq,
+                                                          s->Hkv, s->scale);
     KLAUNCH_CHECK();
 }
 
