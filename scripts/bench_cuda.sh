@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench_cuda.sh - `make bench-cuda`: hx's CUDA ops and the PyTorch/fla references on the same card, as one ratio table.
-# Usage: scripts/bench_cuda.sh [kda|attn|dense|all]   (FLA_SRC: the flash-linear-attention python package dir)
+# Usage: scripts/bench_cuda.sh [kda|attn|dense|train|prefill|all]   (FLA_SRC: the flash-linear-attention python package dir)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -9,7 +9,19 @@ mkdir -p "$out"
 fla=${FLA_SRC:-third_party/src/fla-src}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | sed 's/^/# card: /'
 echo "# hx CUDA ops"
-build/bench_cuda "$what" | tee "$out/hx.txt"
+case $what in train|prefill) : >"$out/hx.txt" ;; *) build/bench_cuda "$what" | tee "$out/hx.txt" ;; esac
+# the whole model through the engine (Qwen3-0.6B shape, random weights): training step and prefill
+cfg=tests/cuda/qwen3_0.6b.json
+if [[ $what == all || $what == train ]]; then
+    build/hx bench train --config $cfg --device cuda --batch 8 --seq 2048 --steps 3 |
+        awk '{print} /^train / {printf "RESULT train_step_qwen3_0.6B_B8_T2048 %s\n", $5}' | tee -a "$out/hx.txt"
+fi
+if [[ $what == all || $what == prefill ]]; then
+    for T in 4096 16384 32768 65536 131072; do
+        build/hx bench infer --config $cfg --device cuda --batch 1 --seq $T --new 2 --steps 1 |
+            awk -v T=$T '/^prefill / {print; printf "RESULT prefill_qwen3_0.6B_T%d %s\n", T, $5}' | tee -a "$out/hx.txt"
+    done
+fi
 echo "# references (torch, fla)"
 refs=$what; [ "$what" = all ] && refs="kda attn dense train prefill"
 PYTHONPATH="$fla${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 python3 tests/reference/bench_torch.py $refs | tee "$out/ref.txt"
