@@ -184,3 +184,26 @@ int ev_match_open(const char *text, const char *target, const char *const *alias
     if (contains) *contains = co;
     return co;
 }
+
+/* 1 when an occurrence of `ans` in text (ASCII case-insensitive) has byte `at` inside it. Its last byte does not
+ * count: the "." of "Washington D.C." also ends the sentence. */
+static int covered(const char *text, size_t at, const char *ans)
+{
+    size_t n = ans ? strlen(ans) : 0;
+    if (n < 2 || !strchr(ans, '.')) return 0;
+    for (size_t q = at + 2 >= n ? at + 2 - n : 0; q <= at; q++)
+        if (!strncasecmp(text + q, ans, n)) return 1;
+    return 0;
+}
+
+size_t ev_prose_end(const char *text, const char *target, const char *const *aliases, int n_aliases)
+{
+    size_t i = 0;
+    for (; text[i] && text[i] != '\n'; i++) {
+        if (text[i] != '.') continue;
+        int inside = covered(text, i, target);
+        for (int a = 0; a < n_aliases && !inside; a++) inside = covered(text, i, aliases[a]);
+        if (!inside) break;
+    }
+    return i;
+}

@@ -2,6 +2,8 @@
 #ifndef EV_EXTRACT_H
 #define EV_EXTRACT_H
 
+#include <stddef.h>
+
 /*
  * SQuAD's normalize_answer: lower-case (ASCII), drop ASCII punctuation, drop the articles a/an/the as
  * whole words, collapse whitespace to single spaces, trim. Bytes >= 0x80 are kept as they are. xmalloc'd.
@@ -38,5 +40,14 @@ char *ev_open_answer(const char *text);
  */
 int ev_match_open(const char *text, const char *target, const char *const *aliases, int n_aliases, int *exact,
                   int *contains);
+
+/*
+ * Where a greedy prose continuation ends (docs/eval.md "prose"): the length of `text` up to its first
+ * newline or its first "." that is not inside an accepted answer written in the text (target or an alias,
+ * ASCII case-insensitive), so "St. George's. The capital of ..." ends after "St. George's"; an answer's
+ * final "." ends the sentence too ("Washington D.C. It ..." ends before that "."). Answers without a "."
+ * make this the plain stop string ".".
+ */
+size_t ev_prose_end(const char *text, const char *target, const char *const *aliases, int n_aliases);
 
 #endif

@@ -8,7 +8,7 @@
 
 const char *ev_format_name(ev_format f)
 {
-    return f == EV_FMT_MCQ ? "mcq" : f == EV_FMT_OPEN ? "open" : "cloze";
+    return f == EV_FMT_MCQ ? "mcq" : f == EV_FMT_OPEN ? "open" : f == EV_FMT_CLOZE ? "cloze" : "prose";
 }
 
 static const char *str_field(json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
@@ -32,7 +32,8 @@ int ev_item_parse(json_t *o, const char *where, ev_item *it)
     if (!fmt || !strcmp(fmt, "mcq")) it->format = EV_FMT_MCQ;
     else if (!strcmp(fmt, "open")) it->format = EV_FMT_OPEN;
     else if (!strcmp(fmt, "cloze")) it->format = EV_FMT_CLOZE;
-    else return error("%s: item %s: unknown format '%s' (mcq, open or cloze)", where, it->doc_id, fmt);
+    else if (!strcmp(fmt, "prose")) it->format = EV_FMT_PROSE;
+    else return error("%s: item %s: unknown format '%s' (mcq, open, cloze or prose)", where, it->doc_id, fmt);
     json_t *ch = json_object_get(o, "choices");
     size_t n = json_array_size(ch);
     if (!json_is_array(ch) || n < 2 || n > 26)
@@ -72,7 +73,8 @@ void ev_item_release(ev_item *it)
 }
 
 int ev_has_acc_norm(const ev_item *it) { return it->format != EV_FMT_MCQ; }
-int ev_gen_is_letter(const ev_item *it) { return it->format != EV_FMT_OPEN; }
+int ev_gen_is_letter(const ev_item *it) { return it->format == EV_FMT_MCQ || it->format == EV_FMT_CLOZE; }
+int ev_uses_chat(const ev_item *it, int chat) { return chat && it->format != EV_FMT_PROSE; }
 
 /* Appends one rendered item (without its answer) to a growing string. */
 static char *cat(char *s, const char *add)
@@ -95,7 +97,7 @@ static char *options(char *s, const ev_item *it)
 
 static char *ll_body(char *s, const ev_item *it)
 {
-    if (it->format == EV_FMT_CLOZE) return cat(s, it->question);
+    if (it->format == EV_FMT_CLOZE || it->format == EV_FMT_PROSE) return cat(s, it->question);
     s = cat(s, "Question: ");
     s = cat(s, it->question);
     if (it->format == EV_FMT_MCQ) s = options(s, it);
@@ -115,7 +117,9 @@ char *ev_ll_context(const ev_item *it, const ev_item *const *shots, int n_shots)
         s = ll_body(s, shots[k]);
         char *ans = ev_ll_continuation(shots[k], shots[k]->answer);
         s = cat(s, ans);
-        s = cat(s, "\n\n");
+        /* prose shots end as sentences ("... is Vientiane. "), unless the answer already does ("D.C.") */
+        if (it->format == EV_FMT_PROSE) s = cat(s, ans[strlen(ans) - 1] == '.' ? " " : ". ");
+        else s = cat(s, "\n\n");
         free(ans);
     }
     return ll_body(s, it);
@@ -131,12 +135,12 @@ static char *gen_user(const ev_item *it)
 
 char *ev_gen_answer(const ev_item *it)
 {
-    return it->format == EV_FMT_OPEN ? xstrdup(it->target) : xstrfmt("%c", 'A' + it->answer);
+    return ev_gen_is_letter(it) ? xstrfmt("%c", 'A' + it->answer) : xstrdup(it->target);
 }
 
 char *ev_gen_prompt(const ev_item *it, const ev_item *const *shots, int n_shots, int chat)
 {
-    if (!chat) return ev_ll_context(it, shots, n_shots);
+    if (!ev_uses_chat(it, chat)) return ev_ll_context(it, shots, n_shots);
     int n = 2 * n_shots + 1;
     nn_chat_msg *m = xcalloc((size_t)n, sizeof *m);
     char **own = xcalloc((size_t)n, sizeof *own);

@@ -228,6 +228,14 @@ static void utf8_repair(char *s)
     }
 }
 
+/* A prose reply may stop at the stop string "." unless an accepted answer has a "." ("St. George's"). */
+static int prose_stops_at_dot(const ev_item *it)
+{
+    int dot = strchr(it->target, '.') != NULL;
+    for (int a = 0; a < it->n_aliases; a++) dot |= strchr(it->aliases[a], '.') != NULL;
+    return !dot;
+}
+
 /* Requests per call to the engine: progress and Ctrl-C checks between them. */
 #define CHUNK 64
 
@@ -256,7 +264,8 @@ static int eval_run(hx_stage_ctx *c)
     char **lctx = xcalloc((size_t)n_ll, sizeof *lctx), **lcont = xcalloc((size_t)n_ll, sizeof *lcont);
     char **gp = xcalloc((size_t)n, sizeof *gp), **gout = xcalloc((size_t)n, sizeof *gout);
     double *logp = xcalloc((size_t)n_ll, sizeof *logp);
-    int *greedy = xcalloc((size_t)n_ll, sizeof *greedy);
+    int *greedy = xcalloc((size_t)n_ll, sizeof *greedy), *lchat = xcalloc((size_t)n_ll, sizeof *lchat);
+    int *gclass = xcalloc((size_t)n, sizeof *gclass);
     const ev_item *sh[32];
     for (int i = 0, r = 0; i < n && !rc; i++) {
         int k = pick_shots(all, n_all, &it[i], shots, seed, sh);
@@ -264,10 +273,12 @@ static int eval_run(hx_stage_ctx *c)
         for (int ch = 0; ch < it[i].n_choices; ch++, r++) {
             lctx[r] = xstrdup(ctx);
             lcont[r] = ev_ll_continuation(&it[i], ch);
+            lchat[r] = ev_uses_chat(&it[i], ll_chat);
         }
         free(ctx);
         gp[i] = ev_gen_prompt(&it[i], sh, k, chat);
         if (!gp[i]) rc = -1;
+        if (it[i].format == EV_FMT_PROSE) gclass[i] = prose_stops_at_dot(&it[i]) ? 1 : 2;
     }
 
     int own = !c->engine;
@@ -285,30 +296,65 @@ static int eval_run(hx_stage_ctx *c)
         rc = error("stage '%s': the tokenizer has %zu ids but the model's vocab_size is %d; they do not belong together",
                    c->stage_name, nn_tokenizer_vocab_size(tok), m->cfg.vocab);
 
+    /* stop strings per generation class: 0 the stage's, 1 prose (also newline and "."), 2 prose whose answer has a
+     * "." (newline only; ev_prose_end cuts at the first "." outside the answer) */
     json_t *stop = hx_with_json(c, "stop");
-    const char **stops = xcalloc(json_array_size(stop) + 1, sizeof *stops);
-    for (size_t s = 0; s < json_array_size(stop); s++) stops[s] = json_string_value(json_array_get(stop, s));
-    nn_textgen_opts go = {.max_new = max_new, .chat = 0, .stop = stops, .n_stop = (int)json_array_size(stop),
-                          .stop_at_eos = 1};
+    int n_stop = (int)json_array_size(stop);
+    const char **stops = xcalloc((size_t)n_stop + 2, sizeof *stops);
+    for (int s = 0; s < n_stop; s++) stops[s] = json_string_value(json_array_get(stop, s));
+    stops[n_stop] = "\n";
+    stops[n_stop + 1] = ".";
+    nn_textgen_opts go[3] = {
+        {.max_new = max_new, .chat = 0, .stop = stops, .n_stop = n_stop, .stop_at_eos = 1},
+        {.max_new = max_new, .chat = 0, .stop = stops, .n_stop = n_stop + 2, .stop_at_eos = 1},
+        {.max_new = max_new, .chat = 0, .stop = stops, .n_stop = n_stop + 1, .stop_at_eos = 1},
+    };
     hx_progress pg;
     double t0 = hx_now();
     if (!rc) {
         log_info("stage '%s': %d items (%d scored continuations, %d generations), %d-shot", c->stage_name, n, n_ll, n, shots);
         hx_progress_begin(&pg, c->stage_name, n_ll + n, "req");
-        for (int lo = 0; lo < n_ll && !rc; lo += CHUNK) {
-            int k = n_ll - lo < CHUNK ? n_ll - lo : CHUNK;
-            rc = nn_textscore(m, tok, (const char *const *)lctx + lo, (const char *const *)lcont + lo, k, batch, ll_chat,
-                              logp + lo, greedy + lo, NULL);
-            hx_progress_update(&pg, lo + k, "scoring");
-            if (!rc && c->interrupted && *c->interrupted) rc = error("stage '%s': interrupted", c->stage_name);
+        /* requests go to the engine in groups that share the chat flag (scoring) or the stop strings (generation),
+         * CHUNK at a time, in item order within a group */
+        int *sel = xmalloc(sizeof *sel * ((size_t)(n_ll > n ? n_ll : n) + 1));
+        const char **pa = xmalloc(sizeof *pa * (CHUNK + 1)), **pb = xmalloc(sizeof *pb * (CHUNK + 1));
+        double lp[CHUNK];
+        int gr[CHUNK], done = 0;
+        for (int pass = 0; pass < 2 && !rc; pass++) {
+            int ns = 0;
+            for (int r = 0; r < n_ll; r++)
+                if (lchat[r] == pass) sel[ns++] = r;
+            for (int lo = 0; lo < ns && !rc; lo += CHUNK) {
+                int k = ns - lo < CHUNK ? ns - lo : CHUNK;
+                for (int j = 0; j < k; j++) pa[j] = lctx[sel[lo + j]], pb[j] = lcont[sel[lo + j]];
+                rc = nn_textscore(m, tok, pa, pb, k, batch, pass, lp, gr, NULL);
+                for (int j = 0; j < k && !rc; j++) logp[sel[lo + j]] = lp[j], greedy[sel[lo + j]] = gr[j];
+                hx_progress_update(&pg, done += k, "scoring");
+                if (!rc && c->interrupted && *c->interrupted) rc = error("stage '%s': interrupted", c->stage_name);
+            }
         }
         double t1 = hx_now();
-        for (int lo = 0; lo < n && !rc; lo += CHUNK) {
-            int k = n - lo < CHUNK ? n - lo : CHUNK;
-            rc = nn_textgen(m, tok, (const char *const *)gp + lo, k, batch, &go, gout + lo);
-            hx_progress_update(&pg, n_ll + lo + k, "generating");
-            if (!rc && c->interrupted && *c->interrupted) rc = error("stage '%s': interrupted", c->stage_name);
+        char *outs[CHUNK];
+        for (int cls = 0; cls < 3 && !rc; cls++) {
+            int ns = 0;
+            for (int i = 0; i < n; i++)
+                if (gclass[i] == cls) sel[ns++] = i;
+            for (int lo = 0; lo < ns && !rc; lo += CHUNK) {
+                int k = ns - lo < CHUNK ? ns - lo : CHUNK;
+                for (int j = 0; j < k; j++) pa[j] = gp[sel[lo + j]];
+                memset(outs, 0, sizeof outs);
+                rc = nn_textgen(m, tok, pa, k, batch, &go[cls], outs);
+                for (int j = 0; j < k; j++) gout[sel[lo + j]] = outs[j];
+                hx_progress_update(&pg, done += k, "generating");
+                if (!rc && c->interrupted && *c->interrupted) rc = error("stage '%s': interrupted", c->stage_name);
+            }
         }
+        for (int i = 0; i < n && !rc; i++)
+            if (it[i].format == EV_FMT_PROSE)
+                gout[i][ev_prose_end(gout[i], it[i].target, it[i].aliases, it[i].n_aliases)] = 0;
+        free(sel);
+        free(pa);
+        free(pb);
         hx_progress_end(&pg);
         if (!rc && c->metrics) {
             json_object_set_new(c->metrics, "score_seconds", json_real(t1 - t0));
@@ -441,7 +487,7 @@ static int eval_run(hx_stage_ctx *c)
     if (own && eng) nn_engine_free(eng);
     for (int i = 0; i < n_ll; i++) free(lctx[i]), free(lcont[i]);
     for (int i = 0; i < n; i++) free(gp[i]), free(gout[i]);
-    free(lctx); free(lcont); free(gp); free(gout); free(logp); free(greedy);
+    free(lctx); free(lcont); free(gp); free(gout); free(logp); free(greedy); free(lchat); free(gclass);
     for (int i = 0; i < n_all; i++) ev_item_release(&all[i]);
     for (int i = 0; i < n; i++) ev_item_release(&it[i]);
     free(all);

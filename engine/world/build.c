@@ -8,7 +8,7 @@
 #include <string.h>
 
 /* Independent random streams per purpose, so e.g. changing `paraphrases` does not move the splits. */
-enum { RNG_SELECT = 1, RNG_SPLIT, RNG_BROWN, RNG_MENTION, RNG_CORPUS, RNG_INSTRUCT, RNG_BENCH, RNG_CLOZE, RNG_CHATMIX };
+enum { RNG_SELECT = 1, RNG_SPLIT, RNG_BROWN, RNG_MENTION, RNG_CORPUS, RNG_INSTRUCT, RNG_BENCH, RNG_CLOZE, RNG_CHATMIX, RNG_PROSE };
 
 static void rng_for(hx_rng *r, uint64_t seed, int purpose)
 {
@@ -252,6 +252,7 @@ static int build_corpus(world *w, const world_brown *brown, const int *corpus_do
 
     wbuf out = {0};
     w->mention_fact = xmalloc(sizeof *w->mention_fact * ((size_t)nm + 1));
+    w->mention_tpl = xmalloc(sizeof *w->mention_tpl * ((size_t)nm + 1));
     w->n_mentions = 0;
     int doc_words = 0, in_doc = 0, n_docs = 0;
     for (int s = 0; s <= n_bp; s++) {
@@ -264,6 +265,7 @@ static int build_corpus(world *w, const world_brown *brown, const int *corpus_do
                 wbuf_puts(&out, sent);
                 doc_words += w_count_words(sent);
                 free(sent);
+                w->mention_tpl[w->n_mentions] = ms[m].tpl;
                 w->mention_fact[w->n_mentions++] = ms[m].fact;
             }
             wbuf_putc(&out, '\n');
@@ -507,17 +509,43 @@ static int *balanced_positions(hx_rng *r, int n)
     return pos;
 }
 
+/* The prose question of a fact: the prefix of one of its relation's prose templates that end with the object,
+ * preferring templates its corpus mentions did not use (`used`: bit t = prose template t), so the question
+ * is a paraphrase where one is left; at paraphrases >= templates every template is used and any may come. */
+static char *prose_question(hx_rng *r, const world_fact *f, uint32_t used)
+{
+    const char *const *prose = world_relations(NULL)[f->rel].prose;
+    int elig[32], ne = 0, fresh[32], nf = 0;
+    for (int t = 0; prose[t] && t < 32; t++) {
+        char *q = world_render_prefix(prose[t], f);
+        if (!q) continue;
+        elig[ne++] = t;
+        if (!(used >> t & 1)) fresh[nf++] = t;
+        free(q);
+    }
+    if (!ne) BUG("relation %s has no prose template ending with its object", world_relations(NULL)[f->rel].name);
+    int t = nf ? fresh[hx_rng_below(r, (uint64_t)nf)] : elig[hx_rng_below(r, (uint64_t)ne)];
+    return world_render_prefix(prose[t], f);
+}
+
+/* kn_mcq_<family>, kn_open_<family> and kn_prose_<family>: the same facts and choices, asked three ways.
+ * kn_prose shares kn_open's answer positions; its choices are the objects as prose writes them. */
 static void build_knowledge(world *w, const rel_pools *rp)
 {
     const world_relation *rels = world_relations(NULL);
-    hx_rng r;
+    hx_rng r, rq;
     rng_for(&r, w->p.seed, RNG_BENCH);
+    rng_for(&rq, w->p.seed, RNG_PROSE);
+    uint32_t *used = xcalloc((size_t)w->facts.n + 1, sizeof *used);
+    for (int m = 0; m < w->n_mentions; m++) used[w->mention_fact[m]] |= 1u << (w->mention_tpl[m] & 31);
     for (int fam = 0; fam < WORLD_N_FAM; fam++) {
         char name[48];
         snprintf(name, sizeof name, "kn_mcq_%s", world_family_name(fam));
         int mcq = task_add(w, name);
         snprintf(name, sizeof name, "kn_open_%s", world_family_name(fam));
         int open = task_add(w, name);
+        snprintf(name, sizeof name, "kn_prose_%s", world_family_name(fam));
+        int prose = task_add(w, name);
         int splits[2] = {WORLD_SPLIT_EVAL, WORLD_SPLIT_HELDOUT};
         for (int si = 0; si < 2; si++) {
             /* facts of this family and split that have three distractors, seeded order */
@@ -541,8 +569,11 @@ static void build_knowledge(world *w, const rel_pools *rp)
                 const char *const *d = dis[perm[k]];
                 const world_relation *rel = &rels[f->rel];
                 char *q = world_render(rel->question[0], f);
-                for (int kind = 0; kind < 2; kind++) {
-                    world_task *t = &w->tasks[kind ? open : mcq];
+                char *pq = prose_question(&rq, f, used[idx[perm[k]]]);
+                char *pd[3];
+                for (int j = 0; j < 3; j++) pd[j] = world_object_text(f->rel, d[j]);
+                for (int kind = 0; kind < 3; kind++) { /* mcq, open, prose */
+                    world_task *t = &w->tasks[kind == 0 ? mcq : kind == 1 ? open : prose];
                     int ans = kind ? pos_o[k] : pos_m[k];
                     json_t *o = json_object();
                     char id[64];
@@ -552,19 +583,23 @@ static void build_knowledge(world *w, const rel_pools *rp)
                     json_object_set_new(o, "task", json_string(t->name));
                     json_object_set_new(o, "relation", json_string(rel->name));
                     json_object_set_new(o, "split", json_string(world_split_name(f->split)));
-                    json_object_set_new(o, "format", json_string(kind ? "open" : "mcq"));
-                    json_object_set_new(o, "question", json_string(q));
-                    json_object_set_new(o, "choices", choices_json(f->object, d, ans));
+                    json_object_set_new(o, "format", json_string(kind == 0 ? "mcq" : kind == 1 ? "open" : "prose"));
+                    json_object_set_new(o, "question", json_string(kind == 2 ? pq : q));
+                    if (kind == 2) json_object_set_new(o, "choices", choices_json(f->obj_text, (const char *const *)pd, ans));
+                    else json_object_set_new(o, "choices", choices_json(f->object, d, ans));
                     json_object_set_new(o, "answer", json_integer(ans));
-                    json_object_set_new(o, "target", json_string(f->object));
+                    json_object_set_new(o, "target", json_string(kind == 2 ? f->obj_text : f->object));
                     if (kind) json_object_set_new(o, "aliases", str_array(f->aliases, f->n_aliases));
                     json_array_append_new(t->items, o);
                 }
+                for (int j = 0; j < 3; j++) free(pd[j]);
                 free(q);
+                free(pq);
             }
             free(pos_m); free(pos_o); free(perm); free(idx); free(dis);
         }
     }
+    free(used);
 }
 
 /* cloze_brown: a held-out Brown passage and four continuations, the true next sentence among them */
@@ -811,6 +846,7 @@ void world_free(world *w)
     free(w->facts.f);
     world_facts_free(&w->usable);
     free(w->mention_fact);
+    free(w->mention_tpl);
     free(w->corpus);
     free(w->generic);
     json_decref(w->instruct);

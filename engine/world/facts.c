@@ -141,6 +141,27 @@ char *world_render(const char *tpl, const world_fact *f)
     return wbuf_take(&b);
 }
 
+char *world_render_prefix(const char *tpl, const world_fact *f)
+{
+    /* exactly one object placeholder ({o} {O} {ao} {AO}), the plain {o}, and only "." after it */
+    const char *at = NULL;
+    int n_obj = 0;
+    for (const char *p = strchr(tpl, '{'); p; p = strchr(p + 1, '{')) {
+        const char *e = strchr(p, '}');
+        if (e && w_tolower((unsigned char)e[-1]) == 'o') {
+            n_obj++;
+            at = p;
+        }
+    }
+    if (n_obj != 1 || strncmp(at, "{o}", 3) || strcmp(at + 3, ".") || at == tpl) return NULL;
+    size_t n = (size_t)(at - tpl);
+    while (n && tpl[n - 1] == ' ') n--;
+    if (!n) return NULL;
+    char *head = w_strndup(tpl, n), *s = world_render(head, f);
+    free(head);
+    return s;
+}
+
 /* ---- building ---- */
 
 typedef struct fact_list {
@@ -203,6 +224,14 @@ static char *country_text(const char *name)
     return art ? xstrfmt("the %s", name) : xstrdup(name);
 }
 
+char *world_object_text(int rel, const char *object)
+{
+    if (rel == R_BORDER) return country_text(object);
+    int the = (rel == R_REGION && (!strcmp(object, "Americas") || !strcmp(object, "Antarctic"))) ||
+              (rel == R_SUBREGION && !strcmp(object, "Caribbean"));
+    return the ? xstrfmt("the %s", object) : xstrdup(object);
+}
+
 static void add_country_facts(const world_countries *cc, fact_list *l)
 {
     for (int i = 0; i < cc->n; i++) {
@@ -212,14 +241,12 @@ static void add_country_facts(const world_countries *cc, fact_list *l)
         if (c->capital && short_enough(c->capital) && !w_strcaseeq(c->capital, c->name))
             fact_add(l, R_CAPITAL, c->name, c->capital, st, NULL);
         if (c->region && short_enough(c->region)) {
-            int the = !strcmp(c->region, "Americas") || !strcmp(c->region, "Antarctic");
-            char *ot = the ? xstrfmt("the %s", c->region) : xstrdup(c->region);
+            char *ot = world_object_text(R_REGION, c->region);
             fact_add(l, R_REGION, c->name, c->region, st, ot);
             free(ot);
         }
         if (c->subregion && short_enough(c->subregion)) {
-            int the = !strcmp(c->subregion, "Caribbean");
-            char *ot = the ? xstrfmt("the %s", c->subregion) : xstrdup(c->subregion);
+            char *ot = world_object_text(R_SUBREGION, c->subregion);
             fact_add(l, R_SUBREGION, c->name, c->subregion, st, ot);
             free(ot);
         }
@@ -230,7 +257,7 @@ static void add_country_facts(const world_countries *cc, fact_list *l)
         if (c->n_borders == 1) {
             for (int k = 0; k < cc->n; k++) {
                 if (strcmp(cc->c[k].cca3, c->borders[0]) || !short_enough(cc->c[k].name)) continue;
-                char *ot = country_text(cc->c[k].name);
+                char *ot = world_object_text(R_BORDER, cc->c[k].name);
                 fact_add(l, R_BORDER, c->name, cc->c[k].name, st, ot);
                 free(ot);
             }

@@ -151,6 +151,13 @@ int world_facts_build(const world_wordnet *wn, const world_countries *cc, const 
 void world_facts_free(world_facts *fs);
 /* Renders template `tpl` for a fact (xmalloc'd). */
 char *world_render(const char *tpl, const world_fact *f);
+/* The rendered prose up to the object, for templates that end with the object ("The capital of {s} is {o}."
+ * -> "The capital of Laos is"): NULL when the template has another form (object first, {ao}, text after it).
+ * The whole sentence is this prefix, a space, the fact's obj_text and ".". xmalloc'd. */
+char *world_render_prefix(const char *tpl, const world_fact *f);
+/* How prose writes an object of relation `rel` (index into world_relations()): "Netherlands" as a border
+ * country is "the Netherlands"; the obj_text of a fact with that object. xmalloc'd. */
+char *world_object_text(int rel, const char *object);
 
 /* ---- the world build ---- */
 
@@ -182,6 +189,7 @@ typedef struct world {
     world_facts facts;       /* the selected facts, each with its split (shallow copies of usable's) */
     int n_mentions;
     int *mention_fact;       /* fact index of every prose mention, in corpus order */
+    int *mention_tpl;        /* its prose template (index into the relation's `prose`) */
     char *corpus;            /* corpus/pretrain.txt */
     size_t corpus_len;
     char *generic;           /* corpus/generic.txt: Brown files in neither the corpus nor cloze (no facts) */

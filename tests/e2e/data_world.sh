@@ -18,11 +18,12 @@ stat_of() { python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print(e
 "$HX" run $R --store "$T/b" >"$T/b.log" 2>&1 || { cat "$T/b.log"; fail "tiny run 2"; }
 A=$(artifact "$T/a"); B=$(artifact "$T/b")
 for f in facts.jsonl corpus/pretrain.txt instruct.jsonl stats.json README.md bench/kn_mcq_country.jsonl \
-         bench/kn_open_definition.jsonl bench/kn_mcq_hypernym.jsonl bench/kn_open_lexical.jsonl bench/cloze_brown.jsonl; do
+         bench/kn_open_definition.jsonl bench/kn_mcq_hypernym.jsonl bench/kn_open_lexical.jsonl bench/cloze_brown.jsonl \
+         bench/kn_prose_country.jsonl bench/kn_prose_definition.jsonl bench/kn_prose_hypernym.jsonl bench/kn_prose_lexical.jsonl; do
     [ -s "$A/$f" ] || fail "tiny artifact lacks $f"
     cmp -s "$A/$f" "$B/$f" || fail "$f differs between two tiny builds"
 done
-[ "$(stat_of "$A" "s['facts']['selected']")" = 480 ] || fail "tiny: expected 480 facts"
+[ "$(stat_of "$A" "s['facts']['selected']")" = 200 ] || fail "tiny: expected 200 facts (50 per family)"
 [ "$(grep -c '^<|endoftext|>$' "$A/corpus/pretrain.txt")" = "$(stat_of "$A" "s['corpus']['documents']")" ] ||
     fail "document boundaries do not match stats.json"
 # letters balanced exactly, heldout items marked
@@ -41,6 +42,15 @@ for f in glob.glob(sys.argv[1] + "/bench/*.jsonl"):
     assert len(set(c.values())) == 1 and len(c) == 4, (f, c)
 for l in open(sys.argv[1] + "/instruct.jsonl"):
     assert facts[json.loads(l)["fact_id"]] == "instruct"
+# kn_prose: kn_open's facts and answer positions; an eval fact's prose question + answer is a corpus sentence
+corpus = open(sys.argv[1] + "/corpus/pretrain.txt").read()
+for fam in ("country", "definition", "hypernym", "lexical"):
+    op = [json.loads(l) for l in open(f"{sys.argv[1]}/bench/kn_open_{fam}.jsonl")]
+    pr = [json.loads(l) for l in open(f"{sys.argv[1]}/bench/kn_prose_{fam}.jsonl")]
+    assert [(x["fact_id"], x["answer"]) for x in op] == [(x["fact_id"], x["answer"]) for x in pr], fam
+    for x in pr:
+        assert x["format"] == "prose" and not x["question"].endswith(" "), x
+        if x["split"] == "eval": assert f'{x["question"]} {x["target"]}.' in corpus, x
 PY
 # a second run is a cache hit
 "$HX" run $R --store "$T/a" 2>&1 | grep -q "1 cached" || fail "second tiny run was not cached"

@@ -60,6 +60,16 @@ gen = sum(i["gen_correct"] for i in items if i["split"] == "eval") / n
 assert abs(m["ll_acc"] - ll) < 1e-9 and abs(m["gen_acc"] - gen) < 1e-9 and abs(m["gap"] - (ll - gen)) < 1e-9
 lo, hi = m["eval"]["all"]["ll_ci"]
 assert lo <= ll <= hi
+# prose items: open-answer scoring of a reply cut at the first "." or newline; prompts never in the chat template
+prose = [it for it in items if it["format"] == "prose"]
+assert len(prose) == 16, len(prose)  # 4 kn_prose tasks x 2 splits x limit 2
+for it in prose:
+    assert "gen_rule" not in it and it["gen_em"] in (True, False) and it["ll_norm_correct"] in (True, False), it
+    assert "." not in it["gen_text"] and "\n" not in it["gen_text"], it
+sections = open(d + "/prompts.md").read().split("\n## ")[1:]
+assert len([x for x in sections if x.startswith("kn_prose_")]) == 4
+for x in sections:
+    if x.startswith("kn_"): assert ("<|im_start|>" in x) == (not x.startswith("kn_prose_")), x
 PY
 
 # report in every format

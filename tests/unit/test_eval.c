@@ -181,8 +181,99 @@ static void test_prompts(void **state)
     json_object_set_new(j, "choices", json_pack("[s,s]", "a", "b"));
     assert_int_equal(ev_item_parse(j, "bench/x.jsonl:5", &it), -1);
     assert_non_null(strstr(hx_last_error(), "essay"));
+    assert_non_null(strstr(hx_last_error(), "prose")); /* the message lists the formats */
     json_decref(j);
     json_decref(s);
+}
+
+static json_t *prose_json(const char *doc, const char *q, const char *c0, const char *c1, const char *c2, const char *c3,
+                          int answer)
+{
+    const char *c[] = {c0, c1, c2, c3};
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:[s,s,s,s],s:i,s:s,s:[]}", "task", "kn_prose_country", "doc_id", doc,
+                     "fact_id", doc, "split", "eval", "format", "prose", "question", q, "choices", c0, c1, c2, c3,
+                     "answer", answer, "target", c[answer], "aliases");
+}
+
+static void check_prose_reply(const ev_item *it, const char *reply, size_t want_end, int want_em, int want_co)
+{
+    size_t e = ev_prose_end(reply, it->target, it->aliases, it->n_aliases);
+    if (e != want_end) fail_msg("'%s': ends at %zu, want %zu", reply, e, want_end);
+    char *cut = xstrfmt("%.*s", (int)e, reply);
+    int ex, co;
+    ev_match_open(cut, it->target, it->aliases, it->n_aliases, &ex, &co);
+    if (ex != want_em || co != want_co) fail_msg("'%s': em %d contains %d, want %d %d", cut, ex, co, want_em, want_co);
+    free(cut);
+}
+
+/* prose items: a raw prefix continued by each choice; generation continues the same prefix, never in the chat
+ * template; the reply ends at the first newline or "." outside the answer and is matched as an open answer */
+static void test_prose(void **state)
+{
+    (void)state;
+    json_t *j = prose_json("p-1", "The capital of Laos is", "Hanoi", "Vientiane", "Bangkok", "Phnom Penh", 1);
+    json_t *s = prose_json("p-2", "The only country bordering Portugal is", "Spain", "the Netherlands", "France",
+                           "Italy", 0);
+    json_t *d = prose_json("p-3", "The capital of the United States is", "Ottawa", "Washington D.C.", "Lima", "Rome", 1);
+    json_t *g = prose_json("p-4", "The capital of Grenada is", "St. George's", "Kingstown", "Roseau", "Castries", 0);
+    json_array_append_new(json_object_get(g, "aliases"), json_string("Saint George's"));
+    ev_item it, shot, dc, gr;
+    assert_int_equal(ev_item_parse(j, "p.jsonl:1", &it), 0);
+    assert_int_equal(ev_item_parse(s, "p.jsonl:2", &shot), 0);
+    assert_int_equal(ev_item_parse(d, "p.jsonl:3", &dc), 0);
+    assert_int_equal(ev_item_parse(g, "p.jsonl:4", &gr), 0);
+    assert_int_equal(it.format, EV_FMT_PROSE);
+    assert_string_equal(ev_format_name(it.format), "prose");
+    assert_true(ev_has_acc_norm(&it) && !ev_gen_is_letter(&it));
+    assert_true(!ev_uses_chat(&it, 1) && !ev_uses_chat(&it, 0));
+    char *c = ev_ll_context(&it, NULL, 0);
+    assert_string_equal(c, "The capital of Laos is");
+    free(c);
+    c = ev_ll_continuation(&it, 3);
+    assert_string_equal(c, " Phnom Penh");
+    free(c);
+    c = ev_gen_prompt(&it, NULL, 0, 1); /* chat: true is ignored for a prose prefix */
+    assert_string_equal(c, "The capital of Laos is");
+    free(c);
+    c = ev_gen_answer(&it);
+    assert_string_equal(c, "Vientiane");
+    free(c);
+    /* shots: finished sentences of one paragraph, as facts appear in the corpus; an answer ending in "." is not
+     * doubled */
+    const ev_item *shots[] = {&shot, &dc};
+    c = ev_ll_context(&it, shots, 2);
+    assert_string_equal(c, "The only country bordering Portugal is Spain. The capital of the United States is "
+                           "Washington D.C. The capital of Laos is");
+    free(c);
+    c = ev_gen_prompt(&it, shots, 1, 1);
+    assert_string_equal(c, "The only country bordering Portugal is Spain. The capital of Laos is");
+    free(c);
+    /* replies as greedy decoding gives them (the leading space of the continuation included) */
+    check_prose_reply(&it, " Vientiane", 10, 1, 1);
+    check_prose_reply(&it, " Vientiane. The capital of Thailand is Bangkok.", 10, 1, 1);
+    check_prose_reply(&it, " Hanoi. Vientiane is the capital of Laos.", 6, 0, 0); /* later sentences never count */
+    check_prose_reply(&it, " the city of Vientiane, on the Mekong.", 37, 0, 1);
+    check_prose_reply(&it, " Vientiane\nThe", 10, 1, 1);
+    check_prose_reply(&it, " Vientianes.", 11, 0, 0);
+    check_prose_reply(&it, "", 0, 0, 0);
+    check_prose_reply(&shot, " the Netherlands.", 16, 0, 0);
+    check_prose_reply(&shot, " Spain.", 6, 1, 1);
+    /* a "." inside an accepted answer does not end the reply; the answer's final "." ends the sentence */
+    check_prose_reply(&dc, " Washington D.C. It lies on the Potomac.", 15, 1, 1);
+    check_prose_reply(&dc, " Washington D.C.", 15, 1, 1);
+    check_prose_reply(&dc, " Washington. It lies on the Potomac.", 11, 0, 0);
+    check_prose_reply(&gr, " St. George's. The capital of Dominica is Roseau.", 13, 1, 1);
+    check_prose_reply(&gr, " st. george's", 13, 1, 1);
+    check_prose_reply(&gr, " Saint George's.", 15, 1, 1);
+    check_prose_reply(&gr, " St. Kitts.", 3, 0, 0); /* only a whole accepted answer protects its "." */
+    ev_item_release(&it);
+    ev_item_release(&shot);
+    ev_item_release(&dc);
+    ev_item_release(&gr);
+    json_decref(j);
+    json_decref(s);
+    json_decref(d);
+    json_decref(g);
 }
 
 static json_t *outcome(const char *task, const char *split, int ll, int gen, int em)
@@ -267,6 +358,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_normalize), cmocka_unit_test(test_letters), cmocka_unit_test(test_open),
         cmocka_unit_test(test_stats),     cmocka_unit_test(test_prompts), cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_prose),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -275,6 +275,134 @@ static void test_letters_and_choices(void **state)
     }
 }
 
+static const world_task *task_named(const world *w, const char *name)
+{
+    for (int t = 0; t < w->n_tasks; t++)
+        if (!strcmp(w->tasks[t].name, name)) return &w->tasks[t];
+    fail_msg("no task %s", name);
+    return NULL;
+}
+
+/* The prose template of a kn_prose question (-1 if none renders it). */
+static int prose_template(const world_fact *f, const char *question)
+{
+    const char *const *prose = world_relations(NULL)[f->rel].prose;
+    for (int t = 0; prose[t]; t++) {
+        char *q = world_render_prefix(prose[t], f);
+        int hit = q && !strcmp(q, question);
+        free(q);
+        if (hit) return t;
+    }
+    return -1;
+}
+
+/* kn_prose_<family>: kn_open's facts, answer positions and distractors (as prose writes them); the question
+ * is a rendered prose sentence of the fact up to its object. Letters and duplicates: test_letters_and_choices. */
+static void check_prose(const world *w)
+{
+    for (int fam = 0; fam < WORLD_N_FAM; fam++) {
+        char name[48];
+        snprintf(name, sizeof name, "kn_prose_%s", world_family_name(fam));
+        const world_task *pt = task_named(w, name);
+        snprintf(name, sizeof name, "kn_open_%s", world_family_name(fam));
+        const world_task *ot = task_named(w, name);
+        assert_true(json_array_size(pt->items) >= 8);
+        assert_int_equal(json_array_size(pt->items), json_array_size(ot->items));
+        size_t i;
+        json_t *o;
+        json_array_foreach(pt->items, i, o) {
+            json_t *op = json_array_get(ot->items, i);
+            const char *fid = json_string_value(json_object_get(o, "fact_id"));
+            assert_string_equal(fid, json_string_value(json_object_get(op, "fact_id")));
+            assert_string_equal(json_string_value(json_object_get(o, "format")), "prose");
+            assert_int_equal(json_integer_value(json_object_get(o, "answer")), json_integer_value(json_object_get(op, "answer")));
+            assert_true(json_equal(json_object_get(o, "aliases"), json_object_get(op, "aliases")));
+            const world_fact *f = NULL;
+            for (int k = 0; k < w->facts.n && !f; k++)
+                if (!strcmp(w->facts.f[k].id, fid)) f = &w->facts.f[k];
+            assert_non_null(f);
+            for (size_t c = 0; c < 4; c++) {
+                char *want = world_object_text(f->rel, json_string_value(json_array_get(json_object_get(op, "choices"), c)));
+                assert_string_equal(json_string_value(json_array_get(json_object_get(o, "choices"), c)), want);
+                free(want);
+            }
+            /* question + " " + target + "." is one of the fact's prose sentences */
+            const char *q = json_string_value(json_object_get(o, "question"));
+            char *sent = xstrfmt("%s %s.", q, json_string_value(json_object_get(o, "target")));
+            const char *const *prose = world_relations(NULL)[f->rel].prose;
+            int found = 0;
+            for (int t = 0; prose[t] && !found; t++) {
+                char *r = world_render(prose[t], f);
+                found = !strcmp(r, sent);
+                free(r);
+            }
+            if (!found) fail_msg("%s: '%s' is no prose sentence of %s", name, sent, fid);
+            free(sent);
+            assert_true(prose_template(f, q) >= 0);
+        }
+    }
+}
+
+static void test_prose_items(void **state)
+{
+    (void)state;
+    check_prose(&W);
+    /* world_object_text is how every usable fact writes its object */
+    for (int k = 0; k < W.usable.n; k++) {
+        char *t = world_object_text(W.usable.f[k].rel, W.usable.f[k].object);
+        assert_string_equal(t, W.usable.f[k].obj_text);
+        free(t);
+    }
+    /* only templates that end with the object give a prefix */
+    world_fact f = {.subj_text = "Laos", .obj_text = "Vientiane"};
+    char *q = world_render_prefix("The capital of {s} is {o}.", &f);
+    assert_string_equal(q, "The capital of Laos is");
+    free(q);
+    assert_null(world_render_prefix("{O} is the capital of {s}.", &f));
+    assert_null(world_render_prefix("Broadly speaking, {as} is {ao}.", &f));
+    assert_null(world_render_prefix("{S} and {o} are opposites.", &f));
+    /* with one mention per fact most templates stay unused: a question never takes a template of its fact's
+     * mentions while an unused one ends with the object */
+    world_params p;
+    world_params_default(&p);
+    p.n_facts = 40;
+    p.paraphrases = 1;
+    p.brown_files = 4;
+    world w;
+    assert_int_equal(world_build(&p, &w), 0);
+    check_prose(&w);
+    int checked = 0;
+    for (int t = 0; t < w.n_tasks; t++) {
+        if (strncmp(w.tasks[t].name, "kn_prose_", 9)) continue;
+        size_t i;
+        json_t *o;
+        json_array_foreach(w.tasks[t].items, i, o) {
+            const char *fid = json_string_value(json_object_get(o, "fact_id"));
+            int fi = -1;
+            for (int k = 0; k < w.facts.n && fi < 0; k++)
+                if (!strcmp(w.facts.f[k].id, fid)) fi = k;
+            const world_fact *f = &w.facts.f[fi];
+            const char *const *prose = world_relations(NULL)[f->rel].prose;
+            unsigned used = 0;
+            for (int m = 0; m < w.n_mentions; m++)
+                if (w.mention_fact[m] == fi) used |= 1u << w.mention_tpl[m];
+            int fresh = 0;
+            for (int k = 0; prose[k]; k++) {
+                char *x = world_render_prefix(prose[k], f);
+                fresh += x && !(used >> k & 1);
+                free(x);
+            }
+            int tq = prose_template(f, json_string_value(json_object_get(o, "question")));
+            if (fresh) {
+                if (used >> tq & 1) fail_msg("%s: question of %s reuses a template of its mention", w.tasks[t].name, fid);
+                checked++;
+            }
+        }
+    }
+    assert_true(checked >= 40); /* 47 of 48: a definition has one template ending with its object */
+    world_free(&w);
+}
+
 /* Tags of the Brown tag set that must not survive detokenisation ("word/tag"). */
 static void test_no_tags(void **state)
 {
@@ -507,6 +635,7 @@ int main(void)
         cmocka_unit_test(test_splits_disjoint),
         cmocka_unit_test(test_eval_objects_in_corpus),
         cmocka_unit_test(test_letters_and_choices),
+        cmocka_unit_test(test_prose_items),
         cmocka_unit_test(test_no_tags),
         cmocka_unit_test(test_chat_format),
         cmocka_unit_test(test_determinism_and_artifact),
