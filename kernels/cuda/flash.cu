@@ -8,7 +8,7 @@
  * memory (the op table's layout [B,T,H,D]); tiles are converted to bf16 as they are staged in shared memory,
  * every product runs on mma.sync.m16n8k16 (bf16 in, fp32 accumulate), and the softmax statistics, lse, D and the
  * accumulators are fp32 -- the numerics of PyTorch's bf16 flash SDPA, with fp32 inputs.
- *   forward: K and V converted to bf16 once; one block (8 warps x 16 query rows) per (128-query tile, head,
+ *   forward: K and V converted to bf16 once, tiles double-buffered with cp.async; one block (8 warps x 16 query rows) per (128-query tile, head,
  *            batch), key tiles of 64 in order, online softmax in registers, P re-used from the S accumulators as
  *            the A operand of P V; B operands stored k-major are read with ldmatrix.trans (no transposed copies).
  *   backward: D = rowsum(dO o O) (attention.cu), then dq (one block per query tile: S, P, dP = dO V^T,
@@ -64,6 +64,32 @@ __device__ __forceinline__ void frag_bt(uint32_t &b0, uint32_t &b1, const bf16 *
     asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n" : "=r"(b0), "=r"(b1) : "r"(addr));
 }
 
+/* Two adjacent B fragments (n tiles n0 and n0 + 8) in one ldmatrix.x4: from n-major rows (b[0..1] tile n0,
+ * b[2..3] tile n0 + 8), and from k-major rows with .trans. */
+__device__ __forceinline__ void frag_b2(uint32_t *b, const bf16 *s, int ld, int n0, int k0, int lane)
+{
+    uint32_t addr = (uint32_t)__cvta_generic_to_shared(s + (n0 + (lane & 7) + ((lane >> 4) << 3)) * ld + k0 +
+                                                       (((lane >> 3) & 1) << 3));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3]) : "r"(addr));
+}
+
+__device__ __forceinline__ void frag_bt2(uint32_t *b, const bf16 *s, int ld, int k0, int n0, int lane)
+{
+    uint32_t addr = (uint32_t)__cvta_generic_to_shared(s + (k0 + (lane & 15)) * ld + n0 + ((lane >> 4) << 3));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3]) : "r"(addr));
+}
+
+/* 16-byte asynchronous copy global -> shared; bytes 0 fills zeros (rows past the end). */
+__device__ __forceinline__ void cp_async16(void *dst, const void *src, int bytes)
+{
+    uint32_t d = (uint32_t)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_async_wait1() { asm volatile("cp.async.wait_group 1;\n" ::); }
+
 /* Two 16x8 fp32 accumulator tiles (cols 16j..16j+15) as one bf16 A fragment (FA2's register re-use). */
 __device__ __forceinline__ void acc_to_a(uint32_t *a, const float *c0, const float *c1)
 {
@@ -88,16 +114,15 @@ __device__ __forceinline__ void stage(bf16 *s, int ld, const float *x, size_t ba
     }
 }
 
-/* The same from a bf16 copy [*, H, D] (16-byte loads and stores). */
+/* Asynchronous staging of rows [r0, r0 + R) of a bf16 [*, H, D] tensor (zeros past rmax) into s (stride ld). */
 template <int D, int NTH>
-__device__ __forceinline__ void stage16(bf16 *s, int ld, const bf16 *x, size_t base, int H, int hh, int r0, int R,
-                                        int rmax)
+__device__ __forceinline__ void stage_async(bf16 *s, int ld, const bf16 *x, size_t base, int H, int hh, int r0, int R,
+                                            int rmax)
 {
     for (int e = threadIdx.x; e < R * D / 8; e += NTH) {
         int r = e / (D / 8), c = (e % (D / 8)) * 8;
-        uint4 v = make_uint4(0, 0, 0, 0);
-        if (r0 + r < rmax) v = *(const uint4 *)(x + ((base + r0 + r) * H + hh) * D + c);
-        *(uint4 *)(s + r * ld + c) = v;
+        bool in = r0 + r < rmax;
+        cp_async16(s + r * ld + c, x + ((base + (in ? r0 + r : 0)) * H + hh) * D + c, in ? 16 : 0);
     }
 }
 
@@ -122,87 +147,104 @@ __global__ void __launch_bounds__(NTF) fa_fwd_kernel(float *out, float *lse, con
 {
     constexpr int P = D + 8;
     extern __shared__ __align__(16) unsigned char smem[];
-    bf16 *Qs = (bf16 *)smem, *Ks = Qs + BMF * P, *Vs = Ks + BN * P;
-    int *segk = (int *)(Vs + BN * P);
+    bf16 *Qs = (bf16 *)smem, *Kb = Qs + BMF * P, *Vb = Kb + 2 * BN * P; /* K, V: two buffers each */
+    int *segk = (int *)(Vb + 2 * BN * P);
     const int qt = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, bb = blockIdx.z, kh = h / (Hq / Hkv);
     const int i0 = qt * BMF, warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const int qs0 = q_start ? q_start[bb] : 0;
+    int kend = qs0 + min(i0 + BMF, Tq); /* keys [0, kend) can be visible to this tile */
+    if (kend > Tk) kend = Tk;
+    const int ntile = (kend + BN - 1) / BN;
+    const size_t kbase = (size_t)bb * Tk;
+    if (ntile > 0) {
+        stage_async<D, NTF>(Kb, P, k, kbase, Hkv, kh, 0, BN, Tk);
+        stage_async<D, NTF>(Vb, P, v, kbase, Hkv, kh, 0, BN, Tk);
+    }
+    cp_async_commit();
     stage<D, NTF>(Qs, P, q, (size_t)bb * Tq, Hq, h, i0, BMF, Tq, scale);
+    __syncthreads();
+    uint32_t qf[D / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) frag_a(qf[kk], Qs, P, warp * 16, kk * 16, g, t);
     const int ia = i0 + warp * 16 + g, ib = ia + 8;
     const int lasta = qs0 + ia, lastb = qs0 + ib;
     const int sga = seg && ia < Tq ? seg[(size_t)bb * Tq + ia] : 0, sgb = seg && ib < Tq ? seg[(size_t)bb * Tq + ib] : 0;
-    int kend = qs0 + min(i0 + BMF, Tq); /* keys [0, kend) can be visible to this tile */
-    if (kend > Tk) kend = Tk;
     const int wlast = qs0 + min(i0 + warp * 16 + 15, Tq - 1); /* the last key this warp's rows can see */
     float o[D / 8][4], ma = -INFINITY, mb = -INFINITY, la = 0, lb = 0;
 #pragma unroll
     for (int n = 0; n < D / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0;
-    for (int j0 = 0; j0 < kend; j0 += BN) {
-        __syncthreads();
-        stage16<D, NTF>(Ks, P, k, (size_t)bb * Tk, Hkv, kh, j0, BN, Tk);
-        stage16<D, NTF>(Vs, P, v, (size_t)bb * Tk, Hkv, kh, j0, BN, Tk);
+    for (int it = 0; it < ntile; it++) {
+        const int j0 = it * BN;
+        const bf16 *Ks = Kb + (it & 1) * BN * P, *Vs = Vb + (it & 1) * BN * P;
+        if (it + 1 < ntile) { /* prefetch the next tile into the other buffers (freed by the last barrier) */
+            stage_async<D, NTF>(Kb + ((it + 1) & 1) * BN * P, P, k, kbase, Hkv, kh, j0 + BN, BN, Tk);
+            stage_async<D, NTF>(Vb + ((it + 1) & 1) * BN * P, P, v, kbase, Hkv, kh, j0 + BN, BN, Tk);
+        }
+        cp_async_commit();
         if (seg)
             for (int r = threadIdx.x; r < BN; r += NTF) segk[r] = j0 + r < Tk ? seg[(size_t)bb * Tk + j0 + r] : -1;
+        cp_async_wait1(); /* this tile's group is complete */
         __syncthreads();
-        if (j0 > wlast) continue; /* every key of this tile is in the future of this warp's rows */
-        float s[BN / 8][4];
+        if (j0 <= wlast) { /* else every key of the tile is in the future of this warp's rows */
+            float s[BN / 8][4];
 #pragma unroll
-        for (int n = 0; n < BN / 8; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0;
+            for (int n = 0; n < BN / 8; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0;
 #pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) {
-            uint32_t a[4];
-            frag_a(a, Qs, P, warp * 16, kk * 16, g, t);
+            for (int kk = 0; kk < D / 16; kk++)
+#pragma unroll
+                for (int n = 0; n < BN / 8; n += 2) {
+                    uint32_t bq[4];
+                    frag_b2(bq, Ks, P, n * 8, kk * 16, lane);
+                    mma16816(s[n], qf[kk], bq[0], bq[1]);
+                    mma16816(s[n + 1], qf[kk], bq[2], bq[3]);
+                }
+            /* mask (only where the tile reaches the diagonal, the end of the keys, or with segments), row max */
+            const bool need_mask = seg || j0 + BN - 1 > qs0 + i0 + warp * 16 || j0 + BN > Tk;
+            float mxa = -INFINITY, mxb = -INFINITY;
+#pragma unroll
+            for (int n = 0; n < BN / 8; n++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    if (need_mask) {
+                        int j = j0 + n * 8 + 2 * t + (e & 1);
+                        bool okr = e < 2 ? (j <= lasta && (!seg || segk[j - j0] == sga))
+                                         : (j <= lastb && (!seg || segk[j - j0] == sgb));
+                        if (!okr || j >= Tk) s[n][e] = -INFINITY;
+                    }
+                    if (e < 2) mxa = fmaxf(mxa, s[n][e]);
+                    else mxb = fmaxf(mxb, s[n][e]);
+                }
+            mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, 1));
+            mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, 2));
+            mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, 1));
+            mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, 2));
+            float mna = fmaxf(ma, mxa), mnb = fmaxf(mb, mxb);
+            float basea = mna == -INFINITY ? 0.f : mna, baseb = mnb == -INFINITY ? 0.f : mnb;
+            float ca = __expf(ma - basea), cb = __expf(mb - baseb);
+            ma = mna, mb = mnb;
+            la *= ca, lb *= cb;
 #pragma unroll
             for (int n = 0; n < BN / 8; n++) {
-                uint32_t b0, b1;
-                frag_b(b0, b1, Ks, P, n * 8, kk * 16, g, t);
-                mma16816(s[n], a, b0, b1);
+                s[n][0] = __expf(s[n][0] - basea), s[n][1] = __expf(s[n][1] - basea);
+                s[n][2] = __expf(s[n][2] - baseb), s[n][3] = __expf(s[n][3] - baseb);
+                la += s[n][0] + s[n][1], lb += s[n][2] + s[n][3];
             }
-        }
-        /* mask (only where the tile reaches the diagonal, the end of the keys, or with segments), row max */
-        const bool need_mask = seg || j0 + BN - 1 > qs0 + i0 + warp * 16 || j0 + BN > Tk;
-        float mxa = -INFINITY, mxb = -INFINITY;
 #pragma unroll
-        for (int n = 0; n < BN / 8; n++)
+            for (int n = 0; n < D / 8; n++) o[n][0] *= ca, o[n][1] *= ca, o[n][2] *= cb, o[n][3] *= cb;
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                if (need_mask) {
-                    int j = j0 + n * 8 + 2 * t + (e & 1);
-                    bool okr = e < 2 ? (j <= lasta && (!seg || segk[j - j0] == sga))
-                                     : (j <= lastb && (!seg || segk[j - j0] == sgb));
-                    if (!okr || j >= Tk) s[n][e] = -INFINITY;
+            for (int kk = 0; kk < BN / 16; kk++) {
+                uint32_t a[4];
+                acc_to_a(a, s[2 * kk], s[2 * kk + 1]);
+#pragma unroll
+                for (int n = 0; n < D / 8; n += 2) {
+                    uint32_t bv[4];
+                    frag_bt2(bv, Vs, P, kk * 16, n * 8, lane);
+                    mma16816(o[n], a, bv[0], bv[1]);
+                    mma16816(o[n + 1], a, bv[2], bv[3]);
                 }
-                if (e < 2) mxa = fmaxf(mxa, s[n][e]);
-                else mxb = fmaxf(mxb, s[n][e]);
-            }
-        mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, 1));
-        mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, 2));
-        mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, 1));
-        mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, 2));
-        float mna = fmaxf(ma, mxa), mnb = fmaxf(mb, mxb);
-        float basea = mna == -INFINITY ? 0.f : mna, baseb = mnb == -INFINITY ? 0.f : mnb;
-        float ca = __expf(ma - basea), cb = __expf(mb - baseb);
-        ma = mna, mb = mnb;
-        la *= ca, lb *= cb;
-#pragma unroll
-        for (int n = 0; n < BN / 8; n++) {
-            s[n][0] = __expf(s[n][0] - basea), s[n][1] = __expf(s[n][1] - basea);
-            s[n][2] = __expf(s[n][2] - baseb), s[n][3] = __expf(s[n][3] - baseb);
-            la += s[n][0] + s[n][1], lb += s[n][2] + s[n][3];
-        }
-#pragma unroll
-        for (int n = 0; n < D / 8; n++) o[n][0] *= ca, o[n][1] *= ca, o[n][2] *= cb, o[n][3] *= cb;
-#pragma unroll
-        for (int kk = 0; kk < BN / 16; kk++) {
-            uint32_t a[4];
-            acc_to_a(a, s[2 * kk], s[2 * kk + 1]);
-#pragma unroll
-            for (int n = 0; n < D / 8; n++) {
-                uint32_t b0, b1;
-                frag_bt(b0, b1, Vs, P, kk * 16, n * 8, lane);
-                mma16816(o[n], a, b0, b1);
             }
         }
+        __syncthreads(); /* all reads of this tile's buffers (and segk) are done */
     }
     la += __shfl_xor_sync(0xffffffffu, la, 1);
     la += __shfl_xor_sync(0xffffffffu, la, 2);
@@ -416,7 +458,7 @@ __global__ void __launch_bounds__(NT) fa_bwd_dkv_kernel(float *dk, float *dv, co
 
 static bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
-template <int D> static size_t fwd_smem() { return (size_t)(BMF + 2 * BN) * (D + 8) * 2 + BN * 4; }
+template <int D> static size_t fwd_smem() { return (size_t)(BMF + 4 * BN) * (D + 8) * 2 + BN * 4; }
 template <int D> static size_t dq_smem() { return (size_t)(2 * BM + 2 * BN) * (D + 8) * 2 + BN * 4; }
 template <int D> static size_t dkv_smem() { return (size_t)(2 * BN + 2 * BM) * (D + 8) * 2 + 3 * BM * 4; }
 
