@@ -44,6 +44,9 @@ cp -f build/hx "$out/build/hx"
 for b in "${bins[@]:1}"; do
     case $b in build/tests/*) cp -f "$b" "$out/build/tests/" ;; *) cp -f "$b" "$out/build/" ;; esac
 done
+# the CPU half of tests/cuda/chain.yaml (data + tokenizer; their third_party inputs are not carried)
+rm -rf "$out/store"
+build/hx run tests/cuda/chain_prep.yaml --store "$out/store" >/dev/null
 strip --strip-debug "$out/build/hx" "$out"/build/tests/* "$out"/build/bench_cuda 2>/dev/null || true
 du -sh "$out" | awk '{print "device_prep: " $2 " is " $1 " (the carry limit is 64 MiB with the working tree)"}'
 ls "$out/debs"
