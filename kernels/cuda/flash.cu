@@ -511,6 +511,9 @@ int kcuda_flash_ok(k_backend *b, const k_attn_shape *s, const void *p0, const vo
 {
     if (getenv("HX_CUDA_SIMT_ATTN")) return 0; /* the fp32 SIMT kernels, for comparisons */
     if ((s->K != 64 && s->K != 128) || s->Hq % s->Hkv) return 0;
+    /* decode steps (a few queries against a whole KV cache): the SIMT kernel reads the cache once, where this
+     * path would first convert all Tk cached keys to bf16 for every step */
+    if (s->Tq < 16) return 0;
     if (!aligned16(p0) || !aligned16(p1) || !aligned16(p2) || !aligned16(p3)) return 0;
     size_t need = s->K == 64 ? dkv_smem<64>() : dkv_smem<128>();
     return KCUDA_CTX(b)->smem_optin >= need;
