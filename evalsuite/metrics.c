@@ -36,13 +36,30 @@ static uint64_t name_seed(uint64_t seed, const char *a, const char *b)
 static json_t *ci_json(ev_ci c) { return json_pack("[f,f]", c.lo, c.hi); }
 
 /* Metrics M of the outcomes whose split (and task, unless NULL) match. */
+/* task: NULL (every task), a task name, or a family glob "kn_prose_*" (every task with that prefix). */
+static int task_matches(const char *task, const char *want)
+{
+    if (!want) return 1;
+    size_t n = strlen(want);
+    if (n && want[n - 1] == '*') return !strncmp(task, want, n - 1);
+    return !strcmp(task, want);
+}
+
+/* The family glob of a task: "kn_prose_country" -> "kn_prose_*"; NULL for a task without a family suffix. */
+static char *task_family(const char *task)
+{
+    const char *u = strrchr(task, '_');
+    if (!u || u == task || strncmp(task, "kn_", 3) || u - task <= 3) return NULL;
+    return xstrfmt("%.*s_*", (int)(u - task), task);
+}
+
 static json_t *group(const outcome *o, int n, const char *split, const char *task, int reps, uint64_t seed)
 {
     int m = 0, ll = 0, gen = 0, nn = 0, norm = 0, no = 0, em = 0, nl = 0, inv = 0, q[4] = {0};
     double chance = 0;
     double *a = xmalloc((size_t)(n ? n : 1) * sizeof *a), *b = xmalloc((size_t)(n ? n : 1) * sizeof *b);
     for (int i = 0; i < n; i++) {
-        if (strcmp(o[i].split, split) || (task && strcmp(o[i].task, task))) continue;
+        if (strcmp(o[i].split, split) || !task_matches(o[i].task, task)) continue;
         a[m] = o[i].ll;
         b[m] = o[i].gen;
         m++;
@@ -151,6 +168,14 @@ json_t *ev_metrics(const json_t *results, int reps, uint64_t seed)
         json_object_set_new(sp, "macro", json_pack("{s:f,s:f,s:f,s:i}", "ll_acc", nt ? mll / nt : 0, "gen_acc",
                                                    nt ? mgen / nt : 0, "gap", nt ? (mll - mgen) / nt : 0, "tasks", nt));
         json_object_set_new(sp, "tasks", tj);
+        /* families: the relation families of one format pooled, e.g. kn_prose_* over its four families */
+        json_t *fj = json_object();
+        for (int t = 0; t < nt; t++) {
+            char *fam = task_family(tasks[t]);
+            if (fam && !json_object_get(fj, fam)) json_object_set_new(fj, fam, group(o, n, splits[s], fam, reps, seed));
+            free(fam);
+        }
+        json_object_set_new(sp, "families", fj);
         json_object_set_new(m, splits[s], sp);
         free(tasks);
     }

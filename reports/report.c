@@ -54,6 +54,14 @@ static char *axes_label(const json_t *axes)
     return s;
 }
 
+/* A table's `task`: NULL (all), a task name, or a family glob "kn_prose_*". */
+static int task_is(const char *t, const char *task)
+{
+    if (!task) return 1;
+    size_t n = strlen(task);
+    return n && task[n - 1] == '*' ? !strncmp(t, task, n - 1) : !strcmp(t, task);
+}
+
 void rp_pair(const json_t *items_a, const json_t *items_b, const char *split, const char *task, const char *field,
              int *n, int *b10, int *b01, json_t *flips_a, json_t *flips_b, double **xa, double **xb)
 {
@@ -62,7 +70,7 @@ void rp_pair(const json_t *items_a, const json_t *items_b, const char *split, co
     json_t *o;
     json_array_foreach(items_b, i, o) {
         const char *t = sget(o, "task"), *d = sget(o, "doc_id"), *sp = sget(o, "split");
-        if (!t || !d || !sp || strcmp(sp, split) || (task && strcmp(t, task))) continue;
+        if (!t || !d || !sp || strcmp(sp, split) || !task_is(t, task)) continue;
         char *k = xstrfmt("%s\t%s", t, d);
         json_object_set(idx, k, o);
         free(k);
@@ -72,7 +80,7 @@ void rp_pair(const json_t *items_a, const json_t *items_b, const char *split, co
     int m = 0, r10 = 0, r01 = 0;
     json_array_foreach(items_a, i, o) {
         const char *t = sget(o, "task"), *d = sget(o, "doc_id"), *sp = sget(o, "split");
-        if (!t || !d || !sp || strcmp(sp, split) || (task && strcmp(t, task))) continue;
+        if (!t || !d || !sp || strcmp(sp, split) || !task_is(t, task)) continue;
         char *k = xstrfmt("%s\t%s", t, d);
         json_t *ob = json_object_get(idx, k);
         free(k);
@@ -97,11 +105,14 @@ void rp_pair(const json_t *items_a, const json_t *items_b, const char *split, co
     if (xb) *xb = vb;
 }
 
-/* The metrics group of an eval's metrics.json: split/all or split/tasks/TASK; NULL when absent. */
+/* The metrics group of an eval's metrics.json: split/all, split/tasks/TASK, or split/families/GLOB for a
+ * family glob such as "kn_prose_*"; NULL when absent. */
 static json_t *metric_group(json_t *metrics, const char *split, const char *task)
 {
     json_t *s = json_object_get(metrics, split);
-    return task ? json_object_get(json_object_get(s, "tasks"), task) : json_object_get(s, "all");
+    if (!task) return json_object_get(s, "all");
+    if (task[0] && task[strlen(task) - 1] == '*') return json_object_get(json_object_get(s, "families"), task);
+    return json_object_get(json_object_get(s, "tasks"), task);
 }
 
 /* The record of the stage instance with key KEY. */

@@ -337,6 +337,20 @@ static void test_metrics(void **state)
     assert_true(json_equal(m, m2));
     json_decref(m2);
     json_decref(m);
+    /* families: kn_x_a and kn_x_b pool into kn_x_*, a task without a family suffix gets none */
+    json_t *f = json_array();
+    json_array_append_new(f, outcome("kn_x_a", "eval", 1, 0, 0));
+    json_array_append_new(f, outcome("kn_x_a", "eval", 1, 1, 1));
+    json_array_append_new(f, outcome("kn_x_b", "eval", 0, 0, 0));
+    json_array_append_new(f, outcome("cloze", "eval", 1, 1, -1));
+    json_t *mf = ev_metrics(f, 50, 1);
+    assert_non_null(mf);
+    assert_float_equal(getf(mf, "eval", "families", "kn_x_*", "n"), 3, 0);
+    assert_float_equal(getf(mf, "eval", "families", "kn_x_*", "ll_acc"), 2.0 / 3, 1e-12);
+    assert_float_equal(getf(mf, "eval", "families", "kn_x_*", "gen_acc"), 1.0 / 3, 1e-12);
+    assert_int_equal(json_object_size(json_object_get(json_object_get(mf, "eval"), "families")), 1);
+    json_decref(mf);
+    json_decref(f);
     /* a malformed outcome is named */
     json_object_set_new(json_array_get(r, 3), "ll_correct", json_string("yes"));
     assert_null(ev_metrics(r, 10, 1));
