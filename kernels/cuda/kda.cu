@@ -1,4 +1,4 @@
-// kda.cu - CUDA KDA core: chunked forward/backward (chunk 64) and the recurrent decode step, fp32 state.
+// kda.cu - CUDA KDA core: sequential chunked forward/backward (chunk 64; K = V = 128 go to kda_chunk.cu) and the decode step.
 // The chunk algebra is kernels/cpu/kda.c's, restated line for line; see the comments there and
 // spec/models.md section 2.
 #include <math.h>
@@ -8,6 +8,14 @@
 #define ST KCUDA_STREAM(b)
 #define CH 64          /* chunk length: KCPU_KDA_CHUNK */
 #define KDA_THREADS 256
+
+/* kda_chunk.cu: the chunk-parallel kernels, taken when kcuda_kda_cp_ok says the shape is theirs */
+int kcuda_kda_cp_ok(k_backend *b, int K, int V);
+void kcuda_kda_cp_fwd(k_backend *b, float *o, float *sT, float *s_chunks, const float *q, const float *k,
+                      const float *v, const float *g, const float *beta, const float *s0, int B, int T, int H);
+void kcuda_kda_cp_bwd(k_backend *b, float *dq, float *dk, float *dv, float *dg, float *dbeta, float *ds0,
+                      const float *dout, const float *dsT, const float *q, const float *k, const float *v,
+                      const float *g, const float *beta, const float *s_chunks, int B, int T, int H);
 
 /*
  * One block per (b, h) sequence walks its chunks in order (forward) or reverse order (backward), holding
@@ -353,6 +361,10 @@ void kcuda_kda_fwd(k_backend *b, float *o, float *sT, float *s_chunks, const flo
                    int V)
 {
     if (B * H <= 0 || T <= 0) return;
+    if (kcuda_kda_cp_ok(b, K, V)) {
+        kcuda_kda_cp_fwd(b, o, sT, s_chunks, q, k, v, g, beta, s0, B, T, H);
+        return;
+    }
     size_t wfl = kda_work_floats(K, V);
     float *work = (float *)kcuda_scratch(b, (size_t)B * H * wfl * sizeof(float));
     kda_fwd_kernel<<<B * H, KDA_THREADS, 0, ST>>>(o, sT, s_chunks, q, k, v, g, beta, s0, work, wfl, B, T, H, K, V);
@@ -364,6 +376,10 @@ void kcuda_kda_bwd(k_backend *b, float *dq, float *dk, float *dv, float *dg, flo
                    const float *g, const float *beta, const float *s_chunks, int B, int T, int H, int K, int V)
 {
     if (B * H <= 0 || T <= 0) return;
+    if (kcuda_kda_cp_ok(b, K, V)) {
+        kcuda_kda_cp_bwd(b, dq, dk, dv, dg, dbeta, ds0, dout, dsT, q, k, v, g, beta, s_chunks, B, T, H);
+        return;
+    }
     size_t wfl = kda_work_floats(K, V);
     float *work = (float *)kcuda_scratch(b, (size_t)B * H * wfl * sizeof(float));
     kda_bwd_kernel<<<B * H, KDA_THREADS, 0, ST>>>(dq, dk, dv, dg, dbeta, ds0, dout, dsT, q, k, v, g, beta, s_chunks,
