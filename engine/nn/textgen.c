@@ -4,10 +4,12 @@
 
 #include "base/base.h"
 #include "engine/nn/textgen.h"
+#include "engine/nn/chat.h"
 
 char *nn_chat_wrap(const char *user)
 {
-    return xstrfmt("<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n", user);
+    nn_chat_msg m = {.role = "user", .content = user};
+    return nn_chat_render(&m, 1, NN_CHAT_GEN_PROMPT);
 }
 
 typedef struct stop_ctx {

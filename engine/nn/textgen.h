@@ -5,8 +5,8 @@
 #include "engine/nn/generate.h"
 #include "engine/nn/tokenizer.h"
 
-/* Qwen3 chat template, non-thinking form (docs/data.md): "<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n".
- * xmalloc'd. */
+/* One user turn in the Qwen3 chat template with the generation prompt (chat.h's nn_chat_render):
+ * "<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n". xmalloc'd. */
 char *nn_chat_wrap(const char *user);
 
 typedef struct nn_textgen_opts {
