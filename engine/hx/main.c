@@ -8,7 +8,7 @@
 
 /* Sorted by name; usage text and `hx help` come from here. */
 static const hx_cmd commands[] = {
-    {"bench", cmd_bench, "kda|memory [options]", "engine benchmarks: KDA vs attention speed, decode memory"},
+    {"bench", cmd_bench, "infer|kda|memory|train [options]", "engine benchmarks: train and inference tokens/s, KDA vs attention, decode memory"},
     {"conform", cmd_conform, "[--device cpu|cuda] [--tokenizer FILE] DIR",
      "run the engine on a reference fixture directory and compare"},
     {"dag", cmd_dag, "RECIPE [-S k=v]... [--store DIR] [--strict]", "print the plan as Graphviz dot, coloured by cache state"},
