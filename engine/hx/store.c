@@ -341,6 +341,36 @@ done:
     return rc;
 }
 
+int hx_store_adopt(const hx_store *s, const char *key, const char *dir)
+{
+    if (!is_key(key)) return error("'%s' is not a store key (64 hex digits)", key);
+    char *shard = xstrfmt("%s/store/%.2s", s->root, key);
+    char *dest = hx_store_entry_dir(s, key);
+    char *work = xstrfmt("%s/partial/%s", s->root, key);
+    int rc = -1;
+    if (hx_fsync_dir(dir) < 0 || hx_mkdir_p(shard) < 0) goto done;
+    if (hx_is_dir(dest)) {
+        /* Same rule as hx_store_commit: a directory without a manifest is debris. */
+        if (hx_store_has(s, key)) {
+            error("store entry %s appeared while this process held its lock", key);
+            goto done;
+        }
+        if (hx_rm_rf(dest) < 0) goto done;
+    }
+    if (rename(dir, dest) < 0) {
+        error("cannot move '%s' to '%s': %s", dir, dest, strerror(errno));
+        goto done;
+    }
+    if (hx_fsync_dir(shard) < 0) goto done;
+    /* Work toward this key (a killed run's checkpoints) is moot now. */
+    rc = hx_is_dir(work) ? hx_rm_rf(work) : 0;
+done:
+    free(shard);
+    free(dest);
+    free(work);
+    return rc;
+}
+
 /* ---- run records ---- */
 
 char *hx_store_new_run_id(const hx_store *s)
@@ -442,6 +472,38 @@ json_t *hx_store_list_runs(const hx_store *s)
     }
     free(ids);
     return out;
+}
+
+int hx_store_add_run(const hx_store *s, const char *id, const char *text, size_t len)
+{
+    if (!is_run_id(id)) return error("'%s' is not a run id (YYYYmmdd-HHMMSS-mmmxx)", id);
+    char *dir = xstrfmt("%s/runs/%s", s->root, id);
+    char *file = hx_path_join(dir, "run.json");
+    char *latest = xstrfmt("%s/runs/latest", s->root);
+    char *tmp = xstrfmt("%s/runs/.latest.%ld", s->root, (long)getpid());
+    int rc = -1;
+    if (hx_file_exists(file)) {
+        rc = 1;
+        goto out;
+    }
+    if (hx_mkdir_p(dir) < 0 || hx_write_file_atomic(file, text, len) < 0) goto out;
+    char cur[64];
+    ssize_t n = readlink(latest, cur, sizeof cur - 1);
+    if (n > 0) cur[n] = 0;
+    rc = 0;
+    if (n <= 0 || strcmp(id, cur) > 0) {
+        unlink(tmp);
+        if (symlink(id, tmp) < 0 || rename(tmp, latest) < 0) {
+            rc = error("cannot point '%s' at %s: %s", latest, id, strerror(errno));
+            unlink(tmp);
+        }
+    }
+out:
+    free(dir);
+    free(file);
+    free(latest);
+    free(tmp);
+    return rc;
 }
 
 json_t *hx_store_history(const hx_store *s, const char *recipe_name, int max_runs)

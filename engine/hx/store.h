@@ -10,6 +10,7 @@
  *   partial/<k>/out, partial/<k>/ckpt            work in progress; ckpt survives a killed run
  *   locks/<k>.lock                                one flock per key, never a store-wide lock
  *   runs/<id>/run.json, runs/latest -> <id>       run records
+ *   partial/.import-<pid>-<n>/                    hx import's staging (engine/hx/archive.c)
  */
 typedef struct hx_store {
     char *root;
@@ -49,11 +50,21 @@ int hx_store_begin(const hx_store *s, const char *key, char **out_dir, char **ck
  */
 int hx_store_commit(const hx_store *s, const char *key, json_t *manifest);
 
+/*
+ * hx import's commit: move DIR (manifest.json + outputs, already verified and synced, on the store's
+ * file system) into store/ as KEY's entry, then drop partial/<k>. The caller holds the key's lock and
+ * has seen that the entry is absent.
+ */
+int hx_store_adopt(const hx_store *s, const char *key, const char *dir);
+
 /* Run records. */
 char *hx_store_new_run_id(const hx_store *s);                              /* YYYYmmdd-HHMMSS-mmmxx, sortable */
 int hx_store_write_run(const hx_store *s, const char *id, const json_t *run); /* atomic; updates latest */
 json_t *hx_store_read_run(const hx_store *s, const char *id);              /* "latest" accepted */
 json_t *hx_store_list_runs(const hx_store *s);                             /* ids, oldest first */
+/* A run record made elsewhere (hx import), kept byte for byte: runs/<id>/run.json written atomically;
+ * runs/latest moves to ID only if ID is newer than it (or there is none). 0 added, 1 already there. */
+int hx_store_add_run(const hx_store *s, const char *id, const char *text, size_t len);
 /* The newest record of each (stage, axes) of recipe NAME that ran or was cached: {"stage|axes": rec}
  * where rec is the run's stage record plus "run_id". Reads at most max_runs run records. */
 json_t *hx_store_history(const hx_store *s, const char *recipe_name, int max_runs);
