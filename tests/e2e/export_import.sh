@@ -44,6 +44,19 @@ expect_eq "$(executions)" 5 "executions after --verify in B"
 grep -q "0 entries added (0.0 KiB), 5 already present" again.txt || fail "re-import: $(cat again.txt)"
 grep -q "1 already present" again.txt || fail "re-import run present"
 
+# two imports at once share the work through the per-key locks; a killed import's staging is swept
+true & dead=$!; wait $dead
+mkdir -p "$W/P/partial/.import-$dead-1/x" && : >"$W/P/partial/.import-$dead-1/x/debris"
+"$HX_TEST" import run.tar.zst --store "$W/P" --json >p1.json & p1=$!
+"$HX_TEST" import run.tar.zst --store "$W/P" --json >p2.json & p2=$!
+wait $p1 || fail "concurrent import 1"
+wait $p2 || fail "concurrent import 2"
+expect_eq "$(cat p1.json p2.json | grep -o '"added":\[[^]]*\]' | grep -o '"key"' | wc -l | tr -d ' ')" 5 "each entry added once"
+[ ! -e "$W/P/partial/.import-$dead-1" ] || fail "stale staging not swept"
+expect_eq "$(ls -A "$W/P/partial" | wc -l | tr -d ' ')" 0 "no staging after concurrent imports"
+"$HX_TEST" run chain.yaml --store "$W/P" --verify --json 2>/dev/null | tail -n1 | grep -q '"executed"' && fail "P: something executed"
+expect_eq "$(executions)" 5 "executions after the concurrent imports"
+
 # a key: the entry whole, its inputs' manifests for provenance (not added); --with-inputs: whole
 last=$(find "$A/store" -mindepth 2 -maxdepth 2 -type d | while read -r d; do grep -q '"stage": "last"' "$d/manifest.json" && basename "$d"; done | sort | head -1)
 "$HX_TEST" export "${last:0:8}" -o key.tar.zst --store "$A" | grep -q "3 entries (1 with outputs, 2 manifests only) and 0 runs" || fail "key export"
