@@ -527,7 +527,7 @@ static int receive_file(importer *im, struct archive *a, const char *dest, la_in
 static int load_index(importer *im, const char *text, size_t len)
 {
     json_error_t je;
-    im->index = json_loadb(text, len, 0, &je);
+    im->index = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (!im->index) return error("%s: %s:%d:%d: %s", im->path, HX_ARCHIVE_INDEX, je.line, je.column, je.text);
     json_t *ents = json_object_get(im->index, "entries"), *runs = json_object_get(im->index, "runs");
     if (json_integer_value(json_object_get(im->index, "hx_export")) != 1 || !json_is_array(ents) || !json_is_array(runs))
@@ -602,9 +602,10 @@ static int read_members(importer *im)
             rc = error("%s: %lld bytes, more than any index, manifest or run record may have", where, (long long)size);
         else if (kind == HX_MEMBER_INDEX) {
             char *text = xmalloc((size_t)size + 1);
-            la_ssize_t got = size ? archive_read_data(a, text, (size_t)size) : 0;
+            la_ssize_t got = 0, n = 1;
+            while (got < size && (n = archive_read_data(a, text + got, (size_t)(size - got))) > 0) got += n;
             if (got != size)
-                rc = error("%s: %s (truncated or corrupt archive)", where, got < 0 ? archive_error_string(a) : "short read");
+                rc = error("%s: %s (truncated or corrupt archive)", where, n < 0 ? archive_error_string(a) : "short read");
             else
                 rc = load_index(im, text, (size_t)size);
             free(text);
