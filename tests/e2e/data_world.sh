@@ -52,6 +52,30 @@ for fam in ("country", "definition", "hypernym", "lexical"):
         assert x["format"] == "prose" and not x["question"].endswith(" "), x
         if x["split"] == "eval": assert f'{x["question"]} {x["target"]}.' in corpus, x
 PY
+# heldout control: no distractor is the object of a mentioned fact; eval/heldout counts of stats.json
+heldout_check() {
+    python3 - "$1" "$2" <<'PY' || fail "heldout distractors ($1)"
+import json, sys, glob
+d, want_eval = sys.argv[1], json.loads(sys.argv[2])
+facts = [json.loads(l) for l in open(d + "/facts.jsonl")]
+seen = {f["object"].lower() for f in facts if f["split"] != "heldout"}
+st = json.load(open(d + "/stats.json"))
+for f in glob.glob(d + "/bench/kn_*.jsonl"):
+    items = [json.loads(l) for l in open(f)]
+    for it in items:
+        if it["split"] == "heldout" and it["format"] != "prose":
+            bad = [c for i, c in enumerate(it["choices"]) if i != it["answer"] and c.lower() in seen]
+            assert not bad, (it["doc_id"], bad)
+    fam = f.split("_")[-1][:-6]
+    assert sum(it["split"] == "eval" for it in items) == want_eval[fam], (f, want_eval[fam])
+h = st["heldout"]
+assert h["facts"] == sum(f["split"] == "heldout" for f in facts)
+assert h["asked"] * 3 == sum(st["bench"][t]["heldout"] for t in st["bench"]), h
+assert h["asked"] + h["dropped_few_unseen"] <= h["facts"], h
+PY
+}
+heldout_check "$A" '{"country": 12, "definition": 12, "hypernym": 12, "lexical": 12}'
+
 # a second run is a cache hit
 "$HX" run $R --store "$T/a" 2>&1 | grep -q "1 cached" || fail "second tiny run was not cached"
 
@@ -60,6 +84,8 @@ PY
 S=$(artifact "$T/s")
 [ "$(stat_of "$S" "s['facts']['selected'] == s['facts']['usable']")" = True ] || fail "small: not every usable fact"
 [ "$(stat_of "$S" "s['corpus']['brown_files'] + len(s['corpus']['cloze_files'])")" = 500 ] || fail "small: not all Brown"
+heldout_check "$S" '{"country": 268, "definition": 168, "hypernym": 232, "lexical": 148}'
+[ "$(stat_of "$S" "s['heldout']['dropped_few_unseen']")" = 61 ] || fail "small: expected 61 heldout facts without 3 unseen objects"
 
 # bad parameters fail the stage with a message
 if "$HX" run $R -S stages.world.with.frac_eval=0.95 --store "$T/bad" >"$T/bad.log" 2>&1; then fail "frac_eval=0.95 accepted"; fi

@@ -275,6 +275,58 @@ static void test_letters_and_choices(void **state)
     }
 }
 
+/* Is `s` the object (as a question or as prose writes it) of a fact mentioned in the text? */
+static int mentioned_object(const char *s)
+{
+    for (int k = 0; k < W.facts.n; k++) {
+        const world_fact *f = &W.facts.f[k];
+        if (f->split != WORLD_SPLIT_HELDOUT && (!strcasecmp(f->object, s) || !strcasecmp(f->obj_text, s))) return 1;
+    }
+    return 0;
+}
+
+/* The heldout control: no choice but the answer is the object of a mentioned fact, so a model that never saw
+ * the fact has no familiar string to prefer; eval items keep their count (24 per knowledge task, 160 cloze). */
+static void test_heldout_unseen_distractors(void **state)
+{
+    (void)state;
+    int held = 0, eval_kn = 0;
+    for (int t = 0; t < W.n_tasks; t++) {
+        size_t i;
+        json_t *o;
+        int ev = 0;
+        json_array_foreach(W.tasks[t].items, i, o) {
+            if (strcmp(json_string_value(json_object_get(o, "split")), "heldout")) {
+                ev++;
+                continue;
+            }
+            held++;
+            json_t *ch = json_object_get(o, "choices");
+            size_t a = (size_t)json_integer_value(json_object_get(o, "answer"));
+            for (size_t c = 0; c < 4; c++)
+                if (c != a && mentioned_object(json_string_value(json_array_get(ch, c))))
+                    fail_msg("%s: distractor '%s' is the object of a mentioned fact", json_string_value(json_object_get(o, "doc_id")),
+                             json_string_value(json_array_get(ch, c)));
+        }
+        if (!strncmp(W.tasks[t].name, "kn_", 3)) {
+            assert_int_equal(ev, 24);
+            eval_kn += ev;
+        } else {
+            assert_int_equal(ev, 160);
+        }
+    }
+    assert_int_equal(eval_kn, 12 * 24);
+    assert_int_equal(held, 12 * 12 - 3 * 4); /* country: 8 heldout items (region, subregion have no unseen object) */
+    /* stats.heldout accounts for every heldout fact */
+    json_t *hs = json_object_get(W.stats, "heldout");
+    int nh = 0;
+    for (int k = 0; k < W.facts.n; k++) nh += W.facts.f[k].split == WORLD_SPLIT_HELDOUT;
+    assert_int_equal(json_integer_value(json_object_get(hs, "facts")), nh);
+    assert_int_equal(json_integer_value(json_object_get(hs, "asked")), held / 3);
+    assert_true(json_integer_value(json_object_get(hs, "dropped_few_unseen")) > 0);
+    assert_true(json_integer_value(json_object_get(hs, "asked")) + json_integer_value(json_object_get(hs, "dropped_few_unseen")) <= nh);
+}
+
 static const world_task *task_named(const world *w, const char *name)
 {
     for (int t = 0; t < w->n_tasks; t++)
@@ -635,6 +687,7 @@ int main(void)
         cmocka_unit_test(test_splits_disjoint),
         cmocka_unit_test(test_eval_objects_in_corpus),
         cmocka_unit_test(test_letters_and_choices),
+        cmocka_unit_test(test_heldout_unseen_distractors),
         cmocka_unit_test(test_prose_items),
         cmocka_unit_test(test_no_tags),
         cmocka_unit_test(test_chat_format),
