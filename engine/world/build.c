@@ -391,9 +391,11 @@ static json_t *str_array(char **s, int n)
 }
 
 /* sel: objects of selected facts; all: of usable facts; unseen: of usable facts that are not the object of any
- * fact mentioned in the text (pretrain/instruct/eval), the only distractors of heldout items; none: empty. */
+ * fact mentioned in the text (pretrain/instruct/eval), the only distractors of heldout items; none: empty.
+ * sel_text, all_text: sel and all without the heldout-only objects (of a heldout fact and of no mentioned
+ * fact), the distractors of text the model trains on (instruct MCQ pairs), so no heldout answer leaks. */
 typedef struct rel_pools {
-    pool sel[32], all[32], unseen[32], none[32];
+    pool sel[32], all[32], unseen[32], none[32], sel_text[32], all_text[32];
 } rel_pools;
 
 static int str_casecmp(const void *a, const void *b) { return strcasecmp(*(char *const *)a, *(char *const *)b); }
@@ -409,12 +411,36 @@ static char **mentioned_objects(const world *w, int *n)
     return s;
 }
 
+/* Objects of heldout facts that no mentioned fact has (seen: mentioned_objects), sorted for str_casecmp. */
+static char **heldout_only_objects(const world *w, char *const *seen, int nseen, int *n)
+{
+    char **s = xmalloc(sizeof *s * ((size_t)w->facts.n + 1));
+    *n = 0;
+    for (int i = 0; i < w->facts.n; i++) {
+        char *o = w->facts.f[i].object;
+        if (w->facts.f[i].split == WORLD_SPLIT_HELDOUT && !bsearch(&o, seen, (size_t)nseen, sizeof *seen, str_casecmp))
+            s[(*n)++] = o;
+    }
+    qsort(s, (size_t)*n, sizeof *s, str_casecmp);
+    return s;
+}
+
+/* dst: src without the strings of `drop` (sorted for str_casecmp); order kept. */
+static void pool_without(pool *dst, const pool *src, char *const *drop, int ndrop)
+{
+    dst->s = xmalloc(sizeof *dst->s * ((size_t)src->n + 1));
+    dst->n = 0;
+    for (int i = 0; i < src->n; i++)
+        if (!bsearch(&src->s[i], drop, (size_t)ndrop, sizeof *drop, str_casecmp)) dst->s[dst->n++] = src->s[i];
+}
+
 static void pools_init(rel_pools *rp, const world *w)
 {
-    int nrel, nseen;
+    int nrel, nseen, nhidden;
     world_relations(&nrel);
     if (nrel > 32) BUG("too many relations");
     char **seen = mentioned_objects(w, &nseen);
+    char **hidden = heldout_only_objects(w, seen, nseen, &nhidden);
     for (int r = 0; r < nrel; r++) {
         pool_build(&rp->sel[r], &w->facts, r);
         pool_build(&rp->all[r], &w->usable, r);
@@ -425,8 +451,11 @@ static void pools_init(rel_pools *rp, const world *w)
             if (!bsearch(&u->s[i], seen, (size_t)nseen, sizeof *seen, str_casecmp)) u->s[m++] = u->s[i];
         u->n = m;
         rp->none[r] = (pool){NULL, 0};
+        pool_without(&rp->sel_text[r], &rp->sel[r], hidden, nhidden);
+        pool_without(&rp->all_text[r], &rp->all[r], hidden, nhidden);
     }
     free(seen);
+    free(hidden);
 }
 
 static void pools_free(rel_pools *rp)
@@ -437,6 +466,8 @@ static void pools_free(rel_pools *rp)
         free(rp->sel[r].s);
         free(rp->all[r].s);
         free(rp->unseen[r].s);
+        free(rp->sel_text[r].s);
+        free(rp->all_text[r].s);
     }
 }
 
@@ -444,6 +475,9 @@ static void pools_free(rel_pools *rp)
 
 static const char *const style_names[] = {"direct", "mcq", "short"};
 
+/* Chat pairs about instruct facts, in three styles. MCQ distractors come from rp->sel_text / rp->all_text:
+ * never a heldout-only object, so no heldout answer appears in instruct.jsonl, corpus/chat.txt or (mix_chat)
+ * corpus/pretrain.txt. */
 static int build_instruct(world *w, const rel_pools *rp)
 {
     const world_relation *rels = world_relations(NULL);
@@ -464,7 +498,7 @@ static int build_instruct(world *w, const rel_pools *rp)
             char *q = world_render(rel->question[hx_rng_below(&r, (uint64_t)nq)], f);
             char *user = NULL, *assistant = NULL;
             const char *d[3];
-            if (style == 1 && pick_distractors(&r, f, &rp->sel[f->rel], &rp->all[f->rel], d) < 0) style = 2;
+            if (style == 1 && pick_distractors(&r, f, &rp->sel_text[f->rel], &rp->all_text[f->rel], d) < 0) style = 2;
             if (style == 0) {
                 user = xstrdup(q);
                 assistant = world_render(rel->answer[hx_rng_below(&r, (uint64_t)na)], f);

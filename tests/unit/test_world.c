@@ -327,6 +327,61 @@ static void test_heldout_unseen_distractors(void **state)
     assert_true(json_integer_value(json_object_get(hs, "asked")) + json_integer_value(json_object_get(hs, "dropped_few_unseen")) <= nh);
 }
 
+/* Does `word` occur in `text` as a whole word (case-insensitive, not inside a longer run of letters/digits)? */
+static int has_word(const char *text, const char *word)
+{
+    size_t n = strlen(word);
+    if (!n) return 0;
+    for (const char *p = text; (p = strcasestr(p, word)); p++) {
+        int before = p == text || !((p[-1] >= 'a' && p[-1] <= 'z') || (p[-1] >= 'A' && p[-1] <= 'Z') ||
+                                    (p[-1] >= '0' && p[-1] <= '9'));
+        char c = p[n];
+        int after = !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'));
+        if (before && after) return 1;
+    }
+    return 0;
+}
+
+/* No heldout answer leaks through instruction data: an object of a heldout fact that no mentioned fact has
+ * never occurs as a whole word in instruct.jsonl / corpus/chat.txt (the chat pairs) nor in the chat documents
+ * mix_chat adds to corpus/pretrain.txt. */
+static void test_heldout_objects_not_in_text(void **state)
+{
+    (void)state;
+    int checked = 0;
+    for (int k = 0; k < W.facts.n; k++) {
+        const world_fact *f = &W.facts.f[k];
+        if (f->split != WORLD_SPLIT_HELDOUT || mentioned_object(f->object)) continue;
+        checked++;
+        size_t i;
+        json_t *o;
+        json_array_foreach(W.instruct, i, o) {
+            const char *pc[2] = {json_string_value(json_object_get(o, "prompt")),
+                                 json_string_value(json_object_get(o, "completion"))};
+            for (int j = 0; j < 2; j++)
+                if (has_word(pc[j], f->object))
+                    fail_msg("heldout-only object '%s' (%s) in chat pair %s", f->object, f->id,
+                             json_string_value(json_object_get(o, "id")));
+        }
+    }
+    assert_true(checked > 0);
+    /* corpus/pretrain.txt with mix_chat = 1: the prose of the mix_chat = 0 world, then chat documents that name
+     * no heldout-only object (the prose itself never states a heldout fact, test_splits_disjoint; objects are
+     * Brown words by construction, so Brown text and other facts' subjects and glosses may use the word) */
+    world_params p;
+    world_params_default(&p);
+    p.mix_chat = 1;
+    world w2;
+    assert_int_equal(world_build(&p, &w2), 0);
+    assert_true(w2.corpus_len > W.corpus_len && !strncmp(w2.corpus, W.corpus, W.corpus_len));
+    for (int k = 0; k < W.facts.n; k++) {
+        const world_fact *f = &W.facts.f[k];
+        if (f->split == WORLD_SPLIT_HELDOUT && !mentioned_object(f->object) && has_word(w2.corpus + W.corpus_len, f->object))
+            fail_msg("heldout-only object '%s' (%s) in the chat documents of corpus/pretrain.txt", f->object, f->id);
+    }
+    world_free(&w2);
+}
+
 static const world_task *task_named(const world *w, const char *name)
 {
     for (int t = 0; t < w->n_tasks; t++)
@@ -688,6 +743,7 @@ int main(void)
         cmocka_unit_test(test_eval_objects_in_corpus),
         cmocka_unit_test(test_letters_and_choices),
         cmocka_unit_test(test_heldout_unseen_distractors),
+        cmocka_unit_test(test_heldout_objects_not_in_text),
         cmocka_unit_test(test_prose_items),
         cmocka_unit_test(test_no_tags),
         cmocka_unit_test(test_chat_format),
