@@ -86,6 +86,14 @@ int hx_is_dir(const char *path);
 int hx_fsync_dir(const char *path);
 char *hx_path_join(const char *a, const char *b); /* xmalloc'd */
 
+/* Pinned data packages (DESIGN.md section 7): the third_party/ directory holding packages.lock and the .tgz
+ * files ($HX_THIRD_PARTY, else next to the binary: build/hx or build/tests/x, else ./third_party), and a walk
+ * over a .tgz's regular members read in place. want (NULL: every member) selects; fn gets the member's bytes
+ * (NUL-terminated, valid during the call) and returns 0 to go on, 1 to stop, -1 on error. */
+int hx_third_party_dir(char **out);
+typedef int (*hx_entry_fn)(const char *entry, const char *data, size_t len, void *ud);
+int hx_tgz_each(const char *tgz, int (*want)(const char *entry, void *ud), hx_entry_fn fn, void *ud);
+
 /* SHA-256 (libcrypto). hex must hold 65 bytes. */
 void hx_sha256_hex(const void *data, size_t len, char hex[65]);
 int hx_sha256_file_hex(const char *path, char hex[65]);

@@ -1,6 +1,4 @@
 /* tokenizer.c - HF tokenizer.json byte-level BPE (Qwen3/GPT-2): loading, encoding by merge rank, decoding. */
-#include <archive.h>
-#include <archive_entry.h>
 #include <glob.h>
 #include <jansson.h>
 #include <limits.h>
@@ -485,80 +483,33 @@ int nn_tokenizer_load(nn_tokenizer **out, const char *path)
 
 char *nn_third_party_path(const char *file)
 {
-    char *dirs[4] = {0};
-    int nd = 0;
-    const char *env = getenv("HX_THIRD_PARTY");
-    if (env && *env) dirs[nd++] = xstrdup(env); /* set: the only place looked at */
-    char exe[PATH_MAX];
-    ssize_t n = nd ? 0 : readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) *slash = 0;
-        dirs[nd++] = xstrfmt("%s/../third_party", exe);    /* build/hx */
-        dirs[nd++] = xstrfmt("%s/../../third_party", exe); /* build/tests/test_x */
-    }
-    if (!env || !*env) dirs[nd++] = xstrdup("third_party");
-    char *found = NULL;
-    for (int i = 0; i < nd && !found; i++) {
-        char *pat = hx_path_join(dirs[i], file);
-        glob_t g;
-        if (glob(pat, 0, NULL, &g) == 0 && g.gl_pathc > 0) found = xstrdup(g.gl_pathv[0]);
-        if (!found && hx_file_exists(pat)) found = xstrdup(pat);
-        globfree(&g);
-        free(pat);
-    }
-    if (!found)
-        error("third_party/%s not found (looked in $HX_THIRD_PARTY, next to the hx binary, ./third_party); "
-              "run `make deps` or set HX_THIRD_PARTY", file);
-    for (int i = 0; i < nd; i++) free(dirs[i]);
+    char *dir;
+    if (hx_third_party_dir(&dir)) return NULL;
+    char *pat = hx_path_join(dir, file), *found = NULL;
+    glob_t g;
+    if (glob(pat, 0, NULL, &g) == 0 && g.gl_pathc > 0) found = xstrdup(g.gl_pathv[0]);
+    globfree(&g);
+    if (!found && hx_file_exists(pat)) found = xstrdup(pat);
+    if (!found) error("%s not found; run `make deps` or set HX_THIRD_PARTY", pat);
+    free(pat);
+    free(dir);
     return found;
 }
 
-/* Visits the regular members of a .tgz whose names start with prefix; fn returns 0 to go on, 1 to stop, -1 on error. */
-static int tgz_each(const char *tgz, const char *prefix,
-                    int (*fn)(const char *name, char *data, size_t len, void *ud), void *ud)
+/* want() of both walks: ud starts with the member-name prefix. */
+static int has_prefix(const char *name, void *ud)
 {
-    struct archive *a = archive_read_new();
-    archive_read_support_filter_all(a);
-    archive_read_support_format_all(a);
-    if (archive_read_open_filename(a, tgz, 1 << 16) != ARCHIVE_OK) {
-        error("%s: cannot open: %s", tgz, archive_error_string(a));
-        archive_read_free(a);
-        return -1;
-    }
-    struct archive_entry *e;
-    int rc = 0, r;
-    size_t plen = strlen(prefix);
-    while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
-        const char *name = archive_entry_pathname(e);
-        if (archive_entry_filetype(e) != AE_IFREG || strncmp(name, prefix, plen)) continue;
-        la_int64_t size = archive_entry_size(e);
-        if (size < 0 || size > ((la_int64_t)1 << 32)) { rc = error("%s: %s: bad size %lld", tgz, name, (long long)size); break; }
-        char *buf = xmalloc((size_t)size + 1);
-        la_ssize_t got = archive_read_data(a, buf, (size_t)size);
-        if (got != size) {
-            rc = error("%s: %s: truncated (%lld of %lld bytes): %s", tgz, name, (long long)got, (long long)size,
-                       archive_error_string(a) ? archive_error_string(a) : "short read");
-            free(buf);
-            break;
-        }
-        buf[size] = 0;
-        rc = fn(name, buf, (size_t)size, ud); /* fn owns buf */
-        if (rc) break;
-    }
-    if (!rc && r != ARCHIVE_EOF && r != ARCHIVE_OK) rc = error("%s: read error: %s", tgz, archive_error_string(a));
-    archive_read_free(a);
-    return rc < 0 ? -1 : 0;
+    const char *prefix = *(const char **)ud;
+    return !strncmp(name, prefix, strlen(prefix));
 }
 
 struct member_one { const char *want; char *data; size_t len; };
 
-static int take_one(const char *name, char *data, size_t len, void *ud)
+static int take_one(const char *name, const char *data, size_t len, void *ud)
 {
     struct member_one *m = ud;
-    if (strcmp(name, m->want)) { free(data); return 0; }
-    m->data = data;
+    if (strcmp(name, m->want)) return 0;
+    m->data = memcpy(xmalloc(len + 1), data, len + 1);
     m->len = len;
     return 1;
 }
@@ -566,16 +517,16 @@ static int take_one(const char *name, char *data, size_t len, void *ud)
 int nn_tgz_read_member(const char *tgz, const char *member, char **data, size_t *len)
 {
     struct member_one m = {member, NULL, 0};
-    if (tgz_each(tgz, member, take_one, &m)) return -1;
+    if (hx_tgz_each(tgz, has_prefix, take_one, &m)) return -1;
     if (!m.data) return error("%s: no member %s", tgz, member);
     *data = m.data;
     *len = m.len;
     return 0;
 }
 
-struct member_all { char **names, **data; size_t *lens; int n, cap; };
+struct member_all { const char *prefix; char **names, **data; size_t *lens; int n, cap; };
 
-static int take_all(const char *name, char *data, size_t len, void *ud)
+static int take_all(const char *name, const char *data, size_t len, void *ud)
 {
     struct member_all *m = ud;
     if (m->n == m->cap) {
@@ -585,15 +536,15 @@ static int take_all(const char *name, char *data, size_t len, void *ud)
         m->lens = xrealloc(m->lens, m->cap * sizeof *m->lens);
     }
     m->names[m->n] = xstrdup(name);
-    m->data[m->n] = data;
+    m->data[m->n] = memcpy(xmalloc(len + 1), data, len + 1);
     m->lens[m->n++] = len;
     return 0;
 }
 
 int nn_tgz_read_all(const char *tgz, const char *prefix, char ***names, char ***data, size_t **lens, int *n)
 {
-    struct member_all m = {0};
-    int rc = tgz_each(tgz, prefix, take_all, &m);
+    struct member_all m = {.prefix = prefix};
+    int rc = hx_tgz_each(tgz, has_prefix, take_all, &m);
     if (rc || !names || m.n == 0)
         for (int i = 0; i < m.n; i++) free(m.names[i]);
     if (rc) {

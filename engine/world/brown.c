@@ -220,7 +220,7 @@ int world_brown_load(const char *tgz, world_brown *b)
     memset(b, 0, sizeof *b);
     b->freq = xcalloc(1, sizeof *b->freq);
     struct brown_ctx c = {b, tgz};
-    if (world_tgz_each(tgz, brown_want, brown_take, &c) < 0) {
+    if (hx_tgz_each(tgz, brown_want, brown_take, &c) < 0) {
         world_brown_free(b);
         return -1;
     }

