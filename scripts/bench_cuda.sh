@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench_cuda.sh - `make bench-cuda`: hx's CUDA ops and the PyTorch/fla references on the same card, as one ratio table.
-# Usage: scripts/bench_cuda.sh [kda|attn|dense|train|prefill|all]   (FLA_SRC: the flash-linear-attention python package dir)
+# Usage: scripts/bench_cuda.sh [kda|attn|dense|train|prefill|hybrid|all]   (FLA_SRC: the flash-linear-attention python package dir)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -9,7 +9,7 @@ mkdir -p "$out"
 fla=${FLA_SRC:-third_party/src/fla-src}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | sed 's/^/# card: /'
 echo "# hx CUDA ops"
-case $what in train|prefill) : >"$out/hx.txt" ;; *) build/bench_cuda "$what" | tee "$out/hx.txt" ;; esac
+case $what in train|prefill|hybrid) : >"$out/hx.txt" ;; *) build/bench_cuda "$what" | tee "$out/hx.txt" ;; esac
 # the whole model through the engine (Qwen3-0.6B shape, random weights): training step and prefill
 cfg=tests/cuda/qwen3_0.6b.json
 if [[ $what == all || $what == train ]]; then
@@ -22,9 +22,25 @@ if [[ $what == all || $what == prefill ]]; then
             awk -v T=$T '/^prefill / {print; printf "RESULT prefill_qwen3_0.6B_T%d %s\n", T, $5}' | tee -a "$out/hx.txt"
     done
 fi
+# the same shape converted to Hybrid-KDA (7 attention + 21 KDA layers, tests/cuda/hybrid_0.6b.json): hx only,
+# no reference (compare with the qwen3 rows of the same T: the speed-up the conversion is for)
+if [[ $what == all || $what == hybrid ]]; then
+    for T in 4096 32768 131072; do
+        build/hx bench infer --config tests/cuda/hybrid_0.6b.json --device cuda --batch 1 --seq $T --new 9 --steps 1 |
+            awk -v T=$T '/^prefill / {print; printf "RESULT prefill_hybrid_0.6B_T%d %s\n", T, $5}
+                         /^decode / {print; printf "RESULT decode_step_hybrid_0.6B_T%d %s\n", T, $9}' | tee -a "$out/hx.txt"
+        build/hx bench infer --config $cfg --device cuda --batch 1 --seq $T --new 9 --steps 1 |
+            awk -v T=$T '/^decode / {print; printf "RESULT decode_step_qwen3_0.6B_T%d %s\n", T, $9}' | tee -a "$out/hx.txt"
+    done
+    build/hx bench train --config tests/cuda/hybrid_0.6b.json --device cuda --batch 8 --seq 2048 --steps 3 |
+        awk '{print} /^train / {printf "RESULT train_step_hybrid_0.6B_B8_T2048 %s\n", $5}' | tee -a "$out/hx.txt"
+fi
 echo "# references (torch, fla)"
 refs=$what; [ "$what" = all ] && refs="kda attn dense train prefill"
-PYTHONPATH="$fla${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 python3 tests/reference/bench_torch.py $refs | tee "$out/ref.txt"
+[ "$what" = hybrid ] && refs=""
+if [ -n "$refs" ]; then
+    PYTHONPATH="$fla${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 python3 tests/reference/bench_torch.py $refs | tee "$out/ref.txt"
+else : >"$out/ref.txt"; fi
 echo
 printf '%-34s %12s %12s %10s\n' measurement "hx ms" "ref ms" "ref/hx"
 awk '$1 == "RESULT" { if (FILENAME ~ /hx.txt$/) hx[$2] = $3; else ref[$2] = $3; names[$2] = 1 }

@@ -7,6 +7,7 @@
 #include "engine/hx/bench_engine.h"
 #include "engine/nn/generate.h"
 #include "engine/nn/model.h"
+#include "engine/nn/train.h"
 
 static const char usage[] =
     "usage: hx bench train|infer [--config config.json | --shape tiny|small] [--batch B] [--seq T] [--steps N]\n"
@@ -94,13 +95,8 @@ int hx_bench_train(int argc, char **argv)
         nn_model_backward(m);
         be->op->sync(be);
         double t2 = hx_now();
-        for (int i = 0; i < m->n_params; i++) {
-            nn_param *p = &m->params[i];
-            size_t end = p->numel;
-            unsigned char dec = (unsigned char)p->decay;
-            k_adamw_hp hp = {.lr = 1e-4f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f, .step = s + 1};
-            be->op->adamw(be, m->p + p->off, m->g + p->goff, m->m + p->goff, m->v + p->goff, p->numel, 1, &end, &dec, &hp);
-        }
+        k_adamw_hp hp = {.lr = 1e-4f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f, .step = s + 1};
+        nn_adamw_step(m, &hp); /* what nn_train_update does after the gradient norm */
         be->op->sync(be);
         double t3 = hx_now();
         if (s) {
@@ -119,6 +115,18 @@ int hx_bench_train(int argc, char **argv)
     return 0;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *x, int n)
+{
+    qsort(x, (size_t)n, sizeof *x, cmp_double);
+    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
 int hx_bench_infer(int argc, char **argv)
 {
     bench_opts o;
@@ -134,27 +142,29 @@ int hx_bench_infer(int argc, char **argv)
         lens[b] = o.T;
         for (int t = 0; t < o.T; t++) pr[b][t] = (int32_t)hx_rng_below(&r, (uint64_t)o.cfg.vocab);
     }
-    /* prefill alone (1 new token), then prefill + n_new decode steps: decode time is the difference */
-    nn_gen_opts g1 = {.max_new = 1}, gn = {.max_new = o.n_new};
-    /* one untimed prefill first: allocations, GEMM plans and kernel set-up are not part of the steady state */
-    nn_generate(m, (const int32_t *const *)pr, lens, o.B, &g1, out, nout);
-    for (int b = 0; b < o.B; b++) free(out[b]);
-    double t0 = hx_now();
-    for (int s = 0; s < o.steps; s++) {
-        nn_generate(m, (const int32_t *const *)pr, lens, o.B, &g1, out, nout);
+    /* each run: one prefill of the B prompts, then n_new - 1 decode steps; nn_generate splits its wall time at
+     * the first logits on the host. One untimed run first: allocations, GEMM plans and kernel set-up are not part
+     * of the steady state. Medians over the runs. */
+    nn_gen_times tm;
+    nn_gen_opts g = {.max_new = o.n_new > 0 ? o.n_new : 1, .times = &tm};
+    int runs = o.steps > 0 ? o.steps : 1;
+    double *tp = xmalloc((size_t)runs * sizeof *tp), *td = xmalloc((size_t)runs * sizeof *td);
+    for (int s = -1; s < runs; s++) {
+        if (nn_generate(m, (const int32_t *const *)pr, lens, o.B, &g, out, nout))
+            die(HX_EXIT_STAGE, "hx bench infer: %s", hx_last_error());
         for (int b = 0; b < o.B; b++) free(out[b]);
+        if (s < 0) continue;
+        tp[s] = tm.prefill_s;
+        td[s] = tm.decode_steps ? tm.decode_s / tm.decode_steps : 0;
     }
-    double tp = (hx_now() - t0) / o.steps;
-    t0 = hx_now();
-    nn_generate(m, (const int32_t *const *)pr, lens, o.B, &gn, out, nout);
-    double tg = hx_now() - t0, td = tg - tp;
-    for (int b = 0; b < o.B; b++) {
-        free(out[b]);
-        free(pr[b]);
-    }
-    printf("prefill %d x %d: %.1f ms, %.0f tokens/s\n", o.B, o.T, 1e3 * tp, o.B * o.T / tp);
-    printf("decode %d x %d new tokens (KV cache): %.1f ms/step, %.0f tokens/s\n", o.B, o.n_new - 1,
-           1e3 * td / (o.n_new - 1 > 0 ? o.n_new - 1 : 1), o.B * (o.n_new - 1) / (td > 0 ? td : 1e-9));
+    for (int b = 0; b < o.B; b++) free(pr[b]);
+    double p = median(tp, runs), d = median(td, runs);
+    printf("prefill %d x %d: %.1f ms, %.0f tokens/s\n", o.B, o.T, 1e3 * p, o.B * o.T / p);
+    if (g.max_new > 1)
+        printf("decode %d x %d new tokens (KV cache): %.2f ms/step, %.0f tokens/s\n", o.B, g.max_new - 1, 1e3 * d,
+               d > 0 ? o.B / d : 0);
+    free(tp);
+    free(td);
     free(pr); free(out); free(lens); free(nout);
     nn_model_free(m);
     k_backend_free(be);

@@ -36,11 +36,13 @@ int nn_generate(nn_model *m, const int32_t *const *prompts, const int *lens, int
         rows[b] = lens[b] - 1;
     }
     nn_batch bt = {.B = B, .T = Tp, .ids = ids};
-    int r = nn_model_forward(m, &bt, cache, rows, NULL);
+    double t0 = hx_now(), t1 = t0;
+    int r = nn_model_forward(m, &bt, cache, rows, NULL), steps = 0;
     for (int b = 0; b < B; b++) cache->len[b] = lens[b];
     int live = B;
     for (int step = 0; !r && live > 0; step++) {
         be->op->download(be, logits, m->logits, (size_t)B * V * sizeof(float));
+        if (step == 0) t1 = hx_now();
         for (int b = 0; b < B; b++) {
             int tok = argmax_row(logits + (size_t)b * V, V);
             ids[b] = done[b] ? pad : tok;
@@ -59,6 +61,13 @@ int nn_generate(nn_model *m, const int32_t *const *prompts, const int *lens, int
         nn_batch one = {.B = B, .T = 1, .ids = ids};
         r = nn_model_forward(m, &one, cache, rows, NULL);
         for (int b = 0; b < B; b++) cache->len[b]++;
+        steps++;
+    }
+    if (o->times) {
+        double t2 = hx_now();
+        o->times->prefill_s = t1 - t0;
+        o->times->decode_s = steps ? t2 - t1 : 0;
+        o->times->decode_steps = steps;
     }
     free(ids);
     free(rows);

@@ -14,7 +14,15 @@ typedef struct nn_gen_opts {
     int n_stop_ids;
     nn_stop_fn stop;           /* optional, e.g. stop strings (nn_stop_strings) */
     void *stop_ud;
+    struct nn_gen_times *times; /* optional: where the time went (benchmarks) */
 } nn_gen_opts;
+
+/* Wall time of one nn_generate call, split at the first logits on the host (the download synchronizes the
+ * device): prefill_s is the prompt's forward up to them, decode_s the decode steps after them. */
+typedef struct nn_gen_times {
+    double prefill_s, decode_s;
+    int decode_steps;
+} nn_gen_times;
 
 /*
  * Greedy decoding of B prompts (lengths lens[b] >= 1): one right-padded prefill of all prompts, then one

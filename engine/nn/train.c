@@ -152,6 +152,31 @@ int nn_train_step(nn_trainer *tr, double *loss, double *grad_norm, double *lr_ou
     return 0;
 }
 
+/* One multi-tensor AdamW launch per run of trainable tensors that lie back to back in both the parameter and
+ * the gradient/moment buffers (all of them when nothing is frozen); segment ends are relative to the run. */
+void nn_adamw_step(nn_model *m, const k_adamw_hp *hp)
+{
+    k_backend *be = m->be;
+    size_t *ends = xmalloc((size_t)(m->n_params > 0 ? m->n_params : 1) * sizeof *ends);
+    unsigned char *decay = xmalloc((size_t)(m->n_params > 0 ? m->n_params : 1));
+    for (int i = 0; i < m->n_params;) {
+        const nn_param *p0 = &m->params[i];
+        if (p0->goff == SIZE_MAX) { i++; continue; }
+        size_t n = 0;
+        int ns = 0;
+        for (; i < m->n_params; i++) {
+            const nn_param *p = &m->params[i];
+            if (p->goff == SIZE_MAX || p->off != p0->off + n || p->goff != p0->goff + n) break;
+            n += p->numel;
+            ends[ns] = n;
+            decay[ns++] = (unsigned char)p->decay;
+        }
+        be->op->adamw(be, m->p + p0->off, m->g + p0->goff, m->m + p0->goff, m->v + p0->goff, n, ns, ends, decay, hp);
+    }
+    free(ends);
+    free(decay);
+}
+
 int nn_train_update(nn_trainer *tr, double *grad_norm, double *lr_out)
 {
     nn_model *m = tr->m;
@@ -164,14 +189,7 @@ int nn_train_update(nn_trainer *tr, double *grad_norm, double *lr_out)
     double lr = nn_sched_lr(&tr->sched, tr->step);
     k_adamw_hp hp = {.lr = (float)lr, .beta1 = tr->beta1, .beta2 = tr->beta2, .eps = tr->eps,
                      .weight_decay = tr->weight_decay, .step = tr->step + 1};
-    for (int i = 0; i < m->n_params; i++) {
-        nn_param *p = &m->params[i];
-        if (p->goff == SIZE_MAX) continue;
-        size_t end = p->numel;
-        unsigned char decay = (unsigned char)p->decay;
-        be->op->adamw(be, m->p + p->off, m->g + p->goff, m->m + p->goff, m->v + p->goff, p->numel, 1, &end, &decay,
-                      &hp);
-    }
+    nn_adamw_step(m, &hp);
     tr->step++;
     if (grad_norm) *grad_norm = norm;
     if (lr_out) *lr_out = lr;

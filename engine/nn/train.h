@@ -70,6 +70,10 @@ int nn_train_step(nn_trainer *tr, double *loss, double *grad_norm, double *lr);
 /* The optimizer half of a step, for callers that compute their own gradients (distillation): clip the gradients in
  * m->g, AdamW at the scheduled lr, step + 1. Grad norm before clipping and lr (either may be NULL). */
 int nn_train_update(nn_trainer *tr, double *grad_norm, double *lr);
+
+/* The AdamW update of every trainable tensor with the gradients in m->g: one multi-tensor op call per run of
+ * tensors that are contiguous in both buffers. */
+void nn_adamw_step(nn_model *m, const k_adamw_hp *hp);
 /* Saves / restores weights, AdamW moments, step, tokens and data position (dir/state-<step>.safetensors, then
  * dir/state.json naming it, written atomically; the previous state file is removed). nn_train_resume returns 1 if a state was restored, 0 if dir has none, -1 on error. */
 int nn_train_save(const nn_trainer *tr, const char *dir);
