@@ -168,6 +168,8 @@ struct k_backend {
     int threads;        /* OpenMP threads on the CPU */
     int device;         /* CUDA device index, -1 on the CPU */
     void *impl;         /* the backend's private state (cuBLAS handle, stream, workspace) */
+    size_t mem_in_use;  /* bytes the backend holds: allocations, op scratch, workspaces */
+    size_t mem_peak;    /* the most mem_in_use since creation or the last k_mem_reset_peak */
 };
 
 /* Creates a backend: "cpu" or "cuda" / "cuda:N" (an error when hx was built without CUDA or no GPU is
@@ -187,6 +189,15 @@ int k_cuda_device_count(void);   /* GPUs the CUDA runtime sees (0 without a driv
 #endif
 
 #define k_supports(b, opname) ((b)->op->opname != NULL)
+
+/* Memory accounting, kept by every backend's alloc/free/scratch (not thread-safe: one backend, one thread). */
+static inline void k_mem_add(k_backend *b, size_t n)
+{
+    b->mem_in_use += n;
+    if (b->mem_in_use > b->mem_peak) b->mem_peak = b->mem_in_use;
+}
+static inline void k_mem_sub(k_backend *b, size_t n) { b->mem_in_use -= n < b->mem_in_use ? n : b->mem_in_use; }
+static inline void k_mem_reset_peak(k_backend *b) { b->mem_peak = b->mem_in_use; }
 
 /* Conveniences over the table. */
 static inline void *k_alloc_f32(k_backend *b, size_t n) { return b->op->alloc(b, n * sizeof(float)); }

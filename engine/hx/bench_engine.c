@@ -10,13 +10,14 @@
 #include "engine/nn/train.h"
 
 static const char usage[] =
-    "usage: hx bench train|infer [--config config.json | --shape tiny|small] [--batch B] [--seq T] [--steps N]\n"
+    "usage: hx bench train|infer [--config config.json | --shape tiny|small] [--batch B] [--seq T] [--steps N] [--recompute]\n"
     "                            [--new N] [--device cpu|cuda] [--threads N]\n"
     "  tiny: d 128, 4 layers, 4/2 heads x 32, MLP 384, vocab 4096 (~1M params)\n"
     "  small: d 384, 8 layers, 6/2 heads x 64, MLP 1152, vocab 8192 (~20M params)";
 
 typedef struct bench_opts {
     nn_config cfg;
+    int recompute;
     int B, T, steps, n_new, threads;
     const char *device;
 } bench_opts;
@@ -30,6 +31,7 @@ static int parse(int argc, char **argv, bench_opts *o)
     o->n_new = 32;
     o->threads = 0;
     o->device = "cpu";
+    o->recompute = 0;
     const char *e = getenv("OMP_NUM_THREADS");
     if (e) o->threads = atoi(e);
     for (int i = 1; i < argc; i++) {
@@ -48,6 +50,7 @@ static int parse(int argc, char **argv, bench_opts *o)
         else if (!strcmp(a, "--new") && more) o->n_new = atoi(argv[++i]);
         else if (!strcmp(a, "--device") && more) o->device = argv[++i];
         else if (!strcmp(a, "--threads") && more) o->threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--recompute")) o->recompute = 1;
         else die(HX_EXIT_USAGE, "unknown argument %s\n%s", a, usage);
     }
     if (o->B < 1 || o->T < 2 || o->steps < 1 || o->n_new < 1) die(HX_EXIT_USAGE, "%s", usage);
@@ -75,6 +78,7 @@ int hx_bench_train(int argc, char **argv)
     nn_model *m = make(&o, &be);
     int N = o.B * o.T;
     nn_model_set_trainable(m, NN_ALL_GROUPS);
+    nn_model_set_recompute(m, o.recompute);
     if (nn_model_prepare(m, o.B, o.T, NN_ACT_TRAIN)) die(HX_EXIT_STAGE, "%s", hx_last_error());
     int32_t *ids = xmalloc((size_t)N * 4), *tg = xmalloc((size_t)N * 4);
     hx_rng r;
@@ -85,7 +89,9 @@ int hx_bench_train(int argc, char **argv)
     }
     nn_batch bt = {.B = o.B, .T = o.T, .ids = ids};
     double tf = 0, tb = 0, to = 0;
+    size_t peak = 0; /* the most backend memory a step held */
     for (int s = 0; s <= o.steps; s++) { /* step 0 warms up */
+        k_mem_reset_peak(be);
         double t0 = hx_now();
         nn_model_zero_grad(m);
         nn_model_forward(m, &bt, NULL, NULL, NULL);
@@ -99,6 +105,7 @@ int hx_bench_train(int argc, char **argv)
         nn_adamw_step(m, &hp); /* what nn_train_update does after the gradient norm */
         be->op->sync(be);
         double t3 = hx_now();
+        if (be->mem_peak > peak) peak = be->mem_peak;
         if (s) {
             tf += t1 - t0;
             tb += t2 - t1;
@@ -106,8 +113,9 @@ int hx_bench_train(int argc, char **argv)
         }
     }
     double tot = tf + tb + to;
-    printf("train %d x %d: %.1f ms/step (forward+loss %.1f, backward %.1f, adamw %.1f), %.0f tokens/s\n", o.B, o.T,
-           1e3 * tot / o.steps, 1e3 * tf / o.steps, 1e3 * tb / o.steps, 1e3 * to / o.steps, N * o.steps / tot);
+    printf("train %d x %d: %.1f ms/step (forward+loss %.1f, backward %.1f, adamw %.1f), %.0f tokens/s, "
+           "peak memory %.2f GiB\n", o.B, o.T, 1e3 * tot / o.steps, 1e3 * tf / o.steps, 1e3 * tb / o.steps,
+           1e3 * to / o.steps, N * o.steps / tot, peak / 1073741824.0);
     free(ids);
     free(tg);
     nn_model_free(m);

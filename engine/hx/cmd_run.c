@@ -160,14 +160,14 @@ static int default_threads(int jobs)
 int cmd_run(int argc, char **argv)
 {
     hx_cli c;
-    hx_cli_parse(&c, argc, argv, "S store json strict verify device jobs threads", 1, 1);
+    hx_cli_parse(&c, argc, argv, "S store json strict verify device jobs threads recompute", 1, 1);
     hx_recipe r;
     hx_plan p;
     hx_cli_load(&c, &r, &p);
     hx_store s;
     hx_cli_open_store(&c, &s);
 
-    hx_exec_opts o = {.jobs = c.jobs, .verify = c.verify, .interrupted = &interrupted};
+    hx_exec_opts o = {.jobs = c.jobs, .verify = c.verify, .recompute = c.recompute, .interrupted = &interrupted};
     parse_device(c.device, &o);
     o.threads = c.threads ? c.threads : default_threads(c.jobs);
     char *id = hx_store_new_run_id(&s);

@@ -86,6 +86,7 @@ static int execute(sched *S, int i, const char *device)
         .engine = o->engine,
         .device = device,
         .threads = o->threads,
+        .recompute = o->recompute,
         .metrics = metrics,
         .interrupted = o->interrupted,
     };

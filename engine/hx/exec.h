@@ -26,6 +26,7 @@ typedef struct hx_exec_result {
 typedef struct hx_exec_opts {
     int jobs;                  /* instances run concurrently (>= 1) */
     int threads;               /* CPU threads given to each stage */
+    int recompute;             /* hx run --recompute: activation recomputation in training stages */
     int verify;                /* re-hash every cached entry used (hx run --verify) */
     int n_gpus;                /* GPUs to share among needs_gpu stages (0: everything on the CPU) */
     int gpu_ids[16];

@@ -28,7 +28,7 @@ static const hx_cmd commands[] = {
     {"report", cmd_report, "[RUN|latest|PREFIX] [--format md|json|tex|html] [-o FILE] [--store DIR]",
      "the recipe's report tables: LL vs generation, gap, retention, ranking reversals"},
     {"run", cmd_run,
-     "RECIPE [-S k=v]... [--device auto|cpu|cuda[:N]] [--jobs N] [--threads N] [--store DIR] [--verify] [--strict] [--json]",
+     "RECIPE [-S k=v]... [--device auto|cpu|cuda[:N]] [--jobs N] [--threads N] [--recompute] [--store DIR] [--verify] [--strict] [--json]",
      "execute a recipe: every stage instance not already in the store, at most once"},
     {"runs", cmd_runs, "[--store DIR] [--json]", "list run records, newest first"},
     {"score", cmd_score, "DIR (-c CONTEXT -x CONTINUATION)... [--file F.jsonl] [--chat]",

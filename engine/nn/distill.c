@@ -523,6 +523,7 @@ int nn_fit(nn_trainer *tr, const nn_fit_cfg *cfg, nn_fit_micro fn, void *arg, nn
             error("%s: interrupted at step %d (saved; it resumes there)", cfg->label, tr->step);
             goto out;
         }
+        k_mem_reset_peak(m->be);
         nn_model_zero_grad(m);
         nn_fit_stats st = {0};
         for (int a = 0; a < tr->accum; a++)
@@ -551,7 +552,9 @@ int nn_fit(nn_trainer *tr, const nn_fit_cfg *cfg, nn_fit_micro fn, void *arg, nn
             memset(&win, 0, sizeof win);
             win_n = 0;
         }
-        hx_progress_update(&pg, (double)tr->step * cfg->tokens_per_step, "loss %.4f", st.loss / tr->accum);
+        if (m->be->mem_peak > R.peak_mem) R.peak_mem = m->be->mem_peak;
+        hx_progress_update(&pg, (double)tr->step * cfg->tokens_per_step, "loss %.4f, mem %.2f GiB",
+                           st.loss / tr->accum, m->be->mem_peak / 1073741824.0);
         if (cfg->ckpt_dir && tr->step % cfg->ckpt_every == 0 && tr->step < cfg->steps &&
             fit_save(tr, cfg, &win, win_n))
             goto out;

@@ -143,6 +143,7 @@ typedef struct nn_fit_result {
     double last_part[4];
     int start_step;               /* where this call started (> 0 after a resume) */
     double seconds, tokens_per_s; /* of the steps run by this call */
+    size_t peak_mem;              /* the most backend memory any step held (k_backend.mem_peak per step) */
 } nn_fit_result;
 
 /*

@@ -500,20 +500,27 @@ static size_t glob_bind(glob_act *g, float *base, const nn_config *c, int B, int
     return o;
 }
 
+void nn_model_set_recompute(nn_model *m, int on) { m->recompute = on != 0; }
+
 int nn_model_prepare(nn_model *m, int B, int T, int mode)
 {
     const nn_config *c = &m->cfg;
     if (B <= 0 || T <= 0) return error("nn_model_prepare: empty batch %d x %d", B, T);
-    if (m->act && mode == m->act_mode && B <= m->act_B && T <= m->act_T && (size_t)B * T <= (size_t)m->act_B * m->act_T)
+    int train = mode == NN_ACT_TRAIN, recompute = train && m->recompute;
+    if (m->act && mode == m->act_mode && recompute == m->act_recompute && B <= m->act_B && T <= m->act_T &&
+        (size_t)B * T <= (size_t)m->act_B * m->act_T)
         return 0;
     k_backend *be = m->be;
     if (m->act) be->op->free(be, m->act);
     if (m->io) be->op->free(be, m->io);
-    int train = mode == NN_ACT_TRAIN;
-    size_t N = (size_t)B * T, o = 0;
+    size_t N = (size_t)B * T, o = 0, work = 0;
     for (int l = 0; l < c->n_layers; l++) {
         size_t sz = layer_act_bind(NULL, NULL, c, l, B, T);
-        if (train) {
+        if (recompute) { /* the layer's input here, the rest in the shared block */
+            m->act_off[l] = o;
+            o += (N * c->d + 15) & ~(size_t)15;
+            if (sz > work) work = sz;
+        } else if (train) {
             m->act_off[l] = o;
             o += sz;
         } else {
@@ -521,6 +528,9 @@ int nn_model_prepare(nn_model *m, int B, int T, int mode)
             if (sz > o) o = sz;
         }
     }
+    m->act_work = o;
+    o += work;
+    m->act_recompute = recompute;
     m->act_off[c->n_layers] = o;
     o += glob_bind(NULL, NULL, c, B, T, train);
     size_t hid = o;
@@ -543,7 +553,29 @@ int nn_model_prepare(nn_model *m, int B, int T, int mode)
 
 static void get_layer_act(const nn_model *m, layer_act *a, int l, int B, int T)
 {
-    layer_act_bind(a, m->act + m->act_off[l], &m->cfg, l, B, T);
+    if (m->act_recompute) {
+        layer_act_bind(a, m->act + m->act_work, &m->cfg, l, B, T);
+        a->res_in = m->act + m->act_off[l];
+    } else
+        layer_act_bind(a, m->act + m->act_off[l], &m->cfg, l, B, T);
+}
+
+/* Recomputation: layer l's forward again from its kept input, into the shared block, up to what its backward
+ * reads (ln1, the mixer's activations, res_mid, ln2, gate, up, swi). The same ops on the same inputs as the
+ * forward, so the same values. g->tmp takes the mixer's output, as in the forward. */
+static void layer_recompute(nn_model *m, int l, const fwd_ctx *f, const layer_act *a, const glob_act *g)
+{
+    const nn_config *c = &m->cfg;
+    k_backend *be = m->be;
+    struct nn_layer_ix *ix = &m->lix[l];
+    int N = f->N, d = c->d, F = c->ffn;
+    be->op->rmsnorm_fwd(be, a->ln1, a->rstd1, a->res_in, P(m, ix->ln1), N, d, c->norm_eps);
+    mixer_forward(m, l, f, g->tmp, a->ln1, a->mix, NULL);
+    be->op->add(be, a->res_mid, a->res_in, g->tmp, (size_t)N * d);
+    be->op->rmsnorm_fwd(be, a->ln2, a->rstd2, a->res_mid, P(m, ix->ln2), N, d, c->norm_eps);
+    k_linear_fwd(be, a->gate, a->ln2, P(m, ix->gate), N, d, F, 0);
+    k_linear_fwd(be, a->up, a->ln2, P(m, ix->up), N, d, F, 0);
+    be->op->swiglu_fwd(be, a->swi, a->gate, a->up, (size_t)N * F);
 }
 
 static void get_glob(const nn_model *m, glob_act *g, int B, int T)
@@ -697,6 +729,7 @@ int nn_model_backward(nn_model *m)
         struct nn_layer_ix *ix = &m->lix[l];
         layer_act a;
         get_layer_act(m, &a, l, B, T);
+        if (m->act_recompute) layer_recompute(m, l, &f, &a, &g);
         /* res_out = res_mid + swi Wd^T: d res_mid = dres (carried in place), dswi, dWd */
         be->op->zero(be, g.dswi, (size_t)N * F * sizeof(float));
         k_linear_bwd(be, g.dswi, G(m, ix->down), g.dres, a.swi, P(m, ix->down), N, F, d);
@@ -795,6 +828,7 @@ int nn_model_layer_backward(nn_model *m, int l, const float *dmix, const float *
     get_glob(m, &g, m->act_B, m->act_T);
     layer_act a;
     get_layer_act(m, &a, l, B, T);
+    if (m->act_recompute) layer_recompute(m, l, &f, &a, &g);
     be->op->zero(be, g.dres, (size_t)N * d * sizeof(float));
     if (dblock) {
         /* block_out = res_mid + swi Wd^T;  swi = silu(gate) * up;  gate/up = ln2 W^T;  ln2 = RMSNorm(res_mid) */

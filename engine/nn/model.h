@@ -108,6 +108,9 @@ struct nn_model {
     size_t act_floats;
     float *act;
     size_t *act_off;       /* [n_layers + 1] per-layer block offsets (all 0 when layers share one block) */
+    int recompute;         /* NN_ACT_TRAIN keeps only each layer's input (nn_model_set_recompute) */
+    int act_recompute;     /* the activations were sized with recompute on */
+    size_t act_work;       /* recompute: offset of the one layer block every layer's (re)computation shares */
     int32_t *io;           /* device ints: ids, pos, seg, targets [B*T] each, q_start [B] */
     float *logits;         /* [B*T, V] (train / score) or [B, V] (gen) */
     float *hidden_out;     /* [B*T, d] after the final norm */
@@ -131,6 +134,14 @@ void nn_model_zero_grad(nn_model *m);
 
 /* Sizes activations for up to B x T tokens in mode NN_ACT_* (reallocates only when larger or the mode changes). */
 int nn_model_prepare(nn_model *m, int B, int T, int mode);
+
+/*
+ * Activation recomputation for long sequences (off by default): in NN_ACT_TRAIN, each layer keeps only its input
+ * (B*T*d floats) and the backward recomputes the layer's forward into one shared block before differentiating
+ * it. One more forward per step for about 1/(4 + 3 ffn/d + mixer) of the layer activations; gradients are
+ * bit-identical (the kernels are deterministic). Takes effect at the next nn_model_prepare.
+ */
+void nn_model_set_recompute(nn_model *m, int on);
 
 /*
  * Forward of a batch of B x T tokens: hidden states -> m->hidden_out, logits -> m->logits for every row.

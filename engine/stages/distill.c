@@ -33,6 +33,7 @@ int hx_train_open(hx_stage_ctx *c, hx_train_env *env, int need_teacher, int need
     env->be = c->engine ? nn_engine_backend(c->engine) : k_backend_new(c->device ? c->device : "cpu", c->threads);
     if (!env->be) return error_prefix("stage '%s'", c->stage_name);
     if (nn_model_load(&env->student, sdir, env->be)) return error_prefix("stage '%s': student", c->stage_name);
+    nn_model_set_recompute(env->student, c->recompute);
     if (need_teacher) {
         const char *key = hx_input_key(c, "teacher");
         if (c->engine && key) {
@@ -153,11 +154,13 @@ int hx_train_finish(hx_stage_ctx *c, hx_train_env *env, const nn_trainer *tr, co
         json_object_set_new(c->metrics, "steps", json_integer(tr->step));
         json_object_set_new(c->metrics, "train_tokens", json_integer(tr->tokens));
         json_object_set_new(c->metrics, "tokens_per_s", json_real(res->tokens_per_s));
+        json_object_set_new(c->metrics, "peak_mem_bytes", json_integer((json_int_t)res->peak_mem));
         json_object_set_new(c->metrics, "params", json_integer((json_int_t)nn_config_n_params(&m->cfg)));
         json_object_set_new(c->metrics, "trainable_params", json_integer((json_int_t)trainable));
     }
-    log_info("%s: loss %.4f -> %.4f after %d steps (%.1fs, %.0f tok/s)", c->stage_name, res->first_loss,
-             res->last_loss, tr->step, res->seconds, res->tokens_per_s);
+    log_info("%s: loss %.4f -> %.4f after %d steps (%.1fs, %.0f tok/s, peak %.2f GiB on %s)", c->stage_name,
+             res->first_loss, res->last_loss, tr->step, res->seconds, res->tokens_per_s,
+             res->peak_mem / 1073741824.0, m->be->name);
     return 0;
 }
 

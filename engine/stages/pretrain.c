@@ -142,6 +142,7 @@ static int pretrain_run(hx_stage_ctx *c)
     if (!(be = stage_backend(c, &own)) || nn_model_new(&m, &cfg, be)) goto out;
     nn_model_init_random(m, (uint64_t)hx_with_int(c, "seed"));
     nn_model_set_trainable(m, NN_ALL_GROUPS);
+    nn_model_set_recompute(m, c->recompute);
     nn_sched sch = {.lr = hx_with_num(c, "lr"), .min_lr = hx_with_num(c, "min_lr"), .decay_frac = hx_with_num(c, "decay_frac"),
                     .warmup = (int)hx_with_int(c, "warmup"), .total = steps};
     if (nn_sched_parse(hx_with_str(c, "schedule"), &sch.kind)) {
@@ -169,6 +170,7 @@ static int pretrain_run(hx_stage_ctx *c)
     hx_progress_begin(&pg, c->stage_name, (double)steps * accum * B * T, "tok");
     double t0 = hx_now(), win_loss = 0, last_loss = NAN;
     int win_n = 0, start_step = tr.step;
+    size_t peak_mem = 0; /* the most backend memory any step held */
     while (tr.step < steps) {
         if (c->interrupted && *c->interrupted) {
             nn_train_save(&tr, c->ckpt_dir);
@@ -176,7 +178,9 @@ static int pretrain_run(hx_stage_ctx *c)
             goto out;
         }
         double loss, gn, lr;
+        k_mem_reset_peak(be);
         if (nn_train_step(&tr, &loss, &gn, &lr)) goto out;
+        if (be->mem_peak > peak_mem) peak_mem = be->mem_peak;
         win_loss += loss;
         win_n++;
         if (tr.step % log_every == 0 || tr.step == steps) {
@@ -187,7 +191,8 @@ static int pretrain_run(hx_stage_ctx *c)
             win_loss = 0;
             win_n = 0;
         }
-        hx_progress_update(&pg, (double)tr.step * accum * B * T, "loss %.3f", loss);
+        hx_progress_update(&pg, (double)tr.step * accum * B * T, "loss %.3f, mem %.2f GiB", loss,
+                           be->mem_peak / 1073741824.0);
         if (tr.step % ckpt_every == 0 && tr.step < steps && nn_train_save(&tr, c->ckpt_dir)) goto out;
     }
     hx_progress_end(&pg);
@@ -205,9 +210,12 @@ static int pretrain_run(hx_stage_ctx *c)
         json_object_set_new(c->metrics, "params", json_integer((json_int_t)nn_config_n_params(&cfg)));
         json_object_set_new(c->metrics, "train_tokens", json_integer(tr.tokens));
         json_object_set_new(c->metrics, "tokens_per_s", json_real(tps));
+        json_object_set_new(c->metrics, "peak_mem_bytes", json_integer((json_int_t)peak_mem));
         json_object_set_new(c->metrics, "corpus_tokens", json_integer((json_int_t)d.n));
     }
-    if (!r) log_info("%s: final loss %.4f after %d steps (%.1fs)", c->stage_name, last_loss, tr.step, dt);
+    if (!r)
+        log_info("%s: final loss %.4f after %d steps (%.1fs, peak %.2f GiB on %s)", c->stage_name, last_loss, tr.step,
+                 dt, peak_mem / 1073741824.0, be->name);
 out:
     if (log) fclose(log);
     nn_trainer_release(&tr);

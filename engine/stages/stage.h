@@ -56,6 +56,8 @@ typedef struct hx_stage_ctx {
     struct nn_engine *engine;       /* shared engine (models stay resident across stages) */
     const char *device;             /* "cpu", "cuda:0", ... */
     int threads;
+    int recompute;                  /* hx run --recompute: training keeps only layer inputs (not in the key:
+                                     * the results are bit-identical) */
     json_t *metrics;                /* object; the stage adds its metrics (owned by the caller) */
     volatile int *interrupted;      /* set by SIGINT: stop at a safe point, return error */
 } hx_stage_ctx;

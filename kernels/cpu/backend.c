@@ -8,18 +8,26 @@
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/kda.h"
 
+/* 64-byte aligned and zeroed (whole-model arenas are one call), behind a 64-byte header that holds the size
+ * for the backend's memory accounting. */
 static void *cpu_alloc(k_backend *b, size_t bytes)
 {
-    (void)b;
-    /* 64-byte aligned, zeroed: whole-model arenas are one call. */
     void *p = NULL;
     size_t n = (bytes + 63) & ~(size_t)63;
-    if (posix_memalign(&p, 64, n ? n : 64)) die(HX_EXIT_STAGE, "out of memory allocating %zu bytes", bytes);
-    memset(p, 0, n);
-    return p;
+    if (posix_memalign(&p, 64, n + 64)) die(HX_EXIT_STAGE, "out of memory allocating %zu bytes", bytes);
+    memset(p, 0, n + 64);
+    *(size_t *)p = n;
+    k_mem_add(b, n);
+    return (char *)p + 64;
 }
 
-static void cpu_free(k_backend *b, void *p) { (void)b; free(p); }
+static void cpu_free(k_backend *b, void *p)
+{
+    if (!p) return;
+    char *h = (char *)p - 64;
+    k_mem_sub(b, *(size_t *)h);
+    free(h);
+}
 static void cpu_memcpy(k_backend *b, void *dst, const void *src, size_t n) { (void)b; if (n) memmove(dst, src, n); }
 static void cpu_zero(k_backend *b, void *p, size_t n) { (void)b; if (n) memset(p, 0, n); }
 static void cpu_sync(k_backend *b) { (void)b; }

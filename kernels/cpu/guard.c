@@ -71,7 +71,6 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
 
 static void *g_alloc(k_backend *b, size_t bytes)
 {
-    (void)b;
     size_t pg = (size_t)sysconf(_SC_PAGESIZE), len = ((bytes ? bytes : 1) + pg - 1) / pg * pg;
     void *p = mmap(NULL, len, g_depth ? PROT_READ | PROT_WRITE : PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) die(HX_EXIT_STAGE, "guard device: out of memory allocating %zu bytes", bytes);
@@ -81,19 +80,20 @@ static void *g_alloc(k_backend *b, size_t bytes)
         g_reg = xrealloc(g_reg, (size_t)g_cap * sizeof *g_reg);
     }
     g_reg[g_n++] = (region){p, len};
+    k_mem_add(b, len);
     pthread_mutex_unlock(&g_mu);
     return p;
 }
 
 static void g_free(k_backend *b, void *p)
 {
-    (void)b;
     if (!p) return;
     pthread_mutex_lock(&g_mu);
     int i = 0;
     while (i < g_n && g_reg[i].p != p) i++;
     if (i == g_n) BUG("guard device: free of %p, which it did not allocate", p);
     munmap(p, g_reg[i].len);
+    k_mem_sub(b, g_reg[i].len);
     g_reg[i] = g_reg[--g_n];
     pthread_mutex_unlock(&g_mu);
 }

@@ -19,6 +19,14 @@ static void *cu_alloc(k_backend *b, size_t bytes)
             "batch or sequence, or --device cpu", b->name, bytes, fr >> 20, tot >> 20, cudaGetErrorString(e));
     }
     CK(cudaMemsetAsync(p, 0, n ? n : 256, KCUDA_STREAM(b)));
+    kcuda_ctx *c = KCUDA_CTX(b);
+    if (c->n_blocks == c->cap_blocks) {
+        c->cap_blocks = c->cap_blocks ? 2 * c->cap_blocks : 64;
+        c->blocks = (struct kcuda_block *)xrealloc(c->blocks, (size_t)c->cap_blocks * sizeof *c->blocks);
+    }
+    c->blocks[c->n_blocks].p = p;
+    c->blocks[c->n_blocks++].n = n ? n : 256;
+    k_mem_add(b, n ? n : 256);
     return p;
 }
 
@@ -27,6 +35,13 @@ static void cu_free(k_backend *b, void *p)
     if (!p) return;
     CK(cudaStreamSynchronize(KCUDA_STREAM(b)));
     CK(cudaFree(p));
+    kcuda_ctx *c = KCUDA_CTX(b);
+    for (int i = c->n_blocks - 1; i >= 0; i--)
+        if (c->blocks[i].p == p) {
+            k_mem_sub(b, c->blocks[i].n);
+            c->blocks[i] = c->blocks[--c->n_blocks];
+            break;
+        }
 }
 
 static void cu_upload(k_backend *b, void *dst, const void *src, size_t n)
@@ -64,6 +79,7 @@ void *kcuda_scratch(k_backend *b, size_t bytes)
     if (c->scratch) {
         CK(cudaStreamSynchronize(c->stream));
         CK(cudaFree(c->scratch));
+        k_mem_sub(b, c->scratch_bytes);
         c->scratch = NULL;
         c->scratch_bytes = 0;
     }
@@ -72,6 +88,7 @@ void *kcuda_scratch(k_backend *b, size_t bytes)
         die(HX_EXIT_STAGE, "%s: out of GPU memory for %zu bytes of op scratch: %s", b->name, n,
             cudaGetErrorString(e));
     c->scratch_bytes = n;
+    k_mem_add(b, n);
     return c->scratch;
 }
 
@@ -295,6 +312,7 @@ extern "C" k_backend *k_cuda_new(int device)
     b->threads = 1;
     b->device = device;
     b->impl = c;
+    k_mem_add(b, c->lt_ws_bytes + 1025 * sizeof(double));
     return b;
 }
 
@@ -311,6 +329,7 @@ extern "C" void k_cuda_free(k_backend *b)
         cublasLtMatmulDescDestroy(e->op);
     }
     free(c->mm_cache);
+    free(c->blocks);
     cudaFree(c->lt_ws);
     cudaFree(c->scratch);
     cudaFree(c->sumsq_part);

@@ -20,6 +20,8 @@ extern "C" {
  * operands, KDA chunk work areas). It grows while the first step runs and is then reused: no cudaMalloc in
  * a steady training loop.
  */
+struct kcuda_block { void *p; size_t n; };
+
 typedef struct kcuda_ctx {
     int device;
     cudaStream_t stream;
@@ -41,6 +43,9 @@ typedef struct kcuda_ctx {
     /* matmul algorithm cache */
     struct kcuda_mm_entry *mm_cache;
     int mm_n, mm_cap;
+    /* live allocations of cu_alloc (pointer, bytes): cu_free's size for the memory accounting */
+    struct kcuda_block *blocks;
+    int n_blocks, cap_blocks;
 } kcuda_ctx;
 
 #define KCUDA_CTX(b) ((kcuda_ctx *)(b)->impl)

@@ -11,6 +11,7 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 T=$(mktemp -d /tmp/hx-e2e-distill.XXXXXX)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
+dir_of() { python3 -c "import json; r=json.load(open('$1/runs/latest/run.json')); k=[s['key'] for s in r['stages'] if s['stage']=='$2'][0]; print('$1/store/%s/%s' % (k[:2], k))"; }
 R=tests/e2e/recipes/distill_chain.yaml
 
 "$HX" run "$R" --store "$T/s" >"$T/a.log" 2>&1 || { cat "$T/a.log"; fail "hx run"; }
@@ -80,6 +81,26 @@ PY
 "$HX" run "$R" --store "$T/s" >"$T/b.log" 2>&1 || { cat "$T/b.log"; fail "re-run"; }
 grep -q "0 executed, 8 cached" "$T/b.log" || { cat "$T/b.log"; fail "the re-run should be all cached"; }
 
+# --recompute (activation recomputation) changes no key and no byte: drop the trained entries from a copy of the
+# store and rebuild them with it
+cp -r "$T/s" "$T/r"
+python3 - "$T/r" <<'PY'
+import json, os, shutil, sys
+r = json.load(open(os.path.join(sys.argv[1], "runs", "latest", "run.json")))
+for s in r["stages"]:
+    if s["stage"] in ("teacher", "align", "distill", "finetune"):
+        shutil.rmtree(os.path.join(sys.argv[1], "store", s["key"][:2], s["key"]))
+PY
+"$HX" run "$R" --store "$T/r" --recompute >"$T/r.log" 2>&1 || { cat "$T/r.log"; fail "hx run --recompute"; }
+grep -q "ok (5 executed, 3 cached" "$T/r.log" || { cat "$T/r.log"; fail "--recompute: expected the 5 trained instances to re-execute"; }
+keys() { python3 -c "import json; print(sorted(s['key'] for s in json.load(open('$1/runs/latest/run.json'))['stages']))"; }
+[ "$(keys "$T/s")" = "$(keys "$T/r")" ] || fail "--recompute changed a key"
+for st in teacher align distill finetune; do
+    for f in model.safetensors train_log.jsonl; do
+        cmp "$(dir_of "$T/s" $st)/$f" "$(dir_of "$T/r" $st)/$f" || fail "--recompute: $st/$f differs"
+    done
+done
+
 # the finetuned hybrid generates
 D=$(python3 -c "import json,sys; r=json.load(open('$T/s/runs/latest/run.json')); k=[s['key'] for s in r['stages'] if s['stage']=='finetune'][0]; print('$T/s/store/%s/%s' % (k[:2], k))")
 "$HX" generate "$D" -p "The capital of" --max-new 4 >"$T/gen.txt" || fail "hx generate on the finetuned student"
@@ -105,7 +126,6 @@ grep -q "interrupted" "$T/k1.log" || { cat "$T/k1.log"; fail "no interruption me
 grep -q "distill: resuming at step" "$T/k2.log" || { cat "$T/k2.log"; fail "distill did not resume"; }
 "$HX" run "$R" --store "$T/u" -S stages.distill.with.steps=60 -S stages.distill.with.ckpt_every=2 \
     -S 'axes.masking=[completion_only]' >"$T/u.log" 2>&1 || { cat "$T/u.log"; fail "uninterrupted run"; }
-dir_of() { python3 -c "import json; r=json.load(open('$1/runs/latest/run.json')); k=[s['key'] for s in r['stages'] if s['stage']=='$2'][0]; print('$1/store/%s/%s' % (k[:2], k))"; }
 cmp "$(dir_of "$T/k" distill)/model.safetensors" "$(dir_of "$T/u" distill)/model.safetensors" ||
     fail "resumed distill differs from the uninterrupted one"
 cmp "$(dir_of "$T/k" distill)/train_log.jsonl" "$(dir_of "$T/u" distill)/train_log.jsonl" ||
