@@ -15,6 +15,9 @@ cfg=tests/cuda/qwen3_0.6b.json
 if [[ $what == all || $what == train ]]; then
     build/hx bench train --config $cfg --device cuda --batch 8 --seq 2048 --steps 3 |
         awk '{print} /^train / {printf "RESULT train_step_qwen3_0.6B_B8_T2048 %s\n", $5}' | tee -a "$out/hx.txt"
+    # activation recomputation: the memory it saves and the time it costs (hx only)
+    build/hx bench train --config $cfg --device cuda --batch 8 --seq 2048 --steps 3 --recompute |
+        awk '{print} /^train / {printf "RESULT train_step_recompute_qwen3_0.6B_B8_T2048 %s\n", $5}' | tee -a "$out/hx.txt"
 fi
 if [[ $what == all || $what == prefill ]]; then
     for T in 4096 16384 32768 65536 131072; do
@@ -38,8 +41,14 @@ fi
 echo "# references (torch, fla)"
 refs=$what; [ "$what" = all ] && refs="kda attn dense train prefill"
 [ "$what" = hybrid ] && refs=""
+# Triton compiles and autotunes fla's kernels for minutes on a bare machine: keep its cache (and the autotuning
+# results) between calls -- a carried .hxdev/triton-cache.tgz is unpacked first, and the cache is packed to
+# $OUT (the device tool's output folder) afterwards; copy it back to .hxdev/ for the next call.
+export TRITON_CACHE_DIR=${TRITON_CACHE_DIR:-/tmp/hx-triton-cache} TRITON_CACHE_AUTOTUNING=1
+[ -f .hxdev/triton-cache.tgz ] && mkdir -p "$TRITON_CACHE_DIR" && tar xzf .hxdev/triton-cache.tgz -C "$TRITON_CACHE_DIR"
 if [ -n "$refs" ]; then
     PYTHONPATH="$fla${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 python3 tests/reference/bench_torch.py $refs | tee "$out/ref.txt"
+    [ -n "${OUT:-}" ] && [ -d "$TRITON_CACHE_DIR" ] && tar czf "$OUT/triton-cache.tgz" -C "$TRITON_CACHE_DIR" .
 else : >"$out/ref.txt"; fi
 echo
 printf '%-34s %12s %12s %10s\n' measurement "hx ms" "ref ms" "ref/hx"
