@@ -7,6 +7,10 @@ what=${1:-all}
 out=${BENCH_OUT:-build/bench-cuda}
 mkdir -p "$out"
 fla=${FLA_SRC:-third_party/src/fla-src}
+# the device tool's carry limit: fla may travel packed as .hxdev/fla-src.tar.xz (scripts/device_prep.sh makes it)
+if [ ! -d "$fla" ] && [ -f .hxdev/fla-src.tar.xz ]; then
+    mkdir -p /tmp/hx-fla && tar xJf .hxdev/fla-src.tar.xz -C /tmp/hx-fla && fla=/tmp/hx-fla/fla-src
+fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | sed 's/^/# card: /'
 echo "# hx CUDA ops"
 case $what in train|prefill|hybrid) : >"$out/hx.txt" ;; *) build/bench_cuda "$what" | tee "$out/hx.txt" ;; esac

@@ -48,5 +48,9 @@ done
 rm -rf "$out/store"
 build/hx run tests/cuda/chain_prep.yaml --store "$out/store" >/dev/null
 strip --strip-debug "$out/build/hx" "$out"/build/tests/* "$out"/build/bench_cuda 2>/dev/null || true
+# fla (the KDA reference of make bench-cuda), packed: the carry limit counts bytes as they lie
+if [ -d third_party/src/fla-src ]; then
+    tar cJf "$out/fla-src.tar.xz" -C third_party/src fla-src
+fi
 du -sh "$out" | awk '{print "device_prep: " $2 " is " $1 " (the carry limit is 64 MiB with the working tree)"}'
 ls "$out/debs"
