@@ -18,8 +18,8 @@ CU_SRC  := $(wildcard kernels/cuda/*.cu)
 HX_CUDA ?= $(if $(and $(NVCC),$(CU_SRC)),1,0)
 ifeq ($(HX_CUDA),1)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
-NVFLAGS ?= -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 \
-           -Xcompiler -fPIC -I. -DHX_CUDA=1 --expt-relaxed-constexpr
+NVARCH  ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+NVFLAGS ?= -O3 -std=c++17 $(NVARCH) -Xcompiler -fPIC -I. -DHX_CUDA=1 --expt-relaxed-constexpr
 CFLAGS  += -DHX_CUDA=1
 LIB_OBJ += $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
 LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart_static -ldl -lrt -lstdc++
@@ -54,6 +54,9 @@ $(BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
 $(BUILD)/obj/%.o: %.cu | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -MMD -MP -c $< -o $@
+# Hopper-only code (wgmma, setmaxnreg) needs the arch-specific sm_90a target; the `-arch=sm_90a` shorthand also
+# runs a plain sm_90 pass that rejects them with nvcc 13.0, the -gencode form does not. Used only on sm_90 devices.
+$(BUILD)/obj/kernels/cuda/flash_sm90.o: NVARCH = -gencode=arch=compute_90a,code=sm_90a
 
 # The commit and build flags a binary records in manifests (engine/hx/buildinfo.c; not part of keys).
 $(BUILD)/obj/engine/hx/buildinfo.o: CFLAGS += -DHX_COMMIT='"$(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)"' \

@@ -519,9 +519,18 @@ int kcuda_flash_ok(k_backend *b, const k_attn_shape *s, const void *p0, const vo
     return KCUDA_CTX(b)->smem_optin >= need;
 }
 
+/* flash_sm90.cu: the Hopper (wgmma + TMA) forward for head dim 128 without segments */
+int kcuda_fa3_ok(k_backend *b, const k_attn_shape *s);
+void kcuda_fa3_fwd(k_backend *b, float *out, float *lse, const float *q, const float *k, const float *v,
+                   const int32_t *q_start, const k_attn_shape *s);
+
 void kcuda_flash_fwd(k_backend *b, float *out, float *lse, const float *q, const float *k, const float *v,
                      const int32_t *q_start, const int32_t *seg, const k_attn_shape *s)
 {
+    if (!seg && kcuda_fa3_ok(b, s)) {
+        kcuda_fa3_fwd(b, out, lse, q, k, v, q_start, s);
+        return;
+    }
     if (s->K == 64) fwd_launch<64>(b, out, lse, q, k, v, q_start, seg, s);
     else fwd_launch<128>(b, out, lse, q, k, v, q_start, seg, s);
 }

@@ -208,6 +208,9 @@ int main(int argc, char **argv)
     if (all || !strcmp(what, "attn")) {
         bench_attn(1, 2048, 1);
         bench_attn(1, 4096, 0);
+        bench_attn(1, 16384, 0);
+        bench_attn(1, 32768, 0);
+        bench_attn(1, 131072, 0);
     }
     k_backend_free(gpu);
     return 0;

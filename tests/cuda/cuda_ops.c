@@ -245,11 +245,13 @@ static void t_rope(const tcase *tc)
     tb_free(&x); tb_free(&inv); ib_free(&pos);
 }
 
-/* a = B, b = T, c = Hq, d = Hkv, e = K, f: 0 plain, 1 packed segments, 2 decode with q_start (Tq < Tk) */
+/* a = B, b = T, c = Hq, d = Hkv, e = K, f: 0 plain, 1 packed segments, 2 decode with q_start (Tq < Tk),
+ * 3 chunked prefill: Tq = T/3 + 5 queries at random q_start against Tk = T (forward only, like 2). On an H100/H200,
+ * K = 128 without segments takes flash_sm90.cu's forward; HX_CUDA_FLASH2=1 tests flash.cu's instead. */
 static void t_attn(const tcase *tc)
 {
     int B = tc->a, T = tc->b, Hq = tc->c, Hkv = tc->d, K = tc->e, mode = tc->f;
-    int Tq = mode == 2 ? 3 : T, Tk = T;
+    int Tq = mode == 2 ? 3 : mode == 3 ? T / 3 + 5 : T, Tk = T;
     k_attn_shape s = {B, Tq, Tk, Hq, Hkv, K, 1.0f / sqrtf((float)K)};
     tbuf q = tb_randn((size_t)B * Tq * Hq * K, 1), k = tb_randn((size_t)B * Tk * Hkv * K, 1);
     tbuf v = tb_randn((size_t)B * Tk * Hkv * K, 1), out = tb_randn((size_t)B * Tq * Hq * K, 1);
@@ -264,7 +266,7 @@ static void t_attn(const tcase *tc)
         }
     }
     ib_up(&qs); ib_up(&seg);
-    const int32_t *qsh = mode == 2 ? qs.h : NULL, *qsd = mode == 2 ? qs.d : NULL;
+    const int32_t *qsh = mode >= 2 ? qs.h : NULL, *qsd = mode >= 2 ? qs.d : NULL;
     const int32_t *sgh = mode == 1 ? seg.h : NULL, *sgd = mode == 1 ? seg.d : NULL;
     /* head dims 64 and 128 take flash.cu's tensor-core path (bf16 products): bf16 tolerance */
     const double tol = (K == 64 || K == 128) && !getenv("HX_CUDA_SIMT_ATTN") ? TOL_BF16 : TOL_RED;
@@ -272,7 +274,7 @@ static void t_attn(const tcase *tc)
     gpu->op->attn_fwd(gpu, out.d, lse.d, q.d, k.d, v.d, qsd, sgd, &s);
     tb_check(&out, "out", tol);
     tb_check(&lse, "lse", tol == TOL_RED ? TOL_F32 : tol);
-    if (mode != 2) {
+    if (mode < 2) {
         tbuf dout = tb_randn(q.n, 1), dq = tb_randn(q.n, 1), dk = tb_randn(k.n, 1), dv = tb_randn(v.n, 1);
         /* the backward of both runs from the CPU's forward values, so only the backward is compared */
         gpu->op->upload(gpu, out.d, out.h, out.n * sizeof(float));
@@ -520,6 +522,10 @@ static const tcase cases[] = {
     {"attn", 2, 200, 16, 8, 128, 1, t_attn},
     {"attn", 3, 257, 4, 1, 128, 2, t_attn},
     {"attn", 1, 1024, 16, 8, 128, 0, t_attn},
+    {"attn", 2, 1024, 16, 8, 128, 0, t_attn},
+    {"attn", 2, 333, 16, 8, 128, 0, t_attn},
+    {"attn", 2, 700, 16, 8, 128, 3, t_attn},
+    {"attn", 1, 77, 4, 4, 128, 0, t_attn},
     {"losses", 5, 384, 0, 0, 0, 0, t_losses},
     {"losses", 9, 151936, 1, 0, 0, 0, t_losses},
     {"adamw", 1000, 3, 0, 0, 0, 0, t_adamw},
