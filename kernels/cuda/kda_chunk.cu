@@ -2,6 +2,7 @@
 // Same algebra as kernels/cpu/kda.c (chunk 64, every exponent <= 0); kda.cu keeps the sequential kernels
 // for the other shapes and dispatches here.
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "kernels/cuda/cuda.cuh"
@@ -664,6 +665,49 @@ __global__ void __launch_bounds__(KCP_NT) kcp_bwd(float *dq, float *dk, float *d
 
 /* ---- host side ---- */
 
+/* HX_KDA_PROF=1: cudaEvent time of every kernel launch, summed per kernel and printed to stderr at exit.
+ * Each call then waits for the device, so it is for finding where the time goes, not for end-to-end numbers. */
+enum { KP_INTRA_F, KP_STATE, KP_OUT, KP_INTRA_B, KP_STATE_B, KP_BWD, KP_N };
+static const char *kp_name[KP_N] = {"kcp_intra(fwd)", "kcp_state", "kcp_out", "kcp_intra(bwd)", "kcp_state_bwd",
+                                    "kcp_bwd"};
+static int kp_on = -1, kp_calls[KP_N];
+static double kp_ms[KP_N];
+static cudaEvent_t kp_ev[KP_N + 1];
+static void kp_report(void)
+{
+    for (int i = 0; i < KP_N; i++)
+        if (kp_calls[i]) fprintf(stderr, "kda prof %-16s %6d calls %10.4f ms/call\n", kp_name[i], kp_calls[i], kp_ms[i] / kp_calls[i]);
+}
+static int kp_enabled(void)
+{
+    if (kp_on < 0) {
+        const char *e = getenv("HX_KDA_PROF");
+        kp_on = e && *e && *e != '0';
+        if (kp_on) {
+            for (int i = 0; i <= KP_N; i++) CK(cudaEventCreate(&kp_ev[i]));
+            atexit(kp_report);
+        }
+    }
+    return kp_on;
+}
+/* event slot i (0 before the first kernel of a call) */
+static void kp_mark(k_backend *b, int i)
+{
+    if (kp_enabled()) CK(cudaEventRecord(kp_ev[i], KCUDA_STREAM(b)));
+}
+/* kernels first..first+n-1 ran between slots 0..n */
+static void kp_done(int first, int n)
+{
+    if (!kp_enabled()) return;
+    CK(cudaEventSynchronize(kp_ev[n]));
+    for (int i = 0; i < n; i++) {
+        float ms;
+        CK(cudaEventElapsedTime(&ms, kp_ev[i], kp_ev[i + 1]));
+        kp_ms[first + i] += ms;
+        kp_calls[first + i]++;
+    }
+}
+
 /* the scratch of one call: chunk-major work buffers (floats) */
 struct kcp_bufs {
     float *Aqk, *A, *W, *U, *QG, *KD, *el, *sch, *dVn, *dSc, *X1, *X2, *X3;
@@ -756,12 +800,17 @@ static void kcp_fwd(k_backend *b, float *o, float *sT, float *s_chunks, const fl
     kcp_carve(&s, (float *)kcuda_scratch(b, kcp_floats(nbh, K, V, 0, !s_chunks) * sizeof(float)), nbh, K, V, 0,
               !s_chunks);
     float *sch = s_chunks ? s_chunks : s.sch;
+    kp_mark(b, 0);
     kcp_intra_launch<K, V>(b, &s, q, k, v, g, beta, B, T, H, NC);
+    kp_mark(b, 1);
     kcp_state<K, V, KCP_VT><<<dim3(V / KCP_VT, B * H), KCP_NT, kcp_state_smem<K, KCP_VT>(), KCUDA_STREAM(b)>>>(
         s.U, sch, sT, s.W, s.KD, s.el, s0, NC);
     KLAUNCH_CHECK();
+    kp_mark(b, 2);
     kcp_out<K, V><<<dim3(NC, B * H), KCP_NT, kcp_out_smem<K, V>(), KCUDA_STREAM(b)>>>(o, s.QG, sch, s.Aqk, s.U, T, H);
     KLAUNCH_CHECK();
+    kp_mark(b, 3);
+    kp_done(KP_INTRA_F, 3);
 }
 
 template <int K, int V>
@@ -774,14 +823,19 @@ static void kcp_bwd_run(k_backend *b, float *dq, float *dk, float *dv, float *dg
     kcp_setup<K, V>();
     kcp_bufs s;
     kcp_carve(&s, (float *)kcuda_scratch(b, kcp_floats(nbh, K, V, 1, 0) * sizeof(float)), nbh, K, V, 1, 0);
+    kp_mark(b, 0);
     kcp_intra_launch<K, V>(b, &s, q, k, v, g, beta, B, T, H, NC);
+    kp_mark(b, 1);
     kcp_state_bwd<K, V, KCP_VT><<<dim3(V / KCP_VT, B * H), KCP_NT, kcp_state_bwd_smem<K, KCP_VT>(),
                                   KCUDA_STREAM(b)>>>(s.dVn, s.dSc, ds0, s.Aqk, s.KD, s.QG, s.W, s.el, dout, dsT, T, H,
                                                      NC);
     KLAUNCH_CHECK();
+    kp_mark(b, 2);
     kcp_bwd<K, V><<<dim3(NC, B * H), KCP_NT, kcp_bwd_layout<K, V>::bytes, KCUDA_STREAM(b)>>>(
         dq, dk, dv, dg, dbeta, s.X1, s.X2, s.X3, s.dVn, s.U, s.W, s.A, s_chunks, s.dSc, dout, q, k, v, g, beta, T, H);
     KLAUNCH_CHECK();
+    kp_mark(b, 3);
+    kp_done(KP_INTRA_B, 3);
 }
 
 void kcuda_kda_cp_fwd(k_backend *b, float *o, float *sT, float *s_chunks, const float *q, const float *k,
