@@ -1,4 +1,4 @@
-// kda_chunk.cu - chunk-parallel KDA forward/backward (fla's chunk_kda structure), fp32, for K = V = 128.
+// kda_chunk.cu - chunk-parallel KDA forward/backward (fla's chunk_kda structure), fp32-accurate, for K = V = 128.
 // Same algebra as kernels/cpu/kda.c (chunk 64, every exponent <= 0); kda.cu keeps the sequential kernels
 // for the other shapes and dispatches here.
 #include <math.h>
@@ -15,6 +15,7 @@
  *   1. kcp_intra   (chunk, b*h)     G = cumsum(g), Aqk, A (L = diag(beta) A), W = (I+L)^-1 diag(beta) K e^G,
  *                                   U = (I+L)^-1 diag(beta) V, QG = Q e^G, KD = K e^(G_last - G), el = e^G_last
  *   2. kcp_state   (V/VT, b*h)      per chunk, in order: save S0; Vn = U - W S0 (written over U);
+ *                                   VT = 32, or 16 when that gives too few blocks (kcp_narrow);
  *                                   S1 = diag(el) S0 + KD^T Vn. State tile [K x VT] in shared memory.
  *   3. kcp_out     (chunk, b*h)     O = QG S0 + Aqk Vn
  *  backward (kcp_intra again, with A kept)
@@ -32,10 +33,12 @@
  * The triangular solves run one column of [W | U] (or [dW | dVn]) per thread, the column held in 64
  * registers, the loops unrolled at compile time.
  *
- * Everything is fp32 (the op tests hold KDA to 1e-4 against the CPU, beyond bf16 tensor cores). Scratch
- * buffers are chunk-major: chunk n of (b, h) is the 64-row block at ((b*H + h)*NC + n)*64*width.
- * The blocks use 256 threads; shared-memory products go through kcp_mm (each thread a TM x TN tile,
- * rows ty + NY*i, columns tx + NX*j, so a warp reads at most two A addresses and 16/32 consecutive B ones).
+ * Memory and numbers are fp32; the matrix products run on the tensor cores as 3xTF32 (kcp_tc below), which
+ * keeps the op tests' 1e-4 against the fp32 CPU (plain TF32 measured 2-3e-4, bf16 would be ~3e-3). The
+ * exps, cumsums, triangular solves and the per-element diagonal blocks are fp32 SIMT. Scratch buffers are
+ * chunk-major: chunk n of (b, h) is the 64-row block at ((b*H + h)*NC + n)*64*width. Blocks of 256 threads;
+ * global reads go through cp.async batches into shared memory, read-modify-writes of the gradients load a
+ * whole batch before storing (one memory latency per batch, not per element).
  */
 
 #define KCP_CH 64
@@ -60,9 +63,10 @@ template <int TM, int TN> __device__ __forceinline__ void kcp_zero(float (&acc)[
  * kcp_tc<M, N, WM>: the block's 8 warps tile the [M x N] output as WM x (8/WM) warp tiles; each warp holds
  * MT x NT m16n8 accumulator tiles, flattened to acc[x] with x = (mt*NT + nt)*4 + e, element e of the
  * m16n8 C fragment: row g (+8 for e >= 2), column 2t + (e & 1), g = lane/4, t = lane%4.
- * Operands in shared memory with any strides: A(m, k) = A[m*sam + k*sak], B(k, n) = B[k*sbk + n*sbn]. A
- * warp's fragment load touches addresses g*s1 + t*s2: conflict-free when the stride along the contiguous
- * direction... i.e. leading dimension = 4 (mod 32) for k-contiguous operands and 8 (mod 32) for m/n-contiguous ones.
+ * Operands in shared memory with any strides: A(m, k) = A[m*sam + k*sak], B(k, n) = B[k*sbk + n*sbn].
+ * Fragments are loaded with scalar shared loads (any layout, no ldmatrix); a warp's load touches g*s1 + t*s2,
+ * bank-conflict-free when the leading dimension is 4 (mod 32) for k-contiguous operands and 8 (mod 32) for
+ * m- or n-contiguous ones (the paddings below).
  */
 #ifndef KCP_SPLIT
 #define KCP_SPLIT 1
@@ -501,14 +505,15 @@ __global__ void __launch_bounds__(KCP_NT) kcp_state_bwd(float *dVn_o, float *dSc
             ds0[(size_t)bh * K * V + (idx / VT) * V + v0 + idx % VT] += dS[(idx / VT) * L::LS + idx % VT];
 }
 
-/* shared memory of kcp_bwd: two 64x65 matrices, small vectors, and one arena reused phase by phase */
+/* shared memory of kcp_bwd: dAqk and dA (64 x LA), small vectors, and one arena reused phase by phase */
 template <int K, int V> struct kcp_bwd_layout {
     static constexpr int LK = K + 4, LV = V + 4, LR = K + V + 4; /* LV, LR = 4 (mod 32): see kcp_tc */
+    static constexpr int LA = 64 + 4;                            /* 64x64 matrices, rows 16-byte aligned */
     static_assert(K == V, "kcp_bwd: W shares the V-wide slots");
-    static constexpr int small = 2 * 64 * 65 + K + 64 + 64 + KCP_NT + 2 * K;
-    static constexpr int p12 = K * LV + 3 * 64 * LV;  /* S0, Vn, dO | dS1 (two slots), dVn */
-    static constexpr int p5 = 2 * 64 * LR + 64 * 65;  /* dR, [W | U], dl * A */
-    static constexpr int p6 = 4 * 64 * LK;            /* G, q, k, dG */
+    static constexpr int small = 2 * 64 * LA + K + 64 + 64 + KCP_NT + 2 * K;
+    static constexpr int p12 = K * LV + 3 * 64 * LV;     /* S0, Vn, dO | dS1 (two slots), dVn */
+    static constexpr int p5 = 2 * 64 * LR + 64 * LA;     /* dR, [W | U], dl * A */
+    static constexpr int p6 = 4 * 64 * LK + 2 * 64 * LA; /* G, q, k, dG, dAqk^T, dA^T */
     static constexpr int arena = p12 > p5 ? (p12 > p6 ? p12 : p6) : (p5 > p6 ? p5 : p6);
     static constexpr size_t bytes = sizeof(float) * (size_t)(small + arena);
 };
@@ -521,13 +526,13 @@ __global__ void __launch_bounds__(KCP_NT) kcp_bwd(float *dq, float *dk, float *d
     const float *beta, int T, int H)
 {
     typedef kcp_bwd_layout<K, V> L;
-    constexpr int LK = L::LK, LV = L::LV, LR = L::LR;
+    constexpr int LK = L::LK, LV = L::LV, LR = L::LR, LA = L::LA;
     const int n = blockIdx.x, NC = gridDim.x, bh = blockIdx.y, b = bh / H, h = bh % H, t0 = n * KCP_CH;
     const int c = T - t0 < KCP_CH ? T - t0 : KCP_CH, tid = threadIdx.x;
     const size_t bhn = (size_t)bh * NC + n, rowk = ((size_t)b * T + t0) * H * K + (size_t)h * K;
     const size_t rowv = ((size_t)b * T + t0) * H * V + (size_t)h * V;
     const size_t sk = (size_t)H * K, sv = (size_t)H * V;
-    float *dAqks = kcp_smem, *dAs = dAqks + 64 * 65, *dels = dAs + 64 * 65, *bs = dels + K;
+    float *dAqks = kcp_smem, *dAs = dAqks + 64 * LA, *dels = dAs + 64 * LA, *bs = dels + K;
     float *dbs = bs + 64, *red = dbs + 64, *colt = red + KCP_NT, *ar = colt + 2 * K;
     const float *S0 = sch + bhn * K * V, *dS1 = dSc + bhn * K * V;
     float *X1c = X1 + bhn * 64 * K, *X2c = X2 + bhn * 64 * K, *X3c = X3 + bhn * 64 * K, *dVc = dVnR + bhn * 64 * V;
@@ -580,7 +585,7 @@ __global__ void __launch_bounds__(KCP_NT) kcp_bwd(float *dq, float *dk, float *d
 #pragma unroll
         for (int x = 0; x < P3::NACC; x++) {
             int r = P3::row(x), jj = P3::col(x);
-            dAqks[r * 65 + jj] = jj <= r ? a3[x] : 0.0f;
+            dAqks[r * LA + jj] = jj <= r ? a3[x] : 0.0f;
         }
     }
     __syncthreads();
@@ -629,16 +634,26 @@ __global__ void __launch_bounds__(KCP_NT) kcp_bwd(float *dq, float *dk, float *d
         if (col < K)
 #pragma unroll
             for (int r = 0; r < 64; r++) X3c[r * K + col] = x[r];
-        else {
-            float *dvc = dv + rowv + col - K;
+        else
 #pragma unroll
-            for (int r = 0; r < 64; r++) {
-                dVc[r * V + col - K] = x[r];
-                if (r < c) dvc[(size_t)r * sv] += bs[r] * x[r];
-            }
-        }
+            for (int r = 0; r < 64; r++) dVc[r * V + col - K] = x[r];
     }
     __syncthreads();
+    /* dv += diag(beta) dRU, in batches whose loads all issue before their stores */
+    for (int base = 0; base < 64 * V; base += 8 * KCP_NT) {
+        float o[8], u[8];
+#pragma unroll
+        for (int m = 0; m < 8; m++) {
+            int idx = base + m * KCP_NT + tid, r = idx / V, e = idx % V;
+            o[m] = r < c ? dv[rowv + (size_t)r * sv + e] : 0.0f;
+            u[m] = dVc[idx];
+        }
+#pragma unroll
+        for (int m = 0; m < 8; m++) {
+            int idx = base + m * KCP_NT + tid, r = idx / V, e = idx % V;
+            if (r < c) dv[rowv + (size_t)r * sv + e] = o[m] + bs[r] * u[m];
+        }
+    }
     /* phase 5: dl = -[dRW | dRU] [W | U]^T (j < r), dA = beta_r dl; dbeta partials dRU.v + dl.A */
     float *dRs = ar, *WUs = dRs + 64 * LR, *Ps = WUs + 64 * LR;
     kcp_cp_block(dRs, LR, X3c, 64, K);
@@ -657,8 +672,8 @@ __global__ void __launch_bounds__(KCP_NT) kcp_bwd(float *dq, float *dk, float *d
         for (int x = 0; x < P::NACC; x++) {
             int r = P::row(x), jj = P::col(x);
             float dl = jj < r ? -acc[x] : 0.0f;
-            dAs[r * 65 + jj] = bs[r] * dl;
-            Ps[r * 65 + jj] = dl * Ac[r * 64 + jj];
+            dAs[r * LA + jj] = bs[r] * dl;
+            Ps[r * LA + jj] = dl * Ac[r * 64 + jj];
         }
     }
     __syncthreads();
@@ -670,7 +685,7 @@ __global__ void __launch_bounds__(KCP_NT) kcp_bwd(float *dq, float *dk, float *d
 #pragma unroll
             for (int e = part; e < V; e += 4) s += dRs[r * LR + K + e] * vr[e];
 #pragma unroll
-            for (int j = part; j < 64; j += 4) s += Ps[r * 65 + j];
+            for (int j = part; j < 64; j += 4) s += Ps[r * LA + j];
         }
         red[tid] = s;
     }
@@ -679,11 +694,17 @@ __global__ void __launch_bounds__(KCP_NT) kcp_bwd(float *dq, float *dk, float *d
     __syncthreads();
 
     /* phase 6: elementwise and pairwise exp factors */
-    float *Gs = ar, *qs = Gs + 64 * LK, *ks = qs + 64 * LK, *dGs = ks + 64 * LK;
+    float *Gs = ar, *qs = Gs + 64 * LK, *ks = qs + 64 * LK, *dGs = ks + 64 * LK, *dAqkT = dGs + 64 * LK;
+    float *dAT = dAqkT + 64 * LA;
     kcp_cp_rows(Gs, LK, g + rowk, sk, K, c);
     kcp_cp_rows(qs, LK, q + rowk, sk, K, c);
     kcp_cp_rows(ks, LK, k + rowk, sk, K, c);
     kcp_commit();
+    for (int idx = tid; idx < 4096; idx += KCP_NT) { /* row side reads 16 rows of one column as float4 */
+        int r = idx % 64, j = idx / 64;
+        dAqkT[j * LA + r] = dAqks[r * LA + j];
+        dAT[j * LA + r] = dAs[r * LA + j];
+    }
     kcp_wait<0>();
     __syncthreads();
     kcp_cumsum<K>(Gs, LK);
@@ -735,7 +756,7 @@ __global__ void __launch_bounds__(KCP_NT) kcp_bwd(float *dq, float *dk, float *d
 #pragma unroll
                 for (int jj = 0; jj <= rr; jj++) {
                     float E = expf(Gv[rr] - Gv[jj]);
-                    float x = dAqks[(r0 + rr) * 65 + r0 + jj], y = dAs[(r0 + rr) * 65 + r0 + jj];
+                    float x = dAqks[(r0 + rr) * LA + r0 + jj], y = dAs[(r0 + rr) * LA + r0 + jj];
                     rq[rr] += x * kv[jj] * E;
                     rk[rr] += y * kv[jj] * E;
                     cc[jj] += (x * qv[rr] + y * kv[rr]) * E;
@@ -754,10 +775,12 @@ __global__ void __launch_bounds__(KCP_NT) kcp_bwd(float *dq, float *dk, float *d
             const float G0 = Gv[0];
             for (int j = 0; j < r0; j++) {
                 float kf = ks[j * LK + i] * expf(G0 - Gs[j * LK + i]);
+                const float4 *pq = (const float4 *)(dAqkT + j * LA + r0), *pk = (const float4 *)(dAT + j * LA + r0);
 #pragma unroll
-                for (int rr = 0; rr < 16; rr++) {
-                    sq[rr] += dAqks[(r0 + rr) * 65 + j] * kf;
-                    sk2[rr] += dAs[(r0 + rr) * 65 + j] * kf;
+                for (int m = 0; m < 4; m++) {
+                    float4 x = pq[m], y = pk[m];
+                    sq[4 * m] += x.x * kf, sq[4 * m + 1] += x.y * kf, sq[4 * m + 2] += x.z * kf, sq[4 * m + 3] += x.w * kf;
+                    sk2[4 * m] += y.x * kf, sk2[4 * m + 1] += y.y * kf, sk2[4 * m + 2] += y.z * kf, sk2[4 * m + 3] += y.w * kf;
                 }
             }
 #pragma unroll
@@ -777,9 +800,13 @@ __global__ void __launch_bounds__(KCP_NT) kcp_bwd(float *dq, float *dk, float *d
             for (int rr = 0; rr < 16; rr++) {
                 float f = expf(Gs[(r2 + rr) * LK + i] - G0);
                 float qf = qs[(r2 + rr) * LK + i] * f, kf = ks[(r2 + rr) * LK + i] * f;
+                const float4 *pq = (const float4 *)(dAqks + (r2 + rr) * LA + r0), *pk = (const float4 *)(dAs + (r2 + rr) * LA + r0);
 #pragma unroll
-                for (int jj = 0; jj < 16; jj++)
-                    y[jj] += dAqks[(r2 + rr) * 65 + r0 + jj] * qf + dAs[(r2 + rr) * 65 + r0 + jj] * kf;
+                for (int m = 0; m < 4; m++) {
+                    float4 x = pq[m], z = pk[m];
+                    y[4 * m] += x.x * qf + z.x * kf, y[4 * m + 1] += x.y * qf + z.y * kf;
+                    y[4 * m + 2] += x.z * qf + z.z * kf, y[4 * m + 3] += x.w * qf + z.w * kf;
+                }
             }
 #pragma unroll
             for (int jj = 0; jj < 16; jj++) {
@@ -788,12 +815,19 @@ __global__ void __launch_bounds__(KCP_NT) kcp_bwd(float *dq, float *dk, float *d
                 dGa[jj] -= kv[jj] * x;
             }
         }
+        float oq[16], ok[16]; /* all loads first: the stores could alias them as far as the compiler knows */
+#pragma unroll
+        for (int rr = 0; rr < 16; rr++) {
+            const int r = r0 + rr;
+            oq[rr] = r < c ? dq[rowk + r * sk + i] : 0.0f;
+            ok[rr] = r < c ? dk[rowk + r * sk + i] : 0.0f;
+        }
 #pragma unroll
         for (int rr = 0; rr < 16; rr++) {
             const int r = r0 + rr;
             if (r < c) {
-                dq[rowk + r * sk + i] += dqa[rr];
-                dk[rowk + r * sk + i] += dka[rr];
+                dq[rowk + r * sk + i] = oq[rr] + dqa[rr];
+                dk[rowk + r * sk + i] = ok[rr] + dka[rr];
             }
             dGs[r * LK + i] = dGa[rr];
         }
@@ -806,10 +840,16 @@ __global__ void __launch_bounds__(KCP_NT) kcp_bwd(float *dq, float *dk, float *d
         for (int p = x; p < KCP_NT; p += K) t += colt[p];
         float s = 0.0f;
         float *dgc = dg + rowk + x;
+        for (int r1 = 48; r1 >= 0; r1 -= 16) {
+            float o[16];
 #pragma unroll
-        for (int r = 63; r >= 0; r--) {
-            s += dGs[r * LK + x] + (r == c - 1 ? t : 0.0f);
-            if (r < c) dgc[r * sk] += s;
+            for (int m = 0; m < 16; m++) o[m] = r1 + m < c ? dgc[(r1 + m) * sk] : 0.0f;
+#pragma unroll
+            for (int m = 15; m >= 0; m--) {
+                const int r = r1 + m;
+                s += dGs[r * LK + x] + (r == c - 1 ? t : 0.0f);
+                if (r < c) dgc[r * sk] = o[m] + s;
+            }
         }
     }
 }
@@ -821,13 +861,18 @@ __global__ void __launch_bounds__(KCP_NT) kcp_bwd(float *dq, float *dk, float *d
 enum { KP_INTRA_F, KP_STATE, KP_OUT, KP_INTRA_B, KP_STATE_B, KP_BWD, KP_N };
 static const char *kp_name[KP_N] = {"kcp_intra(fwd)", "kcp_state", "kcp_out", "kcp_intra(bwd)", "kcp_state_bwd",
                                     "kcp_bwd"};
-static int kp_on = -1, kp_calls[KP_N];
+static int kp_on = -1, kp_calls[KP_N], kp_B, kp_T;
 static double kp_ms[KP_N];
 static cudaEvent_t kp_ev[KP_N + 1];
 static void kp_report(void)
 {
-    for (int i = 0; i < KP_N; i++)
-        if (kp_calls[i]) fprintf(stderr, "kda prof %-16s %6d calls %10.4f ms/call\n", kp_name[i], kp_calls[i], kp_ms[i] / kp_calls[i]);
+    for (int i = 0; i < KP_N; i++) {
+        if (kp_calls[i])
+            fprintf(stderr, "kda prof B*H=%d T=%d %-16s %4d calls %9.4f ms/call\n", kp_B, kp_T, kp_name[i], kp_calls[i],
+                    kp_ms[i] / kp_calls[i]);
+        kp_calls[i] = 0;
+        kp_ms[i] = 0.0;
+    }
 }
 static int kp_enabled(void)
 {
@@ -846,10 +891,15 @@ static void kp_mark(k_backend *b, int i)
 {
     if (kp_enabled()) CK(cudaEventRecord(kp_ev[i], KCUDA_STREAM(b)));
 }
-/* kernels first..first+n-1 ran between slots 0..n */
-static void kp_done(int first, int n)
+/* kernels first..first+n-1 ran between slots 0..n; the sums are per shape */
+static void kp_done(int first, int n, int BH, int T)
 {
     if (!kp_enabled()) return;
+    if (BH != kp_B || T != kp_T) {
+        kp_report();
+        kp_B = BH;
+        kp_T = T;
+    }
     CK(cudaEventSynchronize(kp_ev[n]));
     for (int i = 0; i < n; i++) {
         float ms;
@@ -910,6 +960,10 @@ template <int K, int V> static void kcp_setup()
     CK(cudaFuncSetAttribute(kcp_intra<K, V>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kcp_intra_smem<K>()));
     CK(cudaFuncSetAttribute(kcp_state<K, V, KCP_VT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                             (int)kcp_state_l<K, KCP_VT>::bytes));
+    CK(cudaFuncSetAttribute(kcp_state<K, V, KCP_VT / 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                            (int)kcp_state_l<K, KCP_VT / 2>::bytes));
+    CK(cudaFuncSetAttribute(kcp_state_bwd<K, V, KCP_VT / 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                            (int)kcp_state_bwd_l<K, KCP_VT / 2>::bytes));
     CK(cudaFuncSetAttribute(kcp_out<K, V>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kcp_out_l<K, V>::bytes));
     CK(cudaFuncSetAttribute(kcp_state_bwd<K, V, KCP_VT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                             (int)kcp_state_bwd_l<K, KCP_VT>::bytes));
@@ -928,6 +982,20 @@ int kcuda_kda_cp_ok(k_backend *b, int K, int V)
     }
     if (seq || K != 128 || V != 128) return 0;
     return KCUDA_CTX(b)->smem_optin >= kcp_smem_max<128, 128>();
+}
+
+/* The state passes are sequential over chunks: with few (b, h) their grid of V/KCP_VT blocks per (b, h)
+ * leaves SMs idle, so they split the state into half-width value tiles (twice the blocks, each re-reading
+ * the chunk's W and KD) when fewer than two blocks per SM would run. HX_KDA_VT=16|32 forces one. */
+static int kcp_narrow(k_backend *b, int BH, int V)
+{
+    static int force = -1;
+    if (force < 0) {
+        const char *e = getenv("HX_KDA_VT");
+        force = e ? atoi(e) : 0;
+    }
+    if (force) return force == KCP_VT / 2;
+    return (size_t)BH * (V / KCP_VT) < 2 * (size_t)KCUDA_CTX(b)->n_sm;
 }
 
 template <int K, int V>
@@ -954,14 +1022,18 @@ static void kcp_fwd(k_backend *b, float *o, float *sT, float *s_chunks, const fl
     kp_mark(b, 0);
     kcp_intra_launch<K, V>(b, &s, q, k, v, g, beta, B, T, H, NC);
     kp_mark(b, 1);
-    kcp_state<K, V, KCP_VT><<<dim3(V / KCP_VT, B * H), KCP_NT, kcp_state_l<K, KCP_VT>::bytes, KCUDA_STREAM(b)>>>(
-        s.U, sch, sT, s.W, s.KD, s.el, s0, NC);
+    if (kcp_narrow(b, B * H, V))
+        kcp_state<K, V, KCP_VT / 2><<<dim3(2 * V / KCP_VT, B * H), KCP_NT, kcp_state_l<K, KCP_VT / 2>::bytes,
+                                      KCUDA_STREAM(b)>>>(s.U, sch, sT, s.W, s.KD, s.el, s0, NC);
+    else
+        kcp_state<K, V, KCP_VT><<<dim3(V / KCP_VT, B * H), KCP_NT, kcp_state_l<K, KCP_VT>::bytes, KCUDA_STREAM(b)>>>(
+            s.U, sch, sT, s.W, s.KD, s.el, s0, NC);
     KLAUNCH_CHECK();
     kp_mark(b, 2);
     kcp_out<K, V><<<dim3(NC, B * H), KCP_NT, kcp_out_l<K, V>::bytes, KCUDA_STREAM(b)>>>(o, s.QG, sch, s.Aqk, s.U, T, H);
     KLAUNCH_CHECK();
     kp_mark(b, 3);
-    kp_done(KP_INTRA_F, 3);
+    kp_done(KP_INTRA_F, 3, B * H, T);
 }
 
 template <int K, int V>
@@ -977,16 +1049,21 @@ static void kcp_bwd_run(k_backend *b, float *dq, float *dk, float *dv, float *dg
     kp_mark(b, 0);
     kcp_intra_launch<K, V>(b, &s, q, k, v, g, beta, B, T, H, NC);
     kp_mark(b, 1);
-    kcp_state_bwd<K, V, KCP_VT><<<dim3(V / KCP_VT, B * H), KCP_NT, kcp_state_bwd_l<K, KCP_VT>::bytes,
-                                  KCUDA_STREAM(b)>>>(s.dVn, s.dSc, ds0, s.Aqk, s.KD, s.QG, s.W, s.el, dout, dsT, T, H,
-                                                     NC);
+    if (kcp_narrow(b, B * H, V))
+        kcp_state_bwd<K, V, KCP_VT / 2><<<dim3(2 * V / KCP_VT, B * H), KCP_NT, kcp_state_bwd_l<K, KCP_VT / 2>::bytes,
+                                          KCUDA_STREAM(b)>>>(s.dVn, s.dSc, ds0, s.Aqk, s.KD, s.QG, s.W, s.el, dout,
+                                                             dsT, T, H, NC);
+    else
+        kcp_state_bwd<K, V, KCP_VT><<<dim3(V / KCP_VT, B * H), KCP_NT, kcp_state_bwd_l<K, KCP_VT>::bytes,
+                                      KCUDA_STREAM(b)>>>(s.dVn, s.dSc, ds0, s.Aqk, s.KD, s.QG, s.W, s.el, dout, dsT,
+                                                         T, H, NC);
     KLAUNCH_CHECK();
     kp_mark(b, 2);
     kcp_bwd<K, V><<<dim3(NC, B * H), KCP_NT, kcp_bwd_layout<K, V>::bytes, KCUDA_STREAM(b)>>>(
         dq, dk, dv, dg, dbeta, s.X1, s.X2, s.X3, s.dVn, s.U, s.W, s.A, s_chunks, s.dSc, dout, q, k, v, g, beta, T, H);
     KLAUNCH_CHECK();
     kp_mark(b, 3);
-    kp_done(KP_INTRA_B, 3);
+    kp_done(KP_INTRA_B, 3, B * H, T);
 }
 
 void kcuda_kda_cp_fwd(k_backend *b, float *o, float *sT, float *s_chunks, const float *q, const float *k,
