@@ -1,7 +1,8 @@
-// kda_chunk.cu - chunk-parallel KDA forward/backward (fla's chunk_kda structure), fp32, for K = V = 128.
+// kda_chunk.cu - chunk-parallel KDA forward/backward (fla's chunk_kda structure), fp32-accurate, for K = V = 128.
 // Same algebra as kernels/cpu/kda.c (chunk 64, every exponent <= 0); kda.cu keeps the sequential kernels
 // for the other shapes and dispatches here.
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "kernels/cuda/cuda.cuh"
@@ -14,6 +15,7 @@
  *   1. kcp_intra   (chunk, b*h)     G = cumsum(g), Aqk, A (L = diag(beta) A), W = (I+L)^-1 diag(beta) K e^G,
  *                                   U = (I+L)^-1 diag(beta) V, QG = Q e^G, KD = K e^(G_last - G), el = e^G_last
  *   2. kcp_state   (V/VT, b*h)      per chunk, in order: save S0; Vn = U - W S0 (written over U);
+ *                                   VT = 32, or 16 when that gives too few blocks (kcp_narrow);
  *                                   S1 = diag(el) S0 + KD^T Vn. State tile [K x VT] in shared memory.
  *   3. kcp_out     (chunk, b*h)     O = QG S0 + Aqk Vn
  *  backward (kcp_intra again, with A kept)
@@ -31,10 +33,12 @@
  * The triangular solves run one column of [W | U] (or [dW | dVn]) per thread, the column held in 64
  * registers, the loops unrolled at compile time.
  *
- * Everything is fp32 (the op tests hold KDA to 1e-4 against the CPU, beyond bf16 tensor cores). Scratch
- * buffers are chunk-major: chunk n of (b, h) is the 64-row block at ((b*H + h)*NC + n)*64*width.
- * The blocks use 256 threads; shared-memory products go through kcp_mm (each thread a TM x TN tile,
- * rows ty + NY*i, columns tx + NX*j, so a warp reads at most two A addresses and 16/32 consecutive B ones).
+ * Memory and numbers are fp32; the matrix products run on the tensor cores as 3xTF32 (kcp_tc below), which
+ * keeps the op tests' 1e-4 against the fp32 CPU (plain TF32 measured 2-3e-4, bf16 would be ~3e-3). The
+ * exps, cumsums, triangular solves and the per-element diagonal blocks are fp32 SIMT. Scratch buffers are
+ * chunk-major: chunk n of (b, h) is the 64-row block at ((b*H + h)*NC + n)*64*width. Blocks of 256 threads;
+ * global reads go through cp.async batches into shared memory, read-modify-writes of the gradients load a
+ * whole batch before storing (one memory latency per batch, not per element).
  */
 
 #define KCP_CH 64
@@ -43,28 +47,6 @@
 
 extern __shared__ float kcp_smem[];
 
-/* acc[TM][TN] += A(m, k) B(k, n) over k < kn; A(m, k) = A[m*sam + k*sak], B(k, n) = B[k*sbk + n*sbn] */
-template <int M, int N, int TM, int TN>
-__device__ __forceinline__ void kcp_mm(float (&acc)[TM][TN], const float *A, int sam, int sak, const float *B, int sbk,
-                                       int sbn, int kn)
-{
-    constexpr int NX = N / TN, NY = M / TM;
-    static_assert(NX * NY == KCP_NT, "kcp_mm: one tile per thread");
-    const int tx = threadIdx.x % NX, ty = threadIdx.x / NX;
-    for (int k = 0; k < kn; k++) {
-        float a[TM], b[TN];
-#pragma unroll
-        for (int i = 0; i < TM; i++) a[i] = A[(ty + NY * i) * sam + k * sak];
-#pragma unroll
-        for (int j = 0; j < TN; j++) b[j] = B[k * sbk + (tx + NX * j) * sbn];
-#pragma unroll
-        for (int i = 0; i < TM; i++)
-#pragma unroll
-            for (int j = 0; j < TN; j++) acc[i][j] += a[i] * b[j];
-    }
-}
-template <int M, int N, int TM, int TN> __device__ __forceinline__ int kcp_row(int i) { return threadIdx.x / (N / TN) + (M / TM) * i; }
-template <int M, int N, int TM, int TN> __device__ __forceinline__ int kcp_col(int j) { return threadIdx.x % (N / TN) + (N / TN) * j; }
 template <int TM, int TN> __device__ __forceinline__ void kcp_zero(float (&acc)[TM][TN])
 {
 #pragma unroll
@@ -73,18 +55,132 @@ template <int TM, int TN> __device__ __forceinline__ void kcp_zero(float (&acc)[
         for (int j = 0; j < TN; j++) acc[i][j] = 0.0f;
 }
 
-/* rows [t0, t0+c) of one (b, h) of a [B,T,H,width] tensor into dst[r*ld + x], rows >= c zero */
-__device__ __forceinline__ void kcp_load_rows(float *dst, int ld, const float *src, size_t stride, int width, int c)
+/*
+ * Tensor-core products: mma.sync m16n8k8 TF32 with fp32 accumulation. KCP_SPLIT (default 1) runs them as
+ * 3xTF32: each operand x = hi + lo with hi = tf32(x), lo = tf32(x - hi), and acc += lo*hi' + hi*lo' + hi*hi'
+ * (lo*lo' ~ 2^-22 relative is dropped), which keeps fp32-level accuracy (the op tests' 1e-4 against the fp32
+ * CPU) at a third of the TF32 rate. KCP_SPLIT=0: plain TF32 (~5e-4 relative per product).
+ * kcp_tc<M, N, WM>: the block's 8 warps tile the [M x N] output as WM x (8/WM) warp tiles; each warp holds
+ * MT x NT m16n8 accumulator tiles, flattened to acc[x] with x = (mt*NT + nt)*4 + e, element e of the
+ * m16n8 C fragment: row g (+8 for e >= 2), column 2t + (e & 1), g = lane/4, t = lane%4.
+ * Operands in shared memory with any strides: A(m, k) = A[m*sam + k*sak], B(k, n) = B[k*sbk + n*sbn].
+ * Fragments are loaded with scalar shared loads (any layout, no ldmatrix); a warp's load touches g*s1 + t*s2,
+ * bank-conflict-free when the leading dimension is 4 (mod 32) for k-contiguous operands and 8 (mod 32) for
+ * m- or n-contiguous ones (the paddings below).
+ */
+#ifndef KCP_SPLIT
+#define KCP_SPLIT 1
+#endif
+__device__ __forceinline__ uint32_t kcp_tf32(float x)
+{
+    uint32_t r;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+    return r;
+}
+__device__ __forceinline__ void kcp_split(float x, uint32_t &hi, uint32_t &lo)
+{
+    hi = kcp_tf32(x);
+    lo = KCP_SPLIT ? kcp_tf32(x - __uint_as_float(hi)) : 0u;
+}
+__device__ __forceinline__ void kcp_mma(float *d, const uint32_t *a, const uint32_t *b)
+{
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+template <int M, int N, int WM> struct kcp_tc {
+    static constexpr int WN = (KCP_NT / 32) / WM, TM = M / WM, TN = N / WN, MT = TM / 16, NT = TN / 8;
+    static constexpr int NACC = MT * NT * 4;
+    static_assert(MT * 16 * WM == M && NT * 8 * WN == N && MT > 0 && NT > 0, "kcp_tc: warp tiling");
+    static __device__ __forceinline__ int row(int x)
+    {
+        const int w = threadIdx.x >> 5, lane = threadIdx.x & 31;
+        return (w / WN) * TM + (x / (4 * NT)) * 16 + (lane >> 2) + ((x & 2) ? 8 : 0);
+    }
+    static __device__ __forceinline__ int col(int x)
+    {
+        const int w = threadIdx.x >> 5, lane = threadIdx.x & 31;
+        return (w % WN) * TN + ((x >> 2) % NT) * 8 + 2 * (lane & 3) + (x & 1);
+    }
+    static __device__ __forceinline__ void zero(float (&acc)[NACC])
+    {
+#pragma unroll
+        for (int x = 0; x < NACC; x++) acc[x] = 0.0f;
+    }
+    /* acc += A B over k < kn (kn a multiple of 8) */
+    static __device__ __forceinline__ void mm(float (&acc)[NACC], const float *A, int sam, int sak, const float *B,
+                                              int sbk, int sbn, int kn)
+    {
+        const int w = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+        const float *Ab = A + ((w / WN) * TM + g) * sam + t * sak, *Bb = B + t * sbk + ((w % WN) * TN + g) * sbn;
+#pragma unroll 2
+        for (int k0 = 0; k0 < kn; k0 += 8) {
+            uint32_t ah[MT][4], al[MT][4], bh[NT][2], bl[NT][2];
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                const float *a = Ab + mt * 16 * sam + k0 * sak;
+                kcp_split(a[0], ah[mt][0], al[mt][0]);
+                kcp_split(a[8 * sam], ah[mt][1], al[mt][1]);
+                kcp_split(a[4 * sak], ah[mt][2], al[mt][2]);
+                kcp_split(a[8 * sam + 4 * sak], ah[mt][3], al[mt][3]);
+            }
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++) {
+                const float *bp = Bb + k0 * sbk + nt * 8 * sbn;
+                kcp_split(bp[0], bh[nt][0], bl[nt][0]);
+                kcp_split(bp[4 * sbk], bh[nt][1], bl[nt][1]);
+            }
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                for (int nt = 0; nt < NT; nt++) {
+                    float *d = acc + (mt * NT + nt) * 4;
+                    if (KCP_SPLIT) {
+                        kcp_mma(d, al[mt], bh[nt]);
+                        kcp_mma(d, ah[mt], bl[nt]);
+                    }
+                    kcp_mma(d, ah[mt], bh[nt]);
+                }
+        }
+    }
+};
+
+/* cp.async: 16-byte copies global -> shared that run while the block computes (one commit group per batch) */
+__device__ __forceinline__ void kcp_cp16(float *dst, const float *src, bool valid = true)
+{
+    unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(d), "l"(src), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void kcp_commit() { asm volatile("cp.async.commit_group;"); }
+template <int N> __device__ __forceinline__ void kcp_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N)); }
+/* a contiguous [rows x width] block into dst[r*ld + x] (width, ld multiples of 4, 16-byte aligned) */
+__device__ __forceinline__ void kcp_cp_block(float *dst, int ld, const float *src, int rows, int width)
+{
+    const int w4 = width / 4;
+    for (int idx = threadIdx.x; idx < rows * w4; idx += KCP_NT) {
+        int r = idx / w4, x = 4 * (idx % w4);
+        kcp_cp16(dst + r * ld + x, src + (size_t)r * width + x);
+    }
+}
+/* 4-byte copies of rows [0, 64) of width `width` at src + r*stride into dst[r*ld + x] (any ld); rows >= c zero */
+__device__ __forceinline__ void kcp_cp4_rows(float *dst, int ld, const float *src, size_t stride, int width, int c)
 {
     for (int idx = threadIdx.x; idx < KCP_CH * width; idx += KCP_NT) {
         int r = idx / width, x = idx % width;
-        dst[r * ld + x] = r < c ? src[(size_t)r * stride + x] : 0.0f;
+        unsigned d = (unsigned)__cvta_generic_to_shared(dst + r * ld + x);
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(d), "l"(src + (size_t)(r < c ? r : 0) * stride + x),
+                     "r"(r < c ? 4 : 0));
     }
 }
-/* a contiguous [rows x width] block into dst[r*ld + x] */
-__device__ __forceinline__ void kcp_load_block(float *dst, int ld, const float *src, int rows, int width)
+/* rows [0, 64) of width `width` at src + r*stride into dst[r*ld + x]; rows >= c filled with zeros */
+__device__ __forceinline__ void kcp_cp_rows(float *dst, int ld, const float *src, size_t stride, int width, int c)
 {
-    for (int idx = threadIdx.x; idx < rows * width; idx += KCP_NT) dst[(idx / width) * ld + idx % width] = src[idx];
+    const int w4 = width / 4;
+    for (int idx = threadIdx.x; idx < KCP_CH * w4; idx += KCP_NT) {
+        int r = idx / w4, x = 4 * (idx % w4);
+        kcp_cp16(dst + r * ld + x, src + (size_t)(r < c ? r : 0) * stride + x, r < c);
+    }
 }
 
 /* G[r][i] = sum_{j<=r} g_j (in place over the loaded g) */
@@ -113,10 +209,12 @@ __global__ void __launch_bounds__(KCP_NT) kcp_intra(float *Aqk_o, float *A_o, fl
     const size_t bhn = (size_t)bh * NC + n, rowk = ((size_t)b * T + t0) * H * K + (size_t)h * K;
     float *Gs = kcp_smem, *qs = Gs + 64 * LK, *ks = qs + 64 * LK, *fq = ks + 64 * LK, *fk = fq + 16 * LK;
     float *cf = fk + 16 * LK, *Ls = cf + 48 * LK, *bs = Ls + 64 * 65;
-    kcp_load_rows(Gs, LK, g + rowk, (size_t)H * K, K, c);
-    kcp_load_rows(qs, LK, q + rowk, (size_t)H * K, K, c);
-    kcp_load_rows(ks, LK, k + rowk, (size_t)H * K, K, c);
+    kcp_cp4_rows(Gs, LK, g + rowk, (size_t)H * K, K, c);
+    kcp_cp4_rows(qs, LK, q + rowk, (size_t)H * K, K, c);
+    kcp_cp4_rows(ks, LK, k + rowk, (size_t)H * K, K, c);
+    kcp_commit();
     if (tid < KCP_CH) bs[tid] = tid < c ? beta[((size_t)b * T + t0 + tid) * H + h] : 0.0f;
+    kcp_wait<0>();
     __syncthreads();
     kcp_cumsum<K>(Gs, LK); /* rows >= c add 0: G there is G_last */
     __syncthreads();
@@ -190,11 +288,15 @@ __global__ void __launch_bounds__(KCP_NT) kcp_intra(float *Aqk_o, float *A_o, fl
     const float *vb = v + ((size_t)b * T + t0) * H * V + (size_t)h * V;
     for (int col = tid; col < K + V; col += KCP_NT) {
         float x[64];
+        if (col < K)
 #pragma unroll
-        for (int r = 0; r < 64; r++) {
-            float s;
-            if (col < K) s = bs[r] * ks[r * LK + col] * expf(Gs[r * LK + col]);
-            else s = r < c ? bs[r] * vb[(size_t)r * H * V + col - K] : 0.0f;
+            for (int r = 0; r < 64; r++) x[r] = bs[r] * ks[r * LK + col] * expf(Gs[r * LK + col]);
+        else
+#pragma unroll
+            for (int r = 0; r < 64; r++) x[r] = r < c ? bs[r] * vb[(size_t)r * H * V + col - K] : 0.0f;
+#pragma unroll
+        for (int r = 1; r < 64; r++) {
+            float s = x[r];
 #pragma unroll
             for (int j = 0; j < r; j++) s -= Ls[r * 65 + j] * x[j];
             x[r] = s;
@@ -208,158 +310,210 @@ __global__ void __launch_bounds__(KCP_NT) kcp_intra(float *Aqk_o, float *A_o, fl
     }
 }
 
-template <int K, int VT> static size_t kcp_state_smem() { return sizeof(float) * (K * VT + 2 * 64 * K + 64 * VT + K); }
+/* shared memory of the state passes, padded for conflict-free fragment loads (see kcp_tc) */
+template <int K, int VT> struct kcp_state_l {
+    static constexpr int LS = VT + 8, LW = K + 4, LD = K + 8;
+    static constexpr int S = 0, Vn = S + K * LS, W = Vn + 64 * LS, U = W + 64 * LW, KD = U + 64 * VT, el = KD + 64 * LD;
+    static constexpr size_t bytes = sizeof(float) * (size_t)(el + K);
+};
 
-/* 2. forward state pass over the chunks of (b, h) = blockIdx.y, value columns [VT*blockIdx.x, +VT) */
+/*
+ * 2. forward state pass over the chunks of (b, h) = blockIdx.y, value columns [VT*blockIdx.x, +VT).
+ * Two cp.async groups per chunk so that loads overlap the products with one buffer each: W and U (read by
+ * Vn = U - W S0) load while the previous chunk's KD^T Vn runs, and KD, el while this chunk's W S0 runs.
+ */
 template <int K, int V, int VT>
 __global__ void __launch_bounds__(KCP_NT) kcp_state(float *UVn, float *sch, float *sT, const float *W, const float *KD,
                                                     const float *el, const float *s0, int NC)
 {
+    typedef kcp_state_l<K, VT> L;
+    typedef kcp_tc<64, VT, 4> P1;
+    typedef kcp_tc<K, VT, 4> P2;
     const int bh = blockIdx.y, v0 = blockIdx.x * VT, tid = threadIdx.x;
-    float *S = kcp_smem, *Ws = S + K * VT, *KDs = Ws + 64 * K, *Vns = KDs + 64 * K, *els = Vns + 64 * VT;
+    float *S = kcp_smem + L::S, *Vns = kcp_smem + L::Vn, *Ws = kcp_smem + L::W, *Us = kcp_smem + L::U;
+    float *KDs = kcp_smem + L::KD, *els = kcp_smem + L::el;
     for (int idx = tid; idx < K * VT; idx += KCP_NT)
-        S[idx] = s0 ? s0[(size_t)bh * K * V + (idx / VT) * V + v0 + idx % VT] : 0.0f;
-    for (int n = 0; n < NC; n++) {
-        const size_t bhn = (size_t)bh * NC + n;
+        S[(idx / VT) * L::LS + idx % VT] = s0 ? s0[(size_t)bh * K * V + (idx / VT) * V + v0 + idx % VT] : 0.0f;
+    size_t bhn = (size_t)bh * NC;
+    kcp_cp_block(Ws, L::LW, W + bhn * 64 * K, 64, K);
+    kcp_cp_rows(Us, VT, UVn + bhn * 64 * V + v0, V, VT, 64);
+    kcp_commit();
+    for (int n = 0; n < NC; n++, bhn++) {
+        kcp_cp_block(KDs, L::LD, KD + bhn * 64 * K, 64, K);
+        kcp_cp_block(els, K, el + bhn * K, 1, K);
+        kcp_commit();
+        kcp_wait<1>(); /* W, U of chunk n */
         __syncthreads();
-        for (int idx = tid; idx < K * VT; idx += KCP_NT) sch[bhn * K * V + (idx / VT) * V + v0 + idx % VT] = S[idx];
-        kcp_load_block(Ws, K, W + bhn * 64 * K, 64, K);
-        kcp_load_block(KDs, K, KD + bhn * 64 * K, 64, K);
-        for (int i = tid; i < K; i += KCP_NT) els[i] = el[bhn * K + i];
-        __syncthreads();
+        for (int idx = tid; idx < K * VT; idx += KCP_NT)
+            sch[bhn * K * V + (idx / VT) * V + v0 + idx % VT] = S[(idx / VT) * L::LS + idx % VT];
         { /* Vn = U - W S0 */
-            float acc[4][VT / 16];
-            kcp_zero(acc);
-            kcp_mm<64, VT, 4, VT / 16>(acc, Ws, K, 1, S, VT, 1, K);
+            float acc[P1::NACC];
+            P1::zero(acc);
+            P1::mm(acc, Ws, L::LW, 1, S, L::LS, 1, K);
 #pragma unroll
-            for (int i = 0; i < 4; i++)
+            for (int x = 0; x < P1::NACC; x++) {
+                int r = P1::row(x), e = P1::col(x);
+                float y = Us[r * VT + e] - acc[x];
+                UVn[bhn * 64 * V + r * V + v0 + e] = y;
+                Vns[r * L::LS + e] = y;
+            }
+        }
+        kcp_wait<0>(); /* KD, el of chunk n */
+        __syncthreads();
+        if (n + 1 < NC) {
+            kcp_cp_block(Ws, L::LW, W + (bhn + 1) * 64 * K, 64, K);
+            kcp_cp_rows(Us, VT, UVn + (bhn + 1) * 64 * V + v0, V, VT, 64);
+        }
+        kcp_commit();
+        { /* S = diag(el) S + KD^T Vn */
+            float acc[P2::NACC];
+            P2::zero(acc);
+            P2::mm(acc, KDs, 1, L::LD, Vns, L::LS, 1, 64);
 #pragma unroll
-                for (int j = 0; j < VT / 16; j++) {
-                    int r = kcp_row<64, VT, 4, VT / 16>(i), e = kcp_col<64, VT, 4, VT / 16>(j);
-                    float *u = UVn + bhn * 64 * V + r * V + v0 + e;
-                    float x = *u - acc[i][j];
-                    *u = x;
-                    Vns[r * VT + e] = x;
-                }
+            for (int x = 0; x < P2::NACC; x++) {
+                int r = P2::row(x), e = P2::col(x);
+                S[r * L::LS + e] = els[r] * S[r * L::LS + e] + acc[x];
+            }
         }
         __syncthreads();
-        { /* S = diag(el) S + KD^T Vn */
-            float acc[8][VT / 16];
-            kcp_zero(acc);
-            kcp_mm<K, VT, 8, VT / 16>(acc, KDs, 1, K, Vns, VT, 1, 64);
-#pragma unroll
-            for (int i = 0; i < 8; i++)
-#pragma unroll
-                for (int j = 0; j < VT / 16; j++) {
-                    int r = kcp_row<K, VT, 8, VT / 16>(i), e = kcp_col<K, VT, 8, VT / 16>(j);
-                    S[r * VT + e] = els[r] * S[r * VT + e] + acc[i][j];
-                }
-        }
     }
-    __syncthreads();
+    kcp_wait<0>();
     if (sT)
-        for (int idx = tid; idx < K * VT; idx += KCP_NT) sT[(size_t)bh * K * V + (idx / VT) * V + v0 + idx % VT] = S[idx];
+        for (int idx = tid; idx < K * VT; idx += KCP_NT)
+            sT[(size_t)bh * K * V + (idx / VT) * V + v0 + idx % VT] = S[(idx / VT) * L::LS + idx % VT];
 }
 
-template <int K, int V> static size_t kcp_out_smem() { return sizeof(float) * (64 * K + K * V); }
+template <int K, int V> struct kcp_out_l {
+    static constexpr int LA = K + 4, LQ = 64 + 4, LB = V + 8;
+    static constexpr size_t bytes = sizeof(float) * (size_t)(64 * (LA > LQ ? LA : LQ) + (K > 64 ? K : 64) * LB);
+};
 
 /* 3. outputs of chunk blockIdx.x of (b, h) = blockIdx.y: O = QG S0 + Aqk Vn */
 template <int K, int V>
 __global__ void __launch_bounds__(KCP_NT) kcp_out(float *o, const float *QG, const float *sch, const float *Aqk,
                                                   const float *Vn, int T, int H)
 {
+    typedef kcp_out_l<K, V> L;
+    typedef kcp_tc<64, V, 2> P;
     const int n = blockIdx.x, NC = gridDim.x, bh = blockIdx.y, b = bh / H, h = bh % H, t0 = n * KCP_CH;
     const int c = T - t0 < KCP_CH ? T - t0 : KCP_CH;
     const size_t bhn = (size_t)bh * NC + n;
-    float *As = kcp_smem, *Bs = As + 64 * K;
-    float acc[4][8];
-    kcp_zero(acc);
-    kcp_load_block(As, K, QG + bhn * 64 * K, 64, K);
-    kcp_load_block(Bs, V, sch + bhn * K * V, K, V);
+    float *As = kcp_smem, *Bs = As + 64 * (L::LA > L::LQ ? L::LA : L::LQ);
+    float acc[P::NACC];
+    P::zero(acc);
+    kcp_cp_block(As, L::LA, QG + bhn * 64 * K, 64, K);
+    kcp_cp_block(Bs, L::LB, sch + bhn * K * V, K, V);
+    kcp_commit();
+    kcp_wait<0>();
     __syncthreads();
-    kcp_mm<64, V, 4, 8>(acc, As, K, 1, Bs, V, 1, K);
+    P::mm(acc, As, L::LA, 1, Bs, L::LB, 1, K);
     __syncthreads();
-    kcp_load_block(As, 64, Aqk + bhn * 4096, 64, 64);
-    kcp_load_block(Bs, V, Vn + bhn * 64 * V, 64, V);
+    kcp_cp_block(As, L::LQ, Aqk + bhn * 4096, 64, 64);
+    kcp_cp_block(Bs, L::LB, Vn + bhn * 64 * V, 64, V);
+    kcp_commit();
+    kcp_wait<0>();
     __syncthreads();
-    kcp_mm<64, V, 4, 8>(acc, As, 64, 1, Bs, V, 1, 64);
+    P::mm(acc, As, L::LQ, 1, Bs, L::LB, 1, 64);
     float *ob = o + ((size_t)b * T + t0) * H * V + (size_t)h * V;
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
-        int r = kcp_row<64, V, 4, 8>(i);
-        if (r < c)
-#pragma unroll
-            for (int j = 0; j < 8; j++) ob[(size_t)r * H * V + kcp_col<64, V, 4, 8>(j)] = acc[i][j];
+    for (int x = 0; x < P::NACC; x++) {
+        int r = P::row(x);
+        if (r < c) ob[(size_t)r * H * V + P::col(x)] = acc[x];
     }
 }
 
-template <int K, int VT> static size_t kcp_state_bwd_smem() { return sizeof(float) * (K * VT + 64 * 64 + 3 * 64 * K + 2 * 64 * VT + K); }
+template <int K, int VT> struct kcp_state_bwd_l {
+    static constexpr int LS = VT + 8, LQ = 64 + 8, LD = K + 4, LW = K + 8;
+    static constexpr int dS = 0, Aqk = dS + K * LS, KD = Aqk + 64 * LQ, QG = KD + 64 * LD, W = QG + 64 * LW;
+    static constexpr int dO = W + 64 * LW, dVn = dO + 2 * 64 * LS, el = dVn + 64 * LS;
+    static constexpr size_t bytes = sizeof(float) * (size_t)(el + K);
+};
 
-/* 4. reverse state pass: dS per chunk end into dSc, dVn into dVn_o */
+/*
+ * 4. reverse state pass: dS per chunk end into dSc, dVn into dVn_o. Loads overlap products as in kcp_state:
+ * Aqk, KD, dO of chunk n-1 load during this chunk's dS update, QG, W, el of chunk n during its dVn (dO is
+ * read by both products, so it has two buffers).
+ */
 template <int K, int V, int VT>
 __global__ void __launch_bounds__(KCP_NT) kcp_state_bwd(float *dVn_o, float *dSc, float *ds0, const float *Aqk,
     const float *KD, const float *QG, const float *W, const float *el, const float *dout, const float *dsT, int T,
     int H, int NC)
 {
+    typedef kcp_state_bwd_l<K, VT> L;
+    typedef kcp_tc<64, VT, 4> P1;
+    typedef kcp_tc<K, VT, 4> P2;
     const int bh = blockIdx.y, b = bh / H, h = bh % H, v0 = blockIdx.x * VT, tid = threadIdx.x;
-    float *dS = kcp_smem, *Aqks = dS + K * VT, *KDs = Aqks + 64 * 64, *QGs = KDs + 64 * K, *Ws = QGs + 64 * K;
-    float *dOs = Ws + 64 * K, *dVns = dOs + 64 * VT, *els = dVns + 64 * VT;
+    float *dS = kcp_smem + L::dS, *Aqks = kcp_smem + L::Aqk, *KDs = kcp_smem + L::KD, *QGs = kcp_smem + L::QG;
+    float *Ws = kcp_smem + L::W, *dVns = kcp_smem + L::dVn, *els = kcp_smem + L::el;
     for (int idx = tid; idx < K * VT; idx += KCP_NT)
-        dS[idx] = dsT ? dsT[(size_t)bh * K * V + (idx / VT) * V + v0 + idx % VT] : 0.0f;
-    for (int n = NC - 1; n >= 0; n--) {
-        const size_t bhn = (size_t)bh * NC + n;
+        dS[(idx / VT) * L::LS + idx % VT] = dsT ? dsT[(size_t)bh * K * V + (idx / VT) * V + v0 + idx % VT] : 0.0f;
+    const size_t bh0 = (size_t)bh * NC;
+    auto fetch1 = [&](int n) { /* Aqk, KD, dO of chunk n */
+        const size_t bhn = bh0 + n;
         const int t0 = n * KCP_CH, c = T - t0 < KCP_CH ? T - t0 : KCP_CH;
+        kcp_cp_block(Aqks, L::LQ, Aqk + bhn * 4096, 64, 64);
+        kcp_cp_block(KDs, L::LD, KD + bhn * 64 * K, 64, K);
+        kcp_cp_rows(kcp_smem + L::dO + (n & 1) * 64 * L::LS, L::LS,
+                    dout + ((size_t)b * T + t0) * H * V + (size_t)h * V + v0, (size_t)H * V, VT, c);
+    };
+    fetch1(NC - 1);
+    kcp_commit();
+    for (int n = NC - 1; n >= 0; n--) {
+        const size_t bhn = bh0 + n;
+        const float *dOs = kcp_smem + L::dO + (n & 1) * 64 * L::LS;
+        kcp_cp_block(QGs, L::LW, QG + bhn * 64 * K, 64, K);
+        kcp_cp_block(Ws, L::LW, W + bhn * 64 * K, 64, K);
+        kcp_cp_block(els, K, el + bhn * K, 1, K);
+        kcp_commit();
+        kcp_wait<1>(); /* Aqk, KD, dO of chunk n */
         __syncthreads();
-        for (int idx = tid; idx < K * VT; idx += KCP_NT) dSc[bhn * K * V + (idx / VT) * V + v0 + idx % VT] = dS[idx];
-        kcp_load_block(Aqks, 64, Aqk + bhn * 4096, 64, 64);
-        kcp_load_block(KDs, K, KD + bhn * 64 * K, 64, K);
-        kcp_load_block(QGs, K, QG + bhn * 64 * K, 64, K);
-        kcp_load_block(Ws, K, W + bhn * 64 * K, 64, K);
-        kcp_load_rows(dOs, VT, dout + ((size_t)b * T + t0) * H * V + (size_t)h * V + v0, (size_t)H * V, VT, c);
-        for (int i = tid; i < K; i += KCP_NT) els[i] = el[bhn * K + i];
-        __syncthreads();
+        for (int idx = tid; idx < K * VT; idx += KCP_NT)
+            dSc[bhn * K * V + (idx / VT) * V + v0 + idx % VT] = dS[(idx / VT) * L::LS + idx % VT];
         { /* dVn = Aqk^T dO + KD dS1 */
-            float acc[4][VT / 16];
-            kcp_zero(acc);
-            kcp_mm<64, VT, 4, VT / 16>(acc, Aqks, 1, 64, dOs, VT, 1, 64);
-            kcp_mm<64, VT, 4, VT / 16>(acc, KDs, K, 1, dS, VT, 1, K);
+            float acc[P1::NACC];
+            P1::zero(acc);
+            P1::mm(acc, Aqks, 1, L::LQ, dOs, L::LS, 1, 64);
+            P1::mm(acc, KDs, L::LD, 1, dS, L::LS, 1, K);
 #pragma unroll
-            for (int i = 0; i < 4; i++)
+            for (int x = 0; x < P1::NACC; x++) {
+                int r = P1::row(x), e = P1::col(x);
+                dVns[r * L::LS + e] = acc[x];
+                dVn_o[bhn * 64 * V + r * V + v0 + e] = acc[x];
+            }
+        }
+        kcp_wait<0>(); /* QG, W, el of chunk n */
+        __syncthreads();
+        if (n > 0) fetch1(n - 1);
+        kcp_commit();
+        { /* dS0 = diag(el) dS1 + QG^T dO - W^T dVn */
+            float ap[P2::NACC], am[P2::NACC];
+            P2::zero(ap);
+            P2::zero(am);
+            P2::mm(ap, QGs, 1, L::LW, dOs, L::LS, 1, 64);
+            P2::mm(am, Ws, 1, L::LW, dVns, L::LS, 1, 64);
 #pragma unroll
-                for (int j = 0; j < VT / 16; j++) {
-                    int r = kcp_row<64, VT, 4, VT / 16>(i), e = kcp_col<64, VT, 4, VT / 16>(j);
-                    dVns[r * VT + e] = acc[i][j];
-                    dVn_o[bhn * 64 * V + r * V + v0 + e] = acc[i][j];
-                }
+            for (int x = 0; x < P2::NACC; x++) {
+                int r = P2::row(x), e = P2::col(x);
+                dS[r * L::LS + e] = els[r] * dS[r * L::LS + e] + ap[x] - am[x];
+            }
         }
         __syncthreads();
-        { /* dS0 = diag(el) dS1 + QG^T dO - W^T dVn */
-            float ap[8][VT / 16], am[8][VT / 16];
-            kcp_zero(ap);
-            kcp_zero(am);
-            kcp_mm<K, VT, 8, VT / 16>(ap, QGs, 1, K, dOs, VT, 1, 64);
-            kcp_mm<K, VT, 8, VT / 16>(am, Ws, 1, K, dVns, VT, 1, 64);
-#pragma unroll
-            for (int i = 0; i < 8; i++)
-#pragma unroll
-                for (int j = 0; j < VT / 16; j++) {
-                    int r = kcp_row<K, VT, 8, VT / 16>(i), e = kcp_col<K, VT, 8, VT / 16>(j);
-                    dS[r * VT + e] = els[r] * dS[r * VT + e] + ap[i][j] - am[i][j];
-                }
-        }
     }
-    __syncthreads();
+    kcp_wait<0>();
     if (ds0)
-        for (int idx = tid; idx < K * VT; idx += KCP_NT) ds0[(size_t)bh * K * V + (idx / VT) * V + v0 + idx % VT] += dS[idx];
+        for (int idx = tid; idx < K * VT; idx += KCP_NT)
+            ds0[(size_t)bh * K * V + (idx / VT) * V + v0 + idx % VT] += dS[(idx / VT) * L::LS + idx % VT];
 }
 
-/* shared memory of kcp_bwd: three 64x65 matrices, small vectors, and one arena reused phase by phase */
+/* shared memory of kcp_bwd: dAqk and dA (64 x LA), small vectors, and one arena reused phase by phase */
 template <int K, int V> struct kcp_bwd_layout {
-    static constexpr int LK = K + 1, LV = V + 1, LR = K + V + 1;
-    static constexpr int small = 3 * 64 * 65 + K + 64 + 64 + KCP_NT + 2 * K;
-    static constexpr int p12 = K * LV + 3 * 64 * LV;           /* S0, Vn, dO | dS1 (two slots), dVn */
-    static constexpr int p5 = 2 * 64 * LR;                     /* dR, [W | U] */
-    static constexpr int p6 = 4 * 64 * LK + 16 * LK + 48 * LK; /* G, q, k, dG, row factors, column factors */
+    static constexpr int LK = K + 4, LV = V + 4, LR = K + V + 4; /* LV, LR = 4 (mod 32): see kcp_tc */
+    static constexpr int LA = 64 + 4;                            /* 64x64 matrices, rows 16-byte aligned */
+    static_assert(K == V, "kcp_bwd: W shares the V-wide slots");
+    static constexpr int small = 2 * 64 * LA + K + 64 + 64 + KCP_NT + 2 * K;
+    static constexpr int p12 = K * LV + 3 * 64 * LV;     /* S0, Vn, dO | dS1 (two slots), dVn */
+    static constexpr int p5 = 2 * 64 * LR + 64 * LA;     /* dR, [W | U], dl * A */
+    static constexpr int p6 = 4 * 64 * LK + 2 * 64 * LA; /* G, q, k, dG, dAqk^T, dA^T */
     static constexpr int arena = p12 > p5 ? (p12 > p6 ? p12 : p6) : (p5 > p6 ? p5 : p6);
     static constexpr size_t bytes = sizeof(float) * (size_t)(small + arena);
 };
@@ -372,89 +526,91 @@ __global__ void __launch_bounds__(KCP_NT) kcp_bwd(float *dq, float *dk, float *d
     const float *beta, int T, int H)
 {
     typedef kcp_bwd_layout<K, V> L;
-    constexpr int LK = L::LK, LV = L::LV, LR = L::LR;
+    constexpr int LK = L::LK, LV = L::LV, LR = L::LR, LA = L::LA;
     const int n = blockIdx.x, NC = gridDim.x, bh = blockIdx.y, b = bh / H, h = bh % H, t0 = n * KCP_CH;
     const int c = T - t0 < KCP_CH ? T - t0 : KCP_CH, tid = threadIdx.x;
     const size_t bhn = (size_t)bh * NC + n, rowk = ((size_t)b * T + t0) * H * K + (size_t)h * K;
     const size_t rowv = ((size_t)b * T + t0) * H * V + (size_t)h * V;
     const size_t sk = (size_t)H * K, sv = (size_t)H * V;
-    float *dAqks = kcp_smem, *dAs = dAqks + 64 * 65, *Ps = dAs + 64 * 65, *dels = Ps + 64 * 65, *bs = dels + K;
+    float *dAqks = kcp_smem, *dAs = dAqks + 64 * LA, *dels = dAs + 64 * LA, *bs = dels + K;
     float *dbs = bs + 64, *red = dbs + 64, *colt = red + KCP_NT, *ar = colt + 2 * K;
     const float *S0 = sch + bhn * K * V, *dS1 = dSc + bhn * K * V;
     float *X1c = X1 + bhn * 64 * K, *X2c = X2 + bhn * 64 * K, *X3c = X3 + bhn * 64 * K, *dVc = dVnR + bhn * 64 * V;
     const float *Uc = U + bhn * 64 * V, *Wc = W + bhn * 64 * K, *Ac = A + bhn * 4096;
 
+    /* Global memory is read through cp.async batches (one wait per batch) and written or accumulated with
+     * unrolled loops, so no loop waits on one load at a time. */
     /* phase 1: Vn = U - W S0 */
     float *S0s = ar, *Vns = S0s + K * LV, *sl2 = Vns + 64 * LV, *sl3 = sl2 + 64 * LV;
-    kcp_load_block(S0s, LV, S0, K, V);
-    kcp_load_block(sl2, K, Wc, 64, K); /* W (64 x K <= 64 x LV) */
+    kcp_cp_block(S0s, LV, S0, K, V);
+    kcp_cp_block(sl2, LV, Wc, 64, K); /* W (64 x K, K == V) */
+    kcp_commit();
     if (tid < 64) bs[tid] = tid < c ? beta[((size_t)b * T + t0 + tid) * H + h] : 0.0f;
+    kcp_wait<0>();
     __syncthreads();
     {
-        float acc[4][8];
-        kcp_zero(acc);
-        kcp_mm<64, V, 4, 8>(acc, sl2, K, 1, S0s, LV, 1, K);
+        typedef kcp_tc<64, V, 2> P;
+        float acc[P::NACC];
+        P::zero(acc);
+        P::mm(acc, sl2, LV, 1, S0s, LV, 1, K);
 #pragma unroll
-        for (int i = 0; i < 4; i++)
-#pragma unroll
-            for (int j = 0; j < 8; j++) {
-                int r = kcp_row<64, V, 4, 8>(i), e = kcp_col<64, V, 4, 8>(j);
-                Vns[r * LV + e] = Uc[r * V + e] - acc[i][j];
-            }
+        for (int x = 0; x < P::NACC; x++) {
+            int r = P::row(x), e = P::col(x);
+            Vns[r * LV + e] = Uc[r * V + e] - acc[x];
+        }
     }
     __syncthreads();
     /* phase 2: dQG = dO S0^T, dW = -dVn S0^T, dAqk = dO Vn^T (j <= r) */
     float *dOs = sl2, *dVns = sl3;
-    kcp_load_rows(dOs, LV, dout + rowv, sv, V, c);
-    kcp_load_block(dVns, LV, dVc, 64, V);
+    kcp_cp_rows(dOs, LV, dout + rowv, sv, V, c);
+    kcp_cp_block(dVns, LV, dVc, 64, V);
+    kcp_commit();
+    kcp_wait<0>();
     __syncthreads();
     {
-        float a1[4][8], a2[4][8];
-        kcp_zero(a1);
-        kcp_zero(a2);
-        kcp_mm<64, K, 4, 8>(a1, dOs, LV, 1, S0s, 1, LV, V);
-        kcp_mm<64, K, 4, 8>(a2, dVns, LV, 1, S0s, 1, LV, V);
+        typedef kcp_tc<64, K, 2> P;
+        float a1[P::NACC];
+        P::zero(a1);
+        P::mm(a1, dOs, LV, 1, S0s, 1, LV, V);
 #pragma unroll
-        for (int i = 0; i < 4; i++)
+        for (int x = 0; x < P::NACC; x++) X1c[P::row(x) * K + P::col(x)] = a1[x];
+        P::zero(a1);
+        P::mm(a1, dVns, LV, 1, S0s, 1, LV, V);
 #pragma unroll
-            for (int j = 0; j < 8; j++) {
-                int r = kcp_row<64, K, 4, 8>(i), e = kcp_col<64, K, 4, 8>(j);
-                X1c[r * K + e] = a1[i][j];
-                X3c[r * K + e] = -a2[i][j];
-            }
-        float a3[4][4];
-        kcp_zero(a3);
-        kcp_mm<64, 64, 4, 4>(a3, dOs, LV, 1, Vns, 1, LV, V);
+        for (int x = 0; x < P::NACC; x++) X3c[P::row(x) * K + P::col(x)] = -a1[x];
+        typedef kcp_tc<64, 64, 2> P3;
+        float a3[P3::NACC];
+        P3::zero(a3);
+        P3::mm(a3, dOs, LV, 1, Vns, 1, LV, V);
 #pragma unroll
-        for (int i = 0; i < 4; i++)
-#pragma unroll
-            for (int j = 0; j < 4; j++) {
-                int r = kcp_row<64, 64, 4, 4>(i), jj = kcp_col<64, 64, 4, 4>(j);
-                dAqks[r * 65 + jj] = jj <= r ? a3[i][j] : 0.0f;
-            }
+        for (int x = 0; x < P3::NACC; x++) {
+            int r = P3::row(x), jj = P3::col(x);
+            dAqks[r * LA + jj] = jj <= r ? a3[x] : 0.0f;
+        }
     }
-    /* del = rowsum(S0 * dS1), two threads per row, from global dS1 */
+    __syncthreads();
+    /* phase 3: dKD = Vn dS1^T (dS1 over the dO and dVn slots); del = rowsum(S0 * dS1) */
+    float *dS1s = sl2;
+    kcp_cp_block(dS1s, LV, dS1, K, V);
+    kcp_commit();
+    kcp_wait<0>();
+    __syncthreads();
     {
         int i = tid >> 1, half = tid & 1;
         float s = 0.0f;
         if (i < K)
-            for (int e = half * (V / 2); e < (half + 1) * (V / 2); e++) s += S0s[i * LV + e] * dS1[(size_t)i * V + e];
-        red[tid] = s;
+#pragma unroll 8
+            for (int e = half; e < V; e += 2) s += S0s[i * LV + e] * dS1s[i * LV + e];
+        s += __shfl_xor_sync(0xffffffffu, s, 1);
+        if (i < K && !half) dels[i] = s;
     }
-    __syncthreads();
-    for (int i = tid; i < K; i += KCP_NT) dels[i] = i < KCP_NT / 2 ? red[2 * i] + red[2 * i + 1] : 0.0f;
-    /* phase 3: dKD = Vn dS1^T (dS1 over the dO and dVn slots) */
-    float *dS1s = sl2;
-    kcp_load_block(dS1s, LV, dS1, K, V);
-    __syncthreads();
     {
-        float acc[4][8];
-        kcp_zero(acc);
-        kcp_mm<64, K, 4, 8>(acc, Vns, LV, 1, dS1s, 1, LV, V);
+        typedef kcp_tc<64, K, 2> P;
+        float acc[P::NACC];
+        P::zero(acc);
+        P::mm(acc, Vns, LV, 1, dS1s, 1, LV, V);
 #pragma unroll
-        for (int i = 0; i < 4; i++)
-#pragma unroll
-            for (int j = 0; j < 8; j++) X2c[kcp_row<64, K, 4, 8>(i) * K + kcp_col<64, K, 4, 8>(j)] = acc[i][j];
+        for (int x = 0; x < P::NACC; x++) X2c[P::row(x) * K + P::col(x)] = acc[x];
     }
     __syncthreads();
     /* phase 4: (I+L)^T [dRW | dRU] = [dW | dVn], back substitution per column; L[j][r] = beta_j A[j][r] */
@@ -466,8 +622,10 @@ __global__ void __launch_bounds__(KCP_NT) kcp_bwd(float *dq, float *dk, float *d
         const float *src = col < K ? X3c + col : dVc + col - K;
         const int ld = col < K ? K : V;
 #pragma unroll
+        for (int r = 0; r < 64; r++) x[r] = src[r * ld];
+#pragma unroll
         for (int r = 63; r >= 0; r--) {
-            float s = src[r * ld];
+            float s = x[r];
 #pragma unroll
             for (int j = r + 1; j < 64; j++) s -= Lt[j * 65 + r] * x[j];
             x[r] = s;
@@ -476,49 +634,58 @@ __global__ void __launch_bounds__(KCP_NT) kcp_bwd(float *dq, float *dk, float *d
         if (col < K)
 #pragma unroll
             for (int r = 0; r < 64; r++) X3c[r * K + col] = x[r];
-        else {
+        else
 #pragma unroll
-            for (int r = 0; r < 64; r++) {
-                dVc[r * V + col - K] = x[r];
-                if (r < c) dv[rowv + (size_t)r * sv + col - K] += bs[r] * x[r];
-            }
+            for (int r = 0; r < 64; r++) dVc[r * V + col - K] = x[r];
+    }
+    __syncthreads();
+    /* dv += diag(beta) dRU, in batches whose loads all issue before their stores */
+    for (int base = 0; base < 64 * V; base += 8 * KCP_NT) {
+        float o[8], u[8];
+#pragma unroll
+        for (int m = 0; m < 8; m++) {
+            int idx = base + m * KCP_NT + tid, r = idx / V, e = idx % V;
+            o[m] = r < c ? dv[rowv + (size_t)r * sv + e] : 0.0f;
+            u[m] = dVc[idx];
+        }
+#pragma unroll
+        for (int m = 0; m < 8; m++) {
+            int idx = base + m * KCP_NT + tid, r = idx / V, e = idx % V;
+            if (r < c) dv[rowv + (size_t)r * sv + e] = o[m] + bs[r] * u[m];
         }
     }
-    __syncthreads();
     /* phase 5: dl = -[dRW | dRU] [W | U]^T (j < r), dA = beta_r dl; dbeta partials dRU.v + dl.A */
-    float *dRs = ar, *WUs = dRs + 64 * LR;
-    for (int idx = tid; idx < 64 * K; idx += KCP_NT) {
-        int r = idx / K, i = idx % K;
-        dRs[r * LR + i] = X3c[idx];
-        WUs[r * LR + i] = Wc[idx];
-    }
-    for (int idx = tid; idx < 64 * V; idx += KCP_NT) {
-        int r = idx / V, e = idx % V;
-        dRs[r * LR + K + e] = dVc[idx];
-        WUs[r * LR + K + e] = Uc[idx];
-    }
+    float *dRs = ar, *WUs = dRs + 64 * LR, *Ps = WUs + 64 * LR;
+    kcp_cp_block(dRs, LR, X3c, 64, K);
+    kcp_cp_block(WUs, LR, Wc, 64, K);
+    kcp_cp_block(dRs + K, LR, dVc, 64, V);
+    kcp_cp_block(WUs + K, LR, Uc, 64, V);
+    kcp_commit();
+    kcp_wait<0>();
     __syncthreads();
     {
-        float acc[4][4];
-        kcp_zero(acc);
-        kcp_mm<64, 64, 4, 4>(acc, dRs, LR, 1, WUs, 1, LR, K + V);
+        typedef kcp_tc<64, 64, 2> P;
+        float acc[P::NACC];
+        P::zero(acc);
+        P::mm(acc, dRs, LR, 1, WUs, 1, LR, K + V);
 #pragma unroll
-        for (int i = 0; i < 4; i++)
-#pragma unroll
-            for (int j = 0; j < 4; j++) {
-                int r = kcp_row<64, 64, 4, 4>(i), jj = kcp_col<64, 64, 4, 4>(j);
-                float dl = jj < r ? -acc[i][j] : 0.0f;
-                dAs[r * 65 + jj] = bs[r] * dl;
-                Ps[r * 65 + jj] = dl * Ac[r * 64 + jj];
-            }
+        for (int x = 0; x < P::NACC; x++) {
+            int r = P::row(x), jj = P::col(x);
+            float dl = jj < r ? -acc[x] : 0.0f;
+            dAs[r * LA + jj] = bs[r] * dl;
+            Ps[r * LA + jj] = dl * Ac[r * 64 + jj];
+        }
     }
     __syncthreads();
     { /* four threads per row */
         int r = tid >> 2, part = tid & 3;
         float s = 0.0f;
         if (r < c) {
-            for (int e = part; e < V; e += 4) s += dRs[r * LR + K + e] * v[rowv + (size_t)r * sv + e];
-            for (int j = part; j < 64; j += 4) s += Ps[r * 65 + j];
+            const float *vr = v + rowv + (size_t)r * sv;
+#pragma unroll
+            for (int e = part; e < V; e += 4) s += dRs[r * LR + K + e] * vr[e];
+#pragma unroll
+            for (int j = part; j < 64; j += 4) s += Ps[r * LA + j];
         }
         red[tid] = s;
     }
@@ -527,142 +694,220 @@ __global__ void __launch_bounds__(KCP_NT) kcp_bwd(float *dq, float *dk, float *d
     __syncthreads();
 
     /* phase 6: elementwise and pairwise exp factors */
-    float *Gs = ar, *qs = Gs + 64 * LK, *ks = qs + 64 * LK, *dGs = ks + 64 * LK, *fr = dGs + 64 * LK, *ef = fr + 16 * LK;
-    kcp_load_rows(Gs, LK, g + rowk, sk, K, c);
-    kcp_load_rows(qs, LK, q + rowk, sk, K, c);
-    kcp_load_rows(ks, LK, k + rowk, sk, K, c);
+    float *Gs = ar, *qs = Gs + 64 * LK, *ks = qs + 64 * LK, *dGs = ks + 64 * LK, *dAqkT = dGs + 64 * LK;
+    float *dAT = dAqkT + 64 * LA;
+    kcp_cp_rows(Gs, LK, g + rowk, sk, K, c);
+    kcp_cp_rows(qs, LK, q + rowk, sk, K, c);
+    kcp_cp_rows(ks, LK, k + rowk, sk, K, c);
+    kcp_commit();
+    for (int idx = tid; idx < 4096; idx += KCP_NT) { /* row side reads 16 rows of one column as float4 */
+        int r = idx % 64, j = idx / 64;
+        dAqkT[j * LA + r] = dAqks[r * LA + j];
+        dAT[j * LA + r] = dAs[r * LA + j];
+    }
+    kcp_wait<0>();
     __syncthreads();
     kcp_cumsum<K>(Gs, LK);
     __syncthreads();
-    const float *Gl = Gs + 63 * LK;
-    { /* thread (i, half): rows half, half+2, ...; QG = q e^G, KG = k e^G, KD = k e^(G_last - G) */
-        const int i = tid % K, half = tid / K, step = KCP_NT / K;
-        float t = 0.0f;
-        if (half < step) {
-            for (int r = half; r < 64; r += step) {
-                float Gr = Gs[r * LK + i], e = expf(Gr), ed = expf(Gl[i] - Gr);
-                float qv = qs[r * LK + i], kv = ks[r * LK + i];
-                float dQG = X1c[r * K + i], dKG = bs[r] * X3c[r * K + i], dKD = X2c[r * K + i];
-                if (r < c) {
-                    dq[rowk + r * sk + i] += dQG * e;
-                    dk[rowk + r * sk + i] += dKG * e + dKD * ed;
-                }
-                float kd = dKD * kv * ed;
-                dGs[r * LK + i] = dQG * qv * e + dKG * kv * e - kd;
-                t += kd;
-            }
-            colt[half * K + i] = t;
-        }
-    }
     { /* dbeta_r += dRW_r . KG_r, four threads per row */
         int r = tid >> 2, part = tid & 3;
         float s = 0.0f;
+#pragma unroll 8
         for (int i = part; i < K; i += 4) s += X3c[r * K + i] * ks[r * LK + i] * expf(Gs[r * LK + i]);
-        red[tid] = s;
+        s += __shfl_xor_sync(0xffffffffu, s, 1);
+        s += __shfl_xor_sync(0xffffffffu, s, 2);
+        if (!part && r < c) dbeta[((size_t)b * T + t0 + r) * H + h] += dbs[r] + s;
     }
-    __syncthreads();
-    if (tid < c) dbeta[((size_t)b * T + t0 + tid) * H + h] += dbs[tid] + red[4 * tid] + red[4 * tid + 1] + red[4 * tid + 2] + red[4 * tid + 3];
-    for (int i = tid; i < K; i += KCP_NT) {
-        float t = 0.0f;
-        for (int p = 0; p < KCP_NT / K; p++) t += colt[p * K + i];
-        dGs[(c - 1) * LK + i] += t + dels[i] * expf(Gl[i]);
-    }
-    __syncthreads();
-    /* diagonal 16x16 blocks, per element: task (a, i) holds the block's 16 rows of column i */
-    for (int task = tid; task < 4 * K; task += KCP_NT) {
-        const int a = task / K, i = task % K, r0 = 16 * a;
-        float qv[16], kv[16], Gv[16], rq[16], rk[16], cc[16];
+    /*
+     * Task (a, i): rows 16a..16a+15 of column i, and every term of dq, dk, dG there, so each element has one
+     * writer and needs no shared accumulator:
+     *  elementwise  QG = q e^G, KG = k e^G (W's right side), KD = k e^(G_last - G);
+     *  diagonal block  per element, exp(G_r - G_j) for j <= r inside the block;
+     *  row side (j < 16a)  dq_r += e^(G_r - G0) sum_j dAqk[r][j] k_j e^(G0 - G_j), dk_r likewise with dA, G0 = G_16a;
+     *  column side (row blocks a' > a)  dk_j += e^(G0' - G_j) sum_r' (dAqk[r'][j] q_r' + dA[r'][j] k_r') e^(G_r' - G0').
+     * Row side 16 x 16a pairs, column side 16 x 16(3 - a): every task does 768 off-diagonal pairs.
+     */
+    float tkd = 0.0f;
+    const int i = tid % K;
+    const float Gl = Gs[63 * LK + i];
+    for (int a = tid / K; a < 4; a += KCP_NT / K) {
+        const int r0 = 16 * a;
+        float qv[16], kv[16], Gv[16], dqa[16], dka[16], dGa[16];
 #pragma unroll
         for (int rr = 0; rr < 16; rr++) {
-            qv[rr] = qs[(r0 + rr) * LK + i];
-            kv[rr] = ks[(r0 + rr) * LK + i];
-            Gv[rr] = Gs[(r0 + rr) * LK + i];
-            rq[rr] = rk[rr] = cc[rr] = 0.0f;
+            const int r = r0 + rr;
+            qv[rr] = qs[r * LK + i];
+            kv[rr] = ks[r * LK + i];
+            Gv[rr] = Gs[r * LK + i];
+            float e = expf(Gv[rr]), ed = expf(Gl - Gv[rr]);
+            float dQG = X1c[r * K + i], dKG = bs[r] * X3c[r * K + i], dKD = X2c[r * K + i];
+            float kd = dKD * kv[rr] * ed;
+            dqa[rr] = dQG * e;
+            dka[rr] = dKG * e + dKD * ed;
+            dGa[rr] = dQG * qv[rr] * e + dKG * kv[rr] * e - kd;
+            tkd += kd;
         }
+        { /* diagonal block */
+            float rq[16], rk[16], cc[16];
 #pragma unroll
-        for (int rr = 0; rr < 16; rr++)
+            for (int rr = 0; rr < 16; rr++) rq[rr] = rk[rr] = cc[rr] = 0.0f;
 #pragma unroll
-            for (int jj = 0; jj <= rr; jj++) {
-                float E = expf(Gv[rr] - Gv[jj]);
-                float x = dAqks[(r0 + rr) * 65 + r0 + jj], y = dAs[(r0 + rr) * 65 + r0 + jj];
-                rq[rr] += x * kv[jj] * E;
-                rk[rr] += y * kv[jj] * E;
-                cc[jj] += (x * qv[rr] + y * kv[rr]) * E;
-            }
+            for (int rr = 0; rr < 16; rr++)
 #pragma unroll
-        for (int rr = 0; rr < 16; rr++) {
-            int r = r0 + rr;
-            if (r < c) {
-                dq[rowk + r * sk + i] += rq[rr];
-                dk[rowk + r * sk + i] += rk[rr] + cc[rr];
-            }
-            dGs[r * LK + i] += qv[rr] * rq[rr] + kv[rr] * (rk[rr] - cc[rr]);
-        }
-    }
-    /* off-diagonal blocks, factored around row 16a */
-    for (int a = 1; a < 4; a++) {
-        __syncthreads();
-        const float *G0 = Gs + 16 * a * LK;
-        for (int idx = tid; idx < 16 * K; idx += KCP_NT) {
-            int r = idx / K, i = idx % K;
-            fr[r * LK + i] = expf(Gs[(16 * a + r) * LK + i] - G0[i]);
-        }
-        for (int idx = tid; idx < 16 * a * K; idx += KCP_NT) {
-            int j = idx / K, i = idx % K;
-            ef[j * LK + i] = expf(G0[i] - Gs[j * LK + i]);
-        }
-        __syncthreads();
-        const int i = tid % K, half = tid / K, step = KCP_NT / K;
-        if (half < step) {
-            /* row side: rows 16a + rr of this thread's parity */
-            for (int rr = half; rr < 16; rr += step) {
-                const int r = 16 * a + rr;
-                float sq = 0.0f, sk2 = 0.0f;
-                for (int j = 0; j < 16 * a; j++) {
-                    float kf = ks[j * LK + i] * ef[j * LK + i];
-                    sq += dAqks[r * 65 + j] * kf;
-                    sk2 += dAs[r * 65 + j] * kf;
+                for (int jj = 0; jj <= rr; jj++) {
+                    float E = expf(Gv[rr] - Gv[jj]);
+                    float x = dAqks[(r0 + rr) * LA + r0 + jj], y = dAs[(r0 + rr) * LA + r0 + jj];
+                    rq[rr] += x * kv[jj] * E;
+                    rk[rr] += y * kv[jj] * E;
+                    cc[jj] += (x * qv[rr] + y * kv[rr]) * E;
                 }
-                float f = fr[rr * LK + i];
-                sq *= f;
-                sk2 *= f;
-                if (r < c) {
-                    dq[rowk + r * sk + i] += sq;
-                    dk[rowk + r * sk + i] += sk2;
-                }
-                dGs[r * LK + i] += qs[r * LK + i] * sq + ks[r * LK + i] * sk2;
-            }
-            /* column side: rows j < 16a of this thread's parity */
-            float qf[16], kf[16];
 #pragma unroll
             for (int rr = 0; rr < 16; rr++) {
-                float f = fr[rr * LK + i];
-                qf[rr] = qs[(16 * a + rr) * LK + i] * f;
-                kf[rr] = ks[(16 * a + rr) * LK + i] * f;
-            }
-            for (int j = half; j < 16 * a; j += step) {
-                float y = 0.0f;
-#pragma unroll
-                for (int rr = 0; rr < 16; rr++)
-                    y += dAqks[(16 * a + rr) * 65 + j] * qf[rr] + dAs[(16 * a + rr) * 65 + j] * kf[rr];
-                y *= ef[j * LK + i];
-                if (j < c) dk[rowk + j * sk + i] += y;
-                dGs[j * LK + i] -= ks[j * LK + i] * y;
+                dqa[rr] += rq[rr];
+                dka[rr] += rk[rr] + cc[rr];
+                dGa[rr] += qv[rr] * rq[rr] + kv[rr] * (rk[rr] - cc[rr]);
             }
         }
+        if (a > 0) { /* row side */
+            float sq[16], sk2[16];
+#pragma unroll
+            for (int rr = 0; rr < 16; rr++) sq[rr] = sk2[rr] = 0.0f;
+            const float G0 = Gv[0];
+            for (int j = 0; j < r0; j++) {
+                float kf = ks[j * LK + i] * expf(G0 - Gs[j * LK + i]);
+                const float4 *pq = (const float4 *)(dAqkT + j * LA + r0), *pk = (const float4 *)(dAT + j * LA + r0);
+#pragma unroll
+                for (int m = 0; m < 4; m++) {
+                    float4 x = pq[m], y = pk[m];
+                    sq[4 * m] += x.x * kf, sq[4 * m + 1] += x.y * kf, sq[4 * m + 2] += x.z * kf, sq[4 * m + 3] += x.w * kf;
+                    sk2[4 * m] += y.x * kf, sk2[4 * m + 1] += y.y * kf, sk2[4 * m + 2] += y.z * kf, sk2[4 * m + 3] += y.w * kf;
+                }
+            }
+#pragma unroll
+            for (int rr = 0; rr < 16; rr++) {
+                float f = expf(Gv[rr] - G0), x = sq[rr] * f, y = sk2[rr] * f;
+                dqa[rr] += x;
+                dka[rr] += y;
+                dGa[rr] += qv[rr] * x + kv[rr] * y;
+            }
+        }
+        for (int a2 = a + 1; a2 < 4; a2++) { /* column side against row block a2 */
+            const int r2 = 16 * a2;
+            const float G0 = Gs[r2 * LK + i];
+            float y[16];
+#pragma unroll
+            for (int jj = 0; jj < 16; jj++) y[jj] = 0.0f;
+            for (int rr = 0; rr < 16; rr++) {
+                float f = expf(Gs[(r2 + rr) * LK + i] - G0);
+                float qf = qs[(r2 + rr) * LK + i] * f, kf = ks[(r2 + rr) * LK + i] * f;
+                const float4 *pq = (const float4 *)(dAqks + (r2 + rr) * LA + r0), *pk = (const float4 *)(dAs + (r2 + rr) * LA + r0);
+#pragma unroll
+                for (int m = 0; m < 4; m++) {
+                    float4 x = pq[m], z = pk[m];
+                    y[4 * m] += x.x * qf + z.x * kf, y[4 * m + 1] += x.y * qf + z.y * kf;
+                    y[4 * m + 2] += x.z * qf + z.z * kf, y[4 * m + 3] += x.w * qf + z.w * kf;
+                }
+            }
+#pragma unroll
+            for (int jj = 0; jj < 16; jj++) {
+                float x = y[jj] * expf(G0 - Gv[jj]);
+                dka[jj] += x;
+                dGa[jj] -= kv[jj] * x;
+            }
+        }
+        float oq[16], ok[16]; /* all loads first: the stores could alias them as far as the compiler knows */
+#pragma unroll
+        for (int rr = 0; rr < 16; rr++) {
+            const int r = r0 + rr;
+            oq[rr] = r < c ? dq[rowk + r * sk + i] : 0.0f;
+            ok[rr] = r < c ? dk[rowk + r * sk + i] : 0.0f;
+        }
+#pragma unroll
+        for (int rr = 0; rr < 16; rr++) {
+            const int r = r0 + rr;
+            if (r < c) {
+                dq[rowk + r * sk + i] = oq[rr] + dqa[rr];
+                dk[rowk + r * sk + i] = ok[rr] + dka[rr];
+            }
+            dGs[r * LK + i] = dGa[rr];
+        }
     }
+    colt[tid] = tkd;
     __syncthreads();
-    /* G = cumsum(g): dg_r = sum_{r' >= r} dG_r' */
-    for (int i = tid; i < K; i += KCP_NT) {
+    /* G_last = G_(c-1) also carries sum_r dKD k e^(G_last - G) and del e^G_last; then dg_r = sum_{r' >= r} dG_r' */
+    for (int x = tid; x < K; x += KCP_NT) {
+        float t = dels[x] * expf(Gs[63 * LK + x]);
+        for (int p = x; p < KCP_NT; p += K) t += colt[p];
         float s = 0.0f;
-        for (int r = 63; r >= 0; r--) {
-            s += dGs[r * LK + i];
-            if (r < c) dg[rowk + r * sk + i] += s;
+        float *dgc = dg + rowk + x;
+        for (int r1 = 48; r1 >= 0; r1 -= 16) {
+            float o[16];
+#pragma unroll
+            for (int m = 0; m < 16; m++) o[m] = r1 + m < c ? dgc[(r1 + m) * sk] : 0.0f;
+#pragma unroll
+            for (int m = 15; m >= 0; m--) {
+                const int r = r1 + m;
+                s += dGs[r * LK + x] + (r == c - 1 ? t : 0.0f);
+                if (r < c) dgc[r * sk] = o[m] + s;
+            }
         }
     }
 }
 
 /* ---- host side ---- */
+
+/* HX_KDA_PROF=1: cudaEvent time of every kernel launch, summed per kernel and printed to stderr at exit.
+ * Each call then waits for the device, so it is for finding where the time goes, not for end-to-end numbers. */
+enum { KP_INTRA_F, KP_STATE, KP_OUT, KP_INTRA_B, KP_STATE_B, KP_BWD, KP_N };
+static const char *kp_name[KP_N] = {"kcp_intra(fwd)", "kcp_state", "kcp_out", "kcp_intra(bwd)", "kcp_state_bwd",
+                                    "kcp_bwd"};
+static int kp_on = -1, kp_calls[KP_N], kp_B, kp_T;
+static double kp_ms[KP_N];
+static cudaEvent_t kp_ev[KP_N + 1];
+static void kp_report(void)
+{
+    for (int i = 0; i < KP_N; i++) {
+        if (kp_calls[i])
+            fprintf(stderr, "kda prof B*H=%d T=%d %-16s %4d calls %9.4f ms/call\n", kp_B, kp_T, kp_name[i], kp_calls[i],
+                    kp_ms[i] / kp_calls[i]);
+        kp_calls[i] = 0;
+        kp_ms[i] = 0.0;
+    }
+}
+static int kp_enabled(void)
+{
+    if (kp_on < 0) {
+        const char *e = getenv("HX_KDA_PROF");
+        kp_on = e && *e && *e != '0';
+        if (kp_on) {
+            for (int i = 0; i <= KP_N; i++) CK(cudaEventCreate(&kp_ev[i]));
+            atexit(kp_report);
+        }
+    }
+    return kp_on;
+}
+/* event slot i (0 before the first kernel of a call) */
+static void kp_mark(k_backend *b, int i)
+{
+    if (kp_enabled()) CK(cudaEventRecord(kp_ev[i], KCUDA_STREAM(b)));
+}
+/* kernels first..first+n-1 ran between slots 0..n; the sums are per shape */
+static void kp_done(int first, int n, int BH, int T)
+{
+    if (!kp_enabled()) return;
+    if (BH != kp_B || T != kp_T) {
+        kp_report();
+        kp_B = BH;
+        kp_T = T;
+    }
+    CK(cudaEventSynchronize(kp_ev[n]));
+    for (int i = 0; i < n; i++) {
+        float ms;
+        CK(cudaEventElapsedTime(&ms, kp_ev[i], kp_ev[i + 1]));
+        kp_ms[first + i] += ms;
+        kp_calls[first + i]++;
+    }
+}
 
 /* the scratch of one call: chunk-major work buffers (floats) */
 struct kcp_bufs {
@@ -701,9 +946,9 @@ static size_t kcp_floats(size_t nbh, int K, int V, int bwd, int own_sch)
 template <int K, int V> static size_t kcp_smem_max()
 {
     size_t m = kcp_intra_smem<K>();
-    if (kcp_state_smem<K, KCP_VT>() > m) m = kcp_state_smem<K, KCP_VT>();
-    if (kcp_out_smem<K, V>() > m) m = kcp_out_smem<K, V>();
-    if (kcp_state_bwd_smem<K, KCP_VT>() > m) m = kcp_state_bwd_smem<K, KCP_VT>();
+    if (kcp_state_l<K, KCP_VT>::bytes > m) m = kcp_state_l<K, KCP_VT>::bytes;
+    if (kcp_out_l<K, V>::bytes > m) m = kcp_out_l<K, V>::bytes;
+    if (kcp_state_bwd_l<K, KCP_VT>::bytes > m) m = kcp_state_bwd_l<K, KCP_VT>::bytes;
     if (kcp_bwd_layout<K, V>::bytes > m) m = kcp_bwd_layout<K, V>::bytes;
     return m;
 }
@@ -714,10 +959,14 @@ template <int K, int V> static void kcp_setup()
     if (done) return;
     CK(cudaFuncSetAttribute(kcp_intra<K, V>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kcp_intra_smem<K>()));
     CK(cudaFuncSetAttribute(kcp_state<K, V, KCP_VT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                            (int)kcp_state_smem<K, KCP_VT>()));
-    CK(cudaFuncSetAttribute(kcp_out<K, V>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kcp_out_smem<K, V>()));
+                            (int)kcp_state_l<K, KCP_VT>::bytes));
+    CK(cudaFuncSetAttribute(kcp_state<K, V, KCP_VT / 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                            (int)kcp_state_l<K, KCP_VT / 2>::bytes));
+    CK(cudaFuncSetAttribute(kcp_state_bwd<K, V, KCP_VT / 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                            (int)kcp_state_bwd_l<K, KCP_VT / 2>::bytes));
+    CK(cudaFuncSetAttribute(kcp_out<K, V>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kcp_out_l<K, V>::bytes));
     CK(cudaFuncSetAttribute(kcp_state_bwd<K, V, KCP_VT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                            (int)kcp_state_bwd_smem<K, KCP_VT>()));
+                            (int)kcp_state_bwd_l<K, KCP_VT>::bytes));
     CK(cudaFuncSetAttribute(kcp_bwd<K, V>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                             (int)kcp_bwd_layout<K, V>::bytes));
     done = 1;
@@ -733,6 +982,20 @@ int kcuda_kda_cp_ok(k_backend *b, int K, int V)
     }
     if (seq || K != 128 || V != 128) return 0;
     return KCUDA_CTX(b)->smem_optin >= kcp_smem_max<128, 128>();
+}
+
+/* The state passes are sequential over chunks: with few (b, h) their grid of V/KCP_VT blocks per (b, h)
+ * leaves SMs idle, so they split the state into half-width value tiles (twice the blocks, each re-reading
+ * the chunk's W and KD) when fewer than two blocks per SM would run. HX_KDA_VT=16|32 forces one. */
+static int kcp_narrow(k_backend *b, int BH, int V)
+{
+    static int force = -1;
+    if (force < 0) {
+        const char *e = getenv("HX_KDA_VT");
+        force = e ? atoi(e) : 0;
+    }
+    if (force) return force == KCP_VT / 2;
+    return (size_t)BH * (V / KCP_VT) < 2 * (size_t)KCUDA_CTX(b)->n_sm;
 }
 
 template <int K, int V>
@@ -756,12 +1019,21 @@ static void kcp_fwd(k_backend *b, float *o, float *sT, float *s_chunks, const fl
     kcp_carve(&s, (float *)kcuda_scratch(b, kcp_floats(nbh, K, V, 0, !s_chunks) * sizeof(float)), nbh, K, V, 0,
               !s_chunks);
     float *sch = s_chunks ? s_chunks : s.sch;
+    kp_mark(b, 0);
     kcp_intra_launch<K, V>(b, &s, q, k, v, g, beta, B, T, H, NC);
-    kcp_state<K, V, KCP_VT><<<dim3(V / KCP_VT, B * H), KCP_NT, kcp_state_smem<K, KCP_VT>(), KCUDA_STREAM(b)>>>(
-        s.U, sch, sT, s.W, s.KD, s.el, s0, NC);
+    kp_mark(b, 1);
+    if (kcp_narrow(b, B * H, V))
+        kcp_state<K, V, KCP_VT / 2><<<dim3(2 * V / KCP_VT, B * H), KCP_NT, kcp_state_l<K, KCP_VT / 2>::bytes,
+                                      KCUDA_STREAM(b)>>>(s.U, sch, sT, s.W, s.KD, s.el, s0, NC);
+    else
+        kcp_state<K, V, KCP_VT><<<dim3(V / KCP_VT, B * H), KCP_NT, kcp_state_l<K, KCP_VT>::bytes, KCUDA_STREAM(b)>>>(
+            s.U, sch, sT, s.W, s.KD, s.el, s0, NC);
     KLAUNCH_CHECK();
-    kcp_out<K, V><<<dim3(NC, B * H), KCP_NT, kcp_out_smem<K, V>(), KCUDA_STREAM(b)>>>(o, s.QG, sch, s.Aqk, s.U, T, H);
+    kp_mark(b, 2);
+    kcp_out<K, V><<<dim3(NC, B * H), KCP_NT, kcp_out_l<K, V>::bytes, KCUDA_STREAM(b)>>>(o, s.QG, sch, s.Aqk, s.U, T, H);
     KLAUNCH_CHECK();
+    kp_mark(b, 3);
+    kp_done(KP_INTRA_F, 3, B * H, T);
 }
 
 template <int K, int V>
@@ -774,14 +1046,24 @@ static void kcp_bwd_run(k_backend *b, float *dq, float *dk, float *dv, float *dg
     kcp_setup<K, V>();
     kcp_bufs s;
     kcp_carve(&s, (float *)kcuda_scratch(b, kcp_floats(nbh, K, V, 1, 0) * sizeof(float)), nbh, K, V, 1, 0);
+    kp_mark(b, 0);
     kcp_intra_launch<K, V>(b, &s, q, k, v, g, beta, B, T, H, NC);
-    kcp_state_bwd<K, V, KCP_VT><<<dim3(V / KCP_VT, B * H), KCP_NT, kcp_state_bwd_smem<K, KCP_VT>(),
-                                  KCUDA_STREAM(b)>>>(s.dVn, s.dSc, ds0, s.Aqk, s.KD, s.QG, s.W, s.el, dout, dsT, T, H,
-                                                     NC);
+    kp_mark(b, 1);
+    if (kcp_narrow(b, B * H, V))
+        kcp_state_bwd<K, V, KCP_VT / 2><<<dim3(2 * V / KCP_VT, B * H), KCP_NT, kcp_state_bwd_l<K, KCP_VT / 2>::bytes,
+                                          KCUDA_STREAM(b)>>>(s.dVn, s.dSc, ds0, s.Aqk, s.KD, s.QG, s.W, s.el, dout,
+                                                             dsT, T, H, NC);
+    else
+        kcp_state_bwd<K, V, KCP_VT><<<dim3(V / KCP_VT, B * H), KCP_NT, kcp_state_bwd_l<K, KCP_VT>::bytes,
+                                      KCUDA_STREAM(b)>>>(s.dVn, s.dSc, ds0, s.Aqk, s.KD, s.QG, s.W, s.el, dout, dsT,
+                                                         T, H, NC);
     KLAUNCH_CHECK();
+    kp_mark(b, 2);
     kcp_bwd<K, V><<<dim3(NC, B * H), KCP_NT, kcp_bwd_layout<K, V>::bytes, KCUDA_STREAM(b)>>>(
         dq, dk, dv, dg, dbeta, s.X1, s.X2, s.X3, s.dVn, s.U, s.W, s.A, s_chunks, s.dSc, dout, q, k, v, g, beta, T, H);
     KLAUNCH_CHECK();
+    kp_mark(b, 3);
+    kp_done(KP_INTRA_B, 3, B * H, T);
 }
 
 void kcuda_kda_cp_fwd(k_backend *b, float *o, float *sT, float *s_chunks, const float *q, const float *k,
