@@ -1,5 +1,6 @@
 // attention.cu - CUDA causal GQA attention, forward and backward: online softmax, no Tq x Tk buffer.
 #include <math.h>
+#include <stdlib.h>
 
 #include "kernels/cuda/cuda.cuh"
 
@@ -70,6 +71,115 @@ __global__ void attn_fwd_kernel(float *out, float *lse, const float *q, const fl
     if (lse && lane == 0) lse[((size_t)bb * Hq + h) * Tq + i] = l > 0 ? m + logf(l) : -INFINITY;
 }
 
+/*
+ * Decode steps (fewer than 16 query rows per sequence, against a KV cache): attn_fwd_kernel's one warp per row
+ * walks every cached key in turn, so at 128K keys 16 warps do all the work (measured 124 ms per layer on an
+ * H200). Split-K instead ("flash-decoding"): block (split, row) takes DEC_KEYS keys of one row, its AW warps take
+ * every AW-th of them with an online softmax each, merged in shared memory; a partial (m, l, acc[K]) per split
+ * goes to scratch, and attn_dec_combine merges the splits of a row in order (deterministic). Memory-bound: K and V
+ * are read once per query head.
+ */
+#define DEC_KEYS 256
+
+__global__ void attn_dec_split(float *part, const float *q, const float *k, const float *v, const int32_t *q_start,
+                               int B, int Tq, int Tk, int Hq, int Hkv, int K, float scale, int nsplit)
+{
+    __shared__ float sm[AW][2], sacc[AW][32 * KMAX_LANE];
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, split = blockIdx.x;
+    size_t row = blockIdx.y; /* over B*Hq*Tq, i fastest */
+    int i = row % Tq, h = (row / Tq) % Hq, bb = row / ((size_t)Tq * Hq);
+    int kh = h / (Hq / Hkv), last = (q_start ? q_start[bb] : 0) + i;
+    if (last > Tk - 1) last = Tk - 1;
+    int j0 = split * DEC_KEYS, j1 = min(j0 + DEC_KEYS, last + 1);
+    const float *qi = q + (((size_t)bb * Tq + i) * Hq + h) * K;
+    float qr[KMAX_LANE], acc[KMAX_LANE];
+#pragma unroll
+    for (int u = 0; u < KMAX_LANE; u++) {
+        int c = lane + 32 * u;
+        qr[u] = c < K ? qi[c] * scale : 0.0f;
+        acc[u] = 0;
+    }
+    float m = -INFINITY, l = 0;
+    for (int j = j0 + w; j < j1; j += AW) {
+        const float *kj = k + (((size_t)bb * Tk + j) * Hkv + kh) * K, *vj = v + (((size_t)bb * Tk + j) * Hkv + kh) * K;
+        float kr[KMAX_LANE], vr[KMAX_LANE], sc = 0;
+#pragma unroll
+        for (int u = 0; u < KMAX_LANE; u++) { /* both rows' loads in flight before the reduction */
+            int c = lane + 32 * u;
+            kr[u] = c < K ? kj[c] : 0.0f;
+            vr[u] = c < K ? vj[c] : 0.0f;
+        }
+#pragma unroll
+        for (int u = 0; u < KMAX_LANE; u++) sc += qr[u] * kr[u];
+        sc = kc_warp_sum(sc);
+        float mn = fmaxf(m, sc), corr = expf(m - mn), p = expf(sc - mn);
+        l = l * corr + p;
+#pragma unroll
+        for (int u = 0; u < KMAX_LANE; u++) acc[u] = acc[u] * corr + p * vr[u];
+        m = mn;
+    }
+    if (lane == 0) { sm[w][0] = m; sm[w][1] = l; }
+#pragma unroll
+    for (int u = 0; u < KMAX_LANE; u++) sacc[w][lane + 32 * u] = acc[u];
+    __syncthreads();
+    if (w) return;
+    float M = -INFINITY;
+    for (int x = 0; x < AW; x++) M = fmaxf(M, sm[x][0]);
+    float L = 0, f[AW];
+    for (int x = 0; x < AW; x++) {
+        f[x] = sm[x][1] > 0 ? expf(sm[x][0] - M) : 0.0f;
+        L += sm[x][1] * f[x];
+    }
+    float *pp = part + (row * nsplit + split) * (size_t)(K + 2);
+    if (lane == 0) { pp[0] = M; pp[1] = L; }
+    for (int c = lane; c < K; c += 32) {
+        float a = 0;
+        for (int x = 0; x < AW; x++) a += sacc[x][c] * f[x];
+        pp[2 + c] = a;
+    }
+}
+
+__global__ void attn_dec_combine(float *out, float *lse, const float *part, int rows, int Tq, int Hq, int K, int nsplit)
+{
+    int lane = threadIdx.x & 31;
+    size_t row = (size_t)blockIdx.x * AW + (threadIdx.x >> 5);
+    if (row >= (size_t)rows) return;
+    const float *pr = part + row * nsplit * (size_t)(K + 2);
+    float M = -INFINITY;
+    for (int s = 0; s < nsplit; s++)
+        if (pr[s * (size_t)(K + 2) + 1] > 0) M = fmaxf(M, pr[s * (size_t)(K + 2)]);
+    float L = 0;
+    for (int s = 0; s < nsplit; s++) {
+        float l = pr[s * (size_t)(K + 2) + 1];
+        if (l > 0) L += l * expf(pr[s * (size_t)(K + 2)] - M);
+    }
+    float inv = L > 0 ? 1.0f / L : 0.0f;
+    int i = row % Tq, h = (row / Tq) % Hq, bb = row / ((size_t)Tq * Hq);
+    float *oi = out + (((size_t)bb * Tq + i) * Hq + h) * K;
+    for (int c = lane; c < K; c += 32) {
+        float a = 0;
+        for (int s = 0; s < nsplit; s++) {
+            const float *ps = pr + s * (size_t)(K + 2);
+            if (ps[1] > 0) a += ps[2 + c] * expf(ps[0] - M);
+        }
+        oi[c] = a * inv;
+    }
+    if (lse && lane == 0) lse[((size_t)bb * Hq + h) * Tq + i] = L > 0 ? M + logf(L) : -INFINITY;
+}
+
+static void attn_decode(k_backend *b, float *out, float *lse, const float *q, const float *k, const float *v,
+                        const int32_t *q_start, const k_attn_shape *s)
+{
+    int nsplit = (s->Tk + DEC_KEYS - 1) / DEC_KEYS;
+    size_t rows = (size_t)s->B * s->Hq * s->Tq;
+    float *part = (float *)kcuda_scratch(b, rows * nsplit * (size_t)(s->K + 2) * sizeof(float));
+    attn_dec_split<<<dim3(nsplit, (unsigned)rows), 32 * AW, 0, ST>>>(part, q, k, v, q_start, s->B, s->Tq, s->Tk,
+                                                                       s->Hq, s->Hkv, s->K, s->scale, nsplit);
+    KLAUNCH_CHECK();
+    attn_dec_combine<<<kc_blocks(rows, AW), 32 * AW, 0, ST>>>(out, lse, part, (int)rows, s->Tq, s->Hq, s->K, nsplit);
+    KLAUNCH_CHECK();
+}
+
 void kcuda_attn_fwd(k_backend *b, float *out, float *lse, const float *q, const float *k, const float *v,
                     const int32_t *q_start, const int32_t *seg, const k_attn_shape *s)
 {
@@ -79,6 +189,12 @@ void kcuda_attn_fwd(k_backend *b, float *out, float *lse, const float *q, const 
     if (!rows) return;
     if (kcuda_flash_ok(b, s, q, k, v, out)) {
         kcuda_flash_fwd(b, out, lse, q, k, v, q_start, seg, s);
+        return;
+    }
+    /* split-K when there are many keys per row to walk and few rows to spread them over */
+    if (!seg && s->Tk > 2 * DEC_KEYS && rows < (size_t)16 * KCUDA_CTX(b)->n_sm && rows <= 65535 &&
+        !getenv("HX_CUDA_ATTN_NOSPLIT")) {
+        attn_decode(b, out, lse, q, k, v, q_start, s);
         return;
     }
     attn_fwd_kernel<<<kc_blocks(rows, AW), 32 * AW, 0, ST>>>(out, lse, q, k, v, q_start, seg, s->B, s->Tq, s->Tk,

@@ -147,19 +147,25 @@ static void convert_bf16(k_backend *b, __nv_bfloat16 *dst, const float *src, int
 }
 
 typedef struct kcuda_mm_entry {
-    int ta, tb, m, n, k, lda, ldb, ldc;
+    int ta, tb, m, n, k, lda, ldb, ldc, align_c;
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t la, lb, lc;
     cublasLtMatmulAlgo_t algo;
+    cublasLtMatmulHeuristicResult_t cand[8]; /* the heuristic's candidates, best first */
+    int n_cand;
 } kcuda_mm_entry;
 
-static kcuda_mm_entry *mm_plan(k_backend *b, int ta, int tb, int m, int n, int k, int lda, int ldb, int ldc)
+/* The heuristic assumes 256-byte aligned pointers unless told otherwise, and an algorithm it picks for those
+ * answers CUBLAS_STATUS_NOT_SUPPORTED on a C that is less aligned (an output view at an odd float offset): the
+ * plan is made for, and keyed by, C's alignment (A and B are scratch copies, 256-byte aligned). */
+static kcuda_mm_entry *mm_plan(k_backend *b, int ta, int tb, int m, int n, int k, int lda, int ldb, int ldc,
+                               int align_c)
 {
     kcuda_ctx *c = KCUDA_CTX(b);
     for (int i = 0; i < c->mm_n; i++) {
         kcuda_mm_entry *e = &c->mm_cache[i];
         if (e->ta == ta && e->tb == tb && e->m == m && e->n == n && e->k == k && e->lda == lda && e->ldb == ldb &&
-            e->ldc == ldc)
+            e->ldc == ldc && e->align_c == align_c)
             return e;
     }
     if (c->mm_n == c->mm_cap) {
@@ -169,6 +175,7 @@ static kcuda_mm_entry *mm_plan(k_backend *b, int ta, int tb, int m, int n, int k
     kcuda_mm_entry *e = &c->mm_cache[c->mm_n];
     memset(e, 0, sizeof *e);
     e->ta = ta; e->tb = tb; e->m = m; e->n = n; e->k = k; e->lda = lda; e->ldb = ldb; e->ldc = ldc;
+    e->align_c = align_c;
     CKLT(cublasLtMatmulDescCreate(&e->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
     CKLT(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa));
@@ -181,12 +188,15 @@ static kcuda_mm_entry *mm_plan(k_backend *b, int ta, int tb, int m, int n, int k
     CKLT(cublasLtMatmulPreferenceCreate(&pref));
     CKLT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &c->lt_ws_bytes,
                                               sizeof c->lt_ws_bytes));
-    cublasLtMatmulHeuristicResult_t res;
+    uint32_t al = (uint32_t)align_c;
+    CKLT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al, sizeof al));
+    CKLT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al, sizeof al));
     int got = 0;
-    CKLT(cublasLtMatmulAlgoGetHeuristic(c->lt, e->op, e->la, e->lb, e->lc, e->lc, pref, 1, &res, &got));
+    CKLT(cublasLtMatmulAlgoGetHeuristic(c->lt, e->op, e->la, e->lb, e->lc, e->lc, pref, 8, e->cand, &got));
     cublasLtMatmulPreferenceDestroy(pref);
     if (got < 1) BUG("cuBLASLt: no bf16 algorithm for m=%d n=%d k=%d lda=%d ldb=%d ldc=%d", m, n, k, lda, ldb, ldc);
-    e->algo = res.algo;
+    e->n_cand = got;
+    e->algo = e->cand[0].algo;
     c->mm_n++;
     return e;
 }
@@ -218,10 +228,21 @@ void kcuda_matmul(k_backend *b, int transA, int transB, int M, int N, int K, flo
     convert_bf16(b, A16, A, ar, ac, lda);
     convert_bf16(b, B16, B, br, bc, ldb);
     /* column-major: C^T[N,M] = op(B)^T[N,K] op(A)^T[K,M]; the row-major buffer of B is B^T column-major */
-    kcuda_mm_entry *e = mm_plan(b, transB, transA, N, M, K, bc, ac, ldc);
+    int align_c = 256;
+    while (align_c > 4 && ((uintptr_t)C & (uintptr_t)(align_c - 1))) align_c >>= 1;
+    kcuda_mm_entry *e = mm_plan(b, transB, transA, N, M, K, bc, ac, ldc, align_c);
     kcuda_ctx *c = KCUDA_CTX(b);
-    CKLT(cublasLtMatmul(c->lt, e->op, &alpha, B16, e->la, A16, e->lb, &beta, C, e->lc, C, e->lc, &e->algo,
-                        c->lt_ws, c->lt_ws_bytes, c->stream));
+    cublasStatus_t st = cublasLtMatmul(c->lt, e->op, &alpha, B16, e->la, A16, e->lb, &beta, C, e->lc, C, e->lc,
+                                       &e->algo, c->lt_ws, c->lt_ws_bytes, c->stream);
+    /* an algorithm that refuses these operands (the heuristic cannot see everything): the next candidate, kept */
+    for (int i = 1; st == CUBLAS_STATUS_NOT_SUPPORTED && i < e->n_cand; i++) {
+        st = cublasLtMatmul(c->lt, e->op, &alpha, B16, e->la, A16, e->lb, &beta, C, e->lc, C, e->lc, &e->cand[i].algo,
+                            c->lt_ws, c->lt_ws_bytes, c->stream);
+        if (st == CUBLAS_STATUS_SUCCESS) e->algo = e->cand[i].algo;
+    }
+    if (st != CUBLAS_STATUS_SUCCESS)
+        BUG("cuBLASLt: matmul m=%d n=%d k=%d lda=%d ldb=%d ldc=%d (C aligned to %d bytes): status %d", N, M, K, bc,
+            ac, ldc, align_c, (int)st);
 }
 
 /* ---- the op table ---- */

@@ -82,6 +82,7 @@ static int mc_recompute(k_backend *dev, const nn_config *c, const char *name, in
 
 int main(void)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* the log shows how far it got if something aborts */
     k_backend *cpu = k_backend_new("cpu", 0), *gpu = k_backend_new("cuda", 0);
     if (!gpu) {
         fprintf(stderr, "cuda_model: %s\n", hx_last_error());

@@ -526,6 +526,11 @@ static const tcase cases[] = {
     {"attn", 2, 333, 16, 8, 128, 0, t_attn},
     {"attn", 2, 700, 16, 8, 128, 3, t_attn},
     {"attn", 1, 77, 4, 4, 128, 0, t_attn},
+    /* long caches, few rows: attention.cu's split-K decode (DEC_KEYS per block, then the combine) */
+    {"attn", 2, 3000, 16, 8, 128, 2, t_attn},
+    {"attn", 3, 1500, 4, 1, 64, 2, t_attn},
+    {"attn", 1, 2100, 4, 2, 32, 2, t_attn},
+    {"attn", 1, 600, 2, 1, 16, 0, t_attn},
     {"losses", 5, 384, 0, 0, 0, 0, t_losses},
     {"losses", 9, 151936, 1, 0, 0, 0, t_losses},
     {"adamw", 1000, 3, 0, 0, 0, 0, t_adamw},
