@@ -12,16 +12,17 @@
  * sequential, and it is independent per value column, so the work splits into five kernels:
  *
  *  forward
- *   1. kcp_intra   (chunk, b*h)     G = cumsum(g), Aqk, A (L = diag(beta) A), W = (I+L)^-1 diag(beta) K e^G,
- *                                   U = (I+L)^-1 diag(beta) V, QG = Q e^G, KD = K e^(G_last - G), el = e^G_last
+ *   1. kcp_intra   (chunk, b*h)     G = cumsum(g), Aqk, A (L = diag(beta) A), Ai = (I+L)^-1 (blocked, as fla's
+ *                                   solve_tril), W = Ai diag(beta) K e^G, U = Ai diag(beta) V, QG = Q e^G,
+ *                                   KD = K e^(G_last - G), el = e^G_last
  *   2. kcp_state   (V/VT, b*h)      per chunk, in order: save S0; Vn = U - W S0 (written over U);
  *                                   VT = 32, or 16 when that gives too few blocks (kcp_narrow);
  *                                   S1 = diag(el) S0 + KD^T Vn. State tile [K x VT] in shared memory.
  *   3. kcp_out     (chunk, b*h)     O = QG S0 + Aqk Vn
- *  backward (kcp_intra again, with A kept)
+ *  backward (kcp_intra again, with A and Ai kept)
  *   4. kcp_state_bwd (V/VT, b*h)    per chunk, in reverse: save dS1; dVn = Aqk^T dO + KD dS1;
  *                                   dS0 = diag(el) dS1 + QG^T dO - W^T dVn
- *   5. kcp_bwd     (chunk, b*h)     Vn = U - W S0; dQG, dW, dAqk, dKD, del; dR = (I+L)^-T [dW | dVn];
+ *   5. kcp_bwd     (chunk, b*h)     Vn = U - W S0; dQG, dW, dAqk, dKD, del; dR = Ai^T [dW | dVn];
  *                                   dv, dl, dbeta; elementwise and pairwise exp factors -> dq, dk, dG; dg =
  *                                   reverse cumsum of dG.
  *
@@ -30,12 +31,13 @@
  *   exp(G_r - G_j) = exp(G_r - G_r0) * exp(G_r0 - G_j),  r >= r0 >= j,
  * so both factors are <= 1 (strong decay underflows to 0, never overflows) and the off-diagonal part of
  * A, Aqk (and of their gradients) becomes plain products of factored rows.
- * The triangular solves run one column of [W | U] (or [dW | dVn]) per thread, the column held in 64
- * registers, the loops unrolled at compile time.
+ * The triangular solves are products with the inverse: only the four diagonal 16x16 blocks of (I+L) are
+ * inverted by substitution (16 steps), the rest of Ai by 16x16 products, and [W | U], [dRW | dRU] are
+ * tensor-core products with it (k = 64) instead of a 64-step substitution per column.
  *
  * Memory and numbers are fp32; the matrix products run on the tensor cores as 3xTF32 (kcp_tc below), which
  * keeps the op tests' 1e-4 against the fp32 CPU (plain TF32 measured 2-3e-4, bf16 would be ~3e-3). The
- * exps, cumsums, triangular solves and the per-element diagonal blocks are fp32 SIMT. Scratch buffers are
+ * exps, cumsums, the 16x16 inverses and the per-element diagonal blocks are fp32 SIMT. Scratch buffers are
  * chunk-major: chunk n of (b, h) is the 64-row block at ((b*H + h)*NC + n)*64*width. Blocks of 256 threads;
  * global reads go through cp.async batches into shared memory, read-modify-writes of the gradients load a
  * whole batch before storing (one memory latency per batch, not per element).
@@ -183,6 +185,14 @@ __device__ __forceinline__ void kcp_cp_rows(float *dst, int ld, const float *src
     }
 }
 
+/* exp of the decay factors (every argument <= 0 but for rounding). KCP_FASTEXP (default 1): exp2f(x log2 e),
+ * the ex2 unit (~2 ulp plus the rounding of x log2 e, ~1e-6 relative at |x| ~ 20) instead of expf's range
+ * reduction; kcp_intra 0.8 ms, kcp_bwd 0.4 ms per call faster (one H200, B=8 T=4096), op tests unchanged at 1e-4. */
+#ifndef KCP_FASTEXP
+#define KCP_FASTEXP 1
+#endif
+__device__ __forceinline__ float kcp_exp(float x) { return KCP_FASTEXP ? exp2f(x * 1.4426950408889634f) : expf(x); }
+
 /* G[r][i] = sum_{j<=r} g_j (in place over the loaded g) */
 template <int K> __device__ __forceinline__ void kcp_cumsum(float *G, int ld)
 {
@@ -195,23 +205,35 @@ template <int K> __device__ __forceinline__ void kcp_cumsum(float *G, int ld)
     }
 }
 
-template <int K> static size_t kcp_intra_smem() { return sizeof(float) * (3 * 64 * (K + 1) + 16 * (K + 1) * 2 + 48 * (K + 1) + 64 * 65 + 64); }
+/* shared memory of kcp_intra: G, q, k (64 x LK); the off-diagonal factor rows (80 x LK), later (I+L)^-1 and
+ * its level temporaries; L (64 x 65); beta; V (64 x LW, loaded at the start) */
+template <int K> struct kcp_intra_l {
+    static constexpr int LK = K + 1, LW = K + 8, LI = 64 + 4;
+    static constexpr int G = 0, q = G + 64 * LK, k = q + 64 * LK, f = k + 64 * LK, L = f + 80 * LK, beta = L + 64 * 65;
+    static constexpr int V = beta + 64;
+    static constexpr size_t bytes = sizeof(float) * (size_t)(V + 64 * LW);
+    static_assert(64 * LI + 3 * 256 <= 80 * LK && 64 * LW <= 2 * 64 * LK && V % 4 == 0, "kcp_intra: layout");
+};
+template <int K> static size_t kcp_intra_smem() { return kcp_intra_l<K>::bytes; }
 
-/* 1. intra-chunk: Aqk, A (optional), W, U, QG, KD, el of chunk blockIdx.x of (b, h) = blockIdx.y */
+/* 1. intra-chunk: Aqk, A and (I+L)^-1 (both optional), W, U, QG, KD, el of chunk blockIdx.x of (b, h) = blockIdx.y */
 template <int K, int V>
-__global__ void __launch_bounds__(KCP_NT) kcp_intra(float *Aqk_o, float *A_o, float *W_o, float *U_o, float *QG_o,
-    float *KD_o, float *el_o, const float *q, const float *k, const float *v, const float *g, const float *beta, int T,
-    int H)
+__global__ void __launch_bounds__(KCP_NT) kcp_intra(float *Aqk_o, float *A_o, float *Ai_o, float *W_o, float *U_o,
+    float *QG_o, float *KD_o, float *el_o, const float *q, const float *k, const float *v, const float *g,
+    const float *beta, int T, int H)
 {
-    constexpr int LK = K + 1;
+    typedef kcp_intra_l<K> L;
+    static_assert(K == V, "kcp_intra: W and U share one product shape");
+    constexpr int LK = L::LK, LW = L::LW, LI = L::LI;
     const int n = blockIdx.x, NC = gridDim.x, bh = blockIdx.y, b = bh / H, h = bh % H, t0 = n * KCP_CH;
     const int c = T - t0 < KCP_CH ? T - t0 : KCP_CH, tid = threadIdx.x;
     const size_t bhn = (size_t)bh * NC + n, rowk = ((size_t)b * T + t0) * H * K + (size_t)h * K;
-    float *Gs = kcp_smem, *qs = Gs + 64 * LK, *ks = qs + 64 * LK, *fq = ks + 64 * LK, *fk = fq + 16 * LK;
-    float *cf = fk + 16 * LK, *Ls = cf + 48 * LK, *bs = Ls + 64 * 65;
+    float *Gs = kcp_smem + L::G, *qs = kcp_smem + L::q, *ks = kcp_smem + L::k, *fq = kcp_smem + L::f, *fk = fq + 16 * LK;
+    float *cf = fk + 16 * LK, *Ls = kcp_smem + L::L, *bs = kcp_smem + L::beta, *Vs = kcp_smem + L::V;
     kcp_cp4_rows(Gs, LK, g + rowk, (size_t)H * K, K, c);
     kcp_cp4_rows(qs, LK, q + rowk, (size_t)H * K, K, c);
     kcp_cp4_rows(ks, LK, k + rowk, (size_t)H * K, K, c);
+    kcp_cp_rows(Vs, LW, v + ((size_t)b * T + t0) * H * V + (size_t)h * V, (size_t)H * V, V, c);
     kcp_commit();
     if (tid < KCP_CH) bs[tid] = tid < c ? beta[((size_t)b * T + t0 + tid) * H + h] : 0.0f;
     kcp_wait<0>();
@@ -222,24 +244,24 @@ __global__ void __launch_bounds__(KCP_NT) kcp_intra(float *Aqk_o, float *A_o, fl
     for (int idx = tid; idx < 64 * K; idx += KCP_NT) {
         int r = idx / K, i = idx % K;
         float Gr = Gs[r * LK + i];
-        QG_o[bhn * 64 * K + idx] = qs[r * LK + i] * expf(Gr);
-        KD_o[bhn * 64 * K + idx] = ks[r * LK + i] * expf(Gl[i] - Gr);
+        QG_o[bhn * 64 * K + idx] = qs[r * LK + i] * kcp_exp(Gr);
+        KD_o[bhn * 64 * K + idx] = ks[r * LK + i] * kcp_exp(Gl[i] - Gr);
     }
-    for (int i = tid; i < K; i += KCP_NT) el_o[bhn * K + i] = expf(Gl[i]);
+    for (int i = tid; i < K; i += KCP_NT) el_o[bhn * K + i] = kcp_exp(Gl[i]);
 
     /* A and Aqk: thread (ty, tx) owns entry (16a + ty, 16b + tx) of every 16x16 block (a, b) */
     const int ty = tid / 16, tx = tid % 16;
     float aq[4][4], ak[4][4];
     kcp_zero(aq);
     kcp_zero(ak);
-    if (tx <= ty) /* diagonal blocks, per element */
+    if (tx <= ty) /* diagonal blocks, per element (splitting the i loop with the idle upper threads measured slower) */
 #pragma unroll
         for (int a = 0; a < 4; a++) {
             const float *qr = qs + (16 * a + ty) * LK, *kr = ks + (16 * a + ty) * LK, *kj = ks + (16 * a + tx) * LK;
             const float *Gr = Gs + (16 * a + ty) * LK, *Gj = Gs + (16 * a + tx) * LK;
             float sq = 0.0f, sk = 0.0f;
             for (int i = 0; i < K; i++) {
-                float e = expf(Gr[i] - Gj[i]) * kj[i];
+                float e = kcp_exp(Gr[i] - Gj[i]) * kj[i];
                 sq += qr[i] * e;
                 sk += kr[i] * e;
             }
@@ -252,13 +274,13 @@ __global__ void __launch_bounds__(KCP_NT) kcp_intra(float *Aqk_o, float *A_o, fl
         const float *G0 = Gs + 16 * a * LK;
         for (int idx = tid; idx < 16 * K; idx += KCP_NT) {
             int r = idx / K, i = idx % K;
-            float f = expf(Gs[(16 * a + r) * LK + i] - G0[i]);
+            float f = kcp_exp(Gs[(16 * a + r) * LK + i] - G0[i]);
             fq[r * LK + i] = qs[(16 * a + r) * LK + i] * f;
             fk[r * LK + i] = ks[(16 * a + r) * LK + i] * f;
         }
         for (int idx = tid; idx < 16 * a * K; idx += KCP_NT) {
             int j = idx / K, i = idx % K;
-            cf[j * LK + i] = ks[j * LK + i] * expf(G0[i] - Gs[j * LK + i]);
+            cf[j * LK + i] = ks[j * LK + i] * kcp_exp(G0[i] - Gs[j * LK + i]);
         }
         __syncthreads();
 #pragma unroll
@@ -282,31 +304,82 @@ __global__ void __launch_bounds__(KCP_NT) kcp_intra(float *Aqk_o, float *A_o, fl
             if (A_o) A_o[bhn * 4096 + r * 64 + j] = ak[a][bb];
             Ls[r * 65 + j] = bs[r] * ak[a][bb];
         }
+    /* K e^G (W's right side) into registers; it goes over G and q once those are read */
+    constexpr int NKG = 64 * K / KCP_NT;
+    float kg[NKG];
+#pragma unroll
+    for (int m = 0; m < NKG; m++) {
+        int idx = m * KCP_NT + tid, r = idx / K, i = idx % K;
+        kg[m] = ks[r * LK + i] * kcp_exp(Gs[r * LK + i]);
+    }
+    /*
+     * [W | U] = (I + L)^-1 diag(beta) [K e^G | V], the inverse blocked as fla's solve_tril: the four diagonal
+     * 16x16 blocks of the unit lower triangular (I + L) by forward substitution (one column per thread), then
+     * the off-diagonal blocks of the inverse level by level (distance d = a - b):
+     *   Ai[a][b] = -Ai[a][a] sum_{b <= c < a} L[a][c] Ai[c][b].
+     * The two right-hand sides are then tensor-core products with Ai diag(beta) (k = 64), which replace the
+     * 64-step substitution per column.
+     */
+    float *Ai = fq, *Xt = Ai + 64 * LI, *KGs = Gs;
+    __syncthreads(); /* the factor rows are read */
+    for (int idx = tid; idx < 64 * LI; idx += KCP_NT) Ai[idx] = 0.0f;
     __syncthreads();
-
-    /* (I + L) [W | U] = diag(beta) [K e^G | V]: forward substitution, one column per thread */
-    const float *vb = v + ((size_t)b * T + t0) * H * V + (size_t)h * V;
-    for (int col = tid; col < K + V; col += KCP_NT) {
-        float x[64];
-        if (col < K)
 #pragma unroll
-            for (int r = 0; r < 64; r++) x[r] = bs[r] * ks[r * LK + col] * expf(Gs[r * LK + col]);
-        else
+    for (int m = 0; m < NKG; m++) {
+        int idx = m * KCP_NT + tid;
+        KGs[(idx / K) * LW + idx % K] = kg[m];
+    }
+    if (tid < 64) { /* column j of diagonal block a */
+        const int a = tid / 16, j = tid % 16, r0 = 16 * a;
+        float x[16];
 #pragma unroll
-            for (int r = 0; r < 64; r++) x[r] = r < c ? bs[r] * vb[(size_t)r * H * V + col - K] : 0.0f;
+        for (int r = 0; r < 16; r++) {
+            float s = r == j ? 1.0f : 0.0f;
 #pragma unroll
-        for (int r = 1; r < 64; r++) {
-            float s = x[r];
-#pragma unroll
-            for (int j = 0; j < r; j++) s -= Ls[r * 65 + j] * x[j];
+            for (int m = 0; m < r; m++) s -= Ls[(r0 + r) * 65 + r0 + m] * x[m];
             x[r] = s;
         }
-        if (col < K)
 #pragma unroll
-            for (int r = 0; r < 64; r++) W_o[bhn * 64 * K + r * K + col] = x[r];
-        else
+        for (int r = 0; r < 16; r++) Ai[(r0 + r) * LI + r0 + j] = x[r];
+    }
+    __syncthreads();
 #pragma unroll
-            for (int r = 0; r < 64; r++) U_o[bhn * 64 * V + r * V + col - K] = x[r];
+    for (int d = 1; d < 4; d++) {
+        for (int a = d; a < 4; a++) { /* Xt = sum_c L[a][c] Ai[c][a - d] */
+            const int bb = a - d;
+            const float *lr = Ls + (16 * a + ty) * 65;
+            float s = 0.0f;
+            for (int m = 16 * bb; m < 16 * a; m++) s += lr[m] * Ai[m * LI + 16 * bb + tx];
+            Xt[(a - d) * 256 + ty * 16 + tx] = s;
+        }
+        __syncthreads();
+        for (int a = d; a < 4; a++) {
+            const float *ar = Ai + (16 * a + ty) * LI + 16 * a, *xt = Xt + (a - d) * 256 + tx;
+            float s = 0.0f;
+#pragma unroll
+            for (int m = 0; m < 16; m++) s += ar[m] * xt[m * 16];
+            Ai[(16 * a + ty) * LI + 16 * (a - d) + tx] = -s;
+        }
+        __syncthreads();
+    }
+    for (int idx = tid; idx < 4096; idx += KCP_NT) { /* keep Ai for the backward; scale its columns by beta */
+        int r = idx / 64, j = idx % 64;
+        float x = Ai[r * LI + j];
+        if (Ai_o) Ai_o[bhn * 4096 + idx] = x;
+        Ai[r * LI + j] = x * bs[j];
+    }
+    __syncthreads();
+    {
+        typedef kcp_tc<64, K, 2> P;
+        float acc[P::NACC];
+        P::zero(acc);
+        P::mm(acc, Ai, LI, 1, KGs, LW, 1, 64);
+#pragma unroll
+        for (int x = 0; x < P::NACC; x++) W_o[bhn * 64 * K + P::row(x) * K + P::col(x)] = acc[x];
+        P::zero(acc);
+        P::mm(acc, Ai, LI, 1, Vs, LW, 1, 64);
+#pragma unroll
+        for (int x = 0; x < P::NACC; x++) U_o[bhn * 64 * V + P::row(x) * V + P::col(x)] = acc[x];
     }
 }
 
@@ -512,16 +585,20 @@ template <int K, int V> struct kcp_bwd_layout {
     static_assert(K == V, "kcp_bwd: W shares the V-wide slots");
     static constexpr int small = 2 * 64 * LA + K + 64 + 64 + KCP_NT + 2 * K;
     static constexpr int p12 = K * LV + 3 * 64 * LV;     /* S0, Vn, dO | dS1 (two slots), dVn */
+    static constexpr int LH = K + V + 8, LI = 64 + 8;  /* phase 4's [dW | dVn] and Ai (n- and m-contiguous) */
+    static constexpr int p4 = 64 * LR + 64 * LH + 64 * LI; /* dR, [dW | dVn], Ai */
     static constexpr int p5 = 2 * 64 * LR + 64 * LA;     /* dR, [W | U], dl * A */
     static constexpr int p6 = 4 * 64 * LK + 2 * 64 * LA; /* G, q, k, dG, dAqk^T, dA^T */
     static constexpr int arena = p12 > p5 ? (p12 > p6 ? p12 : p6) : (p5 > p6 ? p5 : p6);
+    static_assert(p4 <= arena, "kcp_bwd: phase 4 fits the arena");
     static constexpr size_t bytes = sizeof(float) * (size_t)(small + arena);
 };
 
 /* 5. backward inside chunk blockIdx.x of (b, h) = blockIdx.y, given S0 (sch), dS1 (dSc) and dVn */
 template <int K, int V>
 __global__ void __launch_bounds__(KCP_NT) kcp_bwd(float *dq, float *dk, float *dv, float *dg, float *dbeta,
-    float *X1, float *X2, float *X3, float *dVnR, const float *U, const float *W, const float *A, const float *sch,
+    float *X1, float *X2, float *X3, const float *dVnR, const float *U, const float *W, const float *A,
+    const float *Ainv, const float *sch,
     const float *dSc, const float *dout, const float *q, const float *k, const float *v, const float *g,
     const float *beta, int T, int H)
 {
@@ -535,8 +612,9 @@ __global__ void __launch_bounds__(KCP_NT) kcp_bwd(float *dq, float *dk, float *d
     float *dAqks = kcp_smem, *dAs = dAqks + 64 * LA, *dels = dAs + 64 * LA, *bs = dels + K;
     float *dbs = bs + 64, *red = dbs + 64, *colt = red + KCP_NT, *ar = colt + 2 * K;
     const float *S0 = sch + bhn * K * V, *dS1 = dSc + bhn * K * V;
-    float *X1c = X1 + bhn * 64 * K, *X2c = X2 + bhn * 64 * K, *X3c = X3 + bhn * 64 * K, *dVc = dVnR + bhn * 64 * V;
-    const float *Uc = U + bhn * 64 * V, *Wc = W + bhn * 64 * K, *Ac = A + bhn * 4096;
+    float *X1c = X1 + bhn * 64 * K, *X2c = X2 + bhn * 64 * K, *X3c = X3 + bhn * 64 * K;
+    const float *dVc = dVnR + bhn * 64 * V, *Uc = U + bhn * 64 * V, *Wc = W + bhn * 64 * K, *Ac = A + bhn * 4096;
+    const float *Aic = Ainv + bhn * 4096;
 
     /* Global memory is read through cp.async batches (one wait per batch) and written or accumulated with
      * unrolled loops, so no loop waits on one load at a time. */
@@ -613,30 +691,28 @@ __global__ void __launch_bounds__(KCP_NT) kcp_bwd(float *dq, float *dk, float *d
         for (int x = 0; x < P::NACC; x++) X2c[P::row(x) * K + P::col(x)] = acc[x];
     }
     __syncthreads();
-    /* phase 4: (I+L)^T [dRW | dRU] = [dW | dVn], back substitution per column; L[j][r] = beta_j A[j][r] */
-    float *Lt = ar;
-    for (int idx = tid; idx < 4096; idx += KCP_NT) Lt[(idx / 64) * 65 + idx % 64] = bs[idx / 64] * Ac[idx];
+    /* phase 4: [dRW | dRU] = (I+L)^-T [dW | dVn] = Ai^T [dW | dVn], Ai = (I+L)^-1 from kcp_intra; into dRs */
+    float *dRs = ar, *Rh = dRs + 64 * LR, *Ais = Rh + 64 * L::LH;
+    kcp_cp_block(Rh, L::LH, X3c, 64, K);
+    kcp_cp_block(Rh + K, L::LH, dVc, 64, V);
+    kcp_cp_block(Ais, L::LI, Aic, 64, 64);
+    kcp_commit();
+    kcp_wait<0>();
     __syncthreads();
-    for (int col = tid; col < K + V; col += KCP_NT) {
-        float x[64];
-        const float *src = col < K ? X3c + col : dVc + col - K;
-        const int ld = col < K ? K : V;
+    {
+        typedef kcp_tc<64, K, 2> P;
+        float acc[P::NACC];
 #pragma unroll
-        for (int r = 0; r < 64; r++) x[r] = src[r * ld];
+        for (int half = 0; half < 2; half++) {
+            P::zero(acc);
+            P::mm(acc, Ais, 1, L::LI, Rh + half * K, L::LH, 1, 64);
 #pragma unroll
-        for (int r = 63; r >= 0; r--) {
-            float s = x[r];
-#pragma unroll
-            for (int j = r + 1; j < 64; j++) s -= Lt[j * 65 + r] * x[j];
-            x[r] = s;
-            asm volatile("" ::: "memory"); /* keeps the compiler from hoisting all 2016 loads of Lt (spills) */
+            for (int x = 0; x < P::NACC; x++) {
+                int r = P::row(x), e = P::col(x);
+                dRs[r * LR + half * K + e] = acc[x];
+                if (!half) X3c[r * K + e] = acc[x]; /* dRW again in phase 6 */
+            }
         }
-        if (col < K)
-#pragma unroll
-            for (int r = 0; r < 64; r++) X3c[r * K + col] = x[r];
-        else
-#pragma unroll
-            for (int r = 0; r < 64; r++) dVc[r * V + col - K] = x[r];
     }
     __syncthreads();
     /* dv += diag(beta) dRU, in batches whose loads all issue before their stores */
@@ -646,7 +722,7 @@ __global__ void __launch_bounds__(KCP_NT) kcp_bwd(float *dq, float *dk, float *d
         for (int m = 0; m < 8; m++) {
             int idx = base + m * KCP_NT + tid, r = idx / V, e = idx % V;
             o[m] = r < c ? dv[rowv + (size_t)r * sv + e] : 0.0f;
-            u[m] = dVc[idx];
+            u[m] = dRs[r * LR + K + e];
         }
 #pragma unroll
         for (int m = 0; m < 8; m++) {
@@ -655,10 +731,8 @@ __global__ void __launch_bounds__(KCP_NT) kcp_bwd(float *dq, float *dk, float *d
         }
     }
     /* phase 5: dl = -[dRW | dRU] [W | U]^T (j < r), dA = beta_r dl; dbeta partials dRU.v + dl.A */
-    float *dRs = ar, *WUs = dRs + 64 * LR, *Ps = WUs + 64 * LR;
-    kcp_cp_block(dRs, LR, X3c, 64, K);
+    float *WUs = dRs + 64 * LR, *Ps = WUs + 64 * LR;
     kcp_cp_block(WUs, LR, Wc, 64, K);
-    kcp_cp_block(dRs + K, LR, dVc, 64, V);
     kcp_cp_block(WUs + K, LR, Uc, 64, V);
     kcp_commit();
     kcp_wait<0>();
@@ -713,7 +787,7 @@ __global__ void __launch_bounds__(KCP_NT) kcp_bwd(float *dq, float *dk, float *d
         int r = tid >> 2, part = tid & 3;
         float s = 0.0f;
 #pragma unroll 8
-        for (int i = part; i < K; i += 4) s += X3c[r * K + i] * ks[r * LK + i] * expf(Gs[r * LK + i]);
+        for (int i = part; i < K; i += 4) s += X3c[r * K + i] * ks[r * LK + i] * kcp_exp(Gs[r * LK + i]);
         s += __shfl_xor_sync(0xffffffffu, s, 1);
         s += __shfl_xor_sync(0xffffffffu, s, 2);
         if (!part && r < c) dbeta[((size_t)b * T + t0 + r) * H + h] += dbs[r] + s;
@@ -739,7 +813,7 @@ __global__ void __launch_bounds__(KCP_NT) kcp_bwd(float *dq, float *dk, float *d
             qv[rr] = qs[r * LK + i];
             kv[rr] = ks[r * LK + i];
             Gv[rr] = Gs[r * LK + i];
-            float e = expf(Gv[rr]), ed = expf(Gl - Gv[rr]);
+            float e = kcp_exp(Gv[rr]), ed = kcp_exp(Gl - Gv[rr]);
             float dQG = X1c[r * K + i], dKG = bs[r] * X3c[r * K + i], dKD = X2c[r * K + i];
             float kd = dKD * kv[rr] * ed;
             dqa[rr] = dQG * e;
@@ -755,7 +829,7 @@ __global__ void __launch_bounds__(KCP_NT) kcp_bwd(float *dq, float *dk, float *d
             for (int rr = 0; rr < 16; rr++)
 #pragma unroll
                 for (int jj = 0; jj <= rr; jj++) {
-                    float E = expf(Gv[rr] - Gv[jj]);
+                    float E = kcp_exp(Gv[rr] - Gv[jj]);
                     float x = dAqks[(r0 + rr) * LA + r0 + jj], y = dAs[(r0 + rr) * LA + r0 + jj];
                     rq[rr] += x * kv[jj] * E;
                     rk[rr] += y * kv[jj] * E;
@@ -774,7 +848,7 @@ __global__ void __launch_bounds__(KCP_NT) kcp_bwd(float *dq, float *dk, float *d
             for (int rr = 0; rr < 16; rr++) sq[rr] = sk2[rr] = 0.0f;
             const float G0 = Gv[0];
             for (int j = 0; j < r0; j++) {
-                float kf = ks[j * LK + i] * expf(G0 - Gs[j * LK + i]);
+                float kf = ks[j * LK + i] * kcp_exp(G0 - Gs[j * LK + i]);
                 const float4 *pq = (const float4 *)(dAqkT + j * LA + r0), *pk = (const float4 *)(dAT + j * LA + r0);
 #pragma unroll
                 for (int m = 0; m < 4; m++) {
@@ -785,7 +859,7 @@ __global__ void __launch_bounds__(KCP_NT) kcp_bwd(float *dq, float *dk, float *d
             }
 #pragma unroll
             for (int rr = 0; rr < 16; rr++) {
-                float f = expf(Gv[rr] - G0), x = sq[rr] * f, y = sk2[rr] * f;
+                float f = kcp_exp(Gv[rr] - G0), x = sq[rr] * f, y = sk2[rr] * f;
                 dqa[rr] += x;
                 dka[rr] += y;
                 dGa[rr] += qv[rr] * x + kv[rr] * y;
@@ -798,7 +872,7 @@ __global__ void __launch_bounds__(KCP_NT) kcp_bwd(float *dq, float *dk, float *d
 #pragma unroll
             for (int jj = 0; jj < 16; jj++) y[jj] = 0.0f;
             for (int rr = 0; rr < 16; rr++) {
-                float f = expf(Gs[(r2 + rr) * LK + i] - G0);
+                float f = kcp_exp(Gs[(r2 + rr) * LK + i] - G0);
                 float qf = qs[(r2 + rr) * LK + i] * f, kf = ks[(r2 + rr) * LK + i] * f;
                 const float4 *pq = (const float4 *)(dAqks + (r2 + rr) * LA + r0), *pk = (const float4 *)(dAs + (r2 + rr) * LA + r0);
 #pragma unroll
@@ -810,7 +884,7 @@ __global__ void __launch_bounds__(KCP_NT) kcp_bwd(float *dq, float *dk, float *d
             }
 #pragma unroll
             for (int jj = 0; jj < 16; jj++) {
-                float x = y[jj] * expf(G0 - Gv[jj]);
+                float x = y[jj] * kcp_exp(G0 - Gv[jj]);
                 dka[jj] += x;
                 dGa[jj] -= kv[jj] * x;
             }
@@ -836,7 +910,7 @@ __global__ void __launch_bounds__(KCP_NT) kcp_bwd(float *dq, float *dk, float *d
     __syncthreads();
     /* G_last = G_(c-1) also carries sum_r dKD k e^(G_last - G) and del e^G_last; then dg_r = sum_{r' >= r} dG_r' */
     for (int x = tid; x < K; x += KCP_NT) {
-        float t = dels[x] * expf(Gs[63 * LK + x]);
+        float t = dels[x] * kcp_exp(Gs[63 * LK + x]);
         for (int p = x; p < KCP_NT; p += K) t += colt[p];
         float s = 0.0f;
         float *dgc = dg + rowk + x;
@@ -911,7 +985,7 @@ static void kp_done(int first, int n, int BH, int T)
 
 /* the scratch of one call: chunk-major work buffers (floats) */
 struct kcp_bufs {
-    float *Aqk, *A, *W, *U, *QG, *KD, *el, *sch, *dVn, *dSc, *X1, *X2, *X3;
+    float *Aqk, *A, *Ai, *W, *U, *QG, *KD, *el, *sch, *dVn, *dSc, *X1, *X2, *X3;
 };
 
 static void kcp_carve(kcp_bufs *s, float *p, size_t nbh, int K, int V, int bwd, int own_sch)
@@ -924,9 +998,10 @@ static void kcp_carve(kcp_bufs *s, float *p, size_t nbh, int K, int V, int bwd, 
     s->KD = p; p += rows * K;
     s->el = p; p += nbh * K;
     s->sch = own_sch ? p : NULL; p += own_sch ? nbh * K * V : 0;
-    s->A = s->dVn = s->dSc = s->X1 = s->X2 = s->X3 = NULL;
+    s->A = s->Ai = s->dVn = s->dSc = s->X1 = s->X2 = s->X3 = NULL;
     if (bwd) {
         s->A = p; p += rows * 64;
+        s->Ai = p; p += rows * 64;
         s->dVn = p; p += rows * V;
         s->dSc = p; p += nbh * K * V;
         s->X1 = p; p += rows * K;
@@ -938,7 +1013,7 @@ static void kcp_carve(kcp_bufs *s, float *p, size_t nbh, int K, int V, int bwd, 
 static size_t kcp_floats(size_t nbh, int K, int V, int bwd, int own_sch)
 {
     size_t rows = nbh * 64, f = rows * (64 + 3 * (size_t)K + V) + nbh * K + (own_sch ? nbh * K * V : 0);
-    if (bwd) f += rows * (64 + (size_t)V + 3 * (size_t)K) + nbh * K * V;
+    if (bwd) f += rows * (2 * 64 + (size_t)V + 3 * (size_t)K) + nbh * K * V;
     return f;
 }
 
@@ -1003,8 +1078,8 @@ static void kcp_intra_launch(k_backend *b, const kcp_bufs *s, const float *q, co
                              const float *g, const float *beta, int B, int T, int H, int NC)
 {
     dim3 grid(NC, B * H);
-    kcp_intra<K, V><<<grid, KCP_NT, kcp_intra_smem<K>(), KCUDA_STREAM(b)>>>(s->Aqk, s->A, s->W, s->U, s->QG, s->KD,
-                                                                             s->el, q, k, v, g, beta, T, H);
+    kcp_intra<K, V><<<grid, KCP_NT, kcp_intra_smem<K>(), KCUDA_STREAM(b)>>>(s->Aqk, s->A, s->Ai, s->W, s->U, s->QG,
+                                                                             s->KD, s->el, q, k, v, g, beta, T, H);
     KLAUNCH_CHECK();
 }
 
@@ -1060,7 +1135,7 @@ static void kcp_bwd_run(k_backend *b, float *dq, float *dk, float *dv, float *dg
     KLAUNCH_CHECK();
     kp_mark(b, 2);
     kcp_bwd<K, V><<<dim3(NC, B * H), KCP_NT, kcp_bwd_layout<K, V>::bytes, KCUDA_STREAM(b)>>>(
-        dq, dk, dv, dg, dbeta, s.X1, s.X2, s.X3, s.dVn, s.U, s.W, s.A, s_chunks, s.dSc, dout, q, k, v, g, beta, T, H);
+        dq, dk, dv, dg, dbeta, s.X1, s.X2, s.X3, s.dVn, s.U, s.W, s.A, s.Ai, s_chunks, s.dSc, dout, q, k, v, g, beta, T, H);
     KLAUNCH_CHECK();
     kp_mark(b, 3);
     kp_done(KP_INTRA_B, 3, B * H, T);
