@@ -47,7 +47,8 @@ refs=$what; [ "$what" = all ] && refs="kda attn dense train prefill"
 [ "$what" = hybrid ] && refs=""
 # Triton compiles and autotunes fla's kernels for minutes on a bare machine: keep its cache (and the autotuning
 # results) between calls -- a carried .hxdev/triton-cache.tgz is unpacked first, and the cache is packed to
-# $OUT (the device tool's output folder) afterwards; copy it back to .hxdev/ for the next call.
+# $OUT (the device tool's output folder) afterwards; copy it back to .hxdev/ for the next call. (fla's whole
+# cache came to more than the tool's 16 MiB per returned file in round 5, so it did not come back.)
 export TRITON_CACHE_DIR=${TRITON_CACHE_DIR:-/tmp/hx-triton-cache} TRITON_CACHE_AUTOTUNING=1
 [ -f .hxdev/triton-cache.tgz ] && mkdir -p "$TRITON_CACHE_DIR" && tar xzf .hxdev/triton-cache.tgz -C "$TRITON_CACHE_DIR"
 if [ -n "$refs" ]; then
