@@ -21,6 +21,29 @@ void kcuda_flash_bwd(k_backend *b, float *dq, float *dk, float *dv, const float 
  * shared by the Hq/Hkv query heads of its group and by neighbouring rows, so it is served from L2).
  * q [B,Tq,Hq,K], k/v [B,Tk,Hkv,K], out [B,Tq,Hq,K], lse [B,Hq,Tq].
  */
+/* Query row `row` of B*Hq*Tq (i fastest): its sequence bb, position i, kv head kh, the last key it sees, and its
+ * q (times scale) in lane registers (dims lane, lane+32, ...), the accumulator zeroed. */
+struct att_row { int bb, i, h, kh, last; };
+
+__device__ __forceinline__ att_row att_row_load(float (&qr)[KMAX_LANE], float (&acc)[KMAX_LANE], const float *q,
+                                                const int32_t *q_start, size_t row, int Tq, int Tk, int Hq, int Hkv,
+                                                int K, float scale)
+{
+    att_row r;
+    r.i = row % Tq, r.h = (row / Tq) % Hq, r.bb = row / ((size_t)Tq * Hq);
+    r.kh = r.h / (Hq / Hkv), r.last = (q_start ? q_start[r.bb] : 0) + r.i;
+    if (r.last > Tk - 1) r.last = Tk - 1;
+    const float *qi = q + (((size_t)r.bb * Tq + r.i) * Hq + r.h) * K;
+    int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int u = 0; u < KMAX_LANE; u++) {
+        int c = lane + 32 * u;
+        qr[u] = c < K ? qi[c] * scale : 0.0f;
+        acc[u] = 0;
+    }
+    return r;
+}
+
 __global__ void attn_fwd_kernel(float *out, float *lse, const float *q, const float *k, const float *v,
                                 const int32_t *q_start, const int32_t *seg, int B, int Tq, int Tk, int Hq, int Hkv,
                                 int K, float scale)
@@ -28,18 +51,10 @@ __global__ void attn_fwd_kernel(float *out, float *lse, const float *q, const fl
     int lane = threadIdx.x & 31;
     size_t row = (size_t)blockIdx.x * AW + (threadIdx.x >> 5); /* over B*Hq*Tq, i fastest */
     if (row >= (size_t)B * Hq * Tq) return;
-    int i = row % Tq, h = (row / Tq) % Hq, bb = row / ((size_t)Tq * Hq);
-    int kh = h / (Hq / Hkv), last = (q_start ? q_start[bb] : 0) + i;
-    if (last > Tk - 1) last = Tk - 1;
-    int si = seg ? seg[(size_t)bb * Tq + i] : 0;
-    const float *qi = q + (((size_t)bb * Tq + i) * Hq + h) * K;
     float qr[KMAX_LANE], acc[KMAX_LANE];
-#pragma unroll
-    for (int u = 0; u < KMAX_LANE; u++) {
-        int c = lane + 32 * u;
-        qr[u] = c < K ? qi[c] * scale : 0.0f;
-        acc[u] = 0;
-    }
+    att_row r = att_row_load(qr, acc, q, q_start, row, Tq, Tk, Hq, Hkv, K, scale);
+    int i = r.i, h = r.h, bb = r.bb, kh = r.kh, last = r.last;
+    int si = seg ? seg[(size_t)bb * Tq + i] : 0;
     float m = -INFINITY, l = 0;
     for (int j = 0; j <= last; j++) {
         if (seg && seg[(size_t)bb * Tk + j] != si) continue;
@@ -87,18 +102,9 @@ __global__ void attn_dec_split(float *part, const float *q, const float *k, cons
     __shared__ float sm[AW][2], sacc[AW][32 * KMAX_LANE];
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, split = blockIdx.x;
     size_t row = blockIdx.y; /* over B*Hq*Tq, i fastest */
-    int i = row % Tq, h = (row / Tq) % Hq, bb = row / ((size_t)Tq * Hq);
-    int kh = h / (Hq / Hkv), last = (q_start ? q_start[bb] : 0) + i;
-    if (last > Tk - 1) last = Tk - 1;
-    int j0 = split * DEC_KEYS, j1 = min(j0 + DEC_KEYS, last + 1);
-    const float *qi = q + (((size_t)bb * Tq + i) * Hq + h) * K;
     float qr[KMAX_LANE], acc[KMAX_LANE];
-#pragma unroll
-    for (int u = 0; u < KMAX_LANE; u++) {
-        int c = lane + 32 * u;
-        qr[u] = c < K ? qi[c] * scale : 0.0f;
-        acc[u] = 0;
-    }
+    att_row r = att_row_load(qr, acc, q, q_start, row, Tq, Tk, Hq, Hkv, K, scale);
+    int bb = r.bb, kh = r.kh, j0 = split * DEC_KEYS, j1 = min(j0 + DEC_KEYS, r.last + 1);
     float m = -INFINITY, l = 0;
     for (int j = j0 + w; j < j1; j += AW) {
         const float *kj = k + (((size_t)bb * Tk + j) * Hkv + kh) * K, *vj = v + (((size_t)bb * Tk + j) * Hkv + kh) * K;

@@ -18,68 +18,6 @@
  */
 static const mc_tol BF16 = {.loss = 5e-3, .grad = 5e-2, .weight = 1e-2, .score = 2e-2, .tie = 2e-2};
 
-/*
- * Activation recomputation on the GPU: two copies of a model on dev, one recomputing; the kernels are
- * deterministic (no float atomics, cuBLASLt plans cached per shape), so losses, gradient norms and the weights
- * after the steps must be equal bit for bit. Also: nothing is allocated after the first step (the activation
- * arena is sized by nn_model_prepare, the op scratch grows during step 1 at most), and the peak drops.
- */
-static int mc_recompute(k_backend *dev, const nn_config *c, const char *name, int B, int T, int steps)
-{
-    printf("%s: recomputation, %d steps, B %d T %d on %s\n", name, steps, B, T, dev->name);
-    nn_model *m[2] = {mc_model(dev, c, 13, 1), mc_model(dev, c, 13, 1)};
-    nn_model_set_recompute(m[1], 1);
-    nn_data data;
-    mc_data(&data, c->vocab, (size_t)B * T * (steps + 1) + 1, 5);
-    nn_sched s = {.kind = NN_SCHED_CONSTANT, .lr = 1e-3, .total = steps};
-    nn_trainer tr[2];
-    int fails = 0;
-    size_t peak[2] = {0, 0}, after1[2] = {0, 0}, base[2];
-    double loss[2][8], gn[2][8], lr;
-    for (int i = 0; i < 2; i++) {
-        base[i] = dev->mem_in_use; /* both models' weights (and model 0's training buffers for model 1) */
-        if (nn_model_set_trainable(m[i], NN_ALL_GROUPS) || nn_trainer_init(&tr[i], m[i], &data, B, T, &s, 1)) {
-            fprintf(stderr, "trainer: %s\n", hx_last_error());
-            exit(1);
-        }
-        for (int st = 0; st < steps && st < 8; st++) {
-            k_mem_reset_peak(dev);
-            if (nn_train_step(&tr[i], &loss[i][st], &gn[i][st], &lr)) {
-                fprintf(stderr, "%s: %s\n", name, hx_last_error());
-                exit(1);
-            }
-            dev->op->sync(dev);
-            if (dev->mem_peak - base[i] > peak[i]) peak[i] = dev->mem_peak - base[i];
-            if (st == 0) after1[i] = dev->mem_in_use;
-            else if (dev->mem_in_use != after1[i]) {
-                printf("  step %d allocated: %zu -> %zu bytes  FAIL\n", st + 1, after1[i], dev->mem_in_use);
-                fails++;
-            }
-        }
-    }
-    for (int st = 0; st < steps && st < 8; st++)
-        if (memcmp(&loss[0][st], &loss[1][st], sizeof(double)) || memcmp(&gn[0][st], &gn[1][st], sizeof(double))) {
-            printf("  step %d loss %.9g vs %.9g, grad norm %.9g vs %.9g  FAIL\n", st + 1, loss[0][st], loss[1][st],
-                   gn[0][st], gn[1][st]);
-            fails++;
-        }
-    float *p0 = mc_download(m[0], m[0]->p, m[0]->n_floats), *p1 = mc_download(m[1], m[1]->p, m[1]->n_floats);
-    int same = !memcmp(p0, p1, m[0]->n_floats * sizeof(float));
-    printf("  weights after %d steps bit-identical: %s; training memory (grads, moments, activations, scratch) at "
-           "its peak %zu -> %zu bytes (activations %zu -> %zu floats)\n", steps,
-           same ? "ok" : "FAIL", peak[0], peak[1], m[0]->act_floats, m[1]->act_floats);
-    fails += !same;
-    fails += !(m[1]->act_floats < m[0]->act_floats);
-    free(p0);
-    free(p1);
-    for (int i = 0; i < 2; i++) {
-        nn_trainer_release(&tr[i]);
-        nn_model_free(m[i]);
-    }
-    free(data.tok);
-    return fails;
-}
-
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0); /* the log shows how far it got if something aborts */

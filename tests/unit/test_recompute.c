@@ -12,42 +12,6 @@
  * AdamW steps must be equal exactly, for Qwen3 (GQA) and for a hybrid with kda, attention and gdn layers, on packed
  * rows with document segments; the activation buffer must shrink.
  */
-static void train_pair(const nn_config *c, int B, int T, int steps)
-{
-    k_backend *be = k_backend_new("cpu", 2);
-    nn_model *m[2] = {mc_model(be, c, 5, 1), mc_model(be, c, 5, 1)};
-    nn_model_set_recompute(m[1], 1);
-    nn_data data;
-    mc_data(&data, c->vocab, (size_t)B * T * (steps + 1) + 1, 9);
-    nn_sched s = {.kind = NN_SCHED_CONSTANT, .lr = 1e-3, .total = steps};
-    nn_trainer tr[2];
-    for (int i = 0; i < 2; i++) {
-        assert_int_equal(nn_model_set_trainable(m[i], NN_ALL_GROUPS), 0);
-        assert_int_equal(nn_trainer_init(&tr[i], m[i], &data, B, T, &s, 1), 0);
-    }
-    assert_int_equal(m[1]->act_recompute, 1);
-    printf("activations: %zu floats kept, %zu with recomputation (%.2fx)\n", m[0]->act_floats, m[1]->act_floats,
-           (double)m[0]->act_floats / m[1]->act_floats);
-    assert_true(m[1]->act_floats < m[0]->act_floats);
-    for (int st = 0; st < steps; st++) {
-        double loss[2], gn[2], lr;
-        for (int i = 0; i < 2; i++) assert_int_equal(nn_train_step(&tr[i], &loss[i], &gn[i], &lr), 0);
-        assert_memory_equal(&loss[0], &loss[1], sizeof(double));
-        assert_memory_equal(&gn[0], &gn[1], sizeof(double));
-    }
-    float *g0 = mc_download(m[0], m[0]->g, m[0]->n_gfloats), *g1 = mc_download(m[1], m[1]->g, m[1]->n_gfloats);
-    float *p0 = mc_download(m[0], m[0]->p, m[0]->n_floats), *p1 = mc_download(m[1], m[1]->p, m[1]->n_floats);
-    assert_memory_equal(g0, g1, m[0]->n_gfloats * sizeof(float));
-    assert_memory_equal(p0, p1, m[0]->n_floats * sizeof(float));
-    free(g0); free(g1); free(p0); free(p1);
-    for (int i = 0; i < 2; i++) {
-        nn_trainer_release(&tr[i]);
-        nn_model_free(m[i]);
-    }
-    free(data.tok);
-    k_backend_free(be);
-}
-
 /* The layer-wise path of the align stage: forward of every block alone (each from the previous block's output),
  * then the backwards in reverse order; with recomputation each backward rebuilds its block first. */
 static void layerwise_pair(const nn_config *c, int B, int T)
@@ -106,7 +70,9 @@ static void test_recompute_qwen3(void **state)
     (void)state;
     nn_config c;
     mc_cfg_qwen3(&c);
-    train_pair(&c, 2, 40, 3);
+    k_backend *be = k_backend_new("cpu", 2);
+    assert_int_equal(mc_recompute(be, &c, "qwen3", 2, 40, 3), 0);
+    k_backend_free(be);
 }
 
 static void test_recompute_hybrid(void **state)
@@ -114,7 +80,9 @@ static void test_recompute_hybrid(void **state)
     (void)state;
     nn_config c;
     mc_cfg_hybrid(&c);
-    train_pair(&c, 2, 70, 3); /* 70: a full KDA chunk of 64 and a partial one */
+    k_backend *be = k_backend_new("cpu", 2);
+    assert_int_equal(mc_recompute(be, &c, "hybrid", 2, 70, 3), 0); /* 70: a full KDA chunk and a partial one */
+    k_backend_free(be);
 }
 
 static void test_recompute_layerwise(void **state)
