@@ -22,9 +22,10 @@
  *  backward (kcp_intra again, with A and Ai kept)
  *   4. kcp_state_bwd (V/VT, b*h)    per chunk, in reverse: save dS1; dVn = Aqk^T dO + KD dS1;
  *                                   dS0 = diag(el) dS1 + QG^T dO - W^T dVn
- *   5. kcp_bwd     (chunk, b*h)     Vn = U - W S0; dQG, dW, dAqk, dKD, del; dR = Ai^T [dW | dVn];
- *                                   dv, dl, dbeta; elementwise and pairwise exp factors -> dq, dk, dG; dg =
- *                                   reverse cumsum of dG.
+ *   5. four kernels per chunk (5a-5d below, through the scratch the passes before are done with):
+ *                                   Vn = U - W S0; dQG, dW, dAqk, dKD, del; dR = Ai^T [dW | dVn]; dv, dl, dA,
+ *                                   dbeta; elementwise and pairwise exp factors -> dq, dk, dG; dg = reverse
+ *                                   cumsum of dG.
  *
  * Pairwise weights exp(G_r - G_j), j <= r. Inside a diagonal 16x16 block they are computed per element. For
  * row block a > column block b they are factored around the reference row r0 = 16a:
@@ -205,94 +206,112 @@ template <int K> __device__ __forceinline__ void kcp_cumsum(float *G, int ld)
     }
 }
 
-/* shared memory of kcp_intra: G, q, k (64 x LK); the off-diagonal factor rows (80 x LK), later (I+L)^-1 and
- * its level temporaries; L (64 x 65); beta; V (64 x LW, loaded at the start) */
+/* shared memory of kcp_intra (111 KB: two blocks per SM): region R, G, q, k of one half of the key columns
+ * (64 x LH each), after the two halves KG of the second half and V (64 x LW each); the off-diagonal factor
+ * rows (80 x LH), later (I+L)^-1 and its level temporaries; KG of the first half; L (64 x 65); beta.
+ * LH is odd: the diagonal blocks read 16 rows at one column. */
 template <int K> struct kcp_intra_l {
-    static constexpr int LK = K + 1, LW = K + 8, LI = 64 + 4;
-    static constexpr int G = 0, q = G + 64 * LK, k = q + 64 * LK, f = k + 64 * LK, L = f + 80 * LK, beta = L + 64 * 65;
-    static constexpr int V = beta + 64;
-    static constexpr size_t bytes = sizeof(float) * (size_t)(V + 64 * LW);
-    static_assert(64 * LI + 3 * 256 <= 80 * LK && 64 * LW <= 2 * 64 * LK && V % 4 == 0, "kcp_intra: layout");
+    static constexpr int KH = K / 2, LH = KH + 1, LW = KH + 8, LI = 64 + 4;
+    static constexpr int R = 3 * 64 * LH > 3 * 64 * LW ? 3 * 64 * LH : 3 * 64 * LW;
+    static constexpr int G = 0, q = G + 64 * LH, k = q + 64 * LH, f = R, KG0 = f + 80 * LH, L = KG0 + 64 * LW;
+    static constexpr int beta = L + 64 * 65;
+    static constexpr size_t bytes = sizeof(float) * (size_t)(beta + 64);
+    static_assert(64 * LI + 3 * 256 <= 80 * LH && KG0 % 4 == 0 && R % 4 == 0 && LW % 4 == 0, "kcp_intra: layout");
 };
 template <int K> static size_t kcp_intra_smem() { return kcp_intra_l<K>::bytes; }
 
-/* 1. intra-chunk: Aqk, A and (I+L)^-1 (both optional), W, U, QG, KD, el of chunk blockIdx.x of (b, h) = blockIdx.y */
+/*
+ * 1. intra-chunk: Aqk, A and (I+L)^-1 (both optional), W, U, QG, KD, el of chunk blockIdx.x of (b, h) = blockIdx.y.
+ * The key columns go in two halves of K/2 (A and Aqk sum over them in registers), so that G, q, k of one half
+ * and the factor rows fit beside the rest in 111 KB: two blocks per SM instead of one of 192 KB.
+ */
 template <int K, int V>
-__global__ void __launch_bounds__(KCP_NT) kcp_intra(float *Aqk_o, float *A_o, float *Ai_o, float *W_o, float *U_o,
+__global__ void __launch_bounds__(KCP_NT, 2) kcp_intra(float *Aqk_o, float *A_o, float *Ai_o, float *W_o, float *U_o,
     float *QG_o, float *KD_o, float *el_o, const float *q, const float *k, const float *v, const float *g,
     const float *beta, int T, int H)
 {
     typedef kcp_intra_l<K> L;
     static_assert(K == V, "kcp_intra: W and U share one product shape");
-    constexpr int LK = L::LK, LW = L::LW, LI = L::LI;
+    constexpr int KH = L::KH, LH = L::LH, LW = L::LW, LI = L::LI;
     const int n = blockIdx.x, NC = gridDim.x, bh = blockIdx.y, b = bh / H, h = bh % H, t0 = n * KCP_CH;
     const int c = T - t0 < KCP_CH ? T - t0 : KCP_CH, tid = threadIdx.x;
     const size_t bhn = (size_t)bh * NC + n, rowk = ((size_t)b * T + t0) * H * K + (size_t)h * K;
-    float *Gs = kcp_smem + L::G, *qs = kcp_smem + L::q, *ks = kcp_smem + L::k, *fq = kcp_smem + L::f, *fk = fq + 16 * LK;
-    float *cf = fk + 16 * LK, *Ls = kcp_smem + L::L, *bs = kcp_smem + L::beta, *Vs = kcp_smem + L::V;
-    kcp_cp4_rows(Gs, LK, g + rowk, (size_t)H * K, K, c);
-    kcp_cp4_rows(qs, LK, q + rowk, (size_t)H * K, K, c);
-    kcp_cp4_rows(ks, LK, k + rowk, (size_t)H * K, K, c);
-    kcp_cp_rows(Vs, LW, v + ((size_t)b * T + t0) * H * V + (size_t)h * V, (size_t)H * V, V, c);
-    kcp_commit();
+    float *Gs = kcp_smem + L::G, *qs = kcp_smem + L::q, *ks = kcp_smem + L::k, *fq = kcp_smem + L::f, *fk = fq + 16 * LH;
+    float *cf = fk + 16 * LH, *KG0 = kcp_smem + L::KG0, *Ls = kcp_smem + L::L, *bs = kcp_smem + L::beta;
     if (tid < KCP_CH) bs[tid] = tid < c ? beta[((size_t)b * T + t0 + tid) * H + h] : 0.0f;
-    kcp_wait<0>();
-    __syncthreads();
-    kcp_cumsum<K>(Gs, LK); /* rows >= c add 0: G there is G_last */
-    __syncthreads();
-    const float *Gl = Gs + 63 * LK;
-    for (int idx = tid; idx < 64 * K; idx += KCP_NT) {
-        int r = idx / K, i = idx % K;
-        float Gr = Gs[r * LK + i];
-        QG_o[bhn * 64 * K + idx] = qs[r * LK + i] * kcp_exp(Gr);
-        KD_o[bhn * 64 * K + idx] = ks[r * LK + i] * kcp_exp(Gl[i] - Gr);
-    }
-    for (int i = tid; i < K; i += KCP_NT) el_o[bhn * K + i] = kcp_exp(Gl[i]);
 
     /* A and Aqk: thread (ty, tx) owns entry (16a + ty, 16b + tx) of every 16x16 block (a, b) */
     const int ty = tid / 16, tx = tid % 16;
     float aq[4][4], ak[4][4];
     kcp_zero(aq);
     kcp_zero(ak);
-    if (tx <= ty) /* diagonal blocks, per element (splitting the i loop with the idle upper threads measured slower) */
-#pragma unroll
-        for (int a = 0; a < 4; a++) {
-            const float *qr = qs + (16 * a + ty) * LK, *kr = ks + (16 * a + ty) * LK, *kj = ks + (16 * a + tx) * LK;
-            const float *Gr = Gs + (16 * a + ty) * LK, *Gj = Gs + (16 * a + tx) * LK;
-            float sq = 0.0f, sk = 0.0f;
-            for (int i = 0; i < K; i++) {
-                float e = kcp_exp(Gr[i] - Gj[i]) * kj[i];
-                sq += qr[i] * e;
-                sk += kr[i] * e;
-            }
-            aq[a][a] = sq;
-            ak[a][a] = tx < ty ? sk : 0.0f;
-        }
-#pragma unroll
-    for (int a = 1; a < 4; a++) { /* row block a against column blocks b < a, reference row 16a */
+    constexpr int NKG = 64 * KH / KCP_NT;
+    float kg[NKG]; /* K e^G of the half (W's right side) */
+    for (int kh = 0; kh < 2; kh++) {
+        const int i0 = kh * KH;
+        if (kh) __syncthreads(); /* the first half's G, q, k and factor rows are read */
+        kcp_cp4_rows(Gs, LH, g + rowk + i0, (size_t)H * K, KH, c);
+        kcp_cp4_rows(qs, LH, q + rowk + i0, (size_t)H * K, KH, c);
+        kcp_cp4_rows(ks, LH, k + rowk + i0, (size_t)H * K, KH, c);
+        kcp_commit();
+        kcp_wait<0>();
         __syncthreads();
-        const float *G0 = Gs + 16 * a * LK;
-        for (int idx = tid; idx < 16 * K; idx += KCP_NT) {
-            int r = idx / K, i = idx % K;
-            float f = kcp_exp(Gs[(16 * a + r) * LK + i] - G0[i]);
-            fq[r * LK + i] = qs[(16 * a + r) * LK + i] * f;
-            fk[r * LK + i] = ks[(16 * a + r) * LK + i] * f;
-        }
-        for (int idx = tid; idx < 16 * a * K; idx += KCP_NT) {
-            int j = idx / K, i = idx % K;
-            cf[j * LK + i] = ks[j * LK + i] * kcp_exp(G0[i] - Gs[j * LK + i]);
-        }
+        kcp_cumsum<KH>(Gs, LH); /* rows >= c add 0: G there is G_last */
         __syncthreads();
+        const float *Gl = Gs + 63 * LH;
+        for (int idx = tid; idx < 64 * KH; idx += KCP_NT) {
+            int r = idx / KH, i = idx % KH;
+            float Gr = Gs[r * LH + i];
+            QG_o[bhn * 64 * K + r * K + i0 + i] = qs[r * LH + i] * kcp_exp(Gr);
+            KD_o[bhn * 64 * K + r * K + i0 + i] = ks[r * LH + i] * kcp_exp(Gl[i] - Gr);
+        }
+        for (int i = tid; i < KH; i += KCP_NT) el_o[bhn * K + i0 + i] = kcp_exp(Gl[i]);
+        if (tx <= ty) /* diagonal blocks, per element (splitting the i loop with the idle upper threads measured slower) */
 #pragma unroll
-        for (int bb = 0; bb < a; bb++) {
-            const float *rq = fq + ty * LK, *rk = fk + ty * LK, *cj = cf + (16 * bb + tx) * LK;
-            float sq = 0.0f, sk = 0.0f;
-            for (int i = 0; i < K; i++) {
-                sq += rq[i] * cj[i];
-                sk += rk[i] * cj[i];
+            for (int a = 0; a < 4; a++) {
+                const float *qr = qs + (16 * a + ty) * LH, *kr = ks + (16 * a + ty) * LH, *kj = ks + (16 * a + tx) * LH;
+                const float *Gr = Gs + (16 * a + ty) * LH, *Gj = Gs + (16 * a + tx) * LH;
+                float sq = 0.0f, sk = 0.0f;
+                for (int i = 0; i < KH; i++) {
+                    float e = kcp_exp(Gr[i] - Gj[i]) * kj[i];
+                    sq += qr[i] * e;
+                    sk += kr[i] * e;
+                }
+                aq[a][a] += sq;
+                if (tx < ty) ak[a][a] += sk;
             }
-            aq[a][bb] = sq;
-            ak[a][bb] = sk;
+#pragma unroll
+        for (int a = 1; a < 4; a++) { /* row block a against column blocks b < a, reference row 16a */
+            __syncthreads();
+            const float *G0 = Gs + 16 * a * LH;
+            for (int idx = tid; idx < 16 * KH; idx += KCP_NT) {
+                int r = idx / KH, i = idx % KH;
+                float f = kcp_exp(Gs[(16 * a + r) * LH + i] - G0[i]);
+                fq[r * LH + i] = qs[(16 * a + r) * LH + i] * f;
+                fk[r * LH + i] = ks[(16 * a + r) * LH + i] * f;
+            }
+            for (int idx = tid; idx < 16 * a * KH; idx += KCP_NT) {
+                int j = idx / KH, i = idx % KH;
+                cf[j * LH + i] = ks[j * LH + i] * kcp_exp(G0[i] - Gs[j * LH + i]);
+            }
+            __syncthreads();
+#pragma unroll
+            for (int bb = 0; bb < a; bb++) {
+                const float *rq = fq + ty * LH, *rk = fk + ty * LH, *cj = cf + (16 * bb + tx) * LH;
+                float sq = 0.0f, sk = 0.0f;
+                for (int i = 0; i < KH; i++) {
+                    sq += rq[i] * cj[i];
+                    sk += rk[i] * cj[i];
+                }
+                aq[a][bb] += sq;
+                ak[a][bb] += sk;
+            }
+        }
+#pragma unroll
+        for (int m = 0; m < NKG; m++) {
+            int idx = m * KCP_NT + tid, r = idx / KH, i = idx % KH;
+            kg[m] = ks[r * LH + i] * kcp_exp(Gs[r * LH + i]);
+            if (!kh) KG0[r * LW + i] = kg[m];
         }
     }
 #pragma unroll
@@ -304,31 +323,29 @@ __global__ void __launch_bounds__(KCP_NT) kcp_intra(float *Aqk_o, float *A_o, fl
             if (A_o) A_o[bhn * 4096 + r * 64 + j] = ak[a][bb];
             Ls[r * 65 + j] = bs[r] * ak[a][bb];
         }
-    /* K e^G (W's right side) into registers; it goes over G and q once those are read */
-    constexpr int NKG = 64 * K / KCP_NT;
-    float kg[NKG];
-#pragma unroll
-    for (int m = 0; m < NKG; m++) {
-        int idx = m * KCP_NT + tid, r = idx / K, i = idx % K;
-        kg[m] = ks[r * LK + i] * kcp_exp(Gs[r * LK + i]);
-    }
     /*
      * [W | U] = (I + L)^-1 diag(beta) [K e^G | V], the inverse blocked as fla's solve_tril: the four diagonal
      * 16x16 blocks of the unit lower triangular (I + L) by forward substitution (one column per thread), then
      * the off-diagonal blocks of the inverse level by level (distance d = a - b):
      *   Ai[a][b] = -Ai[a][a] sum_{b <= c < a} L[a][c] Ai[c][b].
-     * The two right-hand sides are then tensor-core products with Ai diag(beta) (k = 64), which replace the
-     * 64-step substitution per column.
+     * The right-hand sides are then tensor-core products with Ai diag(beta) (k = 64), which replace the
+     * 64-step substitution per column. V loads (into region R, free now) while the inverse is computed.
      */
-    float *Ai = fq, *Xt = Ai + 64 * LI, *KGs = Gs;
-    __syncthreads(); /* the factor rows are read */
+    float *Ai = fq, *Xt = Ai + 64 * LI, *KG1 = kcp_smem, *V0 = KG1 + 64 * LW, *V1 = V0 + 64 * LW;
+    __syncthreads(); /* G, q, k and the factor rows are read */
+    {
+        const float *vr = v + ((size_t)b * T + t0) * H * V + (size_t)h * V;
+        kcp_cp_rows(V0, LW, vr, (size_t)H * V, KH, c);
+        kcp_cp_rows(V1, LW, vr + KH, (size_t)H * V, KH, c);
+        kcp_commit();
+    }
     for (int idx = tid; idx < 64 * LI; idx += KCP_NT) Ai[idx] = 0.0f;
-    __syncthreads();
 #pragma unroll
     for (int m = 0; m < NKG; m++) {
         int idx = m * KCP_NT + tid;
-        KGs[(idx / K) * LW + idx % K] = kg[m];
+        KG1[(idx / KH) * LW + idx % KH] = kg[m];
     }
+    __syncthreads();
     if (tid < 64) { /* column j of diagonal block a */
         const int a = tid / 16, j = tid % 16, r0 = 16 * a;
         float x[16];
@@ -368,18 +385,20 @@ __global__ void __launch_bounds__(KCP_NT) kcp_intra(float *Aqk_o, float *A_o, fl
         if (Ai_o) Ai_o[bhn * 4096 + idx] = x;
         Ai[r * LI + j] = x * bs[j];
     }
+    kcp_wait<0>();
     __syncthreads();
     {
-        typedef kcp_tc<64, K, 2> P;
+        typedef kcp_tc<64, KH, 2> P;
+        const float *rhs[4] = {KG0, KG1, V0, V1};
         float acc[P::NACC];
-        P::zero(acc);
-        P::mm(acc, Ai, LI, 1, KGs, LW, 1, 64);
 #pragma unroll
-        for (int x = 0; x < P::NACC; x++) W_o[bhn * 64 * K + P::row(x) * K + P::col(x)] = acc[x];
-        P::zero(acc);
-        P::mm(acc, Ai, LI, 1, Vs, LW, 1, 64);
+        for (int part = 0; part < 4; part++) {
+            float *out = (part < 2 ? W_o : U_o) + bhn * 64 * K + (part & 1) * KH;
+            P::zero(acc);
+            P::mm(acc, Ai, LI, 1, rhs[part], LW, 1, 64);
 #pragma unroll
-        for (int x = 0; x < P::NACC; x++) U_o[bhn * 64 * V + P::row(x) * V + P::col(x)] = acc[x];
+            for (int x = 0; x < P::NACC; x++) out[P::row(x) * K + P::col(x)] = acc[x];
+        }
     }
 }
 
@@ -578,352 +597,426 @@ __global__ void __launch_bounds__(KCP_NT) kcp_state_bwd(float *dVn_o, float *dSc
             ds0[(size_t)bh * K * V + (idx / VT) * V + v0 + idx % VT] += dS[(idx / VT) * L::LS + idx % VT];
 }
 
-/* shared memory of kcp_bwd: dAqk and dA (64 x LA), small vectors, and one arena reused phase by phase */
-template <int K, int V> struct kcp_bwd_layout {
-    static constexpr int LK = K + 4, LV = V + 4, LR = K + V + 4; /* LV, LR = 4 (mod 32): see kcp_tc */
-    static constexpr int LA = 64 + 4;                            /* 64x64 matrices, rows 16-byte aligned */
-    static_assert(K == V, "kcp_bwd: W shares the V-wide slots");
-    static constexpr int small = 2 * 64 * LA + K + 64 + 64 + KCP_NT + 2 * K;
-    static constexpr int p12 = K * LV + 3 * 64 * LV;     /* S0, Vn, dO | dS1 (two slots), dVn */
-    static constexpr int LH = K + V + 8, LI = 64 + 8;  /* phase 4's [dW | dVn] and Ai (n- and m-contiguous) */
-    static constexpr int p4 = 64 * LR + 64 * LH + 64 * LI; /* dR, [dW | dVn], Ai */
-    static constexpr int p5 = 2 * 64 * LR + 64 * LA;     /* dR, [W | U], dl * A */
-    static constexpr int p6 = 4 * 64 * LK + 2 * 64 * LA; /* G, q, k, dG, dAqk^T, dA^T */
-    static constexpr int arena = p12 > p5 ? (p12 > p6 ? p12 : p6) : (p5 > p6 ? p5 : p6);
-    static_assert(p4 <= arena, "kcp_bwd: phase 4 fits the arena");
-    static constexpr size_t bytes = sizeof(float) * (size_t)(small + arena);
+/*
+ * 5. backward inside the chunks, given S0 (sch), dS1 (dSc) and dVn: four kernels that pass their results through
+ * the scratch buffers the forward-only ones are done with, each small enough for two or more blocks per SM
+ * (one 208 KB block of 8 warps per SM, 212 registers, left the SMs latency-bound):
+ *  5a kcp_bvn   (chunk, b*h, 2)  Vn = U - W S0, one half of the value columns per block      -> QG buffer
+ *  5b kcp_bgrad (chunk, b*h, 2)  half z of the key columns: dQG = dO S0^T, dKD = Vn dS1^T, del = rowsum(S0 dS1),
+ *                                dRW = Ai^T dW with dW = -dVn S0^T; rows [32z, +32) of dAqk = dO Vn^T (kept
+ *                                transposed, over Aqk); value columns [64z, +64) of dRU = Ai^T dVn (over KD),
+ *                                dv += diag(beta) dRU
+ *  5c kcp_bdl   (chunk, b*h)     dl = -(dRW W^T + dRU U^T) (j < r), dA = diag(beta) dl (transposed, over Ai),
+ *                                dbeta += dRU.v + dl.A + dRW.KG
+ *  5d kcp_bqk   (chunk, b*h, 4)  a quarter of the key columns: every term of dq, dk, dG, then dg = reverse cumsum
+ * Every output element still has one writer; the read-modify-writes of dq, dk, dv, dg, dbeta load a whole batch
+ * before storing.
+ */
+
+/* a [rows x width] tile at src + r*stride into dst[r*ld + x] (width, ld, stride multiples of 4) */
+__device__ __forceinline__ void kcp_cp_tile(float *dst, int ld, const float *src, size_t stride, int rows, int width)
+{
+    const int w4 = width / 4;
+    for (int idx = threadIdx.x; idx < rows * w4; idx += KCP_NT) {
+        int r = idx / w4, x = 4 * (idx % w4);
+        kcp_cp16(dst + r * ld + x, src + (size_t)r * stride + x);
+    }
+}
+
+template <int K, int V> struct kcp_bvn_l {
+    static constexpr int LW = K + 4, LS = 64 + 8; /* W k-contiguous, S0 half n-contiguous (see kcp_tc) */
+    static constexpr size_t bytes = sizeof(float) * (size_t)(64 * LW + K * LS);
 };
 
-/* 5. backward inside chunk blockIdx.x of (b, h) = blockIdx.y, given S0 (sch), dS1 (dSc) and dVn */
+/* 5a: Vn = U - W S0, value columns [64z, +64) of chunk blockIdx.x of (b, h) = blockIdx.y */
 template <int K, int V>
-__global__ void __launch_bounds__(KCP_NT) kcp_bwd(float *dq, float *dk, float *dv, float *dg, float *dbeta,
-    float *X1, float *X2, float *X3, const float *dVnR, const float *U, const float *W, const float *A,
-    const float *Ainv, const float *sch,
-    const float *dSc, const float *dout, const float *q, const float *k, const float *v, const float *g,
-    const float *beta, int T, int H)
+__global__ void __launch_bounds__(KCP_NT, 3) kcp_bvn(float *Vn, const float *U, const float *W, const float *sch)
 {
-    typedef kcp_bwd_layout<K, V> L;
-    constexpr int LK = L::LK, LV = L::LV, LR = L::LR, LA = L::LA;
-    const int n = blockIdx.x, NC = gridDim.x, bh = blockIdx.y, b = bh / H, h = bh % H, t0 = n * KCP_CH;
-    const int c = T - t0 < KCP_CH ? T - t0 : KCP_CH, tid = threadIdx.x;
-    const size_t bhn = (size_t)bh * NC + n, rowk = ((size_t)b * T + t0) * H * K + (size_t)h * K;
-    const size_t rowv = ((size_t)b * T + t0) * H * V + (size_t)h * V;
-    const size_t sk = (size_t)H * K, sv = (size_t)H * V;
-    float *dAqks = kcp_smem, *dAs = dAqks + 64 * LA, *dels = dAs + 64 * LA, *bs = dels + K;
-    float *dbs = bs + 64, *red = dbs + 64, *colt = red + KCP_NT, *ar = colt + 2 * K;
-    const float *S0 = sch + bhn * K * V, *dS1 = dSc + bhn * K * V;
-    float *X1c = X1 + bhn * 64 * K, *X2c = X2 + bhn * 64 * K, *X3c = X3 + bhn * 64 * K;
-    const float *dVc = dVnR + bhn * 64 * V, *Uc = U + bhn * 64 * V, *Wc = W + bhn * 64 * K, *Ac = A + bhn * 4096;
-    const float *Aic = Ainv + bhn * 4096;
+    typedef kcp_bvn_l<K, V> L;
+    typedef kcp_tc<64, 64, 2> P;
+    static_assert(V == 128, "kcp_bvn: two halves of 64 value columns");
+    const int e0 = 64 * blockIdx.z;
+    const size_t bhn = (size_t)blockIdx.y * gridDim.x + blockIdx.x;
+    float *Ws = kcp_smem, *Ss = Ws + 64 * L::LW;
+    kcp_cp_block(Ws, L::LW, W + bhn * 64 * K, 64, K);
+    kcp_cp_tile(Ss, L::LS, sch + bhn * K * V + e0, V, K, 64);
+    kcp_commit();
+    kcp_wait<0>();
+    __syncthreads();
+    float acc[P::NACC], u[P::NACC];
+    P::zero(acc);
+    P::mm(acc, Ws, L::LW, 1, Ss, L::LS, 1, K);
+    const float *Uc = U + bhn * 64 * V + e0;
+    float *Vc = Vn + bhn * 64 * V + e0;
+#pragma unroll
+    for (int x = 0; x < P::NACC; x++) u[x] = Uc[P::row(x) * V + P::col(x)];
+#pragma unroll
+    for (int x = 0; x < P::NACC; x++) Vc[P::row(x) * V + P::col(x)] = u[x] - acc[x];
+}
 
-    /* Global memory is read through cp.async batches (one wait per batch) and written or accumulated with
-     * unrolled loops, so no loop waits on one load at a time. */
-    /* phase 1: Vn = U - W S0 */
-    float *S0s = ar, *Vns = S0s + K * LV, *sl2 = Vns + 64 * LV, *sl3 = sl2 + 64 * LV;
-    kcp_cp_block(S0s, LV, S0, K, V);
-    kcp_cp_block(sl2, LV, Wc, 64, K); /* W (64 x K, K == V) */
+/* three [64 x (V+4)] slots and beta */
+template <int K, int V> struct kcp_bgrad_l {
+    static constexpr int LV = V + 4, LH = 64 + 8; /* LH: Ai and dW as m- and n-contiguous operands */
+    static constexpr int A = 0, B = A + 64 * LV, C = B + 64 * LV, beta = C + 64 * LV;
+    static_assert(K == V && 64 * LH <= 64 * LV, "kcp_bgrad: layout");
+    static constexpr size_t bytes = sizeof(float) * (size_t)(beta + 64);
+};
+
+/* 5b: key (and value) columns [64z, +64) of chunk blockIdx.x of (b, h) = blockIdx.y; see above */
+template <int K, int V>
+__global__ void __launch_bounds__(KCP_NT, 2) kcp_bgrad(float *dQG, float *dKD, float *dRW, float *dAqkT, float *del,
+    float *dRU, float *dv, const float *Vn, const float *dVn, const float *Ainv, const float *sch, const float *dSc,
+    const float *dout, const float *beta, int T, int H)
+{
+    typedef kcp_bgrad_l<K, V> L;
+    typedef kcp_tc<64, 64, 2> P;
+    static_assert(K == 128 && V == 128, "kcp_bgrad: two halves of 64 columns");
+    constexpr int LV = L::LV, LH = L::LH;
+    const int n = blockIdx.x, NC = gridDim.x, bh = blockIdx.y, b = bh / H, h = bh % H, t0 = n * KCP_CH;
+    const int c = T - t0 < KCP_CH ? T - t0 : KCP_CH, tid = threadIdx.x, z = blockIdx.z, i0 = 64 * z;
+    const size_t bhn = (size_t)bh * NC + n, rowv = ((size_t)b * T + t0) * H * V + (size_t)h * V, sv = (size_t)H * V;
+    float *As = kcp_smem + L::A, *Bs = kcp_smem + L::B, *Cs = kcp_smem + L::C, *bs = kcp_smem + L::beta;
+    kcp_cp_tile(As, LV, sch + bhn * K * V + (size_t)i0 * V, V, 64, V); /* S0 rows i0.. */
+    kcp_cp_rows(Bs, LV, dout + rowv, sv, V, c);
+    kcp_cp_block(Cs, LV, Vn + bhn * 64 * V, 64, V);
     kcp_commit();
     if (tid < 64) bs[tid] = tid < c ? beta[((size_t)b * T + t0 + tid) * H + h] : 0.0f;
     kcp_wait<0>();
     __syncthreads();
-    {
-        typedef kcp_tc<64, V, 2> P;
+    { /* dQG = dO S0^T */
         float acc[P::NACC];
         P::zero(acc);
-        P::mm(acc, sl2, LV, 1, S0s, LV, 1, K);
+        P::mm(acc, Bs, LV, 1, As, 1, LV, V);
 #pragma unroll
-        for (int x = 0; x < P::NACC; x++) {
-            int r = P::row(x), e = P::col(x);
-            Vns[r * LV + e] = Uc[r * V + e] - acc[x];
+        for (int x = 0; x < P::NACC; x++) dQG[bhn * 64 * K + P::row(x) * K + i0 + P::col(x)] = acc[x];
+    }
+    { /* rows [32z, +32) of dAqk = dO Vn^T (j <= r), stored transposed for kcp_bqk */
+        typedef kcp_tc<32, 64, 2> P2;
+        float acc[P2::NACC];
+        P2::zero(acc);
+        P2::mm(acc, Bs + 32 * z * LV, LV, 1, Cs, 1, LV, V);
+#pragma unroll
+        for (int x = 0; x < P2::NACC; x++) {
+            int r = 32 * z + P2::row(x), j = P2::col(x);
+            dAqkT[bhn * 4096 + j * 64 + r] = j <= r ? acc[x] : 0.0f;
         }
     }
     __syncthreads();
-    /* phase 2: dQG = dO S0^T, dW = -dVn S0^T, dAqk = dO Vn^T (j <= r) */
-    float *dOs = sl2, *dVns = sl3;
-    kcp_cp_rows(dOs, LV, dout + rowv, sv, V, c);
-    kcp_cp_block(dVns, LV, dVc, 64, V);
+    kcp_cp_tile(Bs, LV, dSc + bhn * K * V + (size_t)i0 * V, V, 64, V); /* dS1 rows i0.. */
     kcp_commit();
     kcp_wait<0>();
     __syncthreads();
-    {
-        typedef kcp_tc<64, K, 2> P;
-        float a1[P::NACC];
-        P::zero(a1);
-        P::mm(a1, dOs, LV, 1, S0s, 1, LV, V);
-#pragma unroll
-        for (int x = 0; x < P::NACC; x++) X1c[P::row(x) * K + P::col(x)] = a1[x];
-        P::zero(a1);
-        P::mm(a1, dVns, LV, 1, S0s, 1, LV, V);
-#pragma unroll
-        for (int x = 0; x < P::NACC; x++) X3c[P::row(x) * K + P::col(x)] = -a1[x];
-        typedef kcp_tc<64, 64, 2> P3;
-        float a3[P3::NACC];
-        P3::zero(a3);
-        P3::mm(a3, dOs, LV, 1, Vns, 1, LV, V);
-#pragma unroll
-        for (int x = 0; x < P3::NACC; x++) {
-            int r = P3::row(x), jj = P3::col(x);
-            dAqks[r * LA + jj] = jj <= r ? a3[x] : 0.0f;
-        }
-    }
-    __syncthreads();
-    /* phase 3: dKD = Vn dS1^T (dS1 over the dO and dVn slots); del = rowsum(S0 * dS1) */
-    float *dS1s = sl2;
-    kcp_cp_block(dS1s, LV, dS1, K, V);
-    kcp_commit();
-    kcp_wait<0>();
-    __syncthreads();
-    {
-        int i = tid >> 1, half = tid & 1;
+    { /* del_i = S0_i . dS1_i, four threads per row */
+        int i = tid >> 2, part = tid & 3;
         float s = 0.0f;
-        if (i < K)
 #pragma unroll 8
-            for (int e = half; e < V; e += 2) s += S0s[i * LV + e] * dS1s[i * LV + e];
+        for (int e = part; e < V; e += 4) s += As[i * LV + e] * Bs[i * LV + e];
         s += __shfl_xor_sync(0xffffffffu, s, 1);
-        if (i < K && !half) dels[i] = s;
+        s += __shfl_xor_sync(0xffffffffu, s, 2);
+        if (!part) del[bhn * K + i0 + i] = s;
     }
-    {
-        typedef kcp_tc<64, K, 2> P;
+    { /* dKD = Vn dS1^T */
         float acc[P::NACC];
         P::zero(acc);
-        P::mm(acc, Vns, LV, 1, dS1s, 1, LV, V);
+        P::mm(acc, Cs, LV, 1, Bs, 1, LV, V);
 #pragma unroll
-        for (int x = 0; x < P::NACC; x++) X2c[P::row(x) * K + P::col(x)] = acc[x];
+        for (int x = 0; x < P::NACC; x++) dKD[bhn * 64 * K + P::row(x) * K + i0 + P::col(x)] = acc[x];
     }
     __syncthreads();
-    /* phase 4: [dRW | dRU] = (I+L)^-T [dW | dVn] = Ai^T [dW | dVn], Ai = (I+L)^-1 from kcp_intra; into dRs */
-    float *dRs = ar, *Rh = dRs + 64 * LR, *Ais = Rh + 64 * L::LH;
-    kcp_cp_block(Rh, L::LH, X3c, 64, K);
-    kcp_cp_block(Rh + K, L::LH, dVc, 64, V);
-    kcp_cp_block(Ais, L::LI, Aic, 64, 64);
+    kcp_cp_block(Cs, LV, dVn + bhn * 64 * V, 64, V);
     kcp_commit();
     kcp_wait<0>();
     __syncthreads();
-    {
-        typedef kcp_tc<64, K, 2> P;
-        float acc[P::NACC];
-#pragma unroll
-        for (int half = 0; half < 2; half++) {
-            P::zero(acc);
-            P::mm(acc, Ais, 1, L::LI, Rh + half * K, L::LH, 1, 64);
-#pragma unroll
-            for (int x = 0; x < P::NACC; x++) {
-                int r = P::row(x), e = P::col(x);
-                dRs[r * LR + half * K + e] = acc[x];
-                if (!half) X3c[r * K + e] = acc[x]; /* dRW again in phase 6 */
-            }
-        }
-    }
-    __syncthreads();
-    /* dv += diag(beta) dRU, in batches whose loads all issue before their stores */
-    for (int base = 0; base < 64 * V; base += 8 * KCP_NT) {
-        float o[8], u[8];
-#pragma unroll
-        for (int m = 0; m < 8; m++) {
-            int idx = base + m * KCP_NT + tid, r = idx / V, e = idx % V;
-            o[m] = r < c ? dv[rowv + (size_t)r * sv + e] : 0.0f;
-            u[m] = dRs[r * LR + K + e];
-        }
-#pragma unroll
-        for (int m = 0; m < 8; m++) {
-            int idx = base + m * KCP_NT + tid, r = idx / V, e = idx % V;
-            if (r < c) dv[rowv + (size_t)r * sv + e] = o[m] + bs[r] * u[m];
-        }
-    }
-    /* phase 5: dl = -[dRW | dRU] [W | U]^T (j < r), dA = beta_r dl; dbeta partials dRU.v + dl.A */
-    float *WUs = dRs + 64 * LR, *Ps = WUs + 64 * LR;
-    kcp_cp_block(WUs, LR, Wc, 64, K);
-    kcp_cp_block(WUs + K, LR, Uc, 64, V);
+    float dw[P::NACC]; /* dW = -dVn S0^T */
+    P::zero(dw);
+    P::mm(dw, Cs, LV, 1, As, 1, LV, V);
+    __syncthreads(); /* S0 and dS1 are read */
+    kcp_cp_block(As, LH, Ainv + bhn * 4096, 64, 64);
     kcp_commit();
+#pragma unroll
+    for (int x = 0; x < P::NACC; x++) Bs[P::row(x) * LH + P::col(x)] = -dw[x];
     kcp_wait<0>();
     __syncthreads();
-    {
-        typedef kcp_tc<64, 64, 2> P;
+    { /* dRW = Ai^T dW */
         float acc[P::NACC];
         P::zero(acc);
-        P::mm(acc, dRs, LR, 1, WUs, 1, LR, K + V);
+        P::mm(acc, As, 1, LH, Bs, LH, 1, 64);
+#pragma unroll
+        for (int x = 0; x < P::NACC; x++) dRW[bhn * 64 * K + P::row(x) * K + i0 + P::col(x)] = acc[x];
+    }
+    { /* dRU = Ai^T dVn, value columns [64z, +64); dv += diag(beta) dRU */
+        float acc[P::NACC], o[P::NACC];
+        P::zero(acc);
+        P::mm(acc, As, 1, LH, Cs + i0, LV, 1, 64);
 #pragma unroll
         for (int x = 0; x < P::NACC; x++) {
-            int r = P::row(x), jj = P::col(x);
-            float dl = jj < r ? -acc[x] : 0.0f;
-            dAs[r * LA + jj] = bs[r] * dl;
-            Ps[r * LA + jj] = dl * Ac[r * 64 + jj];
+            int r = P::row(x);
+            dRU[bhn * 64 * V + r * V + i0 + P::col(x)] = acc[x];
+            o[x] = r < c ? dv[rowv + (size_t)r * sv + i0 + P::col(x)] : 0.0f;
+        }
+#pragma unroll
+        for (int x = 0; x < P::NACC; x++) {
+            int r = P::row(x);
+            if (r < c) dv[rowv + (size_t)r * sv + i0 + P::col(x)] = o[x] + bs[r] * acc[x];
+        }
+    }
+}
+
+template <int K, int V> struct kcp_bdl_l {
+    static constexpr int LV = K + 4, LA = 64 + 4;
+    static constexpr int A = 0, B = A + 64 * LV, C = B + 64 * LV, beta = C + 64 * LV, red = beta + 64;
+    static_assert(K == V && 64 * LA <= 64 * LV, "kcp_bdl: layout");
+    static constexpr size_t bytes = sizeof(float) * (size_t)(red + KCP_NT);
+};
+
+/* 5c: chunk blockIdx.x of (b, h) = blockIdx.y; see above */
+template <int K, int V>
+__global__ void __launch_bounds__(KCP_NT, 2) kcp_bdl(float *dAT, float *dbeta, const float *dRW, const float *dRU,
+    const float *W, const float *U, const float *A, const float *k, const float *v, const float *g,
+    const float *beta, int T, int H)
+{
+    typedef kcp_bdl_l<K, V> L;
+    typedef kcp_tc<64, 64, 2> P;
+    constexpr int LV = L::LV, LA = L::LA;
+    const int n = blockIdx.x, NC = gridDim.x, bh = blockIdx.y, b = bh / H, h = bh % H, t0 = n * KCP_CH;
+    const int c = T - t0 < KCP_CH ? T - t0 : KCP_CH, tid = threadIdx.x;
+    const size_t bhn = (size_t)bh * NC + n, rowk = ((size_t)b * T + t0) * H * K + (size_t)h * K;
+    const size_t rowv = ((size_t)b * T + t0) * H * V + (size_t)h * V;
+    float *As = kcp_smem + L::A, *Bs = kcp_smem + L::B, *Cs = kcp_smem + L::C, *bs = kcp_smem + L::beta;
+    float *red = kcp_smem + L::red;
+    kcp_cp_block(As, LV, dRW + bhn * 64 * K, 64, K);
+    kcp_cp_block(Bs, LV, W + bhn * 64 * K, 64, K);
+    kcp_commit();
+    if (tid < 64) bs[tid] = tid < c ? beta[((size_t)b * T + t0 + tid) * H + h] : 0.0f;
+    kcp_wait<0>();
+    __syncthreads();
+    float acc[P::NACC];
+    P::zero(acc);
+    P::mm(acc, As, LV, 1, Bs, 1, LV, K);
+    __syncthreads();
+    kcp_cp_rows(Bs, LV, g + rowk, (size_t)H * K, K, c);
+    kcp_cp_rows(Cs, LV, k + rowk, (size_t)H * K, K, c);
+    kcp_commit();
+    kcp_wait<0>();
+    __syncthreads();
+    kcp_cumsum<K>(Bs, LV);
+    __syncthreads();
+    float skg = 0.0f; /* dRW_r . KG_r, four threads per row */
+    {
+        int r = tid >> 2, part = tid & 3;
+#pragma unroll 8
+        for (int i = part; i < K; i += 4) skg += As[r * LV + i] * Cs[r * LV + i] * kcp_exp(Bs[r * LV + i]);
+    }
+    __syncthreads();
+    kcp_cp_block(As, LV, dRU + bhn * 64 * V, 64, V);
+    kcp_cp_block(Bs, LV, U + bhn * 64 * V, 64, V);
+    kcp_commit();
+    kcp_wait<0>();
+    __syncthreads();
+    P::mm(acc, As, LV, 1, Bs, 1, LV, V);
+    {
+        float a[P::NACC];
+        const float *Ac = A + bhn * 4096;
+#pragma unroll
+        for (int x = 0; x < P::NACC; x++) a[x] = Ac[P::row(x) * 64 + P::col(x)];
+#pragma unroll
+        for (int x = 0; x < P::NACC; x++) {
+            int r = P::row(x), j = P::col(x);
+            float dl = j < r ? -acc[x] : 0.0f;
+            dAT[bhn * 4096 + j * 64 + r] = bs[r] * dl;
+            Cs[r * LA + j] = dl * a[x];
         }
     }
     __syncthreads();
     { /* four threads per row */
         int r = tid >> 2, part = tid & 3;
-        float s = 0.0f;
+        float s = skg;
         if (r < c) {
-            const float *vr = v + rowv + (size_t)r * sv;
-#pragma unroll
-            for (int e = part; e < V; e += 4) s += dRs[r * LR + K + e] * vr[e];
-#pragma unroll
-            for (int j = part; j < 64; j += 4) s += Ps[r * LA + j];
+            const float *vr = v + rowv + (size_t)r * H * V;
+#pragma unroll 8
+            for (int e = part; e < V; e += 4) s += As[r * LV + e] * vr[e];
         }
+#pragma unroll
+        for (int j = part; j < 64; j += 4) s += Cs[r * LA + j];
         red[tid] = s;
     }
     __syncthreads();
-    if (tid < 64) dbs[tid] = red[4 * tid] + red[4 * tid + 1] + red[4 * tid + 2] + red[4 * tid + 3];
-    __syncthreads();
+    if (tid < c) dbeta[((size_t)b * T + t0 + tid) * H + h] += red[4 * tid] + red[4 * tid + 1] + red[4 * tid + 2] + red[4 * tid + 3];
+}
 
-    /* phase 6: elementwise and pairwise exp factors */
-    float *Gs = ar, *qs = Gs + 64 * LK, *ks = qs + 64 * LK, *dGs = ks + 64 * LK, *dAqkT = dGs + 64 * LK;
-    float *dAT = dAqkT + 64 * LA;
-    kcp_cp_rows(Gs, LK, g + rowk, sk, K, c);
-    kcp_cp_rows(qs, LK, q + rowk, sk, K, c);
-    kcp_cp_rows(ks, LK, k + rowk, sk, K, c);
+#define KCP_KQ 32 /* key columns per kcp_bqk block */
+template <int K> struct kcp_bqk_l {
+    static constexpr int G = 0, q = G + 64 * KCP_KQ, k = q + 64 * KCP_KQ, dAqkT = k + 64 * KCP_KQ;
+    static constexpr int dAT = dAqkT + 4096, beta = dAT + 4096, bsum = beta + 64, colt = bsum + KCP_NT;
+    static constexpr int del = colt + KCP_NT;
+    static constexpr size_t bytes = sizeof(float) * (size_t)(del + KCP_KQ);
+};
+
+/*
+ * 5d: key columns [32z, +32) of chunk blockIdx.x of (b, h) = blockIdx.y. Thread (a, i) = (tid / 32, tid % 32)
+ * owns rows 8a..8a+7 of column i and every term of dq, dk, dG there, so each element has one writer:
+ *  elementwise  QG = q e^G, KG = k e^G (W's right side), KD = k e^(G_last - G);
+ *  diagonal block  per element, exp(G_r - G_j) for j <= r inside the 8x8 block;
+ *  row side (j < 8a)  dq_r += e^(G_r - G0) sum_j dAqk[r][j] k_j e^(G0 - G_j), dk_r likewise with dA, G0 = G_8a;
+ *  column side (row blocks a' > a)  dk_j += e^(G0' - G_j) sum_r' (dAqk[r'][j] q_r' + dA[r'][j] k_r') e^(G_r' - G0').
+ * Both sides read the transposed dAqk, dA as float4 (a warp shares a, so every such read is a broadcast).
+ * dg = reverse cumsum of dG: the block sums of the 8-row blocks meet in shared memory.
+ */
+template <int K>
+__global__ void __launch_bounds__(KCP_NT, 2) kcp_bqk(float *dq, float *dk, float *dg, const float *dQG,
+    const float *dKD, const float *dRW, const float *dAqkT, const float *dAT, const float *del, const float *q,
+    const float *k, const float *g, const float *beta, int T, int H)
+{
+    typedef kcp_bqk_l<K> L;
+    constexpr int KQ = KCP_KQ, RB = 8;
+    static_assert(KCP_NT == 64 / RB * KQ, "kcp_bqk: one task per thread");
+    const int n = blockIdx.x, NC = gridDim.x, bh = blockIdx.y, b = bh / H, h = bh % H, t0 = n * KCP_CH;
+    const int c = T - t0 < KCP_CH ? T - t0 : KCP_CH, tid = threadIdx.x, i0 = KQ * blockIdx.z;
+    const size_t bhn = (size_t)bh * NC + n, sk = (size_t)H * K;
+    const size_t rowk = ((size_t)b * T + t0) * H * K + (size_t)h * K + i0;
+    float *Gs = kcp_smem + L::G, *qs = kcp_smem + L::q, *ks = kcp_smem + L::k, *dAqs = kcp_smem + L::dAqkT;
+    float *dAs = kcp_smem + L::dAT, *bs = kcp_smem + L::beta, *bsum = kcp_smem + L::bsum, *colt = kcp_smem + L::colt;
+    float *dls = kcp_smem + L::del;
+    kcp_cp_rows(Gs, KQ, g + rowk, sk, KQ, c);
+    kcp_cp_rows(qs, KQ, q + rowk, sk, KQ, c);
+    kcp_cp_rows(ks, KQ, k + rowk, sk, KQ, c);
+    kcp_cp_block(dAqs, 64, dAqkT + bhn * 4096, 64, 64);
+    kcp_cp_block(dAs, 64, dAT + bhn * 4096, 64, 64);
     kcp_commit();
-    for (int idx = tid; idx < 4096; idx += KCP_NT) { /* row side reads 16 rows of one column as float4 */
-        int r = idx % 64, j = idx / 64;
-        dAqkT[j * LA + r] = dAqks[r * LA + j];
-        dAT[j * LA + r] = dAs[r * LA + j];
-    }
+    if (tid < 64) bs[tid] = tid < c ? beta[((size_t)b * T + t0 + tid) * H + h] : 0.0f;
+    if (tid < KQ) dls[tid] = del[bhn * K + i0 + tid];
     kcp_wait<0>();
     __syncthreads();
-    kcp_cumsum<K>(Gs, LK);
+    kcp_cumsum<KQ>(Gs, KQ); /* rows >= c add 0: G there is G_last */
     __syncthreads();
-    { /* dbeta_r += dRW_r . KG_r, four threads per row */
-        int r = tid >> 2, part = tid & 3;
-        float s = 0.0f;
-#pragma unroll 8
-        for (int i = part; i < K; i += 4) s += X3c[r * K + i] * ks[r * LK + i] * kcp_exp(Gs[r * LK + i]);
-        s += __shfl_xor_sync(0xffffffffu, s, 1);
-        s += __shfl_xor_sync(0xffffffffu, s, 2);
-        if (!part && r < c) dbeta[((size_t)b * T + t0 + r) * H + h] += dbs[r] + s;
-    }
-    /*
-     * Task (a, i): rows 16a..16a+15 of column i, and every term of dq, dk, dG there, so each element has one
-     * writer and needs no shared accumulator:
-     *  elementwise  QG = q e^G, KG = k e^G (W's right side), KD = k e^(G_last - G);
-     *  diagonal block  per element, exp(G_r - G_j) for j <= r inside the block;
-     *  row side (j < 16a)  dq_r += e^(G_r - G0) sum_j dAqk[r][j] k_j e^(G0 - G_j), dk_r likewise with dA, G0 = G_16a;
-     *  column side (row blocks a' > a)  dk_j += e^(G0' - G_j) sum_r' (dAqk[r'][j] q_r' + dA[r'][j] k_r') e^(G_r' - G0').
-     * Row side 16 x 16a pairs, column side 16 x 16(3 - a): every task does 768 off-diagonal pairs.
-     */
-    float tkd = 0.0f;
-    const int i = tid % K;
-    const float Gl = Gs[63 * LK + i];
-    for (int a = tid / K; a < 4; a += KCP_NT / K) {
-        const int r0 = 16 * a;
-        float qv[16], kv[16], Gv[16], dqa[16], dka[16], dGa[16];
+    const int a = tid / KQ, i = tid % KQ, r0 = RB * a;
+    const float Gl = Gs[63 * KQ + i];
+    const float *x1 = dQG + bhn * 64 * K + i0 + i, *x2 = dKD + bhn * 64 * K + i0 + i, *x3 = dRW + bhn * 64 * K + i0 + i;
+    float qv[RB], kv[RB], Gv[RB], dqa[RB], dka[RB], dGa[RB], tkd = 0.0f;
+    {
+        float gq[RB], gd[RB], gw[RB];
 #pragma unroll
-        for (int rr = 0; rr < 16; rr++) {
+        for (int rr = 0; rr < RB; rr++) {
+            gq[rr] = x1[(r0 + rr) * K];
+            gd[rr] = x2[(r0 + rr) * K];
+            gw[rr] = x3[(r0 + rr) * K];
+        }
+#pragma unroll
+        for (int rr = 0; rr < RB; rr++) {
             const int r = r0 + rr;
-            qv[rr] = qs[r * LK + i];
-            kv[rr] = ks[r * LK + i];
-            Gv[rr] = Gs[r * LK + i];
+            qv[rr] = qs[r * KQ + i];
+            kv[rr] = ks[r * KQ + i];
+            Gv[rr] = Gs[r * KQ + i];
             float e = kcp_exp(Gv[rr]), ed = kcp_exp(Gl - Gv[rr]);
-            float dQG = X1c[r * K + i], dKG = bs[r] * X3c[r * K + i], dKD = X2c[r * K + i];
-            float kd = dKD * kv[rr] * ed;
-            dqa[rr] = dQG * e;
-            dka[rr] = dKG * e + dKD * ed;
-            dGa[rr] = dQG * qv[rr] * e + dKG * kv[rr] * e - kd;
+            float dKG = bs[r] * gw[rr], kd = gd[rr] * kv[rr] * ed;
+            dqa[rr] = gq[rr] * e;
+            dka[rr] = dKG * e + gd[rr] * ed;
+            dGa[rr] = gq[rr] * qv[rr] * e + dKG * kv[rr] * e - kd;
             tkd += kd;
         }
-        { /* diagonal block */
-            float rq[16], rk[16], cc[16];
+    }
+    { /* diagonal block */
+        float rq[RB], rk[RB], cc[RB];
 #pragma unroll
-            for (int rr = 0; rr < 16; rr++) rq[rr] = rk[rr] = cc[rr] = 0.0f;
+        for (int rr = 0; rr < RB; rr++) rq[rr] = rk[rr] = cc[rr] = 0.0f;
 #pragma unroll
-            for (int rr = 0; rr < 16; rr++)
+        for (int rr = 0; rr < RB; rr++)
 #pragma unroll
-                for (int jj = 0; jj <= rr; jj++) {
-                    float E = kcp_exp(Gv[rr] - Gv[jj]);
-                    float x = dAqks[(r0 + rr) * LA + r0 + jj], y = dAs[(r0 + rr) * LA + r0 + jj];
-                    rq[rr] += x * kv[jj] * E;
-                    rk[rr] += y * kv[jj] * E;
-                    cc[jj] += (x * qv[rr] + y * kv[rr]) * E;
-                }
-#pragma unroll
-            for (int rr = 0; rr < 16; rr++) {
-                dqa[rr] += rq[rr];
-                dka[rr] += rk[rr] + cc[rr];
-                dGa[rr] += qv[rr] * rq[rr] + kv[rr] * (rk[rr] - cc[rr]);
-            }
-        }
-        if (a > 0) { /* row side */
-            float sq[16], sk2[16];
-#pragma unroll
-            for (int rr = 0; rr < 16; rr++) sq[rr] = sk2[rr] = 0.0f;
-            const float G0 = Gv[0];
-            for (int j = 0; j < r0; j++) {
-                float kf = ks[j * LK + i] * kcp_exp(G0 - Gs[j * LK + i]);
-                const float4 *pq = (const float4 *)(dAqkT + j * LA + r0), *pk = (const float4 *)(dAT + j * LA + r0);
-#pragma unroll
-                for (int m = 0; m < 4; m++) {
-                    float4 x = pq[m], y = pk[m];
-                    sq[4 * m] += x.x * kf, sq[4 * m + 1] += x.y * kf, sq[4 * m + 2] += x.z * kf, sq[4 * m + 3] += x.w * kf;
-                    sk2[4 * m] += y.x * kf, sk2[4 * m + 1] += y.y * kf, sk2[4 * m + 2] += y.z * kf, sk2[4 * m + 3] += y.w * kf;
-                }
+            for (int jj = 0; jj <= rr; jj++) {
+                float E = kcp_exp(Gv[rr] - Gv[jj]);
+                float x = dAqs[(r0 + jj) * 64 + r0 + rr], y = dAs[(r0 + jj) * 64 + r0 + rr];
+                rq[rr] += x * kv[jj] * E;
+                rk[rr] += y * kv[jj] * E;
+                cc[jj] += (x * qv[rr] + y * kv[rr]) * E;
             }
 #pragma unroll
-            for (int rr = 0; rr < 16; rr++) {
-                float f = kcp_exp(Gv[rr] - G0), x = sq[rr] * f, y = sk2[rr] * f;
-                dqa[rr] += x;
-                dka[rr] += y;
-                dGa[rr] += qv[rr] * x + kv[rr] * y;
-            }
-        }
-        for (int a2 = a + 1; a2 < 4; a2++) { /* column side against row block a2 */
-            const int r2 = 16 * a2;
-            const float G0 = Gs[r2 * LK + i];
-            float y[16];
-#pragma unroll
-            for (int jj = 0; jj < 16; jj++) y[jj] = 0.0f;
-            for (int rr = 0; rr < 16; rr++) {
-                float f = kcp_exp(Gs[(r2 + rr) * LK + i] - G0);
-                float qf = qs[(r2 + rr) * LK + i] * f, kf = ks[(r2 + rr) * LK + i] * f;
-                const float4 *pq = (const float4 *)(dAqks + (r2 + rr) * LA + r0), *pk = (const float4 *)(dAs + (r2 + rr) * LA + r0);
-#pragma unroll
-                for (int m = 0; m < 4; m++) {
-                    float4 x = pq[m], z = pk[m];
-                    y[4 * m] += x.x * qf + z.x * kf, y[4 * m + 1] += x.y * qf + z.y * kf;
-                    y[4 * m + 2] += x.z * qf + z.z * kf, y[4 * m + 3] += x.w * qf + z.w * kf;
-                }
-            }
-#pragma unroll
-            for (int jj = 0; jj < 16; jj++) {
-                float x = y[jj] * kcp_exp(G0 - Gv[jj]);
-                dka[jj] += x;
-                dGa[jj] -= kv[jj] * x;
-            }
-        }
-        float oq[16], ok[16]; /* all loads first: the stores could alias them as far as the compiler knows */
-#pragma unroll
-        for (int rr = 0; rr < 16; rr++) {
-            const int r = r0 + rr;
-            oq[rr] = r < c ? dq[rowk + r * sk + i] : 0.0f;
-            ok[rr] = r < c ? dk[rowk + r * sk + i] : 0.0f;
-        }
-#pragma unroll
-        for (int rr = 0; rr < 16; rr++) {
-            const int r = r0 + rr;
-            if (r < c) {
-                dq[rowk + r * sk + i] = oq[rr] + dqa[rr];
-                dk[rowk + r * sk + i] = ok[rr] + dka[rr];
-            }
-            dGs[r * LK + i] = dGa[rr];
+        for (int rr = 0; rr < RB; rr++) {
+            dqa[rr] += rq[rr];
+            dka[rr] += rk[rr] + cc[rr];
+            dGa[rr] += qv[rr] * rq[rr] + kv[rr] * (rk[rr] - cc[rr]);
         }
     }
+    if (a > 0) { /* row side */
+        float sq[RB], sk2[RB];
+#pragma unroll
+        for (int rr = 0; rr < RB; rr++) sq[rr] = sk2[rr] = 0.0f;
+        const float G0 = Gv[0];
+        for (int j = 0; j < r0; j++) {
+            float kf = ks[j * KQ + i] * kcp_exp(G0 - Gs[j * KQ + i]);
+            const float4 *pq = (const float4 *)(dAqs + j * 64 + r0), *pk = (const float4 *)(dAs + j * 64 + r0);
+#pragma unroll
+            for (int m = 0; m < RB / 4; m++) {
+                float4 x = pq[m], y = pk[m];
+                sq[4 * m] += x.x * kf, sq[4 * m + 1] += x.y * kf, sq[4 * m + 2] += x.z * kf, sq[4 * m + 3] += x.w * kf;
+                sk2[4 * m] += y.x * kf, sk2[4 * m + 1] += y.y * kf, sk2[4 * m + 2] += y.z * kf, sk2[4 * m + 3] += y.w * kf;
+            }
+        }
+#pragma unroll
+        for (int rr = 0; rr < RB; rr++) {
+            float f = kcp_exp(Gv[rr] - G0), x = sq[rr] * f, y = sk2[rr] * f;
+            dqa[rr] += x;
+            dka[rr] += y;
+            dGa[rr] += qv[rr] * x + kv[rr] * y;
+        }
+    }
+    for (int a2 = a + 1; a2 < 64 / RB; a2++) { /* column side against row block a2 */
+        const int r2 = RB * a2;
+        const float G0 = Gs[r2 * KQ + i];
+        float qf[RB], kf[RB], y[RB];
+#pragma unroll
+        for (int m = 0; m < RB; m++) {
+            float f = kcp_exp(Gs[(r2 + m) * KQ + i] - G0);
+            qf[m] = qs[(r2 + m) * KQ + i] * f;
+            kf[m] = ks[(r2 + m) * KQ + i] * f;
+        }
+#pragma unroll
+        for (int jj = 0; jj < RB; jj++) {
+            const float4 *pq = (const float4 *)(dAqs + (r0 + jj) * 64 + r2), *pk = (const float4 *)(dAs + (r0 + jj) * 64 + r2);
+            float s = 0.0f;
+#pragma unroll
+            for (int m = 0; m < RB / 4; m++) {
+                float4 x = pq[m], w = pk[m];
+                s += x.x * qf[4 * m] + w.x * kf[4 * m] + x.y * qf[4 * m + 1] + w.y * kf[4 * m + 1];
+                s += x.z * qf[4 * m + 2] + w.z * kf[4 * m + 2] + x.w * qf[4 * m + 3] + w.w * kf[4 * m + 3];
+            }
+            y[jj] = s;
+        }
+#pragma unroll
+        for (int jj = 0; jj < RB; jj++) {
+            float x = y[jj] * kcp_exp(G0 - Gv[jj]);
+            dka[jj] += x;
+            dGa[jj] -= kv[jj] * x;
+        }
+    }
+    float bsm = 0.0f;
+#pragma unroll
+    for (int rr = 0; rr < RB; rr++) bsm += dGa[rr];
+    bsum[tid] = bsm;
     colt[tid] = tkd;
     __syncthreads();
-    /* G_last = G_(c-1) also carries sum_r dKD k e^(G_last - G) and del e^G_last; then dg_r = sum_{r' >= r} dG_r' */
-    for (int x = tid; x < K; x += KCP_NT) {
-        float t = dels[x] * kcp_exp(Gs[63 * LK + x]);
-        for (int p = x; p < KCP_NT; p += K) t += colt[p];
-        float s = 0.0f;
-        float *dgc = dg + rowk + x;
-        for (int r1 = 48; r1 >= 0; r1 -= 16) {
-            float o[16];
+    /* G_last = G_(c-1) also carries sum_r dKD k e^(G_last - G) and del e^G_last: t below, added to every row < c */
+    float t = dls[i] * kcp_exp(Gl), s = 0.0f;
 #pragma unroll
-            for (int m = 0; m < 16; m++) o[m] = r1 + m < c ? dgc[(r1 + m) * sk] : 0.0f;
+    for (int a2 = 0; a2 < 64 / RB; a2++) {
+        t += colt[a2 * KQ + i];
+        if (a2 > a) s += bsum[a2 * KQ + i];
+    }
+    float oq[RB], ok[RB], og[RB]; /* all loads first: the stores could alias them as far as the compiler knows */
+    const size_t base = rowk + (size_t)r0 * sk + i;
 #pragma unroll
-            for (int m = 15; m >= 0; m--) {
-                const int r = r1 + m;
-                s += dGs[r * LK + x] + (r == c - 1 ? t : 0.0f);
-                if (r < c) dgc[r * sk] = o[m] + s;
-            }
+    for (int rr = 0; rr < RB; rr++) {
+        const bool in = r0 + rr < c;
+        oq[rr] = in ? dq[base + rr * sk] : 0.0f;
+        ok[rr] = in ? dk[base + rr * sk] : 0.0f;
+        og[rr] = in ? dg[base + rr * sk] : 0.0f;
+    }
+#pragma unroll
+    for (int rr = RB - 1; rr >= 0; rr--) {
+        s += dGa[rr];
+        if (r0 + rr < c) {
+            dq[base + rr * sk] = oq[rr] + dqa[rr];
+            dk[base + rr * sk] = ok[rr] + dka[rr];
+            dg[base + rr * sk] = og[rr] + s + t;
         }
     }
 }
@@ -932,9 +1025,9 @@ __global__ void __launch_bounds__(KCP_NT) kcp_bwd(float *dq, float *dk, float *d
 
 /* HX_KDA_PROF=1: cudaEvent time of every kernel launch, summed per kernel and printed to stderr at exit.
  * Each call then waits for the device, so it is for finding where the time goes, not for end-to-end numbers. */
-enum { KP_INTRA_F, KP_STATE, KP_OUT, KP_INTRA_B, KP_STATE_B, KP_BWD, KP_N };
+enum { KP_INTRA_F, KP_STATE, KP_OUT, KP_INTRA_B, KP_STATE_B, KP_BVN, KP_BGRAD, KP_BDL, KP_BQK, KP_N };
 static const char *kp_name[KP_N] = {"kcp_intra(fwd)", "kcp_state", "kcp_out", "kcp_intra(bwd)", "kcp_state_bwd",
-                                    "kcp_bwd"};
+                                    "kcp_bvn", "kcp_bgrad", "kcp_bdl", "kcp_bqk"};
 static int kp_on = -1, kp_calls[KP_N], kp_B, kp_T;
 static double kp_ms[KP_N];
 static cudaEvent_t kp_ev[KP_N + 1];
@@ -1024,7 +1117,10 @@ template <int K, int V> static size_t kcp_smem_max()
     if (kcp_state_l<K, KCP_VT>::bytes > m) m = kcp_state_l<K, KCP_VT>::bytes;
     if (kcp_out_l<K, V>::bytes > m) m = kcp_out_l<K, V>::bytes;
     if (kcp_state_bwd_l<K, KCP_VT>::bytes > m) m = kcp_state_bwd_l<K, KCP_VT>::bytes;
-    if (kcp_bwd_layout<K, V>::bytes > m) m = kcp_bwd_layout<K, V>::bytes;
+    if (kcp_bvn_l<K, V>::bytes > m) m = kcp_bvn_l<K, V>::bytes;
+    if (kcp_bgrad_l<K, V>::bytes > m) m = kcp_bgrad_l<K, V>::bytes;
+    if (kcp_bdl_l<K, V>::bytes > m) m = kcp_bdl_l<K, V>::bytes;
+    if (kcp_bqk_l<K>::bytes > m) m = kcp_bqk_l<K>::bytes;
     return m;
 }
 
@@ -1042,8 +1138,16 @@ template <int K, int V> static void kcp_setup()
     CK(cudaFuncSetAttribute(kcp_out<K, V>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kcp_out_l<K, V>::bytes));
     CK(cudaFuncSetAttribute(kcp_state_bwd<K, V, KCP_VT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                             (int)kcp_state_bwd_l<K, KCP_VT>::bytes));
-    CK(cudaFuncSetAttribute(kcp_bwd<K, V>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                            (int)kcp_bwd_layout<K, V>::bytes));
+    CK(cudaFuncSetAttribute(kcp_bvn<K, V>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kcp_bvn_l<K, V>::bytes));
+    CK(cudaFuncSetAttribute(kcp_bgrad<K, V>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                            (int)kcp_bgrad_l<K, V>::bytes));
+    CK(cudaFuncSetAttribute(kcp_bdl<K, V>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kcp_bdl_l<K, V>::bytes));
+    CK(cudaFuncSetAttribute(kcp_bqk<K>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kcp_bqk_l<K>::bytes));
+    /* the backward kernels run 2-3 blocks per SM: ask for the largest shared-memory carveout */
+    CK(cudaFuncSetAttribute(kcp_bvn<K, V>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+    CK(cudaFuncSetAttribute(kcp_bgrad<K, V>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+    CK(cudaFuncSetAttribute(kcp_bdl<K, V>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+    CK(cudaFuncSetAttribute(kcp_bqk<K>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
     done = 1;
 }
 
@@ -1134,11 +1238,26 @@ static void kcp_bwd_run(k_backend *b, float *dq, float *dk, float *dv, float *dg
                                                          T, H, NC);
     KLAUNCH_CHECK();
     kp_mark(b, 2);
-    kcp_bwd<K, V><<<dim3(NC, B * H), KCP_NT, kcp_bwd_layout<K, V>::bytes, KCUDA_STREAM(b)>>>(
-        dq, dk, dv, dg, dbeta, s.X1, s.X2, s.X3, s.dVn, s.U, s.W, s.A, s.Ai, s_chunks, s.dSc, dout, q, k, v, g, beta, T, H);
+    /* kcp_state_bwd was the last reader of QG, KD, el and Aqk, kcp_bgrad the last of Ai: the passes below
+     * write Vn over QG, dRU over KD, del over el, dAqk^T over Aqk and dA^T over Ai */
+    float *Vn = s.QG, *dRU = s.KD, *del = s.el, *dAqkT = s.Aqk, *dAT = s.Ai;
+    cudaStream_t st = KCUDA_STREAM(b);
+    kcp_bvn<K, V><<<dim3(NC, B * H, 2), KCP_NT, kcp_bvn_l<K, V>::bytes, st>>>(Vn, s.U, s.W, s_chunks);
     KLAUNCH_CHECK();
     kp_mark(b, 3);
-    kp_done(KP_INTRA_B, 3, B * H, T);
+    kcp_bgrad<K, V><<<dim3(NC, B * H, 2), KCP_NT, kcp_bgrad_l<K, V>::bytes, st>>>(
+        s.X1, s.X2, s.X3, dAqkT, del, dRU, dv, Vn, s.dVn, s.Ai, s_chunks, s.dSc, dout, beta, T, H);
+    KLAUNCH_CHECK();
+    kp_mark(b, 4);
+    kcp_bdl<K, V><<<dim3(NC, B * H), KCP_NT, kcp_bdl_l<K, V>::bytes, st>>>(dAT, dbeta, s.X3, dRU, s.W, s.U, s.A, k, v,
+                                                                           g, beta, T, H);
+    KLAUNCH_CHECK();
+    kp_mark(b, 5);
+    kcp_bqk<K><<<dim3(NC, B * H, K / KCP_KQ), KCP_NT, kcp_bqk_l<K>::bytes, st>>>(
+        dq, dk, dg, s.X1, s.X2, s.X3, dAqkT, dAT, del, q, k, g, beta, T, H);
+    KLAUNCH_CHECK();
+    kp_mark(b, 6);
+    kp_done(KP_INTRA_B, 6, B * H, T);
 }
 
 void kcuda_kda_cp_fwd(k_backend *b, float *o, float *sT, float *s_chunks, const float *q, const float *k,
