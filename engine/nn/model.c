@@ -560,22 +560,42 @@ static void get_layer_act(const nn_model *m, layer_act *a, int l, int B, int T)
         layer_act_bind(a, m->act + m->act_off[l], &m->cfg, l, B, T);
 }
 
-/* Recomputation: layer l's forward again from its kept input, into the shared block, up to what its backward
- * reads (ln1, the mixer's activations, res_mid, ln2, gate, up, swi). The same ops on the same inputs as the
- * forward, so the same values. g->tmp takes the mixer's output, as in the forward. */
-static void layer_recompute(nn_model *m, int l, const fwd_ctx *f, const layer_act *a, const glob_act *g)
+/* Block l from its input a->res_in up to what its backward reads: ln1, the mixer's activations, res_mid, ln2,
+ * gate, up, swi; g->tmp keeps the mixer's output. The forward, the one-block forward and recomputation (the same
+ * ops on the same input, so the same values) all go through here; the down projection is the caller's. */
+static void layer_forward_body(nn_model *m, int l, const fwd_ctx *f, const layer_act *a, const glob_act *g,
+                               float *cache_l)
 {
     const nn_config *c = &m->cfg;
     k_backend *be = m->be;
     struct nn_layer_ix *ix = &m->lix[l];
     int N = f->N, d = c->d, F = c->ffn;
     be->op->rmsnorm_fwd(be, a->ln1, a->rstd1, a->res_in, P(m, ix->ln1), N, d, c->norm_eps);
-    mixer_forward(m, l, f, g->tmp, a->ln1, a->mix, NULL);
+    mixer_forward(m, l, f, g->tmp, a->ln1, a->mix, cache_l);
     be->op->add(be, a->res_mid, a->res_in, g->tmp, (size_t)N * d);
     be->op->rmsnorm_fwd(be, a->ln2, a->rstd2, a->res_mid, P(m, ix->ln2), N, d, c->norm_eps);
     k_linear_fwd(be, a->gate, a->ln2, P(m, ix->gate), N, d, F, 0);
     k_linear_fwd(be, a->up, a->ln2, P(m, ix->up), N, d, F, 0);
     be->op->swiglu_fwd(be, a->swi, a->gate, a->up, (size_t)N * F);
+}
+
+/* Backward of block l's MLP half: g->dres holds dL/d block_out and becomes dL/d res_mid (the residual carries it,
+ * the path through ln2 adds to it); gradients of down, gate, up and the ln2 weight +=. */
+static void mlp_backward(nn_model *m, int l, int N, const layer_act *a, const glob_act *g)
+{
+    const nn_config *c = &m->cfg;
+    k_backend *be = m->be;
+    struct nn_layer_ix *ix = &m->lix[l];
+    int d = c->d, F = c->ffn;
+    be->op->zero(be, g->dswi, (size_t)N * F * sizeof(float));
+    k_linear_bwd(be, g->dswi, G(m, ix->down), g->dres, a->swi, P(m, ix->down), N, F, d);
+    be->op->zero(be, g->dgate, (size_t)N * F * sizeof(float));
+    be->op->zero(be, g->dup, (size_t)N * F * sizeof(float));
+    be->op->swiglu_bwd(be, g->dgate, g->dup, g->dswi, a->gate, a->up, (size_t)N * F);
+    be->op->zero(be, g->dln, (size_t)N * d * sizeof(float));
+    k_linear_bwd(be, g->dln, G(m, ix->gate), g->dgate, a->ln2, P(m, ix->gate), N, d, F);
+    k_linear_bwd(be, g->dln, G(m, ix->up), g->dup, a->ln2, P(m, ix->up), N, d, F);
+    be->op->rmsnorm_bwd(be, g->dres, G(m, ix->ln2), g->dln, a->res_mid, P(m, ix->ln2), a->rstd2, N, d);
 }
 
 static void get_glob(const nn_model *m, glob_act *g, int B, int T)
@@ -648,13 +668,7 @@ int nn_model_forward(nn_model *m, const nn_batch *bt, nn_cache *cache, const int
             next = an.res_in;
         } else
             next = g.res_final;
-        be->op->rmsnorm_fwd(be, a.ln1, a.rstd1, a.res_in, P(m, ix->ln1), N, d, c->norm_eps);
-        mixer_forward(m, l, &f, g.tmp, a.ln1, a.mix, cache ? cache->mem + cache->layer_off[l] : NULL);
-        be->op->add(be, a.res_mid, a.res_in, g.tmp, (size_t)N * d);
-        be->op->rmsnorm_fwd(be, a.ln2, a.rstd2, a.res_mid, P(m, ix->ln2), N, d, c->norm_eps);
-        k_linear_fwd(be, a.gate, a.ln2, P(m, ix->gate), N, d, F, 0);
-        k_linear_fwd(be, a.up, a.ln2, P(m, ix->up), N, d, F, 0);
-        be->op->swiglu_fwd(be, a.swi, a.gate, a.up, (size_t)N * F);
+        layer_forward_body(m, l, &f, &a, &g, cache ? cache->mem + cache->layer_off[l] : NULL);
         k_linear_fwd(be, g.tmp, a.swi, P(m, ix->down), N, F, d, 0);
         be->op->add(be, next, a.res_mid, g.tmp, (size_t)N * d);
     }
@@ -712,7 +726,7 @@ int nn_model_backward(nn_model *m)
     k_backend *be = m->be;
     if (!m->fwd_train) return error("nn_model_backward: the last forward was not a training forward");
     if (!m->g) return error("nn_model_backward: no trainable groups (nn_model_set_trainable)");
-    int B = m->cur_B, T = m->cur_T, N = B * T, d = c->d, F = c->ffn, L = c->n_layers;
+    int B = m->cur_B, T = m->cur_T, N = B * T, d = c->d, L = c->n_layers;
     int32_t *ids = m->io, *pos = ids + N, *seg = pos + N;
     int32_t *hseg = host_seg(m, m->cur_has_seg ? seg : NULL, N);
     fwd_ctx f = {.B = B, .T = T, .N = N, .pos = pos, .seg = m->cur_has_seg ? seg : NULL, .train = 1, .hseg = hseg};
@@ -729,18 +743,9 @@ int nn_model_backward(nn_model *m)
         struct nn_layer_ix *ix = &m->lix[l];
         layer_act a;
         get_layer_act(m, &a, l, B, T);
-        if (m->act_recompute) layer_recompute(m, l, &f, &a, &g);
-        /* res_out = res_mid + swi Wd^T: d res_mid = dres (carried in place), dswi, dWd */
-        be->op->zero(be, g.dswi, (size_t)N * F * sizeof(float));
-        k_linear_bwd(be, g.dswi, G(m, ix->down), g.dres, a.swi, P(m, ix->down), N, F, d);
-        be->op->zero(be, g.dgate, (size_t)N * F * sizeof(float));
-        be->op->zero(be, g.dup, (size_t)N * F * sizeof(float));
-        be->op->swiglu_bwd(be, g.dgate, g.dup, g.dswi, a.gate, a.up, (size_t)N * F);
-        be->op->zero(be, g.dln, (size_t)N * d * sizeof(float));
-        k_linear_bwd(be, g.dln, G(m, ix->gate), g.dgate, a.ln2, P(m, ix->gate), N, d, F);
-        k_linear_bwd(be, g.dln, G(m, ix->up), g.dup, a.ln2, P(m, ix->up), N, d, F);
-        /* ln2 = RMSNorm(res_mid): dres += */
-        be->op->rmsnorm_bwd(be, g.dres, G(m, ix->ln2), g.dln, a.res_mid, P(m, ix->ln2), a.rstd2, N, d);
+        if (m->act_recompute) layer_forward_body(m, l, &f, &a, &g, NULL);
+        /* res_out = res_mid + swi Wd^T, swi = silu(ln2 Wg^T) * (ln2 Wu^T), ln2 = RMSNorm(res_mid) */
+        mlp_backward(m, l, N, &a, &g);
         /* res_mid = res_in + Mixer(ln1) */
         be->op->zero(be, g.dln, (size_t)N * d * sizeof(float));
         mixer_backward(m, l, &f, g.dln, g.dres, a.ln1, a.mix, g.mscratch);
@@ -795,14 +800,8 @@ int nn_model_layer_forward(nn_model *m, int l, const nn_batch *bt, const float *
     m->cur_has_seg = bt->seg != NULL;
     m->fwd_train = 0;
     be->op->copy(be, a.res_in, x, (size_t)N * d * sizeof(float));
-    be->op->rmsnorm_fwd(be, a.ln1, a.rstd1, a.res_in, P(m, ix->ln1), N, d, c->norm_eps);
-    mixer_forward(m, l, &f, g.tmp, a.ln1, a.mix, NULL);
+    layer_forward_body(m, l, &f, &a, &g, NULL);
     if (mix_out) be->op->copy(be, mix_out, g.tmp, (size_t)N * d * sizeof(float));
-    be->op->add(be, a.res_mid, a.res_in, g.tmp, (size_t)N * d);
-    be->op->rmsnorm_fwd(be, a.ln2, a.rstd2, a.res_mid, P(m, ix->ln2), N, d, c->norm_eps);
-    k_linear_fwd(be, a.gate, a.ln2, P(m, ix->gate), N, d, F, 0);
-    k_linear_fwd(be, a.up, a.ln2, P(m, ix->up), N, d, F, 0);
-    be->op->swiglu_fwd(be, a.swi, a.gate, a.up, (size_t)N * F);
     if (block_out) {
         k_linear_fwd(be, g.tmp, a.swi, P(m, ix->down), N, F, d, 0);
         be->op->add(be, block_out, a.res_mid, g.tmp, (size_t)N * d);
@@ -819,7 +818,7 @@ int nn_model_layer_backward(nn_model *m, int l, const float *dmix, const float *
     if (l < 0 || l >= c->n_layers) return error("nn_model_layer_backward: layer %d outside 0..%d", l, c->n_layers - 1);
     if (!m->g) return error("nn_model_layer_backward: no trainable groups (nn_model_set_trainable)");
     if (m->act_mode != NN_ACT_TRAIN || m->fwd_train) return error("nn_model_layer_backward: no nn_model_layer_forward before");
-    int B = m->cur_B, T = m->cur_T, N = B * T, d = c->d, F = c->ffn;
+    int B = m->cur_B, T = m->cur_T, N = B * T, d = c->d;
     int32_t *pos = m->io + N, *seg = pos + N;
     int32_t *hseg = host_seg(m, m->cur_has_seg ? seg : NULL, N);
     fwd_ctx f = {.B = B, .T = T, .N = N, .pos = pos, .seg = m->cur_has_seg ? seg : NULL, .train = 1, .hseg = hseg};
@@ -828,20 +827,12 @@ int nn_model_layer_backward(nn_model *m, int l, const float *dmix, const float *
     get_glob(m, &g, m->act_B, m->act_T);
     layer_act a;
     get_layer_act(m, &a, l, B, T);
-    if (m->act_recompute) layer_recompute(m, l, &f, &a, &g);
+    if (m->act_recompute) layer_forward_body(m, l, &f, &a, &g, NULL);
     be->op->zero(be, g.dres, (size_t)N * d * sizeof(float));
     if (dblock) {
         /* block_out = res_mid + swi Wd^T;  swi = silu(gate) * up;  gate/up = ln2 W^T;  ln2 = RMSNorm(res_mid) */
         be->op->copy(be, g.dres, dblock, (size_t)N * d * sizeof(float));
-        be->op->zero(be, g.dswi, (size_t)N * F * sizeof(float));
-        k_linear_bwd(be, g.dswi, G(m, ix->down), g.dres, a.swi, P(m, ix->down), N, F, d);
-        be->op->zero(be, g.dgate, (size_t)N * F * sizeof(float));
-        be->op->zero(be, g.dup, (size_t)N * F * sizeof(float));
-        be->op->swiglu_bwd(be, g.dgate, g.dup, g.dswi, a.gate, a.up, (size_t)N * F);
-        be->op->zero(be, g.dln, (size_t)N * d * sizeof(float));
-        k_linear_bwd(be, g.dln, G(m, ix->gate), g.dgate, a.ln2, P(m, ix->gate), N, d, F);
-        k_linear_bwd(be, g.dln, G(m, ix->up), g.dup, a.ln2, P(m, ix->up), N, d, F);
-        be->op->rmsnorm_bwd(be, g.dres, G(m, ix->ln2), g.dln, a.res_mid, P(m, ix->ln2), a.rstd2, N, d);
+        mlp_backward(m, l, N, &a, &g);
     }
     /* res_mid = x + mix_out */
     if (dmix) be->op->add(be, g.dres, g.dres, dmix, (size_t)N * d);

@@ -164,6 +164,21 @@ int hx_train_finish(hx_stage_ctx *c, hx_train_env *env, const nn_trainer *tr, co
     return 0;
 }
 
+int hx_train_fit_kl_ce(hx_stage_ctx *c, hx_train_env *env, nn_trainer *tr, int steps, nn_fit_micro fn, void *arg,
+                       nn_fit_result *res)
+{
+    nn_fit_cfg fc;
+    hx_train_fit_cfg(c, env, &fc, steps);
+    fc.part_names[0] = "kl";
+    fc.part_names[1] = "ce";
+    if (nn_fit(tr, &fc, fn, arg, res) || hx_train_finish(c, env, tr, res)) return -1;
+    if (c->metrics) {
+        json_object_set_new(c->metrics, "final_kl", json_real(res->last_part[0]));
+        json_object_set_new(c->metrics, "final_ce", json_real(res->last_part[1]));
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- the distill kind */
 
 static const hx_field distill_fields[] = {
@@ -199,10 +214,7 @@ static int text_micro(void *arg, long long micro, float scale, nn_fit_stats *st)
     nn_batch bt = {.B = tr->ld.B, .T = tr->ld.T, .ids = tr->ids, .pos = tr->pos, .seg = tr->seg};
     nn_distill_loss L;
     if (nn_distill_micro(&j->ds, &bt, tr->tg, scale, 1, &L)) return -1;
-    st->loss += L.loss;
-    st->part[0] += L.kl;
-    st->part[1] += L.ce;
-    st->tokens += L.count;
+    hx_fit_stats_add(st, &L);
     return 0;
 }
 
@@ -228,17 +240,8 @@ static int distill_run(hx_stage_ctx *c)
     j.tr = &tr;
     log_info("%s: %s distillation of a %zu-parameter student, %zu tokens of text, %d steps of %d x %d x %d", c->stage_name,
              nn_objective_name(obj), nn_config_n_params(&env.student->cfg), d.n, steps, tr.accum, tr.ld.B, tr.ld.T);
-    nn_fit_cfg fc;
-    hx_train_fit_cfg(c, &env, &fc, steps);
-    fc.part_names[0] = "kl";
-    fc.part_names[1] = "ce";
     nn_fit_result res;
-    if (nn_fit(&tr, &fc, text_micro, &j, &res)) goto out;
-    r = hx_train_finish(c, &env, &tr, &res);
-    if (!r && c->metrics) {
-        json_object_set_new(c->metrics, "final_kl", json_real(res.last_part[0]));
-        json_object_set_new(c->metrics, "final_ce", json_real(res.last_part[1]));
-    }
+    r = hx_train_fit_kl_ce(c, &env, &tr, steps, text_micro, &j, &res);
 out:
     nn_distill_release(&j.ds);
     nn_trainer_release(&tr);

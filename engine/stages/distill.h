@@ -53,4 +53,17 @@ void hx_train_fit_cfg(hx_stage_ctx *c, hx_train_env *env, nn_fit_cfg *fc, int st
  * training stage. */
 int hx_train_finish(hx_stage_ctx *c, hx_train_env *env, const nn_trainer *tr, const nn_fit_result *res);
 
+/* The distillation objectives' fit (distill, finetune): nn_fit with the parts kl and ce logged, hx_train_finish,
+ * and the metrics final_kl / final_ce. *res receives the fit's result. */
+int hx_train_fit_kl_ce(hx_stage_ctx *c, hx_train_env *env, nn_trainer *tr, int steps, nn_fit_micro fn, void *arg,
+                       nn_fit_result *res);
+/* Adds one micro-batch's distillation loss to the step's statistics (parts: kl, ce). */
+static inline void hx_fit_stats_add(nn_fit_stats *st, const nn_distill_loss *L)
+{
+    st->loss += L->loss;
+    st->part[0] += L->kl;
+    st->part[1] += L->ce;
+    st->tokens += L->count;
+}
+
 #endif

@@ -42,10 +42,7 @@ static int sft_micro(void *arg, long long micro, float scale, nn_fit_stats *st)
     nn_batch bt = {.B = B, .T = T, .ids = tr->ids, .pos = tr->pos, .seg = tr->seg};
     nn_distill_loss L;
     if (nn_distill_micro(&j->ds, &bt, tr->tg, scale, 1, &L)) return -1;
-    st->loss += L.loss;
-    st->part[0] += L.kl;
-    st->part[1] += L.ce;
-    st->tokens += L.count;
+    hx_fit_stats_add(st, &L);
     return 0;
 }
 
@@ -87,16 +84,9 @@ static int finetune_run(hx_stage_ctx *c)
     log_info("%s: %s on %zu examples (%lld rows of %d, %zu truncated), %s, %lld loss tokens per epoch, %d steps",
              c->stage_name, hx_with_str(c, "objective"), j.sd.n_examples, j.sd.R, T, j.sd.n_truncated,
              hx_with_str(c, "masking"), j.sd.n_loss_tokens, steps);
-    nn_fit_cfg fc;
-    hx_train_fit_cfg(c, &env, &fc, steps);
-    fc.part_names[0] = "kl";
-    fc.part_names[1] = "ce";
     nn_fit_result res;
-    if (nn_fit(&tr, &fc, sft_micro, &j, &res)) goto out;
-    r = hx_train_finish(c, &env, &tr, &res);
+    r = hx_train_fit_kl_ce(c, &env, &tr, steps, sft_micro, &j, &res);
     if (!r && c->metrics) {
-        json_object_set_new(c->metrics, "final_kl", json_real(res.last_part[0]));
-        json_object_set_new(c->metrics, "final_ce", json_real(res.last_part[1]));
         json_object_set_new(c->metrics, "examples", json_integer((json_int_t)j.sd.n_examples));
         json_object_set_new(c->metrics, "truncated", json_integer((json_int_t)j.sd.n_truncated));
         json_object_set_new(c->metrics, "loss_tokens_per_epoch", json_integer(j.sd.n_loss_tokens));
