@@ -58,6 +58,19 @@ char *xstrfmt(const char *fmt, ...)
     return s;
 }
 
+void hx_sb_add(hx_sbuf *b, const char *s, size_t n)
+{
+    if (b->n + n + 1 > b->cap) {
+        while (b->n + n + 1 > b->cap) b->cap = b->cap ? 2 * b->cap : 256;
+        b->p = xrealloc(b->p, b->cap);
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = 0;
+}
+
+void hx_sb_puts(hx_sbuf *b, const char *s) { hx_sb_add(b, s, strlen(s)); }
+
 /* ---- errors ---- */
 
 /* The last error of this thread: library code records, the CLI reports. */

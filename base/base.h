@@ -23,6 +23,14 @@ void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrfmt(const char *fmt, ...) HX_PRINTF(1, 2);
 
+/* A growable, always NUL-terminated string buffer; start from {0}, free(b.p) when done. */
+typedef struct hx_sbuf {
+    char *p;
+    size_t n, cap;
+} hx_sbuf;
+void hx_sb_add(hx_sbuf *b, const char *s, size_t n);
+void hx_sb_puts(hx_sbuf *b, const char *s);
+
 /*
  * Three levels of failure (git's die/error/BUG):
  *  - die():   CLI layer only; prints "fatal: ..." and exits with the given status.

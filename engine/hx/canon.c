@@ -8,24 +8,6 @@
 
 #include "base/base.h"
 
-/* A growable string buffer. */
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *s, size_t n)
-{
-    if (b->n + n + 1 > b->cap) {
-        while (b->n + n + 1 > b->cap) b->cap = b->cap ? 2 * b->cap : 256;
-        b->p = xrealloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-static void sb_puts(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
-
 void hx_canon_number(double d, char *buf, size_t n)
 {
     if (d == 0) { /* -0.0 and 0.0 are one value */
@@ -42,9 +24,9 @@ void hx_canon_number(double d, char *buf, size_t n)
     }
 }
 
-static void put_string(sbuf *b, const char *s, size_t len)
+static void put_string(hx_sbuf *b, const char *s, size_t len)
 {
-    sb_add(b, "\"", 1);
+    hx_sb_add(b, "\"", 1);
     size_t run = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -62,43 +44,43 @@ static void put_string(sbuf *b, const char *s, size_t len)
             esc = u;
         }
         if (!esc) continue;
-        sb_add(b, s + run, i - run);
-        sb_puts(b, esc);
+        hx_sb_add(b, s + run, i - run);
+        hx_sb_puts(b, esc);
         run = i + 1;
     }
-    sb_add(b, s + run, len - run);
-    sb_add(b, "\"", 1);
+    hx_sb_add(b, s + run, len - run);
+    hx_sb_add(b, "\"", 1);
 }
 
 static int cmp_keys(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
 
-static int put_value(sbuf *b, const json_t *v, int depth)
+static int put_value(hx_sbuf *b, const json_t *v, int depth)
 {
     char num[64];
     if (depth > 512) return error("canonical JSON: value nested deeper than 512 levels");
     switch (json_typeof(v)) {
-    case JSON_NULL: sb_puts(b, "null"); return 0;
-    case JSON_TRUE: sb_puts(b, "true"); return 0;
-    case JSON_FALSE: sb_puts(b, "false"); return 0;
+    case JSON_NULL: hx_sb_puts(b, "null"); return 0;
+    case JSON_TRUE: hx_sb_puts(b, "true"); return 0;
+    case JSON_FALSE: hx_sb_puts(b, "false"); return 0;
     case JSON_INTEGER:
         snprintf(num, sizeof num, "%lld", (long long)json_integer_value(v));
-        sb_puts(b, num);
+        hx_sb_puts(b, num);
         return 0;
     case JSON_REAL: {
         double d = json_real_value(v);
         if (!isfinite(d)) return error("canonical JSON: %g has no JSON form", d);
         hx_canon_number(d, num, sizeof num);
-        sb_puts(b, num);
+        hx_sb_puts(b, num);
         return 0;
     }
     case JSON_STRING: put_string(b, json_string_value(v), json_string_length(v)); return 0;
     case JSON_ARRAY:
-        sb_add(b, "[", 1);
+        hx_sb_add(b, "[", 1);
         for (size_t i = 0; i < json_array_size(v); i++) {
-            if (i) sb_add(b, ",", 1);
+            if (i) hx_sb_add(b, ",", 1);
             if (put_value(b, json_array_get(v, i), depth + 1) < 0) return -1;
         }
-        sb_add(b, "]", 1);
+        hx_sb_add(b, "]", 1);
         return 0;
     case JSON_OBJECT: {
         size_t n = json_object_size(v), i = 0;
@@ -107,18 +89,18 @@ static int put_value(sbuf *b, const json_t *v, int depth)
         json_t *x;
         json_object_foreach((json_t *)v, k, x) keys[i++] = k;
         qsort(keys, n, sizeof *keys, cmp_keys);
-        sb_add(b, "{", 1);
+        hx_sb_add(b, "{", 1);
         for (i = 0; i < n; i++) {
-            if (i) sb_add(b, ",", 1);
+            if (i) hx_sb_add(b, ",", 1);
             put_string(b, keys[i], strlen(keys[i]));
-            sb_add(b, ":", 1);
+            hx_sb_add(b, ":", 1);
             if (put_value(b, json_object_get(v, keys[i]), depth + 1) < 0) {
                 free(keys);
                 return -1;
             }
         }
         free(keys);
-        sb_add(b, "}", 1);
+        hx_sb_add(b, "}", 1);
         return 0;
     }
     }
@@ -127,13 +109,13 @@ static int put_value(sbuf *b, const json_t *v, int depth)
 
 char *hx_canon_dump(const json_t *v)
 {
-    sbuf b = {0};
+    hx_sbuf b = {0};
     if (!v) return (void)error("canonical JSON: no value"), NULL;
     if (put_value(&b, v, 0) < 0) {
         free(b.p);
         return NULL;
     }
-    if (!b.p) sb_add(&b, "", 0);
+    if (!b.p) hx_sb_add(&b, "", 0);
     return b.p;
 }
 

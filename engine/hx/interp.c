@@ -19,22 +19,6 @@ typedef struct rctx {
     long lookups;
 } rctx;
 
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *s, size_t n)
-{
-    if (b->n + n + 1 > b->cap) {
-        while (b->n + n + 1 > b->cap) b->cap = b->cap ? 2 * b->cap : 128;
-        b->p = xrealloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-
 static json_t *resolve_node(rctx *c, const json_t *v, const char *path);
 
 /* Index of the '}' closing the "${" at s[i] (nested "${" counted), or -1. */
@@ -52,26 +36,26 @@ static long match_close(const char *s, size_t len, size_t i)
     return -1;
 }
 
-static int stringify(sbuf *b, const json_t *v)
+static int stringify(hx_sbuf *b, const json_t *v)
 {
     char num[64];
     switch (json_typeof(v)) {
-    case JSON_STRING: sb_add(b, json_string_value(v), json_string_length(v)); return 0;
+    case JSON_STRING: hx_sb_add(b, json_string_value(v), json_string_length(v)); return 0;
     case JSON_INTEGER:
         snprintf(num, sizeof num, "%lld", (long long)json_integer_value(v));
-        sb_add(b, num, strlen(num));
+        hx_sb_add(b, num, strlen(num));
         return 0;
     case JSON_REAL:
         hx_canon_number(json_real_value(v), num, sizeof num);
-        sb_add(b, num, strlen(num));
+        hx_sb_add(b, num, strlen(num));
         return 0;
-    case JSON_TRUE: sb_add(b, "true", 4); return 0;
-    case JSON_FALSE: sb_add(b, "false", 5); return 0;
-    case JSON_NULL: sb_add(b, "null", 4); return 0;
+    case JSON_TRUE: hx_sb_add(b, "true", 4); return 0;
+    case JSON_FALSE: hx_sb_add(b, "false", 5); return 0;
+    case JSON_NULL: hx_sb_add(b, "null", 4); return 0;
     default: {
         char *t = hx_canon_dump(v);
         if (!t) return -1;
-        sb_add(b, t, strlen(t));
+        hx_sb_add(b, t, strlen(t));
         free(t);
         return 0;
     }
@@ -156,17 +140,17 @@ static json_t *lookup(rctx *c, const char *expr_in, const char *at)
 }
 
 /* Expand every `${}` in s[0:len) as text into OUT. */
-static int expand(rctx *c, const char *s, size_t len, const char *path, sbuf *out)
+static int expand(rctx *c, const char *s, size_t len, const char *path, hx_sbuf *out)
 {
     size_t i = 0;
     while (i < len) {
         if (s[i] == '$' && i + 2 < len + 1 && i + 1 < len && s[i + 1] == '$' && i + 2 < len && s[i + 2] == '{') {
-            sb_add(out, "${", 2);
+            hx_sb_add(out, "${", 2);
             i += 3;
         } else if (s[i] == '$' && i + 1 < len && s[i + 1] == '{') {
             long j = match_close(s, len, i);
             if (j < 0) return hx_recipe_error_at(c->r, path, "unterminated '${' in \"%.*s\"", (int)(len > 200 ? 200 : len), s);
-            sbuf inner = {0};
+            hx_sbuf inner = {0};
             if (expand(c, s + i + 2, (size_t)j - i - 2, path, &inner) < 0) {
                 free(inner.p);
                 return -1;
@@ -181,7 +165,7 @@ static int expand(rctx *c, const char *s, size_t len, const char *path, sbuf *ou
         } else {
             size_t k = i + 1;
             while (k < len && s[k] != '$') k++;
-            sb_add(out, s + i, k - i);
+            hx_sb_add(out, s + i, k - i);
             i = k;
         }
         if (out->n > MAX_STRING) return hx_recipe_error_at(c->r, path, "interpolated string longer than %d bytes", MAX_STRING);
@@ -196,12 +180,12 @@ static json_t *resolve_string(rctx *c, const json_t *v, const char *path)
     if (!strstr(s, "${")) return json_incref((json_t *)v);
     for (int i = 0; i < c->depth; i++)
         if (!strcmp(c->stack[i], path)) {
-            sbuf chain = {0};
+            hx_sbuf chain = {0};
             for (int j = i; j < c->depth; j++) {
-                sb_add(&chain, c->stack[j], strlen(c->stack[j]));
-                sb_add(&chain, " -> ", 4);
+                hx_sb_add(&chain, c->stack[j], strlen(c->stack[j]));
+                hx_sb_add(&chain, " -> ", 4);
             }
-            sb_add(&chain, path, strlen(path));
+            hx_sb_add(&chain, path, strlen(path));
             hx_recipe_error_at(c->r, c->stack[i], "interpolation cycle: %s", chain.p);
             free(chain.p);
             return NULL;
@@ -213,11 +197,11 @@ static json_t *resolve_string(rctx *c, const json_t *v, const char *path)
     long j = s[0] == '$' && s[1] == '{' ? match_close(s, len, 0) : -1;
     if (j == (long)len - 1) {
         /* Exactly one ${...}: the value keeps its type. */
-        sbuf inner = {0};
+        hx_sbuf inner = {0};
         if (expand(c, s + 2, len - 3, path, &inner) == 0) out = lookup(c, inner.p ? inner.p : "", path);
         free(inner.p);
     } else {
-        sbuf b = {0};
+        hx_sbuf b = {0};
         if (expand(c, s, len, path, &b) == 0) {
             out = json_stringn(b.p ? b.p : "", b.n);
             if (!out) hx_recipe_error_at(c->r, path, "interpolation produced invalid UTF-8");
