@@ -60,16 +60,54 @@ char *xstrfmt(const char *fmt, ...)
 
 void hx_sb_add(hx_sbuf *b, const char *s, size_t n)
 {
-    if (b->n + n + 1 > b->cap) {
-        while (b->n + n + 1 > b->cap) b->cap = b->cap ? 2 * b->cap : 256;
-        b->p = xrealloc(b->p, b->cap);
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1) cap *= 2;
+        b->s = xrealloc(b->s, cap);
+        b->cap = cap;
     }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = 0;
 }
 
 void hx_sb_puts(hx_sbuf *b, const char *s) { hx_sb_add(b, s, strlen(s)); }
+void hx_sb_putc(hx_sbuf *b, char c) { hx_sb_add(b, &c, 1); }
+
+void hx_sb_printf(hx_sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char tmp[512];
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0) BUG("vsnprintf failed");
+    if ((size_t)n < sizeof tmp) {
+        hx_sb_add(b, tmp, (size_t)n);
+        return;
+    }
+    char *big = xmalloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    hx_sb_add(b, big, (size_t)n);
+    free(big);
+}
+
+char *hx_sb_take(hx_sbuf *b)
+{
+    char *s = b->s ? b->s : xstrdup("");
+    b->s = NULL;
+    b->len = b->cap = 0;
+    return s;
+}
+
+void hx_sb_free(hx_sbuf *b)
+{
+    free(b->s);
+    b->s = NULL;
+    b->len = b->cap = 0;
+}
 
 /* ---- errors ---- */
 

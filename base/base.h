@@ -23,13 +23,17 @@ void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrfmt(const char *fmt, ...) HX_PRINTF(1, 2);
 
-/* A growable, always NUL-terminated string buffer; start from {0}, free(b.p) when done. */
+/* A growable string, NUL-terminated once anything was added; start from {0}. */
 typedef struct hx_sbuf {
-    char *p;
-    size_t n, cap;
+    char *s;
+    size_t len, cap;
 } hx_sbuf;
 void hx_sb_add(hx_sbuf *b, const char *s, size_t n);
 void hx_sb_puts(hx_sbuf *b, const char *s);
+void hx_sb_putc(hx_sbuf *b, char c);
+void hx_sb_printf(hx_sbuf *b, const char *fmt, ...) HX_PRINTF(2, 3);
+char *hx_sb_take(hx_sbuf *b); /* the string (never NULL); b is reset */
+void hx_sb_free(hx_sbuf *b);
 
 /*
  * Three levels of failure (git's die/error/BUG):

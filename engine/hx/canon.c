@@ -112,11 +112,11 @@ char *hx_canon_dump(const json_t *v)
     hx_sbuf b = {0};
     if (!v) return (void)error("canonical JSON: no value"), NULL;
     if (put_value(&b, v, 0) < 0) {
-        free(b.p);
+        free(b.s);
         return NULL;
     }
-    if (!b.p) hx_sb_add(&b, "", 0);
-    return b.p;
+    if (!b.s) hx_sb_add(&b, "", 0);
+    return b.s;
 }
 
 json_t *hx_canon_normalize(const json_t *v)

@@ -152,11 +152,11 @@ static int expand(rctx *c, const char *s, size_t len, const char *path, hx_sbuf 
             if (j < 0) return hx_recipe_error_at(c->r, path, "unterminated '${' in \"%.*s\"", (int)(len > 200 ? 200 : len), s);
             hx_sbuf inner = {0};
             if (expand(c, s + i + 2, (size_t)j - i - 2, path, &inner) < 0) {
-                free(inner.p);
+                free(inner.s);
                 return -1;
             }
-            json_t *v = lookup(c, inner.p ? inner.p : "", path);
-            free(inner.p);
+            json_t *v = lookup(c, inner.s ? inner.s : "", path);
+            free(inner.s);
             if (!v) return -1;
             int rc = stringify(out, v);
             json_decref(v);
@@ -168,7 +168,7 @@ static int expand(rctx *c, const char *s, size_t len, const char *path, hx_sbuf 
             hx_sb_add(out, s + i, k - i);
             i = k;
         }
-        if (out->n > MAX_STRING) return hx_recipe_error_at(c->r, path, "interpolated string longer than %d bytes", MAX_STRING);
+        if (out->len > MAX_STRING) return hx_recipe_error_at(c->r, path, "interpolated string longer than %d bytes", MAX_STRING);
     }
     return 0;
 }
@@ -186,8 +186,8 @@ static json_t *resolve_string(rctx *c, const json_t *v, const char *path)
                 hx_sb_add(&chain, " -> ", 4);
             }
             hx_sb_add(&chain, path, strlen(path));
-            hx_recipe_error_at(c->r, c->stack[i], "interpolation cycle: %s", chain.p);
-            free(chain.p);
+            hx_recipe_error_at(c->r, c->stack[i], "interpolation cycle: %s", chain.s);
+            free(chain.s);
             return NULL;
         }
     if (c->depth >= MAX_STACK)
@@ -198,15 +198,15 @@ static json_t *resolve_string(rctx *c, const json_t *v, const char *path)
     if (j == (long)len - 1) {
         /* Exactly one ${...}: the value keeps its type. */
         hx_sbuf inner = {0};
-        if (expand(c, s + 2, len - 3, path, &inner) == 0) out = lookup(c, inner.p ? inner.p : "", path);
-        free(inner.p);
+        if (expand(c, s + 2, len - 3, path, &inner) == 0) out = lookup(c, inner.s ? inner.s : "", path);
+        free(inner.s);
     } else {
         hx_sbuf b = {0};
         if (expand(c, s, len, path, &b) == 0) {
-            out = json_stringn(b.p ? b.p : "", b.n);
+            out = json_stringn(b.s ? b.s : "", b.len);
             if (!out) hx_recipe_error_at(c->r, path, "interpolation produced invalid UTF-8");
         }
-        free(b.p);
+        free(b.s);
     }
     c->depth--;
     return out;

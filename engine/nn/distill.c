@@ -419,31 +419,6 @@ void nn_sft_rows(nn_sft_data *d, long long k, int B, int32_t *ids, int32_t *tg, 
 
 /* ---------------------------------------------------------------- training loop */
 
-/* Keeps the lines of a train_log.jsonl up to `step` (a resumed run rewrites what the killed one logged later);
- * returns the loss of the first line kept, NAN if none. */
-static double trim_log(const char *path, int step)
-{
-    char *buf;
-    size_t len;
-    double first = NAN;
-    if (!hx_file_exists(path) || hx_read_file(path, &buf, &len)) return first;
-    size_t keep = 0;
-    for (char *line = buf; *line;) {
-        char *nl = strchr(line, '\n');
-        if (!nl) break;
-        json_t *j = json_loadb(line, (size_t)(nl - line), 0, NULL);
-        int s = j ? (int)json_integer_value(json_object_get(j, "step")) : INT32_MAX;
-        if (s <= step && isnan(first) && j) first = json_number_value(json_object_get(j, "loss"));
-        json_decref(j);
-        if (s > step) break;
-        keep = (size_t)(nl + 1 - buf);
-        line = nl + 1;
-    }
-    hx_write_file_atomic(path, buf, keep);
-    free(buf);
-    return first;
-}
-
 /* The log window (sums of the steps since the last log line) lives next to the training state, one file per saved
  * step (window-<step>.json, written before the state that names the step), so a run stopped between two log lines
  * resumes with the same window and writes the same log as an uninterrupted one. */
@@ -507,7 +482,7 @@ int nn_fit(nn_trainer *tr, const nn_fit_cfg *cfg, nn_fit_micro fn, void *arg, nn
             fit_load_window(tr, cfg, &win, &win_n);
         }
         if (cfg->log_path) {
-            if (resumed) R.first_loss = trim_log(cfg->log_path, tr->step);
+            if (resumed) R.first_loss = nn_train_log_trim(cfg->log_path, tr->step);
             else remove(cfg->log_path);
         }
     } else if (cfg->log_path)

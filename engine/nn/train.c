@@ -306,3 +306,28 @@ out:
     free(sp);
     return r;
 }
+
+/* ---- the training log ---- */
+
+double nn_train_log_trim(const char *path, int step)
+{
+    char *buf;
+    size_t len;
+    double first = NAN;
+    if (!hx_file_exists(path) || hx_read_file(path, &buf, &len)) return first;
+    size_t keep = 0;
+    for (char *line = buf; *line;) {
+        char *nl = strchr(line, '\n');
+        if (!nl) break;
+        json_t *j = json_loadb(line, (size_t)(nl - line), 0, NULL);
+        int s = j ? (int)json_integer_value(json_object_get(j, "step")) : INT32_MAX;
+        if (s <= step && isnan(first) && j) first = json_number_value(json_object_get(j, "loss"));
+        json_decref(j);
+        if (s > step) break;
+        keep = (size_t)(nl + 1 - buf);
+        line = nl + 1;
+    }
+    hx_write_file_atomic(path, buf, keep);
+    free(buf);
+    return first;
+}

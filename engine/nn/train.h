@@ -74,6 +74,10 @@ int nn_train_update(nn_trainer *tr, double *grad_norm, double *lr);
 /* The AdamW update of every trainable tensor with the gradients in m->g: one multi-tensor op call per run of
  * tensors that are contiguous in both buffers. */
 void nn_adamw_step(nn_model *m, const k_adamw_hp *hp);
+
+/* Keeps the lines of a train_log.jsonl up to `step` (a resumed run rewrites what the killed one logged later);
+ * returns the loss of the first line kept, NAN if none (or no file). */
+double nn_train_log_trim(const char *path, int step);
 /* Saves / restores weights, AdamW moments, step, tokens and data position (dir/state-<step>.safetensors, then
  * dir/state.json naming it, written atomically; the previous state file is removed). nn_train_resume returns 1 if a state was restored, 0 if dir has none, -1 on error. */
 int nn_train_save(const nn_trainer *tr, const char *dir);

@@ -85,27 +85,6 @@ static int pretrain_load(hx_stage_ctx *c)
     return r;
 }
 
-/* Drops lines of train_log.jsonl after `step` (a resumed run rewrites what the killed one logged later). */
-static void trim_log(const char *path, int step)
-{
-    char *buf;
-    size_t len;
-    if (!hx_file_exists(path) || hx_read_file(path, &buf, &len)) return;
-    size_t keep = 0;
-    for (char *line = buf; *line;) {
-        char *nl = strchr(line, '\n');
-        if (!nl) break;
-        json_t *j = json_loadb(line, (size_t)(nl - line), 0, NULL);
-        int s = j ? (int)json_integer_value(json_object_get(j, "step")) : INT32_MAX;
-        json_decref(j);
-        if (s > step) break;
-        keep = (size_t)(nl + 1 - buf);
-        line = nl + 1;
-    }
-    hx_write_file_atomic(path, buf, keep);
-    free(buf);
-}
-
 static int pretrain_run(hx_stage_ctx *c)
 {
     if (!strcmp(hx_with_str(c, "source"), "load")) return pretrain_load(c);
@@ -156,7 +135,7 @@ static int pretrain_run(hx_stage_ctx *c)
     if (resumed < 0) goto out;
     if (resumed) {
         log_info("%s: resuming at step %d of %d", c->stage_name, tr.step, steps);
-        trim_log(logp, tr.step);
+        nn_train_log_trim(logp, tr.step);
     } else
         remove(logp);
     log = fopen(logp, "a");

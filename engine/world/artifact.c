@@ -6,23 +6,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void jsonl_append(wbuf *b, const json_t *v)
+static void jsonl_append(hx_sbuf *b, const json_t *v)
 {
     char *s = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (!s) BUG("json_dumps failed");
-    wbuf_puts(b, s);
-    wbuf_putc(b, '\n');
+    hx_sb_puts(b, s);
+    hx_sb_putc(b, '\n');
     free(s);
 }
 
 int world_write_jsonl(const char *path, const json_t *array)
 {
-    wbuf b = {0};
+    hx_sbuf b = {0};
     size_t i;
     json_t *v;
     json_array_foreach(array, i, v) jsonl_append(&b, v);
     int rc = hx_write_file(path, b.s ? b.s : "", b.len);
-    wbuf_free(&b);
+    hx_sb_free(&b);
     return rc;
 }
 
@@ -42,68 +42,68 @@ static json_t *fact_json(const world_fact *f)
     return o;
 }
 
-static void readme_item(wbuf *b, const json_t *it)
+static void readme_item(hx_sbuf *b, const json_t *it)
 {
-    wbuf_printf(b, "- %s\n", json_string_value(json_object_get(it, "question")));
+    hx_sb_printf(b, "- %s\n", json_string_value(json_object_get(it, "question")));
     size_t i;
     json_t *c;
     int ans = (int)json_integer_value(json_object_get(it, "answer"));
     json_array_foreach(json_object_get(it, "choices"), i, c)
-        wbuf_printf(b, "  %c. %s%s\n", 'A' + (int)i, json_string_value(c), (int)i == ans ? "   <- answer" : "");
+        hx_sb_printf(b, "  %c. %s%s\n", 'A' + (int)i, json_string_value(c), (int)i == ans ? "   <- answer" : "");
 }
 
 static char *readme(const world *w)
 {
-    wbuf b = {0};
-    wbuf_puts(&b, "# Data world (hx `data` stage)\n\n"
+    hx_sbuf b = {0};
+    hx_sb_puts(&b, "# Data world (hx `data` stage)\n\n"
                   "Built offline from pinned packages: Brown corpus, WordNet 3.1, world-countries. "
                   "Layout and formats: docs/data.md in the hx repository.\n\n");
     json_t *fs = json_object_get(w->stats, "facts");
     json_t *bs = json_object_get(fs, "by_split");
-    wbuf_printf(&b, "Facts: %d selected of %d usable (pretrain %d, instruct %d, eval %d, heldout %d). ",
+    hx_sb_printf(&b, "Facts: %d selected of %d usable (pretrain %d, instruct %d, eval %d, heldout %d). ",
                 w->facts.n, w->usable.n, (int)json_integer_value(json_object_get(bs, "pretrain")),
                 (int)json_integer_value(json_object_get(bs, "instruct")),
                 (int)json_integer_value(json_object_get(bs, "eval")),
                 (int)json_integer_value(json_object_get(bs, "heldout")));
     json_t *cs = json_object_get(w->stats, "corpus");
-    wbuf_printf(&b, "Corpus: %d documents, %d words. Chat pairs: %zu.\n\n",
+    hx_sb_printf(&b, "Corpus: %d documents, %d words. Chat pairs: %zu.\n\n",
                 (int)json_integer_value(json_object_get(cs, "documents")),
                 (int)json_integer_value(json_object_get(cs, "words")), json_array_size(w->instruct));
-    wbuf_puts(&b, "## Facts (first 5 of facts.jsonl)\n\n");
+    hx_sb_puts(&b, "## Facts (first 5 of facts.jsonl)\n\n");
     const world_relation *rels = world_relations(NULL);
     for (int i = 0; i < w->facts.n && i < 5; i++) {
         const world_fact *f = &w->facts.f[i];
-        wbuf_printf(&b, "- `%s` (%s): %s | %s | %s\n", f->id, world_split_name(f->split), f->subject,
+        hx_sb_printf(&b, "- `%s` (%s): %s | %s | %s\n", f->id, world_split_name(f->split), f->subject,
                     rels[f->rel].name, f->object);
     }
-    wbuf_puts(&b, "\n## Corpus (start of corpus/pretrain.txt)\n\n```\n");
+    hx_sb_puts(&b, "\n## Corpus (start of corpus/pretrain.txt)\n\n```\n");
     const char *c = w->corpus;
     for (int lines = 0; *c && lines < 6; lines++) {
         const char *e = strchr(c, '\n');
         size_t n = e ? (size_t)(e - c) : strlen(c);
         if (n > 400) {
-            wbuf_add(&b, c, 400);
-            wbuf_puts(&b, " ...");
+            hx_sb_add(&b, c, 400);
+            hx_sb_puts(&b, " ...");
         } else {
-            wbuf_add(&b, c, n);
+            hx_sb_add(&b, c, n);
         }
-        wbuf_putc(&b, '\n');
+        hx_sb_putc(&b, '\n');
         c += n + (e ? 1 : 0);
     }
-    wbuf_puts(&b, "```\n\n## Chat pairs (first 3 of instruct.jsonl)\n\n");
+    hx_sb_puts(&b, "```\n\n## Chat pairs (first 3 of instruct.jsonl)\n\n");
     for (size_t i = 0; i < json_array_size(w->instruct) && i < 3; i++) {
         json_t *o = json_array_get(w->instruct, i), *m = json_object_get(o, "messages");
-        wbuf_printf(&b, "- (%s) user: %s\n  assistant: %s\n", json_string_value(json_object_get(o, "style")),
+        hx_sb_printf(&b, "- (%s) user: %s\n  assistant: %s\n", json_string_value(json_object_get(o, "style")),
                     json_string_value(json_object_get(json_array_get(m, 0), "content")),
                     json_string_value(json_object_get(json_array_get(m, 1), "content")));
     }
-    wbuf_puts(&b, "\n## Benchmarks (first item of each task)\n\n");
+    hx_sb_puts(&b, "\n## Benchmarks (first item of each task)\n\n");
     for (int t = 0; t < w->n_tasks; t++) {
-        wbuf_printf(&b, "### %s (%zu items)\n\n", w->tasks[t].name, json_array_size(w->tasks[t].items));
+        hx_sb_printf(&b, "### %s (%zu items)\n\n", w->tasks[t].name, json_array_size(w->tasks[t].items));
         if (json_array_size(w->tasks[t].items)) readme_item(&b, json_array_get(w->tasks[t].items, 0));
-        wbuf_putc(&b, '\n');
+        hx_sb_putc(&b, '\n');
     }
-    return wbuf_take(&b);
+    return hx_sb_take(&b);
 }
 
 int world_write(const world *w, const char *out_dir)
@@ -129,16 +129,16 @@ int world_write(const world *w, const char *out_dir)
     if (r < 0) goto out;
     /* the instruction pairs as plain documents (prompt + completion in the chat template), for distilling on
      * chat text (the dataset-selection ablation) */
-    wbuf chat = {0};
+    hx_sbuf chat = {0};
     for (size_t i = 0; i < json_array_size(w->instruct); i++) {
         json_t *pair = json_array_get(w->instruct, i);
-        wbuf_puts(&chat, json_string_value(json_object_get(pair, "prompt")));
-        wbuf_puts(&chat, json_string_value(json_object_get(pair, "completion")));
-        wbuf_puts(&chat, WORLD_DOC_BOUNDARY "\n");
+        hx_sb_puts(&chat, json_string_value(json_object_get(pair, "prompt")));
+        hx_sb_puts(&chat, json_string_value(json_object_get(pair, "completion")));
+        hx_sb_puts(&chat, WORLD_DOC_BOUNDARY "\n");
     }
     path = hx_path_join(corpus_dir, "chat.txt");
     r = hx_write_file(path, chat.s ? chat.s : "", chat.len);
-    wbuf_free(&chat);
+    hx_sb_free(&chat);
     free(path);
     if (r < 0) goto out;
     path = hx_path_join(out_dir, "instruct.jsonl");
@@ -155,11 +155,11 @@ int world_write(const world *w, const char *out_dir)
     }
     char *s = json_dumps(w->stats, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
     path = hx_path_join(out_dir, "stats.json");
-    wbuf sb = {0};
-    wbuf_puts(&sb, s);
-    wbuf_putc(&sb, '\n');
+    hx_sbuf sb = {0};
+    hx_sb_puts(&sb, s);
+    hx_sb_putc(&sb, '\n');
     r = hx_write_file(path, sb.s, sb.len);
-    wbuf_free(&sb);
+    hx_sb_free(&sb);
     free(s);
     free(path);
     if (r < 0) goto out;

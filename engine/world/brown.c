@@ -41,7 +41,7 @@ static void count_word(struct world_wordfreq *fq, const char *w, size_t wn, cons
 
 static char *detok(const char *s, size_t len, int *headline, int *bad, struct world_wordfreq *fq)
 {
-    wbuf out = {0};
+    hx_sbuf out = {0};
     int glue = 1, n_tok = 0, n_hl = 0;
     *bad = 0;
     size_t i = 0;
@@ -57,7 +57,7 @@ static char *detok(const char *s, size_t len, int *headline, int *bad, struct wo
             if (tok[k - 1] == '/') { slash = tok + k - 1; break; }
         if (!slash || slash == tok || slash == tok + tn - 1) {
             *bad = (int)t0 + 1;
-            wbuf_free(&out);
+            hx_sb_free(&out);
             return NULL;
         }
         size_t wn = (size_t)(slash - tok);
@@ -68,29 +68,29 @@ static char *detok(const char *s, size_t len, int *headline, int *bad, struct wo
         if (tagn >= 3 && !memcmp(tag + tagn - 3, "-hl", 3)) n_hl++;
         const char *w = tok;
         if (wn == 2 && !memcmp(w, "``", 2)) {
-            if (!glue) wbuf_putc(&out, ' ');
-            wbuf_putc(&out, '"');
+            if (!glue) hx_sb_putc(&out, ' ');
+            hx_sb_putc(&out, '"');
             glue = 1;
             continue;
         }
         if (wn == 2 && !memcmp(w, "''", 2)) {
-            wbuf_putc(&out, '"');
+            hx_sb_putc(&out, '"');
             glue = 0;
             continue;
         }
-        if (!glue && !attaches_left(w, wn)) wbuf_putc(&out, ' ');
+        if (!glue && !attaches_left(w, wn)) hx_sb_putc(&out, ' ');
         for (size_t k = 0; k < wn; k++) { /* Brown writes '"' as `` or '' inside words too (1/4'' = inches) */
             if (k + 1 < wn && ((w[k] == '\'' && w[k + 1] == '\'') || (w[k] == '`' && w[k + 1] == '`'))) {
-                wbuf_putc(&out, '"');
+                hx_sb_putc(&out, '"');
                 k++;
             } else {
-                wbuf_putc(&out, w[k]);
+                hx_sb_putc(&out, w[k]);
             }
         }
         glue = attaches_right(w, wn);
     }
     *headline = n_tok > 0 && n_hl == n_tok;
-    return wbuf_take(&out);
+    return hx_sb_take(&out);
 }
 
 char *world_brown_detok(const char *tagged, size_t len)
@@ -250,10 +250,10 @@ void world_brown_free(world_brown *b)
 
 char *world_para_text(const world_para *p)
 {
-    wbuf b = {0};
+    hx_sbuf b = {0};
     for (int i = 0; i < p->n_sents; i++) {
-        if (i) wbuf_putc(&b, ' ');
-        wbuf_puts(&b, p->sents[i]);
+        if (i) hx_sb_putc(&b, ' ');
+        hx_sb_puts(&b, p->sents[i]);
     }
-    return wbuf_take(&b);
+    return hx_sb_take(&b);
 }

@@ -40,20 +40,20 @@ void world_params_default(world_params *p)
 json_t *world_chat_pair(const char *system, const char *user, const char *assistant)
 {
     json_t *o = json_object(), *msgs = json_array();
-    wbuf prompt = {0};
+    hx_sbuf prompt = {0};
     if (system && *system) {
         json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "system", "content", system));
-        wbuf_printf(&prompt, "<|im_start|>system\n%s<|im_end|>\n", system);
+        hx_sb_printf(&prompt, "<|im_start|>system\n%s<|im_end|>\n", system);
     }
     json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "user", "content", user));
     json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "assistant", "content", assistant));
-    wbuf_printf(&prompt, "<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n", user);
+    hx_sb_printf(&prompt, "<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n", user);
     json_object_set_new(o, "messages", msgs);
     json_object_set_new(o, "prompt", json_string(prompt.s));
     char *completion = xstrfmt("%s<|im_end|>\n", assistant);
     json_object_set_new(o, "completion", json_string(completion));
     free(completion);
-    wbuf_free(&prompt);
+    hx_sb_free(&prompt);
     return o;
 }
 
@@ -125,20 +125,20 @@ static int select_and_split(world *w)
  * corpus/pretrain.txt: the "dataset selection" ablation distils on it instead of the teacher's own text. */
 static void build_generic(world *w, const world_brown *brown, const int *docs, int n_docs)
 {
-    wbuf out = {0};
+    hx_sbuf out = {0};
     int used = 0;
     for (int d = 0; d < n_docs && out.len < w->corpus_len; d++, used++) {
         const world_brown_doc *doc = &brown->docs[docs[d]];
         for (int k = 0; k < doc->n_paras; k++) {
             char *t = world_para_text(&doc->paras[k]);
-            wbuf_puts(&out, t);
-            wbuf_putc(&out, '\n');
+            hx_sb_puts(&out, t);
+            hx_sb_putc(&out, '\n');
             free(t);
         }
-        wbuf_puts(&out, WORLD_DOC_BOUNDARY "\n");
+        hx_sb_puts(&out, WORLD_DOC_BOUNDARY "\n");
     }
     w->generic_len = out.len;
-    w->generic = out.len ? wbuf_take(&out) : xstrdup("");
+    w->generic = out.len ? hx_sb_take(&out) : xstrdup("");
     json_t *gs = json_object();
     json_object_set_new(gs, "brown_files", json_integer(used));
     json_object_set_new(gs, "words", json_integer(w_count_words(w->generic)));
@@ -160,17 +160,17 @@ static void mix_chat(world *w)
     hx_rng r;
     rng_for(&r, w->p.seed, RNG_CHATMIX);
     w_shuffle_int(&r, order, total);
-    wbuf out = {0};
-    wbuf_puts(&out, w->corpus);
+    hx_sbuf out = {0};
+    hx_sb_puts(&out, w->corpus);
     for (int i = 0; i < total; i++) {
         json_t *pair = json_array_get(w->instruct, (size_t)order[i]);
-        wbuf_puts(&out, json_string_value(json_object_get(pair, "prompt")));
-        wbuf_puts(&out, json_string_value(json_object_get(pair, "completion")));
-        wbuf_puts(&out, WORLD_DOC_BOUNDARY "\n");
+        hx_sb_puts(&out, json_string_value(json_object_get(pair, "prompt")));
+        hx_sb_puts(&out, json_string_value(json_object_get(pair, "completion")));
+        hx_sb_puts(&out, WORLD_DOC_BOUNDARY "\n");
     }
     free(w->corpus);
     w->corpus_len = out.len;
-    w->corpus = wbuf_take(&out);
+    w->corpus = hx_sb_take(&out);
     json_t *cs = json_object_get(w->stats, "corpus");
     json_object_set_new(cs, "chat_documents", json_integer(total));
     json_object_set_new(cs, "documents", json_integer(json_integer_value(json_object_get(cs, "documents")) + total));
@@ -254,7 +254,7 @@ static int build_corpus(world *w, const world_brown *brown, const int *corpus_do
     int *fill = xcalloc((size_t)n_bp + 2, sizeof *fill);
     for (int i = 0; i < n_fp; i++) order[slot_first[fp_slot[i]] + fill[fp_slot[i]]++] = i;
 
-    wbuf out = {0};
+    hx_sbuf out = {0};
     w->mention_fact = xmalloc(sizeof *w->mention_fact * ((size_t)nm + 1));
     w->mention_tpl = xmalloc(sizeof *w->mention_tpl * ((size_t)nm + 1));
     w->n_mentions = 0;
@@ -265,17 +265,17 @@ static int build_corpus(world *w, const world_brown *brown, const int *corpus_do
             for (int m = fp_start[fpi]; m < fp_start[fpi + 1]; m++) {
                 const world_fact *f = &w->facts.f[ms[m].fact];
                 char *sent = world_render(rels[f->rel].prose[ms[m].tpl], f);
-                if (m > fp_start[fpi]) wbuf_putc(&out, ' ');
-                wbuf_puts(&out, sent);
+                if (m > fp_start[fpi]) hx_sb_putc(&out, ' ');
+                hx_sb_puts(&out, sent);
                 doc_words += w_count_words(sent);
                 free(sent);
                 w->mention_tpl[w->n_mentions] = ms[m].tpl;
                 w->mention_fact[w->n_mentions++] = ms[m].fact;
             }
-            wbuf_putc(&out, '\n');
+            hx_sb_putc(&out, '\n');
             in_doc = 1;
             if (doc_words >= 400) { /* only facts between two Brown paragraphs: keep documents short */
-                wbuf_puts(&out, WORLD_DOC_BOUNDARY "\n");
+                hx_sb_puts(&out, WORLD_DOC_BOUNDARY "\n");
                 n_docs++;
                 doc_words = 0;
                 in_doc = 0;
@@ -283,24 +283,24 @@ static int build_corpus(world *w, const world_brown *brown, const int *corpus_do
         }
         if (s == n_bp) break;
         char *t = world_para_text(bp[s]);
-        wbuf_puts(&out, t);
-        wbuf_putc(&out, '\n');
+        hx_sb_puts(&out, t);
+        hx_sb_putc(&out, '\n');
         doc_words += w_count_words(t);
         free(t);
         in_doc = 1;
         if (ends_doc[s]) {
-            wbuf_puts(&out, WORLD_DOC_BOUNDARY "\n");
+            hx_sb_puts(&out, WORLD_DOC_BOUNDARY "\n");
             n_docs++;
             doc_words = 0;
             in_doc = 0;
         }
     }
     if (in_doc) {
-        wbuf_puts(&out, WORLD_DOC_BOUNDARY "\n");
+        hx_sb_puts(&out, WORLD_DOC_BOUNDARY "\n");
         n_docs++;
     }
     w->corpus_len = out.len;
-    w->corpus = wbuf_take(&out);
+    w->corpus = hx_sb_take(&out);
 
     json_t *cs = json_object();
     json_object_set_new(cs, "documents", json_integer(n_docs));
@@ -504,12 +504,12 @@ static int build_instruct(world *w, const rel_pools *rp)
                 assistant = world_render(rel->answer[hx_rng_below(&r, (uint64_t)na)], f);
             } else if (style == 1) {
                 int ans = (int)hx_rng_below(&r, 4);
-                wbuf u = {0};
-                wbuf_puts(&u, q);
+                hx_sbuf u = {0};
+                hx_sb_puts(&u, q);
                 for (int c = 0, dk = 0; c < 4; c++)
-                    wbuf_printf(&u, "\n%c. %s", 'A' + c, c == ans ? f->object : d[dk++]);
-                wbuf_puts(&u, "\nAnswer with the letter of the correct option.");
-                user = wbuf_take(&u);
+                    hx_sb_printf(&u, "\n%c. %s", 'A' + c, c == ans ? f->object : d[dk++]);
+                hx_sb_puts(&u, "\nAnswer with the letter of the correct option.");
+                user = hx_sb_take(&u);
                 assistant = xstrfmt("%c", 'A' + ans);
             } else {
                 user = xstrfmt("%s Answer in a few words.", q);
@@ -778,10 +778,10 @@ static void build_cloze(world *w, const world_brown *brown, const int *cloze_doc
     for (int i = 0; i < np; i++) {
         cand c = picked[i];
         const world_para *pa = &brown->docs[c.doc].paras[c.para];
-        wbuf ctx = {0};
+        hx_sbuf ctx = {0};
         for (int j = c.k - 3 < 0 ? 0 : c.k - 3; j < c.k; j++) {
-            if (ctx.len) wbuf_putc(&ctx, ' ');
-            wbuf_puts(&ctx, pa->sents[j]);
+            if (ctx.len) hx_sb_putc(&ctx, ' ');
+            hx_sb_puts(&ctx, pa->sents[j]);
         }
         json_t *o = json_object();
         char id[64];
@@ -797,7 +797,7 @@ static void build_cloze(world *w, const world_brown *brown, const int *cloze_doc
         json_object_set_new(o, "answer", json_integer(pos[i]));
         json_object_set_new(o, "target", json_string(pa->sents[c.k]));
         json_array_append_new(t->items, o);
-        wbuf_free(&ctx);
+        hx_sb_free(&ctx);
     }
     free(pos); free(picked); free(dis); free(perm); free(cs); free(sp);
 }

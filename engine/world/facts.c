@@ -114,7 +114,7 @@ static const char *indefinite(const char *w)
 
 char *world_render(const char *tpl, const world_fact *f)
 {
-    wbuf b = {0};
+    hx_sbuf b = {0};
     for (const char *p = tpl; *p;) {
         if (*p == '{') {
             const char *e = strchr(p, '}');
@@ -128,17 +128,17 @@ char *world_render(const char *tpl, const world_fact *f)
             const char *text = which == 's' ? f->subj_text : f->obj_text;
             size_t start = b.len;
             if (art) {
-                wbuf_puts(&b, indefinite(text));
-                wbuf_putc(&b, ' ');
+                hx_sb_puts(&b, indefinite(text));
+                hx_sb_putc(&b, ' ');
             }
-            wbuf_puts(&b, text);
+            hx_sb_puts(&b, text);
             if (cap && b.len > start) b.s[start] = (char)w_toupper((unsigned char)b.s[start]);
             p = e + 1;
         } else {
-            wbuf_putc(&b, *p++);
+            hx_sb_putc(&b, *p++);
         }
     }
-    return wbuf_take(&b);
+    return hx_sb_take(&b);
 }
 
 char *world_render_prefix(const char *tpl, const world_fact *f)

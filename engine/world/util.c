@@ -5,57 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void wbuf_add(wbuf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1) cap *= 2;
-        b->s = xrealloc(b->s, cap);
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = 0;
-}
-
-void wbuf_puts(wbuf *b, const char *s) { wbuf_add(b, s, strlen(s)); }
-void wbuf_putc(wbuf *b, char c) { wbuf_add(b, &c, 1); }
-
-void wbuf_printf(wbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char tmp[512];
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0) BUG("vsnprintf failed");
-    if ((size_t)n < sizeof tmp) {
-        wbuf_add(b, tmp, (size_t)n);
-        return;
-    }
-    char *big = xmalloc((size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    wbuf_add(b, big, (size_t)n);
-    free(big);
-}
-
-char *wbuf_take(wbuf *b)
-{
-    char *s = b->s ? b->s : xstrdup("");
-    b->s = NULL;
-    b->len = b->cap = 0;
-    return s;
-}
-
-void wbuf_free(wbuf *b)
-{
-    free(b->s);
-    b->s = NULL;
-    b->len = b->cap = 0;
-}
-
 static uint64_t fnv1a(const char *s)
 {
     uint64_t h = 1469598103934665603ull;

@@ -1,4 +1,4 @@
-/* world_internal.h - helpers shared by the world builder's files: string buffers, string maps, ASCII tests. */
+/* world_internal.h - helpers shared by the world builder's files: string maps, ASCII tests (string buffers: hx_sbuf in base). */
 #ifndef HX_WORLD_INTERNAL_H
 #define HX_WORLD_INTERNAL_H
 
@@ -6,17 +6,6 @@
 #include <stdint.h>
 #include "base/base.h"
 
-/* Growable string (always NUL-terminated once anything was added). */
-typedef struct wbuf {
-    char *s;
-    size_t len, cap;
-} wbuf;
-void wbuf_add(wbuf *b, const char *s, size_t n);
-void wbuf_puts(wbuf *b, const char *s);
-void wbuf_putc(wbuf *b, char c);
-void wbuf_printf(wbuf *b, const char *fmt, ...) HX_PRINTF(2, 3);
-char *wbuf_take(wbuf *b); /* the string (never NULL); b is reset */
-void wbuf_free(wbuf *b);
 
 /* String -> int map (open addressing). Lookups only: nothing may depend on its slot order. */
 typedef struct wmap {
