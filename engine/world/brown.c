@@ -135,12 +135,9 @@ static int parse_counted(const char *name, const char *data, size_t len, world_b
     int lineno = 0;
     size_t i = 0;
     while (i < len) {
-        size_t l0 = i;
-        while (i < len && data[i] != '\n') i++;
-        size_t ln = i - l0;
-        if (i < len) i++;
+        size_t ln;
+        const char *line = w_next_line(data, len, &i, &ln);
         lineno++;
-        const char *line = data + l0;
         size_t k = 0;
         while (k < ln && w_isspace((unsigned char)line[k])) k++;
         if (k == ln) continue;

@@ -114,12 +114,9 @@ int world_wordnet_parse(const char *name, const char *data, size_t len, int slot
     size_t i = 0;
     uint32_t last = 0;
     while (i < len) {
-        size_t l0 = i;
-        while (i < len && data[i] != '\n') i++;
-        size_t ln = i - l0;
-        if (i < len) i++;
+        size_t ln;
+        const char *line = w_next_line(data, len, &i, &ln);
         lineno++;
-        const char *line = data + l0;
         if (ln == 0 || line[0] == ' ') continue; /* license header lines start with two spaces */
         world_synset s;
         if (parse_line(name, lineno, line, ln, &s) < 0) return -1;

@@ -25,6 +25,15 @@ struct world_wordfreq {
 /* Locale-free ASCII tests (bytes >= 0x80 are never letters here). */
 static inline int w_isalpha(int c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 static inline int w_isdigit(int c) { return c >= '0' && c <= '9'; }
+/* The line of data[0..len) that starts at *i (without its newline, *n bytes); *i moves past the newline. */
+static inline const char *w_next_line(const char *data, size_t len, size_t *i, size_t *n)
+{
+    size_t l0 = *i;
+    while (*i < len && data[*i] != '\n') (*i)++;
+    *n = *i - l0;
+    if (*i < len) (*i)++;
+    return data + l0;
+}
 static inline int w_isspace(int c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 static inline int w_tolower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
 static inline int w_toupper(int c) { return (c >= 'a' && c <= 'z') ? c - 32 : c; }
