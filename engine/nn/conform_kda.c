@@ -12,6 +12,9 @@
 
 #define TOL_OUT 1e-4
 #define TOL_GRAD 1e-3
+/* kda_core on a GPU: the chunk-parallel kernels (head dims 128) take TF32 operands in their chunk products
+ * (relative rounding 2^-11, errors 2-5e-4 of the tensor's max in the op tests); the sequential ones are fp32 */
+#define TOL_TF32 2e-3
 
 /* Loads tensor name with the expected number of dims into a fresh buffer; shape copied to shape[]. */
 static float *load_shaped(const st_file *f, const char *name, int ndim, int64_t *shape)
@@ -140,10 +143,11 @@ int nn_conform_kda_core_on(const char *dir, k_backend *be, nn_check *c)
     dev_down(be, o, D[DO], nv);
     dev_down(be, sT, D[DST], ns);
     float *want = st_load_f32(&f, "o", NULL);
-    nn_check_tensor(c, "o", o, want, nv, TOL_OUT);
+    const double tol_out = be->device >= 0 ? TOL_TF32 : TOL_OUT, tol_grad = be->device >= 0 ? TOL_TF32 : TOL_GRAD;
+    nn_check_tensor(c, "o", o, want, nv, tol_out);
     free(want);
     want = st_load_f32(&f, "final_state", NULL);
-    nn_check_tensor(c, "final_state", sT, want, ns, TOL_OUT);
+    nn_check_tensor(c, "final_state", sT, want, ns, tol_out);
     free(want);
 
     dqn = xcalloc(nk, sizeof(float));
@@ -180,7 +184,7 @@ int nn_conform_kda_core_on(const char *dir, k_backend *be, nn_check *c)
             continue;
         }
         want = st_load_f32(&f, grads[i].name, NULL);
-        nn_check_tensor(c, grads[i].name, grads[i].got, want, grads[i].n, TOL_GRAD);
+        nn_check_tensor(c, grads[i].name, grads[i].got, want, grads[i].n, tol_grad);
         free(want);
     }
     rc = 0;
