@@ -124,7 +124,11 @@ typedef struct k_ops {
      * Add the Kimi Delta Attention ops here: chunked core fwd/bwd, recurrent step, short conv, l2norm,
      * gates, gated RMSNorm (see kernels/cpu/kda.h for the shapes). */
     /* core: q, k, g [B,T,H,K] (q, k L2-normalised, q scaled), v, o [B,T,H,V], beta [B,T,H], states [B,H,K,V]
-     * (s0, sT, ds0, dsT may be NULL), s_chunks [B,H,ceil(T/64),K,V] chunk-start states saved for the bwd */
+     * (s0, sT, ds0, dsT may be NULL). s_chunks (NULL: inference) is what the fwd keeps for the bwd: the
+     * chunk-start states [B,H,ceil(T/64),K,V], then kda_save(K, V) more floats per (b, h, chunk) of the
+     * backend's own (kda_save NULL or 0: nothing more). The bwd takes s_chunks as the fwd on the same inputs
+     * left it (its states may be replaced by equal values). */
+    int (*kda_save)(k_backend *b, int K, int V);
     void (*kda_fwd)(k_backend *b, float *o, float *sT, float *s_chunks, const float *q, const float *k,
                     const float *v, const float *g, const float *beta, const float *s0, int B, int T, int H, int K,
                     int V);

@@ -127,7 +127,8 @@ int nn_conform_kda_core_on(const char *dir, k_backend *be, nn_check *c)
     o = xmalloc(sizeof(float) * nv);
     sT = xmalloc(sizeof(float) * ns);
     sch = xmalloc(sizeof(float) * ns * kcpu_kda_nchunks(T));
-    size_t nc = ns * kcpu_kda_nchunks(T), nb = (size_t)B * T * H;
+    const int save = be->op->kda_save ? be->op->kda_save(be, K, V) : 0; /* what be's core keeps beyond the states */
+    size_t nc = ((size_t)B * H * K * V + (size_t)B * H * save) * kcpu_kda_nchunks(T), nb = (size_t)B * T * H;
     /* device copies: inputs, then outputs and gradients (zeroed: backward ops accumulate) */
     enum { DQ, DK, DV, DG, DBETA, DS0, DDOUT, DDST, DQN, DKN, DO, DST, DSCH, DDQN, DDKN, DDQ, DDK, DDV, DDG, DDB, DDS0, ND };
     float *D[ND] = {0};
@@ -253,9 +254,12 @@ out:
 }
 
 /* One KDA layer on kb: forward of x and backward of dy (host arrays in, host y, dx and parameter grads out). */
-static void layer_run(k_backend *kb, const nn_kda_cfg *cfg, const float *params, const float *x, const float *dy, int B,
-                      int T, float *y, float *dx, float *grads)
+static void layer_run(k_backend *kb, const nn_kda_cfg *cfg0, const float *params, const float *x, const float *dy,
+                      int B, int T, float *y, float *dx, float *grads)
 {
+    nn_kda_cfg lc = *cfg0; /* with what kb's core keeps for its backward */
+    lc.save = kb->op->kda_save ? kb->op->kda_save(kb, lc.K, lc.K) : 0;
+    const nn_kda_cfg *cfg = &lc;
     size_t N = (size_t)B * T, np = nn_kda_params_floats(cfg);
     memset(dx, 0, N * cfg->d * sizeof(float));
     memset(grads, 0, np * sizeof(float));

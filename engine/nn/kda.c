@@ -78,7 +78,7 @@ void nn_kda_params_bind(nn_kda_params *p, float *base, const nn_kda_cfg *c)
     X(knk, (N) * (c)->Hkv * (c)->K) X(fd, (N) * (c)->r) X(f, (N) * (c)->Hq * ((c)->per_head ? 1 : (c)->K))    \
     X(g, (N) * (c)->Hq * (c)->K) X(bl, (N) * (c)->Hq) X(beta, (N) * (c)->Hq) X(o, (N) * (c)->Hq * (c)->K)     \
     X(gd, (N) * (c)->r) X(og, (N) * (c)->Hq * (c)->K) X(yn, (N) * (c)->Hq * (c)->K)                           \
-    X(s_chunks, (size_t)(B) * (c)->Hq * (nc) * (c)->K * (c)->K) X(ones, (N))
+    X(s_chunks, (size_t)(B) * (c)->Hq * (nc) * ((size_t)(c)->K * (c)->K + (c)->save)) X(ones, (N))
 
 size_t nn_kda_acts_floats(const nn_kda_cfg *c, int B, int T)
 {
@@ -124,7 +124,8 @@ void nn_kda_state_bind(nn_kda_state *s, float *base, const nn_kda_cfg *c, int B)
     X(df, (N) * (c)->Hq * ((c)->per_head ? 1 : (c)->K)) X(dfd, (N) * (c)->r) X(dknk, (N) * (c)->Hkv * (c)->K)  \
     X(dqc, (N) * (c)->Hq * (c)->K) X(dkc, (N) * (c)->Hkv * (c)->K) X(dvc, (N) * (c)->Hkv * (c)->K)            \
     X(dqp, (N) * (c)->Hq * (c)->K) X(dkp, (N) * (c)->Hkv * (c)->K) X(dvp, (N) * (c)->Hkv * (c)->K)            \
-    X(otmp, (size_t)(T) * (c)->Hq * (c)->K) X(sch, (size_t)kcpu_kda_nchunks(T) * (c)->Hq * (c)->K * (c)->K)
+    X(otmp, (size_t)(T) * (c)->Hq * (c)->K)                                                                   \
+    X(sch, (size_t)kcpu_kda_nchunks(T) * (c)->Hq * ((size_t)(c)->K * (c)->K + (c)->save))
 
 size_t nn_kda_bwd_scratch_floats(const nn_kda_cfg *c, int B, int T)
 {
@@ -171,7 +172,7 @@ static int kda_docs(kda_doc **out, const nn_kda_cfg *c, int B, int T, const int3
     } else
         return 0;
     kda_doc *d = xmalloc((size_t)n * sizeof *d);
-    const ptrdiff_t slot = (ptrdiff_t)c->Hq * c->K * c->K, room = (ptrdiff_t)B * kcpu_kda_nchunks(T);
+    const ptrdiff_t slot = (ptrdiff_t)c->Hq * ((ptrdiff_t)c->K * c->K + c->save), room = (ptrdiff_t)B * kcpu_kda_nchunks(T);
     ptrdiff_t used = 0;
     int i = 0;
     for (int b = 0; b < B; b++) {

@@ -13,6 +13,8 @@ typedef struct nn_kda_cfg {
     int conv_act;   /* 0 identity (default, as in the paper), 1 silu */
     int per_head;   /* 0 kda (per-channel decay), 1 gdn (per-head scalar decay) */
     float eps;      /* o_norm eps (rms_norm_eps) */
+    int save;       /* floats per (sequence, head, chunk) the backend's core keeps beyond the chunk-start state
+                     * (k_ops.kda_save of the backend the layer runs on; 0 on the CPU) */
 } nn_kda_cfg;
 
 /* Parameters in checkpoint order; names under `model.layers.{i}.linear_attn.` */
@@ -67,7 +69,7 @@ typedef struct nn_kda_acts {
     float *o;              /* core output [N,Hq,K] */
     float *gd, *og;        /* output gate [N,r], [N,Hq*K] */
     float *yn;             /* gated-norm output, o_proj input [N,Hq*K] */
-    float *s_chunks;       /* [B,Hq,NC,K,K] */
+    float *s_chunks;       /* [B,Hq,NC,K,K], then [B,Hq,NC,save] (kernels.h kda_fwd) */
     float *ones;           /* [N] of 1.0, written by the forward (bias add and its gradient as matmuls) */
 } nn_kda_acts;
 size_t nn_kda_acts_floats(const nn_kda_cfg *c, int B, int T);

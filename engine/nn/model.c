@@ -72,7 +72,7 @@ static void kda_cfg(nn_kda_cfg *k, const nn_config *c, int l)
 {
     *k = (nn_kda_cfg){.d = c->d, .Hq = c->n_heads, .Hkv = c->n_kv_heads, .K = c->head_dim, .r = c->gate_rank,
                       .W = c->conv_size, .conv_act = !strcmp(c->conv_act, "silu"),
-                      .per_head = c->mixer[l] == NN_MIX_GDN, .eps = c->norm_eps};
+                      .per_head = c->mixer[l] == NN_MIX_GDN, .eps = c->norm_eps, .save = c->kda_save};
 }
 
 static int mixer_add_params(ptab *pt, const nn_config *c, int l, struct nn_layer_ix *ix)
@@ -363,6 +363,7 @@ int nn_model_new(nn_model **out, const nn_config *c, k_backend *be)
     if (nn_config_check(c, "model config")) return -1;
     nn_model *m = xcalloc(1, sizeof *m);
     m->cfg = *c;
+    m->cfg.kda_save = be->op->kda_save ? be->op->kda_save(be, c->head_dim, c->head_dim) : 0;
     m->be = be;
     m->lix = xcalloc((size_t)c->n_layers, sizeof *m->lix);
     ptab pt = {0};

@@ -31,6 +31,9 @@ typedef struct nn_config {
     int conv_size, gate_rank;     /* linear_attn (hybrid) */
     char conv_act[16];            /* "identity" | "silu" */
     char dtype[16];               /* checkpoint dtype from config.json ("bfloat16", "float32", "" unknown) */
+    int kda_save;                 /* not from config.json: floats per (sequence, head, chunk) the model's backend
+                                   * keeps for the KDA backward beyond the chunk-start state (k_ops.kda_save);
+                                   * nn_model_new sets it, 0 elsewhere */
 } nn_config;
 
 /* Parses config.json text; `name` (a path) appears in messages. Missing optional fields get Qwen3 defaults. */

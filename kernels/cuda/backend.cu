@@ -263,7 +263,7 @@ static void cuda_ops_init(void)
     o->swiglu_fwd = kcuda_swiglu_fwd; o->swiglu_bwd = kcuda_swiglu_bwd;
     o->xent_fwd_bwd = kcuda_xent_fwd_bwd; o->kl_fwd_bwd = kcuda_kl_fwd_bwd; o->mse_fwd_bwd = kcuda_mse_fwd_bwd;
     o->adamw = kcuda_adamw;
-    o->kda_fwd = kcuda_kda_fwd; o->kda_bwd = kcuda_kda_bwd; o->kda_step = kcuda_kda_step;
+    o->kda_fwd = kcuda_kda_fwd; o->kda_bwd = kcuda_kda_bwd; o->kda_save = kcuda_kda_save; o->kda_step = kcuda_kda_step;
     o->conv_fwd = kcuda_conv_fwd; o->conv_bwd = kcuda_conv_bwd;
     o->l2norm_fwd = kcuda_l2norm_fwd; o->l2norm_bwd = kcuda_l2norm_bwd;
     o->kda_gate_fwd = kcuda_gate_fwd; o->kda_gate_bwd = kcuda_gate_bwd;

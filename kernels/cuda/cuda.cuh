@@ -161,6 +161,7 @@ void kcuda_mse_fwd_bwd(k_backend *b, float *loss, float *dx, const float *x, con
 void kcuda_adamw(k_backend *b, float *p, const float *g, float *m, float *v, size_t n, int nseg,
                  const size_t *seg_end, const unsigned char *decay, const k_adamw_hp *hp);
 
+int kcuda_kda_save(k_backend *b, int K, int V);
 void kcuda_kda_fwd(k_backend *b, float *o, float *sT, float *s_chunks, const float *q, const float *k,
                    const float *v, const float *g, const float *beta, const float *s0, int B, int T, int H, int K,
                    int V);

@@ -11,6 +11,7 @@
 
 /* kda_chunk.cu: the chunk-parallel kernels, taken when kcuda_kda_cp_ok says the shape is theirs */
 int kcuda_kda_cp_ok(k_backend *b, int K, int V);
+int kcuda_kda_cp_save(k_backend *b, int K, int V);
 void kcuda_kda_cp_fwd(k_backend *b, float *o, float *sT, float *s_chunks, const float *q, const float *k,
                       const float *v, const float *g, const float *beta, const float *s0, int B, int T, int H);
 void kcuda_kda_cp_bwd(k_backend *b, float *dq, float *dk, float *dv, float *dg, float *dbeta, float *ds0,
@@ -355,6 +356,9 @@ __global__ void __launch_bounds__(KDA_THREADS) kda_bwd_kernel(float *dq, float *
     }
     if (ds0) FOR_T(i, K * V) ds0[(size_t)bh * K * V + i] += w.dS[i];
 }
+
+/* the chunk-parallel kernels keep Aqk, A and (I+L)^-1 of every chunk for the backward (kda_chunk.cu) */
+int kcuda_kda_save(k_backend *b, int K, int V) { return kcuda_kda_cp_save(b, K, V); }
 
 void kcuda_kda_fwd(k_backend *b, float *o, float *sT, float *s_chunks, const float *q, const float *k,
                    const float *v, const float *g, const float *beta, const float *s0, int B, int T, int H, int K,

@@ -108,6 +108,13 @@ template <int M, int N, int WM> struct kcp_tc {
         const int w = threadIdx.x >> 5, lane = threadIdx.x & 31;
         return (w % WN) * TN + ((x >> 2) % NT) * 8 + 2 * (lane & 3) + (x & 1);
     }
+    /* out[row*ld + col] = acc, two adjacent columns per 8-byte store (out and ld even) */
+    static __device__ __forceinline__ void store(float *out, int ld, const float (&acc)[NACC])
+    {
+#pragma unroll
+        for (int x = 0; x < NACC; x += 2)
+            *(float2 *)(out + row(x) * ld + col(x)) = make_float2(acc[x], acc[x + 1]);
+    }
     static __device__ __forceinline__ void zero(float (&acc)[NACC])
     {
 #pragma unroll
@@ -449,12 +456,13 @@ __device__ __forceinline__ void kcp_intra_simt(float (&kg)[64 * (K / 2) / KCP_NT
 /*
  * 1. intra-chunk: Aqk, A and (I+L)^-1 (both optional), W, U, QG, KD, el of chunk blockIdx.x of (b, h) = blockIdx.y.
  * The key columns go in two halves of K/2 (A and Aqk sum over them), so that G, q, k of one half and the factor
- * rows fit beside the rest in 112 KB: two blocks per SM.
+ * rows fit beside the rest in 112 KB: two blocks per SM. SAVED (the backward after a forward that kept Aqk, A
+ * and (I+L)^-1): Ai_in is read, and only W, U, QG, KD, el are made.
  */
-template <int K, int V>
+template <int K, int V, bool SAVED>
 __global__ void __launch_bounds__(KCP_NT, 2) kcp_intra(float *Aqk_o, float *A_o, float *Ai_o, float *W_o, float *U_o,
     float *QG_o, float *KD_o, float *el_o, const float *q, const float *k, const float *v, const float *g,
-    const float *beta, int T, int H)
+    const float *beta, const float *Ai_in, int T, int H)
 {
     typedef kcp_intra_l<K> L;
     static_assert(K == V, "kcp_intra: W and U share one product shape");
@@ -465,10 +473,16 @@ __global__ void __launch_bounds__(KCP_NT, 2) kcp_intra(float *Aqk_o, float *A_o,
     float *KG0 = kcp_smem + L::KG0, *Ls = kcp_smem + L::L, *bs = kcp_smem + L::beta;
     if (tid < KCP_CH) bs[tid] = tid < c ? beta[((size_t)b * T + t0 + tid) * H + h] : 0.0f;
     float kg[NKG]; /* K e^G of the second half (W's right side) */
-    if (kcp_intra_wide<K>(g + rowk, sk, c))
+    if (SAVED) {
+        for (int kh = 0; kh < 2; kh++) {
+            if (kh) __syncthreads(); /* the first half's G, q, k are read */
+            kcp_intra_half<K>(kg, QG_o, KD_o, el_o, q, k, g, rowk, sk, bhn, kh * KH, c);
+        }
+    } else if (kcp_intra_wide<K>(g + rowk, sk, c)) {
         kcp_intra_simt<K>(kg, Aqk_o, A_o, QG_o, KD_o, el_o, q, k, g, rowk, sk, bhn, c);
-    else
+    } else {
         kcp_intra_tc<K>(kg, Aqk_o, A_o, QG_o, KD_o, el_o, q, k, g, rowk, sk, bhn, c);
+    }
     /*
      * [W | U] = (I + L)^-1 diag(beta) [K e^G | V], the inverse blocked as fla's solve_tril: the four diagonal
      * 16x16 blocks of the unit lower triangular (I + L) by forward substitution (one column per thread), then
@@ -485,14 +499,15 @@ __global__ void __launch_bounds__(KCP_NT, 2) kcp_intra(float *Aqk_o, float *A_o,
         kcp_cp_rows(V1, LW, vr + KH, (size_t)H * V, KH, c);
         kcp_commit();
     }
-    for (int idx = tid; idx < 64 * LI; idx += KCP_NT) Ai[idx] = 0.0f;
+    if (!SAVED)
+        for (int idx = tid; idx < 64 * LI; idx += KCP_NT) Ai[idx] = 0.0f;
 #pragma unroll
     for (int m = 0; m < NKG; m++) {
         int idx = m * KCP_NT + tid;
         KG1[(idx / KH) * LW + idx % KH] = kg[m];
     }
     __syncthreads();
-    if (tid < 64) { /* column j of diagonal block a */
+    if (!SAVED && tid < 64) { /* column j of diagonal block a */
         const int a = tid / 16, j = tid % 16, r0 = 16 * a;
         float x[16];
 #pragma unroll
@@ -507,7 +522,7 @@ __global__ void __launch_bounds__(KCP_NT, 2) kcp_intra(float *Aqk_o, float *A_o,
     }
     __syncthreads();
 #pragma unroll
-    for (int d = 1; d < 4; d++) {
+    for (int d = 1; d < 4 && !SAVED; d++) {
         for (int a = d; a < 4; a++) { /* Xt = sum_c L[a][c] Ai[c][a - d] */
             const int bb = a - d;
             const float *lr = Ls + (16 * a + ty) * 65;
@@ -527,8 +542,8 @@ __global__ void __launch_bounds__(KCP_NT, 2) kcp_intra(float *Aqk_o, float *A_o,
     }
     for (int idx = tid; idx < 4096; idx += KCP_NT) { /* keep Ai for the backward; scale its columns by beta */
         int r = idx / 64, j = idx % 64;
-        float x = Ai[r * LI + j];
-        if (Ai_o) Ai_o[bhn * 4096 + idx] = x;
+        float x = SAVED ? Ai_in[bhn * 4096 + idx] : Ai[r * LI + j];
+        if (!SAVED && Ai_o) Ai_o[bhn * 4096 + idx] = x;
         Ai[r * LI + j] = x * bs[j];
     }
     kcp_wait<0>();
@@ -542,8 +557,7 @@ __global__ void __launch_bounds__(KCP_NT, 2) kcp_intra(float *Aqk_o, float *A_o,
             float *out = (part < 2 ? W_o : U_o) + bhn * 64 * K + (part & 1) * KH;
             P::zero(acc);
             P::mm(acc, Ai, LI, 1, rhs[part], LW, 1, 64);
-#pragma unroll
-            for (int x = 0; x < P::NACC; x++) out[P::row(x) * K + P::col(x)] = acc[x];
+            P::store(out, K, acc);
         }
     }
 }
@@ -589,11 +603,12 @@ __global__ void __launch_bounds__(KCP_NT) kcp_state(float *UVn, float *sch, floa
             P1::zero(acc);
             P1::mm(acc, Ws, L::LW, 1, S, L::LS, 1, K);
 #pragma unroll
-            for (int x = 0; x < P1::NACC; x++) {
+            for (int x = 0; x < P1::NACC; x += 2) {
                 int r = P1::row(x), e = P1::col(x);
-                float y = Us[r * VT + e] - acc[x];
-                UVn[bhn * 64 * V + r * V + v0 + e] = y;
-                Vns[r * L::LS + e] = y;
+                float y0 = Us[r * VT + e] - acc[x], y1 = Us[r * VT + e + 1] - acc[x + 1];
+                *(float2 *)(UVn + bhn * 64 * V + r * V + v0 + e) = make_float2(y0, y1);
+                Vns[r * L::LS + e] = y0;
+                Vns[r * L::LS + e + 1] = y1;
             }
         }
         kcp_wait<0>(); /* KD, el of chunk n */
@@ -654,9 +669,9 @@ __global__ void __launch_bounds__(KCP_NT) kcp_out(float *o, const float *QG, con
     P::mm(acc, As, L::LQ, 1, Bs, L::LB, 1, 64);
     float *ob = o + ((size_t)b * T + t0) * H * V + (size_t)h * V;
 #pragma unroll
-    for (int x = 0; x < P::NACC; x++) {
+    for (int x = 0; x < P::NACC; x += 2) {
         int r = P::row(x);
-        if (r < c) ob[(size_t)r * H * V + P::col(x)] = acc[x];
+        if (r < c) *(float2 *)(ob + (size_t)r * H * V + P::col(x)) = make_float2(acc[x], acc[x + 1]);
     }
 }
 
@@ -713,10 +728,11 @@ __global__ void __launch_bounds__(KCP_NT) kcp_state_bwd(float *dVn_o, float *dSc
             P1::mm(acc, Aqks, 1, L::LQ, dOs, L::LS, 1, 64);
             P1::mm(acc, KDs, L::LD, 1, dS, L::LS, 1, K);
 #pragma unroll
-            for (int x = 0; x < P1::NACC; x++) {
+            for (int x = 0; x < P1::NACC; x += 2) {
                 int r = P1::row(x), e = P1::col(x);
                 dVns[r * L::LS + e] = acc[x];
-                dVn_o[bhn * 64 * V + r * V + v0 + e] = acc[x];
+                dVns[r * L::LS + e + 1] = acc[x + 1];
+                *(float2 *)(dVn_o + bhn * 64 * V + r * V + v0 + e) = make_float2(acc[x], acc[x + 1]);
             }
         }
         kcp_wait<0>(); /* QG, W, el of chunk n */
@@ -795,9 +811,12 @@ __global__ void __launch_bounds__(KCP_NT, 3) kcp_bvn(float *Vn, const float *U, 
     const float *Uc = U + bhn * 64 * V + e0;
     float *Vc = Vn + bhn * 64 * V + e0;
 #pragma unroll
-    for (int x = 0; x < P::NACC; x++) u[x] = Uc[P::row(x) * V + P::col(x)];
-#pragma unroll
-    for (int x = 0; x < P::NACC; x++) Vc[P::row(x) * V + P::col(x)] = u[x] - acc[x];
+    for (int x = 0; x < P::NACC; x += 2) {
+        float2 y = *(const float2 *)(Uc + P::row(x) * V + P::col(x));
+        u[x] = y.x - acc[x];
+        u[x + 1] = y.y - acc[x + 1];
+    }
+    P::store(Vc, V, u);
 }
 
 /* three [64 x (V+4)] slots and beta */
@@ -833,8 +852,7 @@ __global__ void __launch_bounds__(KCP_NT, 2) kcp_bgrad(float *dQG, float *dKD, f
         float acc[P::NACC];
         P::zero(acc);
         P::mm(acc, Bs, LV, 1, As, 1, LV, V);
-#pragma unroll
-        for (int x = 0; x < P::NACC; x++) dQG[bhn * 64 * K + P::row(x) * K + i0 + P::col(x)] = acc[x];
+        P::store(dQG + bhn * 64 * K + i0, K, acc);
     }
     { /* rows [32z, +32) of dAqk = dO Vn^T (j <= r), stored transposed for kcp_bqk */
         typedef kcp_tc<32, 64, 2> P2;
@@ -865,8 +883,7 @@ __global__ void __launch_bounds__(KCP_NT, 2) kcp_bgrad(float *dQG, float *dKD, f
         float acc[P::NACC];
         P::zero(acc);
         P::mm(acc, Cs, LV, 1, Bs, 1, LV, V);
-#pragma unroll
-        for (int x = 0; x < P::NACC; x++) dKD[bhn * 64 * K + P::row(x) * K + i0 + P::col(x)] = acc[x];
+        P::store(dKD + bhn * 64 * K + i0, K, acc);
     }
     __syncthreads();
     kcp_cp_block(Cs, LV, dVn + bhn * 64 * V, 64, V);
@@ -887,23 +904,26 @@ __global__ void __launch_bounds__(KCP_NT, 2) kcp_bgrad(float *dQG, float *dKD, f
         float acc[P::NACC];
         P::zero(acc);
         P::mm(acc, As, 1, LH, Bs, LH, 1, 64);
-#pragma unroll
-        for (int x = 0; x < P::NACC; x++) dRW[bhn * 64 * K + P::row(x) * K + i0 + P::col(x)] = acc[x];
+        P::store(dRW + bhn * 64 * K + i0, K, acc);
     }
     { /* dRU = Ai^T dVn, value columns [64z, +64); dv += diag(beta) dRU */
         float acc[P::NACC], o[P::NACC];
         P::zero(acc);
         P::mm(acc, As, 1, LH, Cs + i0, LV, 1, 64);
+        P::store(dRU + bhn * 64 * V + i0, V, acc);
 #pragma unroll
-        for (int x = 0; x < P::NACC; x++) {
+        for (int x = 0; x < P::NACC; x += 2) {
             int r = P::row(x);
-            dRU[bhn * 64 * V + r * V + i0 + P::col(x)] = acc[x];
-            o[x] = r < c ? dv[rowv + (size_t)r * sv + i0 + P::col(x)] : 0.0f;
+            float2 y = r < c ? *(const float2 *)(dv + rowv + (size_t)r * sv + i0 + P::col(x)) : make_float2(0.0f, 0.0f);
+            o[x] = y.x;
+            o[x + 1] = y.y;
         }
 #pragma unroll
-        for (int x = 0; x < P::NACC; x++) {
+        for (int x = 0; x < P::NACC; x += 2) {
             int r = P::row(x);
-            if (r < c) dv[rowv + (size_t)r * sv + i0 + P::col(x)] = o[x] + bs[r] * acc[x];
+            if (r < c)
+                *(float2 *)(dv + rowv + (size_t)r * sv + i0 + P::col(x)) =
+                    make_float2(o[x] + bs[r] * acc[x], o[x + 1] + bs[r] * acc[x + 1]);
         }
     }
 }
@@ -1222,9 +1242,10 @@ static void kp_done(int first, int n, int BH, int T)
     }
 }
 
-/* the scratch of one call: chunk-major work buffers (floats) */
+/* the scratch of one call: chunk-major work buffers (floats). The backward's Aqk and Ai take dAqk^T and dA^T
+ * (the forward's Aqk, A, Ai are in s_chunks after the states: kcp_saved) */
 struct kcp_bufs {
-    float *Aqk, *A, *Ai, *W, *U, *QG, *KD, *el, *sch, *dVn, *dSc, *X1, *X2, *X3;
+    float *Aqk, *Ai, *W, *U, *QG, *KD, *el, *sch, *dVn, *dSc, *X1, *X2, *X3;
 };
 
 static void kcp_carve(kcp_bufs *s, float *p, size_t nbh, int K, int V, int bwd, int own_sch)
@@ -1237,9 +1258,8 @@ static void kcp_carve(kcp_bufs *s, float *p, size_t nbh, int K, int V, int bwd, 
     s->KD = p; p += rows * K;
     s->el = p; p += nbh * K;
     s->sch = own_sch ? p : NULL; p += own_sch ? nbh * K * V : 0;
-    s->A = s->Ai = s->dVn = s->dSc = s->X1 = s->X2 = s->X3 = NULL;
+    s->Ai = s->dVn = s->dSc = s->X1 = s->X2 = s->X3 = NULL;
     if (bwd) {
-        s->A = p; p += rows * 64;
         s->Ai = p; p += rows * 64;
         s->dVn = p; p += rows * V;
         s->dSc = p; p += nbh * K * V;
@@ -1252,8 +1272,20 @@ static void kcp_carve(kcp_bufs *s, float *p, size_t nbh, int K, int V, int bwd, 
 static size_t kcp_floats(size_t nbh, int K, int V, int bwd, int own_sch)
 {
     size_t rows = nbh * 64, f = rows * (64 + 3 * (size_t)K + V) + nbh * K + (own_sch ? nbh * K * V : 0);
-    if (bwd) f += rows * (2 * 64 + (size_t)V + 3 * (size_t)K) + nbh * K * V;
+    if (bwd) f += rows * (64 + (size_t)V + 3 * (size_t)K) + nbh * K * V;
     return f;
+}
+
+/* What the forward keeps in s_chunks after the chunk-start states [B,H,NC,K,V] for the backward: Aqk, A and
+ * (I+L)^-1 of every chunk, [3][B*H*NC][64][64], so that the backward's kcp_intra only makes W, U, QG, KD, el. */
+#define KCP_SAVE (3 * 64 * 64)
+struct kcp_saved {
+    float *Aqk, *A, *Ai;
+};
+static kcp_saved kcp_saved_at(const float *s_chunks, size_t nbh, int K, int V)
+{
+    float *x = (float *)s_chunks + nbh * K * V;
+    return kcp_saved{x, x + nbh * 4096, x + 2 * nbh * 4096};
 }
 
 /* 16-float alignment of every buffer: widths are multiples of 16 when K, V are */
@@ -1274,7 +1306,10 @@ template <int K, int V> static void kcp_setup()
 {
     static int done;
     if (done) return;
-    CK(cudaFuncSetAttribute(kcp_intra<K, V>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kcp_intra_smem<K>()));
+    CK(cudaFuncSetAttribute(kcp_intra<K, V, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                            (int)kcp_intra_smem<K>()));
+    CK(cudaFuncSetAttribute(kcp_intra<K, V, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                            (int)kcp_intra_smem<K>()));
     CK(cudaFuncSetAttribute(kcp_state<K, V, KCP_VT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                             (int)kcp_state_l<K, KCP_VT>::bytes));
     CK(cudaFuncSetAttribute(kcp_state<K, V, KCP_VT / 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -1324,16 +1359,6 @@ static int kcp_narrow(k_backend *b, int BH, int V)
 }
 
 template <int K, int V>
-static void kcp_intra_launch(k_backend *b, const kcp_bufs *s, const float *q, const float *k, const float *v,
-                             const float *g, const float *beta, int B, int T, int H, int NC)
-{
-    dim3 grid(NC, B * H);
-    kcp_intra<K, V><<<grid, KCP_NT, kcp_intra_smem<K>(), KCUDA_STREAM(b)>>>(s->Aqk, s->A, s->Ai, s->W, s->U, s->QG,
-                                                                             s->KD, s->el, q, k, v, g, beta, T, H);
-    KLAUNCH_CHECK();
-}
-
-template <int K, int V>
 static void kcp_fwd(k_backend *b, float *o, float *sT, float *s_chunks, const float *q, const float *k, const float *v,
                     const float *g, const float *beta, const float *s0, int B, int T, int H)
 {
@@ -1344,18 +1369,23 @@ static void kcp_fwd(k_backend *b, float *o, float *sT, float *s_chunks, const fl
     kcp_carve(&s, (float *)kcuda_scratch(b, kcp_floats(nbh, K, V, 0, !s_chunks) * sizeof(float)), nbh, K, V, 0,
               !s_chunks);
     float *sch = s_chunks ? s_chunks : s.sch;
+    kcp_saved sv = {s.Aqk, NULL, NULL}; /* inference: Aqk in the scratch, nothing kept */
+    if (s_chunks) sv = kcp_saved_at(s_chunks, nbh, K, V);
+    cudaStream_t st = KCUDA_STREAM(b);
     kp_mark(b, 0);
-    kcp_intra_launch<K, V>(b, &s, q, k, v, g, beta, B, T, H, NC);
+    kcp_intra<K, V, false><<<dim3(NC, B * H), KCP_NT, kcp_intra_smem<K>(), st>>>(sv.Aqk, sv.A, sv.Ai, s.W, s.U, s.QG,
+                                                                               s.KD, s.el, q, k, v, g, beta, NULL, T, H);
+    KLAUNCH_CHECK();
     kp_mark(b, 1);
     if (kcp_narrow(b, B * H, V))
-        kcp_state<K, V, KCP_VT / 2><<<dim3(2 * V / KCP_VT, B * H), KCP_NT, kcp_state_l<K, KCP_VT / 2>::bytes,
-                                      KCUDA_STREAM(b)>>>(s.U, sch, sT, s.W, s.KD, s.el, s0, NC);
+        kcp_state<K, V, KCP_VT / 2><<<dim3(2 * V / KCP_VT, B * H), KCP_NT, kcp_state_l<K, KCP_VT / 2>::bytes, st>>>(
+            s.U, sch, sT, s.W, s.KD, s.el, s0, NC);
     else
-        kcp_state<K, V, KCP_VT><<<dim3(V / KCP_VT, B * H), KCP_NT, kcp_state_l<K, KCP_VT>::bytes, KCUDA_STREAM(b)>>>(
+        kcp_state<K, V, KCP_VT><<<dim3(V / KCP_VT, B * H), KCP_NT, kcp_state_l<K, KCP_VT>::bytes, st>>>(
             s.U, sch, sT, s.W, s.KD, s.el, s0, NC);
     KLAUNCH_CHECK();
     kp_mark(b, 2);
-    kcp_out<K, V><<<dim3(NC, B * H), KCP_NT, kcp_out_l<K, V>::bytes, KCUDA_STREAM(b)>>>(o, s.QG, sch, s.Aqk, s.U, T, H);
+    kcp_out<K, V><<<dim3(NC, B * H), KCP_NT, kcp_out_l<K, V>::bytes, st>>>(o, s.QG, sch, sv.Aqk, s.U, T, H);
     KLAUNCH_CHECK();
     kp_mark(b, 3);
     kp_done(KP_INTRA_F, 3, B * H, T);
@@ -1371,31 +1401,32 @@ static void kcp_bwd_run(k_backend *b, float *dq, float *dk, float *dv, float *dg
     kcp_setup<K, V>();
     kcp_bufs s;
     kcp_carve(&s, (float *)kcuda_scratch(b, kcp_floats(nbh, K, V, 1, 0) * sizeof(float)), nbh, K, V, 1, 0);
+    const kcp_saved sv = kcp_saved_at(s_chunks, nbh, K, V);
+    cudaStream_t st = KCUDA_STREAM(b);
     kp_mark(b, 0);
-    kcp_intra_launch<K, V>(b, &s, q, k, v, g, beta, B, T, H, NC);
+    kcp_intra<K, V, true><<<dim3(NC, B * H), KCP_NT, kcp_intra_smem<K>(), st>>>(NULL, NULL, NULL, s.W, s.U, s.QG, s.KD,
+                                                                              s.el, q, k, v, g, beta, sv.Ai, T, H);
+    KLAUNCH_CHECK();
     kp_mark(b, 1);
     if (kcp_narrow(b, B * H, V))
         kcp_state_bwd<K, V, KCP_VT / 2><<<dim3(2 * V / KCP_VT, B * H), KCP_NT, kcp_state_bwd_l<K, KCP_VT / 2>::bytes,
-                                          KCUDA_STREAM(b)>>>(s.dVn, s.dSc, ds0, s.Aqk, s.KD, s.QG, s.W, s.el, dout,
-                                                             dsT, T, H, NC);
+                                          st>>>(s.dVn, s.dSc, ds0, sv.Aqk, s.KD, s.QG, s.W, s.el, dout, dsT, T, H, NC);
     else
-        kcp_state_bwd<K, V, KCP_VT><<<dim3(V / KCP_VT, B * H), KCP_NT, kcp_state_bwd_l<K, KCP_VT>::bytes,
-                                      KCUDA_STREAM(b)>>>(s.dVn, s.dSc, ds0, s.Aqk, s.KD, s.QG, s.W, s.el, dout, dsT,
-                                                         T, H, NC);
+        kcp_state_bwd<K, V, KCP_VT><<<dim3(V / KCP_VT, B * H), KCP_NT, kcp_state_bwd_l<K, KCP_VT>::bytes, st>>>(
+            s.dVn, s.dSc, ds0, sv.Aqk, s.KD, s.QG, s.W, s.el, dout, dsT, T, H, NC);
     KLAUNCH_CHECK();
     kp_mark(b, 2);
-    /* kcp_state_bwd was the last reader of QG, KD, el and Aqk, kcp_bgrad the last of Ai: the passes below
-     * write Vn over QG, dRU over KD, del over el, dAqk^T over Aqk and dA^T over Ai */
+    /* kcp_state_bwd was the last reader of QG, KD and el: the passes below write Vn over QG, dRU over KD, del over
+     * el; dAqk^T and dA^T go to the scratch's Aqk and Ai */
     float *Vn = s.QG, *dRU = s.KD, *del = s.el, *dAqkT = s.Aqk, *dAT = s.Ai;
-    cudaStream_t st = KCUDA_STREAM(b);
     kcp_bvn<K, V><<<dim3(NC, B * H, 2), KCP_NT, kcp_bvn_l<K, V>::bytes, st>>>(Vn, s.U, s.W, s_chunks);
     KLAUNCH_CHECK();
     kp_mark(b, 3);
     kcp_bgrad<K, V><<<dim3(NC, B * H, 2), KCP_NT, kcp_bgrad_l<K, V>::bytes, st>>>(
-        s.X1, s.X2, s.X3, dAqkT, del, dRU, dv, Vn, s.dVn, s.Ai, s_chunks, s.dSc, dout, beta, T, H);
+        s.X1, s.X2, s.X3, dAqkT, del, dRU, dv, Vn, s.dVn, sv.Ai, s_chunks, s.dSc, dout, beta, T, H);
     KLAUNCH_CHECK();
     kp_mark(b, 4);
-    kcp_bdl<K, V><<<dim3(NC, B * H), KCP_NT, kcp_bdl_l<K, V>::bytes, st>>>(dAT, dbeta, s.X3, dRU, s.W, s.U, s.A, k, v,
+    kcp_bdl<K, V><<<dim3(NC, B * H), KCP_NT, kcp_bdl_l<K, V>::bytes, st>>>(dAT, dbeta, s.X3, dRU, s.W, s.U, sv.A, k, v,
                                                                            g, beta, T, H);
     KLAUNCH_CHECK();
     kp_mark(b, 5);
@@ -1405,6 +1436,9 @@ static void kcp_bwd_run(k_backend *b, float *dq, float *dk, float *dv, float *dg
     kp_mark(b, 6);
     kp_done(KP_INTRA_B, 6, B * H, T);
 }
+
+/* floats the forward keeps per (b, h, chunk) in s_chunks after the states (k_ops.kda_save) */
+int kcuda_kda_cp_save(k_backend *b, int K, int V) { return kcuda_kda_cp_ok(b, K, V) ? KCP_SAVE : 0; }
 
 void kcuda_kda_cp_fwd(k_backend *b, float *o, float *sT, float *s_chunks, const float *q, const float *k,
                       const float *v, const float *g, const float *beta, const float *s0, int B, int T, int H)

@@ -91,7 +91,8 @@ static void bench_kda(int B, int T, int H, int K, int V)
     c.g = rand_dev(nk, -0.1f, -0.001f, 4);
     c.beta = rand_dev((size_t)B * T * H, 0.1f, 0.9f, 5);
     c.o = gpu->op->alloc(gpu, nv * 4);
-    c.sch = gpu->op->alloc(gpu, (size_t)B * H * nc * K * V * 4);
+    const int save = gpu->op->kda_save ? gpu->op->kda_save(gpu, K, V) : 0; /* kept after the states */
+    c.sch = gpu->op->alloc(gpu, (size_t)B * H * nc * ((size_t)K * V + save) * 4);
     c.dout = rand_dev(nv, -1, 1, 6);
     c.dq = gpu->op->alloc(gpu, nk * 4);
     c.dk = gpu->op->alloc(gpu, nk * 4);

@@ -105,8 +105,9 @@ static ibuf ib_new(size_t n)
 static void ib_up(ibuf *t) { gpu->op->upload(gpu, t->d, t->h, t->n * sizeof(int32_t)); }
 static void ib_free(ibuf *t) { free(t->h); gpu->op->free(gpu, t->d); }
 
-/* Downloads the device copy, checks guards, finiteness and the error against the host (CPU) values. */
-static void tb_check(const tbuf *t, const char *what, double tol)
+/* Downloads the device copy, checks guards, finiteness and the error against the host (CPU) values over the
+ * first n values (the device may keep more after them: KDA's s_chunks). */
+static void tb_check_n(const tbuf *t, size_t n, const char *what, double tol)
 {
     n_check++;
     float *all = xmalloc((t->n + 2 * GUARD) * sizeof(float));
@@ -118,7 +119,7 @@ static void tb_check(const tbuf *t, const char *what, double tol)
     }
     double num = 0, den = 0, maxd = 0, maxr = 0;
     size_t nonfinite = 0, worst = 0;
-    for (size_t i = 0; i < t->n; i++) {
+    for (size_t i = 0; i < n; i++) {
         if (!isfinite(g[i]) && isfinite(t->h[i])) nonfinite++;
         double d = (double)g[i] - t->h[i];
         num += d * d;
@@ -130,11 +131,12 @@ static void tb_check(const tbuf *t, const char *what, double tol)
     int ok = guard_ok && !nonfinite && (nerr <= tol || (tol == 0 && maxd == 0));
     if (!ok) n_fail++;
     printf("%-5s %-34s %-10s n=%-9zu nerr=%.2e maxabs=%.2e (|ref|max %.2e) tol=%.0e%s%s\n", ok ? "ok" : "FAIL",
-           cur_case, what, t->n, nerr, maxd, maxr, tol, guard_ok ? "" : "  GUARD OVERWRITTEN",
+           cur_case, what, n, nerr, maxd, maxr, tol, guard_ok ? "" : "  GUARD OVERWRITTEN",
            nonfinite ? "  NON-FINITE" : "");
-    if (!ok && t->n) printf("      worst at %zu: gpu %.8g cpu %.8g\n", worst, g[worst], t->h[worst]);
+    if (!ok && n) printf("      worst at %zu: gpu %.8g cpu %.8g\n", worst, g[worst], t->h[worst]);
     free(all);
 }
+static void tb_check(const tbuf *t, const char *what, double tol) { tb_check_n(t, t->n, what, tol); }
 
 /* ------------------------------------------------------------------ cases */
 
@@ -386,15 +388,16 @@ static void t_kda(const tcase *tc)
     kda_in in = kda_inputs(B, T, H, K, V, tc->f & 2);
     size_t ns = (size_t)B * H * K * V;
     tbuf o = tb_randn((size_t)B * T * H * V, 1), sT = tb_randn(ns, 1), s0 = tb_randn(ns, 0.5f);
-    tbuf sch = tb_randn(ns * nc, 1);
+    const int save = gpu->op->kda_save ? gpu->op->kda_save(gpu, K, V) : 0; /* the GPU keeps more after the states */
+    tbuf sch = tb_randn(ns * nc + (size_t)B * H * nc * save, 1);
     const float *s0h = init ? s0.h : NULL, *s0d = init ? s0.d : NULL;
     cpu->op->kda_fwd(cpu, o.h, sT.h, sch.h, in.q.h, in.k.h, in.v.h, in.g.h, in.beta.h, s0h, B, T, H, K, V);
     gpu->op->kda_fwd(gpu, o.d, sT.d, sch.d, in.q.d, in.k.d, in.v.d, in.g.d, in.beta.d, s0d, B, T, H, K, V);
     tb_check(&o, "o", tol);
     tb_check(&sT, "sT", tol);
-    tb_check(&sch, "s_chunks", tol);
-    /* backward from the CPU's saved states */
-    gpu->op->upload(gpu, sch.d, sch.h, sch.n * sizeof(float));
+    tb_check_n(&sch, ns * nc, "s_chunks", tol);
+    /* backward from the CPU's saved states (and what the GPU kept after them) */
+    gpu->op->upload(gpu, sch.d, sch.h, ns * nc * sizeof(float));
     tbuf dout = tb_randn(o.n, 1), dsT = tb_randn(ns, 1);
     tbuf dq = tb_randn(in.q.n, 1), dk = tb_randn(in.k.n, 1), dv = tb_randn(in.v.n, 1), dg = tb_randn(in.g.n, 1);
     tbuf db = tb_randn(in.beta.n, 1), ds0 = tb_randn(ns, 1);
