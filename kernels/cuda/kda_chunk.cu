@@ -32,7 +32,8 @@
  * so A and Aqk become tensor-core products of factored rows. Off the diagonal blocks (r >= r0 > j) both factors
  * are <= 1 (strong decay underflows to 0, never overflows). Inside a diagonal 16x16 block the column factor is
  * >= 1, bounded by the block's decay span; a chunk whose span exceeds KCP_SPAN computes its diagonal blocks per
- * element instead (kcp_intra_wide). The backward's diagonal blocks (kcp_bqk) are per element.
+ * element instead (kcp_intra_tc gives it up to kcp_intra_simt). The backward's diagonal blocks (kcp_bqk) are
+ * per element.
  * The triangular solves are products with the inverse: only the four diagonal 16x16 blocks of (I+L) are
  * inverted by substitution (16 steps), the rest of Ai by 16x16 products, and [W | U], [dRW | dRU] are
  * tensor-core products with it (k = 64) instead of a 64-step substitution per column.
@@ -76,16 +77,20 @@ template <int TM, int TN> __device__ __forceinline__ void kcp_zero(float (&acc)[
 #ifndef KCP_SPLIT
 #define KCP_SPLIT 0
 #endif
-__device__ __forceinline__ uint32_t kcp_tf32(float x)
-{
-    uint32_t r;
-    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
-    return r;
-}
+/* x rounded to TF32 (10 mantissa bits), nearest with ties away from zero: half an ulp of TF32 added to the bit
+ * pattern, the low 13 bits cleared. One add and one and, where cvt.rna.tf32.f32 is a longer sequence on sm_90
+ * (it also keeps Inf and NaN, which never reach these products). The plain products skip the and: the tensor
+ * cores read only the top 19 bits of a .tf32 operand. */
+__device__ __forceinline__ uint32_t kcp_tf32(float x) { return (__float_as_uint(x) + 0x1000u) & 0xffffe000u; }
 __device__ __forceinline__ void kcp_split(float x, uint32_t &hi, uint32_t &lo)
 {
-    hi = kcp_tf32(x);
-    lo = KCP_SPLIT ? kcp_tf32(x - __uint_as_float(hi)) : 0u;
+    if (KCP_SPLIT) {
+        hi = kcp_tf32(x);
+        lo = kcp_tf32(x - __uint_as_float(hi));
+    } else {
+        hi = __float_as_uint(x) + 0x1000u;
+        lo = 0u;
+    }
 }
 __device__ __forceinline__ void kcp_mma(float *d, const uint32_t *a, const uint32_t *b)
 {
@@ -185,15 +190,21 @@ __device__ __forceinline__ void kcp_cp_rows(float *dst, int ld, const float *src
     }
 }
 
-/* exp of the decay factors (every argument <= 0 but for rounding). KCP_FASTEXP (default 1): exp2f(x log2 e),
- * the ex2 unit (~2 ulp plus the rounding of x log2 e, ~1e-6 relative at |x| ~ 20) instead of expf's range
- * reduction; kcp_intra 0.8 ms, kcp_bwd 0.4 ms per call faster (one H200, B=8 T=4096), op tests unchanged at 1e-4. */
+/* exp of the decay factors. KCP_FASTEXP (default 1): ex2.approx.ftz(x log2 e), the ex2 unit (~2 ulp plus the
+ * rounding of x log2 e, ~1e-6 relative at |x| ~ 20; results below 2^-126 flush to 0, below any term that
+ * matters) instead of expf's range reduction and exp2f's denormal handling. */
 #ifndef KCP_FASTEXP
 #define KCP_FASTEXP 1
 #endif
-__device__ __forceinline__ float kcp_exp(float x) { return KCP_FASTEXP ? exp2f(x * 1.4426950408889634f) : expf(x); }
+__device__ __forceinline__ float kcp_exp(float x)
+{
+    if (!KCP_FASTEXP) return expf(x);
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x * 1.4426950408889634f));
+    return y;
+}
 
-/* G[r][i] = sum_{j<=r} g_j (in place over the loaded g) */
+/* G[r][i] = sum_{j<=r} g_j (in place over the loaded g), one thread per column */
 template <int K> __device__ __forceinline__ void kcp_cumsum(float *G, int ld)
 {
     for (int i = threadIdx.x; i < K; i += KCP_NT) {
@@ -203,6 +214,22 @@ template <int K> __device__ __forceinline__ void kcp_cumsum(float *G, int ld)
             G[r * ld + i] = a;
         }
     }
+}
+/* The same with every thread of the block (the backward kernels, where one thread walking 64 rows per column
+ * showed in the profiles), over W columns: thread (segment, column) sums 64 W / KCP_NT consecutive rows of its
+ * column, and the segment sums meet in part (KCP_NT floats of shared scratch). The caller syncs after it. */
+template <int W> __device__ __forceinline__ void kcp_cumsum_par(float *G, int ld, float *part)
+{
+    constexpr int P = KCP_NT / W, RS = KCP_CH / P; /* P segments of RS rows per column */
+    static_assert(P * W == KCP_NT && P * RS == KCP_CH, "kcp_cumsum: shape");
+    const int col = threadIdx.x % W, seg = threadIdx.x / W;
+    float *g = G + seg * RS * ld + col, a = 0.0f;
+    for (int r = 0; r < RS; r++) a += g[r * ld];
+    part[threadIdx.x] = a;
+    __syncthreads();
+    a = 0.0f;
+    for (int s2 = 0; s2 < seg; s2++) a += part[s2 * W + col];
+    for (int r = 0; r < RS; r++) g[r * ld] = a += g[r * ld];
 }
 
 /* shared memory of kcp_intra (112 KB: two blocks per SM): region R, G, q, k of one half of the key columns
@@ -226,20 +253,10 @@ template <int K> static size_t kcp_intra_smem() { return kcp_intra_l<K>::bytes; 
  * exp(span), span = G_r0 - G_(r0+15) (the decay over the block in one key column), and the row factor
  * exp(G_r - G_r0) >= exp(-span): with span <= KCP_SPAN neither overflows nor leaves the normal range, so every
  * term keeps its relative precision. A chunk with a wider span anywhere (decays of tens of nats per token) takes
- * the per-element diagonal blocks (kcp_intra_simt), which are exact for any decay.
+ * the per-element diagonal blocks (kcp_intra_simt), which are exact for any decay: kcp_intra_tc checks the spans
+ * of each half once its G is in shared memory and gives the chunk up to kcp_intra_simt before storing A.
  */
 #define KCP_SPAN 64.0f
-template <int K> __device__ __forceinline__ int kcp_intra_wide(const float *g, size_t stride, int c)
-{
-    int wide = 0;
-    for (int idx = threadIdx.x; idx < 4 * K; idx += KCP_NT) {
-        const int a = idx / K, i = idx % K;
-        float s = 0.0f;
-        for (int r = 16 * a + 1; r < 16 * a + 16 && r < c; r++) s -= g[(size_t)r * stride + i];
-        wide |= s > KCP_SPAN;
-    }
-    return __syncthreads_or(wide);
-}
 
 /* one m16n8 tile: d += A B, A(m, k) = A[m*lda + k], B(k, n) = Bn[n*ldb + k], k < kn (a multiple of 8) */
 __device__ __forceinline__ void kcp_mma_tile(float (&d)[4], const float *A, int lda, const float *Bn, int ldb, int kn)
@@ -298,16 +315,18 @@ __device__ __forceinline__ void kcp_intra_half(float (&kg)[64 * (K / 2) / KCP_NT
 }
 
 /*
- * A and Aqk on the tensor cores (the chunks of kcp_intra_wide = 0). Row block a against columns j < 16(a+1),
+ * A and Aqk on the tensor cores (chunks whose spans are within KCP_SPAN). Row block a against columns
+ * j < 16(a+1),
  * reference row r0 = 16a: A[r][j] = sum_i FK[r][i] CF_a[j][i], Aqk likewise with FQ, where
  *   FQ[r] = q_r e^(G_r - G_r0), FK[r] = k_r e^(G_r - G_r0), CF_a[j] = k_j e^(G_r0 - G_j).
  * Per half: FQ over q in place; then for a = 0..3, CF_a (rows 0..16a+15 of region f) and FK of block a (rows
  * 64..79) and the m16n8 tiles of the round: 2(a+1) column tiles each of Aqk and A, 40 tiles in all, five per
  * warp (tile t = 8s + warp, kept in acc[s] across the halves). Stores Aqk, A (masked j <= r and j < r) and
- * L = diag(beta) A (into shared memory).
+ * L = diag(beta) A (into shared memory). Returns 1, having stored nothing but QG, KD, el, when a span exceeds
+ * KCP_SPAN (see above).
  */
 template <int K>
-__device__ __forceinline__ void kcp_intra_tc(float (&kg)[64 * (K / 2) / KCP_NT], float *Aqk_o, float *A_o,
+__device__ __forceinline__ int kcp_intra_tc(float (&kg)[64 * (K / 2) / KCP_NT], float *Aqk_o, float *A_o,
     float *QG_o, float *KD_o, float *el_o, const float *q, const float *k, const float *g, size_t rowk, size_t sk,
     size_t bhn, int c)
 {
@@ -322,7 +341,12 @@ __device__ __forceinline__ void kcp_intra_tc(float (&kg)[64 * (K / 2) / KCP_NT],
     for (int kh = 0; kh < 2; kh++) {
         if (kh) __syncthreads(); /* the first half's G, q, k and factor rows are read */
         kcp_intra_half<K>(kg, QG_o, KD_o, el_o, q, k, g, rowk, sk, bhn, kh * KH, c);
-        __syncthreads(); /* q read by QG */
+        int wide = 0;
+        for (int idx = tid; idx < 4 * KH; idx += KCP_NT) {
+            int a = idx / KH, i = idx % KH;
+            wide |= Gs[16 * a * LH + i] - Gs[(16 * a + 15) * LH + i] > KCP_SPAN;
+        }
+        if (__syncthreads_or(wide)) return 1; /* (also: q is read by QG) */
         for (int idx = tid; idx < 64 * KH; idx += KCP_NT) {
             int r = idx / KH, i = idx % KH;
             qs[r * LH + i] *= kcp_exp(Gs[r * LH + i] - Gs[(r & ~15) * LH + i]);
@@ -364,7 +388,8 @@ __device__ __forceinline__ void kcp_intra_tc(float (&kg)[64 * (K / 2) / KCP_NT],
 #pragma unroll
     for (int s = 0; s < 5; s++) {
         const int t = 8 * s + w, a = t < 4 ? 0 : t < 12 ? 1 : t < 24 ? 2 : 3;
-        const int u = t - (a == 0 ? 0 : a == 1 ? 4 : a == 2 ? 12 : 24), type = u / (2 * (a + 1)), ct = u % (2 * (a + 1));
+        const int u = t - (a == 0 ? 0 : a == 1 ? 4 : a == 2 ? 12 : 24);
+        const int type = u / (2 * (a + 1)), ct = u % (2 * (a + 1));
 #pragma unroll
         for (int e = 0; e < 4; e++) {
             const int r = 16 * a + (lane >> 2) + (e & 2 ? 8 : 0), j = 8 * ct + 2 * (lane & 3) + (e & 1);
@@ -377,10 +402,11 @@ __device__ __forceinline__ void kcp_intra_tc(float (&kg)[64 * (K / 2) / KCP_NT],
             }
         }
     }
+    return 0;
 }
 
 /*
- * A and Aqk per element (the chunks of kcp_intra_wide = 1): thread (ty, tx) owns entry (16a + ty, 16b + tx) of
+ * A and Aqk per element (chunks with a wider span): thread (ty, tx) owns entry (16a + ty, 16b + tx) of
  * every 16x16 block (a, b). Diagonal blocks with exp(G_r - G_j) per element; row block a > column block b with
  * the factors around r0 = 16a, exp(G_r - G_r0) exp(G_r0 - G_j), both <= 1, in region f.
  */
@@ -478,10 +504,8 @@ __global__ void __launch_bounds__(KCP_NT, 2) kcp_intra(float *Aqk_o, float *A_o,
             if (kh) __syncthreads(); /* the first half's G, q, k are read */
             kcp_intra_half<K>(kg, QG_o, KD_o, el_o, q, k, g, rowk, sk, bhn, kh * KH, c);
         }
-    } else if (kcp_intra_wide<K>(g + rowk, sk, c)) {
+    } else if (kcp_intra_tc<K>(kg, Aqk_o, A_o, QG_o, KD_o, el_o, q, k, g, rowk, sk, bhn, c)) {
         kcp_intra_simt<K>(kg, Aqk_o, A_o, QG_o, KD_o, el_o, q, k, g, rowk, sk, bhn, c);
-    } else {
-        kcp_intra_tc<K>(kg, Aqk_o, A_o, QG_o, KD_o, el_o, q, k, g, rowk, sk, bhn, c);
     }
     /*
      * [W | U] = (I + L)^-1 diag(beta) [K e^G | V], the inverse blocked as fla's solve_tril: the four diagonal
@@ -965,7 +989,7 @@ __global__ void __launch_bounds__(KCP_NT, 2) kcp_bdl(float *dAT, float *dbeta, c
     kcp_commit();
     kcp_wait<0>();
     __syncthreads();
-    kcp_cumsum<K>(Bs, LV);
+    kcp_cumsum_par<K>(Bs, LV, red);
     __syncthreads();
     float skg = 0.0f; /* dRW_r . KG_r, four threads per row */
     {
@@ -1053,7 +1077,7 @@ __global__ void __launch_bounds__(KCP_NT, 2) kcp_bqk(float *dq, float *dk, float
     if (tid < KQ) dls[tid] = del[bhn * K + i0 + tid];
     kcp_wait<0>();
     __syncthreads();
-    kcp_cumsum<KQ>(Gs, KQ); /* rows >= c add 0: G there is G_last */
+    kcp_cumsum_par<KQ>(Gs, KQ, bsum); /* rows >= c add 0: G there is G_last; bsum is free until the end */
     __syncthreads();
     const int a = tid / KQ, i = tid % KQ, r0 = RB * a;
     const float Gl = Gs[63 * KQ + i];
@@ -1373,8 +1397,8 @@ static void kcp_fwd(k_backend *b, float *o, float *sT, float *s_chunks, const fl
     if (s_chunks) sv = kcp_saved_at(s_chunks, nbh, K, V);
     cudaStream_t st = KCUDA_STREAM(b);
     kp_mark(b, 0);
-    kcp_intra<K, V, false><<<dim3(NC, B * H), KCP_NT, kcp_intra_smem<K>(), st>>>(sv.Aqk, sv.A, sv.Ai, s.W, s.U, s.QG,
-                                                                               s.KD, s.el, q, k, v, g, beta, NULL, T, H);
+    kcp_intra<K, V, false><<<dim3(NC, B * H), KCP_NT, kcp_intra_smem<K>(), st>>>(
+        sv.Aqk, sv.A, sv.Ai, s.W, s.U, s.QG, s.KD, s.el, q, k, v, g, beta, NULL, T, H);
     KLAUNCH_CHECK();
     kp_mark(b, 1);
     if (kcp_narrow(b, B * H, V))
