@@ -1266,6 +1266,29 @@ static void kp_done(int first, int n, int BH, int T)
     }
 }
 
+/* What the forward keeps in s_chunks after the chunk-start states [B,H,NC,K,V] for the backward: Aqk, A and
+ * (I+L)^-1 of every chunk, [3][B*H*NC][64][64], so that the backward's kcp_intra only makes W, U, QG, KD, el. */
+#define KCP_SAVE (3 * 64 * 64)
+/* HX_KDA_SAVE=0: keep only the states (the backward recomputes Aqk, A and (I+L)^-1: 75% less kept per chunk,
+ * about 1 ms more per B=8 T=4096 H=16 backward) */
+static int kcp_save_on(void)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("HX_KDA_SAVE");
+        on = !(e && *e == '0');
+    }
+    return on;
+}
+struct kcp_saved {
+    float *Aqk, *A, *Ai;
+};
+static kcp_saved kcp_saved_in(float *x, size_t nbh) { return kcp_saved{x, x + nbh * 4096, x + 2 * nbh * 4096}; }
+static kcp_saved kcp_saved_at(const float *s_chunks, size_t nbh, int K, int V)
+{
+    return kcp_saved_in((float *)s_chunks + nbh * K * V, nbh);
+}
+
 /* the scratch of one call: chunk-major work buffers (floats). The backward's Aqk and Ai take dAqk^T and dA^T
  * (the forward's Aqk, A, Ai are in s_chunks after the states: kcp_saved) */
 struct kcp_bufs {
@@ -1293,24 +1316,15 @@ static void kcp_carve(kcp_bufs *s, float *p, size_t nbh, int K, int V, int bwd, 
     }
 }
 
+/* bwd = 2: also room for Aqk, A, (I+L)^-1 (the backward without kcp_saved, after the scratch above) */
 static size_t kcp_floats(size_t nbh, int K, int V, int bwd, int own_sch)
 {
     size_t rows = nbh * 64, f = rows * (64 + 3 * (size_t)K + V) + nbh * K + (own_sch ? nbh * K * V : 0);
     if (bwd) f += rows * (64 + (size_t)V + 3 * (size_t)K) + nbh * K * V;
+    if (bwd == 2) f += rows * KCP_SAVE / 64;
     return f;
 }
 
-/* What the forward keeps in s_chunks after the chunk-start states [B,H,NC,K,V] for the backward: Aqk, A and
- * (I+L)^-1 of every chunk, [3][B*H*NC][64][64], so that the backward's kcp_intra only makes W, U, QG, KD, el. */
-#define KCP_SAVE (3 * 64 * 64)
-struct kcp_saved {
-    float *Aqk, *A, *Ai;
-};
-static kcp_saved kcp_saved_at(const float *s_chunks, size_t nbh, int K, int V)
-{
-    float *x = (float *)s_chunks + nbh * K * V;
-    return kcp_saved{x, x + nbh * 4096, x + 2 * nbh * 4096};
-}
 
 /* 16-float alignment of every buffer: widths are multiples of 16 when K, V are */
 template <int K, int V> static size_t kcp_smem_max()
@@ -1393,8 +1407,8 @@ static void kcp_fwd(k_backend *b, float *o, float *sT, float *s_chunks, const fl
     kcp_carve(&s, (float *)kcuda_scratch(b, kcp_floats(nbh, K, V, 0, !s_chunks) * sizeof(float)), nbh, K, V, 0,
               !s_chunks);
     float *sch = s_chunks ? s_chunks : s.sch;
-    kcp_saved sv = {s.Aqk, NULL, NULL}; /* inference: Aqk in the scratch, nothing kept */
-    if (s_chunks) sv = kcp_saved_at(s_chunks, nbh, K, V);
+    kcp_saved sv = {s.Aqk, NULL, NULL}; /* inference (or HX_KDA_SAVE=0): Aqk in the scratch, nothing kept */
+    if (s_chunks && kcp_save_on()) sv = kcp_saved_at(s_chunks, nbh, K, V);
     cudaStream_t st = KCUDA_STREAM(b);
     kp_mark(b, 0);
     kcp_intra<K, V, false><<<dim3(NC, B * H), KCP_NT, kcp_intra_smem<K>(), st>>>(
@@ -1424,12 +1438,19 @@ static void kcp_bwd_run(k_backend *b, float *dq, float *dk, float *dv, float *dg
     const size_t nbh = (size_t)B * H * NC;
     kcp_setup<K, V>();
     kcp_bufs s;
-    kcp_carve(&s, (float *)kcuda_scratch(b, kcp_floats(nbh, K, V, 1, 0) * sizeof(float)), nbh, K, V, 1, 0);
-    const kcp_saved sv = kcp_saved_at(s_chunks, nbh, K, V);
+    const int saved = kcp_save_on();
+    float *scr = (float *)kcuda_scratch(b, kcp_floats(nbh, K, V, saved ? 1 : 2, 0) * sizeof(float));
+    kcp_carve(&s, scr, nbh, K, V, 1, 0);
+    const kcp_saved sv =
+        saved ? kcp_saved_at(s_chunks, nbh, K, V) : kcp_saved_in(scr + kcp_floats(nbh, K, V, 1, 0), nbh);
     cudaStream_t st = KCUDA_STREAM(b);
     kp_mark(b, 0);
-    kcp_intra<K, V, true><<<dim3(NC, B * H), KCP_NT, kcp_intra_smem<K>(), st>>>(NULL, NULL, NULL, s.W, s.U, s.QG, s.KD,
-                                                                              s.el, q, k, v, g, beta, sv.Ai, T, H);
+    if (saved)
+        kcp_intra<K, V, true><<<dim3(NC, B * H), KCP_NT, kcp_intra_smem<K>(), st>>>(
+            NULL, NULL, NULL, s.W, s.U, s.QG, s.KD, s.el, q, k, v, g, beta, sv.Ai, T, H);
+    else
+        kcp_intra<K, V, false><<<dim3(NC, B * H), KCP_NT, kcp_intra_smem<K>(), st>>>(
+            sv.Aqk, sv.A, sv.Ai, s.W, s.U, s.QG, s.KD, s.el, q, k, v, g, beta, NULL, T, H);
     KLAUNCH_CHECK();
     kp_mark(b, 1);
     if (kcp_narrow(b, B * H, V))
@@ -1462,7 +1483,7 @@ static void kcp_bwd_run(k_backend *b, float *dq, float *dk, float *dv, float *dg
 }
 
 /* floats the forward keeps per (b, h, chunk) in s_chunks after the states (k_ops.kda_save) */
-int kcuda_kda_cp_save(k_backend *b, int K, int V) { return kcuda_kda_cp_ok(b, K, V) ? KCP_SAVE : 0; }
+int kcuda_kda_cp_save(k_backend *b, int K, int V) { return kcuda_kda_cp_ok(b, K, V) && kcp_save_on() ? KCP_SAVE : 0; }
 
 void kcuda_kda_cp_fwd(k_backend *b, float *o, float *sT, float *s_chunks, const float *q, const float *k,
                       const float *v, const float *g, const float *beta, const float *s0, int B, int T, int H)
