@@ -356,8 +356,9 @@ static void t_adamw(const tcase *tc)
 }
 
 /* KDA inputs as the layer makes them: q, k L2-normalised (q scaled), g <= 0, beta in (0, 1); strong: decays of
- * 20 nats on every third value of the first T/2 tokens, so that 16 tokens there decay by more than kda_chunk.cu's
- * factored products take */
+ * 20 nats on every third value, so that 16 tokens decay by more than kda_chunk.cu's factored products take: in
+ * every key column over the first third of each sequence, in the second half of the key columns over the second
+ * third (kda_chunk.cu finds it only at its second half of the columns), nowhere in the last third */
 typedef struct kda_in { tbuf q, k, v, g, beta; } kda_in;
 static kda_in kda_inputs(int B, int T, int H, int K, int V, int strong)
 {
@@ -370,9 +371,11 @@ static kda_in kda_inputs(int B, int T, int H, int K, int V, int strong)
     in.v = tb_randn(nv, 1);
     in.g = tb_uniform(nk, -0.3f, -0.001f);
     for (size_t i = 0; i < nk; i += 7) in.g.h[i] = -4.0f; /* some strong decay */
-    if (strong) /* the first half of each sequence: its chunks take the exact diagonal blocks, the rest the factored */
-        for (size_t i = 1; i < nk; i += 3)
-            if (i / ((size_t)H * K) % T < (size_t)T / 2) in.g.h[i] = -20.0f;
+    if (strong)
+        for (size_t i = 1; i < nk; i += 3) {
+            size_t t = i / ((size_t)H * K) % T, col = i % K;
+            if (3 * t < (size_t)T || (3 * t < 2 * (size_t)T && 2 * col >= (size_t)K)) in.g.h[i] = -20.0f;
+        }
     tb_sync_up(&in.g);
     in.beta = tb_uniform((size_t)B * T * H, 0.05f, 0.95f);
     return in;
