@@ -70,33 +70,60 @@ void nn_kda_params_bind(nn_kda_params *p, float *base, const nn_kda_cfg *c)
     }
 }
 
-/* Activation layout: the sizes in nn_kda_acts order. */
-#define KDA_ACTS(X, c, N, nc, B)                                                                              \
+/* Activation layout: the sizes in nn_kda_acts order; KDA_KEPT what the backward reads, KDA_TMP what it can
+ * remake from the kept ones (kda_core_inputs) or does not read (bl). */
+#define KDA_KEPT(X, c, N, nc, B)                                                                              \
     X(qp, (N) * (c)->Hq * (c)->K) X(kp, (N) * (c)->Hkv * (c)->K) X(vp, (N) * (c)->Hkv * (c)->K)               \
-    X(qc, (N) * (c)->Hq * (c)->K) X(kc, (N) * (c)->Hkv * (c)->K) X(vc, (N) * (c)->Hkv * (c)->K)               \
-    X(qn, (N) * (c)->Hq * (c)->K) X(kn, (N) * (c)->Hq * (c)->K) X(vr, (N) * (c)->Hq * (c)->K)                 \
-    X(knk, (N) * (c)->Hkv * (c)->K) X(fd, (N) * (c)->r) X(f, (N) * (c)->Hq * ((c)->per_head ? 1 : (c)->K))    \
-    X(g, (N) * (c)->Hq * (c)->K) X(bl, (N) * (c)->Hq) X(beta, (N) * (c)->Hq) X(o, (N) * (c)->Hq * (c)->K)     \
+    X(fd, (N) * (c)->r) X(f, (N) * (c)->Hq * ((c)->per_head ? 1 : (c)->K))                                    \
+    X(g, (N) * (c)->Hq * (c)->K) X(beta, (N) * (c)->Hq) X(o, (N) * (c)->Hq * (c)->K)                          \
     X(gd, (N) * (c)->r) X(og, (N) * (c)->Hq * (c)->K) X(yn, (N) * (c)->Hq * (c)->K)                           \
     X(s_chunks, (size_t)(B) * (c)->Hq * (nc) * ((size_t)(c)->K * (c)->K + (c)->save)) X(ones, (N))
+#define KDA_TMP(X, c, N)                                                                                      \
+    X(qc, (N) * (c)->Hq * (c)->K) X(kc, (N) * (c)->Hkv * (c)->K) X(vc, (N) * (c)->Hkv * (c)->K)               \
+    X(qn, (N) * (c)->Hq * (c)->K) X(kn, (N) * (c)->Hq * (c)->K) X(vr, (N) * (c)->Hq * (c)->K)                 \
+    X(knk, (N) * (c)->Hkv * (c)->K) X(bl, (N) * (c)->Hq)
 
-size_t nn_kda_acts_floats(const nn_kda_cfg *c, int B, int T)
+size_t nn_kda_acts_kept_floats(const nn_kda_cfg *c, int B, int T)
 {
     size_t N = (size_t)B * T, nc = kcpu_kda_nchunks(T), n = 0;
 #define ADD(name, sz) n += (size_t)(sz);
-    KDA_ACTS(ADD, c, N, nc, B)
+    KDA_KEPT(ADD, c, N, nc, B)
 #undef ADD
     return n;
 }
 
-void nn_kda_acts_bind(nn_kda_acts *a, float *base, const nn_kda_cfg *c, int B, int T)
+size_t nn_kda_acts_tmp_floats(const nn_kda_cfg *c, int B, int T)
+{
+    size_t N = (size_t)B * T, n = 0;
+#define ADD(name, sz) n += (size_t)(sz);
+    KDA_TMP(ADD, c, N)
+#undef ADD
+    return n;
+}
+
+size_t nn_kda_acts_floats(const nn_kda_cfg *c, int B, int T)
+{
+    return nn_kda_acts_kept_floats(c, B, T) + nn_kda_acts_tmp_floats(c, B, T);
+}
+
+void nn_kda_acts_bind_shared(nn_kda_acts *a, float *base, float *tmp, const nn_kda_cfg *c, int B, int T)
 {
     size_t N = (size_t)B * T, nc = kcpu_kda_nchunks(T);
     a->B = B;
     a->T = T;
+    a->shared_tmp = 1;
 #define BIND(name, sz) a->name = base; base += (size_t)(sz);
-    KDA_ACTS(BIND, c, N, nc, B)
+    KDA_KEPT(BIND, c, N, nc, B)
 #undef BIND
+#define BIND(name, sz) a->name = tmp; tmp += (size_t)(sz);
+    KDA_TMP(BIND, c, N)
+#undef BIND
+}
+
+void nn_kda_acts_bind(nn_kda_acts *a, float *base, const nn_kda_cfg *c, int B, int T)
+{
+    nn_kda_acts_bind_shared(a, base, base + nn_kda_acts_kept_floats(c, B, T), c, B, T);
+    a->shared_tmp = 0;
 }
 
 size_t nn_kda_state_floats(const nn_kda_cfg *c, int B)
@@ -221,6 +248,34 @@ static void zero_padding(k_backend *kb, float *x, int C, int T, const kda_doc *d
             kb->op->zero(kb, x + ((size_t)d[i].b * T + d[i].len) * C, sizeof(float) * (size_t)(T - d[i].len) * C);
 }
 
+/* qc, kc, vc = act(causal conv of qp, kp, vp) (per document, zeros or the cache before each; padding zeroed
+ * when pad), qn = l2norm(qc) K^-0.5, knk = l2norm(kc), kn, vr = repeat(knk, vc): the forward's, and the
+ * backward's again when they live in a buffer other layers reuse (a->shared_tmp). */
+static void kda_core_inputs(k_backend *kb, const nn_kda_acts *a, const nn_kda_params *p, const nn_kda_cfg *c,
+                            nn_kda_state *st, const kda_doc *docs, int nd, int pad)
+{
+    const k_ops *op = kb->op;
+    const int B = a->B, T = a->T, N = B * T, K = c->K, Hq = c->Hq, Hkv = c->Hkv, CQ = Hq * K, CK = Hkv * K;
+    if (!nd) {
+        op->conv_fwd(kb, a->qc, st ? st->cq : NULL, a->qp, p->q_conv, st ? st->cq : NULL, B, T, CQ, c->W, c->conv_act);
+        op->conv_fwd(kb, a->kc, st ? st->ck : NULL, a->kp, p->k_conv, st ? st->ck : NULL, B, T, CK, c->W, c->conv_act);
+        op->conv_fwd(kb, a->vc, st ? st->cv : NULL, a->vp, p->v_conv, st ? st->cv : NULL, B, T, CK, c->W, c->conv_act);
+    } else {
+        conv_docs_fwd(kb, a->qc, st ? st->cq : NULL, a->qp, p->q_conv, CQ, c, T, docs, nd);
+        conv_docs_fwd(kb, a->kc, st ? st->ck : NULL, a->kp, p->k_conv, CK, c, T, docs, nd);
+        conv_docs_fwd(kb, a->vc, st ? st->cv : NULL, a->vp, p->v_conv, CK, c, T, docs, nd);
+        if (pad) {
+            zero_padding(kb, a->qc, CQ, T, docs, nd);
+            zero_padding(kb, a->kc, CK, T, docs, nd);
+            zero_padding(kb, a->vc, CK, T, docs, nd);
+        }
+    }
+    op->l2norm_fwd(kb, a->qn, a->qc, (size_t)N * Hq, K, 1.0f / sqrtf((float)K), 1e-6f);
+    op->l2norm_fwd(kb, a->knk, a->kc, (size_t)N * Hkv, K, 1.0f, 1e-6f);
+    op->head_repeat_fwd(kb, a->kn, a->knk, N, Hq, Hkv, K);
+    op->head_repeat_fwd(kb, a->vr, a->vc, N, Hq, Hkv, K);
+}
+
 /*
  * Forward, spec section 2 (shapes per row n of N = B*T):
  *   qp = x Wq^T [Hq*K], kp = x Wk^T, vp = x Wv^T [Hkv*K]; qc, kc, vc = act(causal conv W=4)
@@ -247,24 +302,7 @@ void nn_kda_forward_docs(k_backend *kb, float *y, nn_kda_acts *a, const float *x
     k_linear_fwd(kb, a->qp, x, p->q_proj, N, d, CQ, 0);
     k_linear_fwd(kb, a->kp, x, p->k_proj, N, d, CK, 0);
     k_linear_fwd(kb, a->vp, x, p->v_proj, N, d, CK, 0);
-    if (!nd) {
-        op->conv_fwd(kb, a->qc, st ? st->cq : NULL, a->qp, p->q_conv, st ? st->cq : NULL, B, T, CQ, c->W, c->conv_act);
-        op->conv_fwd(kb, a->kc, st ? st->ck : NULL, a->kp, p->k_conv, st ? st->ck : NULL, B, T, CK, c->W, c->conv_act);
-        op->conv_fwd(kb, a->vc, st ? st->cv : NULL, a->vp, p->v_conv, st ? st->cv : NULL, B, T, CK, c->W, c->conv_act);
-    } else {
-        conv_docs_fwd(kb, a->qc, st ? st->cq : NULL, a->qp, p->q_conv, CQ, c, T, docs, nd);
-        conv_docs_fwd(kb, a->kc, st ? st->ck : NULL, a->kp, p->k_conv, CK, c, T, docs, nd);
-        conv_docs_fwd(kb, a->vc, st ? st->cv : NULL, a->vp, p->v_conv, CK, c, T, docs, nd);
-        if (len) {
-            zero_padding(kb, a->qc, CQ, T, docs, nd);
-            zero_padding(kb, a->kc, CK, T, docs, nd);
-            zero_padding(kb, a->vc, CK, T, docs, nd);
-        }
-    }
-    op->l2norm_fwd(kb, a->qn, a->qc, (size_t)N * Hq, K, 1.0f / sqrtf((float)K), 1e-6f);
-    op->l2norm_fwd(kb, a->knk, a->kc, (size_t)N * Hkv, K, 1.0f, 1e-6f);
-    op->head_repeat_fwd(kb, a->kn, a->knk, N, Hq, Hkv, K);
-    op->head_repeat_fwd(kb, a->vr, a->vc, N, Hq, Hkv, K);
+    kda_core_inputs(kb, a, p, c, st, docs, nd, len != NULL);
     k_linear_fwd(kb, a->fd, x, p->f_down, N, d, r, 0);
     k_linear_fwd(kb, a->f, a->fd, p->f_up, N, r, Hq * Kf, 0);
     op->kda_gate_fwd(kb, a->g, a->f, p->A_log, p->dt_bias, N, Hq, K, c->per_head);
@@ -320,6 +358,8 @@ void nn_kda_backward_docs(k_backend *kb, float *dx, nn_kda_params *gr, const flo
     op->zero(kb, scratch, sizeof(float) * nn_kda_bwd_scratch_floats(c, B, T));
     kda_doc *docs;
     int nd = kda_docs(&docs, c, B, T, seg, NULL);
+    if (a->shared_tmp) /* another layer's forward has been through them since */
+        kda_core_inputs(kb, a, p, c, NULL, docs, nd, 0);
 
     /* y = yn Wo^T */
     k_linear_bwd(kb, s.dyn, gr->o_proj, dy, a->yn, p->o_proj, N, CQ, d);

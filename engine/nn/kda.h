@@ -56,9 +56,13 @@ void nn_kda_params_bind(nn_kda_params *p, float *base, const nn_kda_cfg *c); /* 
 /* Checks the config (positive dims, Hq % Hkv == 0, W in 1..17); returns 0 or error(). */
 int nn_kda_cfg_check(const nn_kda_cfg *c);
 
-/* Activations saved by the forward for the backward: one allocation of nn_kda_acts_floats, bound here. */
+/* Activations saved by the forward for the backward: one allocation of nn_kda_acts_floats, bound by
+ * nn_kda_acts_bind. Or nn_kda_acts_kept_floats per layer and nn_kda_acts_tmp_floats that every layer reuses,
+ * bound by nn_kda_acts_bind_shared: the backward then remakes qc, kc, vc, qn, kn, vr, knk from qp, kp, vp
+ * (convs, norms, repeats: bit-identical), which saves those seven per layer (the model does this). */
 typedef struct nn_kda_acts {
     int B, T;
+    int shared_tmp;        /* qc, kc, vc, qn, kn, vr, knk, bl are in the reused buffer */
     float *qp, *kp, *vp;   /* projections, conv inputs: [N,Hq*K], [N,Hkv*K] x2 */
     float *qc, *kc;        /* conv outputs: [N,Hq*K], [N,Hkv*K] (vc goes straight to vr) */
     float *vc;             /* [N,Hkv*K] */
@@ -72,8 +76,11 @@ typedef struct nn_kda_acts {
     float *s_chunks;       /* [B,Hq,NC,K,K], then [B,Hq,NC,save] (kernels.h kda_fwd) */
     float *ones;           /* [N] of 1.0, written by the forward (bias add and its gradient as matmuls) */
 } nn_kda_acts;
-size_t nn_kda_acts_floats(const nn_kda_cfg *c, int B, int T);
+size_t nn_kda_acts_floats(const nn_kda_cfg *c, int B, int T);      /* kept + tmp */
+size_t nn_kda_acts_kept_floats(const nn_kda_cfg *c, int B, int T);
+size_t nn_kda_acts_tmp_floats(const nn_kda_cfg *c, int B, int T);
 void nn_kda_acts_bind(nn_kda_acts *a, float *base, const nn_kda_cfg *c, int B, int T);
+void nn_kda_acts_bind_shared(nn_kda_acts *a, float *base, float *tmp, const nn_kda_cfg *c, int B, int T);
 /* Scratch of the backward (may be shared by all layers). */
 size_t nn_kda_bwd_scratch_floats(const nn_kda_cfg *c, int B, int T);
 

@@ -138,9 +138,22 @@ static size_t mixer_act_floats(const nn_config *c, int l, int B, int T)
     default: {
         nn_kda_cfg kc;
         kda_cfg(&kc, c, l);
-        return nn_kda_acts_floats(&kc, B, T);
+        return nn_kda_acts_kept_floats(&kc, B, T); /* the rest is in the global block (kda_tmp_floats) */
     }
     }
+}
+
+/* The KDA activations every KDA layer reuses (nn_kda_acts_bind_shared): the largest layer's. */
+static size_t kda_tmp_floats(const nn_config *c, int B, int T)
+{
+    size_t n = 0;
+    for (int l = 0; l < c->n_layers; l++)
+        if (c->mixer[l] != NN_MIX_ATTN) {
+            nn_kda_cfg kc;
+            kda_cfg(&kc, c, l);
+            if (nn_kda_acts_tmp_floats(&kc, B, T) > n) n = nn_kda_acts_tmp_floats(&kc, B, T);
+        }
+    return n;
 }
 
 /* Backward scratch shared by all layers: dq, datt, dqp [N,QD]; dk, dv, dkp [N,KD]. */
@@ -257,6 +270,8 @@ static void kda_views(const nn_model *m, int l, nn_kda_cfg *kc, nn_kda_params *p
     }
 }
 
+static float *kda_tmp_at(const nn_model *m); /* the global block's kda_tmp (below) */
+
 static void kda_forward(nn_model *m, int l, const fwd_ctx *f, float *y, const float *x, float *act, float *cache_l)
 {
     nn_kda_cfg kc;
@@ -264,7 +279,7 @@ static void kda_forward(nn_model *m, int l, const fwd_ctx *f, float *y, const fl
     nn_kda_acts a;
     nn_kda_state st;
     kda_views(m, l, &kc, &p, NULL);
-    nn_kda_acts_bind(&a, act, &kc, f->B, f->T);
+    nn_kda_acts_bind_shared(&a, act, kda_tmp_at(m), &kc, f->B, f->T);
     if (f->cache) {
         if (f->cache->B != f->B) BUG("KDA layer %d: batch %d with a cache of %d sequences", l, f->B, f->cache->B);
         nn_kda_state_bind(&st, cache_l, &kc, f->B);
@@ -280,7 +295,8 @@ static void kda_backward(nn_model *m, int l, const fwd_ctx *f, float *dx, const 
     nn_kda_params p, g;
     nn_kda_acts a;
     kda_views(m, l, &kc, &p, &g);
-    nn_kda_acts_bind(&a, act, &kc, f->B, f->T);
+    nn_kda_acts_bind_shared(&a, act, kda_tmp_at(m), &kc, f->B, f->T);
+    if (m->act_recompute) a.shared_tmp = 0; /* this layer's forward has just run again: they are its own */
     nn_kda_backward_docs(m->be, dx, &g, dy, &a, x, &p, &kc, scratch, f->hseg);
 }
 
@@ -483,7 +499,7 @@ static size_t layer_act_bind(layer_act *a, float *base, const nn_config *c, int 
 
 /* Global buffers after the layer blocks. */
 typedef struct glob_act {
-    float *res_final, *rstd_f, *tmp, *dres, *dln, *dgate, *dup, *dswi, *dfn, *mscratch, *rowbuf;
+    float *res_final, *rstd_f, *tmp, *dres, *dln, *dgate, *dup, *dswi, *dfn, *mscratch, *rowbuf, *kda_tmp;
 } glob_act;
 
 static size_t glob_bind(glob_act *g, float *base, const nn_config *c, int B, int T, int train)
@@ -491,6 +507,7 @@ static size_t glob_bind(glob_act *g, float *base, const nn_config *c, int B, int
     size_t N = (size_t)B * T, o = 0;
 #define TAKE(f, n) do { if (g) g->f = base + o; o += ((size_t)(n) + 15) & ~(size_t)15; } while (0)
     TAKE(res_final, N * c->d); TAKE(rstd_f, N); TAKE(tmp, N * c->d); TAKE(rowbuf, (size_t)B * c->d);
+    TAKE(kda_tmp, kda_tmp_floats(c, B, T));
     if (train) {
         TAKE(dres, N * c->d); TAKE(dln, N * c->d); TAKE(dgate, N * c->ffn); TAKE(dup, N * c->ffn);
         TAKE(dswi, N * c->ffn); TAKE(dfn, N * c->d); TAKE(mscratch, mixer_bwd_scratch_floats(c, B, T));
@@ -602,6 +619,14 @@ static void mlp_backward(nn_model *m, int l, int N, const layer_act *a, const gl
 static void get_glob(const nn_model *m, glob_act *g, int B, int T)
 {
     glob_bind(g, m->act + m->act_off[m->cfg.n_layers], &m->cfg, B, T, m->act_mode == NN_ACT_TRAIN);
+}
+
+/* sized for the prepared batch, as every get_glob of a step (its B x T fits in it) */
+static float *kda_tmp_at(const nn_model *m)
+{
+    glob_act g;
+    get_glob(m, &g, m->act_B, m->act_T);
+    return g.kda_tmp;
 }
 
 /* ---------------------------------------------------------------- forward */
