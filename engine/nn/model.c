@@ -143,31 +143,26 @@ static size_t mixer_act_floats(const nn_config *c, int l, int B, int T)
     }
 }
 
-/* The KDA activations every KDA layer reuses (nn_kda_acts_bind_shared): the largest layer's. */
-static size_t kda_tmp_floats(const nn_config *c, int B, int T)
+/* The largest f(layer config, B, T) over the KDA layers, at least n. */
+static size_t kda_max(const nn_config *c, int B, int T, size_t n, size_t (*f)(const nn_kda_cfg *, int, int))
 {
-    size_t n = 0;
     for (int l = 0; l < c->n_layers; l++)
         if (c->mixer[l] != NN_MIX_ATTN) {
             nn_kda_cfg kc;
             kda_cfg(&kc, c, l);
-            if (nn_kda_acts_tmp_floats(&kc, B, T) > n) n = nn_kda_acts_tmp_floats(&kc, B, T);
+            if (f(&kc, B, T) > n) n = f(&kc, B, T);
         }
     return n;
 }
+
+/* The KDA activations every KDA layer reuses (nn_kda_acts_bind_shared): the largest layer's. */
+static size_t kda_tmp_floats(const nn_config *c, int B, int T) { return kda_max(c, B, T, 0, nn_kda_acts_tmp_floats); }
 
 /* Backward scratch shared by all layers: dq, datt, dqp [N,QD]; dk, dv, dkp [N,KD]. */
 static size_t mixer_bwd_scratch_floats(const nn_config *c, int B, int T)
 {
     size_t N = (size_t)B * T, QD = (size_t)c->n_heads * c->head_dim, KD = (size_t)c->n_kv_heads * c->head_dim;
-    size_t n = 3 * N * QD + 3 * N * KD + 64;
-    for (int l = 0; l < c->n_layers; l++)
-        if (c->mixer[l] != NN_MIX_ATTN) {
-            nn_kda_cfg kc;
-            kda_cfg(&kc, c, l);
-            if (nn_kda_bwd_scratch_floats(&kc, B, T) > n) n = nn_kda_bwd_scratch_floats(&kc, B, T);
-        }
-    return n;
+    return kda_max(c, B, T, 3 * N * QD + 3 * N * KD + 64, nn_kda_bwd_scratch_floats);
 }
 
 static size_t mixer_cache_floats(const nn_config *c, int l, int B, int Tmax)
