@@ -69,7 +69,10 @@ int nn_distill_init(nn_distill *ds, nn_model *student, nn_model *teacher, int B,
     ds->T = T;
     k_backend *be = student->be;
     size_t N = (size_t)B * T;
-    if (ds->t) ds->dkl = k_alloc_f32(be, N * student->cfg.vocab);
+    if (ds->t) { /* a chunk of the student's LM head at a time (nn_model_head) */
+        ds->dkl = k_alloc_f32(be, (size_t)student->head_rows * student->cfg.vocab);
+        ds->tlog = k_alloc_f32(be, (size_t)student->head_rows * student->cfg.vocab);
+    }
     ds->rows = k_alloc_f32(be, N);
     ds->mask = be->op->alloc(be, N * sizeof(int32_t));
     ds->hmask = xmalloc(N * sizeof(int32_t));
@@ -82,12 +85,52 @@ void nn_distill_release(nn_distill *ds)
     if (ds->s) {
         k_backend *be = ds->s->be;
         if (ds->dkl) be->op->free(be, ds->dkl);
+        if (ds->tlog) be->op->free(be, ds->tlog);
         be->op->free(be, ds->rows);
         be->op->free(be, ds->mask);
     }
     free(ds->hmask);
     free(ds->hrows);
     memset(ds, 0, sizeof *ds);
+}
+
+/* the objective on a chunk of rows of the student's LM head (nn_model_head): the teacher's logits of the same rows,
+ * the KL (it reads the student's logits before the CE gradient overwrites them), the CE, their gradients summed */
+typedef struct distill_ctx {
+    nn_distill *ds;
+    const int32_t *tg; /* device [N] targets */
+    int grad, ce_grad;
+    k_kl_mode mode;
+    float kl_scale, ce_scale;
+} distill_ctx;
+
+static int distill_chunk(void *p, float *logits, int r0, int n)
+{
+    distill_ctx *x = p;
+    nn_distill *ds = x->ds;
+    k_backend *be = ds->s->be;
+    const int V = ds->s->cfg.vocab;
+    if (ds->t) {
+        nn_model_head_rows(ds->t, ds->tlog, r0, n);
+        be->op->kl_fwd_bwd(be, ds->rows + r0, x->grad ? ds->dkl : NULL, logits, ds->tlog, ds->mask + r0, n, V, x->mode,
+                           ds->temp, x->kl_scale);
+    }
+    be->op->xent_fwd_bwd(be, ds->s->loss_rows + r0, x->ce_grad ? logits : NULL, logits, x->tg + r0, n, V,
+                         IGNORE_INDEX, x->ce_scale);
+    if (x->grad && ds->t) {
+        if (x->ce_grad) be->op->add(be, logits, logits, ds->dkl, (size_t)n * V);
+        else be->op->copy(be, logits, ds->dkl, (size_t)n * V * sizeof(float));
+    }
+    return 0;
+}
+
+/* the mean of rows [N] (device) over cnt counted rows */
+static double rows_mean(k_backend *be, float *host, const float *rows, int N, int cnt)
+{
+    be->op->download(be, host, rows, (size_t)N * sizeof(float));
+    double sum = 0;
+    for (int i = 0; i < N; i++) sum += host[i];
+    return cnt ? sum / cnt : 0;
 }
 
 int nn_distill_micro(nn_distill *ds, const nn_batch *bt, const int32_t *targets, float grad_scale, int grad,
@@ -100,7 +143,7 @@ int nn_distill_micro(nn_distill *ds, const nn_batch *bt, const int32_t *targets,
     int cnt = 0;
     for (int i = 0; i < N; i++) cnt += ds->hmask[i] = targets[i] != IGNORE_INDEX && targets[i] >= 0 && targets[i] < V;
     nn_distill_loss L = {.count = cnt};
-    if (t && (nn_model_prepare(t, bt->B, bt->T, NN_ACT_SCORE) || nn_model_forward(t, bt, NULL, NULL, NULL)))
+    if (t && (nn_model_prepare(t, bt->B, bt->T, NN_ACT_HIDDEN) || nn_model_forward(t, bt, NULL, NULL, NULL)))
         return error_prefix("distill: teacher forward");
     if (nn_model_forward(s, bt, NULL, NULL, NULL)) return error_prefix("distill: student forward");
     if (!cnt) { /* nothing to learn from here: no loss, no gradient */
@@ -110,25 +153,18 @@ int nn_distill_micro(nn_distill *ds, const nn_batch *bt, const int32_t *targets,
     double w_kl = ds->obj == NN_OBJ_KL_CE ? ds->alpha : t ? 1 : 0, w_ce = ds->obj == NN_OBJ_KL_CE ? 1 - ds->alpha
                                                                       : ds->obj == NN_OBJ_CE ? 1 : 0;
     double tau2 = (double)ds->temp * ds->temp;
-    if (t) {
-        /* the KL reads the student's logits before the CE gradient overwrites them */
-        be->op->upload(be, ds->mask, ds->hmask, (size_t)N * sizeof(int32_t));
-        k_kl_mode mode = ds->obj == NN_OBJ_REVERSE_KL ? K_KL_REVERSE : K_KL_FORWARD;
-        be->op->kl_fwd_bwd(be, ds->rows, grad ? ds->dkl : NULL, s->logits, t->logits, ds->mask, N, V, mode, ds->temp,
-                           (float)(grad_scale * w_kl * tau2 / cnt));
-        be->op->download(be, ds->hrows, ds->rows, (size_t)N * sizeof(float));
-        double sum = 0;
-        for (int i = 0; i < N; i++) sum += ds->hrows[i];
-        L.kl = sum / cnt;
-    }
-    /* the student's cross-entropy is always reported; its gradient (dlogits in place) only when it is trained */
-    if (nn_model_xent(s, targets, grad && w_ce > 0, (float)(grad_scale * w_ce), &L.ce, NULL)) return -1;
+    int32_t *tg = s->io + 3 * (size_t)N; /* nn_model_xent's place for them */
+    be->op->upload(be, tg, targets, (size_t)N * 4);
+    if (t) be->op->upload(be, ds->mask, ds->hmask, (size_t)N * sizeof(int32_t));
+    distill_ctx x = {.ds = ds, .tg = tg, .grad = grad, .ce_grad = grad && w_ce > 0,
+                     .mode = ds->obj == NN_OBJ_REVERSE_KL ? K_KL_REVERSE : K_KL_FORWARD,
+                     .kl_scale = (float)(grad_scale * w_kl * tau2 / cnt), .ce_scale = (float)(grad_scale * w_ce / cnt)};
+    if (nn_model_head(s, grad, distill_chunk, &x)) return -1;
+    if (t) L.kl = rows_mean(be, ds->hrows, ds->rows, N, cnt);
+    /* the student's cross-entropy is always reported; its gradient only when it is trained */
+    L.ce = rows_mean(be, ds->hrows, s->loss_rows, N, cnt);
     L.loss = w_kl * tau2 * L.kl + w_ce * L.ce;
-    if (grad) {
-        if (t && w_ce > 0) be->op->add(be, s->logits, s->logits, ds->dkl, (size_t)N * V);
-        else if (t) be->op->copy(be, s->logits, ds->dkl, (size_t)N * V * sizeof(float));
-        if (nn_model_backward(s)) return -1;
-    }
+    if (grad && nn_model_backward(s)) return -1;
     if (out) *out = L;
     return 0;
 }
@@ -193,7 +229,7 @@ int nn_align_micro(nn_align *al, const nn_batch *bt, float grad_scale, int grad,
     if (bt->B > al->B || N > (size_t)al->B * al->T)
         return error("align: batch %d x %d exceeds %d x %d", bt->B, bt->T, al->B, al->T);
     /* the teacher's hidden states at the inputs of the aligned layers */
-    if (nn_model_prepare(t, bt->B, bt->T, NN_ACT_SCORE) || nn_model_forward(t, bt, NULL, NULL, al->hid))
+    if (nn_model_prepare(t, bt->B, bt->T, NN_ACT_HIDDEN) || nn_model_forward(t, bt, NULL, NULL, al->hid))
         return error_prefix("align: teacher forward");
     float *tgt = al->y, *out = al->y + N * d;
     int mix = al->target == NN_ALIGN_MIXER_OUT;

@@ -41,7 +41,8 @@ typedef struct nn_distill {
     nn_objective obj;
     float alpha, temp;
     int B, T;
-    float *dkl;          /* [B*T, V] device: the KL gradient before it joins the CE one */
+    float *dkl;          /* [head_rows, V] device: a chunk's KL gradient before it joins the CE one */
+    float *tlog;         /* [head_rows, V] device: the teacher's logits of the chunk */
     float *rows;         /* [B*T] device: per-row KL */
     int32_t *mask;       /* [B*T] device: 1 where the target counts */
     int32_t *hmask;      /* [B*T] host */

@@ -548,8 +548,9 @@ int nn_model_prepare(nn_model *m, int B, int T, int mode)
     o += glob_bind(NULL, NULL, c, B, T, train);
     size_t hid = o;
     o += (N * c->d + 15) & ~(size_t)15;
-    size_t lg = o;
-    o += mode == NN_ACT_GEN ? (size_t)B * c->vocab : N * c->vocab;
+    size_t lg = o, V = (size_t)c->vocab;
+    m->head_rows = N * V <= NN_HEAD_FLOATS ? (int)N : (int)(NN_HEAD_FLOATS / V > 0 ? NN_HEAD_FLOATS / V : 1);
+    o += mode == NN_ACT_GEN ? (size_t)B * V : mode == NN_ACT_SCORE ? N * V : (size_t)m->head_rows * V;
     size_t lr = o;
     o += N + 16;
     m->act = be->op->alloc(be, o * sizeof(float));
@@ -704,8 +705,78 @@ int nn_model_forward(nn_model *m, const nn_batch *bt, nn_cache *cache, const int
                          (size_t)d * sizeof(float));
         }
         k_linear_fwd(be, m->logits, g.rowbuf, E, B, d, c->vocab, 0);
-    } else
-        k_linear_fwd(be, m->logits, m->hidden_out, E, N, d, c->vocab, 0);
+    }
+    /* NN_ACT_TRAIN in more than one head chunk, NN_ACT_HIDDEN: the logits come by chunks (nn_model_head, _head_rows) */
+    m->logits_ready = m->act_mode == NN_ACT_SCORE || (m->act_mode == NN_ACT_TRAIN && N <= m->head_rows);
+    if (m->logits_ready) k_linear_fwd(be, m->logits, m->hidden_out, E, N, d, c->vocab, 0);
+    m->head_done = 0;
+    return 0;
+}
+
+static const float *lm_weight(const nn_model *m) { return P(m, m->cfg.tied ? m->embed_idx : m->lm_head_idx); }
+
+void nn_model_head_rows(nn_model *m, float *out, int r0, int n)
+{
+    const int d = m->cfg.d;
+    k_linear_fwd(m->be, out, m->hidden_out + (size_t)r0 * d, lm_weight(m), n, d, m->cfg.vocab, 0);
+}
+
+int nn_model_head(nn_model *m, int grad, nn_head_fn fn, void *ctx)
+{
+    k_backend *be = m->be;
+    const int N = m->cur_B * m->cur_T, d = m->cfg.d, V = m->cfg.vocab;
+    if (m->act_mode != NN_ACT_TRAIN || !m->fwd_train)
+        return error("nn_model_head: needs a training forward (NN_ACT_TRAIN, no cache) before");
+    if (grad && !m->g) return error("nn_model_head: no trainable groups (nn_model_set_trainable)");
+    glob_act g;
+    get_glob(m, &g, m->act_B, m->act_T);
+    const int lm = m->cfg.tied ? m->embed_idx : m->lm_head_idx;
+    if (grad) be->op->zero(be, g.dfn, (size_t)N * d * sizeof(float));
+    for (int r0 = 0; r0 < N; r0 += m->head_rows) {
+        const int n = N - r0 < m->head_rows ? N - r0 : m->head_rows;
+        if (!m->logits_ready) nn_model_head_rows(m, m->logits, r0, n); /* (ready: one chunk, from the forward) */
+        m->logits_ready = 0; /* fn may overwrite them with their gradient */
+        if (fn(ctx, m->logits, r0, n)) return -1;
+        /* logits = hidden_out E^T, for these rows */
+        if (grad)
+            k_linear_bwd(be, g.dfn + (size_t)r0 * d, G(m, lm), m->logits, m->hidden_out + (size_t)r0 * d,
+                         P(m, lm), n, d, V);
+    }
+    m->head_done = grad;
+    return 0;
+}
+
+int nn_model_logits(nn_model *m, float *host)
+{
+    const int N = m->cur_B * m->cur_T, V = m->cfg.vocab;
+    if (m->act_mode == NN_ACT_GEN) return error("nn_model_logits: NN_ACT_GEN keeps one row per sequence");
+    if (m->logits_ready) {
+        m->be->op->download(m->be, host, m->logits, (size_t)N * V * sizeof(float));
+        return 0;
+    }
+    if (m->act_mode == NN_ACT_SCORE) return error("nn_model_logits: the logits were overwritten since the forward");
+    for (int r0 = 0; r0 < N; r0 += m->head_rows) {
+        const int n = N - r0 < m->head_rows ? N - r0 : m->head_rows;
+        nn_model_head_rows(m, m->logits, r0, n);
+        m->be->op->download(m->be, host + (size_t)r0 * V, m->logits, (size_t)n * V * sizeof(float));
+    }
+    return 0;
+}
+
+/* nn_model_xent's loss on a chunk of rows: the targets and the gradient scale */
+typedef struct xent_ctx {
+    nn_model *m;
+    const int32_t *tg; /* device [N] */
+    int grad;
+    float dscale;
+} xent_ctx;
+
+static int xent_chunk(void *p, float *logits, int r0, int n)
+{
+    xent_ctx *x = p;
+    k_backend *be = x->m->be;
+    be->op->xent_fwd_bwd(be, x->m->loss_rows + r0, x->grad ? logits : NULL, logits, x->tg + r0, n,
+                         x->m->cfg.vocab, IGNORE_INDEX, x->dscale);
     return 0;
 }
 
@@ -713,13 +784,20 @@ int nn_model_xent(nn_model *m, const int32_t *targets, int grad, float grad_scal
 {
     k_backend *be = m->be;
     int N = m->cur_B * m->cur_T, V = m->cfg.vocab;
-    if (m->act_mode == NN_ACT_GEN) return error("nn_model_xent: needs full logits (NN_ACT_TRAIN or NN_ACT_SCORE)");
+    if (m->act_mode != NN_ACT_TRAIN && m->act_mode != NN_ACT_SCORE)
+        return error("nn_model_xent: needs every row's logits (NN_ACT_TRAIN or NN_ACT_SCORE)");
     int cnt = 0;
     for (int i = 0; i < N; i++) cnt += targets[i] != IGNORE_INDEX && targets[i] >= 0 && targets[i] < V;
     int32_t *tg = m->io + 3 * (size_t)N;
     be->op->upload(be, tg, targets, (size_t)N * 4);
     float dscale = cnt ? grad_scale / cnt : 0;
-    be->op->xent_fwd_bwd(be, m->loss_rows, grad ? m->logits : NULL, m->logits, tg, N, V, IGNORE_INDEX, dscale);
+    if (m->act_mode == NN_ACT_TRAIN) {
+        xent_ctx x = {m, tg, grad, dscale};
+        if (nn_model_head(m, grad, xent_chunk, &x)) return -1;
+    } else {
+        if (grad) return error("nn_model_xent: a gradient needs a training forward (NN_ACT_TRAIN)");
+        be->op->xent_fwd_bwd(be, m->loss_rows, NULL, m->logits, tg, N, V, IGNORE_INDEX, dscale);
+    }
     float *lr = xmalloc((size_t)N * sizeof(float));
     be->op->download(be, lr, m->loss_rows, (size_t)N * sizeof(float));
     double s = 0;
@@ -753,10 +831,12 @@ int nn_model_backward(nn_model *m)
     fwd_ctx f = {.B = B, .T = T, .N = N, .pos = pos, .seg = m->cur_has_seg ? seg : NULL, .train = 1, .hseg = hseg};
     glob_act g;
     get_glob(m, &g, m->act_B, m->act_T);
-    /* logits = hidden_out E^T */
-    int lm = c->tied ? m->embed_idx : m->lm_head_idx;
-    be->op->zero(be, g.dfn, (size_t)N * d * sizeof(float));
-    k_linear_bwd(be, g.dfn, G(m, lm), m->logits, m->hidden_out, P(m, lm), N, d, c->vocab);
+    /* logits = hidden_out E^T: done by nn_model_head, which left d(loss)/d(hidden_out) in g.dfn */
+    if (!m->head_done) {
+        free(hseg);
+        return error("nn_model_backward: no loss gradient since the forward (nn_model_xent or nn_model_head, grad)");
+    }
+    m->head_done = 0;
     /* hidden_out = RMSNorm(res_final) */
     be->op->zero(be, g.dres, (size_t)N * d * sizeof(float));
     be->op->rmsnorm_bwd(be, g.dres, G(m, m->norm_idx), g.dfn, g.res_final, P(m, m->norm_idx), g.rstd_f, N, d);

@@ -89,8 +89,9 @@ struct nn_layer_ix; /* model.c: per-layer parameter indices */
 /* Activation modes of nn_model_prepare. */
 enum {
     NN_ACT_GEN = 0,     /* inference, logits only for one row per sequence (generation) */
-    NN_ACT_TRAIN = 1,   /* keep every layer's activations for the backward; full logits */
+    NN_ACT_TRAIN = 1,   /* keep every layer's activations for the backward; logits by row chunks (nn_model_head) */
     NN_ACT_SCORE = 2,   /* inference with full logits (scoring), layers share one activation block */
+    NN_ACT_HIDDEN = 3,  /* inference up to hidden_out (a teacher beside a student's nn_model_head), shared block */
 };
 
 struct nn_model {
@@ -115,7 +116,10 @@ struct nn_model {
     int act_recompute;     /* the activations were sized with recompute on */
     size_t act_work;       /* recompute: offset of the one layer block every layer's (re)computation shares */
     int32_t *io;           /* device ints: ids, pos, seg, targets [B*T] each, q_start [B] */
-    float *logits;         /* [B*T, V] (train / score) or [B, V] (gen) */
+    float *logits;         /* [B*T, V] (score), [head_rows, V] (train, hidden), [B, V] (gen) */
+    int head_rows;         /* rows per LM-head chunk in NN_ACT_TRAIN / NN_ACT_HIDDEN (NN_HEAD_FLOATS) */
+    int head_done;         /* the last training forward's LM-head backward has run (nn_model_head, grad) */
+    int logits_ready;      /* m->logits holds every row's logits of the last forward (score; train in one chunk) */
     float *hidden_out;     /* [B*T, d] after the final norm */
     float *loss_rows;      /* [B*T] */
     int cur_B, cur_T, cur_has_seg, fwd_train; /* the last forward */
@@ -147,7 +151,9 @@ int nn_model_prepare(nn_model *m, int B, int T, int mode);
 void nn_model_set_recompute(nn_model *m, int on);
 
 /*
- * Forward of a batch of B x T tokens: hidden states -> m->hidden_out, logits -> m->logits for every row.
+ * Forward of a batch of B x T tokens: hidden states -> m->hidden_out, logits -> m->logits for every row
+ * (NN_ACT_SCORE, and NN_ACT_TRAIN when all rows make one head chunk; otherwise in NN_ACT_TRAIN and
+ * NN_ACT_HIDDEN the logits come later, a row chunk at a time: nn_model_head, nn_model_logits).
  * If cache is given (inference), the tokens of sequence b go to cache positions cache->len[b] ..; the
  * caller advances cache->len. hidden (may be NULL): host array of (n_layers + 1) pointers to [B*T*d]
  * buffers receiving hidden_states.i (HF output_hidden_states convention: i = 0 embeddings, i < L residual
@@ -155,12 +161,29 @@ void nn_model_set_recompute(nn_model *m, int on);
  * row (t index) per sequence whose logits are wanted; m->logits then holds [B, V].
  */
 int nn_model_forward(nn_model *m, const nn_batch *bt, nn_cache *cache, const int *logits_rows, float **hidden);
-/* Cross-entropy over m->logits (after a forward of all rows) against targets [B*T] host (ignore -100);
- * mean loss over counted rows into *loss, count into *count. With grad, writes dlogits (in place) scaled by
- * grad_scale / count, ready for nn_model_backward. */
+/* Cross-entropy against targets [B*T] host (ignore -100) after a forward of all rows; mean loss over counted
+ * rows into *loss, count into *count. NN_ACT_SCORE: over m->logits. NN_ACT_TRAIN: through nn_model_head, and
+ * with grad the gradient scaled by grad_scale / count goes through the LM head (adding into its weight gradient
+ * already: zero the gradients before the loss, not between it and nn_model_backward). */
 int nn_model_xent(nn_model *m, const int32_t *targets, int grad, float grad_scale, double *loss, int *count);
-/* Backward from the dlogits in m->logits (written by nn_model_xent, or by a caller, e.g. a KL); adds into the
- * gradients of trainable parameters. Requires a forward with train = 1 and no cache. */
+
+/*
+ * The LM head of the last NN_ACT_TRAIN forward and a loss, a chunk of head_rows rows at a time, so that the
+ * [B*T, V] fp32 logits never exist at once (NN_HEAD_FLOATS bounds a chunk; a small model takes all rows in
+ * one). For rows [r0, r0 + n), fn gets their logits (device [n, V], m->logits) and, with grad, overwrites them
+ * with d(loss)/d(logits); the head's backward then runs for those rows (into its weight gradient and the
+ * gradient of hidden_out, where nn_model_backward starts).
+ */
+#define NN_HEAD_FLOATS ((size_t)1 << 28)
+typedef int (*nn_head_fn)(void *ctx, float *logits, int r0, int n);
+int nn_model_head(nn_model *m, int grad, nn_head_fn fn, void *ctx);
+/* logits of rows [r0, r0 + n) of the last forward into out (device [n, V]): a teacher's, beside a student's
+ * nn_model_head (NN_ACT_HIDDEN, NN_ACT_TRAIN or NN_ACT_SCORE) */
+void nn_model_head_rows(nn_model *m, float *out, int r0, int n);
+/* All logits of the last forward (every row) into host [B*T, V], a chunk at a time in NN_ACT_TRAIN. */
+int nn_model_logits(nn_model *m, float *host);
+/* Backward from the gradient nn_model_head left (nn_model_xent with grad, or a caller's loss, e.g. a KL);
+ * adds into the gradients of trainable parameters. Requires a forward with train = 1 and no cache. */
 int nn_model_backward(nn_model *m);
 
 /*
