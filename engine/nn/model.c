@@ -514,6 +514,7 @@ static size_t glob_bind(glob_act *g, float *base, const nn_config *c, int B, int
 }
 
 void nn_model_set_recompute(nn_model *m, int on) { m->recompute = on != 0; }
+void nn_model_set_head_floats(nn_model *m, size_t n) { m->head_floats = n; }
 
 int nn_model_prepare(nn_model *m, int B, int T, int mode)
 {
@@ -549,8 +550,13 @@ int nn_model_prepare(nn_model *m, int B, int T, int mode)
     size_t hid = o;
     o += (N * c->d + 15) & ~(size_t)15;
     size_t lg = o, V = (size_t)c->vocab;
-    m->head_rows = N * V <= NN_HEAD_FLOATS ? (int)N : (int)(NN_HEAD_FLOATS / V > 0 ? NN_HEAD_FLOATS / V : 1);
-    o += mode == NN_ACT_GEN ? (size_t)B * V : mode == NN_ACT_SCORE ? N * V : (size_t)m->head_rows * V;
+    const size_t hf = m->head_floats ? m->head_floats : NN_HEAD_FLOATS;
+    m->head_rows = N * V <= hf ? (int)N : (int)(hf / V > 0 ? hf / V : 1);
+    /* NN_ACT_HIDDEN keeps no logits: nn_model_head_rows writes them where its caller says */
+    o += mode == NN_ACT_GEN     ? (size_t)B * V
+         : mode == NN_ACT_SCORE ? N * V
+         : mode == NN_ACT_TRAIN ? (size_t)m->head_rows * V
+                                : 0;
     size_t lr = o;
     o += N + 16;
     m->act = be->op->alloc(be, o * sizeof(float));
@@ -749,7 +755,8 @@ int nn_model_head(nn_model *m, int grad, nn_head_fn fn, void *ctx)
 int nn_model_logits(nn_model *m, float *host)
 {
     const int N = m->cur_B * m->cur_T, V = m->cfg.vocab;
-    if (m->act_mode == NN_ACT_GEN) return error("nn_model_logits: NN_ACT_GEN keeps one row per sequence");
+    if (m->act_mode == NN_ACT_GEN || m->act_mode == NN_ACT_HIDDEN)
+        return error("nn_model_logits: NN_ACT_GEN keeps one row per sequence, NN_ACT_HIDDEN none");
     if (m->logits_ready) {
         m->be->op->download(m->be, host, m->logits, (size_t)N * V * sizeof(float));
         return 0;

@@ -118,6 +118,7 @@ struct nn_model {
     int32_t *io;           /* device ints: ids, pos, seg, targets [B*T] each, q_start [B] */
     float *logits;         /* [B*T, V] (score), [head_rows, V] (train, hidden), [B, V] (gen) */
     int head_rows;         /* rows per LM-head chunk in NN_ACT_TRAIN / NN_ACT_HIDDEN (NN_HEAD_FLOATS) */
+    size_t head_floats;    /* the bound on a chunk's logits; 0: NN_HEAD_FLOATS (nn_model_set_head_floats) */
     int head_done;         /* the last training forward's LM-head backward has run (nn_model_head, grad) */
     int logits_ready;      /* m->logits holds every row's logits of the last forward (score; train in one chunk) */
     float *hidden_out;     /* [B*T, d] after the final norm */
@@ -176,6 +177,9 @@ int nn_model_xent(nn_model *m, const int32_t *targets, int grad, float grad_scal
  */
 #define NN_HEAD_FLOATS ((size_t)1 << 28)
 typedef int (*nn_head_fn)(void *ctx, float *logits, int r0, int n);
+/* Another bound on a head chunk's logits (0: NN_HEAD_FLOATS); takes effect at the next nn_model_prepare that
+ * allocates (tests make small models take many chunks with it). */
+void nn_model_set_head_floats(nn_model *m, size_t n);
 int nn_model_head(nn_model *m, int grad, nn_head_fn fn, void *ctx);
 /* logits of rows [r0, r0 + n) of the last forward into out (device [n, V]): a teacher's, beside a student's
  * nn_model_head (NN_ACT_HIDDEN, NN_ACT_TRAIN or NN_ACT_SCORE) */
