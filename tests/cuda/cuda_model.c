@@ -43,12 +43,7 @@ int main(void)
     fails += mc_generate(cpu, gpu, &h, "hybrid", &BF16);
     /* a hybrid at K = V = 128: the KDA layers take the chunk-parallel kernels (kda_chunk.cu), attention flash */
     nn_config h128;
-    nn_config_qwen3(&h128, 97, 256, 4, 2, 1, 128, 384);
-    snprintf(h128.model_type, sizeof h128.model_type, "hx_hybrid");
-    h128.mixer[0] = NN_MIX_KDA; h128.mixer[1] = NN_MIX_ATTN; h128.mixer[2] = NN_MIX_GDN; h128.mixer[3] = NN_MIX_KDA;
-    h128.conv_size = 4;
-    h128.gate_rank = 16;
-    snprintf(h128.conv_act, sizeof h128.conv_act, "silu");
+    mc_cfg_hybrid_shape(&h128, 256, 2, 1, 128, 384, 16);
     fails += mc_train(cpu, gpu, &h128, "hybrid head_dim 128", 2, 150, 2, &BF16);
     fails += mc_generate(cpu, gpu, &h128, "hybrid head_dim 128", &BF16);
     fails += mc_recompute(gpu, &q128, "qwen3 head_dim 128", 2, 150, 3);

@@ -33,15 +33,19 @@ static inline void mc_cfg_qwen3(nn_config *c)
     nn_config_qwen3(c, 131, 64, 2, 4, 2, 16, 96);
 }
 
-static inline void mc_cfg_hybrid(nn_config *c)
+/* layers kda, full attention, gdn, kda (silu convs of 4) at the given widths */
+static inline void mc_cfg_hybrid_shape(nn_config *c, int d, int n_heads, int n_kv_heads, int head_dim, int ffn,
+                                       int gate_rank)
 {
-    nn_config_qwen3(c, 97, 32, 4, 4, 2, 8, 48);
+    nn_config_qwen3(c, 97, d, 4, n_heads, n_kv_heads, head_dim, ffn);
     snprintf(c->model_type, sizeof c->model_type, "hx_hybrid");
     c->mixer[0] = NN_MIX_KDA; c->mixer[1] = NN_MIX_ATTN; c->mixer[2] = NN_MIX_GDN; c->mixer[3] = NN_MIX_KDA;
     c->conv_size = 4;
-    c->gate_rank = 8;
+    c->gate_rank = gate_rank;
     snprintf(c->conv_act, sizeof c->conv_act, "silu");
 }
+
+static inline void mc_cfg_hybrid(nn_config *c) { mc_cfg_hybrid_shape(c, 32, 4, 2, 8, 48, 8); }
 
 /* A model with HF-style random weights (seeded; the same on every backend) and A_log = log(1 + 3j) for a
  * realistic KDA decay; init_scale multiplies the init range (peaked logits for generation). */

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "test_kda_util.h"
+#include "tests/cuda/model_check.h"
 #include "engine/nn/conform.h"
 #include "engine/nn/model.h"
 #include "engine/nn/safetensors.h"
@@ -113,12 +114,7 @@ static void test_hybrid_decode_equals_prefill(void **state)
     (void)state;
     k_backend *be = k_cpu_new(2);
     nn_config cfg;
-    nn_config_qwen3(&cfg, 97, 32, 4, 4, 2, 8, 48);
-    snprintf(cfg.model_type, sizeof cfg.model_type, "hx_hybrid");
-    cfg.mixer[0] = NN_MIX_KDA; cfg.mixer[1] = NN_MIX_ATTN; cfg.mixer[2] = NN_MIX_GDN; cfg.mixer[3] = NN_MIX_KDA;
-    cfg.conv_size = 4;
-    cfg.gate_rank = 8;
-    snprintf(cfg.conv_act, sizeof cfg.conv_act, "silu");
+    mc_cfg_hybrid(&cfg);
     nn_model *m;
     if (nn_model_new(&m, &cfg, be) < 0) fail_msg("%s", hx_last_error());
     nn_model_init_random(m, 5);
