@@ -455,7 +455,8 @@ int nn_fit(nn_trainer *tr, const nn_fit_cfg *cfg, nn_fit_micro fn, void *arg, nn
     hx_progress_begin(&pg, cfg->label, (double)cfg->steps * cfg->tokens_per_step, "tok");
     double t0 = hx_now();
     while (tr->step < cfg->steps) {
-        if ((cfg->interrupted && *cfg->interrupted) || (cfg->stop_after > 0 && tr->step == cfg->stop_after)) {
+        if ((cfg->interrupted && *cfg->interrupted) ||
+            (cfg->stop_after > 0 && tr->step == cfg->stop_after && tr->step > R.start_step)) {
             if (cfg->ckpt_dir && fit_save(tr, cfg, &win, win_n)) goto out;
             error("%s: interrupted at step %d (saved; it resumes there)", cfg->label, tr->step);
             goto out;

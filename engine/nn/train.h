@@ -123,7 +123,7 @@ typedef struct nn_fit_cfg {
     long long tokens_per_step;    /* for the progress bar */
     const char *part_names[4];    /* names of nn_fit_stats.part[] in the log; NULL ends the list */
     volatile int *interrupted;    /* set: save at the next step boundary and fail */
-    int stop_after;               /* tests: act as if interrupted once this many steps are done (0: never) */
+    int stop_after;               /* tests: act as if interrupted when this call has reached this step (0: never) */
 } nn_fit_cfg;
 
 typedef struct nn_fit_result {
