@@ -29,9 +29,7 @@ int hx_train_open(hx_stage_ctx *c, hx_train_env *env, int need_teacher, int need
         return error("stage '%s': input 'teacher' is not bound (a pretrain stage), and this stage needs it",
                      c->stage_name);
     if (need_data && !ddir) return error("stage '%s': input 'data' is not bound (a data stage)", c->stage_name);
-    env->own_be = !c->engine;
-    env->be = c->engine ? nn_engine_backend(c->engine) : k_backend_new(c->device ? c->device : "cpu", c->threads);
-    if (!env->be) return error_prefix("stage '%s'", c->stage_name);
+    if (!(env->be = hx_stage_backend(c, &env->own_be))) return -1;
     if (nn_model_load(&env->student, sdir, env->be)) return error_prefix("stage '%s': student", c->stage_name);
     nn_model_set_recompute(env->student, c->recompute);
     if (need_teacher) {

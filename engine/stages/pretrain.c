@@ -44,13 +44,6 @@ static const hx_role pretrain_roles[] = {
     {NULL, NULL, 0, NULL},
 };
 
-/* The run's shared engine backend, or a private one (own = 1) when the stage runs outside an engine. */
-static k_backend *stage_backend(hx_stage_ctx *c, int *own)
-{
-    *own = !c->engine;
-    return c->engine ? nn_engine_backend(c->engine) : k_backend_new(c->device ? c->device : "cpu", c->threads);
-}
-
 static int copy_file(const char *src, const char *dst)
 {
     char *buf;
@@ -67,7 +60,7 @@ static int pretrain_load(hx_stage_ctx *c)
     if (!path[0]) return error("stage '%s': source load needs `path` (a Hugging Face checkpoint directory)", c->stage_name);
     if (nn_checkpoint_check(path)) return error_prefix("stage '%s'", c->stage_name);
     int own;
-    k_backend *be = stage_backend(c, &own);
+    k_backend *be = hx_stage_backend(c, &own);
     if (!be) return -1;
     nn_model *m;
     int r = nn_model_load(&m, path, be);
@@ -116,7 +109,7 @@ static int pretrain_run(hx_stage_ctx *c)
     cfg.eos_id = d.eos;
     cfg.bos_id = d.eos;
     strcpy(cfg.dtype, "float32"); /* training numerics; the written dtype is recorded when saving */
-    if (!(be = stage_backend(c, &own)) || nn_model_new(&m, &cfg, be)) goto out;
+    if (!(be = hx_stage_backend(c, &own)) || nn_model_new(&m, &cfg, be)) goto out;
     nn_model_init_random(m, (uint64_t)hx_with_int(c, "seed"));
     nn_model_set_trainable(m, NN_ALL_GROUPS);
     nn_model_set_recompute(m, c->recompute);
