@@ -209,19 +209,21 @@ int nn_train_update(nn_trainer *tr, double *grad_norm, double *lr_out)
 
 /* ---- training state ---- */
 
-/* The states listed in dir/state.json, newest first (a new reference), or NULL if it cannot be read. A state.json
- * of hx before digests (one state, top-level fields) reads as a list of that one state, without a digest. */
-static json_t *state_list(const char *jp)
+/* The states listed in dir/state.json, newest first (a new reference), or NULL if it cannot be read (warned when
+ * resuming). A state.json of hx before digests (one state, top-level fields) reads as a list of that one state,
+ * without a digest. */
+static json_t *state_list(const char *jp, int resuming)
 {
     json_error_t jerr;
     json_t *j = json_load_file(jp, 0, &jerr), *list = NULL;
     if (!j) {
-        log_warn("%s:%d: %s (the training state is unreadable; training starts over)", jp, jerr.line, jerr.text);
+        if (resuming)
+            log_warn("%s:%d: %s (the training state is unreadable; training starts over)", jp, jerr.line, jerr.text);
         return NULL;
     }
     if (json_is_array(json_object_get(j, "states"))) list = json_incref(json_object_get(j, "states"));
     else if (json_is_string(json_object_get(j, "file"))) list = json_pack("[O]", j);
-    else log_warn("%s: lists no state (training starts over)", jp);
+    else if (resuming) log_warn("%s: lists no state (training starts over)", jp);
     json_decref(j);
     return list;
 }
@@ -285,7 +287,7 @@ int nn_train_save(const nn_trainer *tr, const char *dir, json_t *extra)
                             (json_int_t)m->n_gfloats, "trainable", (json_int_t)m->trainable);
     if (extra) json_object_set(rec, "extra", extra);
     /* this state, then the older ones still listed (a state past this step was abandoned by a fallback) */
-    json_t *list = json_array(), *prev = hx_file_exists(jp) ? state_list(jp) : NULL;
+    json_t *list = json_array(), *prev = hx_file_exists(jp) ? state_list(jp, 0) : NULL;
     json_array_append_new(list, rec);
     for (size_t i = 0; i < json_array_size(prev) && json_array_size(list) < NN_TRAIN_KEEP; i++) {
         json_t *p = json_array_get(prev, i);
@@ -361,7 +363,7 @@ int nn_train_resume(nn_trainer *tr, const char *dir, json_t **extra)
 {
     if (extra) *extra = NULL;
     char *jp = hx_path_join(dir, "state.json");
-    json_t *list = hx_file_exists(jp) ? state_list(jp) : NULL;
+    json_t *list = hx_file_exists(jp) ? state_list(jp, 1) : NULL;
     int r = 0;
     for (size_t i = 0; i < json_array_size(list) && r == 0; i++) {
         json_t *rec = json_array_get(list, i);
