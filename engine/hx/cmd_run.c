@@ -28,20 +28,14 @@ static void on_sigint(int sig)
 }
 
 /*
- * The shared engine for this run (models stay resident across stages). The engine (engine/nn)
- * creates it here once it exists; until then stages get NULL and open what they need themselves.
- */
-/*
  * The shared engine: models stay resident across the stages of this run (a teacher used by every arm is loaded
  * once). A cached model carries its own activation buffers, so it cannot serve two stages at the same time:
  * with --jobs > 1 each stage opens its own backend and loads what it needs (ctx->engine is NULL).
  */
-static struct nn_engine *run_engine_open(const char *device, int threads, int jobs)
+static struct nn_engine *run_engine_open(int threads, int jobs)
 {
-    if (jobs > 1) return NULL;
-    nn_engine *e = nn_engine_new(device, threads);
-    if (!e) log_warn("shared engine unavailable (%s); stages load their own models", hx_last_error());
-    return e;
+    /* its backend opens on the device of the first stage that uses it (hx_stage_call: nn_engine_on) */
+    return jobs > 1 ? NULL : nn_engine_new(NULL, threads);
 }
 
 static void run_engine_close(struct nn_engine *e)
@@ -75,12 +69,17 @@ static const char *no_gpu_why(void)
 #endif
 }
 
-/* --device auto|cpu|cuda|cuda:N -> the GPUs stages may use. */
+/* --device auto|cpu|cuda|cuda:N|guard -> the GPUs stages may use. */
 static void parse_device(const char *dev, hx_exec_opts *o)
 {
     int have = count_gpus();
     o->n_gpus = 0;
     if (!strcmp(dev, "cpu")) return;
+    if (!strcmp(dev, "guard") || !strcmp(dev, "guard:bf16")) { /* tests: the GPU stages on the guard device */
+        o->n_gpus = 1;
+        o->accel = dev;
+        return;
+    }
     if (!strcmp(dev, "auto") || !strcmp(dev, "cuda")) {
         if (!have && !strcmp(dev, "cuda")) die(HX_EXIT_USAGE, "--device cuda: %s", no_gpu_why());
         for (int g = 0; g < have; g++) o->gpu_ids[o->n_gpus++] = g;
@@ -94,7 +93,7 @@ static void parse_device(const char *dev, hx_exec_opts *o)
         o->gpu_ids[o->n_gpus++] = (int)n;
         return;
     }
-    die(HX_EXIT_USAGE, "--device %s: expected auto, cpu, cuda or cuda:N", dev);
+    die(HX_EXIT_USAGE, "--device %s: expected auto, cpu, cuda or cuda:N (guard for tests)", dev);
 }
 
 typedef struct run_state {
@@ -201,7 +200,7 @@ int cmd_run(int argc, char **argv)
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old);
-    o.engine = run_engine_open(o.n_gpus ? "cuda" : "cpu", o.threads, o.jobs);
+    o.engine = run_engine_open(o.threads, o.jobs);
     log_info("run %s: %s, %d stage instance%s, store %s", id, r.name, p.n, p.n == 1 ? "" : "s", s.root);
     hx_progress_begin(&R.prog, "run", p.n, "stage");
     int failed = hx_exec_run(&p, &s, &o, res);

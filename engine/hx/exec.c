@@ -105,6 +105,8 @@ static int execute(sched *S, int i, const char *device)
                               "threads", o->threads, "host", host, "run_id", o->run_id, "metrics", metrics);
         json_object_set_new(m, "hx", json_pack("{s:s,s:s,s:s}", "version", HX_VERSION, "commit", hx_build_commit(),
                                                "build", hx_build_flags()));
+        json_t *env = hx_stage_env(); /* the kernel knobs set (HX_KDA_*, HX_CUDA_*) */
+        if (env) json_object_set_new(m, "env", env);
         if (hx_store_commit(s, in->key, m) < 0) {
             error_prefix("stage '%s': commit", in->stage_name);
             rc = -2;
@@ -241,7 +243,8 @@ static void *worker(void *arg)
         }
         S->res[i].state = HX_ST_RUNNING;
         char device[32];
-        if (gpu >= 0) snprintf(device, sizeof device, "cuda:%d", S->o->gpu_ids[gpu]);
+        if (gpu >= 0 && S->o->accel) snprintf(device, sizeof device, "%s", S->o->accel);
+        else if (gpu >= 0) snprintf(device, sizeof device, "cuda:%d", S->o->gpu_ids[gpu]);
         else snprintf(device, sizeof device, "cpu");
         if (S->o->on_change) S->o->on_change(S->o->ud, i);
         pthread_mutex_unlock(&S->mu);

@@ -30,6 +30,8 @@ typedef struct hx_exec_opts {
     int verify;                /* re-hash every cached entry used (hx run --verify) */
     int n_gpus;                /* GPUs to share among needs_gpu stages (0: everything on the CPU) */
     int gpu_ids[16];
+    const char *accel;         /* NULL: GPU slot i is cuda:<gpu_ids[i]>; "guard"/"guard:bf16": one slot on the
+                                * guard device (tests of the device logic on a CPU machine) */
     struct nn_engine *engine;  /* shared engine, may be NULL */
     volatile int *interrupted; /* set by SIGINT */
     const char *run_id;

@@ -1,6 +1,6 @@
 /* distill.h - GenDistill training machinery: teacher forward, KL/CE objectives into the student's backward,
- * layer-wise hidden-state alignment (MSE), the instruction-data loader with completion masks, and a resumable
- * training loop over caller-computed gradients. */
+ * layer-wise hidden-state alignment (MSE) and the instruction-data loader with completion masks; their stages train
+ * with nn_fit (engine/nn/train.h). */
 #ifndef NN_DISTILL_H
 #define NN_DISTILL_H
 
@@ -117,42 +117,5 @@ void nn_sft_release(nn_sft_data *d);
 /* Rows k .. k+B-1 of the endless sequence of rows (epoch e = k / R reads every row once, in an order seeded by
  * (seed, e)): a pure function of k, so a resumed run reads the same batches. Host arrays [B*T]. */
 void nn_sft_rows(nn_sft_data *d, long long k, int B, int32_t *ids, int32_t *tg, int32_t *seg, int32_t *pos);
-
-/* ---- a resumable training loop over caller-computed gradients ---- */
-typedef struct nn_fit_stats {
-    double loss;
-    double part[4];               /* named extra values (nn_fit_cfg.part_names), averaged like the loss */
-    long long tokens;             /* loss positions seen */
-} nn_fit_stats;
-
-/* Computes one micro-batch's gradients (added into the model's) scaled by grad_scale, and adds its loss and parts
- * (unscaled means) into st. micro: index of the micro-batch since the start of training (step * accum + a). */
-typedef int (*nn_fit_micro)(void *arg, long long micro, float grad_scale, nn_fit_stats *st);
-
-typedef struct nn_fit_cfg {
-    const char *label;            /* progress label and message prefix */
-    const char *ckpt_dir;         /* resume state (nn_train_save); NULL: no checkpoints */
-    const char *log_path;         /* train_log.jsonl, one line per log_every steps; NULL: none */
-    int steps, log_every, ckpt_every;
-    long long tokens_per_step;    /* for the progress bar */
-    const char *part_names[4];    /* names of nn_fit_stats.part[] in the log; NULL ends the list */
-    volatile int *interrupted;    /* set: save at the next step boundary and fail */
-} nn_fit_cfg;
-
-typedef struct nn_fit_result {
-    double first_loss, last_loss; /* first logged window (of this run or the resumed one), last window */
-    double last_part[4];
-    int start_step;               /* where this call started (> 0 after a resume) */
-    double seconds, tokens_per_s; /* of the steps run by this call */
-    size_t peak_mem;              /* the most backend memory any step held (k_backend.mem_peak per step) */
-} nn_fit_result;
-
-/*
- * Trains tr->m to cfg->steps: resumes from cfg->ckpt_dir if it holds a state (the log is cut back to that step),
- * then per step zero the gradients, accum x fn, nn_train_update; logs {step, loss, parts, lr, grad_norm, tokens};
- * saves the state every ckpt_every steps. tr->ld is saved and restored with the state (callers that read the text
- * loader use it; others derive their position from the step).
- */
-int nn_fit(nn_trainer *tr, const nn_fit_cfg *cfg, nn_fit_micro fn, void *arg, nn_fit_result *res);
 
 #endif

@@ -1,4 +1,4 @@
-/* engine.c - the shared engine: a backend and a small cache of loaded models keyed by store key. */
+/* engine.c - the shared engine: a backend and a small cache of loaded models keyed by store key; the kernel knobs. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,18 +11,37 @@ typedef struct slot {
 } slot;
 
 struct nn_engine {
-    k_backend *be;
+    k_backend *be;          /* NULL until nn_engine_on opens it (an engine made with device NULL) */
+    int threads;
     int n, cap;
     slot *s;
 };
 
 nn_engine *nn_engine_new(const char *device, int threads)
 {
-    k_backend *be = k_backend_new(device, threads);
-    if (!be) return NULL;
     nn_engine *e = xcalloc(1, sizeof *e);
-    e->be = be;
+    e->threads = threads;
+    if (device && !(e->be = k_backend_new(device, threads))) {
+        free(e);
+        return NULL;
+    }
     return e;
+}
+
+const char *nn_engine_device(const nn_engine *e) { return e && e->be ? e->be->name : NULL; }
+
+nn_engine *nn_engine_on(nn_engine *e, const char *device)
+{
+    if (!e || !device) return NULL;
+    if (!e->be) {
+        if (!(e->be = k_backend_new(device, e->threads))) {
+            log_warn("shared engine: cannot open %s (%s); the stage opens its own backend", device, hx_last_error());
+            hx_clear_error();
+            return NULL;
+        }
+        log_debug("engine: opened on %s", e->be->name);
+    }
+    return strcmp(e->be->name, device) ? NULL : e;
 }
 
 void nn_engine_free(nn_engine *e)
@@ -37,11 +56,16 @@ void nn_engine_free(nn_engine *e)
     free(e);
 }
 
-k_backend *nn_engine_backend(nn_engine *e) { return e->be; }
+k_backend *nn_engine_backend(nn_engine *e)
+{
+    if (!e->be) BUG("nn_engine_backend: the engine's backend is not open (nn_engine_on first)");
+    return e->be;
+}
 int nn_engine_n_models(const nn_engine *e) { return e->n; }
 
 nn_model *nn_engine_model(nn_engine *e, const char *key, const char *dir)
 {
+    if (!e->be) BUG("nn_engine_model: the engine's backend is not open (nn_engine_on first)");
     for (int i = 0; i < e->n; i++)
         if (!strcmp(e->s[i].key, key)) return e->s[i].m;
     nn_model *m;
@@ -76,4 +100,43 @@ int nn_engine_evict(nn_engine *e, const char *key)
             return 0;
         }
     return -1;
+}
+
+/* ---- kernel knobs ---- */
+
+const nn_knob nn_knobs[] = {
+    {"HX_KDA_PROF", 0, "1: time every KDA kernel launch, print the sums at exit (profiling only)"},
+    {"HX_KDA_SAVE", 1, "0: the KDA backward recomputes Aqk, A and (I+L)^-1 instead of keeping them (less memory)"},
+    {"HX_KDA_VT", 1, "16|32: force the KDA state pass's value-tile width"},
+    {"HX_CUDA_KDA_SEQ", 1, "1: the sequential KDA kernels instead of the chunk-parallel ones"},
+    {"HX_CUDA_ATTN_NOSPLIT", 1, "1: decode attention without the split-K kernels"},
+    {"HX_CUDA_SIMT_ATTN", 1, "1: the fp32 SIMT attention kernels instead of flash attention"},
+    {"HX_CUDA_FLASH2", 1, "1: flash.cu's attention forward instead of flash_sm90.cu's on sm_90"},
+    {NULL, 0, NULL},
+};
+
+extern char **environ;
+
+json_t *nn_engine_env(void)
+{
+    json_t *o = NULL;
+    for (char **v = environ; v && *v; v++) {
+        if (strncmp(*v, "HX_KDA_", 7) && strncmp(*v, "HX_CUDA_", 8)) continue;
+        const char *eq = strchr(*v, '=');
+        if (!eq) continue;
+        if (!o) o = json_object();
+        json_object_setn_new(o, *v, (size_t)(eq - *v), json_string(eq + 1));
+    }
+    return o;
+}
+
+int nn_engine_env_check(const char *device)
+{
+    if (!device || strncmp(device, "cuda", 4)) return 0; /* the knobs steer CUDA kernels only */
+    for (const nn_knob *k = nn_knobs; k->name; k++)
+        if (k->changes_results && getenv(k->name))
+            return error("%s=%s is set: it selects other CUDA kernels (%s), whose results differ in the last bits "
+                         "under the same store key\nhint: it is for op tests and benchmarks (cuda_ops, bench_cuda); "
+                         "unset it for hx run", k->name, getenv(k->name), k->doc);
+    return 0;
 }

@@ -1,8 +1,11 @@
-/* train.c - packed data loader, LR schedules, AdamW training step (accumulation, clipping), training-state resume. */
+/* train.c - packed data loader, LR schedules, AdamW training step (accumulation, clipping), verified training-state
+ * checkpoints, and the one resumable training loop (nn_fit). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <dirent.h>
 
 #include <jansson.h>
 
@@ -131,24 +134,32 @@ void nn_trainer_release(nn_trainer *tr)
     memset(tr, 0, sizeof *tr);
 }
 
+int nn_train_xent_micro(void *arg, long long micro, float grad_scale, nn_fit_stats *st)
+{
+    (void)micro; /* the loader's position is the trainer's state */
+    nn_trainer *tr = arg;
+    nn_model *m = tr->m;
+    nn_loader_next(&tr->ld, tr->ids, tr->tg, tr->seg, tr->pos);
+    nn_batch bt = {.B = tr->ld.B, .T = tr->ld.T, .ids = tr->ids, .pos = tr->pos, .seg = tr->seg};
+    double l;
+    int cnt;
+    if (nn_model_forward(m, &bt, NULL, NULL, NULL) || nn_model_xent(m, tr->tg, 1, grad_scale, &l, &cnt) ||
+        nn_model_backward(m))
+        return -1;
+    st->loss += l;
+    st->tokens += cnt;
+    return 0;
+}
+
 int nn_train_step(nn_trainer *tr, double *loss, double *grad_norm, double *lr_out)
 {
-    nn_model *m = tr->m;
-    nn_model_zero_grad(m);
-    double lsum = 0;
-    for (int a = 0; a < tr->accum; a++) {
-        nn_loader_next(&tr->ld, tr->ids, tr->tg, tr->seg, tr->pos);
-        nn_batch bt = {.B = tr->ld.B, .T = tr->ld.T, .ids = tr->ids, .pos = tr->pos, .seg = tr->seg};
-        double l;
-        int cnt;
-        if (nn_model_forward(m, &bt, NULL, NULL, NULL) ||
-            nn_model_xent(m, tr->tg, 1, 1.0f / tr->accum, &l, &cnt) || nn_model_backward(m))
-            return -1;
-        lsum += l;
-        tr->tokens += cnt;
-    }
+    nn_model_zero_grad(tr->m);
+    nn_fit_stats st = {0};
+    for (int a = 0; a < tr->accum; a++)
+        if (nn_train_xent_micro(tr, (long long)tr->step * tr->accum + a, 1.0f / tr->accum, &st)) return -1;
     if (nn_train_update(tr, grad_norm, lr_out)) return -1;
-    if (loss) *loss = lsum / tr->accum;
+    tr->tokens += st.tokens;
+    if (loss) *loss = st.loss / tr->accum;
     return 0;
 }
 
@@ -198,7 +209,52 @@ int nn_train_update(nn_trainer *tr, double *grad_norm, double *lr_out)
 
 /* ---- training state ---- */
 
-int nn_train_save(const nn_trainer *tr, const char *dir)
+/* The states listed in dir/state.json, newest first (a new reference), or NULL if it cannot be read (warned when
+ * resuming). A state.json of hx before digests (one state, top-level fields) reads as a list of that one state,
+ * without a digest. */
+static json_t *state_list(const char *jp, int resuming)
+{
+    json_error_t jerr;
+    json_t *j = json_load_file(jp, 0, &jerr), *list = NULL;
+    if (!j) {
+        if (resuming)
+            log_warn("%s:%d: %s (the training state is unreadable; training starts over)", jp, jerr.line, jerr.text);
+        return NULL;
+    }
+    if (json_is_array(json_object_get(j, "states"))) list = json_incref(json_object_get(j, "states"));
+    else if (json_is_string(json_object_get(j, "file"))) list = json_pack("[O]", j);
+    else if (resuming) log_warn("%s: lists no state (training starts over)", jp);
+    json_decref(j);
+    return list;
+}
+
+static const char *state_file(json_t *rec)
+{
+    const char *fn = json_string_value(json_object_get(rec, "file"));
+    return fn && !strchr(fn, '/') && !strncmp(fn, "state-", 6) ? fn : NULL;
+}
+
+/* Removes the state files of dir that `list` does not name (older states, a damaged one, a killed write's temp). */
+static void state_prune(const char *dir, json_t *list)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (strncmp(e->d_name, "state-", 6)) continue;
+        int listed = 0;
+        for (size_t i = 0; i < json_array_size(list) && !listed; i++) {
+            const char *fn = state_file(json_array_get(list, i));
+            listed = fn && !strcmp(fn, e->d_name);
+        }
+        if (listed) continue;
+        char *p = hx_path_join(dir, e->d_name);
+        remove(p);
+        free(p);
+    }
+    if (d) closedir(d);
+}
+
+int nn_train_save(const nn_trainer *tr, const char *dir, json_t *extra)
 {
     const nn_model *m = tr->m;
     k_backend *be = m->be;
@@ -214,96 +270,111 @@ int nn_train_save(const nn_trainer *tr, const char *dir)
     be->op->download(be, host, m->v, m->n_gfloats * sizeof(float));
     r = r || st_writer_add(&w, "adam_v", ST_F32, 1, &ng, host);
     free(host);
-    /* state-<step>.safetensors first, then state.json naming it (atomic rename): a kill at any point leaves
-     * either the previous complete state or the new one */
-    char fname[64];
+    char fname[64], hex[65];
     snprintf(fname, sizeof fname, "state-%08d.safetensors", tr->step);
-    char *sp = hx_path_join(dir, fname), *old = NULL;
+    char *sp = hx_path_join(dir, fname), *jp = hx_path_join(dir, "state.json");
     if (!r) r = st_writer_write(&w, sp);
     st_writer_release(&w);
+    if (!r) r = hx_sha256_file_hex(sp, hex);
     free(sp);
-    if (r) return -1;
-    char *jp0 = hx_path_join(dir, "state.json");
-    json_t *prev = json_load_file(jp0, 0, NULL);
-    if (prev && json_is_string(json_object_get(prev, "file")) && strcmp(json_string_value(json_object_get(prev, "file")), fname))
-        old = hx_path_join(dir, json_string_value(json_object_get(prev, "file")));
+    if (r) {
+        free(jp);
+        return -1;
+    }
+    json_t *rec = json_pack("{s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I}", "file", fname, "sha256", hex, "step",
+                            tr->step, "tokens", (json_int_t)tr->tokens, "data_pos", (json_int_t)tr->ld.pos,
+                            "data_epoch", (json_int_t)tr->ld.epoch, "n_params", (json_int_t)m->n_floats, "n_grads",
+                            (json_int_t)m->n_gfloats, "trainable", (json_int_t)m->trainable);
+    if (extra) json_object_set(rec, "extra", extra);
+    /* this state, then the older ones still listed (a state past this step was abandoned by a fallback) */
+    json_t *list = json_array(), *prev = hx_file_exists(jp) ? state_list(jp, 0) : NULL;
+    json_array_append_new(list, rec);
+    for (size_t i = 0; i < json_array_size(prev) && json_array_size(list) < NN_TRAIN_KEEP; i++) {
+        json_t *p = json_array_get(prev, i);
+        if (state_file(p) && json_is_string(json_object_get(p, "sha256")) &&
+            json_integer_value(json_object_get(p, "step")) < tr->step)
+            json_array_append(list, p);
+    }
     json_decref(prev);
-    free(jp0);
-    json_t *j = json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I}", "file", fname, "step", tr->step, "tokens", (json_int_t)tr->tokens,
-                          "data_pos", (json_int_t)tr->ld.pos, "data_epoch", (json_int_t)tr->ld.epoch,
-                          "n_params", (json_int_t)m->n_floats, "n_grads", (json_int_t)m->n_gfloats,
-                          "trainable", (json_int_t)m->trainable);
-    char *txt = json_dumps(j, JSON_INDENT(1) | JSON_SORT_KEYS);
+    json_t *j = json_pack("{s:i, s:O}", "hx_train_state", 2, "states", list);
+    char *txt = json_dumps(j, JSON_INDENT(1) | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
     json_decref(j);
-    char *jp = hx_path_join(dir, "state.json");
     r = hx_write_file_atomic(jp, txt, strlen(txt));
-    if (!r && old) remove(old);
-    free(old);
+    if (!r) state_prune(dir, list);
+    json_decref(list);
     free(jp);
     free(txt);
     return r;
 }
 
-int nn_train_resume(nn_trainer *tr, const char *dir)
+/* One listed state into the trainer: 1 restored, 0 damaged (warned: the caller tries the previous one), -1 error. */
+static int state_restore(nn_trainer *tr, const char *dir, json_t *rec)
 {
     nn_model *m = tr->m;
     k_backend *be = m->be;
-    char *jp = hx_path_join(dir, "state.json"), *sp = NULL;
+    json_int_t np = json_integer_value(json_object_get(rec, "n_params")),
+               ng = json_integer_value(json_object_get(rec, "n_grads")),
+               tm = json_integer_value(json_object_get(rec, "trainable"));
+    const char *fn = state_file(rec), *want_hex = json_string_value(json_object_get(rec, "sha256"));
+    if (!fn) {
+        log_warn("%s/state.json: a state names no file; skipping it", dir);
+        return 0;
+    }
+    if ((size_t)np != m->n_floats || (size_t)ng != m->n_gfloats || (unsigned)tm != m->trainable)
+        return error("%s/state.json: the saved state is for another model shape or freezing (%lld params, %lld "
+                     "trainable)", dir, (long long)np, (long long)ng);
+    char *sp = hx_path_join(dir, fn), hex[65];
     int r = 0;
-    if (!hx_file_exists(jp)) goto out;
-    json_error_t jerr;
-    json_t *j = json_load_file(jp, 0, &jerr);
-    if (!j) {
-        r = error("%s:%d: %s", jp, jerr.line, jerr.text);
-        goto out;
-    }
-    json_int_t step = json_integer_value(json_object_get(j, "step")),
-               np = json_integer_value(json_object_get(j, "n_params")),
-               ng = json_integer_value(json_object_get(j, "n_grads")),
-               tm = json_integer_value(json_object_get(j, "trainable"));
-    const char *fn = json_string_value(json_object_get(j, "file"));
-    if (!fn || strchr(fn, '/')) {
-        json_decref(j);
-        r = error("%s: no state file named", jp);
-        goto out;
-    }
-    sp = hx_path_join(dir, fn);
-    if ((size_t)np != m->n_floats || (size_t)ng != m->n_gfloats || (unsigned)tm != m->trainable) {
-        json_decref(j);
-        r = error("%s: the saved state is for another model shape or freezing (%lld params, %lld trainable)", jp,
-                  (long long)np, (long long)ng);
-        goto out;
-    }
-    st_file f;
-    if (st_open(&f, sp)) {
-        json_decref(j);
-        r = -1;
-        goto out;
-    }
-    const char *names[3] = {"params", "adam_m", "adam_v"};
-    float *dst[3] = {m->p, m->m, m->v};
-    size_t want[3] = {m->n_floats, m->n_gfloats, m->n_gfloats};
-    for (int i = 0; i < 3 && !r; i++) {
-        const st_tensor *t = st_find(&f, names[i]);
-        if (!t || t->dtype != ST_F32 || st_numel(t) != want[i]) {
-            r = error("%s: tensor %s missing or of the wrong size", sp, names[i]);
-            break;
+    if (!want_hex) {
+        log_warn("%s: no digest recorded (written by an older hx); not trusted, skipping it", sp);
+    } else if (!hx_file_exists(sp) || hx_sha256_file_hex(sp, hex)) {
+        log_warn("%s: missing or unreadable; skipping it", sp);
+    } else if (strcmp(hex, want_hex)) {
+        log_warn("%s: damaged (SHA-256 %.12s..., recorded %.12s...); skipping it", sp, hex, want_hex);
+    } else {
+        st_file f;
+        const char *names[3] = {"params", "adam_m", "adam_v"};
+        float *dst[3] = {m->p, m->m, m->v};
+        size_t want[3] = {m->n_floats, m->n_gfloats, m->n_gfloats};
+        const st_tensor *t[3] = {NULL, NULL, NULL};
+        int ok = !st_open(&f, sp);
+        for (int i = 0; i < 3 && ok; i++) {
+            t[i] = st_find(&f, names[i]);
+            ok = t[i] && t[i]->dtype == ST_F32 && st_numel(t[i]) == want[i];
         }
-        be->op->upload(be, dst[i], f.data + t->offset, want[i] * sizeof(float));
+        if (ok) { /* every tensor checked before any is uploaded: a skipped state leaves the model as it was */
+            for (int i = 0; i < 3; i++) be->op->upload(be, dst[i], f.data + t[i]->offset, want[i] * sizeof(float));
+            tr->step = (int)json_integer_value(json_object_get(rec, "step"));
+            tr->tokens = json_integer_value(json_object_get(rec, "tokens"));
+            tr->ld.pos = (size_t)json_integer_value(json_object_get(rec, "data_pos"));
+            tr->ld.epoch = json_integer_value(json_object_get(rec, "data_epoch"));
+            if (tr->ld.pos + (size_t)tr->ld.T + 1 > tr->ld.d->n && tr->ld.pos != 0) tr->ld.pos = 0;
+            r = 1;
+        } else {
+            log_warn("%s: not a training state of this model (%s); skipping it", sp, hx_last_error());
+        }
+        st_close(&f);
     }
-    st_close(&f);
-    if (!r) {
-        tr->step = (int)step;
-        tr->tokens = json_integer_value(json_object_get(j, "tokens"));
-        tr->ld.pos = (size_t)json_integer_value(json_object_get(j, "data_pos"));
-        tr->ld.epoch = json_integer_value(json_object_get(j, "data_epoch"));
-        if (tr->ld.pos + (size_t)tr->ld.T + 1 > tr->ld.d->n && tr->ld.pos != 0) tr->ld.pos = 0;
-        r = 1;
-    }
-    json_decref(j);
-out:
-    free(jp);
     free(sp);
+    return r;
+}
+
+int nn_train_resume(nn_trainer *tr, const char *dir, json_t **extra)
+{
+    if (extra) *extra = NULL;
+    char *jp = hx_path_join(dir, "state.json");
+    json_t *list = hx_file_exists(jp) ? state_list(jp, 1) : NULL;
+    int r = 0;
+    for (size_t i = 0; i < json_array_size(list) && r == 0; i++) {
+        json_t *rec = json_array_get(list, i);
+        r = state_restore(tr, dir, rec);
+        if (r == 1 && extra && json_is_object(json_object_get(rec, "extra")))
+            *extra = json_incref(json_object_get(rec, "extra"));
+        if (r == 1 && i > 0) log_warn("%s: resuming from an older state (step %d)", dir, tr->step);
+        if (r == 0 && i + 1 == json_array_size(list)) log_warn("%s: no intact training state; training starts over", dir);
+    }
+    json_decref(list);
+    free(jp);
     return r;
 }
 
@@ -330,4 +401,110 @@ double nn_train_log_trim(const char *path, int step)
     hx_write_file_atomic(path, buf, keep);
     free(buf);
     return first;
+}
+
+/* ---- the training loop ---- */
+
+/* The log window (sums of the steps since the last log line) is saved with the training state (its `extra`), so a
+ * run stopped between two log lines resumes with the same window and writes the same log as an uninterrupted one. */
+static int fit_save(nn_trainer *tr, const nn_fit_cfg *cfg, const nn_fit_stats *win, int win_n)
+{
+    json_t *parts = json_array();
+    for (int i = 0; i < 4; i++) json_array_append_new(parts, json_real(win->part[i]));
+    json_t *w = json_pack("{s:i, s:f, s:o}", "n", win_n, "loss", win->loss, "parts", parts);
+    if (!w) return error("%s: step %d: the loss window is not finite", cfg->label, tr->step);
+    int r = nn_train_save(tr, cfg->ckpt_dir, w);
+    json_decref(w);
+    return r;
+}
+
+static void fit_load_window(json_t *w, nn_fit_stats *win, int *win_n)
+{
+    *win_n = (int)json_integer_value(json_object_get(w, "n"));
+    win->loss = json_number_value(json_object_get(w, "loss"));
+    for (int i = 0; i < 4; i++) win->part[i] = json_number_value(json_array_get(json_object_get(w, "parts"), (size_t)i));
+}
+
+int nn_fit(nn_trainer *tr, const nn_fit_cfg *cfg, nn_fit_micro fn, void *arg, nn_fit_result *res)
+{
+    nn_model *m = tr->m;
+    nn_fit_result R = {.first_loss = NAN, .last_loss = NAN};
+    FILE *log = NULL;
+    int np = 0;
+    while (np < 4 && cfg->part_names[np]) np++;
+    if (cfg->steps < 1 || cfg->log_every < 1 || cfg->ckpt_every < 1)
+        return error("%s: steps, log_every and ckpt_every must be >= 1", cfg->label);
+    nn_fit_stats win = {0};
+    int win_n = 0, rc = -1;
+    if (cfg->ckpt_dir) {
+        json_t *w = NULL;
+        int resumed = nn_train_resume(tr, cfg->ckpt_dir, &w);
+        if (resumed < 0) return error_prefix("%s", cfg->label);
+        if (resumed) {
+            log_info("%s: resuming at step %d of %d", cfg->label, tr->step, cfg->steps);
+            if (w) fit_load_window(w, &win, &win_n);
+            json_decref(w);
+        }
+        if (cfg->log_path) {
+            if (resumed) R.first_loss = nn_train_log_trim(cfg->log_path, tr->step);
+            else remove(cfg->log_path);
+        }
+    } else if (cfg->log_path)
+        remove(cfg->log_path);
+    if (cfg->log_path && !(log = fopen(cfg->log_path, "a"))) return error("%s: cannot append", cfg->log_path);
+    R.start_step = tr->step;
+    hx_progress pg;
+    hx_progress_begin(&pg, cfg->label, (double)cfg->steps * cfg->tokens_per_step, "tok");
+    double t0 = hx_now();
+    while (tr->step < cfg->steps) {
+        if ((cfg->interrupted && *cfg->interrupted) ||
+            (cfg->stop_after > 0 && tr->step == cfg->stop_after && tr->step > R.start_step)) {
+            if (cfg->ckpt_dir && fit_save(tr, cfg, &win, win_n)) goto out;
+            error("%s: interrupted at step %d (saved; it resumes there)", cfg->label, tr->step);
+            goto out;
+        }
+        k_mem_reset_peak(m->be);
+        nn_model_zero_grad(m);
+        nn_fit_stats st = {0};
+        for (int a = 0; a < tr->accum; a++)
+            if (fn(arg, (long long)tr->step * tr->accum + a, 1.0f / tr->accum, &st)) {
+                error_prefix("%s: step %d", cfg->label, tr->step + 1);
+                goto out;
+            }
+        double gn, lr;
+        if (nn_train_update(tr, &gn, &lr)) goto out;
+        tr->tokens += st.tokens;
+        win.loss += st.loss / tr->accum;
+        for (int i = 0; i < np; i++) win.part[i] += st.part[i] / tr->accum;
+        win_n++;
+        if (tr->step % cfg->log_every == 0 || tr->step == cfg->steps) {
+            R.last_loss = win.loss / win_n;
+            if (isnan(R.first_loss)) R.first_loss = R.last_loss;
+            if (log) fprintf(log, "{\"step\": %d, \"loss\": %.6f", tr->step, R.last_loss);
+            for (int i = 0; i < np; i++) {
+                R.last_part[i] = win.part[i] / win_n;
+                if (log) fprintf(log, ", \"%s\": %.6f", cfg->part_names[i], R.last_part[i]);
+            }
+            if (log) {
+                fprintf(log, ", \"lr\": %.6g, \"grad_norm\": %.4f, \"tokens\": %lld}\n", lr, gn, tr->tokens);
+                fflush(log);
+            }
+            memset(&win, 0, sizeof win);
+            win_n = 0;
+        }
+        if (m->be->mem_peak > R.peak_mem) R.peak_mem = m->be->mem_peak;
+        hx_progress_update(&pg, (double)tr->step * cfg->tokens_per_step, "loss %.4f, mem %.2f GiB",
+                           st.loss / tr->accum, m->be->mem_peak / 1073741824.0);
+        if (cfg->ckpt_dir && tr->step % cfg->ckpt_every == 0 && tr->step < cfg->steps &&
+            fit_save(tr, cfg, &win, win_n))
+            goto out;
+    }
+    hx_progress_end(&pg);
+    R.seconds = hx_now() - t0;
+    R.tokens_per_s = R.seconds > 0 ? (double)(tr->step - R.start_step) * cfg->tokens_per_step / R.seconds : 0;
+    rc = 0;
+out:
+    if (log) fclose(log);
+    if (res) *res = R;
+    return rc;
 }

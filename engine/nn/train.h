@@ -1,10 +1,13 @@
 /* train.h - training primitives: packed data loader with document boundaries, LR schedules, AdamW steps with
- * accumulation and clipping, and checkpoint/resume of the whole training state. */
+ * accumulation and clipping, checkpoint/resume of the whole training state, and the one resumable training loop
+ * (nn_fit) that every training stage runs with its own per-micro-batch loss. */
 #ifndef NN_TRAIN_H
 #define NN_TRAIN_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include <jansson.h>
 
 #include "engine/nn/model.h"
 #include "engine/nn/tokenizer.h"
@@ -78,9 +81,66 @@ void nn_adamw_step(nn_model *m, const k_adamw_hp *hp);
 /* Keeps the lines of a train_log.jsonl up to `step` (a resumed run rewrites what the killed one logged later);
  * returns the loss of the first line kept, NAN if none (or no file). */
 double nn_train_log_trim(const char *path, int step);
-/* Saves / restores weights, AdamW moments, step, tokens and data position (dir/state-<step>.safetensors, then
- * dir/state.json naming it, written atomically; the previous state file is removed). nn_train_resume returns 1 if a state was restored, 0 if dir has none, -1 on error. */
-int nn_train_save(const nn_trainer *tr, const char *dir);
-int nn_train_resume(nn_trainer *tr, const char *dir);
+
+/*
+ * The training state in dir: state-<step>.safetensors (weights, AdamW moments) and state.json listing the newest
+ * NN_TRAIN_KEEP states, newest first, each with its step, tokens, data position, the SHA-256 of its tensor file and
+ * the caller's `extra` object (the loop's loss window). nn_train_save writes the tensor file, digests it, replaces
+ * state.json (atomic rename), then removes state files no longer listed: a kill at any point leaves a state.json
+ * naming complete files.
+ */
+#define NN_TRAIN_KEEP 2
+int nn_train_save(const nn_trainer *tr, const char *dir, json_t *extra);
+/*
+ * Restores the newest listed state whose file matches its digest; a damaged or missing one is skipped with a
+ * warning naming it (then the previous one is tried; with none left, or an unreadable state.json, training starts
+ * over). 1 if a state was restored (*extra, if not NULL, gets a new reference to its extra object or NULL), 0 if
+ * none was, -1 + error() if the state is of another model shape or freezing.
+ */
+int nn_train_resume(nn_trainer *tr, const char *dir, json_t **extra);
+
+/* ---- the training loop ----
+ * One loop for every training stage: the caller supplies the loss of a micro-batch (its gradients added into the
+ * model's); the loop owns the optimizer step, the log, checkpoints, resume and interruption. */
+typedef struct nn_fit_stats {
+    double loss;
+    double part[4];               /* named extra values (nn_fit_cfg.part_names), averaged like the loss */
+    long long tokens;             /* loss positions seen */
+} nn_fit_stats;
+
+/* Computes one micro-batch's gradients (added into the model's) scaled by grad_scale, and adds its loss and parts
+ * (unscaled means) into st. micro: index of the micro-batch since the start of training (step * accum + a). */
+typedef int (*nn_fit_micro)(void *arg, long long micro, float grad_scale, nn_fit_stats *st);
+
+/* The next-token cross-entropy of the trainer's packed text rows (arg: the nn_trainer): pretraining's loss. */
+int nn_train_xent_micro(void *trainer, long long micro, float grad_scale, nn_fit_stats *st);
+
+typedef struct nn_fit_cfg {
+    const char *label;            /* progress label and message prefix */
+    const char *ckpt_dir;         /* resume state (nn_train_save); NULL: no checkpoints */
+    const char *log_path;         /* train_log.jsonl, one line per log_every steps; NULL: none */
+    int steps, log_every, ckpt_every;
+    long long tokens_per_step;    /* for the progress bar */
+    const char *part_names[4];    /* names of nn_fit_stats.part[] in the log; NULL ends the list */
+    volatile int *interrupted;    /* set: save at the next step boundary and fail */
+    int stop_after;               /* tests: act as if interrupted when this call has reached this step (0: never) */
+} nn_fit_cfg;
+
+typedef struct nn_fit_result {
+    double first_loss, last_loss; /* first logged window (of this run or the resumed one), last window */
+    double last_part[4];
+    int start_step;               /* where this call started (> 0 after a resume) */
+    double seconds, tokens_per_s; /* of the steps run by this call */
+    size_t peak_mem;              /* the most backend memory any step held (k_backend.mem_peak per step) */
+} nn_fit_result;
+
+/*
+ * Trains tr->m to cfg->steps: resumes from cfg->ckpt_dir if it holds a state (the log is cut back to that step),
+ * then per step zero the gradients, accum x fn, nn_train_update; logs {step, loss, parts, lr, grad_norm, tokens};
+ * saves the state with the current log window every ckpt_every steps and when interrupted, so a run stopped at any
+ * step resumes to the same weights and the same log. tr->ld is saved and restored with the state (callers that read
+ * the text loader use it; others derive their position from the micro-batch index).
+ */
+int nn_fit(nn_trainer *tr, const nn_fit_cfg *cfg, nn_fit_micro fn, void *arg, nn_fit_result *res);
 
 #endif

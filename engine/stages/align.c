@@ -63,7 +63,7 @@ static int align_run(hx_stage_ctx *c)
     log_info("%s: aligning %d of %d layers (%s) on %zu tokens, %d steps of %d x %d x %d", c->stage_name, j.al.n,
              env.student->cfg.n_layers, hx_with_str(c, "target"), d.n, steps, tr.accum, tr.ld.B, tr.ld.T);
     nn_fit_cfg fc;
-    hx_train_fit_cfg(c, &env, &fc, steps);
+    hx_train_env_fit_cfg(c, &env, &fc, steps);
     for (int i = 0; i < 4 && i < j.al.n; i++) {
         snprintf(names[i], sizeof names[i], "mse_layer_%d", j.al.layer[i]);
         fc.part_names[i] = names[i];

@@ -29,9 +29,7 @@ int hx_train_open(hx_stage_ctx *c, hx_train_env *env, int need_teacher, int need
         return error("stage '%s': input 'teacher' is not bound (a pretrain stage), and this stage needs it",
                      c->stage_name);
     if (need_data && !ddir) return error("stage '%s': input 'data' is not bound (a data stage)", c->stage_name);
-    env->own_be = !c->engine;
-    env->be = c->engine ? nn_engine_backend(c->engine) : k_backend_new(c->device ? c->device : "cpu", c->threads);
-    if (!env->be) return error_prefix("stage '%s'", c->stage_name);
+    if (!(env->be = hx_stage_backend(c, &env->own_be))) return -1;
     if (nn_model_load(&env->student, sdir, env->be)) return error_prefix("stage '%s': student", c->stage_name);
     nn_model_set_recompute(env->student, c->recompute);
     if (need_teacher) {
@@ -121,19 +119,11 @@ int hx_train_trainer(hx_stage_ctx *c, nn_trainer *tr, nn_model *m, const nn_data
     return 0;
 }
 
-void hx_train_fit_cfg(hx_stage_ctx *c, hx_train_env *env, nn_fit_cfg *fc, int steps)
+void hx_train_env_fit_cfg(hx_stage_ctx *c, hx_train_env *env, nn_fit_cfg *fc, int steps)
 {
     free(env->log_path);
     env->log_path = hx_path_join(c->out_dir, "train_log.jsonl");
-    memset(fc, 0, sizeof *fc);
-    fc->label = c->stage_name;
-    fc->ckpt_dir = c->ckpt_dir;
-    fc->log_path = env->log_path;
-    fc->steps = steps;
-    fc->log_every = (int)hx_with_int(c, "log_every");
-    fc->ckpt_every = (int)hx_with_int(c, "ckpt_every");
-    fc->tokens_per_step = hx_with_int(c, "accum") * hx_with_int(c, "batch") * hx_with_int(c, "seq_len");
-    fc->interrupted = c->interrupted;
+    hx_train_fit_cfg(c, fc, steps, env->log_path);
 }
 
 int hx_train_finish(hx_stage_ctx *c, hx_train_env *env, const nn_trainer *tr, const nn_fit_result *res)
@@ -168,7 +158,7 @@ int hx_train_fit_kl_ce(hx_stage_ctx *c, hx_train_env *env, nn_trainer *tr, int s
                        nn_fit_result *res)
 {
     nn_fit_cfg fc;
-    hx_train_fit_cfg(c, env, &fc, steps);
+    hx_train_env_fit_cfg(c, env, &fc, steps);
     fc.part_names[0] = "kl";
     fc.part_names[1] = "ce";
     if (nn_fit(tr, &fc, fn, arg, res) || hx_train_finish(c, env, tr, res)) return -1;

@@ -3,7 +3,7 @@
 #ifndef HX_STAGES_DISTILL_H
 #define HX_STAGES_DISTILL_H
 
-#include "engine/stages/stage.h"
+#include "engine/stages/train.h"
 #include "engine/nn/distill.h"
 
 /* Schema rows every training stage has (defaults differ per kind: steps, learning rate). */
@@ -47,8 +47,8 @@ int hx_train_freeze(hx_stage_ctx *c, unsigned *trainable);
 /* nn_trainer_init with the common parameters; *steps from steps / tokens. d is the text the loader reads (its
  * start offset comes from the seed). */
 int hx_train_trainer(hx_stage_ctx *c, nn_trainer *tr, nn_model *m, const nn_data *d, int *steps);
-/* The fit configuration (label, ckpt_dir, out_dir/train_log.jsonl, cadence, interruption) for `steps`. */
-void hx_train_fit_cfg(hx_stage_ctx *c, hx_train_env *env, nn_fit_cfg *fc, int steps);
+/* hx_train_fit_cfg with the log at out_dir/train_log.jsonl (env->log_path). */
+void hx_train_env_fit_cfg(hx_stage_ctx *c, hx_train_env *env, nn_fit_cfg *fc, int steps);
 /* Writes config.json + model.safetensors (dtype parameter) and tokenizer.json into out_dir; metrics common to every
  * training stage. */
 int hx_train_finish(hx_stage_ctx *c, hx_train_env *env, const nn_trainer *tr, const nn_fit_result *res);

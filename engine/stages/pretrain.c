@@ -4,11 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/stages/stage.h"
+#include "engine/stages/train.h"
 #include "engine/nn/engine.h"
 #include "engine/nn/model.h"
 #include "engine/nn/tokenizer.h"
-#include "engine/nn/train.h"
 
 static const hx_field pretrain_fields[] = {
     {"source", HX_T_STR, "\"train\"", "train|load", "train: from scratch on the data world; load: an HF directory `path`"},
@@ -45,13 +44,6 @@ static const hx_role pretrain_roles[] = {
     {NULL, NULL, 0, NULL},
 };
 
-/* The run's shared engine backend, or a private one (own = 1) when the stage runs outside an engine. */
-static k_backend *stage_backend(hx_stage_ctx *c, int *own)
-{
-    *own = !c->engine;
-    return c->engine ? nn_engine_backend(c->engine) : k_backend_new(c->device ? c->device : "cpu", c->threads);
-}
-
 static int copy_file(const char *src, const char *dst)
 {
     char *buf;
@@ -68,7 +60,7 @@ static int pretrain_load(hx_stage_ctx *c)
     if (!path[0]) return error("stage '%s': source load needs `path` (a Hugging Face checkpoint directory)", c->stage_name);
     if (nn_checkpoint_check(path)) return error_prefix("stage '%s'", c->stage_name);
     int own;
-    k_backend *be = stage_backend(c, &own);
+    k_backend *be = hx_stage_backend(c, &own);
     if (!be) return -1;
     nn_model *m;
     int r = nn_model_load(&m, path, be);
@@ -103,7 +95,6 @@ static int pretrain_run(hx_stage_ctx *c)
     k_backend *be = NULL;
     nn_model *m = NULL;
     nn_trainer tr = {0};
-    FILE *log = NULL;
     int own = 0;
     char *logp = hx_path_join(c->out_dir, "train_log.jsonl");
     int r = -1;
@@ -118,7 +109,7 @@ static int pretrain_run(hx_stage_ctx *c)
     cfg.eos_id = d.eos;
     cfg.bos_id = d.eos;
     strcpy(cfg.dtype, "float32"); /* training numerics; the written dtype is recorded when saving */
-    if (!(be = stage_backend(c, &own)) || nn_model_new(&m, &cfg, be)) goto out;
+    if (!(be = hx_stage_backend(c, &own)) || nn_model_new(&m, &cfg, be)) goto out;
     nn_model_init_random(m, (uint64_t)hx_with_int(c, "seed"));
     nn_model_set_trainable(m, NN_ALL_GROUPS);
     nn_model_set_recompute(m, c->recompute);
@@ -131,72 +122,29 @@ static int pretrain_run(hx_stage_ctx *c)
     if (nn_trainer_init(&tr, m, &d, B, T, &sch, accum)) goto out;
     tr.weight_decay = (float)hx_with_num(c, "weight_decay");
     tr.clip = (float)hx_with_num(c, "grad_clip");
-    int resumed = nn_train_resume(&tr, c->ckpt_dir);
-    if (resumed < 0) goto out;
-    if (resumed) {
-        log_info("%s: resuming at step %d of %d", c->stage_name, tr.step, steps);
-        nn_train_log_trim(logp, tr.step);
-    } else
-        remove(logp);
-    log = fopen(logp, "a");
-    if (!log) {
-        error("%s: cannot append", logp);
-        goto out;
-    }
     log_info("%s: Qwen3 teacher of %zu parameters, %zu tokens (%zu documents), %d steps of %d x %d x %d tokens",
              c->stage_name, nn_config_n_params(&cfg), d.n, d.n_docs, steps, accum, B, T);
-    hx_progress pg;
-    hx_progress_begin(&pg, c->stage_name, (double)steps * accum * B * T, "tok");
-    double t0 = hx_now(), win_loss = 0, last_loss = NAN;
-    int win_n = 0, start_step = tr.step;
-    size_t peak_mem = 0; /* the most backend memory any step held */
-    while (tr.step < steps) {
-        if (c->interrupted && *c->interrupted) {
-            nn_train_save(&tr, c->ckpt_dir);
-            error("stage '%s': interrupted at step %d (saved; it resumes there)", c->stage_name, tr.step);
-            goto out;
-        }
-        double loss, gn, lr;
-        k_mem_reset_peak(be);
-        if (nn_train_step(&tr, &loss, &gn, &lr)) goto out;
-        if (be->mem_peak > peak_mem) peak_mem = be->mem_peak;
-        win_loss += loss;
-        win_n++;
-        if (tr.step % log_every == 0 || tr.step == steps) {
-            last_loss = win_loss / win_n;
-            fprintf(log, "{\"step\": %d, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.4f, \"tokens\": %lld}\n", tr.step,
-                    last_loss, lr, gn, tr.tokens);
-            fflush(log);
-            win_loss = 0;
-            win_n = 0;
-        }
-        hx_progress_update(&pg, (double)tr.step * accum * B * T, "loss %.3f, mem %.2f GiB", loss,
-                           be->mem_peak / 1073741824.0);
-        if (tr.step % ckpt_every == 0 && tr.step < steps && nn_train_save(&tr, c->ckpt_dir)) goto out;
-    }
-    hx_progress_end(&pg);
-    double dt = hx_now() - t0;
-    fclose(log);
-    log = NULL;
+    nn_fit_cfg fc;
+    nn_fit_result res;
+    hx_train_fit_cfg(c, &fc, steps, logp);
+    if (nn_fit(&tr, &fc, nn_train_xent_micro, &tr, &res)) goto out;
     if (nn_model_save(m, c->out_dir, !strcmp(hx_with_str(c, "dtype"), "bfloat16") ? ST_BF16 : ST_F32, (size_t)5 << 30))
         goto out;
     char *td = hx_path_join(c->out_dir, "tokenizer.json");
     r = copy_file(tokp, td);
     free(td);
     if (!r && c->metrics) {
-        double tps = dt > 0 ? (double)(tr.step - start_step) * accum * B * T / dt : 0;
-        json_object_set_new(c->metrics, "final_loss", json_real(last_loss));
+        json_object_set_new(c->metrics, "final_loss", json_real(res.last_loss));
         json_object_set_new(c->metrics, "params", json_integer((json_int_t)nn_config_n_params(&cfg)));
         json_object_set_new(c->metrics, "train_tokens", json_integer(tr.tokens));
-        json_object_set_new(c->metrics, "tokens_per_s", json_real(tps));
-        json_object_set_new(c->metrics, "peak_mem_bytes", json_integer((json_int_t)peak_mem));
+        json_object_set_new(c->metrics, "tokens_per_s", json_real(res.tokens_per_s));
+        json_object_set_new(c->metrics, "peak_mem_bytes", json_integer((json_int_t)res.peak_mem));
         json_object_set_new(c->metrics, "corpus_tokens", json_integer((json_int_t)d.n));
     }
     if (!r)
-        log_info("%s: final loss %.4f after %d steps (%.1fs, peak %.2f GiB on %s)", c->stage_name, last_loss, tr.step,
-                 dt, peak_mem / 1073741824.0, be->name);
+        log_info("%s: final loss %.4f after %d steps (%.1fs, peak %.2f GiB on %s)", c->stage_name, res.last_loss,
+                 tr.step, res.seconds, res.peak_mem / 1073741824.0, be->name);
 out:
-    if (log) fclose(log);
     nn_trainer_release(&tr);
     nn_model_free(m);
     if (own) k_backend_free(be);

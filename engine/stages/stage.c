@@ -1,7 +1,8 @@
-/* stage.c - what every stage kind shares: parameter accessors and the protected call point. */
+/* stage.c - what every stage kind shares: parameter accessors, the protected call point, the stage's backend. */
 #include <string.h>
 
 #include "engine/stages/stage.h"
+#include "engine/nn/engine.h"
 
 static json_t *field(const hx_stage_ctx *c, const char *name)
 {
@@ -64,6 +65,10 @@ const char *hx_input_key(const hx_stage_ctx *c, const char *role)
 int hx_stage_call(const hx_stage_kind *kind, hx_stage_ctx *ctx)
 {
     hx_clear_error();
+    /* ctx->device, the executor's choice, is where the stage computes: the shared engine serves it only if it lives
+     * on that device (else the stage opens its own backend there), and no kernel knob may change its results */
+    ctx->engine = kind->needs_gpu ? nn_engine_on(ctx->engine, ctx->device) : NULL;
+    if (nn_engine_env_check(ctx->device)) return error_prefix("stage '%s'", ctx->stage_name);
     int rc = kind->run(ctx);
     if (rc == 0 && ctx->interrupted && *ctx->interrupted) {
         /* Finished despite the interrupt: the work is complete and may be committed. */
@@ -77,3 +82,18 @@ int hx_stage_call(const hx_stage_kind *kind, hx_stage_ctx *ctx)
     if (!json_is_object(ctx->metrics)) BUG("stage '%s': metrics is not an object", ctx->stage_name);
     return 0;
 }
+
+k_backend *hx_stage_backend(hx_stage_ctx *c, int *own)
+{
+    const char *dev = c->device ? c->device : "cpu";
+    *own = !c->engine;
+    k_backend *be = c->engine ? nn_engine_backend(c->engine) : k_backend_new(dev, c->threads);
+    if (!be) {
+        error_prefix("stage '%s'", c->stage_name);
+        return NULL;
+    }
+    if (strcmp(be->name, dev)) BUG("stage '%s': given device %s, computing on %s", c->stage_name, dev, be->name);
+    return be;
+}
+
+json_t *hx_stage_env(void) { return nn_engine_env(); }

@@ -53,8 +53,10 @@ typedef struct hx_stage_ctx {
     const char *const *input_roles; /* role names */
     const char *const *input_dirs;  /* artifact directory of the stage bound to each role */
     const char *const *input_keys;  /* store keys of those stages */
-    struct nn_engine *engine;       /* shared engine (models stay resident across stages) */
-    const char *device;             /* "cpu", "cuda:0", ... */
+    struct nn_engine *engine;       /* shared engine (models stay resident across stages); hx_stage_call keeps
+                                     * it only if it lives on `device` */
+    const char *device;             /* "cpu", "cuda:0", "guard": where the stage computes (the executor's choice,
+                                     * recorded in the manifest) */
     int threads;
     int recompute;                  /* hx run --recompute: training keeps only layer inputs (not in the key:
                                      * the results are bit-identical) */
@@ -80,9 +82,15 @@ const hx_stage_kind *const *hx_stage_kinds(void); /* NULL-terminated */
  * list searched after the built-in ones. Call once, before any plan is built. */
 void hx_stage_kinds_add(const hx_stage_kind *const *extra);
 
-/* The one protected call point through which the executor runs a stage: clears the error state,
- * calls kind->run, and turns a failure without a message into one naming the stage. 0 or -1. */
+/* The one protected call point through which the executor runs a stage: clears the error state, keeps the
+ * shared engine only if it lives on ctx->device, refuses kernel knobs that would change the results
+ * (nn_engine_env_check), calls kind->run, and turns a failure without a message into one naming the stage. 0 or -1. */
 int hx_stage_call(const hx_stage_kind *kind, hx_stage_ctx *ctx);
+/* The backend a stage computes on: the shared engine's, or its own on ctx->device (*own = 1: the caller frees it).
+ * Always on ctx->device. NULL + error() if the device cannot be opened. */
+struct k_backend *hx_stage_backend(hx_stage_ctx *c, int *own);
+/* Every HX_KDA_* / HX_CUDA_* variable set (name -> value) for the manifest, or NULL if none. */
+json_t *hx_stage_env(void);
 
 /* Helpers for kinds reading their parameters (values are validated and defaulted before run). */
 long long hx_with_int(const hx_stage_ctx *c, const char *field);

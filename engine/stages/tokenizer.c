@@ -22,8 +22,9 @@ static const hx_role tokenizer_roles[] = {
     {NULL, NULL, 0, NULL},
 };
 
-/* Bytes per token of the tokenizer on the corpus (the compression the model sees). */
-static int measure(const char *tok_path, const char *corpus, json_t *stats)
+/* Bytes per token of the tokenizer on the corpus (the compression the model sees) into stats (an output); the
+ * encoding speed into metrics (a fact of this run, never of the output: same key, same bytes). */
+static int measure(const char *tok_path, const char *corpus, json_t *stats, json_t *metrics)
 {
     nn_tokenizer *t;
     if (nn_tokenizer_load(&t, tok_path)) return -1;
@@ -41,7 +42,7 @@ static int measure(const char *tok_path, const char *corpus, json_t *stats)
         json_object_set_new(stats, "corpus_bytes", json_integer((json_int_t)len));
         json_object_set_new(stats, "corpus_tokens", json_integer((json_int_t)n));
         json_object_set_new(stats, "bytes_per_token", json_real(n ? (double)len / (double)n : 0.0));
-        json_object_set_new(stats, "encode_mb_per_s", json_real(dt > 0 ? len / dt / 1e6 : 0.0));
+        if (metrics) json_object_set_new(metrics, "encode_mb_per_s", json_real(dt > 0 ? len / dt / 1e6 : 0.0));
         free(ids);
         free(text);
     }
@@ -79,7 +80,7 @@ static int tokenizer_run(hx_stage_ctx *c)
                 json_object_set_new(stats, "words", json_integer((json_int_t)st.n_words));
                 json_object_set_new(stats, "unique_words", json_integer((json_int_t)st.n_unique));
                 json_object_set_new(stats, "merges", json_integer((json_int_t)st.n_merges));
-                json_object_set_new(stats, "train_seconds", json_real(st.seconds));
+                if (c->metrics) json_object_set_new(c->metrics, "train_seconds", json_real(st.seconds));
                 if ((long long)st.vocab_size < vs)
                     log_warn("%s: the corpus supports only %zu ids of the %lld asked (min_frequency %lld)",
                              c->stage_name, st.vocab_size, vs, mf);
@@ -103,19 +104,19 @@ static int tokenizer_run(hx_stage_ctx *c)
                 rc = hx_read_file(src, &json, &len);
             }
             if (!rc) rc = hx_write_file_atomic(out, json, len);
-            if (!rc) json_object_set_new(stats, "path", json_string(src));
+            if (!rc && c->metrics) json_object_set_new(c->metrics, "path", json_string(src)); /* where, on this host */
             free(json);
             free(src);
         }
     }
-    if (!rc) rc = measure(out, corpus, stats);
+    if (!rc) rc = measure(out, corpus, stats, c->metrics);
     if (!rc) {
         char *sp = hx_path_join(c->out_dir, "stats.json");
         char *s = json_dumps(stats, JSON_INDENT(2) | JSON_SORT_KEYS);
         rc = hx_write_file_atomic(sp, s, strlen(s));
         free(s);
         free(sp);
-        const char *keys[] = {"vocab_size", "bytes_per_token", "merges", "train_seconds"};
+        const char *keys[] = {"vocab_size", "bytes_per_token", "merges"};
         for (size_t k = 0; c->metrics && k < sizeof keys / sizeof *keys; k++)
             if (json_object_get(stats, keys[k])) json_object_set(c->metrics, keys[k], json_object_get(stats, keys[k]));
     }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # engine_pretrain.sh - data -> tokenizer -> pretrain (a tiny Qwen3 teacher) through `hx run`; a run killed after
-# a checkpoint resumes and ends byte-identical to an uninterrupted one; hx generate / hx score on the artifact.
+# a checkpoint resumes and ends byte-identical to an uninterrupted one, also when that checkpoint was damaged;
+# hx generate / hx score on the artifact.
 set -euo pipefail
 : "${HX:?} ${TOP:?}"
 cd "$TOP"
@@ -52,6 +53,35 @@ grep -q "resuming at step" "$T/b2.log" || { cat "$T/b2.log"; fail "the second ru
 B=$(teacher_dir "$T/b")
 cmp "$A/model.safetensors" "$B/model.safetensors" || fail "resumed model differs from the uninterrupted one"
 cmp "$A/train_log.jsonl" "$B/train_log.jsonl" || fail "resumed train_log.jsonl differs"
+
+# killed after a checkpoint whose file then loses two bytes: the resume reports it and starts over (no older
+# state), ending identical to the uninterrupted run (before checkpoint digests it resumed silently from the damage)
+"$HX" run "$T/r.yaml" --store "$T/c" >"$T/c1.log" 2>&1 &
+PID=$!
+for _ in $(seq 600); do
+    s=$(find "$T/c" -name state.json 2>/dev/null | head -n1 || true)
+    [ -n "$s" ] && break
+    kill -0 $PID 2>/dev/null || break
+    sleep 0.05
+done
+kill -9 $PID 2>/dev/null || true
+wait $PID 2>/dev/null || true
+PID=
+st=$(find "$T/c" -name 'state-*.safetensors' | sort | tail -n1)
+[ -n "$st" ] || fail "no checkpoint file appeared before the run ended"
+python3 - "$st" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+b[len(b) // 2] ^= 0x5A
+b[len(b) // 2 + 1] ^= 0x01
+open(p, "wb").write(b)
+PY
+"$HX" run "$T/r.yaml" --store "$T/c" >"$T/c2.log" 2>&1 || { cat "$T/c2.log"; fail "run after the damaged checkpoint"; }
+grep -q "$(basename "$st"): damaged" "$T/c2.log" || { cat "$T/c2.log"; fail "the damaged checkpoint was not reported"; }
+C=$(teacher_dir "$T/c")
+cmp "$A/model.safetensors" "$C/model.safetensors" || fail "a damaged checkpoint changed the model"
+cmp "$A/train_log.jsonl" "$C/train_log.jsonl" || fail "a damaged checkpoint changed train_log.jsonl"
 
 # engine tools on the artifact
 "$HX" generate "$A" -p "The capital of" -p "The" --max-new 8 >"$T/gen.txt" || fail "hx generate"

@@ -238,7 +238,22 @@ static void test_stage(void **state)
     assert_int_equal(json_integer_value(json_object_get(stats, "vocab_size")), (json_int_t)vs);
     assert_true(json_real_value(json_object_get(stats, "bytes_per_token")) > 1.5);
     assert_int_equal(json_integer_value(json_object_get(metrics, "vocab_size")), (json_int_t)vs);
+    /* timings are facts of the run: in the metrics, never in the output (a second run writes the same bytes) */
+    assert_null(json_object_get(stats, "train_seconds"));
+    assert_null(json_object_get(stats, "encode_mb_per_s"));
+    assert_true(json_is_real(json_object_get(metrics, "train_seconds")));
+    assert_true(json_is_real(json_object_get(metrics, "encode_mb_per_s")));
     json_decref(stats);
+    char *again = hx_path_join(tmpdir, "out-train2"), *sj2 = hx_path_join(again, "stats.json");
+    assert_int_equal(hx_mkdir_p(again), 0);
+    if (run_stage("tok", with, data, again, metrics)) fail_msg("%s", hx_last_error());
+    char *b1, *b2;
+    size_t n1, n2;
+    assert_int_equal(hx_read_file(sj, &b1, &n1), 0);
+    assert_int_equal(hx_read_file(sj2, &b2, &n2), 0);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(b1, b2, n1);
+    free(b1); free(b2); free(again); free(sj2);
     nn_tokenizer_free(t);
     free(tj); free(sj);
     json_decref(with);
@@ -253,6 +268,13 @@ static void test_stage(void **state)
     assert_int_equal(nn_tokenizer_load(&t, tj), 0);
     assert_int_equal(nn_tokenizer_vocab_size(t), 151669);
     nn_tokenizer_free(t);
+    sj = hx_path_join(out2, "stats.json"); /* the host's path of the tokenizer file is a metric, not an output */
+    stats = json_load_file(sj, 0, NULL);
+    assert_non_null(stats);
+    assert_null(json_object_get(stats, "path"));
+    assert_non_null(strstr(json_string_value(json_object_get(metrics, "path")), "tokenizer-qwen3"));
+    json_decref(stats);
+    free(sj);
     free(tj);
     json_decref(with);
 
