@@ -6,7 +6,7 @@
 #include "kernels/cuda/cuda.cuh"
 
 #define ST KCUDA_STREAM(b)
-#define CH 64          /* chunk length: KCPU_KDA_CHUNK */
+#define CH K_KDA_CHUNK  /* kernels/kernels.h */
 #define KDA_THREADS 256
 
 /* kda_chunk.cu: the chunk-parallel kernels, taken when kcuda_kda_cp_ok says the shape is theirs */

@@ -47,7 +47,8 @@
  * whole batch before storing (one memory latency per batch, not per element).
  */
 
-#define KCP_CH 64
+#define KCP_CH K_KDA_CHUNK /* kernels/kernels.h; the tiles below are written for 64 rows */
+static_assert(KCP_CH == 64, "kda_chunk.cu tiles chunks of 64 rows");
 #define KCP_NT 256
 #define KCP_VT 32
 
