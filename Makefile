@@ -9,7 +9,7 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp -I. -MMD -MP
 LDLIBS  += -lyaml -ljansson -larchive -lopenblas -lcrypto -lpcre2-8 -lm -lpthread -fopenmp
 BUILD   := build
 
-LIB_DIRS := base kernels/cpu engine/nn engine/world engine/stages engine/hx evalsuite reports
+LIB_DIRS := base kernels kernels/cpu engine/nn engine/world engine/stages engine/hx evalsuite reports
 LIB_SRC  := $(filter-out engine/hx/main.c,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 
