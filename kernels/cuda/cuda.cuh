@@ -114,17 +114,6 @@ __device__ __forceinline__ double kc_block_sum_d(double v, double *sh /* >= 32 d
     for (int i = 0; i < nw; i++) t += sh[i];
     return t;
 }
-__device__ __forceinline__ float kc_block_max(float v, float *sh)
-{
-    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
-    v = kc_warp_max(v);
-    __syncthreads();
-    if (lane == 0) sh[w] = v;
-    __syncthreads();
-    float t = -INFINITY;
-    for (int i = 0; i < nw; i++) t = fmaxf(t, sh[i]);
-    return t;
-}
 __device__ __forceinline__ float kc_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 /* Deterministic column sums: out[c] (+)= sum_p part[p, c] over P partial rows, in p order. */
