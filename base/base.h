@@ -50,8 +50,8 @@ void hx_clear_error(void);
 HX_NORETURN void hx_bug(const char *file, int line, const char *fmt, ...) HX_PRINTF(3, 4);
 #define BUG(...) hx_bug(__FILE__, __LINE__, __VA_ARGS__)
 
-/* Exit statuses of the CLI (DESIGN.md section 4). */
-enum { HX_EXIT_OK = 0, HX_EXIT_STAGE = 1, HX_EXIT_USAGE = 2, HX_EXIT_STORE = 3 };
+/* Exit statuses of the CLI (docs/cli.md); 130 is the shell's 128 + SIGINT. */
+enum { HX_EXIT_OK = 0, HX_EXIT_STAGE = 1, HX_EXIT_USAGE = 2, HX_EXIT_STORE = 3, HX_EXIT_INTERRUPTED = 130 };
 
 /*
  * Logging: every message goes through here. The sink is chosen once by the CLI:

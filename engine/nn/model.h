@@ -204,6 +204,9 @@ int nn_model_layer_backward(nn_model *m, int l, const float *dmix, const float *
 /* Checkpoints: config.json + model.safetensors (or shards + model.safetensors.index.json). */
 int nn_model_load(nn_model **out, const char *dir, k_backend *be);
 int nn_model_load_weights(nn_model *m, const char *dir);
+/* The shard size stages save checkpoints with: 5 GiB per file (Hugging Face saves 5 GB shards by default); a model
+ * under it is one model.safetensors. */
+#define NN_SHARD_BYTES ((size_t)5 << 30)
 /* dtype ST_F32 / ST_BF16 / ST_F16; max_shard_bytes 0: one file. */
 int nn_model_save(const nn_model *m, const char *dir, st_dtype dtype, size_t max_shard_bytes);
 /* Checks that the checkpoint in dir has every tensor of its config with the right shape, without loading
