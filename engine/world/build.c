@@ -19,24 +19,6 @@ static void rng_for(hx_rng *r, uint64_t seed, int purpose)
     hx_rng_seed(r, seed * 0x9E3779B97F4A7C15ull + (uint64_t)purpose * 0xD1B54A32D192ED03ull + 1);
 }
 
-void world_params_default(world_params *p)
-{
-    memset(p, 0, sizeof *p);
-    p->seed = 0;
-    p->n_facts = 120;
-    p->paraphrases = 8;
-    p->brown_files = 250;
-    p->cloze_files = 10;
-    p->cloze_items = 160;
-    p->instruct_per_fact = 3;
-    p->bench_max = 0;
-    p->min_brown_freq = 3;
-    p->frac_instruct = 0.3;
-    p->frac_eval = 0.2;
-    p->frac_heldout = 0.1;
-    p->third_party = "";
-}
-
 json_t *world_chat_pair(const char *system, const char *user, const char *assistant)
 {
     json_t *o = json_object(), *msgs = json_array();
