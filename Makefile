@@ -1,5 +1,5 @@
 # Makefile - builds build/hx (and ./hx), the tests, fuzzers and benchmarks. `make help` lists targets.
-# Sources are found by directory (the layers of DESIGN.md); adding a file needs no edit here.
+# Sources are found by directory (the layers of docs/architecture.md); adding a file needs no edit here.
 
 CC      ?= gcc
 NVCC    ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)

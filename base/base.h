@@ -98,7 +98,7 @@ int hx_is_dir(const char *path);
 int hx_fsync_dir(const char *path);
 char *hx_path_join(const char *a, const char *b); /* xmalloc'd */
 
-/* Pinned data packages (DESIGN.md section 7): the third_party/ directory holding packages.lock and the .tgz
+/* Pinned data packages (docs/design.md section 7): the third_party/ directory holding packages.lock and the .tgz
  * files ($HX_THIRD_PARTY, else next to the binary: build/hx or build/tests/x, else ./third_party), and a walk
  * over a .tgz's regular members read in place. want (NULL: every member) selects; fn gets the member's bytes
  * (NUL-terminated, valid during the call) and returns 0 to go on, 1 to stop, -1 on error. */

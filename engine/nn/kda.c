@@ -1,4 +1,4 @@
-/* kda.c - the KDA / GDN mixer layer: forward, backward and decode over the op table (spec/models.md section 2). */
+/* kda.c - the KDA / GDN mixer layer: forward, backward and decode over the op table (docs/models.md section 2). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -276,7 +276,7 @@ static void kda_core_inputs(k_backend *kb, const nn_kda_acts *a, const nn_kda_pa
 }
 
 /*
- * Forward, spec section 2 (shapes per row n of N = B*T):
+ * Forward, docs/models.md section 2 (shapes per row n of N = B*T):
  *   qp = x Wq^T [Hq*K], kp = x Wk^T, vp = x Wv^T [Hkv*K]; qc, kc, vc = act(causal conv W=4)
  *   knk = l2norm(kc) [Hkv,K]; kn, vr = repeat(knk, vc) to Hq heads; qn = l2norm(qc) * K^-0.5
  *   f = (x Wfd^T) Wfu^T; g = -exp(A_log) softplus(f + dt_bias); beta = sigmoid(x Wb^T)

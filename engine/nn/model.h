@@ -13,7 +13,7 @@
 /* Mixer of a layer (config.json `layer_types`). */
 typedef enum { NN_MIX_ATTN = 0, NN_MIX_KDA = 1, NN_MIX_GDN = 2 } nn_mixer;
 
-/* Parameter groups (DESIGN.md section 5): freezing is per group. */
+/* Parameter groups (docs/models.md, "Checkpoints and parameter groups"): freezing is per group. */
 typedef enum { NN_G_EMBED, NN_G_ATTENTION, NN_G_KDA, NN_G_MLP, NN_G_NORM, NN_G_LM_HEAD, NN_NGROUPS } nn_group;
 #define NN_GROUP_BIT(g) (1u << (g))
 #define NN_ALL_GROUPS ((1u << NN_NGROUPS) - 1)

@@ -11,7 +11,7 @@
 
 /*
  * One (b, h) sequence as strided views: row t of q/k/g at t*sk, of v/o at t*sv, beta at t*sb.
- * Chunk algebra (spec section 2, "Computing it"), for a chunk of c <= 64 rows starting with state S0:
+ * Chunk algebra (docs/models.md section 2, "Computing it"), for a chunk of c <= 64 rows starting with state S0:
  *   G_r      = sum_{j<=r} g_j                                   (in-chunk cumulative log decay, <= 0)
  *   A[r,j]   = sum_i k_ri k_ji exp(G_ri - G_ji), j < r;  L = diag(beta) A (strictly lower)
  *   Aqk[r,j] = sum_i q_ri k_ji exp(G_ri - G_ji), j <= r

@@ -7,7 +7,7 @@
 #include "kernels/kernels.h"
 
 /*
- * Shapes (spec/models.md section 2): B batch, T time, H heads carrying the state, K key dim, V value dim,
+ * Shapes (docs/models.md section 2): B batch, T time, H heads carrying the state, K key dim, V value dim,
  * C channels, W conv width, N = B*T rows.
  *   q, k, g  [B,T,H,K]   (q and k already L2-normalised, q already scaled by K^-0.5; g <= 0 is the log decay)
  *   v, o     [B,T,H,V]

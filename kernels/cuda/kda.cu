@@ -1,6 +1,6 @@
 // kda.cu - CUDA KDA core: sequential chunked forward/backward (chunk 64; K = V = 128 go to kda_chunk.cu) and the decode step.
 // The chunk algebra is kernels/cpu/kda.c's, restated line for line; see the comments there and
-// spec/models.md section 2.
+// docs/models.md section 2.
 #include <math.h>
 
 #include "kernels/cuda/cuda.cuh"
