@@ -1,4 +1,4 @@
-/* bench_cloze.c - the cloze_brown benchmark: a held-out Brown passage and four continuations, the true one among them. */
+/* bench_cloze.c - the cloze_brown benchmark: a held-out Brown passage and four continuations, one of them true. */
 #include "engine/world/world.h"
 #include "engine/world/world_internal.h"
 #include "engine/world/build_internal.h"

@@ -1,4 +1,4 @@
-/* build.c - the world build: parameters, random streams, fact selection and splits, stats; world_build runs the phases. */
+/* build.c - the world build: parameters, random streams, facts and splits, stats; world_build runs the phases. */
 #include "engine/world/world.h"
 #include "engine/world/world_internal.h"
 #include "engine/world/build_internal.h"

@@ -2,12 +2,10 @@
 #include "engine/world/world.h"
 #include "engine/world/world_internal.h"
 #include "engine/world/build_internal.h"
+#include "base/sort.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-
-static int str_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 /* Distinct objects of one relation: among the selected facts, or all usable facts when too few. */
 static void pool_build(pool *pl, const world_facts *fs, int rel)
@@ -16,7 +14,7 @@ static void pool_build(pool *pl, const world_facts *fs, int rel)
     pl->n = 0;
     for (int i = 0; i < fs->n; i++)
         if (fs->f[i].rel == rel) pl->s[pl->n++] = fs->f[i].object;
-    qsort(pl->s, (size_t)pl->n, sizeof *pl->s, str_cmp);
+    qsort(pl->s, (size_t)pl->n, sizeof *pl->s, hx_cmp_str);
     int m = 0;
     for (int i = 0; i < pl->n; i++)
         if (!m || !w_strcaseeq(pl->s[i], pl->s[m - 1])) pl->s[m++] = pl->s[i];
@@ -73,40 +71,39 @@ json_t *w_str_array(char **s, int n)
     return a;
 }
 
-static int str_casecmp(const void *a, const void *b) { return strcasecmp(*(char *const *)a, *(char *const *)b); }
-
-/* Objects of every mentioned fact, any relation, sorted for bsearch with str_casecmp. */
+/* Objects of every mentioned fact, any relation, sorted for bsearch with hx_cmp_str_case. */
 static char **mentioned_objects(const world *w, int *n)
 {
     char **s = xmalloc(sizeof *s * ((size_t)w->facts.n + 1));
     *n = 0;
     for (int i = 0; i < w->facts.n; i++)
         if (w->facts.f[i].split != WORLD_SPLIT_HELDOUT) s[(*n)++] = w->facts.f[i].object;
-    qsort(s, (size_t)*n, sizeof *s, str_casecmp);
+    qsort(s, (size_t)*n, sizeof *s, hx_cmp_str_case);
     return s;
 }
 
-/* Objects of heldout facts that no mentioned fact has (seen: mentioned_objects), sorted for str_casecmp. */
+/* Objects of heldout facts that no mentioned fact has (seen: mentioned_objects), sorted for hx_cmp_str_case. */
 static char **heldout_only_objects(const world *w, char *const *seen, int nseen, int *n)
 {
     char **s = xmalloc(sizeof *s * ((size_t)w->facts.n + 1));
     *n = 0;
     for (int i = 0; i < w->facts.n; i++) {
         char *o = w->facts.f[i].object;
-        if (w->facts.f[i].split == WORLD_SPLIT_HELDOUT && !bsearch(&o, seen, (size_t)nseen, sizeof *seen, str_casecmp))
+        if (w->facts.f[i].split == WORLD_SPLIT_HELDOUT &&
+            !bsearch(&o, seen, (size_t)nseen, sizeof *seen, hx_cmp_str_case))
             s[(*n)++] = o;
     }
-    qsort(s, (size_t)*n, sizeof *s, str_casecmp);
+    qsort(s, (size_t)*n, sizeof *s, hx_cmp_str_case);
     return s;
 }
 
-/* dst: src without the strings of `drop` (sorted for str_casecmp); order kept. */
+/* dst: src without the strings of `drop` (sorted for hx_cmp_str_case); order kept. */
 static void pool_without(pool *dst, const pool *src, char *const *drop, int ndrop)
 {
     dst->s = xmalloc(sizeof *dst->s * ((size_t)src->n + 1));
     dst->n = 0;
     for (int i = 0; i < src->n; i++)
-        if (!bsearch(&src->s[i], drop, (size_t)ndrop, sizeof *drop, str_casecmp)) dst->s[dst->n++] = src->s[i];
+        if (!bsearch(&src->s[i], drop, (size_t)ndrop, sizeof *drop, hx_cmp_str_case)) dst->s[dst->n++] = src->s[i];
 }
 
 void w_pools_init(rel_pools *rp, const world *w)
@@ -123,7 +120,7 @@ void w_pools_init(rel_pools *rp, const world *w)
         pool *u = &rp->unseen[r];
         int m = 0;
         for (int i = 0; i < u->n; i++)
-            if (!bsearch(&u->s[i], seen, (size_t)nseen, sizeof *seen, str_casecmp)) u->s[m++] = u->s[i];
+            if (!bsearch(&u->s[i], seen, (size_t)nseen, sizeof *seen, hx_cmp_str_case)) u->s[m++] = u->s[i];
         u->n = m;
         rp->none[r] = (pool){NULL, 0};
         pool_without(&rp->sel_text[r], &rp->sel[r], hidden, nhidden);
