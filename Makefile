@@ -1,5 +1,5 @@
 # Makefile - builds build/hx (and ./hx), the tests, fuzzers and benchmarks. `make help` lists targets.
-# Sources are found by directory (the layers of DESIGN.md); adding a file needs no edit here.
+# Sources are found by directory (the layers of docs/architecture.md); adding a file needs no edit here.
 
 CC      ?= gcc
 NVCC    ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
@@ -9,7 +9,7 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp -I. -MMD -MP
 LDLIBS  += -lyaml -ljansson -larchive -lopenblas -lcrypto -lpcre2-8 -lm -lpthread -fopenmp
 BUILD   := build
 
-LIB_DIRS := base kernels/cpu engine/nn engine/world engine/stages engine/hx evalsuite reports
+LIB_DIRS := base kernels kernels/cpu engine/nn engine/world engine/stages engine/hx evalsuite reports
 LIB_SRC  := $(filter-out engine/hx/main.c,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 

@@ -50,8 +50,8 @@ void hx_clear_error(void);
 HX_NORETURN void hx_bug(const char *file, int line, const char *fmt, ...) HX_PRINTF(3, 4);
 #define BUG(...) hx_bug(__FILE__, __LINE__, __VA_ARGS__)
 
-/* Exit statuses of the CLI (DESIGN.md section 4). */
-enum { HX_EXIT_OK = 0, HX_EXIT_STAGE = 1, HX_EXIT_USAGE = 2, HX_EXIT_STORE = 3 };
+/* Exit statuses of the CLI (docs/cli.md); 130 is the shell's 128 + SIGINT. */
+enum { HX_EXIT_OK = 0, HX_EXIT_STAGE = 1, HX_EXIT_USAGE = 2, HX_EXIT_STORE = 3, HX_EXIT_INTERRUPTED = 130 };
 
 /*
  * Logging: every message goes through here. The sink is chosen once by the CLI:
@@ -98,7 +98,7 @@ int hx_is_dir(const char *path);
 int hx_fsync_dir(const char *path);
 char *hx_path_join(const char *a, const char *b); /* xmalloc'd */
 
-/* Pinned data packages (DESIGN.md section 7): the third_party/ directory holding packages.lock and the .tgz
+/* Pinned data packages (docs/design.md section 7): the third_party/ directory holding packages.lock and the .tgz
  * files ($HX_THIRD_PARTY, else next to the binary: build/hx or build/tests/x, else ./third_party), and a walk
  * over a .tgz's regular members read in place. want (NULL: every member) selects; fn gets the member's bytes
  * (NUL-terminated, valid during the call) and returns 0 to go on, 1 to stop, -1 on error. */

@@ -20,6 +20,12 @@
 
 typedef struct k_backend k_backend;
 
+/* KDA's chunk length: the chunked core (kda_fwd/kda_bwd) of every backend cuts T into chunks of this many
+ * tokens, and s_chunks holds one state per chunk (the CUDA chunk kernels are written for 64-row tiles). */
+#define K_KDA_CHUNK 64
+/* Number of chunks of K_KDA_CHUNK tokens covering T. */
+static inline int k_kda_nchunks(int T) { return (T + K_KDA_CHUNK - 1) / K_KDA_CHUNK; }
+
 /* Causal GQA attention geometry. Query head h reads kv head h / (Hq / Hkv). Key j is visible to query i of
  * sequence b iff j <= q_start[b] + i (causal by index; q_start NULL means 0) and, when seg is given,
  * seg[b,j] == seg[b,i] (packed documents never attend across a boundary; requires Tq == Tk, q_start NULL). */
@@ -125,7 +131,7 @@ typedef struct k_ops {
      * gates, gated RMSNorm (see kernels/cpu/kda.h for the shapes). */
     /* core: q, k, g [B,T,H,K] (q, k L2-normalised, q scaled), v, o [B,T,H,V], beta [B,T,H], states [B,H,K,V]
      * (s0, sT, ds0, dsT may be NULL). s_chunks (NULL: inference) is what the fwd keeps for the bwd: the
-     * chunk-start states [B,H,ceil(T/64),K,V], then kda_save(K, V) more floats per (b, h, chunk) of the
+     * chunk-start states [B,H,k_kda_nchunks(T),K,V], then kda_save(K, V) more floats per (b, h, chunk) of the
      * backend's own (kda_save NULL or 0: nothing more). The bwd takes s_chunks as the fwd on the same inputs
      * left it (its states may be replaced by equal values). */
     int (*kda_save)(k_backend *b, int K, int V);
@@ -176,8 +182,8 @@ struct k_backend {
     size_t mem_peak;    /* the most mem_in_use since creation or the last k_mem_reset_peak */
 };
 
-/* Creates a backend: "cpu" or "cuda" / "cuda:N" (an error when hx was built without CUDA or no GPU is
- * present), "auto" (cuda:0 if available, else cpu). threads <= 0: all cores (CPU). NULL + error(). */
+/* Creates a backend (kernels/backend.c): "cpu" or "cuda" / "cuda:N" (an error when hx was built without CUDA or
+ * no GPU is present), "auto" (cuda:0 if available, else cpu). threads <= 0: all cores (CPU). NULL + error(). */
 k_backend *k_backend_new(const char *device, int threads);
 void k_backend_free(k_backend *b);
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "base/base.h"
+#include "base/sort.h"
 
 void hx_canon_number(double d, char *buf, size_t n)
 {
@@ -52,8 +53,6 @@ static void put_string(hx_sbuf *b, const char *s, size_t len)
     hx_sb_add(b, "\"", 1);
 }
 
-static int cmp_keys(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
-
 static int put_value(hx_sbuf *b, const json_t *v, int depth)
 {
     char num[64];
@@ -88,7 +87,7 @@ static int put_value(hx_sbuf *b, const json_t *v, int depth)
         const char *k;
         json_t *x;
         json_object_foreach((json_t *)v, k, x) keys[i++] = k;
-        qsort(keys, n, sizeof *keys, cmp_keys);
+        qsort(keys, n, sizeof *keys, hx_cmp_str);
         hx_sb_add(b, "{", 1);
         for (i = 0; i < n; i++) {
             if (i) hx_sb_add(b, ",", 1);

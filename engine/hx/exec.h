@@ -23,13 +23,16 @@ typedef struct hx_exec_result {
     int store_error;  /* the failure was the store's (lock, commit), not the stage's */
 } hx_exec_result;
 
+/* The most GPUs one hx process shares among its stages (the slot table below; more are not used). */
+#define HX_MAX_GPUS 16
+
 typedef struct hx_exec_opts {
     int jobs;                  /* instances run concurrently (>= 1) */
     int threads;               /* CPU threads given to each stage */
     int recompute;             /* hx run --recompute: activation recomputation in training stages */
     int verify;                /* re-hash every cached entry used (hx run --verify) */
     int n_gpus;                /* GPUs to share among needs_gpu stages (0: everything on the CPU) */
-    int gpu_ids[16];
+    int gpu_ids[HX_MAX_GPUS];  /* CUDA device index of each GPU slot */
     const char *accel;         /* NULL: GPU slot i is cuda:<gpu_ids[i]>; "guard"/"guard:bf16": one slot on the
                                 * guard device (tests of the device logic on a CPU machine) */
     struct nn_engine *engine;  /* shared engine, may be NULL */

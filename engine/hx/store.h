@@ -5,7 +5,7 @@
 #include <jansson.h>
 
 /*
- * Layout under the root (DESIGN.md section 3):
+ * Layout under the root (docs/design.md section 3):
  *   store/<k[0:2]>/<k>/manifest.json + outputs   done iff manifest.json exists
  *   partial/<k>/out, partial/<k>/ckpt            work in progress; ckpt survives a killed run
  *   locks/<k>.lock                                one flock per key, never a store-wide lock

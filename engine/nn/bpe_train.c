@@ -14,19 +14,6 @@
 const char *const nn_bpe_default_special[] = {"<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>",
                                               NULL};
 
-static uint64_t hash_bytes(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    return h ^ (h >> 29);
-}
-
-static uint64_t hash_u64(uint64_t x)
-{
-    x ^= x >> 33; x *= 0xff51afd7ed558ccdull; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ull; x ^= x >> 33;
-    return x;
-}
-
 /* ---- tokens: id -> bytes, and bytes -> id ---- */
 
 typedef struct tok_table {
@@ -39,7 +26,7 @@ typedef struct tok_table {
 
 static int32_t tok_find(const tok_table *t, const char *b, size_t n)
 {
-    size_t m = t->nslots - 1, i = hash_bytes(b, n) & m;
+    size_t m = t->nslots - 1, i = nn_hash_bytes(b, n) & m;
     for (int32_t id; (id = t->slots[i]) >= 0; i = (i + 1) & m)
         if (t->len[id] == n && !memcmp(t->bytes[id], b, n)) return id;
     return -1;
@@ -52,7 +39,7 @@ static void tok_rehash(tok_table *t, size_t nslots)
     t->slots = xmalloc(nslots * sizeof *t->slots);
     memset(t->slots, 0xff, nslots * sizeof *t->slots);
     for (size_t id = 0; id < t->n; id++) {
-        size_t m = nslots - 1, i = hash_bytes(t->bytes[id], t->len[id]) & m;
+        size_t m = nslots - 1, i = nn_hash_bytes(t->bytes[id], t->len[id]) & m;
         while (t->slots[i] >= 0) i = (i + 1) & m;
         t->slots[i] = (int32_t)id;
     }
@@ -72,7 +59,7 @@ static int32_t tok_add(tok_table *t, const char *b, size_t n)
     t->n++;
     if (2 * t->n > t->nslots) tok_rehash(t, t->nslots ? 2 * t->nslots : 2048);
     else {
-        size_t m = t->nslots - 1, i = hash_bytes(b, n) & m;
+        size_t m = t->nslots - 1, i = nn_hash_bytes(b, n) & m;
         while (t->slots[i] >= 0) i = (i + 1) & m;
         t->slots[i] = (int32_t)(t->n - 1);
     }
@@ -103,7 +90,7 @@ static void words_rehash(word_table *wt, size_t nslots)
     wt->slots = xmalloc(nslots * sizeof *wt->slots);
     memset(wt->slots, 0xff, nslots * sizeof *wt->slots);
     for (size_t k = 0; k < wt->n; k++) {
-        size_t m = nslots - 1, i = hash_bytes(wt->key[k], wt->klen[k]) & m;
+        size_t m = nslots - 1, i = nn_hash_bytes(wt->key[k], wt->klen[k]) & m;
         while (wt->slots[i] >= 0) i = (i + 1) & m;
         wt->slots[i] = (int32_t)k;
     }
@@ -111,7 +98,7 @@ static void words_rehash(word_table *wt, size_t nslots)
 
 static void words_count(word_table *wt, const char *b, size_t n)
 {
-    size_t m = wt->nslots - 1, i = hash_bytes(b, n) & m;
+    size_t m = wt->nslots - 1, i = nn_hash_bytes(b, n) & m;
     for (int32_t k; (k = wt->slots[i]) >= 0; i = (i + 1) & m)
         if (wt->klen[k] == n && !memcmp(wt->key[k], b, n)) { wt->w[k].count++; return; }
     if (wt->n == wt->cap) {
@@ -162,7 +149,7 @@ static void pairs_rehash(trainer *T, size_t nslots)
     memset(T->pslots, 0xff, nslots * sizeof *T->pslots);
     for (size_t k = 0; k < T->np; k++) {
         uint64_t key = ((uint64_t)(uint32_t)T->p[k].a << 32) | (uint32_t)T->p[k].b;
-        size_t m = nslots - 1, i = hash_u64(key) & m;
+        size_t m = nslots - 1, i = nn_hash_u64(key) & m;
         while (T->pslots[i] >= 0) i = (i + 1) & m;
         T->pslots[i] = (int32_t)k;
     }
@@ -171,7 +158,7 @@ static void pairs_rehash(trainer *T, size_t nslots)
 static int32_t pair_get(trainer *T, int32_t a, int32_t b)
 {
     uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
-    size_t m = T->npslots - 1, i = hash_u64(key) & m;
+    size_t m = T->npslots - 1, i = nn_hash_u64(key) & m;
     for (int32_t k; (k = T->pslots[i]) >= 0; i = (i + 1) & m)
         if (T->p[k].a == a && T->p[k].b == b) return k;
     if (T->np == T->cp) {
@@ -206,6 +193,8 @@ static int hbefore(const trainer *T, const struct hent *x, const struct hent *y)
     return c < 0;
 }
 
+NN_HEAP_DEFINE(pairq, struct hent, const trainer *, hbefore)
+
 static void heap_push(trainer *T, int32_t k)
 {
     if (T->nheap == T->cheap) {
@@ -214,28 +203,7 @@ static void heap_push(trainer *T, int32_t k)
     }
     struct hent e = {T->p[k].count, k};
     T->p[k].pushed = e.count;
-    size_t i = T->nheap++;
-    while (i > 0 && hbefore(T, &e, &T->heap[(i - 1) / 2])) {
-        T->heap[i] = T->heap[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    T->heap[i] = e;
-}
-
-static struct hent heap_pop(trainer *T)
-{
-    struct hent top = T->heap[0], last = T->heap[--T->nheap];
-    size_t i = 0, n = T->nheap;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && hbefore(T, &T->heap[c + 1], &T->heap[c])) c++;
-        if (!hbefore(T, &T->heap[c], &last)) break;
-        T->heap[i] = T->heap[c];
-        i = c;
-    }
-    if (n) T->heap[i] = last;
-    return top;
+    pairq_push(T, T->heap, &T->nheap, e);
 }
 
 /* Adds delta to the count of pair (a, b) held by word w; records w and marks the pair touched in this step. */
@@ -402,7 +370,7 @@ int nn_bpe_train(const char *text, size_t len, const nn_bpe_opts *o, char **json
     char *buf = NULL;
     size_t cap_buf = 0;
     for (uint32_t step = 1; T.tok.n < target && T.nheap;) {
-        struct hent e = heap_pop(&T);
+        struct hent e = pairq_pop(&T, T.heap, &T.nheap);
         pair *p = &T.p[e.pair];
         if (e.count != p->count) { /* stale entry: its pair's count fell; requeue at the current count */
             if (p->count > 0 && e.count == p->pushed) heap_push(&T, e.pair);

@@ -8,7 +8,6 @@
 #include "engine/nn/conform.h"
 #include "engine/nn/kda.h"
 #include "engine/nn/safetensors.h"
-#include "kernels/cpu/kda.h"
 
 #define TOL_OUT 1e-4
 #define TOL_GRAD 1e-3
@@ -126,9 +125,9 @@ int nn_conform_kda_core_on(const char *dir, k_backend *be, nn_check *c)
     kn = xmalloc(sizeof(float) * nk);
     o = xmalloc(sizeof(float) * nv);
     sT = xmalloc(sizeof(float) * ns);
-    sch = xmalloc(sizeof(float) * ns * kcpu_kda_nchunks(T));
+    sch = xmalloc(sizeof(float) * ns * k_kda_nchunks(T));
     const int save = be->op->kda_save ? be->op->kda_save(be, K, V) : 0; /* what be's core keeps beyond the states */
-    size_t nc = ((size_t)B * H * K * V + (size_t)B * H * save) * kcpu_kda_nchunks(T), nb = (size_t)B * T * H;
+    size_t nc = ((size_t)B * H * K * V + (size_t)B * H * save) * k_kda_nchunks(T), nb = (size_t)B * T * H;
     /* device copies: inputs, then outputs and gradients (zeroed: backward ops accumulate) */
     enum { DQ, DK, DV, DG, DBETA, DS0, DDOUT, DDST, DQN, DKN, DO, DST, DSCH, DDQN, DDKN, DDQ, DDK, DDV, DDG, DDB, DDS0, ND };
     float *D[ND] = {0};

@@ -1,11 +1,10 @@
-/* kda.c - the KDA / GDN mixer layer: forward, backward and decode over the op table (spec/models.md section 2). */
+/* kda.c - the KDA / GDN mixer layer: forward, backward and decode over the op table (docs/models.md section 2). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/base.h"
 #include "engine/nn/kda.h"
-#include "kernels/cpu/kda.h"
 
 const char *const nn_kda_param_names[NN_KDA_NPARAMS] = {
     "q_proj.weight", "k_proj.weight", "v_proj.weight", "q_conv.weight", "k_conv.weight", "v_conv.weight",
@@ -85,7 +84,7 @@ void nn_kda_params_bind(nn_kda_params *p, float *base, const nn_kda_cfg *c)
 
 size_t nn_kda_acts_kept_floats(const nn_kda_cfg *c, int B, int T)
 {
-    size_t N = (size_t)B * T, nc = kcpu_kda_nchunks(T), n = 0;
+    size_t N = (size_t)B * T, nc = k_kda_nchunks(T), n = 0;
 #define ADD(name, sz) n += (size_t)(sz);
     KDA_KEPT(ADD, c, N, nc, B)
 #undef ADD
@@ -108,7 +107,7 @@ size_t nn_kda_acts_floats(const nn_kda_cfg *c, int B, int T)
 
 void nn_kda_acts_bind_shared(nn_kda_acts *a, float *base, float *tmp, const nn_kda_cfg *c, int B, int T)
 {
-    size_t N = (size_t)B * T, nc = kcpu_kda_nchunks(T);
+    size_t N = (size_t)B * T, nc = k_kda_nchunks(T);
     a->B = B;
     a->T = T;
     a->shared_tmp = 1;
@@ -152,7 +151,7 @@ void nn_kda_state_bind(nn_kda_state *s, float *base, const nn_kda_cfg *c, int B)
     X(dqc, (N) * (c)->Hq * (c)->K) X(dkc, (N) * (c)->Hkv * (c)->K) X(dvc, (N) * (c)->Hkv * (c)->K)            \
     X(dqp, (N) * (c)->Hq * (c)->K) X(dkp, (N) * (c)->Hkv * (c)->K) X(dvp, (N) * (c)->Hkv * (c)->K)            \
     X(otmp, (size_t)(T) * (c)->Hq * (c)->K)                                                                   \
-    X(sch, (size_t)kcpu_kda_nchunks(T) * (c)->Hq * ((size_t)(c)->K * (c)->K + (c)->save))
+    X(sch, (size_t)k_kda_nchunks(T) * (c)->Hq * ((size_t)(c)->K * (c)->K + (c)->save))
 
 size_t nn_kda_bwd_scratch_floats(const nn_kda_cfg *c, int B, int T)
 {
@@ -199,7 +198,7 @@ static int kda_docs(kda_doc **out, const nn_kda_cfg *c, int B, int T, const int3
     } else
         return 0;
     kda_doc *d = xmalloc((size_t)n * sizeof *d);
-    const ptrdiff_t slot = (ptrdiff_t)c->Hq * ((ptrdiff_t)c->K * c->K + c->save), room = (ptrdiff_t)B * kcpu_kda_nchunks(T);
+    const ptrdiff_t slot = (ptrdiff_t)c->Hq * ((ptrdiff_t)c->K * c->K + c->save), room = (ptrdiff_t)B * k_kda_nchunks(T);
     ptrdiff_t used = 0;
     int i = 0;
     for (int b = 0; b < B; b++) {
@@ -216,7 +215,7 @@ static int kda_docs(kda_doc **out, const nn_kda_cfg *c, int B, int T, const int3
         }
     }
     for (int j = 0; !len && j < n; j++) { /* training: room for the chunk-start states */
-        ptrdiff_t need = kcpu_kda_nchunks(d[j].len);
+        ptrdiff_t need = k_kda_nchunks(d[j].len);
         if (used + need <= room) {
             d[j].sc = used * slot;
             used += need;
@@ -277,7 +276,7 @@ static void kda_core_inputs(k_backend *kb, const nn_kda_acts *a, const nn_kda_pa
 }
 
 /*
- * Forward, spec section 2 (shapes per row n of N = B*T):
+ * Forward, docs/models.md section 2 (shapes per row n of N = B*T):
  *   qp = x Wq^T [Hq*K], kp = x Wk^T, vp = x Wv^T [Hkv*K]; qc, kc, vc = act(causal conv W=4)
  *   knk = l2norm(kc) [Hkv,K]; kn, vr = repeat(knk, vc) to Hq heads; qn = l2norm(qc) * K^-0.5
  *   f = (x Wfd^T) Wfu^T; g = -exp(A_log) softplus(f + dt_bias); beta = sigmoid(x Wb^T)

@@ -67,7 +67,7 @@ static int ptab_add(ptab *pt, const char *name, int ndim, int64_t r, int64_t c, 
  * engine/nn/kda.h (the KDA engineer wires nn_kda_* into these five places: params, act_floats, forward,
  * backward, cache_floats).
  */
-/* The KDA / GDN layer's shape from the model config (spec section 3: K = V = head_dim). */
+/* The KDA / GDN layer's shape from the model config (docs/models.md section 3: K = V = head_dim). */
 static void kda_cfg(nn_kda_cfg *k, const nn_config *c, int l)
 {
     *k = (nn_kda_cfg){.d = c->d, .Hq = c->n_heads, .Hkv = c->n_kv_heads, .K = c->head_dim, .r = c->gate_rank,

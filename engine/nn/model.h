@@ -13,7 +13,7 @@
 /* Mixer of a layer (config.json `layer_types`). */
 typedef enum { NN_MIX_ATTN = 0, NN_MIX_KDA = 1, NN_MIX_GDN = 2 } nn_mixer;
 
-/* Parameter groups (DESIGN.md section 5): freezing is per group. */
+/* Parameter groups (docs/models.md, "Checkpoints and parameter groups"): freezing is per group. */
 typedef enum { NN_G_EMBED, NN_G_ATTENTION, NN_G_KDA, NN_G_MLP, NN_G_NORM, NN_G_LM_HEAD, NN_NGROUPS } nn_group;
 #define NN_GROUP_BIT(g) (1u << (g))
 #define NN_ALL_GROUPS ((1u << NN_NGROUPS) - 1)
@@ -204,6 +204,9 @@ int nn_model_layer_backward(nn_model *m, int l, const float *dmix, const float *
 /* Checkpoints: config.json + model.safetensors (or shards + model.safetensors.index.json). */
 int nn_model_load(nn_model **out, const char *dir, k_backend *be);
 int nn_model_load_weights(nn_model *m, const char *dir);
+/* The shard size stages save checkpoints with: 5 GiB per file (Hugging Face saves 5 GB shards by default); a model
+ * under it is one model.safetensors. */
+#define NN_SHARD_BYTES ((size_t)5 << 30)
 /* dtype ST_F32 / ST_BF16 / ST_F16; max_shard_bytes 0: one file. */
 int nn_model_save(const nn_model *m, const char *dir, st_dtype dtype, size_t max_shard_bytes);
 /* Checks that the checkpoint in dir has every tensor of its config with the right shape, without loading

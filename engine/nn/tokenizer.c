@@ -62,19 +62,6 @@ size_t nn_utf8_get(const unsigned char *s, size_t i, size_t n, uint32_t *cp)
 
 /* ---- hash tables ---- */
 
-static uint64_t hash_bytes(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    return h ^ (h >> 29);
-}
-
-static uint64_t hash_u64(uint64_t x)
-{
-    x ^= x >> 33; x *= 0xff51afd7ed558ccdull; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ull; x ^= x >> 33;
-    return x;
-}
-
 static size_t pow2_at_least(size_t n)
 {
     size_t p = 16;
@@ -127,14 +114,14 @@ struct nn_tokenizer {
 
 static void str_insert(nn_tokenizer *t, int32_t id)
 {
-    size_t m = t->str_cap - 1, i = hash_bytes(t->tok_str[id], strlen(t->tok_str[id])) & m;
+    size_t m = t->str_cap - 1, i = nn_hash_bytes(t->tok_str[id], strlen(t->tok_str[id])) & m;
     while (t->str_table[i] >= 0) i = (i + 1) & m;
     t->str_table[i] = id;
 }
 
 static int32_t str_find(const nn_tokenizer *t, const char *s, size_t n)
 {
-    size_t m = t->str_cap - 1, i = hash_bytes(s, n) & m;
+    size_t m = t->str_cap - 1, i = nn_hash_bytes(s, n) & m;
     for (int32_t id; (id = t->str_table[i]) >= 0; i = (i + 1) & m)
         if (!strncmp(t->tok_str[id], s, n) && t->tok_str[id][n] == 0) return id;
     return -1;
@@ -144,7 +131,7 @@ static int pair_find(const nn_tokenizer *t, int32_t a, int32_t b, int32_t *rank,
 {
     if (!t->pair_cap) return 0;
     uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
-    size_t m = t->pair_cap - 1, i = hash_u64(key) & m;
+    size_t m = t->pair_cap - 1, i = nn_hash_u64(key) & m;
     for (; t->pair_rank[i] >= 0; i = (i + 1) & m)
         if (t->pair_key[i] == key) {
             *rank = t->pair_rank[i];
@@ -447,7 +434,7 @@ static int load_json(nn_tokenizer *t, json_t *root)
         int32_t r, nid;
         if (pair_find(t, ia, ib, &r, &nid)) continue; /* a repeated merge keeps its first (lowest) rank */
         uint64_t k = ((uint64_t)(uint32_t)ia << 32) | (uint32_t)ib;
-        size_t m = t->pair_cap - 1, h = hash_u64(k) & m;
+        size_t m = t->pair_cap - 1, h = nn_hash_u64(k) & m;
         while (t->pair_rank[h] >= 0) h = (h + 1) & m;
         t->pair_key[h] = k; t->pair_rank[h] = (int32_t)i; t->pair_new[h] = ic;
     }
@@ -664,44 +651,18 @@ typedef struct enc_state {
     int32_t *cache_ids; size_t ci_n, ci_cap;
 } enc_state;
 
-static int heap_less(const struct heap_ent *a, const struct heap_ent *b)
+static int heap_less(const enc_state *s, const struct heap_ent *a, const struct heap_ent *b)
 {
+    (void)s;
     return a->rank != b->rank ? a->rank < b->rank : a->pos < b->pos;
 }
 
-static void heap_push(enc_state *s, int32_t rank, int32_t pos, int32_t new_id)
-{
-    size_t i = s->heap_n++;
-    struct heap_ent e = {rank, pos, new_id};
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!heap_less(&e, &s->heap[p])) break;
-        s->heap[i] = s->heap[p];
-        i = p;
-    }
-    s->heap[i] = e;
-}
-
-static struct heap_ent heap_pop(enc_state *s)
-{
-    struct heap_ent top = s->heap[0], last = s->heap[--s->heap_n];
-    size_t i = 0, n = s->heap_n;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && heap_less(&s->heap[c + 1], &s->heap[c])) c++;
-        if (!heap_less(&s->heap[c], &last)) break;
-        s->heap[i] = s->heap[c];
-        i = c;
-    }
-    if (n) s->heap[i] = last;
-    return top;
-}
+NN_HEAP_DEFINE(mergeq, struct heap_ent, const enc_state *, heap_less)
 
 static void try_pair(enc_state *s, int32_t pos)
 {
     int32_t nx = s->next[pos], rank, nid;
-    if (nx >= 0 && pair_find(s->t, s->sym[pos], s->sym[nx], &rank, &nid)) heap_push(s, rank, pos, nid);
+    if (nx >= 0 && pair_find(s->t, s->sym[pos], s->sym[nx], &rank, &nid)) mergeq_push(s, s->heap, &s->heap_n, (struct heap_ent){rank, pos, nid});
 }
 
 /*
@@ -730,7 +691,7 @@ static int bpe_word(enc_state *s, const unsigned char *w, size_t n)
     s->heap_n = 0;
     for (size_t i = 0; i + 1 < n; i++) try_pair(s, (int32_t)i);
     while (s->heap_n) {
-        struct heap_ent m = heap_pop(s);
+        struct heap_ent m = mergeq_pop(s, s->heap, &s->heap_n);
         int32_t p = m.pos, nx = s->next[p], rank, nid;
         if (s->sym[p] < 0 || nx < 0) continue;                                      /* merged away */
         if (!pair_find(t, s->sym[p], s->sym[nx], &rank, &nid) || nid != m.new_id) continue; /* stale */
@@ -750,7 +711,7 @@ static int encode_word(enc_state *s, const char *w, size_t n)
 {
     if (n == 0) return 0;
     if (n > 256) return bpe_word(s, (const unsigned char *)w, n); /* rare: not worth caching */
-    uint64_t h = hash_bytes(w, n);
+    uint64_t h = nn_hash_bytes(w, n);
     if (s->cache_n * 2 >= s->cache_cap) { /* grow */
         size_t cap = s->cache_cap ? 2 * s->cache_cap : 4096;
         struct cache_ent *c = xcalloc(cap, sizeof *c);

@@ -9,7 +9,7 @@
 #include "engine/nn/kda.h"
 #include "engine/nn/model.h"
 
-static const int paper28[] = {0, 2, 6, 11, 13, 18, 21}; /* the authors' search, 28 layers (spec section 3) */
+static const int paper28[] = {0, 2, 6, 11, 13, 18, 21}; /* the authors' search, 28 layers (docs/models.md section 3) */
 
 /*
  * Which layers stay attention (docs/kda.md):
@@ -168,7 +168,7 @@ static int convert_run(hx_stage_ctx *ctx)
 const hx_stage_kind hx_kind_convert = {
     .name = "convert",
     .version = 1,
-    .doc = "builds the Hybrid-KDA student from a Qwen3 teacher (spec/models.md section 3)",
+    .doc = "builds the Hybrid-KDA student from a Qwen3 teacher (docs/models.md section 3)",
     .fields = convert_fields,
     .roles = convert_roles,
     .needs_gpu = 0,

@@ -7,55 +7,31 @@
 #include "engine/world/world.h"
 
 /*
- * Size presets per scale. recipes/base/scales.yaml carries the same numbers under scales.<scale>.data
- * and recipes pass them explicitly; a size left at -1 here takes the preset of `scale`.
- * Columns: n_facts paraphrases brown_files cloze_files cloze_items instruct_per_fact bench_max
- *          min_brown_freq frac_instruct frac_eval frac_heldout
+ * The sizes of the world. A recipe gives them from recipes/base/scales.yaml (scales.<scale>.data); a size it
+ * leaves out takes the default below, which is the tiny scale's. The plan writes defaults into `with` before
+ * the key is computed, so the key always holds every size the world was built with (docs/data.md).
  */
-static const struct preset {
-    const char *scale;
-    int n_facts, paraphrases, brown_files, cloze_files, cloze_items, instruct_per_fact, bench_max, min_brown_freq;
-    double frac_instruct, frac_eval, frac_heldout;
-} presets[] = {
-    {"tiny", 50, 12, 4, 2, 40, 3, 0, 3, 0.3, 0.3, 0.1},
-    {"small", 0, 8, 0, 20, 400, 3, 0, 3, 0.3, 0.2, 0.1},
-    {"paper", 0, 10, 0, 25, 500, 4, 0, 3, 0.3, 0.2, 0.1},
-};
-
 static const hx_field data_fields[] = {
-    {"scale", HX_T_STR, "\"tiny\"", "tiny|small|paper", "size preset for every size left at -1 (docs/data.md)"},
     {"seed", HX_T_INT, "0", NULL, "seed of fact selection, splits, templates, scattering and choice order"},
     {"source", HX_T_STR, "\"world\"", "world|jsonl", "world: build from the pinned packages; jsonl: load benchmark files"},
     {"jsonl", HX_T_STRLIST, "[]", NULL, "source jsonl: MMLU/ARC/HellaSwag-style JSONL files, one task per file"},
-    {"n_facts", HX_T_INT, "-1", NULL, "facts per relation family (0: every usable fact)"},
-    {"paraphrases", HX_T_INT, "-1", NULL, "prose mentions of each pretrain/instruct/eval fact, each another template"},
-    {"brown_files", HX_T_INT, "-1", NULL, "Brown files in the corpus (0: all not held out for cloze)"},
-    {"cloze_files", HX_T_INT, "-1", NULL, "Brown files held out for cloze_brown"},
-    {"cloze_items", HX_T_INT, "-1", NULL, "cloze_brown items (rounded down to a multiple of 4)"},
-    {"instruct_per_fact", HX_T_INT, "-1", NULL, "chat pairs per instruct fact (direct, mcq, short styles in turn)"},
+    {"n_facts", HX_T_INT, "50", NULL, "facts per relation family (0: every usable fact)"},
+    {"paraphrases", HX_T_INT, "12", NULL, "prose mentions of each pretrain/instruct/eval fact, each another template"},
+    {"brown_files", HX_T_INT, "4", NULL, "Brown files in the corpus (0: all not held out for cloze)"},
+    {"cloze_files", HX_T_INT, "2", NULL, "Brown files held out for cloze_brown"},
+    {"cloze_items", HX_T_INT, "40", NULL, "cloze_brown items (rounded down to a multiple of 4)"},
+    {"instruct_per_fact", HX_T_INT, "3", NULL, "chat pairs per instruct fact (direct, mcq, short styles in turn)"},
     {"mix_chat", HX_T_INT, "0", NULL, "copies of every instruct chat pair mixed into corpus/pretrain.txt (0: none)"},
-    {"bench_max", HX_T_INT, "-1", NULL, "items per knowledge task and split (0: all eval/heldout facts)"},
-    {"min_brown_freq", HX_T_INT, "-1", NULL, "a WordNet word must occur this often in Brown, mostly in its part of speech"},
-    {"frac_instruct", HX_T_NUM, "-1", NULL, "fraction of each family's facts in the instruct split"},
-    {"frac_eval", HX_T_NUM, "-1", NULL, "fraction in the eval split (asked by the benchmarks)"},
-    {"frac_heldout", HX_T_NUM, "-1", NULL, "fraction in the heldout split (nowhere in text; chance-level control)"},
+    {"bench_max", HX_T_INT, "0", NULL, "items per knowledge task and split (0: all eval/heldout facts)"},
+    {"min_brown_freq", HX_T_INT, "3", NULL, "a WordNet word must occur this often in Brown, mostly in its part of speech"},
+    {"frac_instruct", HX_T_NUM, "0.3", NULL, "fraction of each family's facts in the instruct split"},
+    {"frac_eval", HX_T_NUM, "0.3", NULL, "fraction in the eval split (asked by the benchmarks)"},
+    {"frac_heldout", HX_T_NUM, "0.1", NULL, "fraction in the heldout split (nowhere in text; chance-level control)"},
     {"third_party", HX_T_STR, "\"\"", NULL, "packages directory (default: $HX_THIRD_PARTY or third_party/ next to hx)"},
     {NULL, 0, NULL, NULL, NULL},
 };
 
 static const hx_role data_roles[] = {{NULL, NULL, 0, NULL}};
-
-static int pick_int(const hx_stage_ctx *c, const char *field, int preset)
-{
-    long long v = hx_with_int(c, field);
-    return v < 0 ? preset : (int)v;
-}
-
-static double pick_num(const hx_stage_ctx *c, const char *field, double preset)
-{
-    double v = hx_with_num(c, field);
-    return v < 0 ? preset : v;
-}
 
 /* Task name of a JSONL file: its base name without .jsonl, other bytes than [A-Za-z0-9_-] as '_'. */
 static char *task_name(const char *path)
@@ -131,28 +107,24 @@ static int data_run(hx_stage_ctx *c)
 {
     const char *source = hx_with_str(c, "source");
     if (!strcmp(source, "jsonl")) return run_jsonl(c);
-    const char *scale = hx_with_str(c, "scale");
-    const struct preset *ps = NULL;
-    for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
-        if (!strcmp(presets[i].scale, scale)) ps = &presets[i];
-    if (!ps) return error("stage '%s': unknown scale '%s' (tiny, small or paper)", c->stage_name, scale);
-    world_params p;
-    world_params_default(&p);
-    p.seed = (uint64_t)hx_with_int(c, "seed");
-    p.n_facts = pick_int(c, "n_facts", ps->n_facts);
-    p.paraphrases = pick_int(c, "paraphrases", ps->paraphrases);
-    p.brown_files = pick_int(c, "brown_files", ps->brown_files);
-    p.cloze_files = pick_int(c, "cloze_files", ps->cloze_files);
-    p.cloze_items = pick_int(c, "cloze_items", ps->cloze_items);
-    p.instruct_per_fact = pick_int(c, "instruct_per_fact", ps->instruct_per_fact);
-    p.mix_chat = (int)hx_with_int(c, "mix_chat");
-    p.bench_max = pick_int(c, "bench_max", ps->bench_max);
-    p.min_brown_freq = pick_int(c, "min_brown_freq", ps->min_brown_freq);
-    p.frac_instruct = pick_num(c, "frac_instruct", ps->frac_instruct);
-    p.frac_eval = pick_num(c, "frac_eval", ps->frac_eval);
-    p.frac_heldout = pick_num(c, "frac_heldout", ps->frac_heldout);
-    p.third_party = hx_with_str(c, "third_party");
-    log_info("%s: building the %s world (seed %llu)", c->stage_name, scale, (unsigned long long)p.seed);
+    world_params p = {
+        .seed = (uint64_t)hx_with_int(c, "seed"),
+        .n_facts = (int)hx_with_int(c, "n_facts"),
+        .paraphrases = (int)hx_with_int(c, "paraphrases"),
+        .brown_files = (int)hx_with_int(c, "brown_files"),
+        .cloze_files = (int)hx_with_int(c, "cloze_files"),
+        .cloze_items = (int)hx_with_int(c, "cloze_items"),
+        .instruct_per_fact = (int)hx_with_int(c, "instruct_per_fact"),
+        .mix_chat = (int)hx_with_int(c, "mix_chat"),
+        .bench_max = (int)hx_with_int(c, "bench_max"),
+        .min_brown_freq = (int)hx_with_int(c, "min_brown_freq"),
+        .frac_instruct = hx_with_num(c, "frac_instruct"),
+        .frac_eval = hx_with_num(c, "frac_eval"),
+        .frac_heldout = hx_with_num(c, "frac_heldout"),
+        .third_party = hx_with_str(c, "third_party"),
+    };
+    log_info("%s: building the world (seed %llu, %d facts per family, %d paraphrases)", c->stage_name,
+             (unsigned long long)p.seed, p.n_facts, p.paraphrases);
     world w;
     if (world_build(&p, &w) < 0) return error_prefix("stage '%s'", c->stage_name);
     int rc = world_write(&w, c->out_dir);

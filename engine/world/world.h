@@ -156,6 +156,8 @@ char *world_object_text(int rel, const char *object);
 
 /* ---- the world build ---- */
 
+/* Every field is the caller's: the data stage fills them from its `with` (engine/stages/data.c owns the
+ * defaults), tests set their own. */
 typedef struct world_params {
     uint64_t seed;
     int n_facts;           /* facts per relation family (0: every usable fact) */
@@ -170,8 +172,6 @@ typedef struct world_params {
     double frac_instruct, frac_eval, frac_heldout; /* the rest is pretrain */
     const char *third_party; /* packages directory ("" = default) */
 } world_params;
-
-void world_params_default(world_params *p); /* the `tiny` sizes */
 
 typedef struct world_task {
     char name[48];

@@ -7,11 +7,11 @@
 #include "base/base.h"
 #include "kernels/cpu/kda.h"
 
-#define CH KCPU_KDA_CHUNK
+#define CH K_KDA_CHUNK
 
 /*
  * One (b, h) sequence as strided views: row t of q/k/g at t*sk, of v/o at t*sv, beta at t*sb.
- * Chunk algebra (spec section 2, "Computing it"), for a chunk of c <= 64 rows starting with state S0:
+ * Chunk algebra (docs/models.md section 2, "Computing it"), for a chunk of c <= 64 rows starting with state S0:
  *   G_r      = sum_{j<=r} g_j                                   (in-chunk cumulative log decay, <= 0)
  *   A[r,j]   = sum_i k_ri k_ji exp(G_ri - G_ji), j < r;  L = diag(beta) A (strictly lower)
  *   Aqk[r,j] = sum_i q_ri k_ji exp(G_ri - G_ji), j <= r
@@ -136,7 +136,7 @@ static void kda_bwd_seq(const kda_seq *s, kda_work *w, const float *dout, int so
                         float *dq, float *dk, float *dv, float *dg, float *dbeta)
 {
     const int K = s->K, V = s->V;
-    const int nc = kcpu_kda_nchunks(s->T);
+    const int nc = k_kda_nchunks(s->T);
     for (int n = nc - 1; n >= 0; n--) {
         int t0 = n * CH, c = s->T - t0 < CH ? s->T - t0 : CH;
         const float *S0 = s_chunks + (size_t)n * K * V;
@@ -257,7 +257,7 @@ static void kda_seq_init(kda_seq *s, const float *q, const float *k, const float
 void kcpu_kda_fwd(float *o, float *sT, float *s_chunks, const float *q, const float *k, const float *v,
                   const float *g, const float *beta, const float *s0, int B, int T, int H, int K, int V)
 {
-    const int nc = kcpu_kda_nchunks(T);
+    const int nc = k_kda_nchunks(T);
 #pragma omp parallel
     {
         float *buf = xmalloc(sizeof(float) * (kda_work_floats(K, V, 0) + (size_t)K * V));
@@ -283,7 +283,7 @@ void kcpu_kda_bwd(float *dq, float *dk, float *dv, float *dg, float *dbeta, floa
                   const float *dsT, const float *q, const float *k, const float *v, const float *g,
                   const float *beta, const float *s_chunks, int B, int T, int H, int K, int V)
 {
-    const int nc = kcpu_kda_nchunks(T);
+    const int nc = k_kda_nchunks(T);
 #pragma omp parallel
     {
         float *buf = xmalloc(sizeof(float) * kda_work_floats(K, V, 1));

@@ -4,8 +4,10 @@
 
 #include <stddef.h>
 
+#include "kernels/kernels.h"
+
 /*
- * Shapes (spec/models.md section 2): B batch, T time, H heads carrying the state, K key dim, V value dim,
+ * Shapes (docs/models.md section 2): B batch, T time, H heads carrying the state, K key dim, V value dim,
  * C channels, W conv width, N = B*T rows.
  *   q, k, g  [B,T,H,K]   (q and k already L2-normalised, q already scaled by K^-0.5; g <= 0 is the log decay)
  *   v, o     [B,T,H,V]
@@ -14,13 +16,8 @@
  * Recurrence per (b, h) (Kimi Linear / fla `naive_recurrent_kda`):
  *   S' = diag(exp(g_t)) S;  S = S' + k_t (beta_t (v_t - S'^T k_t))^T;  o_t = S^T q_t.
  */
-#define KCPU_KDA_CHUNK 64
-
-/* Number of chunks of KCPU_KDA_CHUNK tokens covering T. */
-static inline int kcpu_kda_nchunks(int T) { return (T + KCPU_KDA_CHUNK - 1) / KCPU_KDA_CHUNK; }
-
 /*
- * Chunked forward (chunk 64). s0 [B,H,K,V] or NULL (zero initial state); sT [B,H,K,V] or NULL (final state
+ * Chunked forward (chunks of K_KDA_CHUNK, kernels/kernels.h). s0 [B,H,K,V] or NULL (zero initial state); sT [B,H,K,V] or NULL (final state
  * wanted?); s_chunks [B,H,NC,K,V] or NULL: the state at the start of every chunk, saved for the backward.
  * Within a chunk every exp() has a non-positive argument (pairwise G_r - G_j with j <= r, G_last - G_j, G_r),
  * so strong decay underflows to 0 instead of overflowing. o is overwritten.

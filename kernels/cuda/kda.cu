@@ -1,12 +1,12 @@
 // kda.cu - CUDA KDA core: sequential chunked forward/backward (chunk 64; K = V = 128 go to kda_chunk.cu) and the decode step.
 // The chunk algebra is kernels/cpu/kda.c's, restated line for line; see the comments there and
-// spec/models.md section 2.
+// docs/models.md section 2.
 #include <math.h>
 
 #include "kernels/cuda/cuda.cuh"
 
 #define ST KCUDA_STREAM(b)
-#define CH 64          /* chunk length: KCPU_KDA_CHUNK */
+#define CH K_KDA_CHUNK  /* kernels/kernels.h */
 #define KDA_THREADS 256
 
 /* kda_chunk.cu: the chunk-parallel kernels, taken when kcuda_kda_cp_ok says the shape is theirs */

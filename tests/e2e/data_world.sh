@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # data_world.sh - `hx run` of a recipe with a data stage: tiny and small artifacts, byte-identical rebuilds,
-# cache hits, JSONL benchmarks (source: jsonl) and clear failures on malformed input.
+# the stage's defaults (the tiny sizes), cache hits, JSONL benchmarks (source: jsonl) and clear failures on malformed input.
 set -euo pipefail
 : "${HX:?} ${TOP:?}"
 cd "$TOP"
@@ -75,6 +75,16 @@ assert h["asked"] + h["dropped_few_unseen"] <= h["facts"], h
 PY
 }
 heldout_check "$A" '{"country": 12, "definition": 12, "hypernym": 12, "lexical": 12}'
+
+# the stage's defaults are the tiny sizes of recipes/base/scales.yaml: a data stage that gives no size has the key
+# of data_world.yaml at tiny (every size from scales.tiny.data); `scale` is no parameter of the stage
+printf 'hx: 1\nstages:\n  world: {kind: data}\n' >"$T/bare.yaml"
+key_of() { "$HX" plan "$@" --json | python3 -c "import json,sys; print([i['key'] for i in json.load(sys.stdin) if i['stage'] == 'world'][0])"; }
+[ "$(key_of "$T/bare.yaml")" = "$(key_of $R)" ] || fail "the data stage's defaults are not scales.tiny.data"
+[ "$(key_of "$T/bare.yaml")" != "$(key_of $R -S params.scale=small)" ] || fail "small has tiny's key"
+printf 'hx: 1\nstages:\n  world: {kind: data, with: {scale: small}}\n' >"$T/scale.yaml"
+if "$HX" plan "$T/scale.yaml" >"$T/scale.log" 2>&1; then fail "scale: accepted by the data stage"; fi
+grep -q "scale" "$T/scale.log" || { cat "$T/scale.log"; fail "no message naming the unknown field scale"; }
 
 # a second run is a cache hit
 "$HX" run $R --store "$T/a" 2>&1 | grep -q "1 cached" || fail "second tiny run was not cached"

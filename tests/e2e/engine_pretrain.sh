@@ -14,7 +14,7 @@ cat >"$T/r.yaml" <<'YAML'
 hx: 1
 name: engine_pretrain
 stages:
-  world: {kind: data, with: {scale: tiny, n_facts: 40, brown_files: 20, cloze_files: 2, cloze_items: 10}}
+  world: {kind: data, with: {n_facts: 40, brown_files: 20, cloze_files: 2, cloze_items: 10}}
   tok: {kind: tokenizer, inputs: {data: world}, with: {vocab_size: 512}}
   teacher:
     kind: pretrain

@@ -14,7 +14,7 @@ name: eval_report
 axes:
   steps: [2, 6]
 stages:
-  world: {kind: data, with: {scale: tiny, n_facts: 40, brown_files: 4, cloze_files: 1, cloze_items: 4}}
+  world: {kind: data, with: {n_facts: 40, brown_files: 4, cloze_files: 1, cloze_items: 4}}
   tok: {kind: tokenizer, inputs: {data: world}, with: {vocab_size: 300}}
   teacher:
     kind: pretrain

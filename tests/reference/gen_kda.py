@@ -3,7 +3,7 @@
 # transformers' kimi_linear reference functions. Run on the GPU machine:
 #   pip install torch transformers safetensors && python3 tests/reference/gen_kda.py OUTDIR
 # Every directory holds README.json (kind, config) and expected.safetensors (+ config.json, model.safetensors
-# for hybrid). Semantics: shared/spec/models.md sections 2-3, shared/fixtures/README.md.
+# for hybrid). Semantics: docs/models.md sections 2-3, tests/fixtures/README.md.
 import json
 import math
 import os
@@ -79,7 +79,7 @@ def gen_core(out, name, B, T, H, K, V, gmin, gmax, init, seed):
         "transformers": transformers.__version__}, f32(t))
 
 
-# ---------------------------------------------------------------- kda_layer (spec section 2)
+# ---------------------------------------------------------------- kda_layer (docs/models.md section 2)
 PNAMES = ["q_proj.weight", "k_proj.weight", "v_proj.weight", "q_conv.weight", "k_conv.weight", "v_conv.weight",
           "f_down.weight", "f_up.weight", "A_log", "dt_bias", "b_proj.weight", "g_down.weight", "g_up.weight",
           "g_up.bias", "o_norm.weight", "o_proj.weight"]
@@ -151,12 +151,12 @@ def gen_layer(out, name, B, T, d, Hq, Hkv, K, r, act, gate, seed):
            "conv_act": act, "gate": gate, "norm_eps": 1e-6}
     write(os.path.join(out, name), {
         "kind": "kda_layer", "config": cfg,
-        "what": "one hx KDA mixer layer (see shared/spec/models.md section 2): y = layer(x); grads of sum(y*dy)",
+        "what": "one hx KDA mixer layer (see docs/models.md section 2): y = layer(x); grads of sum(y*dy)",
         "reference": "PyTorch autograd in float64 around transformers kimi_linear chunk_kimi_delta_attention",
         "transformers": transformers.__version__}, f32(t))
 
 
-# ---------------------------------------------------------------- hybrid model (spec section 3)
+# ---------------------------------------------------------------- hybrid model (docs/models.md section 3)
 def rmsnorm(x, w, eps):
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
 
@@ -260,7 +260,7 @@ def gen_hybrid(out, name, layer_types, vocab=384, d=64, Hq=4, Hkv=2, K=32, ffn=1
                for k, v in t.items()}
     write(os.path.join(out, name), {
         "kind": "hybrid",
-        "what": "hx Hybrid model: Qwen3 blocks, mixers per layer_types (see spec/models.md section 3); KDA layers have "
+        "what": "hx Hybrid model: Qwen3 blocks, mixers per layer_types (see docs/models.md section 3); KDA layers have "
                 "no RoPE and no q/k norm; weights float32; reference computed in float64",
         "loss": "as in the qwen3 kind (mean over labels != -100, not shifted)",
         "generate": "greedy, 12 new tokens (reference recomputes the full sequence each step)",

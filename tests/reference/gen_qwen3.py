@@ -7,7 +7,7 @@
 #   python3 tests/reference/gen_qwen3.py checkpoint CKPT OUTDIR # fixture from an existing HF checkpoint dir
 # then `hx conform OUTDIR/<name>` on each. The second form checks that a checkpoint hx wrote loads in transformers
 # and gives the logits hx computes (hx conform compares them).
-# Contract (shared/fixtures/README.md, kind qwen3): weights bf16 in model.safetensors; expected.safetensors in
+# Contract (tests/fixtures/README.md, kind qwen3): weights bf16 in model.safetensors; expected.safetensors in
 # float32 computed from the bf16 weights in float32 (the model is cast to bf16 and back, so transformers' RoPE
 # inv_freq buffer is bf16-rounded exactly as in the shipped fixture; hx does the same for bf16 configs):
 #   input_ids, labels (int32), logits, loss (mean over labels != -100, NOT shifted), hidden_states.<i>,

@@ -1,5 +1,5 @@
 /* test_convert.c - the convert stage: layer layouts, and at init each converted layer's q, k, v equal the
- * teacher's projections (identity convs, copied Wq/Wk/Wv/Wo), gates and norms initialised as in spec section 3. */
+ * teacher's projections (identity convs, copied Wq/Wk/Wv/Wo), gates and norms initialised as in docs/models.md section 3. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

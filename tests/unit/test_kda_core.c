@@ -60,7 +60,7 @@ static void test_chunked_equals_recurrent(void **state)
         size_t nv = (size_t)c.B * c.T * c.H * c.V, ns = (size_t)c.B * c.H * c.K * c.V;
         float *o1 = xmalloc(sizeof(float) * nv), *o2 = xmalloc(sizeof(float) * nv);
         float *s1 = xmalloc(sizeof(float) * ns), *s2 = xcalloc(ns, sizeof(float));
-        float *sch = xmalloc(sizeof(float) * ns * kcpu_kda_nchunks(c.T));
+        float *sch = xmalloc(sizeof(float) * ns * k_kda_nchunks(c.T));
         kcpu_kda_fwd(o1, s1, sch, c.q, c.k, c.v, c.g, c.beta, c.s0, c.B, c.T, c.H, c.K, c.V);
         if (c.s0) memcpy(s2, c.s0, sizeof(float) * ns);
         kcpu_kda_recurrent(o2, s2, c.q, c.k, c.v, c.g, c.beta, c.B, c.T, c.H, c.K, c.V);
@@ -123,7 +123,7 @@ static void test_core_backward_fd(void **state)
         size_t nk = (size_t)c.B * c.T * c.H * c.K, nv = (size_t)c.B * c.T * c.H * c.V;
         size_t ns = (size_t)c.B * c.H * c.K * c.V, nb = (size_t)c.B * c.T * c.H;
         float *o = xmalloc(sizeof(float) * nv), *sT = xmalloc(sizeof(float) * ns);
-        float *sch = xmalloc(sizeof(float) * ns * kcpu_kda_nchunks(c.T));
+        float *sch = xmalloc(sizeof(float) * ns * k_kda_nchunks(c.T));
         kcpu_kda_fwd(o, sT, sch, c.q, c.k, c.v, c.g, c.beta, c.s0, c.B, c.T, c.H, c.K, c.V);
         float *dq = xcalloc(nk, 4), *dk = xcalloc(nk, 4), *dg = xcalloc(nk, 4), *dv = xcalloc(nv, 4);
         float *db = xcalloc(nb, 4), *ds0 = xcalloc(ns, 4);

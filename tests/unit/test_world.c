@@ -15,15 +15,24 @@
 #include "engine/stages/stage.h"
 #include "engine/world/world.h"
 
-static world W;      /* the tiny world, built once */
+static world W;      /* the test world (test_params), built once */
 static char tmpdir[] = "/tmp/hx-test-world-XXXXXX";
+
+/* The test world: larger than the tiny scale (120 facts per family, 250 Brown files), so every family has facts
+ * in every split and the corpus checks see a good part of Brown; seed 0. */
+static void test_params(world_params *p)
+{
+    *p = (world_params){.seed = 0, .n_facts = 120, .paraphrases = 8, .brown_files = 250, .cloze_files = 10,
+                        .cloze_items = 160, .instruct_per_fact = 3, .bench_max = 0, .min_brown_freq = 3,
+                        .frac_instruct = 0.3, .frac_eval = 0.2, .frac_heldout = 0.1, .third_party = ""};
+}
 
 static int setup(void **state)
 {
     (void)state;
     if (!mkdtemp(tmpdir)) return -1;
     world_params p;
-    world_params_default(&p);
+    test_params(&p);
     if (world_build(&p, &W) < 0) {
         fprintf(stderr, "world_build: %s\n", hx_last_error());
         return -1;
@@ -369,7 +378,7 @@ static void test_heldout_objects_not_in_text(void **state)
      * no heldout-only object (the prose itself never states a heldout fact, test_splits_disjoint; objects are
      * Brown words by construction, so Brown text and other facts' subjects and glosses may use the word) */
     world_params p;
-    world_params_default(&p);
+    test_params(&p);
     p.mix_chat = 1;
     world w2;
     assert_int_equal(world_build(&p, &w2), 0);
@@ -471,7 +480,7 @@ static void test_prose_items(void **state)
     /* with one mention per fact most templates stay unused: a question never takes a template of its fact's
      * mentions while an unused one ends with the object */
     world_params p;
-    world_params_default(&p);
+    test_params(&p);
     p.n_facts = 40;
     p.paraphrases = 1;
     p.brown_files = 4;
@@ -578,7 +587,7 @@ static void test_determinism_and_artifact(void **state)
 {
     (void)state;
     world_params p;
-    world_params_default(&p);
+    test_params(&p);
     world w2;
     assert_int_equal(world_build(&p, &w2), 0);
     char *a = hx_path_join(tmpdir, "a"), *b = hx_path_join(tmpdir, "b");
