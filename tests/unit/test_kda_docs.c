@@ -119,8 +119,11 @@ static void test_packed_equals_alone(void **state)
         double ecross = tk_relerr(ynoseg, ya, n);
         printf("config %zu: packed vs alone: y %.2e, dx %.2e, grads %.2e (ignoring segments: %.2e)\n", ci, ey, edx,
                eg, ecross);
-        assert_true(ey < 1e-6);
-        assert_true(edx < 1e-6);
+        /* fp32 relative errors: packing changes the GEMM shapes, and OpenBLAS's kernels for the host CPU sum in
+         * another order for each (dx of config 1: 1.12e-6 on an AMD EPYC host, under 1e-6 on the Intel hosts
+         * before); 4e-6 is ~34 fp32 ulps, far below the 1e-2 that ignoring a segment boundary gives. */
+        assert_true(ey < 4e-6);
+        assert_true(edx < 4e-6);
         assert_true(eg < 1e-5);
         assert_true(ecross > 1e-2);
         free(y); free(dx); free(gr); free(ya); free(dxa); free(gra); free(ynoseg);
