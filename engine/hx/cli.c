@@ -64,7 +64,7 @@ void hx_cli_parse(hx_cli *c, int argc, char **argv, const char *allowed, int min
         if (!*name || !allowed_has(allowed, name))
             die(HX_EXIT_USAGE, "hx %s: unknown option '%s'; see 'hx %s --help'", cmd, a, cmd);
         int takes = strcmp(name, "json") && strcmp(name, "strict") && strcmp(name, "verify") && strcmp(name, "dry-run") &&
-                    strcmp(name, "recompute");
+                    strcmp(name, "recompute") && strcmp(name, "repair");
         if (takes && !val) {
             if (i + 1 >= argc) die(HX_EXIT_USAGE, "hx %s: %s needs a value", cmd, a);
             val = argv[++i];
@@ -79,6 +79,7 @@ void hx_cli_parse(hx_cli *c, int argc, char **argv, const char *allowed, int min
         else if (!strcmp(name, "verify")) c->verify = 1;
         else if (!strcmp(name, "dry-run")) c->dry_run = 1;
         else if (!strcmp(name, "recompute")) c->recompute = 1;
+        else if (!strcmp(name, "repair")) c->repair = 1;
         else if (!strcmp(name, "jobs")) c->jobs = parse_int(cmd, "--jobs", val, 1);
         else if (!strcmp(name, "threads")) c->threads = parse_int(cmd, "--threads", val, 1);
         else if (!strcmp(name, "keep")) c->keep = parse_int(cmd, "--keep", val, 0);

@@ -15,13 +15,13 @@ typedef struct hx_cli {
     int n_sets;
     const char *store_dir;    /* --store, else $HX_STORE, else .hx */
     const char *device;       /* --device (default auto) */
-    int json, strict, verify, dry_run, recompute;
+    int json, strict, verify, dry_run, recompute, repair;
     int jobs, threads, keep;  /* --jobs (1), --threads (0: automatic), --keep (-1: all) */
 } hx_cli;
 
 /*
  * Parse argv (argv[0] is the subcommand) accepting the options named in ALLOWED, a space-separated
- * list of: S store json strict verify device jobs threads keep dry-run recompute. Dies with status 2 on a bad
+ * list of: S store json strict verify device jobs threads keep dry-run recompute repair. Dies with status 2 on a bad
  * option or a wrong number of positionals (min_pos..max_pos).
  */
 void hx_cli_parse(hx_cli *c, int argc, char **argv, const char *allowed, int min_pos, int max_pos);

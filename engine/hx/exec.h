@@ -41,6 +41,10 @@ typedef struct hx_exec_opts {
 /* Execute P against S; RES has p->n entries. Returns 0 if no instance failed, 1 otherwise. */
 int hx_exec_run(const hx_plan *p, const hx_store *s, const hx_exec_opts *o, hx_exec_result *res);
 
+/* Why instance I's store entry is stale although its key matches: an input now has other content than
+ * the digest its manifest recorded (xmalloc'd reason), or NULL. Used by the executor, hx plan and hx why. */
+char *hx_exec_stale_input(const hx_plan *p, const hx_store *s, int i);
+
 /* Build facts recorded in manifests (buildinfo.c). */
 const char *hx_build_commit(void);
 const char *hx_build_flags(void);

@@ -564,6 +564,7 @@ int hx_plan_build(hx_plan *p, const hx_recipe *r, const char *binary_digest)
 {
     memset(p, 0, sizeof *p);
     p->recipe = r;
+    p->binary_digest = binary_digest ? xstrdup(binary_digest) : NULL;
     builder b = {.p = p, .r = r};
     json_t *stages = json_object_get(r->doc, "stages");
     b.ns = (int)json_object_size(stages);
@@ -612,11 +613,14 @@ void hx_plan_release(hx_plan *p)
         json_decref(p->inst[i].axes);
         json_decref(p->inst[i].with);
         json_decref(p->inst[i].inputs);
+        json_decref(p->inst[i].external);
+        json_decref(p->inst[i].run_with);
         free(p->inst[i].roles);
         free(p->inst[i].input_inst);
     }
     free(p->inst);
     free(p->stage_names);
+    free(p->binary_digest);
     json_decref(p->axes);
     memset(p, 0, sizeof *p);
 }
