@@ -7,6 +7,7 @@
 
 #include "base/base.h"
 #include "engine/hx/canon.h"
+#include "engine/hx/exec.h"
 
 #define HISTORY_RUNS 200 /* run records read to explain stale instances */
 
@@ -184,7 +185,12 @@ json_t *hx_cli_plan_states(const hx_plan *p, const hx_store *s)
         free(hk);
         free(axes);
         json_t *st = json_object();
-        if (hx_store_has(s, in->key)) {
+        char *stale = hx_store_has(s, in->key) ? hx_exec_stale_input(p, s, i) : NULL;
+        if (stale) {
+            json_object_set_new(st, "state", json_string("stale"));
+            json_object_set_new(st, "reason", json_string(stale));
+            free(stale);
+        } else if (hx_store_has(s, in->key)) {
             json_object_set_new(st, "state", json_string("cached"));
             json_object_set_new(st, "reason", json_string("in the store"));
         } else if (!prev) {

@@ -207,9 +207,11 @@ int cmd_run(int argc, char **argv)
     o.engine = run_engine_open(o.n_gpus ? "cuda" : "cpu", o.threads, o.jobs);
     log_info("run %s: %s, %d stage instance%s, store %s", id, r.name, p.n, p.n == 1 ? "" : "s", s.root);
     hx_progress_begin(&R.prog, "run", p.n, "stage");
+    int engine_lost = 0;
+    o.engine_lost = &engine_lost;
     int failed = hx_exec_run(&p, &s, &o, res);
     hx_progress_end(&R.prog);
-    run_engine_close(o.engine);
+    if (!engine_lost) run_engine_close(o.engine); /* a lost engine's state is unknown: left to the exit */
     sigaction(SIGINT, &old, NULL);
     sigaction(SIGTERM, &old_term, NULL);
 

@@ -27,6 +27,7 @@ typedef struct sched {
     int finished;           /* instances in a final state */
     int gpu_busy[16];
     int any_failed;
+    int engine_lost;        /* a stage ran out of memory while using the shared engine: not used again */
 } sched;
 
 static void iso_now(char *buf, size_t n)
@@ -97,7 +98,7 @@ static int execute(sched *S, int i, const char *device)
         .input_roles = in->roles,
         .input_dirs = dirs,
         .input_keys = keys,
-        .engine = o->engine,
+        .engine = S->engine_lost ? NULL : o->engine,
         .device = device,
         .threads = o->threads,
         .recompute = o->recompute,
@@ -109,6 +110,14 @@ static int execute(sched *S, int i, const char *device)
     double t0 = hx_now();
     if (rc == 0) rc = hx_stage_call(in->kind, &ctx);
     double secs = hx_now() - t0;
+    if (ctx.out_of_memory && ctx.engine) {
+        /* The stage was abandoned mid-way: whatever it was doing to the shared engine is unknowable. Later
+         * stages open their own backends; the engine is neither used nor freed again. */
+        S->engine_lost = 1;
+        if (o->engine_lost) *o->engine_lost = 1;
+        log_warn("stage '%s' ran out of memory: the shared engine is dropped; later stages load their own models",
+                 in->stage_name);
+    }
     if (rc == 0) {
         char host[256] = "?";
         gethostname(host, sizeof host - 1);

@@ -31,7 +31,8 @@ typedef struct hx_exec_opts {
     int n_gpus;                /* GPUs to share among needs_gpu stages (0: everything on the CPU) */
     int gpu_ids[16];
     struct nn_engine *engine;  /* shared engine, may be NULL */
-    volatile int *interrupted; /* set by SIGINT */
+    volatile int *interrupted; /* set by SIGINT or SIGTERM */
+    int *engine_lost;          /* set to 1 when a stage ran out of memory holding the shared engine (may be NULL) */
     const char *run_id;
     /* Called, serialised, whenever an instance changes state (run records, progress). */
     void (*on_change)(void *ud, int inst);

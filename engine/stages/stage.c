@@ -64,7 +64,14 @@ const char *hx_input_key(const hx_stage_ctx *c, const char *role)
 int hx_stage_call(const hx_stage_kind *kind, hx_stage_ctx *ctx)
 {
     hx_clear_error();
+    hx_oom_trap trap;
+    hx_oom_trap_push(&trap);
+    if (setjmp(trap.jb)) { /* hx_oom popped the trap; what the stage allocated is abandoned */
+        ctx->out_of_memory = 1;
+        return error_prefix("stage '%s' (kind %s) ran out of memory", ctx->stage_name, kind->name);
+    }
     int rc = kind->run(ctx);
+    hx_oom_trap_pop(&trap);
     if (rc == 0 && ctx->interrupted && *ctx->interrupted) {
         /* Finished despite the interrupt: the work is complete and may be committed. */
         return 0;

@@ -60,6 +60,8 @@ typedef struct hx_stage_ctx {
                                      * the results are bit-identical) */
     json_t *metrics;                /* object; the stage adds its metrics (owned by the caller) */
     volatile int *interrupted;      /* set by SIGINT: stop at a safe point, return error */
+    int out_of_memory;              /* set by hx_stage_call: the stage failed by running out of memory (its
+                                     * allocations, and the shared engine's state, were abandoned) */
 } hx_stage_ctx;
 
 typedef struct hx_stage_kind {
@@ -81,7 +83,8 @@ const hx_stage_kind *const *hx_stage_kinds(void); /* NULL-terminated */
 void hx_stage_kinds_add(const hx_stage_kind *const *extra);
 
 /* The one protected call point through which the executor runs a stage: clears the error state,
- * calls kind->run, and turns a failure without a message into one naming the stage. 0 or -1. */
+ * calls kind->run, and turns a failure without a message into one naming the stage. Out of memory
+ * inside the stage (hx_oom, base.h) returns here as the stage's failure (ctx->out_of_memory). 0 or -1. */
 int hx_stage_call(const hx_stage_kind *kind, hx_stage_ctx *ctx);
 
 /* Helpers for kinds reading their parameters (values are validated and defaulted before run). */
