@@ -34,6 +34,8 @@ void hx_cli_load(const hx_cli *c, hx_recipe *r, hx_plan *p);      /* dies with s
 /* State of every instance against the store and the recipe's history: "cached", "new" or "stale",
  * with a one-line reason. STATES gets p->n objects {state, reason, previous (history record)}. */
 json_t *hx_cli_plan_states(const hx_plan *p, const hx_store *s);
+/* One line per external input of IN (path parameters: "external FIELD: PATH sha256 ..."), indented. */
+void hx_cli_print_external(const hx_instance *in, int indent);
 /* The hash components of instance I that differ from a previous execution's record, as lines. */
 json_t *hx_cli_diff(const hx_plan *p, int i, const json_t *prev);
 

@@ -122,6 +122,7 @@ static json_t *stage_records(const run_state *R, int full)
             json_object_set_new(o, "kind_version", json_integer(in->kind->version));
             json_object_set(o, "with", in->with);
             json_object_set(o, "inputs", in->inputs);
+            if (in->external) json_object_set(o, "external", in->external);
             if (r->device[0]) json_object_set_new(o, "device", json_string(r->device));
         }
         if (r->error) json_object_set_new(o, "error", json_string(r->error));

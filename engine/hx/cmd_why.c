@@ -20,6 +20,7 @@ static void explain(const hx_plan *p, const json_t *states, int i, int depth, in
            state, in->key);
     free(label);
     if (seen[i]++) return;
+    hx_cli_print_external(in, 2 * depth + 2);
     if (!prev) {
         if (!strcmp(state, "stale"))
             printf("%*s  %s: it executes again\n", 2 * depth, "", json_string_value(json_object_get(st, "reason")));

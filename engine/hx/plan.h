@@ -39,6 +39,8 @@ typedef struct hx_plan {
  * key (`--strict`). Returns 0, or -1 with error("file:line:col: ..."); p is released on failure.
  */
 int hx_plan_build(hx_plan *p, const hx_recipe *r, const char *binary_digest);
+/* The same with the store's cache of external-input digests (DIGEST_CACHE, a directory; NULL: none). */
+int hx_plan_build_cached(hx_plan *p, const hx_recipe *r, const char *binary_digest, const char *digest_cache);
 void hx_plan_release(hx_plan *p);
 
 /* "masking=completion_only,lr=0.001" (or "" for a shared instance); xmalloc'd. */

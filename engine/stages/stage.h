@@ -16,6 +16,10 @@ typedef enum {
     HX_T_STRLIST, /* list of strings; `allowed` restricts each element */
     HX_T_MAP,     /* free-form object (kind validates) */
     HX_T_ANY,     /* scalar or list: e.g. `layers: paper` or `layers: [0, 2]` */
+    HX_T_PATH,    /* an external input: a file or directory outside the store, relative to the recipe's
+                   * folder; its content is hashed into the key and the stage gets the absolute path.
+                   * "" is no path; `allowed` lists names that are not paths (e.g. "qwen3") */
+    HX_T_PATHLIST, /* a list of HX_T_PATH */
 } hx_type;
 
 /* One field of a stage kind's `with:` schema (redis-style command descriptors as data). */
