@@ -6,7 +6,7 @@ hx: 1
 name: live
 stages:
   a: {kind: t_source, with: {text: alpha}}
-  b: {kind: t_slow, inputs: {in: a}, with: {steps: 60, step_ms: 50}}
+  b: {kind: t_slow, inputs: {in: a}, with: {steps: 100, step_ms: 50}}
 Y
 cat >other.yaml <<'Y'
 hx: 1
@@ -29,7 +29,7 @@ check_a_run() { # PID: run A ends ok and b was computed from a's bytes
     expect_eq "$rc" 0 "run A's exit status"
     local bkey
     bkey=$("$HX_TEST" plan a.yaml --json | grep -o '"stage":"b","kind":"t_slow","axes":{},"key":"[0-9a-f]*"' | grep -o '[0-9a-f]\{64\}')
-    expect_eq "$(cat "$HX_STORE/store/${bkey:0:2}/$bkey/data.txt")" "slow:60:alpha:0:1" "b's output (computed from a)"
+    expect_eq "$(cat "$HX_STORE/store/${bkey:0:2}/$bkey/data.txt")" "slow:100:alpha:0:1" "b's output (computed from a)"
 }
 
 # 1. The issue's scenario: run A has committed a and runs b; run B makes a newer record; gc --keep 1.
