@@ -23,4 +23,18 @@ expect_eq "$(writable "$HX_STORE" | wc -l | tr -d ' ')" 0 "re-executed entry is 
 expect_eq "$(find "$HX_STORE/store" -mindepth 2 | wc -l | tr -d ' ')" 0 "gc --keep 0 removed every entry"
 "$HX_TEST" gc --keep 0 --store "$W/B" >/dev/null
 expect_eq "$(find "$W/B/store" -mindepth 2 | wc -l | tr -d ' ')" 0 "gc of the imported store"
+# the same as an ordinary user (root ignores permission bits): the entries cannot be written, and hx can
+# still quarantine and remove them
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+    N="$W/user"; mkdir -p "$N"; cp chain.yaml "$N/"; chmod 755 "$W"; chown -R 65534:65534 "$N"
+    as_user() { setpriv --reuid=65534 --regid=65534 --clear-groups env HX_STORE="$N/store" HX_TEST_LOG= "$@"; }
+    as_user "$HX_TEST" run "$N/chain.yaml" >/dev/null 2>&1 || fail "run as an ordinary user"
+    f=$(find "$N/store/store" -name data.txt | head -1)
+    if as_user sh -c "echo x >'$f'" 2>/dev/null; then fail "an ordinary user could write a store entry"; fi
+    d=$(dirname "$f"); as_user chmod u+w "$d"; as_user sh -c "echo x >'$d/extra.txt'"
+    set +e; as_user "$HX_TEST" fsck --repair >fsck.txt 2>&1; set -e
+    grep -q "^moved " fsck.txt || fail "fsck --repair as an ordinary user: $(cat fsck.txt)"
+    as_user "$HX_TEST" gc --keep 0 >/dev/null 2>&1 || fail "gc as an ordinary user"
+    expect_eq "$(find "$N/store/store" -mindepth 2 | wc -l | tr -d ' ')" 0 "gc as an ordinary user removed every entry"
+fi
 echo "interp_readonly: ok"
