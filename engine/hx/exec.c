@@ -161,12 +161,6 @@ static int will_be_read(const sched *S, int i)
     return 0;
 }
 
-/* Why instance I's entry no longer matches the content of an input it was computed from (xmalloc'd), or NULL. */
-static char *stale_input(const sched *S, int i)
-{
-    return hx_exec_stale_input(S->p, S->s, i);
-}
-
 /* Everything one instance needs, outside the scheduler lock. Returns its final state. */
 static int process(sched *S, int i, const char *device)
 {
@@ -187,7 +181,7 @@ static int process(sched *S, int i, const char *device)
         /* An entry some stage of this run is about to read is re-hashed in full, so nothing is computed
          * from bytes that differ from their digests. */
         int v = hx_store_verify(S->s, in->key, S->o->verify || will_be_read(S, i));
-        char *stale = v == 0 ? stale_input(S, i) : NULL;
+        char *stale = v == 0 ? hx_exec_stale_input(S->p, S->s, i) : NULL;
         if (v == 0 && !stale) {
             hx_store_unlock(&lock);
             r->seconds = hx_now() - t0;
