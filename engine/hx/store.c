@@ -328,8 +328,12 @@ int hx_store_manifest_key(const json_t *m, char key[65])
 static int check_entry(const hx_store *s, const char *key, int full, json_t *list)
 {
     int n = 0;
-    char *dir = hx_store_entry_dir(s, key);
-    json_t *m = hx_store_manifest(s, key);
+    char *dir = hx_store_entry_dir(s, key), *mp = manifest_path(s, key);
+    struct stat mst;
+    int mreg = lstat(mp, &mst) == 0 && S_ISREG(mst.st_mode);
+    free(mp);
+    json_t *m = mreg ? hx_store_manifest(s, key) : NULL;
+    if (!mreg) error("%s/manifest.json: missing, or not a regular file", dir);
     if (!m) {
         problem(list, &n, "%s", hx_last_error());
         free(dir);

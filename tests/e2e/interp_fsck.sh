@@ -42,6 +42,9 @@ assert r['entries_checked'] == 1 and [b['key'] for b in r['bad_entries']] == ['$
 d=$(entry_dir "$l3"); rm -f "$d/extra.txt"; mv "$d/data.txt" "$W/outside.txt"; ln -s "$W/outside.txt" "$d/data.txt"
 set +e; "$HX_TEST" fsck "$l3" >fsck3.txt; set -e
 grep -q "data.txt: not a regular file" fsck3.txt || fail "symlink: $(cat fsck3.txt)"
+d=$(entry_dir "$l2"); mv "$d/manifest.json" "$W/manifest.json"; ln -s "$W/manifest.json" "$d/manifest.json"
+set +e; "$HX_TEST" fsck "$l2" >fsck3b.txt; set -e
+grep -q "manifest.json: missing, or not a regular file" fsck3b.txt || fail "symlinked manifest: $(cat fsck3b.txt)"
 
 # --repair moves every bad entry and record to quarantine/ (nothing is deleted); then the store is sound
 set +e; "$HX_TEST" fsck --repair >fsck4.txt; rc=$?; set -e
