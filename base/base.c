@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,11 +16,34 @@
 
 /* ---- allocation ---- */
 
-static HX_NORETURN void oom(size_t n)
+static _Thread_local hx_oom_trap *oom_trap;
+
+void hx_oom_trap_push(hx_oom_trap *t)
 {
-    fprintf(stderr, "fatal: out of memory allocating %zu bytes\n", n);
+    t->prev = oom_trap;
+    oom_trap = t;
+}
+
+void hx_oom_trap_pop(hx_oom_trap *t) { oom_trap = t->prev; }
+
+void hx_oom(const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    hx_oom_trap *t = oom_trap;
+    if (t && !omp_in_parallel()) {
+        oom_trap = t->prev;
+        error("%s", msg);
+        longjmp(t->jb, 1);
+    }
+    fprintf(stderr, "fatal: %s\n", msg);
     exit(HX_EXIT_STAGE);
 }
+
+static HX_NORETURN void oom(size_t n) { hx_oom("out of memory allocating %zu bytes", n); }
 
 void *xmalloc(size_t n)
 {

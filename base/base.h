@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdarg.h>
+#include <setjmp.h>
 
 #define HX_VERSION "0.1.0"
 
@@ -49,6 +50,20 @@ const char *hx_last_error(void);
 void hx_clear_error(void);
 HX_NORETURN void hx_bug(const char *file, int line, const char *fmt, ...) HX_PRINTF(3, 4);
 #define BUG(...) hx_bug(__FILE__, __LINE__, __VA_ARGS__)
+
+/*
+ * Out of memory (xmalloc and the kernels' allocators): inside a stage (hx_stage_call sets a trap on its
+ * thread) it is that stage's failure: hx_oom records the message and jumps back to the trap, and the
+ * stage's memory is abandoned. Elsewhere, or inside an OpenMP parallel region (which must not be left by
+ * a jump), it exits with status 1 as die() would.
+ */
+typedef struct hx_oom_trap {
+    jmp_buf jb;
+    struct hx_oom_trap *prev;
+} hx_oom_trap;
+void hx_oom_trap_push(hx_oom_trap *t); /* then: if (setjmp(t->jb)) { ...the stage ran out... } */
+void hx_oom_trap_pop(hx_oom_trap *t);
+HX_NORETURN void hx_oom(const char *fmt, ...) HX_PRINTF(1, 2);
 
 /* Exit statuses of the CLI (docs/cli.md); 130 is the shell's 128 + SIGINT. */
 enum { HX_EXIT_OK = 0, HX_EXIT_STAGE = 1, HX_EXIT_USAGE = 2, HX_EXIT_STORE = 3, HX_EXIT_INTERRUPTED = 130 };

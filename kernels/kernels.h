@@ -49,7 +49,7 @@ typedef enum {
 
 typedef struct k_ops {
     /* ---- memory ---- */
-    void *(*alloc)(k_backend *b, size_t bytes);                 /* zero-filled; dies on out-of-memory */
+    void *(*alloc)(k_backend *b, size_t bytes);                 /* zero-filled; hx_oom() on out-of-memory */
     void (*free)(k_backend *b, void *p);
     void (*upload)(k_backend *b, void *dst, const void *host_src, size_t bytes);
     void (*download)(k_backend *b, void *host_dst, const void *src, size_t bytes);

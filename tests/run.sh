@@ -4,6 +4,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export HX="$PWD/build/hx" HX_TEST="$PWD/build/hx-test" TOP="$PWD"
+# Tests never touch the user's store: each passes --store or sets HX_STORE to its own temporary directory. A
+# command that forgot fails here (a store below a file cannot be created) instead of reading .hx/ or $HX_STORE.
+export HX_STORE=/dev/null/hx-tests-name-their-own-store
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 # Passive waiting: tests may share the cores with other work; spinning OpenMP threads then cost 10x (docs/engine.md).
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}

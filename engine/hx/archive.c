@@ -695,13 +695,9 @@ static int verify_staged(importer *im)
                        stage);
         if (rc == 0) {
             /* Keys are content addresses: one that its manifest does not hash to is either a --strict
-             * key (the binary's digest is mixed in and not recorded) or an edited manifest. */
+             * key made before manifests recorded the binary's digest, or an edited manifest. */
             char k2[65];
-            json_t *w = json_object_get(m, "with"), *in = json_object_get(m, "inputs");
-            if (!sget(m, "kind") || !json_is_object(w) || !json_is_object(in) ||
-                hx_canon_key(sget(m, "kind"), (int)json_integer_value(json_object_get(m, "kind_version")), w, in, NULL,
-                             k2) < 0 ||
-                strcmp(k2, key))
+            if (hx_store_manifest_key(m, k2) < 0 || strcmp(k2, key))
                 log_warn("entry %.12s (stage %s): its manifest does not hash to its key (a --strict run, or an edited "
                          "manifest)",
                          key, stage);

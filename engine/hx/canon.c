@@ -142,8 +142,8 @@ json_t *hx_canon_normalize(const json_t *v)
     }
 }
 
-int hx_canon_key(const char *kind, int kind_version, const json_t *with, const json_t *inputs,
-                 const char *binary_digest, char key[65])
+int hx_canon_key_ext(const char *kind, int kind_version, const json_t *with, const json_t *inputs,
+                     const json_t *external, const char *binary_digest, char key[65])
 {
     json_t *o = json_object();
     json_object_set_new(o, "kind", json_string(kind));
@@ -151,10 +151,27 @@ int hx_canon_key(const char *kind, int kind_version, const json_t *with, const j
     json_object_set_new(o, "with", with ? json_deep_copy(with) : json_object());
     json_object_set_new(o, "inputs", inputs ? json_deep_copy(inputs) : json_object());
     if (binary_digest) json_object_set_new(o, "hx_binary", json_string(binary_digest));
+    if (external && json_object_size(external)) {
+        json_t *ext = json_object(), *list;
+        const char *field;
+        json_object_foreach((json_t *)external, field, list) {
+            json_t *d = json_array(), *x;
+            size_t i;
+            json_array_foreach(list, i, x) json_array_append(d, json_object_get(x, "sha256") ?: json_null());
+            json_object_set_new(ext, field, d);
+        }
+        json_object_set_new(o, "external", ext);
+    }
     char *text = hx_canon_dump(o);
     json_decref(o);
     if (!text) return error_prefix("stage key of kind '%s'", kind);
     hx_sha256_hex(text, strlen(text), key);
     free(text);
     return 0;
+}
+
+int hx_canon_key(const char *kind, int kind_version, const json_t *with, const json_t *inputs,
+                 const char *binary_digest, char key[65])
+{
+    return hx_canon_key_ext(kind, kind_version, with, inputs, NULL, binary_digest, key);
 }

@@ -26,5 +26,10 @@ json_t *hx_canon_normalize(const json_t *v);
  */
 int hx_canon_key(const char *kind, int kind_version, const json_t *with, const json_t *inputs,
                  const char *binary_digest, char key[65]);
+/* The same with external inputs: EXTERNAL is {field: [{path, sha256}, ...]} (plan.c); only the digests
+ * are hashed, as "external": {field: [sha256, ...]}, so a key names content, not where it lies. An
+ * empty or NULL EXTERNAL gives hx_canon_key's key. */
+int hx_canon_key_ext(const char *kind, int kind_version, const json_t *with, const json_t *inputs,
+                     const json_t *external, const char *binary_digest, char key[65]);
 
 #endif

@@ -7,6 +7,7 @@
 
 #include "base/base.h"
 #include "engine/hx/canon.h"
+#include "engine/hx/exec.h"
 
 #define HISTORY_RUNS 200 /* run records read to explain stale instances */
 
@@ -64,7 +65,7 @@ void hx_cli_parse(hx_cli *c, int argc, char **argv, const char *allowed, int min
         if (!*name || !allowed_has(allowed, name))
             die(HX_EXIT_USAGE, "hx %s: unknown option '%s'; see 'hx %s --help'", cmd, a, cmd);
         int takes = strcmp(name, "json") && strcmp(name, "strict") && strcmp(name, "verify") && strcmp(name, "dry-run") &&
-                    strcmp(name, "recompute");
+                    strcmp(name, "recompute") && strcmp(name, "repair");
         if (takes && !val) {
             if (i + 1 >= argc) die(HX_EXIT_USAGE, "hx %s: %s needs a value", cmd, a);
             val = argv[++i];
@@ -79,6 +80,7 @@ void hx_cli_parse(hx_cli *c, int argc, char **argv, const char *allowed, int min
         else if (!strcmp(name, "verify")) c->verify = 1;
         else if (!strcmp(name, "dry-run")) c->dry_run = 1;
         else if (!strcmp(name, "recompute")) c->recompute = 1;
+        else if (!strcmp(name, "repair")) c->repair = 1;
         else if (!strcmp(name, "jobs")) c->jobs = parse_int(cmd, "--jobs", val, 1);
         else if (!strcmp(name, "threads")) c->threads = parse_int(cmd, "--threads", val, 1);
         else if (!strcmp(name, "keep")) c->keep = parse_int(cmd, "--keep", val, 0);
@@ -114,7 +116,9 @@ void hx_cli_load(const hx_cli *c, hx_recipe *r, hx_plan *p)
 {
     if (hx_recipe_load(r, c->recipe, c->sets, c->n_sets) < 0) die(HX_EXIT_USAGE, "%s", hx_last_error());
     char *digest = c->strict ? hx_cli_binary_digest() : NULL;
-    int rc = hx_plan_build(p, r, digest);
+    char *cache = xstrfmt("%s/cache/external", c->store_dir);
+    int rc = hx_plan_build_cached(p, r, digest, cache);
+    free(cache);
     free(digest);
     if (rc < 0) die(HX_EXIT_USAGE, "%s", hx_last_error());
 }
@@ -126,6 +130,36 @@ static char *short_json(const json_t *v)
     if (!t) return xstrdup("?");
     if (strlen(t) > 80) strcpy(t + 72, "...");
     return t;
+}
+
+void hx_cli_print_external(const hx_instance *in, int indent)
+{
+    const char *field;
+    json_t *list;
+    json_object_foreach(in->external, field, list) {
+        size_t j;
+        json_t *x;
+        json_array_foreach(list, j, x) {
+            const char *d = json_string_value(json_object_get(x, "sha256"));
+            printf("%*sexternal %s: %s %s%.12s%s\n", indent, "", field, json_string_value(json_object_get(x, "path")),
+                   d ? "sha256 " : "(missing: the stage will fail)", d ? d : "", d ? "..." : "");
+        }
+    }
+}
+
+/* "a, b" of the digests of one external field's list ({path, sha256}), for a diff line (xmalloc'd). */
+static char *digests_of(const json_t *list)
+{
+    char *out = xstrdup("");
+    size_t j;
+    json_t *x;
+    json_array_foreach(list, j, x) {
+        const char *d = json_string_value(json_object_get(x, "sha256"));
+        char *n = xstrfmt("%s%s%.12s", out, j ? ", " : "", d ? d : "missing");
+        free(out);
+        out = n;
+    }
+    return out;
 }
 
 json_t *hx_cli_diff(const hx_plan *p, int i, const json_t *prev)
@@ -152,6 +186,15 @@ json_t *hx_cli_diff(const hx_plan *p, int i, const json_t *prev)
         char *a = short_json(x);
         json_array_append_new(lines, json_sprintf("with.%s: %s -> (no longer a parameter)", k, a));
         free(a);
+    }
+    json_t *pext = json_object_get(prev, "external"), *list;
+    json_object_foreach(in->external, k, list) {
+        char *a = digests_of(json_object_get(pext, k)), *b = digests_of(list);
+        if (strcmp(a, b))
+            json_array_append_new(lines, json_sprintf("external.%s: content %s -> %s (a file outside the store changed)", k,
+                                                      *a ? a : "(none)", b));
+        free(a);
+        free(b);
     }
     json_t *pin = json_object_get(prev, "inputs");
     for (int j = 0; j < in->n_inputs; j++) {
@@ -183,7 +226,12 @@ json_t *hx_cli_plan_states(const hx_plan *p, const hx_store *s)
         free(hk);
         free(axes);
         json_t *st = json_object();
-        if (hx_store_has(s, in->key)) {
+        char *stale = hx_store_has(s, in->key) ? hx_exec_stale_input(p, s, i) : NULL;
+        if (stale) {
+            json_object_set_new(st, "state", json_string("stale"));
+            json_object_set_new(st, "reason", json_string(stale));
+            free(stale);
+        } else if (hx_store_has(s, in->key)) {
             json_object_set_new(st, "state", json_string("cached"));
             json_object_set_new(st, "reason", json_string("in the store"));
         } else if (!prev) {

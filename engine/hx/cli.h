@@ -15,13 +15,13 @@ typedef struct hx_cli {
     int n_sets;
     const char *store_dir;    /* --store, else $HX_STORE, else .hx */
     const char *device;       /* --device (default auto) */
-    int json, strict, verify, dry_run, recompute;
+    int json, strict, verify, dry_run, recompute, repair;
     int jobs, threads, keep;  /* --jobs (1), --threads (0: automatic), --keep (-1: all) */
 } hx_cli;
 
 /*
  * Parse argv (argv[0] is the subcommand) accepting the options named in ALLOWED, a space-separated
- * list of: S store json strict verify device jobs threads keep dry-run recompute. Dies with status 2 on a bad
+ * list of: S store json strict verify device jobs threads keep dry-run recompute repair. Dies with status 2 on a bad
  * option or a wrong number of positionals (min_pos..max_pos).
  */
 void hx_cli_parse(hx_cli *c, int argc, char **argv, const char *allowed, int min_pos, int max_pos);
@@ -34,6 +34,8 @@ void hx_cli_load(const hx_cli *c, hx_recipe *r, hx_plan *p);      /* dies with s
 /* State of every instance against the store and the recipe's history: "cached", "new" or "stale",
  * with a one-line reason. STATES gets p->n objects {state, reason, previous (history record)}. */
 json_t *hx_cli_plan_states(const hx_plan *p, const hx_store *s);
+/* One line per external input of IN (path parameters: "external FIELD: PATH sha256 ..."), indented. */
+void hx_cli_print_external(const hx_instance *in, int indent);
 /* The hash components of instance I that differ from a previous execution's record, as lines. */
 json_t *hx_cli_diff(const hx_plan *p, int i, const json_t *prev);
 

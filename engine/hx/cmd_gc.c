@@ -1,4 +1,4 @@
-/* cmd_gc.c - `hx gc [--keep N]`: drop old run records and every store entry no kept run references. */
+/* cmd_gc.c - `hx gc [--keep N]`: drop old run records (never a live run's) and every entry no kept run references. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -20,14 +20,15 @@ int cmd_gc(int argc, char **argv)
         printf("%s\n", t);
         free(t);
     } else {
-        printf("%s%lld run record%s and %lld store entr%s removed, %.1f MiB freed; %lld run%s kept\n",
+        printf("%s%lld run record%s and %lld store entr%s removed, %.1f MiB freed; %lld run%s kept (%lld in progress)\n",
                c.dry_run ? "(dry run) " : "", (long long)json_integer_value(json_object_get(rep, "runs_removed")),
                json_integer_value(json_object_get(rep, "runs_removed")) == 1 ? "" : "s",
                (long long)json_integer_value(json_object_get(rep, "entries_removed")),
                json_integer_value(json_object_get(rep, "entries_removed")) == 1 ? "y" : "ies",
                json_integer_value(json_object_get(rep, "bytes_freed")) / 1048576.0,
                (long long)json_integer_value(json_object_get(rep, "runs_kept")),
-               json_integer_value(json_object_get(rep, "runs_kept")) == 1 ? "" : "s");
+               json_integer_value(json_object_get(rep, "runs_kept")) == 1 ? "" : "s",
+               (long long)json_integer_value(json_object_get(rep, "runs_live")));
     }
     json_decref(rep);
     hx_store_release(&s);

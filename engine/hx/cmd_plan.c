@@ -25,6 +25,7 @@ int cmd_plan(int argc, char **argv)
             json_t *o = json_pack("{s:s,s:s,s:O,s:s,s:O,s:O,s:O}", "stage", in->stage_name, "kind", in->kind->name,
                                   "axes", in->axes, "key", in->key, "state", json_object_get(st, "state"), "inputs",
                                   in->inputs, "reason", json_object_get(st, "reason"));
+            if (in->external) json_object_set(o, "external", in->external);
             char *t = json_dumps(o, JSON_COMPACT);
             printf("%s\n%s", i ? "," : "", t);
             free(t);
@@ -42,6 +43,7 @@ int cmd_plan(int argc, char **argv)
             printf("%-7s %-16s %-32s %.12s  %s\n", state, in->stage_name, *label ? label : "(shared)", in->key,
                    json_string_value(json_object_get(st, "reason")));
             free(label);
+            hx_cli_print_external(in, 8);
         }
         printf("%d instance%s (%d arm%s): %d cached, %d to run\n", p.n, p.n == 1 ? "" : "s", p.n_arms,
                p.n_arms == 1 ? "" : "s", cached, p.n - cached);

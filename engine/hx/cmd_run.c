@@ -14,7 +14,7 @@
 #include "engine/nn/engine.h"
 #include "kernels/kernels.h"
 
-/* SIGINT: the first asks the stages to stop at a safe point, the second exits at once. */
+/* SIGINT and SIGTERM: the first asks the stages to stop at a safe point, the second exits at once. */
 static volatile int interrupted;
 
 static void on_sigint(int sig)
@@ -121,6 +121,7 @@ static json_t *stage_records(const run_state *R, int full)
             json_object_set_new(o, "kind_version", json_integer(in->kind->version));
             json_object_set(o, "with", in->with);
             json_object_set(o, "inputs", in->inputs);
+            if (in->external) json_object_set(o, "external", in->external);
             if (r->device[0]) json_object_set_new(o, "device", json_string(r->device));
         }
         if (r->error) json_object_set_new(o, "error", json_string(r->error));
@@ -189,6 +190,8 @@ int cmd_run(int argc, char **argv)
     json_t *rep = json_object_get(r.doc, "report");
     if (rep) json_object_set(record, "report", rep);
     json_object_set(record, "axes", p.axes);
+    /* Who is running it: gc keeps every entry of a live run's plan; hx runs shows a vanished one as dead. */
+    json_object_set_new(record, "process", hx_store_process_self());
 
     hx_exec_result *res = xcalloc((size_t)p.n + 1, sizeof *res);
     run_state R = {.cli = &c, .store = &s, .plan = &p, .res = res, .record = record, .id = id, .t0 = hx_now()};
@@ -196,17 +199,21 @@ int cmd_run(int argc, char **argv)
     o.ud = &R;
     save_record(&R, "running");
 
-    struct sigaction sa = {0}, old;
+    struct sigaction sa = {0}, old, old_term;
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old);
+    sigaction(SIGTERM, &sa, &old_term);
     o.engine = run_engine_open(o.threads, o.jobs);
     log_info("run %s: %s, %d stage instance%s, store %s", id, r.name, p.n, p.n == 1 ? "" : "s", s.root);
     hx_progress_begin(&R.prog, "run", p.n, "stage");
+    int engine_lost = 0;
+    o.engine_lost = &engine_lost;
     int failed = hx_exec_run(&p, &s, &o, res);
     hx_progress_end(&R.prog);
-    run_engine_close(o.engine);
+    if (!engine_lost) run_engine_close(o.engine); /* a lost engine's state is unknown: left to the exit */
     sigaction(SIGINT, &old, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
 
     const char *status = interrupted ? "interrupted" : failed ? "failed" : "ok";
     save_record(&R, status);

@@ -20,15 +20,23 @@ static void explain(const hx_plan *p, const json_t *states, int i, int depth, in
            state, in->key);
     free(label);
     if (seen[i]++) return;
+    hx_cli_print_external(in, 2 * depth + 2);
     if (!prev) {
-        printf("%*s  never executed in this store (no run of this recipe has it)\n", 2 * depth, "");
+        if (!strcmp(state, "stale"))
+            printf("%*s  %s: it executes again\n", 2 * depth, "", json_string_value(json_object_get(st, "reason")));
+        else
+            printf("%*s  never executed in this store (no run of this recipe has it)\n", 2 * depth, "");
         return;
     }
     const char *pkey = json_string_value(json_object_get(prev, "key"));
     const char *run = json_string_value(json_object_get(prev, "run_id"));
+    const char *reason = json_string_value(json_object_get(st, "reason"));
     if (pkey && !strcmp(pkey, in->key)) {
-        printf("%*s  unchanged since run %s%s\n", 2 * depth, "", run,
-               state[0] == 'c' ? "" : ", but its store entry is gone (removed by gc or by hand)");
+        if (!strcmp(state, "stale")) /* same key, but an input's content changed under it */
+            printf("%*s  same key as in run %s, but %s: it executes again\n", 2 * depth, "", run, reason);
+        else
+            printf("%*s  unchanged since run %s%s\n", 2 * depth, "", run,
+                   state[0] == 'c' ? "" : ", but its store entry is gone (removed by gc or by hand)");
         return;
     }
     printf("%*s  last executed in run %s with key %.12s; changed:\n", 2 * depth, "", run, pkey ? pkey : "?");

@@ -21,6 +21,7 @@ int cmd_score(int argc, char **argv);
 int cmd_dag(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_fsck(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_report(int argc, char **argv);

@@ -27,6 +27,7 @@ typedef struct sched {
     int finished;           /* instances in a final state */
     int gpu_busy[16];
     int any_failed;
+    int engine_lost;        /* a stage ran out of memory while using the shared engine: not used again */
 } sched;
 
 static void iso_now(char *buf, size_t n)
@@ -68,22 +69,36 @@ static int execute(sched *S, int i, const char *device)
     if (hx_store_begin(s, in->key, &out_dir, &ckpt_dir) < 0) return -2;
     const char **dirs = xcalloc((size_t)in->n_inputs + 1, sizeof *dirs);
     const char **keys = xcalloc((size_t)in->n_inputs + 1, sizeof *keys);
+    hx_lock *pins = xcalloc((size_t)in->n_inputs + 1, sizeof *pins);
+    json_t *digests = json_object();
+    int rc = 0;
+    /* Pin every input for as long as the stage may read it (gc and repairs leave pinned entries alone), then
+     * record the content each one has now: a dependent whose input later changes is stale. */
     for (int j = 0; j < in->n_inputs; j++) {
-        dirs[j] = hx_store_entry_dir(s, p->inst[in->input_inst[j]].key);
         keys[j] = p->inst[in->input_inst[j]].key;
+        dirs[j] = hx_store_entry_dir(s, keys[j]);
+        pins[j].fd = -1;
+        char hex[65];
+        if (rc == 0 && hx_store_pin(s, keys[j], &pins[j]) < 0) rc = -2;
+        else if (rc == 0 && !hx_store_has(s, keys[j]))
+            rc = -2, error("stage '%s': input '%s' (entry %.12s) left the store before the stage could read it "
+                           "(removed by hx gc or by hand?)\nhint: run again; it will be executed first",
+                           in->stage_name, in->roles[j], keys[j]);
+        else if (rc == 0 && hx_store_content_digest(s, keys[j], hex) < 0) rc = -2;
+        else if (rc == 0) json_object_set_new(digests, in->roles[j], json_string(hex));
     }
     json_t *metrics = json_object();
     hx_stage_ctx ctx = {
         .stage_name = in->stage_name,
         .key = in->key,
-        .with = in->with,
+        .with = in->run_with ? in->run_with : in->with,
         .out_dir = out_dir,
         .ckpt_dir = ckpt_dir,
         .n_inputs = in->n_inputs,
         .input_roles = in->roles,
         .input_dirs = dirs,
         .input_keys = keys,
-        .engine = o->engine,
+        .engine = S->engine_lost ? NULL : o->engine,
         .device = device,
         .threads = o->threads,
         .recompute = o->recompute,
@@ -93,8 +108,16 @@ static int execute(sched *S, int i, const char *device)
     char started[32];
     iso_now(started, sizeof started);
     double t0 = hx_now();
-    int rc = hx_stage_call(in->kind, &ctx);
+    if (rc == 0) rc = hx_stage_call(in->kind, &ctx);
     double secs = hx_now() - t0;
+    if (ctx.out_of_memory && ctx.engine) {
+        /* The stage was abandoned mid-way: whatever it was doing to the shared engine is unknowable. Later
+         * stages open their own backends; the engine is neither used nor freed again. */
+        S->engine_lost = 1;
+        if (o->engine_lost) *o->engine_lost = 1;
+        log_warn("stage '%s' ran out of memory: the shared engine is dropped; later stages load their own models",
+                 in->stage_name);
+    }
     if (rc == 0) {
         char host[256] = "?";
         gethostname(host, sizeof host - 1);
@@ -107,19 +130,37 @@ static int execute(sched *S, int i, const char *device)
                                                "build", hx_build_flags()));
         json_t *env = hx_stage_env(); /* the kernel knobs set (HX_KDA_*, HX_CUDA_*) */
         if (env) json_object_set_new(m, "env", env);
+        json_object_set(m, "input_digests", digests);
+        if (in->external && json_object_size(in->external)) json_object_set(m, "external", in->external);
+        if (p->binary_digest) json_object_set_new(m, "hx_binary", json_string(p->binary_digest));
         if (hx_store_commit(s, in->key, m) < 0) {
             error_prefix("stage '%s': commit", in->stage_name);
             rc = -2;
         }
         json_decref(m);
     }
-    for (int j = 0; j < in->n_inputs; j++) free((char *)dirs[j]);
+    for (int j = 0; j < in->n_inputs; j++) {
+        hx_store_unlock(&pins[j]);
+        free((char *)dirs[j]);
+    }
+    free(pins);
     free(dirs);
     free(keys);
+    json_decref(digests);
     json_decref(metrics);
     free(out_dir);
     free(ckpt_dir);
     return rc;
+}
+
+/* Does a stage of this plan read instance I's entry in this run (a dependent not in the store)? */
+static int will_be_read(const sched *S, int i)
+{
+    const hx_plan *p = S->p;
+    for (int d = 0; d < p->n; d++)
+        for (int j = 0; j < p->inst[d].n_inputs; j++)
+            if (p->inst[d].input_inst[j] == i && !hx_store_has(S->s, p->inst[d].key)) return 1;
+    return 0;
 }
 
 /* Everything one instance needs, outside the scheduler lock. Returns its final state. */
@@ -139,16 +180,32 @@ static int process(sched *S, int i, const char *device)
         return HX_ST_FAILED;
     }
     if (hx_store_has(S->s, in->key)) {
-        int v = hx_store_verify(S->s, in->key, S->o->verify);
-        if (v == 0) {
+        /* An entry some stage of this run is about to read is re-hashed in full, so nothing is computed
+         * from bytes that differ from their digests. */
+        int v = hx_store_verify(S->s, in->key, S->o->verify || will_be_read(S, i));
+        char *stale = v == 0 ? hx_exec_stale_input(S->p, S->s, i) : NULL;
+        if (v == 0 && !stale) {
             hx_store_unlock(&lock);
             r->seconds = hx_now() - t0;
             free(label);
             return HX_ST_CACHED;
         }
-        log_warn("store entry %.12s of stage '%s'%s%s%s is corrupted: %s; executing it again", in->key, in->stage_name,
-                 lp, label, rp, hx_last_error());
-        if (hx_store_discard(S->s, in->key) < 0) {
+        int bad;
+        if (v) {
+            char *why = xstrdup(hx_last_error()), *where = NULL;
+            bad = hx_store_quarantine(S->s, in->key, &where);
+            if (!bad)
+                log_warn("store entry %.12s of stage '%s'%s%s%s is corrupted: %s; moved to %s, executing it again",
+                         in->key, in->stage_name, lp, label, rp, why, where);
+            free(why);
+            free(where);
+        } else {
+            log_warn("store entry %.12s of stage '%s'%s%s%s is stale: %s; executing it again", in->key, in->stage_name,
+                     lp, label, rp, stale);
+            bad = hx_store_discard(S->s, in->key);
+        }
+        free(stale);
+        if (bad) {
             set_error(r, hx_last_error());
             r->store_error = 1;
             hx_store_unlock(&lock);
@@ -172,6 +229,27 @@ static int process(sched *S, int i, const char *device)
     r->seconds = hx_now() - t0;
     free(label);
     return st;
+}
+
+char *hx_exec_stale_input(const hx_plan *p, const hx_store *s, int i)
+{
+    const hx_instance *in = &p->inst[i];
+    json_t *m = hx_store_manifest(s, in->key);
+    json_t *rec = json_object_get(m, "input_digests");
+    char *why = NULL;
+    /* Entries made before manifests recorded input digests have nothing to compare. */
+    for (int j = 0; rec && j < in->n_inputs && !why; j++) {
+        const char *was = json_string_value(json_object_get(rec, in->roles[j]));
+        const hx_instance *src = &p->inst[in->input_inst[j]];
+        char now[65];
+        if (!was || !hx_store_has(s, src->key) || hx_store_content_digest(s, src->key, now) < 0) continue;
+        if (strcmp(was, now))
+            why = xstrfmt("input '%s' (stage %s, key %.12s) has other content than when this entry was computed "
+                          "(digest %.12s, was %.12s)", in->roles[j], src->stage_name, src->key, now, was);
+    }
+    json_decref(m);
+    hx_clear_error();
+    return why;
 }
 
 static void finish(sched *S, int i, int st)

@@ -36,7 +36,8 @@ typedef struct hx_exec_opts {
     const char *accel;         /* NULL: GPU slot i is cuda:<gpu_ids[i]>; "guard"/"guard:bf16": one slot on the
                                 * guard device (tests of the device logic on a CPU machine) */
     struct nn_engine *engine;  /* shared engine, may be NULL */
-    volatile int *interrupted; /* set by SIGINT */
+    volatile int *interrupted; /* set by SIGINT or SIGTERM */
+    int *engine_lost;          /* set to 1 when a stage ran out of memory holding the shared engine (may be NULL) */
     const char *run_id;
     /* Called, serialised, whenever an instance changes state (run records, progress). */
     void (*on_change)(void *ud, int inst);
@@ -45,6 +46,10 @@ typedef struct hx_exec_opts {
 
 /* Execute P against S; RES has p->n entries. Returns 0 if no instance failed, 1 otherwise. */
 int hx_exec_run(const hx_plan *p, const hx_store *s, const hx_exec_opts *o, hx_exec_result *res);
+
+/* Why instance I's store entry is stale although its key matches: an input now has other content than
+ * the digest its manifest recorded (xmalloc'd reason), or NULL. Used by the executor, hx plan and hx why. */
+char *hx_exec_stale_input(const hx_plan *p, const hx_store *s, int i);
 
 /* Build facts recorded in manifests (buildinfo.c). */
 const char *hx_build_commit(void);

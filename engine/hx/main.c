@@ -17,6 +17,8 @@ static const hx_cmd commands[] = {
      "parameters, stage keys, eval metrics with deltas and confidence, flipped items of two runs"},
     {"export", cmd_export, "RUN|KEY... -o FILE.tar.zst [--with-inputs] [--store DIR] [--json]",
      "store entries (a run's, or keys with their inputs' manifests) and run records as one archive"},
+    {"fsck", cmd_fsck, "[KEY...] [--repair] [--store DIR] [--json]",
+     "check entries (digests, exact file lists, keys) and run records; --repair moves bad ones to quarantine/"},
     {"gc", cmd_gc, "[--keep N] [--dry-run] [--store DIR] [--json]",
      "remove run records beyond the newest N and store entries no kept run references"},
     {"generate", cmd_generate, "DIR [-p PROMPT]... [--file F] [--max-new N] [--stop S]... [--chat]",

@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine/hx/canon.h"
+#include "engine/hx/external.h"
 
 #define MAX_AXES 64        /* axis sets are bit masks */
 #define MAX_ARMS 100000
@@ -33,6 +35,8 @@ typedef struct builder {
     json_t **axis_vals;       /* resolved value lists */
     int *arm_idx;             /* n_arms x n_axes value indices */
     int cap;                  /* allocated instances */
+    char *recipe_dir;         /* relative external paths are resolved against it */
+    const char *digest_cache; /* the store's cache of external digests, or NULL */
 } builder;
 
 /* ---- small helpers ---- */
@@ -319,7 +323,7 @@ static json_t *arm_json(const builder *b, int m)
 static const char *type_name(hx_type t)
 {
     static const char *n[] = {"an integer", "a number", "true or false", "a string", "a list", "a list of strings",
-                              "a map", "a value"};
+                              "a map", "a value", "a path (string)", "a list of paths"};
     return (unsigned)t < sizeof n / sizeof *n ? n[t] : "?";
 }
 
@@ -400,8 +404,10 @@ static json_t *check_with(builder *b, const stage_info *si, const json_t *res, c
                 break;
             case HX_T_NUM: if (json_is_number(v)) val = json_incref(v); break;
             case HX_T_BOOL: if (json_is_boolean(v)) val = json_incref(v); break;
-            case HX_T_STR: if (json_is_string(v)) val = json_incref(v); break;
+            case HX_T_STR:
+            case HX_T_PATH: if (json_is_string(v)) val = json_incref(v); break;
             case HX_T_LIST: if (json_is_array(v)) val = json_incref(v); break;
+            case HX_T_PATHLIST:
             case HX_T_STRLIST:
                 if (json_is_array(v)) {
                     val = json_incref(v);
@@ -452,6 +458,54 @@ static json_t *check_with(builder *b, const stage_info *si, const json_t *res, c
     return norm;
 }
 
+/* ---- external inputs ---- */
+
+/* For every path parameter of instance IN: resolve it against the recipe's folder, digest its content
+ * (in->external: {field: [{path, sha256}]}, sha256 null when it does not exist: the stage will say so),
+ * and give the stage the absolute paths (in->run_with). */
+static int resolve_external(builder *b, const stage_info *si, hx_instance *in)
+{
+    for (const hx_field *f = si->kind->fields; f && f->name; f++) {
+        if (f->type != HX_T_PATH && f->type != HX_T_PATHLIST) continue;
+        json_t *v = json_object_get(in->with, f->name);
+        json_t *vals = f->type == HX_T_PATH ? json_pack("[O]", v) : json_incref(v), *resolved = json_array();
+        json_t *list = json_array(), *x;
+        size_t i;
+        json_array_foreach(vals, i, x) {
+            const char *sv = json_string_value(x);
+            if (!*sv || list_has(f->allowed, sv)) { /* no path, or a name the kind knows */
+                json_array_append(resolved, x);
+                continue;
+            }
+            char *abs = sv[0] == '/' ? xstrdup(sv) : hx_path_join(b->recipe_dir, sv), hex[65];
+            int rc = hx_external_digest(b->digest_cache, abs, hex);
+            if (rc < 0) {
+                char *p = xstrfmt("stages.%s.with.%s", si->name, f->name);
+                hx_recipe_error_at(b->r, p, "stage '%s': %s: %s", si->name, f->name, hx_last_error());
+                free(p);
+                free(abs);
+                json_decref(vals);
+                json_decref(resolved);
+                json_decref(list);
+                return -1;
+            }
+            json_array_append_new(list, json_pack("{s:s,s:o}", "path", abs, "sha256", rc ? json_null() : json_string(hex)));
+            json_array_append_new(resolved, json_string(abs));
+            free(abs);
+        }
+        if (json_array_size(list)) {
+            if (!in->external) in->external = json_object();
+            json_object_set(in->external, f->name, list);
+            if (!in->run_with) in->run_with = json_deep_copy(in->with);
+            json_object_set(in->run_with, f->name, f->type == HX_T_PATH ? json_array_get(resolved, 0) : resolved);
+        }
+        json_decref(vals);
+        json_decref(resolved);
+        json_decref(list);
+    }
+    return 0;
+}
+
 /* ---- instances ---- */
 
 static int add_instance(builder *b, int s, int arm, const json_t *res, uint64_t mask)
@@ -491,7 +545,7 @@ static int add_instance(builder *b, int s, int arm, const json_t *res, uint64_t 
         json_object_set_new(in->inputs, si->roles[i], json_string(p->inst[j].key));
     }
     p->n++;
-    return 0;
+    return resolve_external(b, si, in);
 }
 
 static int expand_stage(builder *b, int s, const char *binary_digest)
@@ -543,7 +597,8 @@ static int expand_stage(builder *b, int s, const char *binary_digest)
             goto out;
         }
         hx_instance *in = &p->inst[idx];
-        if (hx_canon_key(in->kind->name, in->kind->version, in->with, in->inputs, binary_digest, in->key) < 0) {
+        if (hx_canon_key_ext(in->kind->name, in->kind->version, in->with, in->inputs, in->external, binary_digest,
+                             in->key) < 0) {
             json_decref(seen);
             goto out;
         }
@@ -560,11 +615,28 @@ out:
     return rc;
 }
 
+/* The folder of the recipe's top file (the working directory for a recipe loaded from memory). */
+static char *recipe_dir(const hx_recipe *r)
+{
+    char *real = r->path ? realpath(r->path, NULL) : NULL;
+    if (!real) return getcwd(NULL, 0) ?: xstrdup(".");
+    char *slash = strrchr(real, '/');
+    if (slash == real) slash[1] = 0;
+    else *slash = 0;
+    return real;
+}
+
 int hx_plan_build(hx_plan *p, const hx_recipe *r, const char *binary_digest)
+{
+    return hx_plan_build_cached(p, r, binary_digest, NULL);
+}
+
+int hx_plan_build_cached(hx_plan *p, const hx_recipe *r, const char *binary_digest, const char *digest_cache)
 {
     memset(p, 0, sizeof *p);
     p->recipe = r;
-    builder b = {.p = p, .r = r};
+    p->binary_digest = binary_digest ? xstrdup(binary_digest) : NULL;
+    builder b = {.p = p, .r = r, .recipe_dir = recipe_dir(r), .digest_cache = digest_cache};
     json_t *stages = json_object_get(r->doc, "stages");
     b.ns = (int)json_object_size(stages);
     b.st = xcalloc((size_t)b.ns + 1, sizeof *b.st);
@@ -602,6 +674,7 @@ out:
     free(color);
     free(order);
     free(path);
+    free(b.recipe_dir);
     if (rc < 0) hx_plan_release(p);
     return rc;
 }
@@ -612,11 +685,14 @@ void hx_plan_release(hx_plan *p)
         json_decref(p->inst[i].axes);
         json_decref(p->inst[i].with);
         json_decref(p->inst[i].inputs);
+        json_decref(p->inst[i].external);
+        json_decref(p->inst[i].run_with);
         free(p->inst[i].roles);
         free(p->inst[i].input_inst);
     }
     free(p->inst);
     free(p->stage_names);
+    free(p->binary_digest);
     json_decref(p->axes);
     memset(p, 0, sizeof *p);
 }

@@ -17,6 +17,9 @@ typedef struct hx_instance {
     int n_inputs;
     const char **roles;        /* role names (borrowed from the recipe) */
     int *input_inst;           /* plan index of the instance bound to each role */
+    json_t *external;          /* {field: [{path, sha256}]}: external inputs (files outside the store) read by the
+                                * stage, hashed into the key; NULL when none */
+    json_t *run_with;          /* `with` as the stage sees it (external paths resolved), or NULL: `with` */
     char key[65];
 } hx_instance;
 
@@ -28,6 +31,7 @@ typedef struct hx_plan {
     const char **stage_names;  /* declaration order (borrowed) */
     int n_arms;                /* arms of the full product of the axes */
     json_t *axes;              /* {axis: [values, resolved]} */
+    char *binary_digest;       /* --strict: the binary's digest mixed into every key (recorded in manifests) */
 } hx_plan;
 
 /*
@@ -35,6 +39,8 @@ typedef struct hx_plan {
  * key (`--strict`). Returns 0, or -1 with error("file:line:col: ..."); p is released on failure.
  */
 int hx_plan_build(hx_plan *p, const hx_recipe *r, const char *binary_digest);
+/* The same with the store's cache of external-input digests (DIGEST_CACHE, a directory; NULL: none). */
+int hx_plan_build_cached(hx_plan *p, const hx_recipe *r, const char *binary_digest, const char *digest_cache);
 void hx_plan_release(hx_plan *p);
 
 /* "masking=completion_only,lr=0.001" (or "" for a shared instance); xmalloc'd. */

@@ -14,7 +14,7 @@
 static const hx_field data_fields[] = {
     {"seed", HX_T_INT, "0", NULL, "seed of fact selection, splits, templates, scattering and choice order"},
     {"source", HX_T_STR, "\"world\"", "world|jsonl", "world: build from the pinned packages; jsonl: load benchmark files"},
-    {"jsonl", HX_T_STRLIST, "[]", NULL, "source jsonl: MMLU/ARC/HellaSwag-style JSONL files, one task per file"},
+    {"jsonl", HX_T_PATHLIST, "[]", NULL, "source jsonl: MMLU/ARC/HellaSwag-style JSONL files, one task per file (content keyed)"},
     {"n_facts", HX_T_INT, "50", NULL, "facts per relation family (0: every usable fact)"},
     {"paraphrases", HX_T_INT, "12", NULL, "prose mentions of each pretrain/instruct/eval fact, each another template"},
     {"brown_files", HX_T_INT, "4", NULL, "Brown files in the corpus (0: all not held out for cloze)"},

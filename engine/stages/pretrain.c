@@ -11,7 +11,7 @@
 
 static const hx_field pretrain_fields[] = {
     {"source", HX_T_STR, "\"train\"", "train|load", "train: from scratch on the data world; load: an HF directory `path`"},
-    {"path", HX_T_STR, "\"\"", NULL, "load: a Hugging Face checkpoint directory (config.json + safetensors)"},
+    {"path", HX_T_PATH, "\"\"", NULL, "load: a Hugging Face checkpoint directory (config.json + safetensors; content keyed)"},
     {"hidden", HX_T_INT, "64", NULL, "hidden size d"},
     {"layers", HX_T_INT, "4", NULL, "decoder layers"},
     {"heads", HX_T_INT, "4", NULL, "query heads"},

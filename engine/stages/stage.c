@@ -69,7 +69,14 @@ int hx_stage_call(const hx_stage_kind *kind, hx_stage_ctx *ctx)
      * on that device (else the stage opens its own backend there), and no kernel knob may change its results */
     ctx->engine = kind->needs_gpu ? nn_engine_on(ctx->engine, ctx->device) : NULL;
     if (nn_engine_env_check(ctx->device)) return error_prefix("stage '%s'", ctx->stage_name);
+    hx_oom_trap trap;
+    hx_oom_trap_push(&trap);
+    if (setjmp(trap.jb)) { /* hx_oom popped the trap; what the stage allocated is abandoned */
+        ctx->out_of_memory = 1;
+        return error_prefix("stage '%s' (kind %s) ran out of memory", ctx->stage_name, kind->name);
+    }
     int rc = kind->run(ctx);
+    hx_oom_trap_pop(&trap);
     if (rc == 0 && ctx->interrupted && *ctx->interrupted) {
         /* Finished despite the interrupt: the work is complete and may be committed. */
         return 0;

@@ -16,6 +16,10 @@ typedef enum {
     HX_T_STRLIST, /* list of strings; `allowed` restricts each element */
     HX_T_MAP,     /* free-form object (kind validates) */
     HX_T_ANY,     /* scalar or list: e.g. `layers: paper` or `layers: [0, 2]` */
+    HX_T_PATH,    /* an external input: a file or directory outside the store, relative to the recipe's
+                   * folder; its content is hashed into the key and the stage gets the absolute path.
+                   * "" is no path; `allowed` lists names that are not paths (e.g. "qwen3") */
+    HX_T_PATHLIST, /* a list of HX_T_PATH */
 } hx_type;
 
 /* One field of a stage kind's `with:` schema (redis-style command descriptors as data). */
@@ -62,6 +66,8 @@ typedef struct hx_stage_ctx {
                                      * the results are bit-identical) */
     json_t *metrics;                /* object; the stage adds its metrics (owned by the caller) */
     volatile int *interrupted;      /* set by SIGINT: stop at a safe point, return error */
+    int out_of_memory;              /* set by hx_stage_call: the stage failed by running out of memory (its
+                                     * allocations, and the shared engine's state, were abandoned) */
 } hx_stage_ctx;
 
 typedef struct hx_stage_kind {
@@ -84,7 +90,8 @@ void hx_stage_kinds_add(const hx_stage_kind *const *extra);
 
 /* The one protected call point through which the executor runs a stage: clears the error state, keeps the
  * shared engine only if it lives on ctx->device, refuses kernel knobs that would change the results
- * (nn_engine_env_check), calls kind->run, and turns a failure without a message into one naming the stage. 0 or -1. */
+ * (nn_engine_env_check), calls kind->run, and turns a failure without a message into one naming the stage. Out of
+ * memory inside the stage (hx_oom, base.h) returns here as the stage's failure (ctx->out_of_memory). 0 or -1. */
 int hx_stage_call(const hx_stage_kind *kind, hx_stage_ctx *ctx);
 /* The backend a stage computes on: the shared engine's, or its own on ctx->device (*own = 1: the caller frees it).
  * Always on ctx->device. NULL + error() if the device cannot be opened. */

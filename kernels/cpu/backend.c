@@ -14,7 +14,7 @@ static void *cpu_alloc(k_backend *b, size_t bytes)
 {
     void *p = NULL;
     size_t n = (bytes + 63) & ~(size_t)63;
-    if (posix_memalign(&p, 64, n + 64)) die(HX_EXIT_STAGE, "out of memory allocating %zu bytes", bytes);
+    if (posix_memalign(&p, 64, n + 64)) hx_oom("out of memory allocating %zu bytes", bytes);
     memset(p, 0, n + 64);
     *(size_t *)p = n;
     k_mem_add(b, n);

@@ -15,7 +15,7 @@ static void *cu_alloc(k_backend *b, size_t bytes)
     if (e != cudaSuccess) {
         size_t fr = 0, tot = 0;
         cudaMemGetInfo(&fr, &tot);
-        die(HX_EXIT_STAGE, "%s: out of GPU memory allocating %zu bytes (%zu of %zu MiB free): %s; use a smaller "
+        hx_oom("%s: out of GPU memory allocating %zu bytes (%zu of %zu MiB free): %s; use a smaller "
             "batch or sequence, or --device cpu", b->name, bytes, fr >> 20, tot >> 20, cudaGetErrorString(e));
     }
     CK(cudaMemsetAsync(p, 0, n ? n : 256, KCUDA_STREAM(b)));
@@ -85,7 +85,7 @@ void *kcuda_scratch(k_backend *b, size_t bytes)
     }
     cudaError_t e = cudaMalloc(&c->scratch, n);
     if (e != cudaSuccess)
-        die(HX_EXIT_STAGE, "%s: out of GPU memory for %zu bytes of op scratch: %s", b->name, n,
+        hx_oom("%s: out of GPU memory for %zu bytes of op scratch: %s", b->name, n,
             cudaGetErrorString(e));
     c->scratch_bytes = n;
     k_mem_add(b, n);

@@ -101,18 +101,29 @@ heldout_check "$S" '{"country": 268, "definition": 168, "hypernym": 232, "lexica
 if "$HX" run $R -S stages.world.with.frac_eval=0.95 --store "$T/bad" >"$T/bad.log" 2>&1; then fail "frac_eval=0.95 accepted"; fi
 grep -q "split fractions" "$T/bad.log" || { cat "$T/bad.log"; fail "no clear message for bad fractions"; }
 
-# source: jsonl with hand-written MMLU/ARC/HellaSwag files, and a malformed one
+# source: jsonl with hand-written MMLU/ARC/HellaSwag files, and a malformed one (relative paths are the recipe's)
+ln -s "$TOP/tests/data" "$T/data"
 cat >"$T/jsonl.yaml" <<YAML
 hx: 1
 name: data_jsonl
 stages:
-  bench: {kind: data, with: {source: jsonl, jsonl: [tests/data/jsonl/mmlu.jsonl, tests/data/jsonl/arc.jsonl, tests/data/jsonl/hellaswag.jsonl]}}
+  bench: {kind: data, with: {source: jsonl, jsonl: [data/jsonl/mmlu.jsonl, data/jsonl/arc.jsonl, data/jsonl/hellaswag.jsonl]}}
 YAML
 "$HX" run "$T/jsonl.yaml" --store "$T/j" >"$T/j.log" 2>&1 || { cat "$T/j.log"; fail "jsonl run"; }
 J=$(artifact "$T/j")
 [ "$(wc -l <"$J/bench/mmlu.jsonl")" = 3 ] && [ "$(wc -l <"$J/bench/arc.jsonl")" = 2 ] &&
     [ "$(wc -l <"$J/bench/hellaswag.jsonl")" = 2 ] || fail "jsonl item counts"
 grep -q '"target":"wind"' "$J/bench/arc.jsonl" || fail "ARC answerKey not resolved"
+# the files' content is in the key: an edited benchmark file executes the stage again
+# (a copy of the recipe's folder elsewhere has the same keys)
+mkdir -p "$T/own/data/jsonl"; cp "$TOP"/tests/data/jsonl/{mmlu,arc,hellaswag}.jsonl "$T/own/data/jsonl/"
+cp "$T/jsonl.yaml" "$T/own/jsonl.yaml"
+"$HX" run "$T/own/jsonl.yaml" --store "$T/j" --json 2>/dev/null | grep -q '"state":"cached"' || fail "the same folder elsewhere: cached"
+M="$T/own/data/jsonl/mmlu.jsonl"
+head -1 "$M" >>"$M"
+"$HX" plan "$T/own/jsonl.yaml" --store "$T/j" | grep -q "^        external jsonl: $M sha256 $(sha256sum "$M" | cut -c1-12)" ||
+    fail "plan lists the edited file: $("$HX" plan "$T/own/jsonl.yaml" --store "$T/j")"
+"$HX" run "$T/own/jsonl.yaml" --store "$T/j" --json 2>/dev/null | grep -q '"state":"executed"' || fail "an edited file executes again"
 sed -i 's#arc.jsonl#bad_json.jsonl#' "$T/jsonl.yaml"
 if "$HX" run "$T/jsonl.yaml" --store "$T/j2" >"$T/j2.log" 2>&1; then fail "malformed JSONL accepted"; fi
 grep -q "bad_json.jsonl:3:" "$T/j2.log" || { cat "$T/j2.log"; fail "malformed JSONL error lacks file:line"; }

@@ -121,7 +121,7 @@ refused symlink.tar.zst "$W/C" "not a regular file"
 head -c $(($(stat -c %s run.tar.zst) / 2)) run.tar.zst >cut.tar.zst
 refused cut.tar.zst "$W/C" "truncated or corrupt"
 head -c 5000 run.tar | zstd -q >cut2.tar.zst
-refused cut2.tar.zst "$W/C" "cut2.tar.zst: member [0-9]* .*(truncated or corrupt archive)"
+refused cut2.tar.zst "$W/C" "cut2.tar.zst: member [0-9]*.*(truncated or corrupt archive)"
 printf 'not an archive' | zstd -q >junk.tar.zst
 refused junk.tar.zst "$W/C" "junk.tar.zst"
 

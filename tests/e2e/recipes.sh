@@ -4,10 +4,11 @@
 set -euo pipefail
 cd "$TOP"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+# Every command names its own store: the user's .hx/ (or $HX_STORE) must neither be read nor written.
 
 for r in recipes/*.yaml; do
     for scale in tiny small paper; do
-        "$HX" plan "$r" -S params.scale=$scale --json > "$tmp/plan.json"
+        "$HX" plan "$r" --store "$tmp/plan-store" -S params.scale=$scale --json > "$tmp/plan.json"
         python3 - "$tmp/plan.json" "$r" "$scale" <<'PY'
 import json, sys
 p = json.load(open(sys.argv[1]))

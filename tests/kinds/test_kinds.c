@@ -1,4 +1,4 @@
-/* test_kinds.c - test-only stage kinds registered in build/hx-test: sources, concatenation, slow, failing. */
+/* test_kinds.c - test-only stage kinds registered in build/hx-test: sources, concatenation, slow, failing, out of memory, external files. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -8,6 +8,7 @@
 
 #include "base/base.h"
 #include "engine/stages/stage.h"
+#include "kernels/kernels.h"
 
 /* Every execution appends "<stage> <key>" to $HX_TEST_LOG (when set): tests count executions. */
 static void note_execution(const hx_stage_ctx *c)
@@ -47,7 +48,10 @@ static int source_run(hx_stage_ctx *c)
 {
     note_execution(c);
     long long seed = hx_with_int(c, "seed");
-    char *text = xstrfmt("%s:%lld:%g", hx_with_str(c, "text"), seed, hx_with_num(c, "scale"));
+    /* HX_TEST_NONDET=x stands for a stage whose bytes vary between executions (timings, a GPU race). */
+    const char *nd = getenv("HX_TEST_NONDET");
+    char *text = xstrfmt("%s:%lld:%g%s%s", hx_with_str(c, "text"), seed, hx_with_num(c, "scale"), nd && *nd ? ":" : "",
+                         nd && *nd ? nd : "");
     int rc = write_text(c, "data.txt", text);
     json_object_set_new(c->metrics, "bytes", json_integer((json_int_t)strlen(text)));
     free(text);
@@ -172,8 +176,77 @@ static const hx_field fail_fields[] = {
 static const hx_role fail_roles[] = {{"in", NULL, 1, "anything"}, {0}};
 const hx_stage_kind hx_kind_t_fail = {"t_fail", 1, "test: fails on demand", fail_fields, fail_roles, 0, fail_run};
 
+/* ---- t_file: data.txt = the contents of external files (path parameters), each file or directory listed ---- */
+
+static int append_path(hx_sbuf *sb, const char *path)
+{
+    if (!*path) return 0;
+    if (!strcmp(path, "builtin")) { /* a name, not a path (as the tokenizer's qwen3) */
+        hx_sb_puts(sb, "(builtin)");
+        return 0;
+    }
+    if (hx_is_dir(path)) { /* a directory: its files a.txt, b.txt, ... in name order, as a model directory */
+        for (char c = 'a'; c <= 'z'; c++) {
+            char *p = xstrfmt("%s/%c.txt", path, c), *text = NULL;
+            if (hx_file_exists(p) && hx_read_file(p, &text, NULL) == 0) hx_sb_printf(sb, "[%c]%s", c, text);
+            free(text);
+            free(p);
+        }
+        return 0;
+    }
+    char *text = NULL;
+    if (hx_read_file(path, &text, NULL) < 0) return error("t_file: %s", hx_last_error());
+    hx_sb_puts(sb, text);
+    free(text);
+    return 0;
+}
+
+static int file_run(hx_stage_ctx *c)
+{
+    note_execution(c);
+    hx_sbuf sb = {0};
+    int rc = append_path(&sb, hx_with_str(c, "file"));
+    json_t *files = hx_with_json(c, "files"), *f;
+    size_t i;
+    json_array_foreach(files, i, f) if (rc == 0) rc = append_path(&sb, json_string_value(f));
+    char *text = hx_sb_take(&sb);
+    if (rc == 0) rc = write_text(c, "data.txt", text);
+    free(text);
+    return rc;
+}
+
+static const hx_field file_fields[] = {
+    {"file", HX_T_PATH, "\"\"", "builtin", "a file (or directory) read by the stage"},
+    {"files", HX_T_PATHLIST, "[]", NULL, "more files or directories"},
+    {0},
+};
+const hx_stage_kind hx_kind_t_file = {"t_file", 1, "test: copies external files", file_fields, no_roles, 0, file_run};
+
+/* ---- t_oom: runs out of memory (the way a too-large model or batch would) ---- */
+
+static int oom_run(hx_stage_ctx *c)
+{
+    note_execution(c);
+    size_t huge = (size_t)1 << 62; /* more than any machine has: the allocation fails at once */
+    if (!strcmp(hx_with_str(c, "how"), "backend")) {
+        k_backend *b = k_backend_new("cpu", 1);
+        if (!b) return -1;
+        b->op->alloc(b, huge);
+        k_backend_free(b);
+    } else {
+        free(xmalloc(huge));
+    }
+    return write_text(c, "data.txt", "had memory after all");
+}
+
+static const hx_field oom_fields[] = {
+    {"how", HX_T_STR, "\"xmalloc\"", "xmalloc|backend", "which allocator fails: xmalloc or the CPU backend's"},
+    {0},
+};
+const hx_stage_kind hx_kind_t_oom = {"t_oom", 1, "test: runs out of memory", oom_fields, fail_roles, 0, oom_run};
+
 static const hx_stage_kind *const test_kinds[] = {&hx_kind_t_source, &hx_kind_t_concat, &hx_kind_t_slow,
-                                                  &hx_kind_t_fail, NULL};
+                                                  &hx_kind_t_fail, &hx_kind_t_oom, &hx_kind_t_file, NULL};
 
 void hx_test_kinds_register(void);
 void hx_test_kinds_register(void) { hx_stage_kinds_add(test_kinds); }

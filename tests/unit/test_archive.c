@@ -118,8 +118,8 @@ static int setup(void **state)
     json_t *in = json_pack("{s:s}", "a", KSRC);
     static const char *dst_files[] = {"c.txt", "alpha alpha"};
     produce(&s, "dst", w2, in, KDST, dst_files, 1);
-    json_t *run = json_pack("{s:s,s:s,s:{s:s},s:[{s:s,s:s,s:s},{s:s,s:s,s:s}]}", "run_id", RUN_ID, "status", "ok",
-                            "recipe", "name", "unit", "stages", "stage", "src", "key", KSRC, "state", "executed",
+    json_t *run = json_pack("{s:s,s:s,s:s,s:{s:s},s:[{s:s,s:s,s:s},{s:s,s:s,s:s}]}", "run_id", RUN_ID, "status", "ok",
+                            "started", "2026-01-01T12:00:00Z", "recipe", "name", "unit", "stages", "stage", "src", "key", KSRC, "state", "executed",
                             "stage", "dst", "key", KDST, "state", "executed");
     int rc = hx_store_write_run(&s, RUN_ID, run);
     json_decref(run);

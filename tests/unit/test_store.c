@@ -13,11 +13,18 @@
 #include <unistd.h>
 
 #include "base/base.h"
+#include "engine/hx/canon.h"
 #include "engine/hx/store.h"
 
 static char tmpdir[256];
-static const char *K1 = "1111111111111111111111111111111111111111111111111111111111111111";
-static const char *K2 = "2222222222222222222222222222222222222222222222222222222222222222";
+/* Keys that the fake stage's manifests hash to (kind t_unit, with {"id": 1 or 2}): set up once. */
+static char K1[65], K2[65];
+
+static json_t *fake_manifest(const char *key)
+{
+    return json_pack("{s:s,s:s,s:i,s:{s:i},s:{}}", "key", key, "kind", "t_unit", "kind_version", 1, "with", "id",
+                     strcmp(key, K1) ? 2 : 1, "inputs");
+}
 
 static void write_in(const char *dir, const char *name, const char *text)
 {
@@ -37,7 +44,7 @@ static void produce(hx_store *s, const char *key, const char *text)
     assert_int_equal(hx_mkdir_p(sub), 0);
     write_in(sub, "b.txt", "bee");
     write_in(ckpt, "step", "7"); /* checkpoints never reach the store */
-    json_t *m = json_pack("{s:s}", "key", key);
+    json_t *m = fake_manifest(key);
     assert_false(hx_store_has(s, key));
     assert_int_equal(hx_store_commit(s, key, m), 0);
     json_decref(m);
@@ -73,10 +80,12 @@ static void test_commit(void **state)
     assert_int_equal(hx_store_verify(&s, K1, 0), 0);
     assert_int_equal(hx_store_verify(&s, K1, 1), 0);
     /* Prefix lookup. */
-    char *k = hx_store_find_key(&s, "1111");
+    char prefix[5] = {K1[0], K1[1], K1[2], K1[3], 0}, other[5] = "0000";
+    while (other[0] == K1[0] || other[0] == K2[0]) other[0]++;
+    char *k = hx_store_find_key(&s, prefix);
     assert_string_equal(k, K1);
     free(k);
-    assert_null(hx_store_find_key(&s, "3333"));
+    assert_null(hx_store_find_key(&s, other));
     assert_null(hx_store_find_key(&s, "../x"));
     free(ck);
     free(partial);
@@ -232,6 +241,13 @@ static void test_runs_and_gc(void **state)
     assert_int_equal(hx_store_gc(&s, 0, 0, rep), 0);
     assert_true(hx_store_has(&s, K2));
     hx_store_unlock(&l);
+    /* So is a pinned one (a stage is reading it), and discard refuses it. */
+    assert_int_equal(hx_store_pin(&s, K2, &l), 0);
+    assert_int_equal(hx_store_gc(&s, 0, 0, rep), 0);
+    assert_true(hx_store_has(&s, K2));
+    assert_int_equal(hx_store_discard(&s, K2), -1);
+    assert_non_null(strstr(hx_last_error(), "being read by a running stage"));
+    hx_store_unlock(&l);
     assert_int_equal(hx_store_gc(&s, 0, 0, rep), 0);
     assert_false(hx_store_has(&s, K2));
     json_decref(rep);
@@ -256,6 +272,12 @@ static void test_open_errors(void **state)
 
 static int setup(void **state)
 {
+    for (int n = 1; n <= 2; n++) {
+        json_t *w = json_pack("{s:i}", "id", n), *in = json_object();
+        assert_int_equal(hx_canon_key("t_unit", 1, w, in, NULL, n == 1 ? K1 : K2), 0);
+        json_decref(w);
+        json_decref(in);
+    }
     (void)state;
     snprintf(tmpdir, sizeof tmpdir, "/tmp/hx-test-store-XXXXXX");
     return mkdtemp(tmpdir) ? 0 : -1;
