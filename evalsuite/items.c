@@ -23,7 +23,8 @@ static int want(json_t *list, const char *name, int glob)
 static int cmp_path(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 /* Task files of every directory's bench/, filtered by `tasks`, sorted by task name: xmalloc'd paths. */
-static int list_tasks(const char *const *dirs, int n_dirs, json_t *globs, const char *who, char ***paths, int *n)
+static int list_tasks(const char *const *dirs, const char *const *roles, int n_dirs, json_t *globs, const char *who,
+                      char ***paths, int *n)
 {
     char **v = NULL, *avail = xstrdup("");
     int k = 0, rc = 0;
@@ -31,7 +32,7 @@ static int list_tasks(const char *const *dirs, int n_dirs, json_t *globs, const 
     for (int d = 0; d < n_dirs && !rc; d++) {
         char *bench = hx_path_join(dirs[d], "bench");
         DIR *dh = opendir(bench);
-        if (!dh) rc = error("stage '%s': %s: no bench/ directory in the input artifact", who, bench);
+        if (!dh) rc = error("stage '%s': %s: no bench/ directory in the `%s` input", who, bench, roles[d]);
         for (struct dirent *e; !rc && (e = readdir(dh));) {
             size_t len = strlen(e->d_name);
             if (len <= 6 || strcmp(e->d_name + len - 6, ".jsonl")) continue;
@@ -40,13 +41,13 @@ static int list_tasks(const char *const *dirs, int n_dirs, json_t *globs, const 
             free(avail);
             avail = a;
             if (json_object_get(seen, task))
-                rc = error("stage '%s': the task '%s' is in two inputs (%s and %s); rename one benchmark file", who,
-                           task, json_string_value(json_object_get(seen, task)), bench);
+                rc = error("stage '%s': the task '%s' is in two inputs, `%s` and `%s`; rename one benchmark file", who,
+                           task, json_string_value(json_object_get(seen, task)), roles[d]);
             else if (want(globs, task, 1)) {
                 v = xrealloc(v, (size_t)(k + 1) * sizeof *v);
                 v[k++] = xstrfmt("%s/%s", bench, e->d_name);
             }
-            json_object_set_new(seen, task, json_string(bench));
+            json_object_set_new(seen, task, json_string(roles[d]));
             free(task);
         }
         if (dh) closedir(dh);
@@ -88,13 +89,13 @@ static int parse_all(json_t *docs, struct ev_item **out)
     return (int)n;
 }
 
-int ev_items_load(ev_itemset *s, const char *const *dirs, int n_dirs, json_t *tasks, json_t *splits, int limit,
-                  const char *who)
+int ev_items_load(ev_itemset *s, const char *const *dirs, const char *const *roles, int n_dirs, json_t *tasks,
+                  json_t *splits, int limit, const char *who)
 {
     memset(s, 0, sizeof *s);
     char **paths = NULL;
     int np = 0, rc = 0;
-    if (list_tasks(dirs, n_dirs, tasks, who, &paths, &np)) return -1;
+    if (list_tasks(dirs, roles, n_dirs, tasks, who, &paths, &np)) return -1;
     s->all_docs = json_array();
     s->sel_docs = json_array();
     s->n_original = json_object();

@@ -14,12 +14,12 @@ typedef struct ev_itemset {
 } ev_itemset;
 
 /*
- * Reads <dir>/bench/<task>.jsonl of each of n_dirs artifact directories (a task name may come from one directory
- * only), keeping tasks that match one of the `tasks` globs ([] = all), items of the `splits` ([] = all), the first
+ * Reads <dir>/bench/<task>.jsonl of each of n_dirs artifact directories, the inputs named roles[] in messages (a task
+ * name may come from one directory only), keeping tasks that match one of the `tasks` globs ([] = all), items of the `splits` ([] = all), the first
  * `limit` per task and split (0 = all). `who` names the stage in messages. 0, or error() naming the file and line.
  */
-int ev_items_load(ev_itemset *s, const char *const *dirs, int n_dirs, json_t *tasks, json_t *splits, int limit,
-                  const char *who);
+int ev_items_load(ev_itemset *s, const char *const *dirs, const char *const *roles, int n_dirs, json_t *tasks,
+                  json_t *splits, int limit, const char *who);
 void ev_items_release(ev_itemset *s);
 
 #endif

@@ -290,16 +290,17 @@ static void stage_metrics(hx_stage_ctx *c, json_t *metrics, int n, double t0)
 
 static int eval_run(hx_stage_ctx *c)
 {
-    const char *model_dir = hx_input_dir(c, "model"), *dirs[2];
+    static const char *const bench_roles[] = {"data", "bench"};
+    const char *model_dir = hx_input_dir(c, "model"), *dirs[2], *roles[2];
     int n_dirs = 0;
-    if ((dirs[n_dirs] = hx_input_dir(c, "data"))) n_dirs++;
-    if ((dirs[n_dirs] = hx_input_dir(c, "bench"))) n_dirs++;
+    for (int i = 0; i < 2; i++)
+        if ((dirs[n_dirs] = hx_input_dir(c, bench_roles[i]))) roles[n_dirs++] = bench_roles[i];
     if (!model_dir || !n_dirs)
         return error("stage '%s': eval needs the input `model` and a benchmark input, `data` or `bench`", c->stage_name);
     eval_opts o;
     ev_itemset s;
     if (read_opts(c, &o) ||
-        ev_items_load(&s, dirs, n_dirs, hx_with_json(c, "tasks"), hx_with_json(c, "splits"), o.limit, c->stage_name))
+        ev_items_load(&s, dirs, roles, n_dirs, hx_with_json(c, "tasks"), hx_with_json(c, "splits"), o.limit, c->stage_name))
         return -1;
     eval_reqs r;
     int rc = build_requests(&s, &o, &r), own = !c->engine;
