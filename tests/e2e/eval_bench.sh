@@ -42,7 +42,10 @@ stages:
     kind: eval
     inputs: {model: teacher, data: world, bench: real}
     with: {tasks: ["kn_mcq_*", "mmlu_*", "arc_*", "hellaswag", "generic"], limit: 2, max_new_tokens: 3}
-  eval_real: {kind: eval, inputs: {model: teacher, bench: real}, with: {max_new_tokens: 2, splits: [eval]}}
+  eval_real:   # the paper's settings (recipes/base/eval_paper.yaml) on the real files alone
+    kind: eval
+    inputs: {model: teacher, bench: real}
+    with: {max_new_tokens: 2, splits: [eval], ll_chat: true, enable_thinking: false, shots: 1}
 YAML
 S="$T/store"
 "$HX" run "$T/r.yaml" --store "$S" >"$T/run.log" 2>&1 || { cat "$T/run.log"; fail "hx run"; }
@@ -81,7 +84,9 @@ for d, limit in ((ev, 2), (ev_real, 0)):
         se = math.sqrt(sum((x - mu) ** 2 for x in acc) / (len(acc) - 1)) / math.sqrt(len(acc)) if len(acc) > 1 else "N/A"
         assert r["acc_stderr,none"] == se, (task, r["acc_stderr,none"], se)
         assert ("acc_norm,none" in r) == (mine[0]["format"] != "mcq")
-        assert res["n-samples"][task]["effective"] == len(mine) and res["n-shot"][task] == 0
+        chat = d == ev_real and mine[0]["format"] != "prose"
+        assert res["n-samples"][task]["effective"] == len(mine) and res["n-shot"][task] == (1 if d == ev_real else 0)
+        assert res["configs"][task]["target_delimiter"] == ("" if chat else " ")
         samples = open("%s/samples_%s.jsonl" % (d, task), encoding="utf-8").read().splitlines()
         assert len(samples) == len(mine)
         for n, (line, it) in enumerate(zip(samples, mine)):
@@ -95,6 +100,10 @@ for d, limit in ((ev, 2), (ev_real, 0)):
                 all(abs(float(x[0]) - y) < 1e-6 for x, y in zip(s["filtered_resps"], it["ll_logp"]))
             assert s["resps"] == [[x] for x in s["filtered_resps"]] and s["filter"] == "none"
             assert s["acc"] == (1.0 if it["ll_correct"] else 0.0) and s["gen_text"] == it["gen_text"]
+            ctx, cont = s["arguments"]["gen_args_0"]["arg_0"], s["arguments"]["gen_args_0"]["arg_1"]
+            assert ctx.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n") == chat, ctx
+            assert cont.startswith(" ") != chat, cont
+            assert s["gen_prompt"].endswith("<think>\n\n</think>\n\n") == (d == ev_real), s["gen_prompt"]
             if task in ("mmlu_math", "arc_easy", "hellaswag", "generic"):
                 assert s["doc"] == lines("%s/%s.jsonl" % (t, task))[n]
     orig = {"mmlu_math": 3, "arc_easy": 2, "hellaswag": 1, "generic": 2}
