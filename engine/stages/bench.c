@@ -11,8 +11,8 @@ static const hx_field bench_fields[] = {
      "benchmark JSONL files (MMLU, ARC, HellaSwag, {question, choices, answer}), one task per file, named by its base "
      "name; paths relative to the working directory (external files: registry.c hx_stage_file_fields)"},
     {"format", HX_T_STR, "\"auto\"", "auto|mcq|open|cloze",
-     "how the items are asked (docs/eval.md): auto = cloze for HellaSwag, else mcq (lettered options); open asks "
-     "without options and scores the choice texts (lm-eval's ARC)"},
+     "how the items are asked (docs/eval.md): auto = a row's own \"format\" (hx's item form), else cloze for HellaSwag "
+     "and mcq (lettered options) for the others; open asks without options and scores the choice texts (lm-eval's ARC)"},
     {NULL, 0, NULL, NULL, NULL},
 };
 
@@ -54,6 +54,16 @@ static int attach_docs(const char *path, json_t *items)
     return rc;
 }
 
+/* A row in hx's own item form names its format ("format": "prose"); NULL for any other row. */
+static const char *row_format(json_t *row)
+{
+    static const char *const formats[] = {"mcq", "open", "cloze", "prose"};
+    const char *f = json_string_value(json_object_get(row, "format"));
+    for (int i = 0; f && i < 4; i++)
+        if (!strcmp(f, formats[i])) return formats[i];
+    return NULL;
+}
+
 static int bench_run(hx_stage_ctx *c)
 {
     json_t *files = hx_with_json(c, "files");
@@ -78,8 +88,11 @@ static int bench_run(hx_stage_ctx *c)
             rc = error_prefix("stage '%s'", c->stage_name);
         size_t j;
         json_t *it;
-        if (!rc && strcmp(format, "auto"))
-            json_array_foreach(items, j, it) json_object_set_new(it, "format", json_string(format));
+        json_array_foreach(items, j, it) {
+            if (rc) break;
+            const char *f = strcmp(format, "auto") ? format : row_format(json_object_get(it, "doc"));
+            if (f) json_object_set_new(it, "format", json_string(f));
+        }
         if (!rc) {
             char *out = xstrfmt("%s/%s.jsonl", bench, task);
             rc = world_write_jsonl(out, items);
