@@ -17,7 +17,8 @@ void ev_grade_ll(const ev_item *it, const double *logp, const int *greedy, ev_ll
     int best = 0, bestn = 0;
     double bn = 0;
     for (int c = 0; c < it->n_choices; c++) {
-        double vn = logp[c] / ev_utf8_len(it->choices[c]);
+        /* lm-eval divides by len(choice), the continuation without its delimiter: the letter for mcq */
+        double vn = logp[c] / (it->format == EV_FMT_MCQ ? 1 : ev_utf8_len(it->choices[c]));
         if (logp[c] > logp[best]) best = c; /* ties: the first (np.argmax) */
         if (c == 0 || vn > bn) bestn = c, bn = vn;
     }

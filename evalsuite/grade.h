@@ -10,8 +10,9 @@
 /*
  * Log-likelihood outcome, as lm-eval 0.4.x's multiple_choice process_results computes it:
  *   pred      = argmax_c logp[c]                         (acc: pred == answer)
- *   pred_norm = argmax_c logp[c] / len(choices[c])       (acc_norm; len in characters = Unicode code points of the
- *                                                          choice text, without the " " delimiter)
+ *   pred_norm = argmax_c logp[c] / len(choice c)         (acc_norm; len in characters = Unicode code points of what
+ *                                                          the continuation asks without its " " delimiter: the
+ *                                                          choice text, or for mcq the letter, so pred_norm == pred)
  * argmax ties go to the first (np.argmax). greedy = the answer's continuation is the greedy one (is_greedy).
  * has_norm = 0 for mcq items, whose continuations are letters (lm-eval's MMLU reports acc only).
  */

@@ -24,7 +24,8 @@
 #   is_greedy = every continuation token is the argmax.
 # And lm_eval/api/task.py (ConfigurableTask.process_results, multiple_choice):
 #   acc = argmax(ll) == gold; acc_norm = argmax(ll / len(choice)) == gold (len in characters = code points of
-#   the choice text, without the " " delimiter); np.argmax: ties go to the first.
+#   doc_to_choice's string: the continuation without the " " delimiter, i.e. the choice text, or for mcq the letter);
+#   np.argmax: ties go to the first.
 #   stderr = sample standard deviation / sqrt(n) (lm_eval/api/metrics.py mean_stderr).
 import argparse
 import io
@@ -173,7 +174,9 @@ def main():
             reqs.append({"context": ctx, "continuation": cont, "context_ids": ce, "continuation_ids": ke,
                          "ll": ll, "is_greedy": greedy})
         lls = [r["ll"] for r in reqs]
-        lens = [float(len(c)) for c in it["choices"]]
+        # lm-eval divides by len(choice): the string doc_to_choice gives, i.e. the continuation without its " "
+        # target delimiter: the choice text, or for mcq the letter (so acc_norm == acc there, as for lm-eval's MMLU)
+        lens = [float(len(c[1:])) for c in conts]
         pred = argmax(lls)
         pred_norm = argmax([ll / n for ll, n in zip(lls, lens)])
         gold = it["answer"]

@@ -127,6 +127,12 @@ static void test_ll(void **state)
     assert_int_equal(ev_utf8_len("\xc3\xa9t\xe2\x82\xac"), 3);
     static const char *const l[] = {"x", "y", "z", "w"};
     ev_item m = item(EV_FMT_MCQ, 4, l, 2);
+    double lpm[4] = {-1.2, -1.0, -9.0, -9.0}; /* divided by the texts' lengths (1 each here) or by the letters' */
+    static const char *const lt[] = {"xxxxxx", "y", "z", "w"};
+    ev_item m2 = item(EV_FMT_MCQ, 4, lt, 0);
+    ev_grade_ll(&m2, lpm, NULL, &g);
+    assert_int_equal(g.pred, 1);
+    assert_int_equal(g.pred_norm, 1); /* per letter: -1.2, -1.0 -> B; per text "xxxxxx" would give -0.2 -> A */
     ev_grade_ll(&m, lp, NULL, &g);
     assert_int_equal(g.has_norm, 0);
     assert_int_equal(g.greedy, 0);
