@@ -13,6 +13,10 @@
 #include "evalsuite/metrics.h"
 #include "evalsuite/prompt.h"
 
+/* The kind's version (part of every key): also lm-eval's `versions` of the tasks in results.json.
+ * 2: lm-eval's encode_pair, results.json + samples_<task>.jsonl, the extraction fixes, the `bench` input. */
+#define EVAL_VERSION 2
+
 static const hx_field eval_fields[] = {
     {"tasks", HX_T_STRLIST, "[]", NULL, "bench task names or globs (kn_mcq_*); [] = every task of the inputs"},
     {"splits", HX_T_STRLIST, "[]", NULL, "item splits to evaluate (eval, heldout); [] = all"},
@@ -265,7 +269,7 @@ static int write_outputs(hx_stage_ctx *c, const ev_itemset *s, const eval_reqs *
     ev_lm_run lm = {.n = s->n, .items = s->it, .docs = docs, .outcomes = res, .ll_ctx = (const char *const *)r->ctx,
                     .ll_cont = (const char *const *)r->cont, .ll_logp = r->logp, .ll_greedy = r->greedy,
                     .gen_prompt = (const char *const *)r->gen, .n_original = s->n_original, .shots = o->shots,
-                    .chat = o->ll_chat, .version = 2.0, .config = config, .task_params = c->with};
+                    .chat = o->ll_chat, .version = EVAL_VERSION, .config = config, .task_params = c->with};
     if (!rc) rc = ev_lmeval_write(c->out_dir, &lm);
     json_decref(config);
     free(model_args);
@@ -350,7 +354,7 @@ static int eval_run(hx_stage_ctx *c)
 
 const hx_stage_kind hx_kind_eval = {
     .name = "eval",
-    .version = 2, /* 2: lm-eval's encode_pair, results.json + samples_<task>.jsonl, grading fixes, `bench` input */
+    .version = EVAL_VERSION,
     .doc = "knowledge benchmarks scored by log-likelihood and by greedy generation on the same items (docs/eval.md)",
     .fields = eval_fields,
     .roles = eval_roles,
