@@ -115,9 +115,10 @@ json_t *ev_grade_outcome(const ev_item *it, const double *logp, const int *greed
     } else {
         json_t *aj = json_string(g.answer);
         json_object_set_new(o, "gen_pred", aj ? aj : json_null());
-        if (g.rule == EV_RULE_AMBIGUOUS) json_object_set_new(o, "gen_rule", json_string(ev_rule_name(g.rule)));
         json_object_set_new(o, "gen_correct", json_boolean(g.correct));
         json_object_set_new(o, "gen_em", json_boolean(g.em));
+        /* only when true (other lines stay as before); not gen_rule: metrics.c takes items with one for letter items */
+        if (g.rule == EV_RULE_AMBIGUOUS) json_object_set_new(o, "gen_list", json_true());
     }
     ev_gen_grade_release(&g);
     return o;

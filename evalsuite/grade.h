@@ -45,7 +45,9 @@ int ev_utf8_len(const char *s);
 
 /*
  * The item's line of items.jsonl (docs/eval.md): the item's identity, ll_logp / ll_pred / ll_correct / ll_greedy /
- * ll_norm_*, gen_text / gen_pred / gen_rule / gen_correct / gen_em. reply is repaired in place (ev_utf8_repair).
+ * ll_norm_*, gen_text / gen_pred, gen_rule (letter formats only: its presence marks a letter item), gen_correct,
+ * gen_em, gen_list (open formats, only when true: the reply lists candidates). reply is repaired in place
+ * (ev_utf8_repair).
  */
 json_t *ev_grade_outcome(const ev_item *it, const double *logp, const int *greedy, char *reply, int exact_match);
 

@@ -221,8 +221,8 @@ static json_t *sample_line(const ev_lm_run *r, int i, int req, int doc_index, lm
     json_object_set_new(o, "gen_acc", json_real(gen));
     json_object_set_new(o, "hx_doc_id", json_string(it->doc_id));
     json_object_set_new(o, "gen_prompt", json_string(r->gen_prompt[i]));
-    static const char *const gen_keys[] = {"gen_text", "gen_pred", "gen_rule", "gen_em"};
-    for (int k = 0; k < 4; k++) {
+    static const char *const gen_keys[] = {"gen_text", "gen_pred", "gen_rule", "gen_em", "gen_list"};
+    for (int k = 0; k < 5; k++) {
         json_t *v = json_object_get(oc, gen_keys[k]);
         if (v) json_object_set(o, gen_keys[k], v);
     }
