@@ -112,7 +112,8 @@ static int hedged_letters(const char *text, char last)
 {
     char pat[320];
     snprintf(pat, sizeof pat,
-             "(?<![A-Za-z0-9])[\\(\\[]?([A-%c])[\\)\\]]?(?:\\s*,\\s*(?:(?:or|and)\\s+)?|\\s*[/&]\\s*|\\s+(?:or|and|and/or|nor)\\s+)"
+             "(?<![A-Za-z0-9])[\\(\\[]?([A-%c])[\\)\\]]?"
+             "(?:\\s*,\\s*(?:(?:or|and)\\s+)?|\\s*[/&]\\s*|\\s+(?:or|and|and/or|nor)\\s+)"
              "(?:(?:option|choice)\\s+)?[\\(\\[]?([A-%c])(?![A-Za-z0-9])",
              last, last);
     int ec;
@@ -279,7 +280,8 @@ int ev_open_is_list(const char *text, const char *target, const char *const *ali
         while (e > start && (isspace((unsigned char)e[-1]) || strchr(".!?", e[-1]))) e--;
         if (e > start && n_parts < MAX_PARTS) {
             int words = 0;
-            for (char *q = start; q < e; q++) words += !isspace((unsigned char)*q) && (q == start || isspace((unsigned char)q[-1]));
+            for (char *q = start; q < e; q++)
+                words += !isspace((unsigned char)*q) && (q == start || isspace((unsigned char)q[-1]));
             short_parts &= words <= 4;
             part[n_parts++] = xstrfmt("%.*s", (int)(e - start), start);
         }

@@ -54,7 +54,8 @@ static int list_tasks(const char *const *dirs, const char *const *roles, int n_d
         free(bench);
     }
     json_decref(seen);
-    if (!rc && !k) rc = error("stage '%s': no bench task matches `tasks`; the inputs have: %s", who, *avail ? avail : "none");
+    if (!rc && !k)
+        rc = error("stage '%s': no bench task matches `tasks`; the inputs have: %s", who, *avail ? avail : "none");
     free(avail);
     if (rc) {
         for (int i = 0; i < k; i++) free(v[i]);
@@ -116,7 +117,8 @@ int ev_items_load(ev_itemset *s, const char *const *dirs, const char *const *rol
             if (rc) break;
             json_array_append(s->all_docs, o);
             char *lm = ev_lm_task(&it);
-            json_object_set_new(s->n_original, lm, json_integer(json_integer_value(json_object_get(s->n_original, lm)) + 1));
+            json_int_t had = json_integer_value(json_object_get(s->n_original, lm));
+            json_object_set_new(s->n_original, lm, json_integer(had + 1));
             free(lm);
             json_int_t have = json_integer_value(json_object_get(counts, it.split));
             if (want(splits, it.split, 0) && (!limit || have < limit)) {

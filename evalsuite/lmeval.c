@@ -53,8 +53,8 @@ static void put_str(hx_sbuf *b, const char *s, size_t n)
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         char esc[8];
-        const char *e = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t"
-                      : c == '\b' ? "\\b" : c == '\f' ? "\\f" : NULL;
+        const char *e = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\n' ? "\\n" : c == '\r' ? "\\r"
+                      : c == '\t' ? "\\t" : c == '\b' ? "\\b" : c == '\f' ? "\\f" : NULL;
         if (!e && c < 0x20) snprintf(esc, sizeof esc, "\\u%04x", c), e = esc;
         if (e) hx_sb_puts(b, e);
         else hx_sb_add(b, (const char *)&c, 1);
@@ -187,7 +187,10 @@ static lm_task *task_of(lm_task **v, int *n, const char *name)
     return t;
 }
 
-static int cmp_task(const void *a, const void *b) { return strcmp(((const lm_task *)a)->name, ((const lm_task *)b)->name); }
+static int cmp_task(const void *a, const void *b)
+{
+    return strcmp(((const lm_task *)a)->name, ((const lm_task *)b)->name);
+}
 
 /* The --log_samples line of one item (lm_eval/evaluator.py, loggers/evaluation_tracker.py save_results_samples). */
 static json_t *sample_line(const ev_lm_run *r, int i, int req, int doc_index, lm_task *t)
@@ -200,12 +203,14 @@ static json_t *sample_line(const ev_lm_run *r, int i, int req, int doc_index, lm
     for (int c = 0; c < it->n_choices; c++) {
         char key[32];
         snprintf(key, sizeof key, "gen_args_%d", c);
-        json_object_set_new(args, key, json_pack("{s:s,s:s}", "arg_0", r->ll_ctx[req + c], "arg_1", r->ll_cont[req + c]));
+        json_object_set_new(args, key,
+                            json_pack("{s:s,s:s}", "arg_0", r->ll_ctx[req + c], "arg_1", r->ll_cont[req + c]));
         json_t *pair = json_pack("[o,s]", py_str_float(r->ll_logp[req + c]), r->ll_greedy[req + c] ? "True" : "False");
         json_array_append_new(resps, json_pack("[O]", pair));
         json_array_append_new(filt, pair);
     }
-    int acc = json_is_true(json_object_get(oc, "ll_correct")), norm = json_is_true(json_object_get(oc, "ll_norm_correct"));
+    int acc = json_is_true(json_object_get(oc, "ll_correct"));
+    int norm = json_is_true(json_object_get(oc, "ll_norm_correct"));
     int has_norm = !json_is_null(json_object_get(oc, "ll_norm_correct"));
     int gen = json_is_true(json_object_get(oc, "gen_correct"));
     json_t *metrics = json_pack("[s]", "acc");
