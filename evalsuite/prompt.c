@@ -142,6 +142,7 @@ char *ev_gen_prompt(const ev_item *it, const ev_item *const *shots, int n_shots,
 {
     if (!ev_uses_chat(it, chat)) return ev_ll_context(it, shots, n_shots);
     int n = 2 * n_shots + 1;
+    int flags = NN_CHAT_GEN_PROMPT | ((chat & EV_CHAT_NO_THINK) ? NN_CHAT_EMPTY_THINK : 0);
     nn_chat_msg *m = xcalloc((size_t)n, sizeof *m);
     char **own = xcalloc((size_t)n, sizeof *own);
     for (int k = 0; k < n_shots; k++) {
@@ -152,9 +153,56 @@ char *ev_gen_prompt(const ev_item *it, const ev_item *const *shots, int n_shots,
     }
     own[n - 1] = gen_user(it);
     m[n - 1] = (nn_chat_msg){"user", own[n - 1]};
-    char *s = nn_chat_render(m, (size_t)n, NN_CHAT_GEN_PROMPT);
+    char *s = nn_chat_render(m, (size_t)n, flags);
     for (int i = 0; i < n; i++) free(own[i]);
     free(own);
     free(m);
     return s;
+}
+
+char *ev_ll_prompt(const ev_item *it, const ev_item *const *shots, int n_shots, int chat)
+{
+    char *ctx = ev_ll_context(it, shots, n_shots);
+    if (!ev_uses_chat(it, chat)) return ctx;
+    nn_chat_msg m = {"user", ctx};
+    char *s = nn_chat_render(&m, 1, NN_CHAT_GEN_PROMPT | ((chat & EV_CHAT_NO_THINK) ? NN_CHAT_EMPTY_THINK : 0));
+    free(ctx);
+    return s;
+}
+
+char *ev_ll_target(const ev_item *it, int choice, int chat)
+{
+    char *t = ev_ll_continuation(it, choice);
+    if (ev_uses_chat(it, chat)) memmove(t, t + 1, strlen(t)); /* drop the " " delimiter */
+    return t;
+}
+
+static uint64_t doc_seed(uint64_t seed, const char *doc)
+{
+    uint64_t h = 1469598103934665603ull ^ (seed * 0x9e3779b97f4a7c15ull);
+    for (const char *s = doc; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+int ev_pick_shots(const ev_item *all, int n_all, const ev_item *it, int k, uint64_t seed, const ev_item **out)
+{
+    int *cand = xmalloc((size_t)(n_all ? n_all : 1) * sizeof *cand), nc = 0;
+    for (int j = 0; j < n_all; j++) {
+        const ev_item *o = &all[j];
+        if (strcmp(o->task, it->task) || !strcmp(o->doc_id, it->doc_id)) continue;
+        if (it->fact_id && o->fact_id && !strcmp(o->fact_id, it->fact_id)) continue;
+        cand[nc++] = j;
+    }
+    hx_rng r;
+    hx_rng_seed(&r, doc_seed(seed, it->doc_id));
+    int got = 0;
+    for (; got < k && got < nc; got++) {
+        int p = got + (int)hx_rng_below(&r, (uint64_t)(nc - got));
+        int t = cand[got];
+        cand[got] = cand[p];
+        cand[p] = t;
+        out[got] = &all[cand[got]];
+    }
+    free(cand);
+    return got;
 }

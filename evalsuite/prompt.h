@@ -3,6 +3,7 @@
 #define EV_PROMPT_H
 
 #include <jansson.h>
+#include <stdint.h>
 
 typedef enum { EV_FMT_MCQ, EV_FMT_OPEN, EV_FMT_CLOZE, EV_FMT_PROSE } ev_format;
 
@@ -37,6 +38,30 @@ char *ev_ll_continuation(const ev_item *it, int choice);
 /* 1 when acc_norm (log-likelihood divided by the continuation's length in characters) is meaningful:
  * continuations are choice texts (open, cloze, prose), not single letters (mcq). */
 int ev_has_acc_norm(const ev_item *it);
+
+/*
+ * How prompts meet the chat template: EV_CHAT asks in Qwen3's chat template (the instruction data's form);
+ * EV_CHAT_NO_THINK adds the empty "<think>\n\n</think>\n\n" block after the generation prompt, the template of a
+ * real Qwen3 rendered with enable_thinking=false (engine/nn/chat.h NN_CHAT_EMPTY_THINK). `chat` arguments below
+ * take these flags (1 = EV_CHAT, as before).
+ */
+enum { EV_CHAT = 1, EV_CHAT_NO_THINK = 2 };
+
+/*
+ * The log-likelihood request as scored: the context (ev_ll_context), wrapped as one user turn with the generation
+ * prompt when ev_uses_chat(it, chat) (lm-eval's --apply_chat_template), and the continuation of `choice`, whose
+ * " " delimiter is dropped when the context is wrapped (lm-eval sets target_delimiter "" with a chat template, as
+ * the instruction data's replies follow "assistant\n" directly). xmalloc'd; NULL + error() from the template.
+ */
+char *ev_ll_prompt(const ev_item *it, const ev_item *const *shots, int n_shots, int chat);
+char *ev_ll_target(const ev_item *it, int choice, int chat);
+
+/*
+ * k shots for an item: other items of its task with another doc (and another fact, where both have one), drawn
+ * without replacement from a generator seeded by (seed, doc_id), so an item's shots depend neither on `limit` nor on
+ * other items. Returns how many (<= k; fewer when the task is small). out[] points into all[].
+ */
+int ev_pick_shots(const ev_item *all, int n_all, const ev_item *it, int k, uint64_t seed, const ev_item **out);
 
 /*
  * The generation prompt. chat = 1: the user turn of the instruction data (docs/data.md), shots as earlier

@@ -14,7 +14,8 @@ static const char usage[] =
     "usage: hx score DIR (-c CONTEXT -x CONTINUATION)... [--file FILE.jsonl] [--chat] [--batch N]\n"
     "                [--tokenizer SPEC] [--device cpu|cuda] [--threads N]\n"
     "  FILE.jsonl: {\"context\": ..., \"continuation\": ...} per line. Prints one JSON line per item:\n"
-    "  logp (sum), n_tokens, greedy (every continuation token is the argmax).";
+    "  logp (sum), n_tokens, greedy (every continuation token is the argmax). Pairs are encoded as lm-eval's\n"
+    "  _encode_pair: the context's trailing whitespace moves to the continuation (docs/eval.md).";
 
 int cmd_score(int argc, char **argv)
 {

@@ -15,6 +15,7 @@ typedef struct hx_cmd {
 int cmd_bench(int argc, char **argv);
 int cmd_conform(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_grade(int argc, char **argv);
 int cmd_help(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_score(int argc, char **argv);

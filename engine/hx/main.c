@@ -23,6 +23,8 @@ static const hx_cmd commands[] = {
      "remove run records beyond the newest N and store entries no kept run references"},
     {"generate", cmd_generate, "DIR [-p PROMPT]... [--file F] [--max-new N] [--stop S]... [--chat]",
      "greedy completions of prompts with a checkpoint"},
+    {"grade", cmd_grade, "--format mcq|cloze|open|prose [--choices N] [--target T] [--alias A]... REPLY|--json-lines F",
+     "grade a reply as the eval stage does: the extracted answer and the rule that fired"},
     {"help", cmd_help, "[COMMAND]", "show usage of hx or of one command"},
     {"import", cmd_import, "FILE.tar.zst [--dry-run] [--store DIR] [--json]",
      "verify an export's digests and add its entries and run records to the store"},

@@ -98,6 +98,54 @@ int nn_textgen(nn_model *m, const nn_tokenizer *tok, const char *const *prompts,
     return 0;
 }
 
+/* Python's str.isspace() for one code point (lm-eval's context.rstrip()). */
+static int py_isspace(uint32_t c)
+{
+    return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+/* Length of s without its trailing whitespace (UTF-8; Python's len(s.rstrip()) in bytes). */
+static size_t rstrip_len(const char *s)
+{
+    size_t n = strlen(s);
+    while (n) {
+        size_t k = n - 1;
+        while (k && ((unsigned char)s[k] & 0xC0) == 0x80 && n - k < 4) k--; /* start of the last code point */
+        const unsigned char *p = (const unsigned char *)s + k;
+        uint32_t c = p[0] < 0x80 ? p[0] : (p[0] >> 5) == 6 ? (uint32_t)(p[0] & 0x1F) << 6 | (p[1] & 0x3F)
+                   : (p[0] >> 4) == 14 ? (uint32_t)(p[0] & 0x0F) << 12 | (uint32_t)(p[1] & 0x3F) << 6 | (p[2] & 0x3F)
+                   : 0xFFFFFFFF;
+        if ((p[0] >= 0x80 && n - k < 2) || !py_isspace(c)) break;
+        n = k;
+    }
+    return n;
+}
+
+int nn_encode_pair(const nn_tokenizer *tok, const char *ctx, const char *cont, int32_t **ctx_ids, int *n_ctx,
+                   int32_t **cont_ids, int *n_cont)
+{
+    *ctx_ids = *cont_ids = NULL;
+    size_t keep = rstrip_len(ctx);
+    char *c = xstrfmt("%.*s", (int)keep, ctx), *whole = xstrfmt("%s%s", ctx, cont);
+    int32_t *w = NULL;
+    int nw = 0, r = encode_text(tok, c, ctx_ids, n_ctx) || encode_text(tok, whole, &w, &nw);
+    if (!r && *n_ctx < 1) r = error("the context encodes to no tokens (empty, or only whitespace)");
+    if (!r && nw <= *n_ctx) r = error("the continuation encodes to no tokens after the context's");
+    if (!r) {
+        *n_cont = nw - *n_ctx;
+        *cont_ids = xmalloc((size_t)*n_cont * sizeof **cont_ids);
+        memcpy(*cont_ids, w + *n_ctx, (size_t)*n_cont * sizeof *w);
+    } else {
+        free(*ctx_ids);
+        *ctx_ids = NULL;
+    }
+    free(w);
+    free(c);
+    free(whole);
+    return r ? -1 : 0;
+}
+
 int nn_textscore(nn_model *m, const nn_tokenizer *tok, const char *const *ctx, const char *const *cont, int n,
                  int batch, int chat, double *logp, int *greedy, int *n_tokens)
 {
@@ -105,9 +153,9 @@ int nn_textscore(nn_model *m, const nn_tokenizer *tok, const char *const *ctx, c
     int *nc = xcalloc((size_t)n, sizeof *nc), *nk = xcalloc((size_t)n, sizeof *nk), r = 0;
     for (int i = 0; i < n && !r; i++) {
         char *c = chat ? nn_chat_wrap(ctx[i]) : xstrdup(ctx[i]);
-        r = encode_text(tok, c, &ci[i], &nc[i]) || encode_text(tok, cont[i], &ki[i], &nk[i]);
+        r = nn_encode_pair(tok, c, cont[i], &ci[i], &nc[i], &ki[i], &nk[i]);
         free(c);
-        if (!r && (nc[i] < 1 || nk[i] < 1)) r = error("item %d: empty context or continuation after encoding", i);
+        if (r) r = error_prefix("item %d", i);
         if (!r && n_tokens) n_tokens[i] = nk[i];
     }
     if (!r) r = nn_score(m, (const int32_t *const *)ci, nc, (const int32_t *const *)ki, nk, n, batch, logp, greedy, NULL);

@@ -21,8 +21,18 @@ typedef struct nn_textgen_opts {
 int nn_textgen(nn_model *m, const nn_tokenizer *tok, const char *const *prompts, int n, int batch,
                const nn_textgen_opts *o, char **out);
 
-/* Log-likelihood of continuation texts given context texts (chat: the context is wrapped). Token boundaries:
- * context and continuation are encoded separately (lm-eval style). logp, greedy, n_tokens per item. */
+/*
+ * A (context, continuation) pair as token ids, as lm-eval 0.4.x's TemplateLM._encode_pair does for a causal model:
+ * the context's trailing whitespace (Python's str.isspace, so also "\n", U+00A0, U+3000) moves to the start of the
+ * continuation; the context's ids are encode(context), the continuation's are encode(context + continuation) after
+ * as many ids as the context has. Errors when either comes out empty. Both xmalloc'd.
+ */
+int nn_encode_pair(const nn_tokenizer *tok, const char *ctx, const char *cont, int32_t **ctx_ids, int *n_ctx,
+                   int32_t **cont_ids, int *n_cont);
+
+/* Log-likelihood of continuation texts given context texts (chat: the context is wrapped in the chat template
+ * first), each pair encoded by nn_encode_pair (lm-eval's). logp, greedy (every continuation token is the argmax:
+ * lm-eval's is_greedy), n_tokens per item. */
 int nn_textscore(nn_model *m, const nn_tokenizer *tok, const char *const *ctx, const char *const *cont, int n,
                  int batch, int chat, double *logp, int *greedy, int *n_tokens);
 

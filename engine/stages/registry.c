@@ -4,6 +4,7 @@
 
 /* Each kind's file defines its row; add one line here per kind. */
 extern const hx_stage_kind hx_kind_data;
+extern const hx_stage_kind hx_kind_bench;
 extern const hx_stage_kind hx_kind_pretrain;
 extern const hx_stage_kind hx_kind_convert;
 extern const hx_stage_kind hx_kind_tokenizer;
@@ -13,6 +14,7 @@ extern const hx_stage_kind hx_kind_distill;
 extern const hx_stage_kind hx_kind_finetune;
 static const hx_stage_kind *const kinds[] = {
     &hx_kind_data,
+    &hx_kind_bench,
     &hx_kind_pretrain,
     &hx_kind_convert,
     &hx_kind_tokenizer,
@@ -22,6 +24,22 @@ static const hx_stage_kind *const kinds[] = {
     &hx_kind_finetune,
     NULL,
 };
+
+/* Fields that name files outside the store, per kind (stage.h hx_stage_file_fields). */
+static const char *const bench_files[] = {"files", NULL};
+static const struct {
+    const hx_stage_kind *kind;
+    const char *const *fields;
+} file_fields[] = {
+    {&hx_kind_bench, bench_files},
+};
+
+const char *const *hx_stage_file_fields(const hx_stage_kind *kind)
+{
+    for (size_t i = 0; i < sizeof file_fields / sizeof file_fields[0]; i++)
+        if (file_fields[i].kind == kind) return file_fields[i].fields;
+    return NULL;
+}
 
 /* Kinds registered at start-up by test builds (hx_stage_kinds_add); set once, then read-only. */
 static const hx_stage_kind *const *extra_kinds;
