@@ -7,9 +7,9 @@
 #include "engine/world/world.h"
 
 static const hx_field bench_fields[] = {
-    {"files", HX_T_STRLIST, NULL, NULL,
+    {"files", HX_T_PATHLIST, NULL, NULL,
      "benchmark JSONL files (MMLU, ARC, HellaSwag, {question, choices, answer}), one task per file, named by its base "
-     "name; paths relative to the working directory (external files: registry.c hx_stage_file_fields)"},
+     "name; paths relative to the recipe's folder, content keyed (external inputs, docs/recipes.md)"},
     {"format", HX_T_STR, "\"auto\"", "auto|mcq|open|cloze",
      "how the items are asked (docs/eval.md): auto = a row's own \"format\" (hx's item form), else cloze for HellaSwag "
      "and mcq (lettered options) for the others; open asks without options and scores the choice texts (lm-eval's ARC)"},
@@ -97,8 +97,11 @@ static int bench_run(hx_stage_ctx *c)
             char *out = xstrfmt("%s/%s.jsonl", bench, task);
             rc = world_write_jsonl(out, items);
             free(out);
-            json_object_set_new(tasks, task, json_pack("{s:s,s:s,s:I}", "file", path, "sha256", hex, "items",
-                                                       (json_int_t)json_array_size(items)));
+            /* the file's base name, not its path: the key holds the content only, so the output must not
+             * depend on where the file lies (the path goes to the manifest's metrics) */
+            const char *base = strrchr(path, '/');
+            json_object_set_new(tasks, task, json_pack("{s:s,s:s,s:I}", "file", base ? base + 1 : path, "sha256", hex,
+                                                       "items", (json_int_t)json_array_size(items)));
             json_object_set_new(digests, path, json_string(hex));
             total += (int)json_array_size(items);
         }

@@ -25,22 +25,6 @@ static const hx_stage_kind *const kinds[] = {
     NULL,
 };
 
-/* Fields that name files outside the store, per kind (stage.h hx_stage_file_fields). */
-static const char *const bench_files[] = {"files", NULL};
-static const struct {
-    const hx_stage_kind *kind;
-    const char *const *fields;
-} file_fields[] = {
-    {&hx_kind_bench, bench_files},
-};
-
-const char *const *hx_stage_file_fields(const hx_stage_kind *kind)
-{
-    for (size_t i = 0; i < sizeof file_fields / sizeof file_fields[0]; i++)
-        if (file_fields[i].kind == kind) return file_fields[i].fields;
-    return NULL;
-}
-
 /* Kinds registered at start-up by test builds (hx_stage_kinds_add); set once, then read-only. */
 static const hx_stage_kind *const *extra_kinds;
 static const hx_stage_kind *all_kinds[256];

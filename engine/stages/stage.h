@@ -82,10 +82,6 @@ typedef struct hx_stage_kind {
 
 /* The registry: every kind linked into this binary (engine/stages/registry.c). */
 const hx_stage_kind *hx_stage_kind_find(const char *name);
-/* The NULL-terminated names of a kind's HX_T_STR / HX_T_STRLIST fields whose values are paths of files outside the
- * store that the stage reads (a user's benchmark files): their content, not only their names, must decide the key;
- * a plan that hashes external inputs finds them here (registry.c). NULL: the kind reads none. */
-const char *const *hx_stage_file_fields(const hx_stage_kind *kind);
 const hx_stage_kind *const *hx_stage_kinds(void); /* NULL-terminated */
 
 /* Extra kinds (test-only kinds of build/hx-test, kinds defined by unit tests): a NULL-terminated

@@ -30,7 +30,7 @@ cat >"$T/r.yaml" <<YAML
 hx: 1
 name: eval_bench
 stages:
-  world: {kind: data, with: {scale: tiny, n_facts: 40, brown_files: 4, cloze_files: 1, cloze_items: 4}}
+  world: {kind: data, with: {n_facts: 40, brown_files: 4, cloze_files: 1, cloze_items: 4}}
   real: {kind: bench, with: {files: [$T/mmlu_math.jsonl, $T/arc_easy.jsonl, $T/hellaswag.jsonl, $T/generic.jsonl]}}
   arc_open: {kind: bench, with: {files: [$T/arc_easy.jsonl], format: open}}
   tok: {kind: tokenizer, inputs: {data: world}, with: {vocab_size: 300}}
@@ -122,7 +122,7 @@ cat >"$T/clash.yaml" <<YAML
 hx: 1
 name: eval_bench_clash
 stages:
-  world: {kind: data, with: {scale: tiny, n_facts: 40, brown_files: 4, cloze_files: 1, cloze_items: 4}}
+  world: {kind: data, with: {n_facts: 40, brown_files: 4, cloze_files: 1, cloze_items: 4}}
   real: {kind: bench, with: {files: [$T/kn_mcq_country.jsonl]}}
   bad: {kind: bench, with: {files: [$T/bad.jsonl]}}
   tok: {kind: tokenizer, inputs: {data: world}, with: {vocab_size: 300}}

@@ -251,22 +251,11 @@ static void test_write(void **state)
     free(rm);
 }
 
-/* The bench kind names its external files for a plan that hashes them (stage.h hx_stage_file_fields). */
-static void test_file_fields(void **state)
-{
-    (void)state;
-    const char *const *f = hx_stage_file_fields(hx_stage_kind_find("bench"));
-    assert_non_null(f);
-    assert_string_equal(f[0], "files");
-    assert_null(f[1]);
-    assert_null(hx_stage_file_fields(hx_stage_kind_find("eval")));
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encode_pair), cmocka_unit_test(test_python_format), cmocka_unit_test(test_chat_requests),
-        cmocka_unit_test(test_write),       cmocka_unit_test(test_file_fields),
+        cmocka_unit_test(test_write),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
