@@ -6,6 +6,7 @@
 #include "base/base.h"
 #include "engine/hx/cli.h"
 #include "engine/hx/commands.h"
+#include "engine/hx/slurm.h"
 
 int cmd_runs(int argc, char **argv)
 {
@@ -21,6 +22,9 @@ int cmd_runs(int argc, char **argv)
             log_warn("%s", hx_last_error());
             continue;
         }
+        int changed = hx_slurm_refresh(&s, run); /* a Slurm run catches up with its jobs */
+        if (changed < 0) log_warn("%s", hx_last_error());
+        else if (changed && hx_store_update_run(&s, id, run) < 0) log_warn("%s", hx_last_error());
         int counts[4] = {0};
         static const char *names[] = {"executed", "cached", "failed", "skipped"};
         json_t *stages = json_object_get(run, "stages");

@@ -57,20 +57,17 @@ static void event(const char *name, const hx_instance *in, const hx_exec_result 
     json_decref(o);
 }
 
-/* Execute instance I (its lock held, known not to be in the store). */
-static int execute(sched *S, int i, const char *device)
+/* Execute IN (its lock held, known not to be in the store); INPUT_KEYS are the keys bound to its roles. */
+static int execute(const hx_store *s, const hx_exec_opts *o, const hx_instance *in, const char *const *input_keys,
+                   const char *device)
 {
-    const hx_plan *p = S->p;
-    const hx_store *s = S->s;
-    const hx_exec_opts *o = S->o;
-    const hx_instance *in = &p->inst[i];
     char *out_dir = NULL, *ckpt_dir = NULL;
     if (hx_store_begin(s, in->key, &out_dir, &ckpt_dir) < 0) return -2;
     const char **dirs = xcalloc((size_t)in->n_inputs + 1, sizeof *dirs);
     const char **keys = xcalloc((size_t)in->n_inputs + 1, sizeof *keys);
     for (int j = 0; j < in->n_inputs; j++) {
-        dirs[j] = hx_store_entry_dir(s, p->inst[in->input_inst[j]].key);
-        keys[j] = p->inst[in->input_inst[j]].key;
+        dirs[j] = hx_store_entry_dir(s, input_keys[j]);
+        keys[j] = input_keys[j];
     }
     json_t *metrics = json_object();
     hx_stage_ctx ctx = {
@@ -120,24 +117,22 @@ static int execute(sched *S, int i, const char *device)
     return rc;
 }
 
-/* Everything one instance needs, outside the scheduler lock. Returns its final state. */
-static int process(sched *S, int i, const char *device)
+int hx_exec_one(const hx_store *s, const hx_exec_opts *o, const hx_instance *in, const char *const *input_keys,
+                const char *device, hx_exec_result *r)
 {
-    const hx_instance *in = &S->p->inst[i];
-    hx_exec_result *r = &S->res[i];
     char *label = hx_plan_axes_label(in->axes);
     const char *lp = *label ? " (" : "", *rp = *label ? ")" : "";
     hx_lock lock;
     double t0 = hx_now();
     int st;
-    if (hx_store_lock(S->s, in->key, 1, S->o->interrupted, &lock) != 0) {
+    if (hx_store_lock(s, in->key, 1, o->interrupted, &lock) != 0) {
         set_error(r, hx_last_error());
-        r->store_error = !(S->o->interrupted && *S->o->interrupted);
+        r->store_error = !(o->interrupted && *o->interrupted);
         free(label);
         return HX_ST_FAILED;
     }
-    if (hx_store_has(S->s, in->key)) {
-        int v = hx_store_verify(S->s, in->key, S->o->verify);
+    if (hx_store_has(s, in->key)) {
+        int v = hx_store_verify(s, in->key, o->verify);
         if (v == 0) {
             hx_store_unlock(&lock);
             r->seconds = hx_now() - t0;
@@ -146,7 +141,7 @@ static int process(sched *S, int i, const char *device)
         }
         log_warn("store entry %.12s of stage '%s'%s%s%s is corrupted: %s; executing it again", in->key, in->stage_name,
                  lp, label, rp, hx_last_error());
-        if (hx_store_discard(S->s, in->key) < 0) {
+        if (hx_store_discard(s, in->key) < 0) {
             set_error(r, hx_last_error());
             r->store_error = 1;
             hx_store_unlock(&lock);
@@ -156,7 +151,7 @@ static int process(sched *S, int i, const char *device)
     }
     log_info("%s%s%s%s: executing (%s, key %.12s)", in->stage_name, lp, label, rp, in->kind->name, in->key);
     snprintf(r->device, sizeof r->device, "%s", device);
-    int rc = execute(S, i, device);
+    int rc = execute(s, o, in, input_keys, device);
     if (rc == 0) {
         st = HX_ST_EXECUTED;
         log_info("%s%s%s%s: done in %.2fs", in->stage_name, lp, label, rp, hx_now() - t0);
@@ -245,7 +240,11 @@ static void *worker(void *arg)
         else snprintf(device, sizeof device, "cpu");
         if (S->o->on_change) S->o->on_change(S->o->ud, i);
         pthread_mutex_unlock(&S->mu);
-        int st = process(S, i, device);
+        const hx_instance *in = &S->p->inst[i];
+        const char **keys = xcalloc((size_t)in->n_inputs + 1, sizeof *keys);
+        for (int j = 0; j < in->n_inputs; j++) keys[j] = S->p->inst[in->input_inst[j]].key;
+        int st = hx_exec_one(S->s, S->o, in, keys, device, &S->res[i]);
+        free(keys);
         pthread_mutex_lock(&S->mu);
         if (gpu >= 0) S->gpu_busy[gpu] = 0;
         finish(S, i, st);

@@ -41,6 +41,15 @@ typedef struct hx_exec_opts {
 /* Execute P against S; RES has p->n entries. Returns 0 if no instance failed, 1 otherwise. */
 int hx_exec_run(const hx_plan *p, const hx_store *s, const hx_exec_opts *o, hx_exec_result *res);
 
+/*
+ * Execute one instance outside a plan's scheduler (the executor's workers, hx exec-key): take the key's lock
+ * (waiting), call it cached if the store has it intact, else run it through the protected call and commit.
+ * INPUT_KEYS holds the key bound to each of in->roles (those entries must be in the store). R gets the seconds,
+ * device and error; returns the final state (HX_ST_CACHED, HX_ST_EXECUTED or HX_ST_FAILED).
+ */
+int hx_exec_one(const hx_store *s, const hx_exec_opts *o, const hx_instance *in, const char *const *input_keys,
+                const char *device, hx_exec_result *r);
+
 /* Build facts recorded in manifests (buildinfo.c). */
 const char *hx_build_commit(void);
 const char *hx_build_flags(void);

@@ -60,6 +60,7 @@ int hx_store_adopt(const hx_store *s, const char *key, const char *dir);
 /* Run records. */
 char *hx_store_new_run_id(const hx_store *s);                              /* YYYYmmdd-HHMMSS-mmmxx, sortable */
 int hx_store_write_run(const hx_store *s, const char *id, const json_t *run); /* atomic; updates latest */
+int hx_store_update_run(const hx_store *s, const char *id, const json_t *run); /* atomic; latest left as is */
 json_t *hx_store_read_run(const hx_store *s, const char *id);              /* "latest" accepted */
 json_t *hx_store_list_runs(const hx_store *s);                             /* ids, oldest first */
 /* A run record made elsewhere (hx import), kept byte for byte: runs/<id>/run.json written atomically;
