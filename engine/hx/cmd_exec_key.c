@@ -125,7 +125,6 @@ int cmd_exec_key(int argc, char **argv)
     int state = hx_exec_one(&s, &o, &in, input_keys, device, &r);
     if (state == HX_ST_CACHED) log_info("%s: already in the store (key %.12s): nothing to do", in.stage_name, key);
     if (hx_slurm_write_outcome(&s, run_id, key, state, &r) < 0) log_warn("%s", hx_last_error());
-    if (state == HX_ST_FAILED) hx_log(HX_LOG_ERROR, "%s: %s", in.stage_name, r.error ? r.error : "failed");
     int rc = state != HX_ST_FAILED ? HX_EXIT_OK : interrupted ? 130 : r.store_error ? HX_EXIT_STORE : HX_EXIT_STAGE;
     free(r.error);
     free(msg);

@@ -430,6 +430,8 @@ static char *stderr_tail(const hx_store *s, const char *run_id, const char *key)
 static char *failure(const hx_store *s, const char *run_id, const char *key, const char *why)
 {
     char *tail = stderr_tail(s, run_id, key), *path = hx_slurm_job_path(s, run_id, key, ".err");
+    char *abs = realpath(path, NULL); /* the record names it wherever it is read from */
+    if (abs) free(path), path = abs;
     char *msg = *tail ? xstrfmt("%s; stderr (%s) ends:\n%s", why, path, tail) : xstrfmt("%s (stderr: %s, empty)", why, path);
     free(tail);
     free(path);
