@@ -543,11 +543,11 @@ static int failed_input(const job_set *js, const hx_exec_result *res, int i)
 /*
  * One look at every job not final: outcome file first (written by exec-key before it exits), then the
  * queue, then accounting. STOPPED: the run was interrupted or cancelled, so a job cancelled before it ran is
- * "skipped", not "failed". Calls CHANGED(UD, i) for each instance whose state changed. Returns the number
+ * "skipped", not "failed". VERBOSE logs jobs that start running. Calls CHANGED(UD, i) for each instance whose state changed. Returns the number
  * still not final, or -1 + error when the controller cannot be asked.
  */
 static int poll_jobs(const hx_store *s, const char *run_id, const job_set *js, hx_exec_result *res, int stopped,
-                     void (*changed)(void *, int), void *ud)
+                     int verbose, void (*changed)(void *, int), void *ud)
 {
     json_t *ids = json_array();
     for (int i = 0; i < js->n; i++)
@@ -578,7 +578,7 @@ static int poll_jobs(const hx_store *s, const char *run_id, const job_set *js, h
             if (failed_input(js, res, i) >= 0) json_array_append_new(orphans, json_string(js->job[i]));
         } else if (st < 0 && qs && state_is(qs, ACTIVE)) {
             st = HX_ST_RUNNING;
-            if (before != HX_ST_RUNNING) {
+            if (before != HX_ST_RUNNING && verbose) {
                 const char *nodes = strrchr(qs, '|');
                 log_info("%s (key %.12s): slurm job %s running on %s", js->stage[i], js->key[i], js->job[i],
                          nodes && nodes[1] ? nodes + 1 : "?");
@@ -684,7 +684,7 @@ int hx_slurm_wait(const hx_plan *p, const hx_store *s, const hx_exec_opts *o, co
     int warned = 0;
     for (;;) {
         int stopped = cancelled_at > 0;
-        int left = poll_jobs(s, o->run_id, &js, res, stopped, wait_changed, &w);
+        int left = poll_jobs(s, o->run_id, &js, res, stopped, 1, wait_changed, &w);
         if (left == 0) break;
         if (left < 0 && !warned++) log_warn("%s (retrying)", hx_last_error());
         if (o->interrupted && *o->interrupted && !stopped) {
@@ -773,7 +773,7 @@ int hx_slurm_refresh(const hx_store *s, json_t *run)
     hx_exec_result *res;
     from_record(run, &js, &res);
     int *changed = xcalloc((size_t)js.n + 1, sizeof *changed);
-    int left = poll_jobs(s, id, &js, res, stopped, record_changed, changed);
+    int left = poll_jobs(s, id, &js, res, stopped, 0, record_changed, changed);
     int any = 0, failed = 0;
     json_t *stages = json_object_get(run, "stages");
     for (int i = 0; i < js.n; i++) {
