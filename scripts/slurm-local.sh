@@ -121,11 +121,13 @@ cluster_up() { # the controller answers and the node is in a state that takes jo
 
 start() {
     install_missing
-    start_munge
-    if pid_alive "$DIR/slurmctld.pid" && pid_alive "$DIR/slurmd.pid" && cluster_up; then
+    if [ -f "$CONF" ] && cluster_up; then
         say "already running ($CONF)"
         return 0
     fi
+    # slurmd starts jobs as their owners and munged needs its key: a one-node cluster is root's to start
+    [ "$(id -u)" = 0 ] || fail "starting munged, slurmctld and slurmd needs root"
+    start_munge
     stop_daemons
     write_conf
     # -i: ignore state of earlier runs that this config no longer matches
