@@ -100,6 +100,9 @@ JobCompLoc=$DIR/jobcomp.log
 # finished jobs stay visible to scontrol/squeue for 10 minutes
 MinJobAge=600
 SchedulerType=sched/backfill
+# start a job as soon as its dependencies are met (the defaults batch scheduling in 3 s rounds: a chain of 3
+# trivial jobs took 7.4 s, with these 2.9 s)
+SchedulerParameters=batch_sched_delay=0,sched_min_interval=0
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 ReturnToService=2

@@ -340,6 +340,7 @@ int hx_slurm_submit(const hx_plan *p, const hx_store *s, const hx_exec_opts *o, 
         hx_clear_error();
         rc = submit_one(p, s, o, so, root, jobs, i);
     }
+    if (rc == 0) json_object_set_new(slurm_rec, "submitted", json_true());
     if (rc < 0) {
         /* no half-submitted run: what went in is taken back */
         char *why = xstrdup(hx_last_error());
@@ -541,10 +542,11 @@ static int failed_input(const job_set *js, const hx_exec_result *res, int i)
 }
 
 /*
- * One look at every job not final: outcome file first (written by exec-key before it exits), then the
- * queue, then accounting. STOPPED: the run was interrupted or cancelled, so a job cancelled before it ran is
- * "skipped", not "failed". VERBOSE logs jobs that start running. Calls CHANGED(UD, i) for each instance whose state changed. Returns the number
- * still not final, or -1 + error when the controller cannot be asked.
+ * One look at every job not final: the queue (pending, running), else the outcome file exec-key wrote before
+ * it exited, else accounting (how a job that wrote none ended). STOPPED: the run was interrupted or cancelled,
+ * so a job cancelled before it ran is "skipped", not "failed". VERBOSE logs jobs that start running. Calls
+ * CHANGED(UD, i) for each instance whose state changed. Returns the number still not final, or -1 + error when
+ * the controller cannot be asked.
  */
 static int poll_jobs(const hx_store *s, const char *run_id, const job_set *js, hx_exec_result *res, int stopped,
                      int verbose, void (*changed)(void *, int), void *ud)
@@ -569,8 +571,11 @@ static int poll_jobs(const hx_store *s, const char *run_id, const job_set *js, h
             if (changed) changed(ud, i);
             continue;
         }
-        int st = read_outcome(s, run_id, js->key[i], r);
+        /* The queue first: a job requeued after a preemption runs again, and an outcome file it wrote when it
+         * was stopped is from the earlier attempt. */
         const char *qs = json_string_value(json_object_get(q, js->job[i]));
+        int queued = qs && (state_is(qs, WAITING) || state_is(qs, ACTIVE));
+        int st = queued ? -1 : read_outcome(s, run_id, js->key[i], r);
         char *acct = NULL;
         if (st < 0 && qs && state_is(qs, WAITING)) {
             st = HX_ST_PENDING;
@@ -766,7 +771,8 @@ int hx_slurm_refresh(const hx_store *s, json_t *run)
     json_t *slurm = json_object_get(run, "slurm");
     const char *status = json_string_value(json_object_get(run, "status"));
     const char *id = json_string_value(json_object_get(run, "run_id"));
-    if (!slurm || !id || !status) return 0;
+    /* a record written before its jobs were all submitted is the submitter's to finish */
+    if (!slurm || !id || !status || !json_is_true(json_object_get(slurm, "submitted"))) return 0;
     int stopped = !strcmp(status, "cancelled") || !strcmp(status, "interrupted");
     if (strcmp(status, "running") && !stopped) return 0;
     job_set js;
