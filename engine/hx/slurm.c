@@ -203,6 +203,8 @@ char **hx_slurm_sbatch_argv(const hx_slurm_opts *so, const hx_resources *res, co
     a[n++] = xstrfmt("--job-name=%s", job_name);
     a[n++] = xstrfmt("--output=%s.out", log_base);
     a[n++] = xstrfmt("--error=%s.err", log_base);
+    const char *slash = strrchr(log_base, '/');
+    if (slash && slash > log_base) a[n++] = xstrfmt("--chdir=%.*s", (int)(slash - log_base), log_base);
     a[n++] = xstrdup("--nodes=1");
     a[n++] = xstrdup("--ntasks=1");
     a[n++] = xstrfmt("--cpus-per-task=%d", res->cpus);
@@ -268,8 +270,8 @@ static char *parse_job_id(const char *out)
     return id;
 }
 
-static int submit_one(const hx_plan *p, const hx_store *s, const hx_exec_opts *o, const hx_slurm_opts *so,
-                      const char *root, json_t *jobs, int i)
+static int submit_one(const hx_plan *p, const hx_exec_opts *o, const hx_slurm_opts *so, const char *root, json_t *jobs,
+                      int i)
 {
     const hx_instance *in = &p->inst[i];
     hx_resources res;
@@ -281,8 +283,10 @@ static int submit_one(const hx_plan *p, const hx_store *s, const hx_exec_opts *o
     }
     char *dependency = dep.len ? hx_sb_take(&dep) : NULL;
     hx_sb_free(&dep);
-    char *script = hx_slurm_job_path(s, o->run_id, in->key, ".sh");
-    char *log_base = hx_slurm_job_path(s, o->run_id, in->key, "");
+    /* absolute paths: a job starts on another host, in the run's directory (--chdir) */
+    hx_store abs = {.root = (char *)root};
+    char *script = hx_slurm_job_path(&abs, o->run_id, in->key, ".sh");
+    char *log_base = hx_slurm_job_path(&abs, o->run_id, in->key, "");
     char *name = xstrfmt("hx:%s:%.12s", in->stage_name, in->key);
     int rc = -1;
     char **argv = NULL, *out = NULL, *err = NULL;
@@ -293,7 +297,7 @@ static int submit_one(const hx_plan *p, const hx_store *s, const hx_exec_opts *o
     char *id = st == 0 ? parse_job_id(out) : NULL;
     if (!id) {
         error("sbatch for stage '%s' (key %.12s) failed: %s%s", in->stage_name, in->key, chomp(err),
-              st == 0 ? "(no job id printed)" : "");
+              st == 0 ? " (no job id printed)" : "");
         goto done;
     }
     json_object_set_new(jobs, in->key, json_string(id));
@@ -338,7 +342,7 @@ int hx_slurm_submit(const hx_plan *p, const hx_store *s, const hx_exec_opts *o, 
             continue;
         }
         hx_clear_error();
-        rc = submit_one(p, s, o, so, root, jobs, i);
+        rc = submit_one(p, o, so, root, jobs, i);
     }
     if (rc == 0) json_object_set_new(slurm_rec, "submitted", json_true());
     if (rc < 0) {

@@ -34,7 +34,8 @@ int hx_resources_of(const hx_recipe *r, const hx_instance *in, int with_gpus, hx
 
 /*
  * The sbatch command line of one job, NULL-terminated, every string xmalloc'd (free with hx_slurm_argv_free).
- * LOG_BASE gets .out and .err; DEPENDENCY is "afterok:1:2" or NULL; SCRIPT is the job script's path.
+ * LOG_BASE gets .out and .err and its directory is the job's working directory; DEPENDENCY is "afterok:1:2" or
+ * NULL; SCRIPT is the job script's path.
  */
 char **hx_slurm_sbatch_argv(const hx_slurm_opts *so, const hx_resources *res, const char *job_name,
                             const char *log_base, const char *dependency, const char *script);

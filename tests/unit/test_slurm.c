@@ -151,7 +151,7 @@ static void test_sbatch_argv(void **state)
     hx_resources res = {.cpus = 4, .gpus = 1, .mem_mb = 16384, .time = "2:00:00"};
     char **a = hx_slurm_sbatch_argv(&so, &res, "hx:train:0123456789ab", "/s/runs/r/slurm/k", "afterok:11:12", "/s/k.sh");
     const char *want[] = {"sbatch", "--parsable", "--job-name=hx:train:0123456789ab", "--output=/s/runs/r/slurm/k.out",
-                          "--error=/s/runs/r/slurm/k.err", "--nodes=1", "--ntasks=1", "--cpus-per-task=4",
+                          "--error=/s/runs/r/slurm/k.err", "--chdir=/s/runs/r/slurm", "--nodes=1", "--ntasks=1", "--cpus-per-task=4",
                           "--mem=16384M", "--gres=gpu:1", "--time=2:00:00", "--partition=gpu", "--account=proj1",
                           "--dependency=afterok:11:12", "--kill-on-invalid-dep=yes", "--qos=high", "--exclusive",
                           "/s/k.sh", NULL};
@@ -172,7 +172,7 @@ static void test_sbatch_argv(void **state)
         assert_null(strstr(a[n], "--partition"));
         n++;
     }
-    assert_int_equal(n, 10);
+    assert_int_equal(n, 10); /* no --chdir either: "/l" has no directory */
     assert_string_equal(a[9], "/x.sh");
     hx_slurm_argv_free(a);
 }
