@@ -20,6 +20,8 @@ int cmd_cancel(int argc, char **argv)
     json_t *run = hx_store_read_run(&s, c.args[0]);
     if (!run) die(HX_EXIT_USAGE, "hx cancel: %s", hx_last_error());
     const char *id = json_string_value(json_object_get(run, "run_id"));
+    if (!json_object_get(run, "slurm"))
+        die(HX_EXIT_USAGE, "hx cancel: run %s was not submitted to Slurm (a local run stops with Ctrl-C)", id);
     int n = hx_slurm_cancel(&s, run);
     if (n < 0) die(HX_EXIT_STORE, "hx cancel %s: %s", id, hx_last_error());
     /* Follow the cancelled jobs until they have stopped, so the record says how each ended. */

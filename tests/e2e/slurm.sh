@@ -18,6 +18,26 @@ cleanup() {
 }
 trap cleanup EXIT
 
+cp "$R/interp_chain.yaml" chain.yaml
+cp "$R/interp_slow.yaml" slow.yaml
+# usage errors need no cluster: exit 2 and a message that says what to do
+usage_error() { # message-part, hx run arguments...
+    local want=$1; shift
+    set +e; "$HX_TEST" run chain.yaml "$@" >u.out 2>u.err; local rc=$?; set -e
+    expect_eq "$rc" 2 "exit status of hx run $*"
+    grep -q -- "$want" u.err || fail "hx run $*: wanted '$want' in: $(cat u.err)"
+}
+usage_error "go with --executor slurm" --detach
+usage_error "go with --executor slurm (not --executor local)" --executor local --slurm-partition p
+usage_error "expected local or slurm" --executor pbs
+usage_error "expected an sbatch option as NAME=VALUE" --executor slurm --slurm-opt "qos high"
+usage_error "expected cpu, auto or cuda (Slurm picks the GPU)" --executor slurm --device cuda:1
+"$HX_TEST" run chain.yaml >/dev/null 2>&1
+set +e; "$HX_TEST" cancel latest >u.out 2>u.err; rc=$?; set -e
+expect_eq "$rc" 2 "hx cancel of a local run"
+grep -q "was not submitted to Slurm" u.err || fail "hx cancel of a local run: $(cat u.err)"
+rm -rf "$HX_STORE" "$HX_TEST_LOG"
+
 eval "$(bash "$SL" env)"
 if ! bash "$SL" status >/dev/null 2>&1; then
     if [ "$(id -u)" != 0 ]; then
@@ -36,6 +56,14 @@ if ! bash "$SL" status >/dev/null 2>&1; then
 fi
 echo "slurm: $(sinfo -h -o '%P %D node, %c cpus, %T')"
 
+# an sbatch that fails (no such partition): exit 2 with sbatch's reason, nothing left queued
+set +e; "$HX_TEST" run chain.yaml --executor slurm --slurm-partition no_such_partition >u.out 2>u.err; rc=$?; set -e
+expect_eq "$rc" 2 "exit status when sbatch fails"
+grep -q "sbatch for stage 'src' (key [0-9a-f]*) failed: .*[Pp]artition" u.err || fail "sbatch's reason: $(cat u.err)"
+[ -z "$(squeue -h -n "hx:src:$(grep -o 'key [0-9a-f]*' u.err | head -1 | cut -c5-)" -t pending,running)" ] ||
+    fail "jobs left after a failed submission"
+rm -rf "$HX_STORE"
+
 json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
 run_json() { echo "$HX_STORE/runs/$1/run.json"; }
 entries() { find "$1/store" -name manifest.json 2>/dev/null | wc -l | tr -d ' '; }
@@ -46,8 +74,6 @@ digests() {
 for o in m['outputs']: print(m['key'], o['path'], o['sha256'])" "$m"
     done | sort
 }
-cp "$R/interp_chain.yaml" chain.yaml
-cp "$R/interp_slow.yaml" slow.yaml
 
 # 1. the chain (5 instances) through Slurm: each ran as a job, seen by sacct; the store equals a local run's
 HX_STORE="$W/local" HX_TEST_LOG="$W/local.log" "$HX_TEST" run chain.yaml >local.out 2>&1 || fail "local run"
