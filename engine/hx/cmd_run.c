@@ -291,7 +291,7 @@ int cmd_run(int argc, char **argv)
         }
         save_record(&R, "running");
         int n_jobs = (int)json_object_size(json_object_get(slurm_rec, "jobs"));
-        if (x.detach) {
+        if (x.detach && n_jobs > 0) { /* (with nothing to run, it ends here and now, as without --detach) */
             hx_progress_end(&R.prog);
             if (c.json) printf("{\"run_id\":\"%s\",\"status\":\"running\",\"jobs\":%d}\n", id, n_jobs);
             else printf("run %s: %d slurm job%s submitted; follow with 'hx show %s' or 'hx runs', stop with 'hx cancel %s'\n",

@@ -103,6 +103,9 @@ expect_eq "$(count cached "$out")" 5 "cached on re-submission"
 id2=$(grep -o '"run_id":"[^"]*"' <<<"$out" | cut -d'"' -f4)
 expect_eq "$(json "$(run_json "$id2")" "len(d['slurm']['jobs'])")" 0 "jobs submitted on re-submission"
 expect_eq "$(executions)" 5 "executions after re-submission"
+# with nothing to run, --detach has nothing to leave running: the run ends at once
+out=$("$HX_TEST" run chain.yaml --executor slurm --detach --json 2>/dev/null)
+grep -q '"status":"ok"' <<<"$out" || fail "a detached run of cached instances: $out"
 
 # 3. a failing job: its stderr shown and kept with the run record; its dependent skipped, the others run
 cat >fail.yaml <<'EOF'
