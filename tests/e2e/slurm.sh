@@ -36,6 +36,36 @@ usage_error "expected cpu, auto or cuda (Slurm picks the GPU)" --executor slurm 
 set +e; "$HX_TEST" cancel latest >u.out 2>u.err; rc=$?; set -e
 expect_eq "$rc" 2 "hx cancel of a local run"
 grep -q "was not submitted to Slurm" u.err || fail "hx cancel of a local run: $(cat u.err)"
+
+# hx exec-key (what a job runs) needs no cluster: one instance from a run record, exactly once, and only if the
+# record's instance hashes to the key with this binary
+rid=$(readlink "$HX_STORE/runs/latest")
+key=$(python3 -c "import json; print([s['key'] for s in json.load(open('$HX_STORE/runs/$rid/run.json'))['stages'] if s['stage'] == 'last'][0])")
+rm -rf "$HX_STORE/store/${key:0:2}/$key"
+before=$(executions)
+"$HX_TEST" exec-key "$key" "$rid" 2>/dev/null || fail "exec-key of a missing entry"
+[ -f "$HX_STORE/store/${key:0:2}/$key/manifest.json" ] || fail "exec-key committed the entry"
+expect_eq "$(executions)" $((before + 1)) "exec-key executes the one instance"
+grep -q '"state": "executed"' "$HX_STORE/runs/$rid/slurm/$key.json" || fail "exec-key's outcome: executed"
+"$HX_TEST" exec-key "$key" "$rid" 2>/dev/null || fail "exec-key of an entry in the store"
+expect_eq "$(executions)" $((before + 1)) "exec-key of a committed key executes nothing"
+grep -q '"state": "cached"' "$HX_STORE/runs/$rid/slurm/$key.json" || fail "exec-key's outcome: cached"
+rm -rf "$HX_STORE/store/${key:0:2}/$key"
+python3 - "$HX_STORE/runs/$rid/run.json" "$key" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+for s in r["stages"]:
+    if s["key"] == sys.argv[2]: s["with"]["times"] = 7
+json.dump(r, open(sys.argv[1], "w"))
+PY
+set +e; "$HX_TEST" exec-key "$key" "$rid" >u.out 2>u.err; rc=$?; set -e
+expect_eq "$rc" 2 "exec-key of a record that does not hash to the key"
+grep -q "the run record's instance hashes to [0-9a-f]*" u.err || fail "exec-key's refusal: $(cat u.err)"
+[ ! -e "$HX_STORE/store/${key:0:2}/$key" ] || fail "exec-key committed a tampered instance"
+expect_eq "$(executions)" $((before + 1)) "executions after a refused exec-key"
+set +e; "$HX_TEST" exec-key "$(printf 'f%.0s' $(seq 64))" "$rid" >u.out 2>u.err; rc=$?; set -e
+expect_eq "$rc" 2 "exec-key of a key the record does not have"
+grep -q "no instance with this key" u.err || fail "exec-key of an unknown key: $(cat u.err)"
 rm -rf "$HX_STORE" "$HX_TEST_LOG"
 
 eval "$(bash "$SL" env)"
