@@ -11,6 +11,7 @@
 #include "engine/hx/cli.h"
 #include "engine/hx/commands.h"
 #include "engine/hx/exec.h"
+#include "engine/hx/slurm.h"
 #include "engine/nn/engine.h"
 #include "kernels/kernels.h"
 
@@ -122,6 +123,7 @@ static json_t *stage_records(const run_state *R, int full)
             json_object_set(o, "with", in->with);
             json_object_set(o, "inputs", in->inputs);
             if (in->external) json_object_set(o, "external", in->external);
+            if (in->run_with) json_object_set(o, "run_with", in->run_with); /* external paths resolved (exec-key) */
             if (r->device[0]) json_object_set_new(o, "device", json_string(r->device));
         }
         if (r->error) json_object_set_new(o, "error", json_string(r->error));
@@ -149,6 +151,66 @@ static void on_change(void *ud, int i)
     if (st == HX_ST_EXECUTED || st == HX_ST_FAILED) save_record(R, "running");
 }
 
+/* The executor's options (--executor, --slurm-*, --detach), taken out of ARGV before the shared parser sees it. */
+typedef struct run_executor {
+    int slurm;
+    int detach;
+    hx_slurm_opts so;
+} run_executor;
+
+static int take_executor_args(int argc, char **argv, run_executor *x)
+{
+    static const char *const names[] = {"executor", "slurm-partition", "slurm-account", "slurm-opt", "detach"};
+    int out = 1, local_given = 0;
+    x->so.opts = xcalloc((size_t)argc + 1, sizeof *x->so.opts);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *val = NULL;
+        size_t k = 0, n = sizeof names / sizeof *names;
+        if (!strcmp(a, "--")) { /* positionals from here on */
+            while (i < argc) argv[out++] = argv[i++];
+            break;
+        }
+        for (; k < n; k++) {
+            size_t l = strlen(names[k]);
+            if (!strncmp(a, "--", 2) && !strncmp(a + 2, names[k], l) && (!a[2 + l] || a[2 + l] == '=')) break;
+        }
+        if (k == n) {
+            argv[out++] = argv[i];
+            continue;
+        }
+        const char *eq = strchr(a, '=');
+        if (k == 4) { /* --detach */
+            if (eq) die(HX_EXIT_USAGE, "hx run: --detach takes no value");
+            x->detach = 1;
+            continue;
+        }
+        if (eq) val = eq + 1;
+        else if (i + 1 < argc) val = argv[++i];
+        else die(HX_EXIT_USAGE, "hx run: %s needs a value", a);
+        if (k == 0) {
+            if (!strcmp(val, "slurm")) x->slurm = 1;
+            else if (!strcmp(val, "local")) local_given = 1;
+            else die(HX_EXIT_USAGE, "hx run: --executor %s: expected local or slurm", val);
+        } else if (k == 1) {
+            x->so.partition = val;
+        } else if (k == 2) {
+            x->so.account = val;
+        } else {
+            if (!strncmp(val, "--", 2)) val += 2;
+            size_t nl = strcspn(val, "=");
+            if (!nl || strspn(val, "abcdefghijklmnopqrstuvwxyz0123456789-") != nl)
+                die(HX_EXIT_USAGE, "hx run: --slurm-opt %s: expected an sbatch option as NAME=VALUE or NAME "
+                    "(e.g. --slurm-opt qos=high, --slurm-opt exclusive)", val);
+            x->so.opts[x->so.n_opts++] = val;
+        }
+    }
+    if (!x->slurm && (x->detach || x->so.partition || x->so.account || x->so.n_opts))
+        die(HX_EXIT_USAGE, "hx run: --detach and --slurm-* go with --executor slurm%s",
+            local_given ? " (not --executor local)" : "");
+    argv[out] = NULL;
+    return out;
+}
+
 static int default_threads(int jobs)
 {
     const char *e = getenv("OMP_NUM_THREADS");
@@ -159,8 +221,12 @@ static int default_threads(int jobs)
 
 int cmd_run(int argc, char **argv)
 {
+    run_executor x = {0};
+    char **args = xcalloc((size_t)argc + 1, sizeof *args);
+    memcpy(args, argv, (size_t)argc * sizeof *args);
+    int nargs = take_executor_args(argc, args, &x);
     hx_cli c;
-    hx_cli_parse(&c, argc, argv, "S store json strict verify device jobs threads recompute", 1, 1);
+    hx_cli_parse(&c, nargs, args, "S store json strict verify device jobs threads recompute", 1, 1);
     hx_recipe r;
     hx_plan p;
     hx_cli_load(&c, &r, &p);
@@ -168,7 +234,17 @@ int cmd_run(int argc, char **argv)
     hx_cli_open_store(&c, &s);
 
     hx_exec_opts o = {.jobs = c.jobs, .verify = c.verify, .recompute = c.recompute, .interrupted = &interrupted};
-    parse_device(c.device, &o);
+    if (x.slurm) {
+        /* the GPUs are the nodes' (the submitting host may have none): cpu, or a GPU for each GPU kind */
+        if (strcmp(c.device, "cpu") && strcmp(c.device, "auto") && strcmp(c.device, "cuda"))
+            die(HX_EXIT_USAGE, "hx run --executor slurm: --device %s: expected cpu, auto or cuda (Slurm picks the GPU)",
+                c.device);
+        x.so.gpus = strcmp(c.device, "cpu") != 0;
+        x.so.hx_binary = realpath("/proc/self/exe", NULL);
+        if (!x.so.hx_binary) die(HX_EXIT_STORE, "hx run: cannot resolve this binary's path");
+    } else {
+        parse_device(c.device, &o);
+    }
     o.threads = c.threads ? c.threads : default_threads(c.jobs);
     char *id = hx_store_new_run_id(&s);
     o.run_id = id;
@@ -192,6 +268,9 @@ int cmd_run(int argc, char **argv)
     json_object_set(record, "axes", p.axes);
     /* Who is running it: gc keeps every entry of a live run's plan; hx runs shows a vanished one as dead. */
     json_object_set_new(record, "process", hx_store_process_self());
+    json_object_set_new(record, "executor", json_string(x.slurm ? "slurm" : "local"));
+    json_t *slurm_rec = x.slurm ? json_object() : NULL;
+    if (slurm_rec) json_object_set(record, "slurm", slurm_rec);
 
     hx_exec_result *res = xcalloc((size_t)p.n + 1, sizeof *res);
     run_state R = {.cli = &c, .store = &s, .plan = &p, .res = res, .record = record, .id = id, .t0 = hx_now()};
@@ -204,14 +283,34 @@ int cmd_run(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old);
     sigaction(SIGTERM, &sa, &old_term);
-    o.engine = run_engine_open(o.threads, o.jobs);
-    log_info("run %s: %s, %d stage instance%s, store %s", id, r.name, p.n, p.n == 1 ? "" : "s", s.root);
+    log_info("run %s: %s, %d stage instance%s, store %s%s", id, r.name, p.n, p.n == 1 ? "" : "s", s.root,
+             x.slurm ? ", executor slurm" : "");
     hx_progress_begin(&R.prog, "run", p.n, "stage");
-    int engine_lost = 0;
-    o.engine_lost = &engine_lost;
-    int failed = hx_exec_run(&p, &s, &o, res);
+    int failed;
+    if (x.slurm) {
+        /* the record holds the plan before any job starts: each job reads its instance from it (hx exec-key) */
+        if (hx_slurm_submit(&p, &s, &o, &x.so, slurm_rec, res) < 0) {
+            save_record(&R, "failed");
+            die(HX_EXIT_USAGE, "%s", hx_last_error());
+        }
+        save_record(&R, "running");
+        int n_jobs = (int)json_object_size(json_object_get(slurm_rec, "jobs"));
+        if (x.detach && n_jobs > 0) { /* (with nothing to run, it ends here and now, as without --detach) */
+            hx_progress_end(&R.prog);
+            if (c.json) printf("{\"run_id\":\"%s\",\"status\":\"running\",\"jobs\":%d}\n", id, n_jobs);
+            else printf("run %s: %d slurm job%s submitted; follow with 'hx show %s' or 'hx runs', stop with 'hx cancel %s'\n",
+                        id, n_jobs, n_jobs == 1 ? "" : "s", id, id);
+            return HX_EXIT_OK;
+        }
+        failed = hx_slurm_wait(&p, &s, &o, slurm_rec, res);
+    } else {
+        o.engine = run_engine_open(o.threads, o.jobs);
+        int engine_lost = 0;
+        o.engine_lost = &engine_lost;
+        failed = hx_exec_run(&p, &s, &o, res);
+        if (!engine_lost) run_engine_close(o.engine); /* a lost engine's state is unknown: left to the exit */
+    }
     hx_progress_end(&R.prog);
-    if (!engine_lost) run_engine_close(o.engine); /* a lost engine's state is unknown: left to the exit */
     sigaction(SIGINT, &old, NULL);
     sigaction(SIGTERM, &old_term, NULL);
 
@@ -246,6 +345,10 @@ int cmd_run(int argc, char **argv)
     for (int i = 0; i < p.n; i++) free(res[i].error);
     free(res);
     json_decref(record);
+    json_decref(slurm_rec);
+    free((char *)x.so.hx_binary);
+    free(x.so.opts);
+    free(args);
     free(id);
     hx_plan_release(&p);
     hx_recipe_release(&r);

@@ -6,6 +6,7 @@
 #include "base/base.h"
 #include "engine/hx/cli.h"
 #include "engine/hx/commands.h"
+#include "engine/hx/slurm.h"
 
 /* One row of `hx runs` for record ID: every record is listed, a malformed one as such. */
 static json_t *row(const hx_store *s, const char *id)
@@ -13,6 +14,9 @@ static json_t *row(const hx_store *s, const char *id)
     json_t *run = hx_store_read_run(s, id);
     if (!run)
         return json_pack("{s:s,s:s,s:s}", "run_id", id, "status", "malformed", "problem", hx_last_error());
+    int changed = hx_slurm_refresh(s, run); /* a Slurm run catches up with its jobs */
+    if (changed < 0) log_warn("%s", hx_last_error());
+    else if (changed && hx_store_update_run(s, id, run) < 0) log_warn("%s", hx_last_error());
     int counts[4] = {0};
     static const char *names[] = {"executed", "cached", "failed", "skipped"};
     json_t *stages = json_object_get(run, "stages");

@@ -6,6 +6,7 @@
 #include "base/base.h"
 #include "engine/hx/cli.h"
 #include "engine/hx/commands.h"
+#include "engine/hx/slurm.h"
 
 int cmd_show(int argc, char **argv)
 {
@@ -19,6 +20,11 @@ int cmd_show(int argc, char **argv)
     if (!strcmp(what, "latest") || strchr(what, '-')) {
         v = hx_store_read_run(&s, what);
         if (!v) die(HX_EXIT_USAGE, "hx show: %s", hx_last_error());
+        /* a Slurm run (--detach) is followed here: its record catches up with its jobs */
+        int changed = hx_slurm_refresh(&s, v);
+        if (changed < 0) log_warn("hx show: %s", hx_last_error());
+        else if (changed && hx_store_update_run(&s, json_string_value(json_object_get(v, "run_id")), v) < 0)
+            log_warn("hx show: %s", hx_last_error());
     } else {
         char *key = hx_store_find_key(&s, what);
         if (!key) die(HX_EXIT_USAGE, "hx show: %s", hx_last_error());

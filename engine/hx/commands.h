@@ -13,6 +13,7 @@ typedef struct hx_cmd {
 } hx_cmd;
 
 int cmd_bench(int argc, char **argv);
+int cmd_cancel(int argc, char **argv);
 int cmd_conform(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_grade(int argc, char **argv);
@@ -21,6 +22,7 @@ int cmd_import(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_dag(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
+int cmd_exec_key(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);
 int cmd_gc(int argc, char **argv);

@@ -25,9 +25,8 @@ typedef struct sched {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int finished;           /* instances in a final state */
-    int gpu_busy[16];
+    int gpu_busy[HX_MAX_GPUS];
     int any_failed;
-    int engine_lost;        /* a stage ran out of memory while using the shared engine: not used again */
 } sched;
 
 static void iso_now(char *buf, size_t n)
@@ -58,13 +57,10 @@ static void event(const char *name, const hx_instance *in, const hx_exec_result 
     json_decref(o);
 }
 
-/* Execute instance I (its lock held, known not to be in the store). */
-static int execute(sched *S, int i, const char *device)
+/* Execute IN (its lock held, known not to be in the store); INPUT_KEYS are the keys bound to its roles. */
+static int execute(const hx_store *s, const hx_exec_opts *o, const hx_instance *in, const char *const *input_keys,
+                   const char *device)
 {
-    const hx_plan *p = S->p;
-    const hx_store *s = S->s;
-    const hx_exec_opts *o = S->o;
-    const hx_instance *in = &p->inst[i];
     char *out_dir = NULL, *ckpt_dir = NULL;
     if (hx_store_begin(s, in->key, &out_dir, &ckpt_dir) < 0) return -2;
     const char **dirs = xcalloc((size_t)in->n_inputs + 1, sizeof *dirs);
@@ -75,7 +71,7 @@ static int execute(sched *S, int i, const char *device)
     /* Pin every input for as long as the stage may read it (gc and repairs leave pinned entries alone), then
      * record the content each one has now: a dependent whose input later changes is stale. */
     for (int j = 0; j < in->n_inputs; j++) {
-        keys[j] = p->inst[in->input_inst[j]].key;
+        keys[j] = input_keys[j];
         dirs[j] = hx_store_entry_dir(s, keys[j]);
         pins[j].fd = -1;
         char hex[65];
@@ -98,7 +94,7 @@ static int execute(sched *S, int i, const char *device)
         .input_roles = in->roles,
         .input_dirs = dirs,
         .input_keys = keys,
-        .engine = S->engine_lost ? NULL : o->engine,
+        .engine = o->engine_lost && *o->engine_lost ? NULL : o->engine,
         .device = device,
         .threads = o->threads,
         .recompute = o->recompute,
@@ -113,7 +109,6 @@ static int execute(sched *S, int i, const char *device)
     if (ctx.out_of_memory && ctx.engine) {
         /* The stage was abandoned mid-way: whatever it was doing to the shared engine is unknowable. Later
          * stages open their own backends; the engine is neither used nor freed again. */
-        S->engine_lost = 1;
         if (o->engine_lost) *o->engine_lost = 1;
         log_warn("stage '%s' ran out of memory: the shared engine is dropped; later stages load their own models",
                  in->stage_name);
@@ -132,7 +127,7 @@ static int execute(sched *S, int i, const char *device)
         if (env) json_object_set_new(m, "env", env);
         json_object_set(m, "input_digests", digests);
         if (in->external && json_object_size(in->external)) json_object_set(m, "external", in->external);
-        if (p->binary_digest) json_object_set_new(m, "hx_binary", json_string(p->binary_digest));
+        if (o->binary_digest) json_object_set_new(m, "hx_binary", json_string(o->binary_digest));
         if (hx_store_commit(s, in->key, m) < 0) {
             error_prefix("stage '%s': commit", in->stage_name);
             rc = -2;
@@ -163,27 +158,50 @@ static int will_be_read(const sched *S, int i)
     return 0;
 }
 
-/* Everything one instance needs, outside the scheduler lock. Returns its final state. */
-static int process(sched *S, int i, const char *device)
+/* Why IN's entry is stale although its key matches: an input (INPUT_KEYS, bound to its roles) now has other
+ * content than the digest its manifest recorded (xmalloc'd reason), or NULL. */
+static char *stale_input(const hx_store *s, const hx_instance *in, const char *const *input_keys)
 {
-    const hx_instance *in = &S->p->inst[i];
-    hx_exec_result *r = &S->res[i];
+    json_t *m = hx_store_manifest(s, in->key);
+    json_t *rec = json_object_get(m, "input_digests");
+    char *why = NULL;
+    /* Entries made before manifests recorded input digests have nothing to compare. */
+    for (int j = 0; rec && j < in->n_inputs && !why; j++) {
+        const char *was = json_string_value(json_object_get(rec, in->roles[j]));
+        char now[65];
+        if (!was || !hx_store_has(s, input_keys[j]) || hx_store_content_digest(s, input_keys[j], now) < 0) continue;
+        if (strcmp(was, now)) {
+            json_t *src = hx_store_manifest(s, input_keys[j]);
+            const char *stage = json_string_value(json_object_get(src, "stage"));
+            why = xstrfmt("input '%s' (stage %s, key %.12s) has other content than when this entry was computed "
+                          "(digest %.12s, was %.12s)", in->roles[j], stage ? stage : "?", input_keys[j], now, was);
+            json_decref(src);
+        }
+    }
+    json_decref(m);
+    hx_clear_error();
+    return why;
+}
+
+int hx_exec_one(const hx_store *s, const hx_exec_opts *o, const hx_instance *in, const char *const *input_keys,
+                const char *device, int full_verify, hx_exec_result *r)
+{
     char *label = hx_plan_axes_label(in->axes);
     const char *lp = *label ? " (" : "", *rp = *label ? ")" : "";
     hx_lock lock;
     double t0 = hx_now();
     int st;
-    if (hx_store_lock(S->s, in->key, 1, S->o->interrupted, &lock) != 0) {
+    if (hx_store_lock(s, in->key, 1, o->interrupted, &lock) != 0) {
         set_error(r, hx_last_error());
-        r->store_error = !(S->o->interrupted && *S->o->interrupted);
+        r->store_error = !(o->interrupted && *o->interrupted);
         free(label);
         return HX_ST_FAILED;
     }
-    if (hx_store_has(S->s, in->key)) {
-        /* An entry some stage of this run is about to read is re-hashed in full, so nothing is computed
-         * from bytes that differ from their digests. */
-        int v = hx_store_verify(S->s, in->key, S->o->verify || will_be_read(S, i));
-        char *stale = v == 0 ? hx_exec_stale_input(S->p, S->s, i) : NULL;
+    if (hx_store_has(s, in->key)) {
+        /* An entry some stage of this run is about to read is re-hashed in full (full_verify), so nothing is
+         * computed from bytes that differ from their digests. */
+        int v = hx_store_verify(s, in->key, o->verify || full_verify);
+        char *stale = v == 0 ? stale_input(s, in, input_keys) : NULL;
         if (v == 0 && !stale) {
             hx_store_unlock(&lock);
             r->seconds = hx_now() - t0;
@@ -193,7 +211,7 @@ static int process(sched *S, int i, const char *device)
         int bad;
         if (v) {
             char *why = xstrdup(hx_last_error()), *where = NULL;
-            bad = hx_store_quarantine(S->s, in->key, &where);
+            bad = hx_store_quarantine(s, in->key, &where);
             if (!bad)
                 log_warn("store entry %.12s of stage '%s'%s%s%s is corrupted: %s; moved to %s, executing it again",
                          in->key, in->stage_name, lp, label, rp, why, where);
@@ -202,7 +220,7 @@ static int process(sched *S, int i, const char *device)
         } else {
             log_warn("store entry %.12s of stage '%s'%s%s%s is stale: %s; executing it again", in->key, in->stage_name,
                      lp, label, rp, stale);
-            bad = hx_store_discard(S->s, in->key);
+            bad = hx_store_discard(s, in->key);
         }
         free(stale);
         if (bad) {
@@ -215,7 +233,7 @@ static int process(sched *S, int i, const char *device)
     }
     log_info("%s%s%s%s: executing (%s, key %.12s)", in->stage_name, lp, label, rp, in->kind->name, in->key);
     snprintf(r->device, sizeof r->device, "%s", device);
-    int rc = execute(S, i, device);
+    int rc = execute(s, o, in, input_keys, device);
     if (rc == 0) {
         st = HX_ST_EXECUTED;
         log_info("%s%s%s%s: done in %.2fs", in->stage_name, lp, label, rp, hx_now() - t0);
@@ -234,21 +252,10 @@ static int process(sched *S, int i, const char *device)
 char *hx_exec_stale_input(const hx_plan *p, const hx_store *s, int i)
 {
     const hx_instance *in = &p->inst[i];
-    json_t *m = hx_store_manifest(s, in->key);
-    json_t *rec = json_object_get(m, "input_digests");
-    char *why = NULL;
-    /* Entries made before manifests recorded input digests have nothing to compare. */
-    for (int j = 0; rec && j < in->n_inputs && !why; j++) {
-        const char *was = json_string_value(json_object_get(rec, in->roles[j]));
-        const hx_instance *src = &p->inst[in->input_inst[j]];
-        char now[65];
-        if (!was || !hx_store_has(s, src->key) || hx_store_content_digest(s, src->key, now) < 0) continue;
-        if (strcmp(was, now))
-            why = xstrfmt("input '%s' (stage %s, key %.12s) has other content than when this entry was computed "
-                          "(digest %.12s, was %.12s)", in->roles[j], src->stage_name, src->key, now, was);
-    }
-    json_decref(m);
-    hx_clear_error();
+    const char **keys = xcalloc((size_t)in->n_inputs + 1, sizeof *keys);
+    for (int j = 0; j < in->n_inputs; j++) keys[j] = p->inst[in->input_inst[j]].key;
+    char *why = stale_input(s, in, keys);
+    free(keys);
     return why;
 }
 
@@ -326,7 +333,11 @@ static void *worker(void *arg)
         else snprintf(device, sizeof device, "cpu");
         if (S->o->on_change) S->o->on_change(S->o->ud, i);
         pthread_mutex_unlock(&S->mu);
-        int st = process(S, i, device);
+        const hx_instance *in = &S->p->inst[i];
+        const char **keys = xcalloc((size_t)in->n_inputs + 1, sizeof *keys);
+        for (int j = 0; j < in->n_inputs; j++) keys[j] = S->p->inst[in->input_inst[j]].key;
+        int st = hx_exec_one(S->s, S->o, in, keys, device, will_be_read(S, i), &S->res[i]);
+        free(keys);
         pthread_mutex_lock(&S->mu);
         if (gpu >= 0) S->gpu_busy[gpu] = 0;
         finish(S, i, st);
@@ -337,7 +348,9 @@ static void *worker(void *arg)
 
 int hx_exec_run(const hx_plan *p, const hx_store *s, const hx_exec_opts *o, hx_exec_result *res)
 {
-    sched S = {.p = p, .s = s, .o = o, .res = res};
+    hx_exec_opts po = *o; /* with the plan's binary digest (--strict), recorded in each manifest */
+    po.binary_digest = p->binary_digest;
+    sched S = {.p = p, .s = s, .o = &po, .res = res};
     pthread_mutex_init(&S.mu, NULL);
     pthread_cond_init(&S.cv, NULL);
     for (int i = 0; i < p->n; i++) res[i] = (hx_exec_result){.state = HX_ST_PENDING};

@@ -39,6 +39,7 @@ typedef struct hx_exec_opts {
     volatile int *interrupted; /* set by SIGINT or SIGTERM */
     int *engine_lost;          /* set to 1 when a stage ran out of memory holding the shared engine (may be NULL) */
     const char *run_id;
+    const char *binary_digest; /* --strict: the binary's digest, recorded in manifests (hx_exec_run sets it) */
     /* Called, serialised, whenever an instance changes state (run records, progress). */
     void (*on_change)(void *ud, int inst);
     void *ud;
@@ -50,6 +51,16 @@ int hx_exec_run(const hx_plan *p, const hx_store *s, const hx_exec_opts *o, hx_e
 /* Why instance I's store entry is stale although its key matches: an input now has other content than
  * the digest its manifest recorded (xmalloc'd reason), or NULL. Used by the executor, hx plan and hx why. */
 char *hx_exec_stale_input(const hx_plan *p, const hx_store *s, int i);
+/*
+ * Execute one instance outside a plan's scheduler (the executor's workers, hx exec-key): take the key's lock
+ * (waiting), call it cached if the store has it intact, else run it through the protected call and commit.
+ * INPUT_KEYS holds the key bound to each of in->roles (those entries must be in the store). R gets the seconds,
+ * device and error; returns the final state (HX_ST_CACHED, HX_ST_EXECUTED or HX_ST_FAILED). Every input is pinned
+ * while the stage may read it and its content digest recorded; a cached entry whose input now has other content is
+ * stale. FULL_VERIFY: re-hash a cached entry in full (a stage of this run is about to read it).
+ */
+int hx_exec_one(const hx_store *s, const hx_exec_opts *o, const hx_instance *in, const char *const *input_keys,
+                const char *device, int full_verify, hx_exec_result *r);
 
 /* Build facts recorded in manifests (buildinfo.c). */
 const char *hx_build_commit(void);

@@ -10,11 +10,15 @@
 /* Sorted by name; usage text and `hx help` come from here. */
 static const hx_cmd commands[] = {
     {"bench", cmd_bench, "infer|kda|memory|train [options]", "engine benchmarks: train and inference tokens/s, KDA vs attention, decode memory"},
+    {"cancel", cmd_cancel, "RUN|latest [--store DIR] [--json]",
+     "cancel the Slurm jobs of a run (hx run --executor slurm) and record it as cancelled"},
     {"conform", cmd_conform, "[--device cpu|cuda] [--tokenizer FILE] DIR",
      "run the engine on a reference fixture directory and compare"},
     {"dag", cmd_dag, "RECIPE [-S k=v]... [--store DIR] [--strict]", "print the plan as Graphviz dot, coloured by cache state"},
     {"diff", cmd_diff, "RUN_A RUN_B [--json] [--flips N] [--store DIR]",
      "parameters, stage keys, eval metrics with deltas and confidence, flipped items of two runs"},
+    {"exec-key", cmd_exec_key, "KEY RUN [--store DIR] [--threads N] [--device cpu|cuda] [--verify]",
+     "execute one planned instance of run RUN's record (what each Slurm job runs; docs/cluster.md)"},
     {"export", cmd_export, "RUN|KEY... -o FILE.tar.zst [--with-inputs] [--store DIR] [--json]",
      "store entries (a run's, or keys with their inputs' manifests) and run records as one archive"},
     {"fsck", cmd_fsck, "[KEY...] [--repair] [--store DIR] [--json]",
@@ -33,7 +37,8 @@ static const hx_cmd commands[] = {
     {"report", cmd_report, "[RUN|latest|PREFIX] [--format md|json|tex|html] [-o FILE] [--store DIR]",
      "the recipe's report tables: LL vs generation, gap, retention, ranking reversals"},
     {"run", cmd_run,
-     "RECIPE [-S k=v]... [--device auto|cpu|cuda[:N]] [--jobs N] [--threads N] [--recompute] [--store DIR] [--verify] [--strict] [--json]",
+     "RECIPE [-S k=v]... [--device auto|cpu|cuda[:N]] [--jobs N] [--threads N] [--recompute] [--store DIR] [--verify] [--strict] [--json]\n"
+     "           [--executor local|slurm [--slurm-partition P] [--slurm-account A] [--slurm-opt K=V]... [--detach]]",
      "execute a recipe: every stage instance not already in the store, at most once"},
     {"runs", cmd_runs, "[--store DIR] [--json]", "list run records, newest first"},
     {"score", cmd_score, "DIR (-c CONTEXT -x CONTINUATION)... [--file F.jsonl] [--chat]",
@@ -104,7 +109,7 @@ void hx_test_kinds_register(void);
  */
 static void omp_wait_default(const char *cmd, char **argv)
 {
-    static const char *const compute[] = {"bench", "conform", "generate", "run", "score", NULL};
+    static const char *const compute[] = {"bench", "conform", "exec-key", "generate", "run", "score", NULL};
     int heavy = 0;
     for (int i = 0; compute[i]; i++) heavy |= !strcmp(cmd, compute[i]);
     if (!heavy || getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;

@@ -18,7 +18,9 @@
 
 static const char *const top_keys[] = {"hx", "name", "description", "include", "params", "axes",
                                        "zip", "scales", "stages", "report"};
-static const char *const stage_keys[] = {"kind", "inputs", "with", "description"};
+static const char *const stage_keys[] = {"kind", "inputs", "with", "description", "resources"};
+/* What a stage asks of a cluster scheduler (hx run --executor slurm; values checked in slurm.c). */
+static const char *const resource_keys[] = {"cpus", "gpus", "mem", "time"};
 
 /* ---- did you mean ---- */
 
@@ -754,7 +756,7 @@ static int check_top(hx_recipe *r)
                 if (i == n) {
                     char *kp = hx_path_key(p, sk);
                     bad = hx_recipe_error_at(r, kp, "stage '%s': unknown key '%s'%s; allowed: kind, inputs, with, "
-                                             "description", k, sk, suggest_hint_list(sk, stage_keys, n));
+                                             "description, resources", k, sk, suggest_hint_list(sk, stage_keys, n));
                     free(kp);
                     break;
                 }
@@ -773,6 +775,24 @@ static int check_top(hx_recipe *r)
             kp = hx_path_key(p, "with");
             if (!bad && with && !json_is_object(with) && !json_is_null(with))
                 bad = hx_recipe_error_at(r, kp, "stage '%s': with: expected a map of parameters", k);
+            free(kp);
+            json_t *res = json_object_get(v, "resources");
+            kp = hx_path_key(p, "resources");
+            if (!bad && res && !json_is_object(res))
+                bad = hx_recipe_error_at(r, kp, "stage '%s': resources: expected a map {cpus, gpus, mem, time}", k);
+            size_t nr = sizeof resource_keys / sizeof *resource_keys;
+            json_object_foreach(bad ? NULL : res, sk, sv) {
+                size_t i = 0;
+                while (i < nr && strcmp(resource_keys[i], sk)) i++;
+                char *rp = hx_path_key(kp, sk);
+                if (i == nr)
+                    bad = hx_recipe_error_at(r, rp, "stage '%s': resources: unknown key '%s'%s; allowed: cpus, gpus, mem, "
+                                             "time", k, sk, suggest_hint_list(sk, resource_keys, nr));
+                else if (!json_is_string(sv) && !json_is_integer(sv))
+                    bad = hx_recipe_error_at(r, rp, "stage '%s': resources.%s: expected a number or a string", k, sk);
+                free(rp);
+                if (bad) break;
+            }
             free(kp);
         }
         free(p);

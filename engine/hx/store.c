@@ -108,7 +108,9 @@ char *hx_store_find_key(const hx_store *s, const char *prefix)
 int hx_store_lock(const hx_store *s, const char *key, int wait, volatile int *interrupted, hx_lock *l)
 {
     char *p = xstrfmt("%s/locks/%s.lock", s->root, key);
-    l->fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    /* group-writable (under umask 002): in a store shared by a group, every member locks every key. Opened for
+     * writing because NFS turns flock into a POSIX write lock, which needs a writable descriptor. */
+    l->fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0664);
     if (l->fd < 0) {
         error("cannot open lock '%s': %s", p, strerror(errno));
         free(p);
@@ -118,7 +120,10 @@ int hx_store_lock(const hx_store *s, const char *key, int wait, volatile int *in
     for (;;) {
         if (flock(l->fd, LOCK_EX | LOCK_NB) == 0) break;
         if (errno != EWOULDBLOCK && errno != EINTR) {
-            error("cannot lock '%s': %s", p, strerror(errno));
+            /* NFS mounted with nolock, Lustre without -o flock: no lock would mean executing keys twice */
+            error("cannot lock '%s': %s%s", p, strerror(errno),
+                  errno == ENOLCK || errno == EOPNOTSUPP ? " (the store's file system does not support flock: "
+                                                           "docs/cluster.md says which mounts do)" : "");
             close(l->fd);
             l->fd = -1;
             free(p);
@@ -612,7 +617,8 @@ static int is_run_id(const char *id)
     return strlen(id) == 21 && strspn(id, "0123456789-abcdef") == 21 && id[8] == '-' && id[15] == '-';
 }
 
-int hx_store_write_run(const hx_store *s, const char *id, const json_t *run)
+/* runs/<id>/run.json, atomically; runs/latest moves to ID when MOVE_LATEST. */
+static int write_run(const hx_store *s, const char *id, const json_t *run, int move_latest)
 {
     char *dir = xstrfmt("%s/runs/%s", s->root, id);
     char *file = hx_path_join(dir, "run.json");
@@ -625,6 +631,10 @@ int hx_store_write_run(const hx_store *s, const char *id, const json_t *run)
     text = xrealloc(text, tl + 2);
     memcpy(text + tl, "\n", 2);
     if (hx_write_file_atomic(file, text, tl + 1) < 0) goto out;
+    if (!move_latest) {
+        rc = 0;
+        goto out;
+    }
     unlink(tmp);
     if (symlink(id, tmp) < 0 || rename(tmp, latest) < 0) {
         error("cannot point '%s' at %s: %s", latest, id, strerror(errno));
@@ -640,6 +650,10 @@ out:
     free(latest);
     return rc;
 }
+
+int hx_store_write_run(const hx_store *s, const char *id, const json_t *run) { return write_run(s, id, run, 1); }
+
+int hx_store_update_run(const hx_store *s, const char *id, const json_t *run) { return write_run(s, id, run, 0); }
 
 json_t *hx_store_read_run(const hx_store *s, const char *id_in)
 {
@@ -714,6 +728,10 @@ int hx_store_run_alive(const json_t *run)
     const char *st = json_string_value(json_object_get(run, "status"));
     json_t *pr = json_object_get(run, "process");
     if (!st || strcmp(st, "running")) return 0;
+    /* A Slurm run's work is its jobs, not the submitting process (--detach ends it): its record is refreshed
+     * from the scheduler (hx runs, hx show), and until it ends its entries stay pinned. */
+    const char *ex = json_string_value(json_object_get(run, "executor"));
+    if (ex && !strcmp(ex, "slurm")) return -1;
     if (!json_is_object(pr)) return 0; /* a record from before hx wrote its process: nothing to go by */
     char host[256] = "?", boot[64];
     gethostname(host, sizeof host - 1);

@@ -78,6 +78,7 @@ int hx_store_adopt(const hx_store *s, const char *key, const char *dir);
  * malformed or future start (more than 10 minutes ahead) is not believed and sorts as the oldest. */
 char *hx_store_new_run_id(const hx_store *s);                              /* YYYYmmdd-HHMMSS-mmmxx */
 int hx_store_write_run(const hx_store *s, const char *id, const json_t *run); /* atomic; updates latest */
+int hx_store_update_run(const hx_store *s, const char *id, const json_t *run); /* atomic; latest left as is */
 json_t *hx_store_read_run(const hx_store *s, const char *id);              /* "latest" accepted */
 json_t *hx_store_list_runs(const hx_store *s);                             /* ids, oldest first */
 long long hx_store_run_time(const json_t *run); /* believable start (s since 1970), or -1 */
@@ -86,7 +87,8 @@ long long hx_store_run_time(const json_t *run); /* believable start (s since 197
 int hx_store_add_run(const hx_store *s, const char *id, const char *text, size_t len);
 /* {pid, host, boot_id, start_ticks} of this process, recorded as a run's "process". */
 json_t *hx_store_process_self(void);
-/* A "running" record whose process lives: 1 alive, 0 gone (or not running), -1 another host (cannot tell). */
+/* A "running" record whose process lives: 1 alive, 0 gone (or not running), -1 cannot tell (another host, or a
+ * Slurm run: its jobs do the work). gc keeps what a run with a nonzero answer uses. */
 int hx_store_run_alive(const json_t *run);
 /* hx fsck of runs/: every malformed record appended to PROBLEMS, its directory name to BAD. 0 or 1. */
 int hx_store_check_runs(const hx_store *s, json_t *problems, json_t *bad);
