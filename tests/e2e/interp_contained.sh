@@ -55,10 +55,14 @@ grep -q '"status": "interrupted"' "$HX_STORE/runs/latest/run.json" || fail "run 
 "$HX_TEST" runs --json | grep -q '"status":"interrupted"' || fail "hx runs after SIGTERM: $("$HX_TEST" runs)"
 
 # 3. a run killed outright never ends its record: hx runs shows it as dead, a live one as running
+old=$(readlink "$HX_STORE/runs/latest")
 "$HX_TEST" run slow.yaml -S params.steps=400 -S params.ms=50 >k.out 2>k.err &
 pid=$!
-wait_step 1
+# (the interrupted run's checkpoint is already past step 1: wait for this run's own record)
+for _ in $(seq 200); do [ "$(readlink "$HX_STORE/runs/latest")" != "$old" ] && break; sleep 0.05; done
 id=$(readlink "$HX_STORE/runs/latest")
+[ "$id" != "$old" ] || fail "the new run wrote no record"
+wait_step 4
 "$HX_TEST" runs --json | grep -q "\"run_id\":\"$id\",\"status\":\"running\"" || fail "live run: $("$HX_TEST" runs)"
 kill -KILL $pid; wait $pid 2>/dev/null || true
 grep -q '"status": "running"' "$HX_STORE/runs/$id/run.json" || fail "the killed run's record should still say running"
