@@ -336,6 +336,7 @@ void ev_pairs_release(ev_pairs *p)
 {
     free(p->ll_a); free(p->ll_b); free(p->gen_a); free(p->gen_b);
     free(p->lcn_a); free(p->lcn_b); free(p->gcn_a); free(p->gcn_b);
+    free(p->lch); free(p->gch);
     free(p->a); free(p->b);
     memset(p, 0, sizeof *p);
 }
@@ -366,6 +367,7 @@ int ev_pair_items(const json_t *items_a, const json_t *items_b, const char *spli
     p->gen_a = xmalloc(cap * sizeof(double)); p->gen_b = xmalloc(cap * sizeof(double));
     p->lcn_a = xmalloc(cap * sizeof(double)); p->lcn_b = xmalloc(cap * sizeof(double));
     p->gcn_a = xmalloc(cap * sizeof(double)); p->gcn_b = xmalloc(cap * sizeof(double));
+    p->lch = xmalloc(cap * sizeof(double)); p->gch = xmalloc(cap * sizeof(double));
     p->a = xmalloc(cap * sizeof *p->a); p->b = xmalloc(cap * sizeof *p->b);
     int nsel_b = (int)json_object_size(idx);
     for (int i = 0; i < na && !rc; i++) {
@@ -388,6 +390,7 @@ int ev_pair_items(const json_t *items_a, const json_t *items_b, const char *spli
         int m = p->n++;
         p->ll_a[m] = oa[i].ll, p->ll_b[m] = b->ll, p->gen_a[m] = oa[i].gen, p->gen_b[m] = b->gen;
         p->lcn_a[m] = oa[i].ll_cn, p->lcn_b[m] = b->ll_cn, p->gcn_a[m] = oa[i].gen_cn, p->gcn_b[m] = b->gen_cn;
+        ev_chance(json_array_get(items_a, (size_t)i), &p->lch[m], &p->gch[m]);
         p->a[m] = json_array_get(items_a, (size_t)i);
         p->b[m] = json_array_get(items_b, (size_t)json_integer_value(j) - 1);
     }
@@ -458,16 +461,16 @@ json_t *ev_compare(const ev_pairs *p, int reps, uint64_t seed)
     double did_p = ev_bootstrap_p(v + 2 * reps, reps);
     ev_ci ci[7];
     for (int s = 0; s < 7; s++) ci[s] = ev_percentile(v + (size_t)s * reps, reps, 0.95);
-    /* retention is a ratio to A's score above chance: only where A is above chance at 95% */
+    /* retention is a ratio to A's accuracy above chance: only where A's Wilson 95% interval lies above chance */
     static const char *const what[2] = {"LL", "generation"};
+    double acc_a[2] = {mean(p->ll_a, n), mean(p->gen_a, n)}, chance[2] = {mean(p->lch, n), mean(p->gch, n)};
     for (int s = 0; s < 5; s++) {
         char *cik = xstrfmt("%s_ci", stats[s]);
-        int ret = s >= 3;
-        ev_ci a_ci = ci[s == 3 ? 5 : 6];
-        double a_pt = s == 3 ? la : ga;
-        if (ret && !(a_ci.lo > EV_CHANCE_EPS)) {
-            char *why = xstrfmt("the baseline's %s accuracy is not above chance: chance-normalised %+.1f pp, 95%% interval "
-                                "[%+.1f, %+.1f]", what[s - 3], 100 * a_pt, 100 * a_ci.lo, 100 * a_ci.hi);
+        int w = s - 3;
+        ev_ci wa = w >= 0 ? ev_wilson((int)lround(acc_a[w] * n), n, EV_Z95) : (ev_ci){0, 0};
+        if (w >= 0 && !(wa.lo > chance[w])) {
+            char *why = xstrfmt("the baseline's %s accuracy %.1f%% [%.1f, %.1f] is not above chance (%.1f%%)", what[w],
+                                100 * acc_a[w], 100 * wa.lo, 100 * wa.hi, 100 * chance[w]);
             json_object_set_new(na, stats[s], json_string(why));
             free(why);
             json_object_set_new(r, stats[s], json_null());

@@ -50,6 +50,7 @@ typedef struct ev_pairs {
     int only_a, only_b; /* items of the split/task without a partner on the other side */
     double *ll_a, *ll_b, *gen_a, *gen_b;   /* 0/1 correctness */
     double *lcn_a, *lcn_b, *gcn_a, *gcn_b; /* chance-normalised */
+    double *lch, *gch;                     /* the item's chance under LL and generation (ev_chance of A's outcome) */
     const json_t **a, **b;                 /* the paired outcomes, in A's order */
 } ev_pairs;
 
@@ -64,7 +65,8 @@ void ev_pairs_release(ev_pairs *p);
  * each with its 95% percentile interval from `reps` paired bootstrap resamples (seeded), did_p the two-sided
  * bootstrap p-value of did (ev_bootstrap_p). Also n, delta_ll_raw, delta_gen_raw (plain accuracy differences),
  * a_ll_cn, a_ll_cn_ci, a_gen_cn, a_gen_cn_ci, b_ll_cn, b_gen_cn, and `na`: {field: reason} for every field that is
- * null: retention when A is not above chance (its interval's lower end <= 0), everything when n = 0.
+ * null: a retention when A is not above chance (the Wilson 95% interval of A's accuracy on the paired items does not
+ * lie above their mean chance), everything when n = 0.
  * An unbounded interval end (a resample where A is at or below chance) is null.
  */
 json_t *ev_compare(const ev_pairs *p, int reps, uint64_t seed);
