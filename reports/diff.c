@@ -177,11 +177,11 @@ json_t *rp_diff_evals(const char *id, const json_t *ra, const json_t *rb, const 
             uint64_t st = ev_stream_seed(seed, sp, task);
             json_object_set_new(per, task, json_pack("{s:o,s:o,s:o}", "ll", paired(q.ll_a, q.ll_b, q.n, st), "gen",
                                                      paired(q.gen_a, q.gen_b, q.n, st + 1), "paired",
-                                                     ev_compare(&q, RP_BOOT_REPS, st + 2)));
+                                                     ev_compare(&q, RP_BOOT_REPS, rp_pair_seed(seed, ka, kb, sp, task))));
             ev_pairs_release(&q);
         }
         json_object_set_new(splits, sp, json_pack("{s:o,s:o,s:o,s:o,s:i,s:i,s:o,s:{s:o,s:o}}", "ll_acc", ll, "gen_acc", gen,
-                                                  "gap", gap, "paired", ev_compare(&p, RP_BOOT_REPS, s0 + 2), "only_a",
+                                                  "gap", gap, "paired", ev_compare(&p, RP_BOOT_REPS, rp_pair_seed(seed, ka, kb, sp, NULL)), "only_a",
                                                   p.only_a, "only_b", p.only_b, "tasks", per, "flips", "gen",
                                                   flips_json(&p, p.gen_a, p.gen_b, 1), "ll", flips_json(&p, p.ll_a, p.ll_b, 0)));
         ev_pairs_release(&p);

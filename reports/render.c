@@ -208,7 +208,8 @@ static void na_notes(FILE *f, fmt F, const json_t *t)
         for (size_t r = 0; r < json_array_size(rows); r++) {
             json_t *row = json_array_get(rows, r);
             const char *why = sget(json_object_get(row, "na"), col);
-            if (!why || json_is_number(json_object_get(row, col)) || json_is_true(json_object_get(row, "teacher"))) continue;
+            int ci = col_index(col), dash = json_is_true(json_object_get(row, "teacher")) && ci >= 0 && cols_fmt[ci].paired;
+            if (!why || json_is_number(json_object_get(row, col)) || dash) continue;
             const char *prev = sget(by, why);
             char *labels = prev ? xstrfmt("%s, %s", prev, sget(row, "label")) : xstrdup(sget(row, "label"));
             json_object_set_new(by, why, json_string(labels));

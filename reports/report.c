@@ -169,15 +169,16 @@ static json_t *items_of(tab_ctx *c, const char *key, const char *label)
     return v;
 }
 
-/* The bootstrap stream of the comparison of two entries on the table's selection. */
-static uint64_t pair_seed(const tab_ctx *c, const char *ka, const char *kb)
+uint64_t rp_pair_seed(unsigned long long seed, const char *ka, const char *kb, const char *split, const char *task)
 {
-    char *a = xstrfmt("%s/%s", ka, kb), *b = xstrfmt("%s/%s", c->split, c->task ? c->task : "");
-    uint64_t s = ev_stream_seed(0, a, b);
+    char *a = xstrfmt("%s/%s", ka ? ka : "", kb ? kb : ""), *b = xstrfmt("%s/%s", split, task ? task : "");
+    uint64_t s = ev_stream_seed(seed, a, b);
     free(a);
     free(b);
     return s;
 }
+
+static uint64_t pair_seed(const tab_ctx *c, const char *ka, const char *kb) { return rp_pair_seed(0, ka, kb, c->split, c->task); }
 
 /* Copies g[from] to row[to] (absent: null). */
 static void take(json_t *row, const char *to, const json_t *g, const char *from)

@@ -4,6 +4,7 @@
 #ifndef RP_REPORT_H
 #define RP_REPORT_H
 
+#include <stdint.h>
 #include <jansson.h>
 
 /*
@@ -76,5 +77,9 @@ char *rp_diff_text(const json_t *diff, int max_flips);
 
 /* Column names a table may ask for. */
 int rp_column_known(const char *col);
+
+/* The bootstrap stream of the comparison of store entries KA (the baseline) and KB on SPLIT and TASK (NULL: all):
+ * a report row and `hx diff` of the same two evals resample alike, so they print the same intervals. */
+uint64_t rp_pair_seed(unsigned long long seed, const char *ka, const char *kb, const char *split, const char *task);
 
 #endif

@@ -148,8 +148,10 @@ import json, sys
 d, r = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
 p = d["evals"][0]["splits"]["eval"]["paired"]
 row = [x for x in r["tables"][0]["rows"] if x["label"] == "steps=6"][0]
-for k in ("delta_ll", "delta_gen", "did", "ll_retention", "gen_retention"):
-    assert (p[k] is None and row[k] is None) or abs(p[k] - row[k]) < 1e-9, (k, p[k], row[k])
+for k in ("delta_ll", "delta_gen", "did", "did_p", "ll_retention", "gen_retention"):
+    assert (p[k] is None and row[k] is None) or abs(p[k] - row[k]) < 1e-5, (k, p[k], row[k])  # the report prints 6 digits
+    ci = k + "_ci"
+    assert k == "did_p" or p[ci] == row[ci] or max(abs(x - y) for x, y in zip(p[ci], row[ci])) < 1e-5, (ci, p[ci], row[ci])
 PY
 if "$HX" diff "$RUN1:eval" "$RUN1:eval_teacher" --store "$S" 2>"$T/err"; then fail "ambiguous eval accepted"; fi
 grep -q "names 2 instances" "$T/err" && grep -q "eval\[steps=2\]" "$T/err" || { cat "$T/err"; fail "ambiguous eval message"; }
