@@ -387,6 +387,11 @@ int ev_pair_items(const json_t *items_a, const json_t *items_b, const char *spli
             continue;
         }
         const outcome *b = &ob[json_integer_value(j) - 1];
+        if (b->n_choices != oa[i].n_choices || b->gold != oa[i].gold || b->lettered != oa[i].lettered) {
+            rc = error("item %s/%s is not the same item in the two sets (choices %d vs %d, answer %d vs %d): "
+                       "their doc ids collide", oa[i].task, oa[i].doc_id, oa[i].n_choices, b->n_choices, oa[i].gold, b->gold);
+            break;
+        }
         int m = p->n++;
         p->ll_a[m] = oa[i].ll, p->ll_b[m] = b->ll, p->gen_a[m] = oa[i].gen, p->gen_b[m] = b->gen;
         p->lcn_a[m] = oa[i].ll_cn, p->lcn_b[m] = b->ll_cn, p->gcn_a[m] = oa[i].gen_cn, p->gcn_b[m] = b->gen_cn;

@@ -54,7 +54,8 @@ typedef struct ev_pairs {
     const json_t **a, **b;                 /* the paired outcomes, in A's order */
 } ev_pairs;
 
-/* 0, or error() on a malformed outcome or a (task, doc_id) that occurs twice on one side. */
+/* 0, or error() on a malformed outcome, a (task, doc_id) that occurs twice on one side, or a pair whose two sides
+ * are not the same item (n_choices, answer or lettered format differ). */
 int ev_pair_items(const json_t *items_a, const json_t *items_b, const char *split, const char *task, ev_pairs *p);
 void ev_pairs_release(ev_pairs *p);
 

@@ -259,6 +259,11 @@ static void test_pair_items(void **state)
     assert_int_equal(ev_pair_items(a, b, "eval", NULL, &p), -1);
     assert_non_null(strstr(hx_last_error(), "kn_mcq_x-002 occurs twice"));
     json_array_remove(b, json_array_size(b) - 1);
+    /* the same doc id naming another item (another answer) is refused */
+    json_object_set_new(json_array_get(b, 0), "answer", json_integer(2));
+    assert_int_equal(ev_pair_items(a, b, "eval", NULL, &p), -1);
+    assert_non_null(strstr(hx_last_error(), "is not the same item"));
+    json_object_set_new(json_array_get(b, 0), "answer", json_integer(1));
     json_object_del(json_array_get(a, 0), "doc_id");
     assert_int_equal(ev_pair_items(a, b, "eval", NULL, &p), -1);
     assert_non_null(strstr(hx_last_error(), "no \"doc_id\""));
