@@ -1,4 +1,5 @@
-/* stats.c - Wilson score intervals, paired percentile bootstrap, McNemar (exact and chi-square), Kendall's tau-b. */
+/* stats.c - Wilson score intervals, the paired bootstrap (means, percentile intervals, p-values), McNemar (exact and
+ * chi-square), Holm's correction, Kendall's tau-b. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -17,10 +18,59 @@ ev_ci ev_wilson(int k, int n, double z)
     return r;
 }
 
+uint64_t ev_stream_seed(uint64_t seed, const char *a, const char *b)
+{
+    uint64_t h = 1469598103934665603ull ^ seed; /* FNV-1a */
+    for (const char *s = a; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    h = (h ^ '/') * 1099511628211ull;
+    for (const char *s = b; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+void ev_bootstrap_means(const double *const *x, int k, int n, int reps, uint64_t seed, double *out)
+{
+    if (n <= 0 || reps <= 0 || k <= 0) return;
+    double *s = xmalloc((size_t)k * sizeof *s);
+    hx_rng g;
+    hx_rng_seed(&g, seed);
+    for (int r = 0; r < reps; r++) {
+        for (int j = 0; j < k; j++) s[j] = 0;
+        for (int i = 0; i < n; i++) {
+            uint64_t d = hx_rng_below(&g, (uint64_t)n);
+            for (int j = 0; j < k; j++) s[j] += x[j][d];
+        }
+        for (int j = 0; j < k; j++) out[(size_t)r * k + j] = s[j] / n;
+    }
+    free(s);
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
+}
+
+ev_ci ev_percentile(double *v, int reps, double level)
+{
+    ev_ci r = {0, 0};
+    if (reps <= 0) return r;
+    qsort(v, (size_t)reps, sizeof *v, cmp_double);
+    /* nearest-rank order statistics: the (1-level)/2 and (1+level)/2 quantiles */
+    int lo = (int)floor((1 - level) / 2 * reps), hi = (int)ceil((1 + level) / 2 * reps) - 1;
+    if (lo < 0) lo = 0;
+    if (hi >= reps) hi = reps - 1;
+    if (hi < lo) hi = lo;
+    r.lo = v[lo];
+    r.hi = v[hi];
+    return r;
+}
+
+double ev_bootstrap_p(const double *v, int reps)
+{
+    long le = 0, ge = 0;
+    for (int r = 0; r < reps; r++) le += v[r] <= 0, ge += v[r] >= 0;
+    double p = 2.0 * (double)(1 + (le < ge ? le : ge)) / (reps + 1.0);
+    return p > 1 ? 1 : p;
 }
 
 ev_ci ev_bootstrap_paired(const double *a, const double *b, int n, int reps, uint64_t seed, double level)
@@ -29,22 +79,9 @@ ev_ci ev_bootstrap_paired(const double *a, const double *b, int n, int reps, uin
     if (n <= 0 || reps <= 0) return r;
     double *d = xmalloc((size_t)n * sizeof *d), *means = xmalloc((size_t)reps * sizeof *means);
     for (int i = 0; i < n; i++) d[i] = a[i] - (b ? b[i] : 0);
-    hx_rng g;
-    hx_rng_seed(&g, seed);
-    for (int k = 0; k < reps; k++) {
-        double s = 0;
-        for (int i = 0; i < n; i++) s += d[hx_rng_below(&g, (uint64_t)n)];
-        means[k] = s / n;
-    }
-    qsort(means, (size_t)reps, sizeof *means, cmp_double);
-    /* percentile interval: the (1-level)/2 and (1+level)/2 order statistics (nearest rank) */
-    double lo_q = (1 - level) / 2, hi_q = (1 + level) / 2;
-    int lo = (int)floor(lo_q * reps), hi = (int)ceil(hi_q * reps) - 1;
-    if (lo < 0) lo = 0;
-    if (hi >= reps) hi = reps - 1;
-    if (hi < lo) hi = lo;
-    r.lo = means[lo];
-    r.hi = means[hi];
+    const double *x[1] = {d};
+    ev_bootstrap_means(x, 1, n, reps, seed, means);
+    r = ev_percentile(means, reps, level);
     free(d);
     free(means);
     return r;
@@ -74,9 +111,28 @@ double ev_mcnemar_chi2(int b, int c, double *p)
     return x2;
 }
 
+void ev_holm(const double *p, int m, double *adj)
+{
+    int *o = xmalloc((size_t)(m > 0 ? m : 1) * sizeof *o);
+    for (int i = 0; i < m; i++) o[i] = i;
+    for (int i = 1; i < m; i++) /* stable insertion sort of the indices by p */
+        for (int j = i; j > 0 && p[o[j]] < p[o[j - 1]]; j--) {
+            int t = o[j];
+            o[j] = o[j - 1];
+            o[j - 1] = t;
+        }
+    double run = 0;
+    for (int i = 0; i < m; i++) {
+        double a = (double)(m - i) * p[o[i]];
+        if (a > run) run = a;
+        adj[o[i]] = run > 1 ? 1 : run;
+    }
+    free(o);
+}
+
 static int sgn(double v) { return (v > 0) - (v < 0); }
 
-double ev_kendall_tau(const double *x, const double *y, int n)
+int ev_kendall_tau(const double *x, const double *y, int n, double *tau)
 {
     long conc = 0, disc = 0, tx = 0, ty = 0;
     for (int i = 0; i < n; i++)
@@ -88,6 +144,9 @@ double ev_kendall_tau(const double *x, const double *y, int n)
             else if (a == b) conc++;
             else disc++;
         }
+    /* pairs untied in x = conc + disc + ty, untied in y = conc + disc + tx */
     double den = sqrt((double)(conc + disc + tx) * (double)(conc + disc + ty));
-    return den > 0 ? (conc - disc) / den : 0;
+    if (!(den > 0)) return 0;
+    *tau = (conc - disc) / den;
+    return 1;
 }

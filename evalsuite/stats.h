@@ -1,4 +1,5 @@
-/* stats.h - statistics of per-item correctness: Wilson intervals, paired bootstrap, McNemar, Kendall's tau. */
+/* stats.h - statistics of per-item correctness: Wilson intervals, paired bootstrap (intervals, p-values), McNemar,
+ * Holm's correction, Kendall's tau-b. Formulas and their use: docs/eval.md "Statistics". */
 #ifndef EV_STATS_H
 #define EV_STATS_H
 
@@ -13,11 +14,33 @@ typedef struct ev_ci {
 /* Wilson score interval of a proportion k/n at normal quantile z (n = 0: [0, 1]). */
 ev_ci ev_wilson(int k, int n, double z);
 
+/* The seed of a named bootstrap stream: FNV-1a of "a/b" over seed, so each comparison resamples on its own stream
+ * whatever else is computed before it. */
+uint64_t ev_stream_seed(uint64_t seed, const char *a, const char *b);
+
 /*
- * Percentile bootstrap interval (level, e.g. 0.95) of mean(a[i] - b[i]) over n paired items, resampling
- * items with replacement `reps` times from hx_rng seeded with `seed` (deterministic). b may be NULL
- * (interval of mean(a)). n = 0: [0, 0].
+ * The paired bootstrap: `reps` resamples of n items with replacement, each item drawn by hx_rng_below from one
+ * generator seeded with `seed` (n draws per resample, resample after resample: deterministic), the SAME resample
+ * for the k per-item vectors x[0..k-1]. out[r * k + j] = mean of x[j] over resample r. n = 0 or reps = 0: nothing.
  */
+void ev_bootstrap_means(const double *const *x, int k, int n, int reps, uint64_t seed, double *out);
+
+/*
+ * Percentile interval of the replicates v[0..reps) at `level` (e.g. 0.95): the floor((1-level)/2 * reps)-th and the
+ * (ceil((1+level)/2 * reps) - 1)-th order statistics (0-based). Sorts v in place; infinities sort to the ends and
+ * come back as an infinite endpoint (an unbounded side). v must hold no NaN. reps = 0: [0, 0].
+ */
+ev_ci ev_percentile(double *v, int reps, double level);
+
+/*
+ * Two-sided bootstrap p-value of "the statistic is 0" from its replicates (the percentile test, with the +1
+ * correction so a p-value is never 0): p = min(1, 2 * min(1 + #{v <= 0}, 1 + #{v >= 0}) / (reps + 1)).
+ * It is below 0.05 about when 0 is outside the 95% percentile interval; its floor is 2 / (reps + 1).
+ */
+double ev_bootstrap_p(const double *v, int reps);
+
+/* Percentile interval (level) of mean(a[i] - b[i]) over n paired items, on ev_bootstrap_means' stream; b may be
+ * NULL (interval of mean(a)). n = 0: [0, 0]. */
 ev_ci ev_bootstrap_paired(const double *a, const double *b, int n, int reps, uint64_t seed, double level);
 
 /*
@@ -28,7 +51,15 @@ double ev_mcnemar_exact(int b, int c);
 /* The chi-square form with continuity correction, (|b - c| - 1)^2 / (b + c), and its p-value (1 df). */
 double ev_mcnemar_chi2(int b, int c, double *p);
 
-/* Kendall's tau-b between two score vectors of n arms (ties allowed); 0 when undefined (n < 2 or all tied). */
-double ev_kendall_tau(const double *x, const double *y, int n);
+/* Holm's step-down adjustment of m p-values: with p sorted ascending p_(1) <= .. <= p_(m),
+ * adj_(i) = min(1, max_{j <= i} (m - j + 1) * p_(j)); adj[] in the order of p[]. Ties keep their order. */
+void ev_holm(const double *p, int m, double *adj);
+
+/*
+ * Kendall's tau-b between two score vectors of n arms (ties allowed):
+ * (concordant - discordant) / sqrt((n0 - ties_x) * (n0 - ties_y)), n0 = n(n-1)/2.
+ * Returns 1 and sets *tau when it is defined, 0 when it is not (n < 2, or either vector all tied).
+ */
+int ev_kendall_tau(const double *x, const double *y, int n, double *tau);
 
 #endif

@@ -1,14 +1,14 @@
-/* diff.c - `hx diff`: what differs between two runs (recipe, parameters, keys) and whether their eval metrics differ
- * beyond chance (McNemar on the paired items, paired bootstrap of the delta), with the flipped items. */
+/* diff.c - `hx diff`: what differs between two runs (recipe, parameters, keys) or two evals, and whether their eval
+ * metrics differ beyond chance (McNemar and the paired bootstrap on the paired items: Δ, did, retention), with the
+ * flipped items. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/base.h"
+#include "evalsuite/metrics.h"
 #include "evalsuite/stats.h"
 #include "reports/report.h"
-
-#define BOOT_REPS 1000
 
 static const char *sget(const json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
 static json_t *or_null(json_t *v) { return v ? v : json_null(); }
@@ -76,23 +76,21 @@ static json_t *run_head(const json_t *r)
                      or_null(json_object_get(r, "started")), "overrides", or_null(json_object_get(r, "overrides")));
 }
 
-/* Paired comparison of one boolean outcome field between the two item sets. */
-static json_t *paired(const json_t *ia, const json_t *ib, const char *split, const char *task, const char *field,
-                      json_t *flips_a, json_t *flips_b, uint64_t seed)
+/* Paired comparison of one 0/1 outcome (xa: A's, xb: B's) over the n paired items. */
+static json_t *paired(const double *xa, const double *xb, int n, uint64_t seed)
 {
-    int n, b10, b01;
-    double *xa, *xb;
-    rp_pair(ia, ib, split, task, field, &n, &b10, &b01, flips_a, flips_b, &xa, &xb);
+    int b10 = 0, b01 = 0;
     double sa = 0, sb = 0;
-    for (int i = 0; i < n; i++) sa += xa[i], sb += xb[i];
-    ev_ci ci = ev_bootstrap_paired(xb, xa, n, BOOT_REPS, seed, 0.95);
+    for (int i = 0; i < n; i++) {
+        sa += xa[i], sb += xb[i];
+        b10 += xa[i] > xb[i];
+        b01 += xb[i] > xa[i];
+    }
+    ev_ci ci = ev_bootstrap_paired(xb, xa, n, RP_BOOT_REPS, seed, 0.95);
     double p = ev_mcnemar_exact(b10, b01);
-    json_t *o = json_pack("{s:i,s:f,s:f,s:f,s:[f,f],s:i,s:i,s:f,s:b}", "n_paired", n, "a", n ? sa / n : 0.0, "b",
-                          n ? sb / n : 0.0, "delta", n ? (sb - sa) / n : 0.0, "delta_ci", ci.lo, ci.hi, "a_only", b10,
-                          "b_only", b01, "mcnemar_p", p, "significant", p < 0.05);
-    free(xa);
-    free(xb);
-    return o;
+    return json_pack("{s:i,s:f,s:f,s:f,s:[f,f],s:i,s:i,s:f,s:b}", "n_paired", n, "a", n ? sa / n : 0.0, "b",
+                     n ? sb / n : 0.0, "delta", n ? (sb - sa) / n : 0.0, "delta_ci", ci.lo, ci.hi, "a_only", b10,
+                     "b_only", b01, "mcnemar_p", p, "significant", p < 0.05);
 }
 
 /* A flipped item, condensed: what each run answered. */
@@ -113,16 +111,35 @@ static json_t *flip_entry(json_t *f, int gen)
     return o;
 }
 
-static json_t *flips_json(json_t *fa, json_t *fb, int gen)
+/* The items right in A only and right in B only, on the 0/1 outcome xa/xb of the pairs. */
+static json_t *flips_json(const ev_pairs *p, const double *xa, const double *xb, int gen)
 {
     json_t *A = json_array(), *B = json_array();
-    for (size_t i = 0; i < json_array_size(fa); i++) json_array_append_new(A, flip_entry(json_array_get(fa, i), gen));
-    for (size_t i = 0; i < json_array_size(fb); i++) json_array_append_new(B, flip_entry(json_array_get(fb, i), gen));
+    for (int i = 0; i < p->n; i++) {
+        if (xa[i] == xb[i]) continue;
+        json_t *f = json_pack("{s:O,s:O,s:O,s:O}", "task", json_object_get(p->a[i], "task"), "doc_id",
+                              json_object_get(p->a[i], "doc_id"), "a", p->a[i], "b", p->b[i]);
+        json_array_append_new(xa[i] > xb[i] ? A : B, flip_entry(f, gen));
+        json_decref(f);
+    }
     return json_pack("{s:o,s:o}", "a_only", A, "b_only", B);
 }
 
-/* Metrics of a matched pair of eval instances. */
-static json_t *eval_pair(const char *id, json_t *ra, json_t *rb, const rp_source *src, uint64_t seed)
+/* The splits (and per split the tasks) of the items of both sides: {split: {task: true}}. */
+static void add_splits(json_t *seen, const json_t *items)
+{
+    size_t i;
+    json_t *it;
+    json_array_foreach(items, i, it) {
+        const char *sp = sget(it, "split"), *task = sget(it, "task");
+        if (!sp || !task) continue;
+        json_t *s = json_object_get(seen, sp);
+        if (!s) json_object_set_new(seen, sp, s = json_object());
+        json_object_set_new(s, task, json_true());
+    }
+}
+
+json_t *rp_diff_evals(const char *id, const json_t *ra, const json_t *rb, const rp_source *src, unsigned long long seed)
 {
     const char *ka = sget(ra, "key"), *kb = sget(rb, "key");
     json_t *o = json_pack("{s:s,s:s,s:s,s:b}", "instance", id, "key_a", ka ? ka : "", "key_b", kb ? kb : "", "same_key",
@@ -130,27 +147,24 @@ static json_t *eval_pair(const char *id, json_t *ra, json_t *rb, const rp_source
     json_t *ia = src && ka ? src->load(src->ud, ka, "items.jsonl") : NULL;
     json_t *ib = ia && kb ? src->load(src->ud, kb, "items.jsonl") : NULL;
     if (!ia || !ib) {
-        json_object_set_new(o, "error", json_string(hx_last_error()));
+        json_object_set_new(o, "error", json_string(src ? hx_last_error() : "no store"));
         json_decref(ia);
         json_decref(ib);
         return o;
     }
     json_t *splits = json_object(), *seen = json_object();
-    size_t i;
-    json_t *it;
-    json_array_foreach(ia, i, it) {
-        const char *sp = sget(it, "split"), *task = sget(it, "task");
-        if (!sp || !task) continue;
-        json_t *s = json_object_get(seen, sp);
-        if (!s) json_object_set_new(seen, sp, s = json_object());
-        json_object_set_new(s, task, json_true());
-    }
+    add_splits(seen, ia);
+    add_splits(seen, ib);
     const char *sp;
     json_t *tasks;
     json_object_foreach(seen, sp, tasks) {
-        json_t *fa = json_array(), *fb = json_array(), *ga = json_array(), *gb = json_array();
-        json_t *ll = paired(ia, ib, sp, NULL, "ll_correct", fa, fb, seed);
-        json_t *gen = paired(ia, ib, sp, NULL, "gen_correct", ga, gb, seed + 1);
+        ev_pairs p;
+        if (ev_pair_items(ia, ib, sp, NULL, &p)) {
+            json_object_set_new(o, "error", json_string(hx_last_error()));
+            break;
+        }
+        uint64_t s0 = ev_stream_seed(seed, sp, "");
+        json_t *ll = paired(p.ll_a, p.ll_b, p.n, s0), *gen = paired(p.gen_a, p.gen_b, p.n, s0 + 1);
         json_t *gap = json_pack("{s:f,s:f}", "a", json_real_value(json_object_get(ll, "a")) - json_real_value(json_object_get(gen, "a")),
                                 "b", json_real_value(json_object_get(ll, "b")) - json_real_value(json_object_get(gen, "b")));
         json_object_set_new(gap, "delta", json_real(json_real_value(json_object_get(gap, "b")) - json_real_value(json_object_get(gap, "a"))));
@@ -158,13 +172,19 @@ static json_t *eval_pair(const char *id, json_t *ra, json_t *rb, const rp_source
         const char *task;
         json_t *dummy;
         json_object_foreach(tasks, task, dummy) {
-            json_object_set_new(per, task, json_pack("{s:o,s:o}", "ll", paired(ia, ib, sp, task, "ll_correct", NULL, NULL, seed),
-                                                     "gen", paired(ia, ib, sp, task, "gen_correct", NULL, NULL, seed + 1)));
+            ev_pairs q;
+            if (ev_pair_items(ia, ib, sp, task, &q)) continue; /* the split's pairing succeeded: cannot fail */
+            uint64_t st = ev_stream_seed(seed, sp, task);
+            json_object_set_new(per, task, json_pack("{s:o,s:o,s:o}", "ll", paired(q.ll_a, q.ll_b, q.n, st), "gen",
+                                                     paired(q.gen_a, q.gen_b, q.n, st + 1), "paired",
+                                                     ev_compare(&q, RP_BOOT_REPS, rp_pair_seed(seed, ka, kb, sp, task))));
+            ev_pairs_release(&q);
         }
-        json_object_set_new(splits, sp, json_pack("{s:o,s:o,s:o,s:o,s:{s:o,s:o}}", "ll_acc", ll, "gen_acc", gen, "gap", gap,
-                                                  "tasks", per, "flips", "gen", flips_json(ga, gb, 1), "ll",
-                                                  flips_json(fa, fb, 0)));
-        json_decref(fa); json_decref(fb); json_decref(ga); json_decref(gb);
+        json_object_set_new(splits, sp, json_pack("{s:o,s:o,s:o,s:o,s:i,s:i,s:o,s:{s:o,s:o}}", "ll_acc", ll, "gen_acc", gen,
+                                                  "gap", gap, "paired", ev_compare(&p, RP_BOOT_REPS, rp_pair_seed(seed, ka, kb, sp, NULL)), "only_a",
+                                                  p.only_a, "only_b", p.only_b, "tasks", per, "flips", "gen",
+                                                  flips_json(&p, p.gen_a, p.gen_b, 1), "ll", flips_json(&p, p.ll_a, p.ll_b, 0)));
+        ev_pairs_release(&p);
     }
     json_object_set_new(o, "splits", splits);
     json_decref(seen);
@@ -209,7 +229,7 @@ json_t *rp_diff(const json_t *run_a, const json_t *run_b, const rp_source *src, 
             diff_values(params, id, "kind_version", json_object_get(r, "kind_version"), json_object_get(rb, "kind_version"));
             diff_values(params, id, "with", json_object_get(r, "with"), json_object_get(rb, "with"));
             const char *kind = sget(r, "kind");
-            if (kind && !strcmp(kind, "eval")) json_array_append_new(evals, eval_pair(id, r, rb, src, seed));
+            if (kind && !strcmp(kind, "eval")) json_array_append_new(evals, rp_diff_evals(id, r, rb, src, seed));
         }
         free(id);
     }
@@ -225,6 +245,118 @@ json_t *rp_diff(const json_t *run_a, const json_t *run_b, const rp_source *src, 
     json_object_set_new(d, "params", params);
     json_object_set_new(d, "stages", stages);
     json_object_set_new(d, "evals", evals);
+    return d;
+}
+
+/* The text of an axis value as `axis=value` writes it: a string as is, anything else as compact JSON. xmalloc'd. */
+static char *value_text(const json_t *v)
+{
+    return json_is_string(v) ? xstrdup(json_string_value(v)) : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+/* Whether REC's axes have every "k=v" of the comma-separated list SEL (len bytes). */
+static int axes_match(const json_t *rec, const char *sel, size_t len)
+{
+    json_t *ax = json_object_get(rec, "axes");
+    for (size_t pos = 0; pos < len;) {
+        const char *c = memchr(sel + pos, ',', len - pos);
+        size_t n = c ? (size_t)(c - (sel + pos)) : len - pos;
+        const char *eq = memchr(sel + pos, '=', n);
+        if (!eq) return -1;
+        char *k = xstrfmt("%.*s", (int)(eq - (sel + pos)), sel + pos);
+        char *want = xstrfmt("%.*s", (int)(n - (size_t)(eq - (sel + pos)) - 1), eq + 1);
+        json_t *v = json_object_get(ax, k);
+        char *have = v ? value_text(v) : NULL;
+        int ok = have && !strcmp(have, want);
+        free(k);
+        free(want);
+        free(have);
+        if (!ok) return 0;
+        pos += n + 1;
+    }
+    return 1;
+}
+
+json_t *rp_find_instance(const json_t *run, const char *ref)
+{
+    const char *br = strchr(ref, '[');
+    size_t sl = br ? (size_t)(br - ref) : strlen(ref), rl = strlen(ref);
+    if (!sl || (br && (rl < sl + 2 || ref[rl - 1] != ']'))) {
+        error("'%s': expected STAGE or STAGE[axis=value,...]", ref);
+        return NULL;
+    }
+    const char *sel = br ? br + 1 : "";
+    size_t selen = br ? rl - sl - 2 : 0;
+    json_t *hit = NULL, *cands = json_array();
+    int nhit = 0;
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(run, "stages"), i, r) {
+        const char *st = sget(r, "stage");
+        if (!st || strlen(st) != sl || strncmp(st, ref, sl)) continue;
+        char *id = inst_id(r);
+        json_array_append_new(cands, json_string(id));
+        free(id);
+        int m = axes_match(r, sel, selen);
+        if (m < 0) {
+            error("'%s': expected STAGE[axis=value,...], each selector `axis=value`", ref);
+            json_decref(cands);
+            return NULL;
+        }
+        if (m) hit = r, nhit++;
+    }
+    if (nhit == 1) {
+        json_decref(cands);
+        return hit;
+    }
+    hx_sbuf b = {0};
+    for (i = 0; i < json_array_size(cands); i++)
+        hx_sb_printf(&b, "%s%s", i ? ", " : "", json_string_value(json_array_get(cands, i)));
+    if (!json_array_size(cands)) {
+        json_t *names = json_object();
+        json_array_foreach(json_object_get(run, "stages"), i, r)
+            if (sget(r, "kind") && !strcmp(sget(r, "kind"), "eval") && sget(r, "stage") && !json_object_get(names, sget(r, "stage"))) {
+                json_object_set_new(names, sget(r, "stage"), json_true());
+                hx_sb_printf(&b, "%s%s", b.len ? ", " : "", sget(r, "stage"));
+            }
+        json_decref(names);
+        error("run %s has no stage '%.*s' (its eval stages: %s)", sget(run, "run_id") ? sget(run, "run_id") : "?", (int)sl,
+              ref, b.s ? b.s : "none");
+    } else if (!nhit) {
+        error("run %s has no instance %s (instances: %s)", sget(run, "run_id") ? sget(run, "run_id") : "?", ref, b.s);
+    } else {
+        error("'%s' names %d instances of run %s (%s): give the axes, STAGE[axis=value,...]", ref, nhit,
+              sget(run, "run_id") ? sget(run, "run_id") : "?", b.s);
+    }
+    hx_sb_free(&b);
+    json_decref(cands);
+    return NULL;
+}
+
+json_t *rp_diff_instances(const json_t *run_a, const json_t *rec_a, const json_t *run_b, const json_t *rec_b,
+                          const rp_source *src, unsigned long long seed)
+{
+    const json_t *rec[2] = {rec_a, rec_b};
+    for (int k = 0; k < 2; k++)
+        if (!sget(rec[k], "kind") || strcmp(sget(rec[k], "kind"), "eval")) {
+            char *id = inst_id(rec[k]);
+            error("%s is a %s stage, not an eval: hx diff RUN:STAGE compares evaluations", id,
+                  sget(rec[k], "kind") ? sget(rec[k], "kind") : "?");
+            free(id);
+            return NULL;
+        }
+    char *ia = inst_id(rec_a), *ib = inst_id(rec_b), *pair = xstrfmt("%s vs %s", ia, ib);
+    json_t *ha = run_head(run_a), *hb = run_head(run_b);
+    json_object_set_new(ha, "instance", json_string(ia));
+    json_object_set_new(hb, "instance", json_string(ib));
+    json_t *d = json_pack("{s:o,s:o}", "a", ha, "b", hb), *params = json_array();
+    diff_values(params, pair, "with", json_object_get(rec_a, "with"), json_object_get(rec_b, "with"));
+    diff_values(params, pair, "inputs", json_object_get(rec_a, "inputs"), json_object_get(rec_b, "inputs"));
+    json_object_set_new(d, "params", params);
+    json_object_set_new(d, "evals", json_pack("[o]", rp_diff_evals(pair, rec_a, rec_b, src, seed)));
+    free(ia);
+    free(ib);
+    free(pair);
     return d;
 }
 
@@ -266,17 +398,51 @@ static void print_flips(FILE *f, const char *what, json_t *fl, int max)
     }
 }
 
+/* "+1.2 [-3.4, +5.6]" of a value in pp with its interval, or "n/a (reason)". xmalloc'd. */
+static char *pp_ci(const json_t *cmp, const char *field, int percent)
+{
+    json_t *v = json_object_get(cmp, field);
+    char *cik = xstrfmt("%s_ci", field);
+    json_t *ci = json_object_get(cmp, cik);
+    free(cik);
+    if (!json_is_number(v)) {
+        const char *why = json_string_value(json_object_get(json_object_get(cmp, "na"), field));
+        return xstrfmt("n/a (%s)", why ? why : "undefined");
+    }
+    const char *f = percent ? "%.1f%%" : "%+.1f";
+    char lo[32] = "-inf", hi[32] = "+inf", val[32];
+    snprintf(val, sizeof val, f, 100 * json_number_value(v));
+    if (json_is_number(json_array_get(ci, 0))) snprintf(lo, sizeof lo, f, 100 * json_number_value(json_array_get(ci, 0)));
+    if (json_is_number(json_array_get(ci, 1))) snprintf(hi, sizeof hi, f, 100 * json_number_value(json_array_get(ci, 1)));
+    return xstrfmt("%s [%s, %s]", val, lo, hi);
+}
+
+static void print_paired(FILE *f, const json_t *cmp)
+{
+    char *dl = pp_ci(cmp, "delta_ll", 0), *dg = pp_ci(cmp, "delta_gen", 0), *did = pp_ci(cmp, "did", 0);
+    char *rl = pp_ci(cmp, "ll_retention", 1), *rg = pp_ci(cmp, "gen_retention", 1);
+    fprintf(f, "    chance-normalised, B - A: ΔLL %s pp, ΔGen %s pp\n", dl, dg);
+    fprintf(f, "    did = ΔGen - ΔLL %s pp", did);
+    if (json_is_number(json_object_get(cmp, "did_p")))
+        fprintf(f, ", bootstrap p = %.3g", json_number_value(json_object_get(cmp, "did_p")));
+    fprintf(f, "\n    retention B / A: LL %s; Gen %s\n", rl, rg);
+    free(dl); free(dg); free(did); free(rl); free(rg);
+}
+
 char *rp_diff_text(const json_t *d, int max_flips)
 {
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     if (!f) return xstrdup("out of memory\n");
-    json_t *a = json_object_get(d, "a"), *b = json_object_get(d, "b");
-    fprintf(f, "A: run %s  %s  (%s)\nB: run %s  %s  (%s)\n", sget(a, "run_id"), sget(a, "recipe") ? sget(a, "recipe") : "?",
-            sget(a, "status") ? sget(a, "status") : "?", sget(b, "run_id"), sget(b, "recipe") ? sget(b, "recipe") : "?",
-            sget(b, "status") ? sget(b, "status") : "?");
-    fprintf(f, "recipe files: %s\n", json_is_true(json_object_get(d, "same_recipe_files")) ? "identical" : "differ");
+    for (int k = 0; k < 2; k++) {
+        json_t *h = json_object_get(d, k ? "b" : "a");
+        fprintf(f, "%s: run %s  %s  (%s)%s%s\n", k ? "B" : "A", sget(h, "run_id") ? sget(h, "run_id") : "?",
+                sget(h, "recipe") ? sget(h, "recipe") : "?", sget(h, "status") ? sget(h, "status") : "?",
+                sget(h, "instance") ? "  " : "", sget(h, "instance") ? sget(h, "instance") : "");
+    }
+    if (json_object_get(d, "same_recipe_files"))
+        fprintf(f, "recipe files: %s\n", json_is_true(json_object_get(d, "same_recipe_files")) ? "identical" : "differ");
     json_t *params = json_object_get(d, "params");
     fprintf(f, "\nparameters that differ: %s\n", json_array_size(params) ? "" : "none");
     for (size_t i = 0; i < json_array_size(params); i++) {
@@ -287,7 +453,7 @@ char *rp_diff_text(const json_t *d, int max_flips)
         free(vb);
     }
     json_t *st = json_object_get(d, "stages");
-    fprintf(f, "\nstage keys:\n");
+    if (st) fprintf(f, "\nstage keys:\n");
     for (size_t i = 0; i < json_array_size(st); i++) {
         json_t *s = json_array_get(st, i);
         const char *ka = sget(s, "key_a"), *kb = sget(s, "key_b"), *status = sget(s, "status");
@@ -307,11 +473,15 @@ char *rp_diff_text(const json_t *d, int max_flips)
         json_t *m;
         json_object_foreach(json_object_get(e, "splits"), sp, m) {
             json_t *gap = json_object_get(m, "gap");
-            fprintf(f, "  split %s:\n", sp);
+            fprintf(f, "  split %s: %lld paired items (%lld only in A, %lld only in B)\n", sp,
+                    (long long)json_integer_value(json_object_get(json_object_get(m, "ll_acc"), "n_paired")),
+                    (long long)json_integer_value(json_object_get(m, "only_a")),
+                    (long long)json_integer_value(json_object_get(m, "only_b")));
             print_measure(f, "ll_acc", json_object_get(m, "ll_acc"));
             print_measure(f, "gen_acc", json_object_get(m, "gen_acc"));
             fprintf(f, "    %-8s %+5.1f -> %+5.1f  %+5.1f pp\n", "gap", 100 * json_real_value(json_object_get(gap, "a")),
                     100 * json_real_value(json_object_get(gap, "b")), 100 * json_real_value(json_object_get(gap, "delta")));
+            print_paired(f, json_object_get(m, "paired"));
             print_flips(f, "generation", json_object_get(json_object_get(m, "flips"), "gen"), max_flips);
             print_flips(f, "log-likelihood", json_object_get(json_object_get(m, "flips"), "ll"), max_flips);
         }

@@ -1,4 +1,5 @@
-/* render.c - a report document as Markdown, JSON, LaTeX (booktabs) or a standalone HTML page. */
+/* render.c - a report document as Markdown, JSON, LaTeX (booktabs) or a standalone HTML page: the tables with their
+ * intervals, rankings and reversals, n/a reasons, and the letter distributions. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,26 +11,58 @@ typedef enum { F_MD, F_TEX, F_HTML } fmt;
 
 static const char *sget(const json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
 
-static const char *col_title(const char *c)
+/* Column titles and number formats: one row per column a table may show. */
+typedef enum { K_RATE, K_PP, K_PCT, K_P, K_COUNT } kind;
+static const struct {
+    const char *col, *title;
+    kind k;
+    int paired; /* a statistic against the teacher: "—" in the teacher's row */
+} cols_fmt[] = {
+    {"ll_acc", "LL acc", K_RATE, 0},
+    {"delta_ll", "Δ LL vs teacher", K_PP, 1},
+    {"gen_acc", "Gen acc", K_RATE, 0},
+    {"delta_gen", "Δ Gen vs teacher", K_PP, 1},
+    {"did", "Δgen − ΔLL", K_PP, 1},
+    {"did_p", "p (did)", K_P, 1},
+    {"gap", "LL − gen within (norm.)", K_PP, 0},
+    {"ll_retention", "LL retention", K_PCT, 1},
+    {"gen_retention", "Gen retention", K_PCT, 1},
+    {"ll_cn", "LL acc (norm.)", K_RATE, 0},
+    {"gen_cn", "Gen acc (norm.)", K_RATE, 0},
+    {"gap_raw", "LL − gen within (raw)", K_PP, 0},
+    {"delta_ll_raw", "Δ LL raw", K_PP, 1},
+    {"delta_gen_raw", "Δ Gen raw", K_PP, 1},
+    {"ll_acc_norm", "LL acc_norm", K_RATE, 0},
+    {"gen_em", "Gen EM", K_RATE, 0},
+    {"gen_invalid", "Gen invalid", K_RATE, 0},
+    {"chance", "Chance (LL)", K_RATE, 0},
+    {"gen_chance", "Chance (gen)", K_RATE, 0},
+    {"n", "n", K_COUNT, 0},
+    {"n_paired", "n paired", K_COUNT, 1},
+    {"mcnemar_p", "p (LL vs gen)", K_P, 0},
+    {"did_diff", "did difference", K_PP, 1}, /* of an interaction, in the text */
+};
+
+static int col_index(const char *c)
 {
-    static const char *const map[][2] = {
-        {"ll_acc", "LL acc"}, {"gen_acc", "Gen acc"}, {"gap", "Gap (pp)"}, {"retention", "Retention (gen)"},
-        {"ll_retention", "LL retention"}, {"gen_retention", "Gen retention"}, {"ll_acc_norm", "LL acc_norm"},
-        {"gen_em", "Gen EM"}, {"gen_invalid", "Gen invalid"}, {"chance", "Chance"}, {"n", "n"},
-        {"mcnemar_p", "p (LL vs gen)"}};
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-        if (!strcmp(map[i][0], c)) return map[i][1];
-    return c;
+    for (size_t i = 0; i < sizeof cols_fmt / sizeof cols_fmt[0]; i++)
+        if (!strcmp(cols_fmt[i].col, c)) return (int)i;
+    return -1;
 }
 
-/* Accuracies in percent with one decimal, the gap in signed percentage points, retention in percent. */
+static const char *col_title(const char *c) { return col_index(c) >= 0 ? cols_fmt[col_index(c)].title : c; }
+
+/* Accuracies in percent with one decimal, differences in signed percentage points, retention in percent. */
 static char *fmt_num(const char *col, double v)
 {
-    if (!strcmp(col, "n")) return xstrfmt("%.0f", v);
-    if (!strcmp(col, "mcnemar_p")) return xstrfmt("%.3g", v);
-    if (!strcmp(col, "gap")) return xstrfmt("%+.1f", 100 * v);
-    if (strstr(col, "retention")) return xstrfmt("%.1f%%", 100 * v);
-    return xstrfmt("%.1f", 100 * v);
+    int i = col_index(col);
+    switch (i >= 0 ? cols_fmt[i].k : K_RATE) {
+    case K_COUNT: return xstrfmt("%.0f", v);
+    case K_P: return xstrfmt("%.3g", v);
+    case K_PP: return xstrfmt("%+.1f", 100 * v);
+    case K_PCT: return xstrfmt("%.1f%%", 100 * v);
+    default: return xstrfmt("%.1f", 100 * v);
+    }
 }
 
 static void put_esc(FILE *f, fmt F, const char *s)
@@ -38,6 +71,9 @@ static void put_esc(FILE *f, fmt F, const char *s)
         char c = *s;
         if (F == F_HTML && (c == '<' || c == '>' || c == '&' || c == '"'))
             fputs(c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : "&quot;", f);
+        else if (F == F_TEX && !strncmp(s, "Δ", strlen("Δ"))) fputs("$\\Delta$", f), s += strlen("Δ") - 1;
+        else if (F == F_TEX && !strncmp(s, "−", strlen("−"))) fputs("$-$", f), s += strlen("−") - 1;
+        else if (F == F_TEX && !strncmp(s, "—", strlen("—"))) fputs("--", f), s += strlen("—") - 1;
         else if (F == F_TEX && strchr("&%$#_{}", c)) fprintf(f, "\\%c", c);
         else if (F == F_TEX && (c == '~' || c == '^' || c == '\\'))
             fputs(c == '~' ? "\\textasciitilde{}" : c == '^' ? "\\textasciicircum{}" : "\\textbackslash{}", f);
@@ -46,46 +82,167 @@ static void put_esc(FILE *f, fmt F, const char *s)
     }
 }
 
-/* One cell: value and, where there is one, its 95% interval. */
-static char *cell(const json_t *row, const char *col, fmt F)
+/* One cell's text (unescaped): value and, where there is one, its 95% interval; "—" for a statistic against the
+ * teacher in the teacher's own row, "n/a" for any other missing value (the notes say why). xmalloc'd. */
+static char *cell(const json_t *row, const char *col)
 {
-    json_t *v = json_object_get(json_object_get(row, "values"), col);
-    if (!json_is_number(v)) return xstrdup(F == F_TEX ? "--" : "n/a");
-    char *s = fmt_num(col, json_number_value(v));
-    json_t *ci = json_object_get(json_object_get(row, "ci"), col);
+    json_t *v = json_object_get(row, col);
+    if (!json_is_number(v)) {
+        int i = col_index(col);
+        return xstrdup(json_is_true(json_object_get(row, "teacher")) && i >= 0 && cols_fmt[i].paired ? "—" : "n/a");
+    }
+    char *s = fmt_num(col, json_number_value(v)), *cik = xstrfmt("%s_ci", col);
+    json_t *ci = json_object_get(row, cik);
+    free(cik);
     if (json_array_size(ci) == 2) {
-        char *lo = fmt_num(col, json_number_value(json_array_get(ci, 0)));
-        char *hi = fmt_num(col, json_number_value(json_array_get(ci, 1)));
-        char *t = F == F_TEX ? xstrfmt("%s {\\scriptsize[%s, %s]}", s, lo, hi)
-                  : F == F_HTML ? xstrfmt("%s <small>[%s, %s]</small>", s, lo, hi)
-                                : xstrfmt("%s [%s, %s]", s, lo, hi);
+        json_t *l = json_array_get(ci, 0), *h = json_array_get(ci, 1);
+        char *lo = json_is_number(l) ? fmt_num(col, json_number_value(l)) : xstrdup("-inf");
+        char *hi = json_is_number(h) ? fmt_num(col, json_number_value(h)) : xstrdup("+inf");
+        char *t = xstrfmt("%s [%s, %s]", s, lo, hi);
         free(lo);
         free(hi);
         free(s);
         s = t;
     }
-    if (F == F_TEX) { /* % of retention must be escaped */
-        char *p = strchr(s, '%');
-        if (p) {
-            char *t = xstrfmt("%.*s\\%s", (int)(p - s), s, p);
-            free(s);
-            s = t;
-        }
-    }
     return s;
+}
+
+/* ---- a grid: one table in the format, cells already text ---- */
+
+static void grid_begin(FILE *f, fmt F, int ncols, const char *align)
+{
+    if (F == F_TEX) fprintf(f, "\\begin{tabular}{%s}\n\\toprule\n", align);
+    else if (F == F_HTML) fputs("<table>\n", f);
+    (void)ncols;
+}
+
+/* A row of n cells; header: the header row (md adds the rule under it); italic: the teacher's row. */
+static void grid_row(FILE *f, fmt F, const char *const *cells, int n, int header, int italic, const char *align)
+{
+    if (F == F_HTML) fprintf(f, "<tr%s>", italic ? " class=\"teacher\"" : "");
+    for (int i = 0; i < n; i++) {
+        if (F == F_MD) fputs(i ? " " : "| ", f);
+        else if (F == F_TEX && i) fputs(" & ", f);
+        else if (F == F_HTML) fputs(header ? "<th>" : "<td>", f);
+        int it = italic && !i;
+        if (it) fputs(F == F_MD ? "*" : F == F_TEX ? "\\textit{" : "", f);
+        if (F == F_HTML && !header) { /* the interval in small type */
+            const char *br = strstr(cells[i], " [");
+            if (br) {
+                char *head = xstrfmt("%.*s", (int)(br - cells[i]), cells[i]);
+                put_esc(f, F, head);
+                fputs(" <small>", f);
+                put_esc(f, F, br + 1);
+                fputs("</small>", f);
+                free(head);
+            } else {
+                put_esc(f, F, cells[i]);
+            }
+        } else {
+            put_esc(f, F, cells[i]);
+        }
+        if (it) fputs(F == F_MD ? "*" : F == F_TEX ? "}" : "", f);
+        if (F == F_MD) fputs(" |", f);
+        else if (F == F_HTML) fputs(header ? "</th>" : "</td>", f);
+    }
+    fputs(F == F_MD ? "\n" : F == F_TEX ? " \\\\\n" : "</tr>\n", f);
+    if (header && F == F_MD) {
+        fputs("|", f);
+        for (int i = 0; i < n; i++) fputs(align[i] == 'r' ? "---:|" : "---|", f);
+        fputs("\n", f);
+    }
+    if (header && F == F_TEX) fputs("\\midrule\n", f);
+}
+
+static void grid_end(FILE *f, fmt F)
+{
+    if (F == F_TEX) fputs("\\bottomrule\n\\end{tabular}\n", f);
+    else if (F == F_HTML) fputs("</table>\n", f);
+    else fputs("\n", f);
+}
+
+static void item(FILE *f, fmt F, int start)
+{
+    if (start) fputs(F == F_HTML ? "<li>" : F == F_TEX ? "\\item " : "- ", f);
+    else fputs(F == F_HTML ? "</li>\n" : "\n", f);
+}
+
+static void bold(FILE *f, fmt F, const char *s)
+{
+    fputs(F == F_MD ? "**" : F == F_TEX ? "\\textbf{" : "<b>", f);
+    put_esc(f, F, s);
+    fputs(F == F_MD ? "**" : F == F_TEX ? "}" : "</b>", f);
+}
+
+/* "a vs b: log-likelihood prefers a (75.0 vs 60.0), generation prefers b (50.0 vs 30.0); did(b) - did(a) = ..." */
+static void interaction_text(FILE *f, fmt F, const json_t *e)
+{
+    json_t *ll = json_object_get(e, "ll"), *gen = json_object_get(e, "gen");
+    double l0 = json_number_value(json_array_get(ll, 0)), l1 = json_number_value(json_array_get(ll, 1));
+    double g0 = json_number_value(json_array_get(gen, 0)), g1 = json_number_value(json_array_get(gen, 1));
+    const char *a = sget(e, "a"), *b = sget(e, "b");
+    char *t = xstrfmt("%s vs %s: log-likelihood prefers %s (%.1f vs %.1f), generation prefers %s (%.1f vs %.1f)", a, b,
+                      l0 > l1 ? a : b, 100 * (l0 > l1 ? l0 : l1), 100 * (l0 > l1 ? l1 : l0), g0 > g1 ? a : b,
+                      100 * (g0 > g1 ? g0 : g1), 100 * (g0 > g1 ? g1 : g0));
+    put_esc(f, F, t);
+    free(t);
+    if (json_is_number(json_object_get(e, "did_diff"))) {
+        char *c = cell(e, "did_diff");
+        t = xstrfmt("; interaction did(%s) − did(%s) = %s pp, bootstrap p = %.3g, Holm p = %.3g", b, a, c,
+                    json_number_value(json_object_get(e, "p")), json_number_value(json_object_get(e, "p_holm")));
+        put_esc(f, F, t);
+        free(t);
+        free(c);
+    } else {
+        put_esc(f, F, "; interaction not computed (no paired items)");
+    }
+}
+
+/* The n/a reasons of the shown columns, one line per (column, reason) with the rows it applies to. */
+static void na_notes(FILE *f, fmt F, const json_t *t)
+{
+    json_t *cols = json_object_get(t, "columns"), *rows = json_object_get(t, "rows"), *seen = json_object();
+    for (size_t c = 0; c < json_array_size(cols); c++) {
+        const char *col = json_string_value(json_array_get(cols, c));
+        json_t *by = json_object(); /* reason -> "label, label" */
+        for (size_t r = 0; r < json_array_size(rows); r++) {
+            json_t *row = json_array_get(rows, r);
+            const char *why = sget(json_object_get(row, "na"), col);
+            int ci = col_index(col), dash = json_is_true(json_object_get(row, "teacher")) && ci >= 0 && cols_fmt[ci].paired;
+            if (!why || json_is_number(json_object_get(row, col)) || dash) continue;
+            const char *prev = sget(by, why);
+            char *labels = prev ? xstrfmt("%s, %s", prev, sget(row, "label")) : xstrdup(sget(row, "label"));
+            json_object_set_new(by, why, json_string(labels));
+            free(labels);
+        }
+        const char *why;
+        json_t *labels;
+        json_object_foreach(by, why, labels) {
+            char *line = xstrfmt("%s n/a (%s): %s", col_title(col), json_string_value(labels), why);
+            if (!json_object_get(seen, line)) {
+                item(f, F, 1);
+                put_esc(f, F, line);
+                item(f, F, 0);
+                json_object_set_new(seen, line, json_true());
+            }
+            free(line);
+        }
+        json_decref(by);
+    }
+    json_decref(seen);
 }
 
 static void table_text(FILE *f, fmt F, const json_t *t)
 {
     json_t *rank = json_object_get(t, "ranking"), *rev = json_object_get(t, "reversals");
-    const char *li = F == F_HTML ? "<li>" : F == F_TEX ? "\\item " : "- ";
-    const char *le = F == F_HTML ? "</li>\n" : "\n";
+    json_t *notes = json_object_get(t, "notes"), *largest = json_object_get(t, "largest_nonsignificant_reversal");
     if (F == F_HTML) fputs("<ul>\n", f);
-    if (F == F_TEX && (json_is_object(rank) || json_array_size(json_object_get(t, "notes")))) fputs("\\begin{itemize}\n", f);
+    if (F == F_TEX) fputs("\\begin{itemize}\n", f);
     if (json_is_object(rank)) {
         for (int k = 0; k < 2; k++) {
             json_t *a = json_object_get(rank, k ? "gen" : "ll");
-            fprintf(f, "%sRanking by %s: ", li, k ? "generation" : "log-likelihood");
+            item(f, F, 1);
+            fprintf(f, "Ranking by %s: ", k ? "generation" : "log-likelihood");
             for (size_t i = 0; i < json_array_size(a); i++) {
                 if (i) fputs(F == F_HTML ? " &gt; " : F == F_TEX ? " $>$ " : " > ", f);
                 json_t *tied = json_array_get(a, i);
@@ -94,38 +251,39 @@ static void table_text(FILE *f, fmt F, const json_t *t)
                     put_esc(f, F, json_string_value(json_array_get(tied, j)));
                 }
             }
-            if (k) fprintf(f, " (Kendall tau-b %.2f)", json_number_value(json_object_get(rank, "kendall_tau")));
-            fputs(le, f);
+            json_t *tau = json_object_get(rank, "kendall_tau");
+            if (k && json_is_number(tau)) fprintf(f, " (Kendall tau-b %.2f)", json_number_value(tau));
+            else if (k) fputs(" (Kendall tau-b undefined: every arm tied under one of the measures)", f);
+            item(f, F, 0);
         }
-        if (!json_array_size(rev)) fprintf(f, "%sNo ranking reversal between log-likelihood and generation.%s", li, le);
+        long np = (long)json_integer_value(json_object_get(t, "n_pairs"));
         for (size_t i = 0; i < json_array_size(rev); i++) {
-            json_t *e = json_array_get(rev, i), *ll = json_object_get(e, "ll"), *gen = json_object_get(e, "gen");
-            double l0 = json_number_value(json_array_get(ll, 0)), l1 = json_number_value(json_array_get(ll, 1));
-            double g0 = json_number_value(json_array_get(gen, 0)), g1 = json_number_value(json_array_get(gen, 1));
-            const char *a = sget(e, "a"), *b = sget(e, "b");
-            fprintf(f, "%s%s: ", li, F == F_MD ? "**Ranking reversal**" : F == F_TEX ? "\\textbf{Ranking reversal}" : "<b>Ranking reversal</b>");
-            put_esc(f, F, a);
-            fputs(" vs ", f);
-            put_esc(f, F, b);
-            fprintf(f, ": log-likelihood prefers ");
-            put_esc(f, F, l0 > l1 ? a : b);
-            fprintf(f, " (%.1f vs %.1f", 100 * (l0 > l1 ? l0 : l1), 100 * (l0 > l1 ? l1 : l0));
-            if (json_is_number(json_object_get(e, "ll_p"))) fprintf(f, ", McNemar p = %.3g", json_number_value(json_object_get(e, "ll_p")));
-            fprintf(f, "), generation prefers ");
-            put_esc(f, F, g0 > g1 ? a : b);
-            fprintf(f, " (%.1f vs %.1f", 100 * (g0 > g1 ? g0 : g1), 100 * (g0 > g1 ? g1 : g0));
-            if (json_is_number(json_object_get(e, "gen_p"))) fprintf(f, ", McNemar p = %.3g", json_number_value(json_object_get(e, "gen_p")));
-            fprintf(f, ")%s", le);
+            item(f, F, 1);
+            bold(f, F, "Ranking reversal");
+            fprintf(f, " (significant after Holm over %ld pair%s): ", np, np == 1 ? "" : "s");
+            interaction_text(f, F, json_array_get(rev, i));
+            item(f, F, 0);
+        }
+        if (!json_array_size(rev)) {
+            item(f, F, 1);
+            if (json_is_object(largest)) {
+                fprintf(f, "No significant ranking reversal (interaction tested by paired bootstrap, Holm over %ld pair%s); "
+                           "the largest non-significant one: ", np, np == 1 ? "" : "s");
+                interaction_text(f, F, largest);
+            } else {
+                fputs("No ranking reversal between log-likelihood and generation.", f);
+            }
+            item(f, F, 0);
         }
     }
-    json_t *notes = json_object_get(t, "notes");
+    na_notes(f, F, t);
     for (size_t i = 0; i < json_array_size(notes); i++) {
-        fputs(li, f);
+        item(f, F, 1);
         put_esc(f, F, json_string_value(json_array_get(notes, i)));
-        fputs(le, f);
+        item(f, F, 0);
     }
     if (F == F_HTML) fputs("</ul>\n", f);
-    if (F == F_TEX && (json_is_object(rank) || json_array_size(notes))) fputs("\\end{itemize}\n", f);
+    if (F == F_TEX) fputs("\\end{itemize}\n", f);
 }
 
 static void table_title(FILE *f, fmt F, const json_t *t)
@@ -136,71 +294,104 @@ static void table_title(FILE *f, fmt F, const json_t *t)
     if (F == F_TEX) fputs("}", f);
     fprintf(f, ", split %s, %s", sget(t, "split"), sget(t, "task") ? "task " : "all tasks");
     if (sget(t, "task")) put_esc(f, F, sget(t, "task"));
-    fputs(F == F_TEX ? "; accuracies in \\%, 95\\% intervals (Wilson; gap: paired bootstrap)"
-                     : "; accuracies in %, 95% intervals (Wilson; gap: paired bootstrap)", f);
+    put_esc(f, F, "; accuracies in %, 95% intervals (Wilson); Δ (pp), did, gap and retention on chance-normalised "
+                  "accuracy, paired bootstrap 95% intervals over the items shared with the teacher");
+}
+
+/* "12/10/14/12" of a letter-count object over the letter names. xmalloc'd. */
+static char *counts_text(const json_t *names, const json_t *counts)
+{
+    hx_sbuf b = {0};
+    for (size_t i = 0; i < json_array_size(names); i++)
+        hx_sb_printf(&b, "%s%lld", i ? "/" : "", (long long)json_integer_value(json_object_get(counts, json_string_value(json_array_get(names, i)))));
+    return b.s ? hx_sb_take(&b) : xstrdup("");
+}
+
+/* Positional collapse: letter distributions of every model on the table's lettered items. */
+static void letters_table(FILE *f, fmt F, const json_t *t)
+{
+    json_t *rows = json_object_get(t, "rows");
+    int any = 0;
+    for (size_t r = 0; r < json_array_size(rows); r++) any |= json_is_object(json_object_get(json_array_get(rows, r), "letters"));
+    if (!any) return;
+    static const char *const head[] = {"model", "n", "gold", "LL pred", "gen pred", "invalid", "top gen letter",
+                                       "letter TV (gen)", "letter TV (LL)"};
+    static const char align[] = "lrlllrlrr";
+    const char *names = "";
+    for (size_t r = 0; r < json_array_size(rows) && !*names; r++) {
+        json_t *l = json_object_get(json_object_get(json_array_get(rows, r), "letters"), "letters");
+        if (json_array_size(l)) names = json_string_value(json_array_get(l, json_array_size(l) - 1));
+    }
+    char *intro = xstrfmt("Letters on the lettered items (mcq, cloze; counts of A..%s): positional collapse shows as "
+                          "one letter taking most predictions; letter TV = total variation distance to the gold letters",
+                          names);
+    if (F == F_MD) fputs("\n", f);
+    if (F == F_HTML) fputs("<p>", f);
+    if (F == F_TEX) fputs("\n\\begin{table}[t]\n\\centering\n\\caption{", f);
+    put_esc(f, F, intro);
+    fputs(F == F_HTML ? "</p>\n" : F == F_TEX ? "}\n" : "\n\n", f);
+    free(intro);
+    grid_begin(f, F, 9, align);
+    grid_row(f, F, head, 9, 1, 0, align);
+    for (size_t r = 0; r < json_array_size(rows); r++) {
+        json_t *row = json_array_get(rows, r), *l = json_object_get(row, "letters");
+        if (!json_is_object(l)) continue;
+        json_t *nm = json_object_get(l, "letters");
+        char *c[9];
+        c[0] = xstrdup(sget(row, "label"));
+        c[1] = xstrfmt("%lld", (long long)json_integer_value(json_object_get(l, "n")));
+        c[2] = counts_text(nm, json_object_get(l, "gold"));
+        c[3] = counts_text(nm, json_object_get(l, "ll"));
+        c[4] = counts_text(nm, json_object_get(l, "gen"));
+        c[5] = xstrfmt("%lld (%.1f%%)", (long long)json_integer_value(json_object_get(l, "invalid")),
+                       100 * json_number_value(json_object_get(l, "invalid_share")));
+        c[6] = sget(l, "top") ? xstrfmt("%s (%.1f%%)", sget(l, "top"), 100 * json_number_value(json_object_get(l, "top_share")))
+                              : xstrdup("none");
+        c[7] = xstrfmt("%.2f", json_number_value(json_object_get(l, "letter_tv")));
+        c[8] = xstrfmt("%.2f", json_number_value(json_object_get(l, "ll_letter_tv")));
+        grid_row(f, F, (const char *const *)c, 9, 0, json_is_true(json_object_get(row, "teacher")), align);
+        for (int i = 0; i < 9; i++) free(c[i]);
+    }
+    grid_end(f, F);
+    if (F == F_TEX) fputs("\\end{table}\n", f);
 }
 
 static void render_table(FILE *f, fmt F, const json_t *t)
 {
     json_t *cols = json_object_get(t, "columns"), *rows = json_object_get(t, "rows");
     const char *axis = sget(t, "rows_axis");
-    size_t nc = json_array_size(cols);
-    if (F == F_MD) {
-        fputs("\n## ", f);
-        table_title(f, F, t);
-        fprintf(f, "\n\n| %s |", axis ? axis : "instance");
-        for (size_t c = 0; c < nc; c++) fprintf(f, " %s |", col_title(json_string_value(json_array_get(cols, c))));
-        fputs("\n|---|", f);
-        for (size_t c = 0; c < nc; c++) fputs("---:|", f);
-        fputs("\n", f);
-    } else if (F == F_TEX) {
-        fputs("\n\\begin{table}[t]\n\\centering\n\\caption{", f);
-        table_title(f, F, t);
-        fputs("}\n\\begin{tabular}{l", f);
-        for (size_t c = 0; c < nc; c++) fputs("r", f);
-        fputs("}\n\\toprule\n", f);
-        put_esc(f, F, axis ? axis : "instance");
-        for (size_t c = 0; c < nc; c++) fprintf(f, " & %s", col_title(json_string_value(json_array_get(cols, c))));
-        fputs(" \\\\\n\\midrule\n", f);
-    } else {
-        fputs("<h2>", f);
-        table_title(f, F, t);
-        fputs("</h2>\n<table>\n<tr><th>", f);
-        put_esc(f, F, axis ? axis : "instance");
-        fputs("</th>", f);
-        for (size_t c = 0; c < nc; c++) fprintf(f, "<th>%s</th>", col_title(json_string_value(json_array_get(cols, c))));
-        fputs("</tr>\n", f);
-    }
+    int nc = (int)json_array_size(cols);
+    const char **cells = xcalloc((size_t)nc + 1, sizeof *cells);
+    char *align = xmalloc((size_t)nc + 2);
+    align[0] = 'l';
+    for (int c = 0; c < nc; c++) align[c + 1] = 'r';
+    align[nc + 1] = 0;
+    if (F == F_MD) fputs("\n## ", f);
+    else if (F == F_TEX) fputs("\n\\begin{table}[t]\n\\centering\n\\caption{", f);
+    else fputs("<h2>", f);
+    table_title(f, F, t);
+    fputs(F == F_MD ? "\n\n" : F == F_TEX ? "}\n" : "</h2>\n", f);
+    grid_begin(f, F, nc + 1, align);
+    cells[0] = axis ? axis : "instance";
+    for (int c = 0; c < nc; c++) cells[c + 1] = col_title(json_string_value(json_array_get(cols, c)));
+    grid_row(f, F, cells, nc + 1, 1, 0, align);
     for (size_t r = 0; r < json_array_size(rows); r++) {
         json_t *row = json_array_get(rows, r);
+        char **own = xcalloc((size_t)nc + 1, sizeof *own);
+        cells[0] = sget(row, "label");
+        for (int c = 0; c < nc; c++) cells[c + 1] = own[c] = cell(row, json_string_value(json_array_get(cols, c)));
         int teacher = json_is_true(json_object_get(row, "teacher"));
-        const char *label = sget(row, "label");
-        if (F == F_MD) {
-            fputs("| ", f);
-            if (teacher) fputs("*", f);
-            put_esc(f, F, label);
-            fputs(teacher ? "* |" : " |", f);
-        } else if (F == F_TEX) {
-            if (teacher) fputs("\\textit{", f);
-            put_esc(f, F, label);
-            if (teacher) fputs("}", f);
-        } else {
-            fprintf(f, "<tr%s><td>", teacher ? " class=\"teacher\"" : "");
-            put_esc(f, F, label);
-            fputs("</td>", f);
-        }
-        for (size_t c = 0; c < nc; c++) {
-            char *s = cell(row, json_string_value(json_array_get(cols, c)), F);
-            fprintf(f, F == F_MD ? " %s |" : F == F_TEX ? " & %s" : "<td>%s</td>", s);
-            free(s);
-        }
-        fputs(F == F_MD ? "\n" : F == F_TEX ? " \\\\\n" : "</tr>\n", f);
+        grid_row(f, F, cells, nc + 1, 0, teacher, align);
         if (F == F_TEX && teacher && r + 1 < json_array_size(rows)) fputs("\\midrule\n", f);
+        for (int c = 0; c < nc; c++) free(own[c]);
+        free(own);
     }
-    if (F == F_TEX) fputs("\\bottomrule\n\\end{tabular}\n\\end{table}\n", f);
-    if (F == F_HTML) fputs("</table>\n", f);
-    if (F == F_MD) fputs("\n", f);
+    grid_end(f, F);
+    if (F == F_TEX) fputs("\\end{table}\n", f);
     table_text(f, F, t);
+    letters_table(f, F, t);
+    free(cells);
+    free(align);
 }
 
 int rp_render(const json_t *report, const char *format, char **out)

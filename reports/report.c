@@ -1,21 +1,61 @@
-/* report.c - report tables of a run: rows per axis value, LL/generation accuracy, gap, retention vs the teacher,
- * ranking reversals between arms (with McNemar tests on the paired items). */
+/* report.c - report tables of a run: rows per axis value, LL/generation accuracy, the paired deltas against the
+ * teacher (Δ, did, retention), letter distributions, rankings and significance-gated ranking reversals. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/base.h"
+#include "evalsuite/metrics.h"
 #include "evalsuite/stats.h"
 #include "reports/report.h"
 
-static const char *const known_cols[] = {"ll_acc", "gen_acc", "gap", "retention", "ll_retention", "gen_retention",
-                                          "ll_acc_norm", "gen_em", "gen_invalid", "chance", "n", "mcnemar_p", NULL};
+/* The headline columns every table starts with, then the columns a table may add (`retention`: both retentions). */
+static const char *const headline_cols[] = {"ll_acc", "delta_ll", "gen_acc", "delta_gen", "did", "did_p", NULL};
+static const char *const extra_cols[] = {"gap", "retention", "ll_retention", "gen_retention", "ll_cn", "gen_cn",
+                                         "gap_raw", "delta_ll_raw", "delta_gen_raw", "ll_acc_norm", "gen_em",
+                                         "gen_invalid", "chance", "gen_chance", "n", "n_paired", "mcnemar_p", NULL};
 
-int rp_column_known(const char *col)
+static int in_list(const char *const *l, const char *s)
 {
-    for (int i = 0; known_cols[i]; i++)
-        if (!strcmp(known_cols[i], col)) return 1;
+    for (int i = 0; l[i]; i++)
+        if (!strcmp(l[i], s)) return 1;
     return 0;
+}
+
+int rp_column_known(const char *col) { return in_list(headline_cols, col) || in_list(extra_cols, col); }
+
+/* The columns shown: the headline, then the spec's others in its order (`retention` as ll_retention, gen_retention),
+ * each once. NULL + error() naming an unknown column. */
+static json_t *table_columns(const json_t *spec_cols, const char *where)
+{
+    json_t *cols = json_array(), *want = spec_cols ? json_incref((json_t *)spec_cols) : json_pack("[s]", "retention");
+    for (int i = 0; headline_cols[i]; i++) json_array_append_new(cols, json_string(headline_cols[i]));
+    size_t i;
+    json_t *c;
+    json_array_foreach(want, i, c) {
+        const char *s = json_string_value(c);
+        if (!s || !rp_column_known(s)) {
+            hx_sbuf b = {0};
+            for (int k = 0; headline_cols[k]; k++) hx_sb_printf(&b, "%s, ", headline_cols[k]);
+            for (int k = 0; extra_cols[k]; k++) hx_sb_printf(&b, "%s%s", extra_cols[k], extra_cols[k + 1] ? ", " : "");
+            error("%s: unknown column %s; known: %s", where, s ? s : "(not a string)", b.s);
+            hx_sb_free(&b);
+            json_decref(cols);
+            json_decref(want);
+            return NULL;
+        }
+        const char *add[2] = {s, NULL};
+        if (!strcmp(s, "retention")) add[0] = "ll_retention", add[1] = "gen_retention";
+        for (int k = 0; k < 2 && add[k]; k++) {
+            int dup = 0;
+            json_t *x;
+            size_t j;
+            json_array_foreach(cols, j, x) dup |= !strcmp(json_string_value(x), add[k]);
+            if (!dup) json_array_append_new(cols, json_string(add[k]));
+        }
+    }
+    json_decref(want);
+    return cols;
 }
 
 char *rp_resolve_run(const json_t *ids, const char *ref)
@@ -52,57 +92,6 @@ static char *axes_label(const json_t *axes)
         s = t;
     }
     return s;
-}
-
-/* A table's `task`: NULL (all), a task name, or a family glob "kn_prose_*". */
-static int task_is(const char *t, const char *task)
-{
-    if (!task) return 1;
-    size_t n = strlen(task);
-    return n && task[n - 1] == '*' ? !strncmp(t, task, n - 1) : !strcmp(t, task);
-}
-
-void rp_pair(const json_t *items_a, const json_t *items_b, const char *split, const char *task, const char *field,
-             int *n, int *b10, int *b01, json_t *flips_a, json_t *flips_b, double **xa, double **xb)
-{
-    json_t *idx = json_object();
-    size_t i;
-    json_t *o;
-    json_array_foreach(items_b, i, o) {
-        const char *t = sget(o, "task"), *d = sget(o, "doc_id"), *sp = sget(o, "split");
-        if (!t || !d || !sp || strcmp(sp, split) || !task_is(t, task)) continue;
-        char *k = xstrfmt("%s\t%s", t, d);
-        json_object_set(idx, k, o);
-        free(k);
-    }
-    size_t cap = json_array_size(items_a) + 1;
-    double *va = xa ? xmalloc(cap * sizeof *va) : NULL, *vb = xb ? xmalloc(cap * sizeof *vb) : NULL;
-    int m = 0, r10 = 0, r01 = 0;
-    json_array_foreach(items_a, i, o) {
-        const char *t = sget(o, "task"), *d = sget(o, "doc_id"), *sp = sget(o, "split");
-        if (!t || !d || !sp || strcmp(sp, split) || !task_is(t, task)) continue;
-        char *k = xstrfmt("%s\t%s", t, d);
-        json_t *ob = json_object_get(idx, k);
-        free(k);
-        if (!ob) continue;
-        int a = json_is_true(json_object_get(o, field)), b = json_is_true(json_object_get(ob, field));
-        if (va) va[m] = a;
-        if (vb) vb[m] = b;
-        m++;
-        if (a && !b) {
-            r10++;
-            if (flips_a) json_array_append_new(flips_a, json_pack("{s:s,s:s,s:O,s:O}", "task", t, "doc_id", d, "a", o, "b", ob));
-        } else if (b && !a) {
-            r01++;
-            if (flips_b) json_array_append_new(flips_b, json_pack("{s:s,s:s,s:O,s:O}", "task", t, "doc_id", d, "a", o, "b", ob));
-        }
-    }
-    json_decref(idx);
-    *n = m;
-    *b10 = r10;
-    *b01 = r01;
-    if (xa) *xa = va;
-    if (xb) *xb = vb;
 }
 
 /* The metrics group of an eval's metrics.json: split/all, split/tasks/TASK, or split/families/GLOB for a
@@ -154,20 +143,65 @@ static json_t *find_baseline(const json_t *stages, const json_t *row, const char
     return best;
 }
 
-static void set_ci(json_t *ci, const char *col, json_t *g, const char *field)
+static double num(const json_t *o, const char *k) { return json_number_value(json_object_get(o, k)); }
+
+/* What one table build shares: the source, the table's selection, the loaded items by store key, the notes. */
+typedef struct tab_ctx {
+    const rp_source *src;
+    const char *split, *task;
+    json_t *items; /* {key: items array | null (could not load)} */
+    json_t *notes;
+} tab_ctx;
+
+/* The items.jsonl of a store entry, loaded once per table; NULL (and a note) when it cannot be read. */
+static json_t *items_of(tab_ctx *c, const char *key, const char *label)
 {
-    json_t *v = json_object_get(g, field);
-    if (json_is_array(v)) json_object_set(ci, col, v);
+    if (!key || !c->src) return NULL;
+    json_t *v = json_object_get(c->items, key);
+    if (v) return json_is_array(v) ? v : NULL;
+    v = c->src->load(c->src->ud, key, "items.jsonl");
+    if (!v) {
+        char *msg = xstrfmt("%s: no items (%s): Δ, did, retention and letters are n/a", label, hx_last_error());
+        json_array_append_new(c->notes, json_string(msg));
+        free(msg);
+    }
+    json_object_set_new(c->items, key, v ? v : json_null());
+    return v;
 }
 
-static double num(json_t *o, const char *k) { return json_number_value(json_object_get(o, k)); }
+uint64_t rp_pair_seed(unsigned long long seed, const char *ka, const char *kb, const char *split, const char *task)
+{
+    char *a = xstrfmt("%s/%s", ka ? ka : "", kb ? kb : ""), *b = xstrfmt("%s/%s", split, task ? task : "");
+    uint64_t s = ev_stream_seed(seed, a, b);
+    free(a);
+    free(b);
+    return s;
+}
 
-/* One row: values of every column from the instance's metrics (and its baseline's for retention). */
-static json_t *make_row(const rp_source *src, json_t *rec, json_t *base_metrics, json_t *cols, const char *split,
-                        const char *task, int teacher, json_t *notes)
+static uint64_t pair_seed(const tab_ctx *c, const char *ka, const char *kb) { return rp_pair_seed(0, ka, kb, c->split, c->task); }
+
+/* Copies g[from] to row[to] (absent: null). */
+static void take(json_t *row, const char *to, const json_t *g, const char *from)
+{
+    json_t *v = g ? json_object_get(g, from) : NULL;
+    json_object_set_new(row, to, v ? json_copy(v) : json_null());
+}
+
+static void set_na(json_t *row, const char *field, const char *why)
+{
+    json_t *na = json_object_get(row, "na");
+    if (!json_object_get(na, field)) json_object_set_new(na, field, json_string(why));
+}
+
+static const char *const paired_fields[] = {"delta_ll", "delta_gen", "did", "ll_retention", "gen_retention", NULL};
+
+/*
+ * One row: the model's own metrics (its eval's metrics.json group of the table's split and task), its letter
+ * distributions, and the paired statistics against the teacher's eval TREC (none when NULL or the row is the teacher).
+ */
+static json_t *make_row(tab_ctx *c, json_t *rec, json_t *trec, int teacher)
 {
     const char *key = sget(rec, "key");
-    json_t *row = json_object(), *vals = json_object(), *ci = json_object();
     char *label = axes_label(json_object_get(rec, "axes"));
     if (teacher) {
         char *t = xstrfmt("teacher (%s%s%s)", sget(rec, "stage"), *label ? " " : "", label);
@@ -177,57 +211,92 @@ static json_t *make_row(const rp_source *src, json_t *rec, json_t *base_metrics,
         free(label);
         label = xstrdup(sget(rec, "stage"));
     }
-    json_object_set_new(row, "label", json_string(label));
-    json_object_set(row, "axes", json_object_get(rec, "axes"));
-    json_object_set_new(row, "key", json_string(key ? key : ""));
-    json_object_set_new(row, "state", json_string(sget(rec, "state") ? sget(rec, "state") : "?"));
-    json_object_set_new(row, "teacher", json_boolean(teacher));
-    json_t *metrics = key && src ? src->load(src->ud, key, "metrics.json") : NULL;
-    json_t *g = metrics ? metric_group(metrics, split, task) : NULL;
+    json_t *row = json_pack("{s:s,s:O,s:s,s:s,s:b,s:o}", "label", label, "axes", json_object_get(rec, "axes"), "key",
+                            key ? key : "", "state", sget(rec, "state") ? sget(rec, "state") : "?", "teacher", teacher,
+                            "na", json_object());
+    json_t *metrics = key && c->src ? c->src->load(c->src->ud, key, "metrics.json") : NULL;
+    json_t *g = metrics ? metric_group(metrics, c->split, c->task) : NULL;
     if (!metrics) {
         char *msg = xstrfmt("%s: no metrics (%s)", label, hx_last_error());
-        json_array_append_new(notes, json_string(msg));
+        json_array_append_new(c->notes, json_string(msg));
         free(msg);
     } else if (!g) {
-        char *msg = xstrfmt("%s: its metrics.json has no split '%s'%s%s", label, split, task ? " task " : "", task ? task : "");
-        json_array_append_new(notes, json_string(msg));
+        char *msg = xstrfmt("%s: its metrics.json has no split '%s'%s%s", label, c->split, c->task ? " task " : "",
+                            c->task ? c->task : "");
+        json_array_append_new(c->notes, json_string(msg));
         free(msg);
     }
-    json_t *bg = base_metrics ? metric_group(base_metrics, split, task) : NULL;
-    size_t i;
-    json_t *c;
-    json_array_foreach(cols, i, c) {
-        const char *col = json_string_value(c);
-        json_t *v = json_null();
-        if (g) {
-            if (!strcmp(col, "retention") || !strcmp(col, "gen_retention") || !strcmp(col, "ll_retention")) {
-                const char *f = !strcmp(col, "ll_retention") ? "ll_acc" : "gen_acc";
-                double den = bg ? num(bg, f) : 0;
-                if (bg && den > 0) v = json_real(num(g, f) / den);
-            } else if (json_object_get(g, col)) {
-                v = json_copy(json_object_get(g, col));
-            }
-            if (!strcmp(col, "ll_acc")) set_ci(ci, col, g, "ll_ci");
-            if (!strcmp(col, "gen_acc")) set_ci(ci, col, g, "gen_ci");
-            if (!strcmp(col, "gap")) set_ci(ci, col, g, "gap_ci");
-            if (!strcmp(col, "ll_acc_norm")) set_ci(ci, col, g, "ll_norm_ci");
+    static const char *const own[][2] = {
+        {"n", "n"}, {"ll_acc", "ll_acc"}, {"ll_acc_ci", "ll_ci"}, {"gen_acc", "gen_acc"}, {"gen_acc_ci", "gen_ci"},
+        {"ll_cn", "ll_cn"}, {"gen_cn", "gen_cn"}, {"gap", "gap_cn"}, {"gap_ci", "gap_cn_ci"}, {"gap_raw", "gap"},
+        {"ll_acc_norm", "ll_acc_norm"}, {"ll_acc_norm_ci", "ll_norm_ci"}, {"gen_em", "gen_em"},
+        {"gen_invalid", "gen_invalid"}, {"chance", "chance"}, {"gen_chance", "gen_chance"}, {"mcnemar_p", "mcnemar_p"}};
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) take(row, own[i][0], g, own[i][1]);
+    if (g && !json_object_get(g, "gap_cn"))
+        set_na(row, "gap", "its metrics.json (version 1) has no chance-normalised gap: run the eval again with this hx");
+    json_t *items = items_of(c, key, label);
+    json_t *letters = NULL;
+    if (items && ev_letters(items, c->split, c->task, &letters)) {
+        char *msg = xstrfmt("%s: letters: %s", label, hx_last_error());
+        json_array_append_new(c->notes, json_string(msg));
+        free(msg);
+    }
+    json_object_set_new(row, "letters", letters ? letters : json_null());
+
+    /* paired with the teacher on the same items */
+    json_t *cmp = NULL;
+    const char *why = teacher ? "the baseline" : !trec ? "no teacher eval" : NULL;
+    json_t *titems = why ? NULL : items_of(c, sget(trec, "key"), "the teacher");
+    if (!why && (!items || !titems)) why = "no items to pair";
+    ev_pairs p = {0};
+    if (!why && ev_pair_items(titems, items, c->split, c->task, &p)) {
+        char *msg = xstrfmt("%s: not paired with the teacher: %s", label, hx_last_error());
+        json_array_append_new(c->notes, json_string(msg));
+        free(msg);
+        why = "the item sets cannot be paired (see the notes)";
+    }
+    if (!why) {
+        cmp = ev_compare(&p, RP_BOOT_REPS, pair_seed(c, sget(trec, "key"), key));
+        if (p.only_a || p.only_b) {
+            char *msg = xstrfmt("%s: %d items paired with the teacher's; %d only in this row's eval, %d only in the "
+                                "teacher's: Δ, did and retention are over the paired items", label, p.n, p.only_b, p.only_a);
+            json_array_append_new(c->notes, json_string(msg));
+            free(msg);
         }
-        json_object_set_new(vals, col, v);
+        json_object_set_new(row, "n_paired", json_integer(p.n));
+        json_object_set_new(row, "only_row", json_integer(p.only_b));
+        json_object_set_new(row, "only_teacher", json_integer(p.only_a));
+        ev_pairs_release(&p);
+    } else {
+        json_object_set_new(row, "n_paired", json_null());
     }
-    /* ll_acc and gen_acc are always carried for rankings, even when not shown */
-    if (g) {
-        json_object_set_new(row, "ll_acc", json_copy(json_object_get(g, "ll_acc")));
-        json_object_set_new(row, "gen_acc", json_copy(json_object_get(g, "gen_acc")));
+    for (int i = 0; paired_fields[i]; i++) {
+        char *ci = xstrfmt("%s_ci", paired_fields[i]);
+        take(row, paired_fields[i], cmp, paired_fields[i]);
+        take(row, ci, cmp, ci);
+        if (why) set_na(row, paired_fields[i], why);
+        free(ci);
     }
-    json_object_set_new(row, "values", vals);
-    json_object_set_new(row, "ci", ci);
+    take(row, "did_p", cmp, "did_p");
+    take(row, "delta_ll_raw", cmp, "delta_ll_raw");
+    take(row, "delta_gen_raw", cmp, "delta_gen_raw");
+    if (why) set_na(row, "did_p", why);
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(cmp, "na"), k, v) set_na(row, k, json_string_value(v));
+    json_decref(cmp);
     json_decref(metrics);
     free(label);
     return row;
 }
 
-/* Ranking of the arm rows by LL and by generation; every pair the two orders disagree on. */
-static void rankings(const rp_source *src, json_t *rows, json_t *tab, const char *split, const char *task)
+/*
+ * Rankings of the arm rows by LL and by generation accuracy, Kendall's tau-b between them (null when undefined),
+ * and for every pair of arms the interaction did_b - did_a = Δgen(b-a) - ΔLL(b-a) on their paired items
+ * (chance-normalised, paired bootstrap) with Holm's correction over the pairs. A reversal (the two measures order
+ * the pair differently) is reported only when its interaction is significant after Holm.
+ */
+static void rankings(tab_ctx *c, json_t *rows, json_t *tab)
 {
     int n = 0;
     size_t cap = json_array_size(rows);
@@ -236,7 +305,7 @@ static void rankings(const rp_source *src, json_t *rows, json_t *tab, const char
     json_t *o;
     json_array_foreach(rows, i, o)
         if (!json_is_true(json_object_get(o, "teacher")) && json_is_number(json_object_get(o, "ll_acc"))) r[n++] = o;
-    json_t *rev = json_array();
+    json_t *inter = json_array(), *rev = json_array(), *largest = json_null();
     if (n >= 2) {
         double *x = xmalloc((size_t)n * sizeof *x), *y = xmalloc((size_t)n * sizeof *y);
         int *ox = xmalloc((size_t)n * sizeof *ox), *oy = xmalloc((size_t)n * sizeof *oy);
@@ -258,38 +327,62 @@ static void rankings(const rp_source *src, json_t *rows, json_t *tab, const char
             json_array_append(json_array_get(ll, json_array_size(ll) - 1), json_object_get(r[ox[k]], "label"));
             json_array_append(json_array_get(gen, json_array_size(gen) - 1), json_object_get(r[oy[k]], "label"));
         }
-        json_object_set_new(tab, "ranking", json_pack("{s:o,s:o,s:f}", "ll", ll, "gen", gen, "kendall_tau", ev_kendall_tau(x, y, n)));
+        double tau;
+        int has_tau = ev_kendall_tau(x, y, n, &tau);
+        json_object_set_new(tab, "ranking", json_pack("{s:o,s:o,s:o}", "ll", ll, "gen", gen, "kendall_tau",
+                                                      has_tau ? json_real(tau) : json_null()));
+        /* the interaction of every pair; p-values for Holm */
+        int np = n * (n - 1) / 2, m = 0;
+        double *pv = xmalloc((size_t)np * sizeof *pv), *adj = xmalloc((size_t)np * sizeof *adj);
+        json_t **ent = xcalloc((size_t)np, sizeof *ent);
         for (int a = 0; a < n; a++)
             for (int b = a + 1; b < n; b++) {
-                double dl = x[a] - x[b], dg = y[a] - y[b];
-                if (!(dl * dg < 0)) continue;
-                json_t *ia = src ? src->load(src->ud, sget(r[a], "key"), "items.jsonl") : NULL;
-                json_t *ib = ia ? src->load(src->ud, sget(r[b], "key"), "items.jsonl") : NULL;
-                json_t *e = json_pack("{s:O,s:O,s:[f,f],s:[f,f]}", "a", json_object_get(r[a], "label"), "b",
-                                      json_object_get(r[b], "label"), "ll", x[a], x[b], "gen", y[a], y[b]);
-                if (ia && ib) {
-                    int m, b10, b01;
-                    rp_pair(ia, ib, split, task, "ll_correct", &m, &b10, &b01, NULL, NULL, NULL, NULL);
-                    json_object_set_new(e, "ll_p", json_real(ev_mcnemar_exact(b10, b01)));
-                    rp_pair(ia, ib, split, task, "gen_correct", &m, &b10, &b01, NULL, NULL, NULL, NULL);
-                    json_object_set_new(e, "gen_p", json_real(ev_mcnemar_exact(b10, b01)));
-                    json_object_set_new(e, "n_paired", json_integer(m));
-                } else {
-                    json_object_set_new(e, "ll_p", json_null());
-                    json_object_set_new(e, "gen_p", json_null());
+                const char *ka = sget(r[a], "key"), *kb = sget(r[b], "key");
+                json_t *ia = items_of(c, ka, sget(r[a], "label")), *ib = items_of(c, kb, sget(r[b], "label"));
+                json_t *e = json_pack("{s:O,s:O,s:[f,f],s:[f,f],s:b}", "a", json_object_get(r[a], "label"), "b",
+                                      json_object_get(r[b], "label"), "ll", x[a], x[b], "gen", y[a], y[b], "reversed",
+                                      (x[a] - x[b]) * (y[a] - y[b]) < 0);
+                ev_pairs p = {0};
+                json_t *cmp = NULL;
+                if (ia && ib && !ev_pair_items(ia, ib, c->split, c->task, &p)) {
+                    cmp = ev_compare(&p, RP_BOOT_REPS, pair_seed(c, ka, kb));
+                    ev_pairs_release(&p);
                 }
-                json_decref(ia);
-                json_decref(ib);
-                json_array_append_new(rev, e);
+                json_object_set_new(e, "n_paired", cmp ? json_copy(json_object_get(cmp, "n")) : json_null());
+                json_object_set_new(e, "did_diff", cmp ? json_copy(json_object_get(cmp, "did")) : json_null());
+                json_object_set_new(e, "did_diff_ci", cmp ? json_copy(json_object_get(cmp, "did_ci")) : json_null());
+                json_object_set_new(e, "p", cmp ? json_copy(json_object_get(cmp, "did_p")) : json_null());
+                if (json_is_number(json_object_get(e, "p"))) pv[m] = num(e, "p"), ent[m++] = e;
+                json_decref(cmp);
+                json_array_append_new(inter, e);
             }
+        ev_holm(pv, m, adj);
+        for (int k = 0; k < m; k++) json_object_set_new(ent[k], "p_holm", json_real(adj[k]));
+        double best = -1;
+        json_array_foreach(inter, i, o) {
+            int sig = json_is_number(json_object_get(o, "p_holm")) && num(o, "p_holm") < 0.05;
+            if (!json_object_get(o, "p_holm")) json_object_set_new(o, "p_holm", json_null());
+            json_object_set_new(o, "significant", json_boolean(sig));
+            if (!json_is_true(json_object_get(o, "reversed"))) continue;
+            if (sig) {
+                json_array_append(rev, o);
+            } else if (fabs(num(o, "did_diff")) > best) {
+                best = fabs(num(o, "did_diff"));
+                json_decref(largest);
+                largest = json_incref(o);
+            }
+        }
+        json_object_set_new(tab, "n_pairs", json_integer(m));
+        free(pv); free(adj); free(ent);
         free(x); free(y); free(ox); free(oy);
     } else {
         json_object_set_new(tab, "ranking", json_null());
     }
+    json_object_set_new(tab, "interactions", inter);
     json_object_set_new(tab, "reversals", rev);
+    json_object_set_new(tab, "largest_nonsignificant_reversal", largest);
     free(r);
 }
-
 /* Position of the instance's value of AXIS in the run's list of values (unknown values last). */
 static int axis_pos(const json_t *run, const char *axis, const json_t *rec)
 {
@@ -337,19 +430,11 @@ static json_t *build_table(const json_t *run, const json_t *spec, int ti, const 
         error("report.tables[%d] %s: the run has no axis '%s'", ti, name ? name : stage, axis);
         return NULL;
     }
-    json_t *cols = json_object_get(spec, "columns");
-    cols = cols ? json_incref(cols) : json_pack("[s,s,s,s]", "ll_acc", "gen_acc", "gap", "retention");
+    char *where = xstrfmt("report.tables[%d] %s", ti, name ? name : stage);
+    json_t *cols = table_columns(json_object_get(spec, "columns"), where);
+    free(where);
+    if (!cols) return NULL;
     size_t i;
-    json_t *c;
-    json_array_foreach(cols, i, c) {
-        if (!json_is_string(c) || !rp_column_known(json_string_value(c))) {
-            error("report.tables[%d] %s: unknown column %s; known: ll_acc, gen_acc, gap, retention, ll_retention, "
-                  "gen_retention, ll_acc_norm, gen_em, gen_invalid, chance, n, mcnemar_p",
-                  ti, name ? name : stage, json_is_string(c) ? json_string_value(c) : "(not a string)");
-            json_decref(cols);
-            return NULL;
-        }
-    }
     /* the table's instances, ordered by the row axis' value order, then as in the plan */
     size_t ns = json_array_size(stages);
     json_t **recs = xcalloc(ns + 1, sizeof *recs);
@@ -373,39 +458,34 @@ static json_t *build_table(const json_t *run, const json_t *spec, int ti, const 
     json_t *tab = json_pack("{s:s,s:s,s:s?,s:s,s:s?,s:O}", "name", name ? name : stage, "stage", stage, "rows_axis", axis,
                             "split", split, "task", task, "columns", cols);
     json_t *out_rows = json_array(), *notes = json_array();
+    tab_ctx ctx = {src, split, task, json_object(), notes};
     json_t *base = find_baseline(stages, recs[0], baseline);
-    json_t *base_metrics = NULL;
     if (base) {
-        base_metrics = src ? src->load(src->ud, sget(base, "key"), "metrics.json") : NULL;
         json_t *m = by_key(stages, input_key(base, "model"));
         json_object_set_new(tab, "baseline", json_pack("{s:s,s:s,s:O}", "stage", sget(base, "stage"), "key",
                                                        sget(base, "key"), "axes", json_object_get(base, "axes")));
-        char *msg = xstrfmt("retention = accuracy / the teacher's accuracy (retention: generation); teacher = stage '%s'%s%s%s",
+        char *msg = xstrfmt("teacher = stage '%s'%s%s%s; Δ = row - teacher on the same items, did = ΔGen - ΔLL, "
+                            "retention = row / teacher, all on chance-normalised accuracy (docs/eval.md)",
                             sget(base, "stage"), baseline ? " (table baseline)" : " (an eval of the pretrain stage '",
                             baseline ? "" : (m && sget(m, "stage") ? sget(m, "stage") : "?"), baseline ? "" : "')");
         json_array_append_new(notes, json_string(msg));
         free(msg);
         int in_table = 0;
         for (int a = 0; a < n; a++) in_table |= recs[a] == base;
-        if (!in_table) json_array_append_new(out_rows, make_row(src, base, base_metrics, cols, split, task, 1, notes));
+        if (!in_table) json_array_append_new(out_rows, make_row(&ctx, base, NULL, 1));
     } else {
         json_object_set_new(tab, "baseline", json_null());
-        json_array_append_new(notes, json_string(baseline ? "retention: the baseline stage is not in this run"
-                                                          : "retention: no teacher eval in this run (another eval stage whose "
-                                                            "model is a pretrain stage), or name one with `baseline: STAGE`"));
+        json_array_append_new(notes, json_string(baseline ? "Δ, did, retention: the baseline stage is not in this run"
+                                                          : "Δ, did, retention: no teacher eval in this run (another eval "
+                                                            "stage whose model is a pretrain stage), or name one with "
+                                                            "`baseline: STAGE`"));
     }
-    for (int a = 0; a < n; a++) {
-        json_t *bm = base_metrics;
-        json_t *b2 = find_baseline(stages, recs[a], baseline);
-        int other = b2 && b2 != base;
-        if (other) bm = src ? src->load(src->ud, sget(b2, "key"), "metrics.json") : NULL;
-        json_array_append_new(out_rows, make_row(src, recs[a], bm, cols, split, task, recs[a] == base, notes));
-        if (other) json_decref(bm);
-    }
-    rankings(src, out_rows, tab, split, task);
+    for (int a = 0; a < n; a++)
+        json_array_append_new(out_rows, make_row(&ctx, recs[a], find_baseline(stages, recs[a], baseline), recs[a] == base));
+    rankings(&ctx, out_rows, tab);
     json_object_set_new(tab, "rows", out_rows);
     json_object_set_new(tab, "notes", notes);
-    json_decref(base_metrics);
+    json_decref(ctx.items);
     json_decref(cols);
     free(recs);
     return tab;

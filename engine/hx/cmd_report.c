@@ -9,11 +9,10 @@
 #include "engine/hx/runsrc.h"
 #include "reports/report.h"
 
-static const char usage[] = "usage: hx report RUN|latest|PREFIX [--format md|json|tex|html] [-o FILE] [--store DIR]";
-
 int cmd_report(int argc, char **argv)
 {
     const char *ref = NULL, *format = "md", *out = NULL, *store = getenv("HX_STORE");
+    const char *usage = hx_cmd_find("report")->usage; /* the command table's */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
@@ -22,9 +21,9 @@ int cmd_report(int argc, char **argv)
         else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && more) out = argv[++i];
         else if (!strcmp(a, "--store") && more) store = argv[++i];
         else if (!strncmp(a, "--store=", 8)) store = a + 8;
-        else if (a[0] == '-' && a[1]) die(HX_EXIT_USAGE, "hx report: unknown option or missing value '%s'\n%s", a, usage);
+        else if (a[0] == '-' && a[1]) die(HX_EXIT_USAGE, "hx report: unknown option or missing value '%s'\nusage: hx report %s", a, usage);
         else if (!ref) ref = a;
-        else die(HX_EXIT_USAGE, "hx report: one run\n%s", usage);
+        else die(HX_EXIT_USAGE, "hx report: one run\nusage: hx report %s", usage);
     }
     if (!ref) ref = "latest";
     if (strcmp(format, "md") && strcmp(format, "json") && strcmp(format, "tex") && strcmp(format, "html"))

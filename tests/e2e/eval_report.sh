@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # eval_report.sh - a tiny real pipeline (data -> tokenizer -> teacher + two student arms -> eval) through `hx run`,
-# then hx report (md/json/tex/html), deterministic eval outputs, hx diff of two runs, and eval's input errors.
+# then hx report (md/json/tex/html: Δ, did, retention, letters), deterministic eval outputs, hx diff of two runs and of
+# two evals, and eval's input errors.
 set -euo pipefail
 : "${HX:?} ${TOP:?}"
 cd "$TOP"
@@ -74,7 +75,8 @@ PY
 
 # report in every format
 "$HX" report "$RUN1" --store "$S" >"$T/r.md" || fail "hx report md"
-grep -q '^| steps | LL acc | Gen acc | Gap (pp) | Retention (gen) | n |' "$T/r.md" || { cat "$T/r.md"; fail "md header"; }
+grep -q '^| steps | LL acc | Δ LL vs teacher | Gen acc | Δ Gen vs teacher | Δgen − ΔLL | p (did) | LL − gen within (norm.) | LL retention | Gen retention | n |' "$T/r.md" || { cat "$T/r.md"; fail "md header"; }
+grep -q '^| model | n | gold | LL pred | gen pred | invalid | top gen letter | letter TV (gen) | letter TV (LL) |' "$T/r.md" || { cat "$T/r.md"; fail "letters table"; }
 grep -q '^| \*teacher (eval_teacher)\* |' "$T/r.md" || { cat "$T/r.md"; fail "teacher row"; }
 grep -q '^| steps=2 |' "$T/r.md" && grep -q '^| steps=6 |' "$T/r.md" || fail "arm rows"
 grep -q 'Ranking by generation' "$T/r.md" || fail "rankings"
@@ -85,16 +87,34 @@ r = json.load(open(sys.argv[1]))
 t = r["tables"][0]
 assert [x["label"] for x in t["rows"]] == ["teacher (eval_teacher)", "steps=2", "steps=6"], t["rows"]
 assert t["baseline"]["stage"] == "eval_teacher"
-teacher = t["rows"][0]["values"]
+assert t["columns"][:6] == ["ll_acc", "delta_ll", "gen_acc", "delta_gen", "did", "did_p"], t["columns"]
+teacher = t["rows"][0]
+assert teacher["delta_ll"] is None and teacher["na"]["delta_ll"] == "the baseline"
+for row in t["rows"]:
+    assert row["letters"] is None or set(("gen", "ll", "gold", "letter_tv")) <= set(row["letters"]), row["letters"]
 for row in t["rows"][1:]:
-    v = row["values"]
-    assert 0 <= v["ll_acc"] <= 1 and abs(v["gap"] - (v["ll_acc"] - v["gen_acc"])) < 1e-9
-    if teacher["gen_acc"] > 0: assert abs(v["retention"] - v["gen_acc"] / teacher["gen_acc"]) < 1e-9
-    else: assert v["retention"] is None
-assert r["tables"][1]["task"] == "kn_mcq_country" and r["tables"][1]["rows"][1]["values"]["n"] if "n" in r["tables"][1]["rows"][1]["values"] else True
+    assert 0 <= row["ll_acc"] <= 1 and row["n_paired"] == row["n"] == teacher["n"], row
+    for k in ("delta_ll", "delta_gen", "did"):
+        lo, hi = row[k + "_ci"]
+        assert lo - 1e-9 <= row[k] <= hi + 1e-9, (k, row)
+    assert abs(row["did"] - (row["delta_gen"] - row["delta_ll"])) < 1e-9
+    assert 0 < row["did_p"] <= 1
+    for k in ("ll_retention", "gen_retention"):  # a number with its interval, or null with the reason
+        assert (row[k] is None) == (row[k + "_ci"] is None) and (row[k] is not None or row["na"][k]), (k, row)
+    assert abs(row["delta_gen_raw"] - (row["gen_acc"] - teacher["gen_acc"])) < 1e-9
+rank = t["ranking"]
+assert rank["kendall_tau"] is None or -1 <= rank["kendall_tau"] <= 1
+assert all(x["significant"] and x["reversed"] for x in t["reversals"])
+for x in t["interactions"]: assert x["p_holm"] is None or x["p_holm"] >= x["p"]
+assert r["tables"][1]["task"] == "kn_mcq_country"
+lt = r["tables"][1]["rows"][1]["letters"]
+assert lt["n"] == r["tables"][1]["rows"][1]["n"] and sum(lt["gold"].values()) == lt["n"], lt
+assert sum(lt["gen"].values()) + lt["invalid"] == lt["n"]
 PY
-"$HX" report "${RUN1:0:15}" --store "$S" --format tex | grep -q '\\toprule' || fail "hx report tex (by prefix)"
-"$HX" report --store "$S" --format html | grep -q '<table>' || fail "hx report html"
+"$HX" report "${RUN1:0:15}" --store "$S" --format tex >"$T/r.tex" || fail "hx report tex (by prefix)"
+grep -q '\\toprule' "$T/r.tex" || fail "tex table"
+"$HX" report --store "$S" --format html >"$T/r.html" || fail "hx report html"
+grep -q '<table>' "$T/r.html" || fail "html table"
 if "$HX" report nosuchrun --store "$S" 2>"$T/err"; then fail "unknown run accepted"; fi
 grep -q "no run 'nosuchrun'" "$T/err" || { cat "$T/err"; fail "unknown run message"; }
 
@@ -118,6 +138,25 @@ g = e["splits"]["eval"]["gen_acc"]
 assert g["delta"] == 0 and g["a_only"] == 0 and g["b_only"] == 0 and g["mcnemar_p"] == 1, g
 assert [x for x in d["evals"] if x["instance"] == "eval[steps=2]"][0]["same_key"]
 PY
+
+# diff of two evals of one run: the teacher's and an arm's, the same paired numbers as the report's row
+"$HX" diff "$RUN1:eval_teacher" "$RUN1:eval[steps=6]" --store "$S" >"$T/diff2.txt" || fail "hx diff RUN:STAGE"
+grep -q 'B: run .*eval\[steps=6\]' "$T/diff2.txt" && grep -q 'did = ΔGen - ΔLL' "$T/diff2.txt" || { cat "$T/diff2.txt"; fail "eval diff text"; }
+"$HX" diff "$RUN1:eval_teacher" "$RUN1:eval[steps=6]" --store "$S" --json >"$T/diff2.json" || fail "hx diff RUN:STAGE --json"
+python3 - "$T/diff2.json" "$T/r.json" <<'PY' || fail "eval diff json"
+import json, sys
+d, r = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+p = d["evals"][0]["splits"]["eval"]["paired"]
+row = [x for x in r["tables"][0]["rows"] if x["label"] == "steps=6"][0]
+for k in ("delta_ll", "delta_gen", "did", "did_p", "ll_retention", "gen_retention"):
+    assert (p[k] is None and row[k] is None) or abs(p[k] - row[k]) < 1e-5, (k, p[k], row[k])  # the report prints 6 digits
+    ci = k + "_ci"
+    assert k == "did_p" or p[ci] == row[ci] or max(abs(x - y) for x, y in zip(p[ci], row[ci])) < 1e-5, (ci, p[ci], row[ci])
+PY
+if "$HX" diff "$RUN1:eval" "$RUN1:eval_teacher" --store "$S" 2>"$T/err"; then fail "ambiguous eval accepted"; fi
+grep -q "names 2 instances" "$T/err" && grep -q "eval\[steps=2\]" "$T/err" || { cat "$T/err"; fail "ambiguous eval message"; }
+if "$HX" diff "$RUN1:eval_teacher" "$RUN1" --store "$S" 2>"$T/err"; then fail "mixed diff accepted"; fi
+grep -q "not one of each" "$T/err" || { cat "$T/err"; fail "mixed diff message"; }
 
 # input errors: an unknown task names what exists
 if "$HX" run "$T/r.yaml" --store "$S" -S 'stages.eval_teacher.with.tasks=[nope_*]' >"$T/run3.log" 2>&1; then fail "unknown task accepted"; fi

@@ -1,5 +1,6 @@
-/* test_report.c - reports: tables of a synthetic run (rows per axis value, retention vs the teacher's eval, ranking
- * reversals with McNemar), the four renderers, spec errors, run-id resolution, and the diff of two runs. */
+/* test_report.c - reports: tables of a synthetic run (rows per axis value, Δ, did and retention vs the teacher's eval
+ * with hand-computed values, letters, significance-gated reversals, undefined Kendall tau, n/a retention), the four
+ * renderers, spec errors, run-id resolution, the diff of two runs and of two evals. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -22,17 +23,20 @@ static json_t *mem_load(void *ud, const char *key, const char *file)
     return json_incref(v);
 }
 
-/* An eval artifact of 20 items of task t (split eval): the first ll_k LL-correct, gen correct per gen_mask. */
+/* An eval artifact of 20 lettered items of task t (split eval, gold B): the first ll_k LL-correct (else LL picks A),
+ * generation right on [gen_offset, gen_offset + gen_k), else "C", and no letter at all on items 18 and 19. */
 static void add_eval(json_t *store, const char *key, int ll_k, int gen_k, int gen_offset)
 {
+    if (json_object_get(store, key)) return;
     json_t *items = json_array();
     for (int i = 0; i < 20; i++) {
         char doc[16];
         snprintf(doc, sizeof doc, "t-%02d", i);
         int g = i >= gen_offset && i < gen_offset + gen_k;
-        json_array_append_new(items, json_pack("{s:s,s:s,s:s,s:i,s:b,s:b,s:s,s:s,s:i,s:i}", "task", "t", "doc_id", doc,
-                                               "split", "eval", "n_choices", 4, "ll_correct", i < ll_k, "gen_correct", g,
-                                               "gen_rule", g ? "leading" : "anywhere", "gen_pred", g ? "B" : "C",
+        json_array_append_new(items, json_pack("{s:s,s:s,s:s,s:s,s:i,s:b,s:b,s:s,s:o,s:i,s:i}", "task", "t", "doc_id", doc,
+                                               "split", "eval", "format", "mcq", "n_choices", 4, "ll_correct", i < ll_k,
+                                               "gen_correct", g, "gen_rule", g ? "leading" : i >= 18 ? "none" : "anywhere",
+                                               "gen_pred", g ? json_string("B") : i >= 18 ? json_null() : json_string("C"),
                                                "answer", 1, "ll_pred", i < ll_k ? 1 : 0));
     }
     json_t *m = ev_metrics(items, 100, 0);
@@ -47,9 +51,9 @@ static json_t *rec(const char *stage, const char *kind, const char *key, json_t 
                      inputs ? inputs : json_object(), "state", "executed", "kind_version", 1);
 }
 
-/* world -> teacher -> student[m] -> eval[m]; eval_teacher on the teacher. Arm a: LL 15/20, gen 6/20;
- * arm b: LL 12/20, gen 10/20 (a reversal); the teacher: LL 16/20, gen 16/20. */
-static json_t *make_run(const char *id, json_t *store, int b_gen)
+/* world -> teacher -> student[m] -> eval[m]; eval_teacher on the teacher (LL t_ll/20, gen t_gen/20).
+ * Arm a: LL 15/20, gen 6/20; arm b: LL b_ll/20, gen b_gen/20. */
+static json_t *make_run(const char *id, json_t *store, int t_ll, int t_gen, int b_ll, int b_gen)
 {
     json_t *st = json_array();
     json_array_append_new(st, rec("world", "data", "kw", NULL, json_pack("{s:s}", "scale", "tiny"), NULL));
@@ -58,15 +62,16 @@ static json_t *make_run(const char *id, json_t *store, int b_gen)
                                   json_pack("{s:s}", "model", "kt")));
     json_array_append_new(st, rec("student", "finetune", "ksb", json_pack("{s:s}", "m", "b"), json_pack("{s:s}", "masking", "b"),
                                   json_pack("{s:s}", "model", "kt")));
-    json_array_append_new(st, rec("eval_teacher", "eval", "ket", NULL, NULL, json_pack("{s:s,s:s}", "model", "kt", "data", "kw")));
-    char kb[16];
-    snprintf(kb, sizeof kb, "keb%d", b_gen);
+    char kt[32], kb[32];
+    snprintf(kt, sizeof kt, "ket%d_%d", t_ll, t_gen);
+    snprintf(kb, sizeof kb, "keb%d_%d", b_ll, b_gen);
+    json_array_append_new(st, rec("eval_teacher", "eval", kt, NULL, NULL, json_pack("{s:s,s:s}", "model", "kt", "data", "kw")));
     json_array_append_new(st, rec("eval", "eval", "kea", json_pack("{s:s}", "m", "a"), NULL, json_pack("{s:s,s:s}", "model", "ksa", "data", "kw")));
     json_array_append_new(st, rec("eval", "eval", kb, json_pack("{s:s}", "m", "b"), json_pack("{s:i}", "max_new_tokens", b_gen),
                                   json_pack("{s:s,s:s}", "model", "ksb", "data", "kw")));
-    add_eval(store, "ket", 16, 16, 0);
+    add_eval(store, kt, t_ll, t_gen, 0);
     add_eval(store, "kea", 15, 6, 0);
-    add_eval(store, kb, 12, b_gen, 0);
+    add_eval(store, kb, b_ll, b_gen, 0);
     return json_pack("{s:s,s:{s:s,s:[]},s:s,s:s,s:[],s:{s:[s,s]},s:o,s:{s:[{s:s,s:s,s:s,s:[s,s,s,s,s]}]}}", "run_id", id,
                      "recipe", "name", "ablate_m", "files", "status", "ok", "started", "2026-01-01T00:00:00Z", "overrides",
                      "axes", "m", "a", "b", "stages", st, "report", "tables", "name", "masking", "rows", "axes.m", "stage",
@@ -82,55 +87,95 @@ static json_t *row_of(json_t *tab, const char *label)
     return NULL;
 }
 
-static double val(json_t *row, const char *col) { return json_number_value(json_object_get(json_object_get(row, "values"), col)); }
+static double val(json_t *row, const char *col) { return json_number_value(json_object_get(row, col)); }
+
+static json_t *table0(json_t *rep) { return json_array_get(json_object_get(rep, "tables"), 0); }
 
 static void test_report_tables(void **state)
 {
     (void)state;
     json_t *store = json_object();
-    json_t *run = make_run("20260101-000000-000aa", store, 10);
+    json_t *run = make_run("20260101-000000-000aa", store, 16, 16, 12, 10);
     rp_source src = {mem_load, store};
     json_t *rep = rp_report_build(run, &src);
     assert_non_null(rep);
-    json_t *tab = json_array_get(json_object_get(rep, "tables"), 0);
+    json_t *tab = table0(rep);
     assert_string_equal(json_string_value(json_object_get(tab, "name")), "masking");
     assert_int_equal(json_array_size(json_object_get(tab, "rows")), 3); /* teacher + 2 arms */
+    /* the headline columns first, then the spec's others once each (`retention` is both retentions) */
+    json_t *want = json_pack("[s,s,s,s,s,s,s,s,s]", "ll_acc", "delta_ll", "gen_acc", "delta_gen", "did", "did_p", "gap",
+                             "ll_retention", "gen_retention");
+    assert_true(json_equal(json_object_get(tab, "columns"), want));
+    json_decref(want);
     json_t *t = json_array_get(json_object_get(tab, "rows"), 0);
     assert_true(json_is_true(json_object_get(t, "teacher")));
+    assert_true(json_is_null(json_object_get(t, "delta_ll")));
     json_t *a = row_of(tab, "m=a"), *b = row_of(tab, "m=b");
     assert_float_equal(val(a, "ll_acc"), 0.75, 1e-12);
     assert_float_equal(val(a, "gen_acc"), 0.30, 1e-12);
-    assert_float_equal(val(a, "gap"), 0.45, 1e-12);
-    assert_float_equal(val(a, "retention"), 0.30 / 0.80, 1e-12);
-    assert_float_equal(val(b, "retention"), 0.50 / 0.80, 1e-12);
-    assert_float_equal(val(a, "ll_retention"), 0.75 / 0.80, 1e-12);
-    assert_int_equal(json_array_size(json_object_get(json_object_get(a, "ci"), "ll_acc")), 2);
-    /* reversal: LL prefers a (15 vs 12), generation prefers b (10 vs 6); McNemar on the paired items:
-     * LL: a-only 3, b-only 0 -> p = 0.25; gen: a-only 0, b-only 4 -> p = 0.125 */
+    /* chance 1/4 both ways (mcq): normalised = (acc - 0.25) / 0.75; teacher 0.8 -> 0.55 / 0.75 */
+    assert_float_equal(val(a, "delta_ll"), -0.05 / 0.75, 1e-12);
+    assert_float_equal(val(a, "delta_gen"), -0.50 / 0.75, 1e-12);
+    assert_float_equal(val(a, "did"), -0.45 / 0.75, 1e-12);
+    assert_float_equal(val(a, "ll_retention"), 0.50 / 0.55, 1e-12);
+    assert_float_equal(val(a, "gen_retention"), 0.05 / 0.55, 1e-12);
+    assert_float_equal(val(a, "delta_gen_raw"), -0.50, 1e-12);
+    assert_float_equal(val(a, "gap"), 0.45 / 0.75, 1e-12);
+    assert_float_equal(val(b, "did"), -0.10 / 0.75, 1e-12);
+    assert_float_equal(val(b, "gen_retention"), 0.25 / 0.55, 1e-12);
+    assert_int_equal(json_integer_value(json_object_get(a, "n_paired")), 20);
+    static const char *const ci_fields[] = {"ll_acc", "delta_ll", "delta_gen", "did", "ll_retention", "gen_retention", NULL};
+    for (int i = 0; ci_fields[i]; i++) {
+        char *k = xstrfmt("%s_ci", ci_fields[i]);
+        json_t *ci = json_object_get(a, k);
+        assert_int_equal(json_array_size(ci), 2);
+        assert_true(json_number_value(json_array_get(ci, 0)) <= val(a, ci_fields[i]) + 1e-12 &&
+                    val(a, ci_fields[i]) <= json_number_value(json_array_get(ci, 1)) + 1e-12);
+        free(k);
+    }
+    /* did of arm a: generation lost 10 of the teacher's items, LL 1: far from 0 */
+    assert_true(val(a, "did_p") < 0.001);
+    /* letters of arm a: gold B x20; LL B x15, A x5; gen B x6, C x12, no letter x2 */
+    json_t *lt = json_object_get(a, "letters");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(lt, "gen"), "C")), 12);
+    assert_int_equal(json_integer_value(json_object_get(lt, "invalid")), 2);
+    assert_float_equal(json_number_value(json_object_get(lt, "letter_tv")), (14 + 12 + 2) / 40.0, 1e-12);
+    assert_float_equal(json_number_value(json_object_get(lt, "ll_letter_tv")), 0.25, 1e-12);
+    /* reversal: LL prefers a (15 vs 12), generation prefers b (10 vs 6); the interaction did_b - did_a =
+     * (Δgen(b-a) - ΔLL(b-a)) = (0.2 + 0.15) / 0.75 rests on 7 of 20 items: significant */
+    assert_float_equal(json_number_value(json_object_get(json_object_get(tab, "ranking"), "kendall_tau")), -1, 1e-12);
     json_t *rev = json_object_get(tab, "reversals");
     assert_int_equal(json_array_size(rev), 1);
     json_t *e = json_array_get(rev, 0);
-    assert_float_equal(json_number_value(json_object_get(e, "ll_p")), 0.25, 1e-12);
-    assert_float_equal(json_number_value(json_object_get(e, "gen_p")), 0.125, 1e-12);
-    assert_float_equal(json_number_value(json_object_get(json_object_get(tab, "ranking"), "kendall_tau")), -1, 1e-12);
+    assert_float_equal(json_number_value(json_object_get(e, "did_diff")), 0.35 / 0.75, 1e-12);
+    assert_true(json_number_value(json_object_get(e, "p_holm")) < 0.01);
+    assert_true(json_number_value(json_object_get(e, "p_holm")) == json_number_value(json_object_get(e, "p"))); /* one pair */
+    assert_true(json_is_null(json_object_get(tab, "largest_nonsignificant_reversal")));
 
     char *s;
     assert_int_equal(rp_render(rep, "md", &s), 0);
-    assert_non_null(strstr(s, "| m | LL acc | Gen acc | Gap (pp) | Retention (gen) | LL retention |"));
-    assert_non_null(strstr(s, "| m=a | 75.0 [53.1, 88.8] | 30.0 [14.5, 51.9] |"));
-    assert_non_null(strstr(s, "37.5%"));
-    assert_non_null(strstr(s, "**Ranking reversal**: m=a vs m=b"));
+    assert_non_null(strstr(s, "| m | LL acc | Δ LL vs teacher | Gen acc | Δ Gen vs teacher | Δgen − ΔLL | p (did) | "
+                              "LL − gen within (norm.) | LL retention | Gen retention |"));
+    assert_non_null(strstr(s, "| m=a | 75.0 [53.1, 88.8] | -6.7 ["));
+    assert_non_null(strstr(s, "| 30.0 [14.5, 51.9] | -66.7 ["));
+    assert_non_null(strstr(s, "| *teacher (eval_teacher)* | 80.0 [58.4, 91.9] | — |"));
+    assert_non_null(strstr(s, "90.9% ["));
+    assert_non_null(strstr(s, "**Ranking reversal** (significant after Holm over 1 pair): m=a vs m=b"));
+    assert_non_null(strstr(s, "| m=a | 20 | 0/20/0/0 | 5/15/0/0 | 0/6/12/0 | 2 (10.0%) | C (60.0%) | 0.70 | 0.25 |"));
     free(s);
     assert_int_equal(rp_render(rep, "tex", &s), 0);
     assert_non_null(strstr(s, "\\toprule"));
-    assert_non_null(strstr(s, "37.5\\%"));
+    assert_non_null(strstr(s, "90.9\\%"));
+    assert_non_null(strstr(s, "$\\Delta$ LL vs teacher"));
     for (const char *u = strchr(s, '\n'); (u = strchr(u + 1, '_'));) /* after the comment line: every _ escaped */
         assert_true(u[-1] == '\\');
     assert_non_null(strstr(s, "eval\\_teacher"));
+    assert_null(strstr(s, "Δ"));
     free(s);
     assert_int_equal(rp_render(rep, "html", &s), 0);
     assert_non_null(strstr(s, "<table>"));
     assert_non_null(strstr(s, "class=\"teacher\""));
+    assert_non_null(strstr(s, "75.0 <small>[53.1, 88.8]</small>"));
     free(s);
     assert_int_equal(rp_render(rep, "json", &s), 0);
     json_t *back = json_loads(s, 0, NULL);
@@ -140,10 +185,28 @@ static void test_report_tables(void **state)
     assert_int_equal(rp_render(rep, "pdf", &s), -1);
     json_decref(rep);
 
-    /* no reversal when generation agrees with LL */
-    json_t *run2 = make_run("20260101-000001-000bb", store, 4);
+    /* a reversal on 2 of 20 items (LL 15 vs 14, gen 6 vs 7): not significant, named as the largest one */
+    json_t *run2 = make_run("20260101-000001-000bb", store, 16, 16, 14, 7);
     rep = rp_report_build(run2, &src);
-    assert_int_equal(json_array_size(json_object_get(json_array_get(json_object_get(rep, "tables"), 0), "reversals")), 0);
+    tab = table0(rep);
+    assert_int_equal(json_array_size(json_object_get(tab, "reversals")), 0);
+    json_t *big = json_object_get(tab, "largest_nonsignificant_reversal");
+    assert_float_equal(json_number_value(json_object_get(big, "did_diff")), (2 / 0.75) / 20, 1e-12);
+    assert_true(json_number_value(json_object_get(big, "p_holm")) > 0.05);
+    assert_int_equal(rp_render(rep, "md", &s), 0);
+    assert_non_null(strstr(s, "No significant ranking reversal"));
+    assert_non_null(strstr(s, "the largest non-significant one: m=a vs m=b"));
+    assert_null(strstr(s, "**Ranking reversal**"));
+    free(s);
+    json_decref(rep);
+    json_decref(run2);
+
+    /* no reversal when generation agrees with LL */
+    run2 = make_run("20260101-000001-000bb", store, 16, 16, 12, 4);
+    rep = rp_report_build(run2, &src);
+    tab = table0(rep);
+    assert_int_equal(json_array_size(json_object_get(tab, "reversals")), 0);
+    assert_true(json_is_null(json_object_get(tab, "largest_nonsignificant_reversal")));
     json_decref(rep);
 
     /* default tables: one per eval stage when the recipe has none */
@@ -151,12 +214,39 @@ static void test_report_tables(void **state)
     rep = rp_report_build(run2, &src);
     assert_int_equal(json_array_size(json_object_get(rep, "tables")), 2);
     json_decref(rep);
+    json_decref(run2);
+
+    /* tied arms under LL: Kendall's tau-b is undefined, never 0 */
+    run2 = make_run("20260101-000002-000cc", store, 16, 16, 15, 10);
+    rep = rp_report_build(run2, &src);
+    tab = table0(rep);
+    assert_true(json_is_null(json_object_get(json_object_get(tab, "ranking"), "kendall_tau")));
+    assert_int_equal(rp_render(rep, "md", &s), 0);
+    assert_non_null(strstr(s, "Kendall tau-b undefined"));
+    free(s);
+    json_decref(rep);
+    json_decref(run2);
+
+    /* a teacher at chance by LL (5 of 20 with 4 choices): LL retention n/a, with the reason in the notes */
+    run2 = make_run("20260101-000003-000dd", store, 5, 16, 12, 10);
+    rep = rp_report_build(run2, &src);
+    tab = table0(rep);
+    a = row_of(tab, "m=a");
+    assert_true(json_is_null(json_object_get(a, "ll_retention")));
+    assert_non_null(strstr(json_string_value(json_object_get(json_object_get(a, "na"), "ll_retention")), "not above chance"));
+    assert_true(json_is_number(json_object_get(a, "gen_retention")));
+    assert_int_equal(rp_render(rep, "md", &s), 0);
+    assert_non_null(strstr(s, "LL retention n/a (m=a, m=b): the baseline's LL accuracy 25.0% [11.2, 46.9] is not above chance (25.0%)"));
+    free(s);
+    json_decref(rep);
+    json_decref(run2);
 
     /* spec errors name the table and the field */
     json_t *spec = json_array_get(json_object_get(json_object_get(run, "report"), "tables"), 0);
     json_object_set_new(spec, "columns", json_pack("[s]", "ll_accc"));
     assert_null(rp_report_build(run, &src));
     assert_non_null(strstr(hx_last_error(), "ll_accc"));
+    assert_non_null(strstr(hx_last_error(), "delta_ll"));
     json_object_set_new(spec, "columns", json_pack("[s]", "ll_acc"));
     json_object_set_new(spec, "rows", json_string("axes.nope"));
     assert_null(rp_report_build(run, &src));
@@ -166,7 +256,6 @@ static void test_report_tables(void **state)
     assert_null(rp_report_build(run, &src));
     assert_non_null(strstr(hx_last_error(), "unknown field 'colums'"));
     json_decref(run);
-    json_decref(run2);
     json_decref(store);
 }
 
@@ -183,11 +272,20 @@ static void test_resolve(void **state)
     json_decref(ids);
 }
 
+static json_t *eval_of(json_t *d, const char *inst)
+{
+    json_t *evals = json_object_get(d, "evals");
+    for (size_t i = 0; i < json_array_size(evals); i++)
+        if (!strcmp(json_string_value(json_object_get(json_array_get(evals, i), "instance")), inst)) return json_array_get(evals, i);
+    fail_msg("no eval %s", inst);
+    return NULL;
+}
+
 static void test_diff(void **state)
 {
     (void)state;
     json_t *store = json_object();
-    json_t *a = make_run("20260101-000000-000aa", store, 10), *b = make_run("20260101-000001-000bb", store, 4);
+    json_t *a = make_run("20260101-000000-000aa", store, 16, 16, 12, 10), *b = make_run("20260101-000001-000bb", store, 16, 16, 12, 4);
     rp_source src = {mem_load, store};
     json_t *d = rp_diff(a, b, &src, 0);
     assert_non_null(d);
@@ -197,28 +295,62 @@ static void test_diff(void **state)
     json_t *p = json_array_get(params, 0);
     assert_string_equal(json_string_value(json_object_get(p, "instance")), "eval[m=b]");
     assert_string_equal(json_string_value(json_object_get(p, "path")), "with.max_new_tokens");
-    json_t *evals = json_object_get(d, "evals");
-    assert_int_equal(json_array_size(evals), 3);
-    json_t *eb = NULL;
-    for (size_t i = 0; i < json_array_size(evals); i++)
-        if (!strcmp(json_string_value(json_object_get(json_array_get(evals, i), "instance")), "eval[m=b]")) eb = json_array_get(evals, i);
-    assert_non_null(eb);
+    assert_int_equal(json_array_size(json_object_get(d, "evals")), 3);
+    json_t *eb = eval_of(d, "eval[m=b]");
     assert_false(json_is_true(json_object_get(eb, "same_key")));
-    json_t *gen = json_object_get(json_object_get(json_object_get(eb, "splits"), "eval"), "gen_acc");
+    json_t *sp = json_object_get(json_object_get(eb, "splits"), "eval");
+    json_t *gen = json_object_get(sp, "gen_acc");
     assert_float_equal(json_number_value(json_object_get(gen, "delta")), -0.30, 1e-12);
     assert_int_equal(json_integer_value(json_object_get(gen, "a_only")), 6);
     assert_int_equal(json_integer_value(json_object_get(gen, "b_only")), 0);
     assert_float_equal(json_number_value(json_object_get(gen, "mcnemar_p")), 2.0 / 64, 1e-12);
     assert_true(json_is_true(json_object_get(gen, "significant")));
-    json_t *fl = json_object_get(json_object_get(json_object_get(json_object_get(eb, "splits"), "eval"), "flips"), "gen");
+    /* the paired statistics of B against A: LL unchanged, generation -0.3 raw = -0.4 normalised */
+    json_t *pd = json_object_get(sp, "paired");
+    assert_float_equal(json_number_value(json_object_get(pd, "delta_ll")), 0, 1e-12);
+    assert_float_equal(json_number_value(json_object_get(pd, "did")), -0.30 / 0.75, 1e-12);
+    assert_float_equal(json_number_value(json_object_get(pd, "gen_retention")), -0.05 / 0.25, 1e-12); /* below chance */
+    json_t *fl = json_object_get(json_object_get(sp, "flips"), "gen");
     assert_int_equal(json_array_size(json_object_get(fl, "a_only")), 6);
     assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(fl, "a_only"), 0), "doc_id")), "t-04");
     char *text = rp_diff_text(d, 2);
     assert_non_null(strstr(text, "eval[m=b]"));
     assert_non_null(strstr(text, "significant at 0.05"));
     assert_non_null(strstr(text, "... 4 more"));
+    assert_non_null(strstr(text, "did = ΔGen - ΔLL -40.0 ["));
     free(text);
     json_decref(d);
+
+    /* two evals of one run: the teacher's and an arm's, the same numbers as the report's row */
+    json_t *ta = rp_find_instance(a, "eval_teacher"), *ea = rp_find_instance(a, "eval[m=a]");
+    assert_non_null(ta);
+    assert_non_null(ea);
+    d = rp_diff_instances(a, ta, a, ea, &src, 0);
+    assert_non_null(d);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(d, "b"), "instance")), "eval[m=a]");
+    pd = json_object_get(json_object_get(json_object_get(json_array_get(json_object_get(d, "evals"), 0), "splits"), "eval"), "paired");
+    assert_float_equal(json_number_value(json_object_get(pd, "delta_ll")), -0.05 / 0.75, 1e-12);
+    assert_float_equal(json_number_value(json_object_get(pd, "did")), -0.45 / 0.75, 1e-12);
+    assert_float_equal(json_number_value(json_object_get(pd, "ll_retention")), 0.50 / 0.55, 1e-12);
+    text = rp_diff_text(d, 1);
+    assert_non_null(strstr(text, "A: run 20260101-000000-000aa  ablate_m  (ok)  eval_teacher"));
+    assert_non_null(strstr(text, "split eval: 20 paired items (0 only in A, 0 only in B)"));
+    assert_null(strstr(text, "stage keys"));
+    free(text);
+    json_decref(d);
+    /* naming errors list what exists */
+    assert_null(rp_find_instance(a, "eval"));
+    assert_non_null(strstr(hx_last_error(), "names 2 instances"));
+    assert_non_null(strstr(hx_last_error(), "eval[m=a], eval[m=b]"));
+    assert_null(rp_find_instance(a, "eval[m=z]"));
+    assert_non_null(strstr(hx_last_error(), "no instance eval[m=z]"));
+    assert_null(rp_find_instance(a, "evl"));
+    assert_non_null(strstr(hx_last_error(), "its eval stages: eval_teacher, eval"));
+    assert_null(rp_find_instance(a, "eval[m]"));
+    assert_null(rp_find_instance(a, "eval[m=a"));
+    /* only evals are compared */
+    assert_null(rp_diff_instances(a, rp_find_instance(a, "teacher"), a, ea, &src, 0));
+    assert_non_null(strstr(hx_last_error(), "teacher is a pretrain stage, not an eval"));
     json_decref(a);
     json_decref(b);
     json_decref(store);
