@@ -566,9 +566,11 @@ static int read_members(importer *im)
     archive_read_support_filter_zstd(a);
     archive_read_support_filter_none(a);
     archive_read_support_format_tar(a);
-    if (archive_read_open_filename(a, im->path, 1 << 16) != ARCHIVE_OK) {
-        int rc = error("%s: %s (not a tar.zst, or truncated or corrupt)", im->path, archive_error_string(a));
+    int fd = hx_open_input(im->path, HX_IN_STREAM, NULL); /* a FIFO or device would never end */
+    if (fd < 0 || archive_read_open_fd(a, fd, 1 << 16) != ARCHIVE_OK) {
+        int rc = fd < 0 ? -1 : error("%s: %s (not a tar.zst, or truncated or corrupt)", im->path, archive_error_string(a));
         archive_read_free(a);
+        if (fd >= 0) close(fd);
         return rc;
     }
     int rc = 0;
@@ -635,6 +637,7 @@ static int read_members(importer *im)
         if (rc) break;
     }
     archive_read_free(a);
+    close(fd);
     return rc;
 }
 

@@ -68,9 +68,7 @@ json_t *hx_store_manifest(const hx_store *s, const char *key)
 {
     if (!is_key(key)) return (void)error("'%s' is not a store key (64 hex digits)", key), NULL;
     char *m = manifest_path(s, key);
-    json_error_t je;
-    json_t *v = json_load_file(m, 0, &je);
-    if (!v) error("%s:%d:%d: %s", m, je.line, je.column, je.text);
+    json_t *v = hx_read_json(m, 0);
     free(m);
     return v;
 }
@@ -441,9 +439,7 @@ json_t *hx_store_read_run(const hx_store *s, const char *id_in)
         return NULL;
     }
     char *p = xstrfmt("%s/runs/%s/run.json", s->root, id);
-    json_error_t je;
-    json_t *v = json_load_file(p, 0, &je);
-    if (!v) error("%s: %s", p, je.text);
+    json_t *v = hx_read_json(p, 0);
     free(p);
     free(id);
     return v;

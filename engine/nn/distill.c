@@ -464,8 +464,8 @@ static int fit_save(nn_trainer *tr, const nn_fit_cfg *cfg, const nn_fit_stats *w
     snprintf(name, sizeof name, "window-%08d.json", tr->step);
     if (hx_mkdir_p(cfg->ckpt_dir)) return -1;
     json_t *parts = json_array();
-    for (int i = 0; i < 4; i++) json_array_append_new(parts, json_real(win->part[i]));
-    json_t *j = json_pack("{s:i, s:i, s:f, s:o}", "step", tr->step, "n", win_n, "loss", win->loss, "parts", parts);
+    for (int i = 0; i < 4; i++) json_array_append_new(parts, hx_json_num(win->part[i]));
+    json_t *j = json_pack("{s:i, s:i, s:o, s:o}", "step", tr->step, "n", win_n, "loss", hx_json_num(win->loss), "parts", parts);
     char *txt = json_dumps(j, JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
     json_decref(j);
     char *path = hx_path_join(cfg->ckpt_dir, name);
@@ -487,7 +487,7 @@ static void fit_load_window(nn_trainer *tr, const nn_fit_cfg *cfg, nn_fit_stats 
     char name[64];
     snprintf(name, sizeof name, "window-%08d.json", tr->step);
     char *path = hx_path_join(cfg->ckpt_dir, name);
-    json_t *j = hx_file_exists(path) ? json_load_file(path, 0, NULL) : NULL;
+    json_t *j = hx_file_exists(path) ? hx_read_json(path, 0) : NULL;
     free(path);
     if (!j || json_integer_value(json_object_get(j, "step")) != tr->step) {
         json_decref(j);
@@ -551,13 +551,15 @@ int nn_fit(nn_trainer *tr, const nn_fit_cfg *cfg, nn_fit_micro fn, void *arg, nn
         if (tr->step % cfg->log_every == 0 || tr->step == cfg->steps) {
             R.last_loss = win.loss / win_n;
             if (isnan(R.first_loss)) R.first_loss = R.last_loss;
-            if (log) fprintf(log, "{\"step\": %d, \"loss\": %.6f", tr->step, R.last_loss);
+            char nb[2][48]; /* a diverged loss is written as null (hx_json_numf), the line stays JSON */
+            if (log) fprintf(log, "{\"step\": %d, \"loss\": %s", tr->step, hx_json_numf(nb[0], "%.6f", R.last_loss));
             for (int i = 0; i < np; i++) {
                 R.last_part[i] = win.part[i] / win_n;
-                if (log) fprintf(log, ", \"%s\": %.6f", cfg->part_names[i], R.last_part[i]);
+                if (log) fprintf(log, ", \"%s\": %s", cfg->part_names[i], hx_json_numf(nb[0], "%.6f", R.last_part[i]));
             }
             if (log) {
-                fprintf(log, ", \"lr\": %.6g, \"grad_norm\": %.4f, \"tokens\": %lld}\n", lr, gn, tr->tokens);
+                fprintf(log, ", \"lr\": %s, \"grad_norm\": %s, \"tokens\": %lld}\n", hx_json_numf(nb[0], "%.6g", lr),
+                        hx_json_numf(nb[1], "%.4f", gn), tr->tokens);
                 fflush(log);
             }
             memset(&win, 0, sizeof win);

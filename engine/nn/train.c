@@ -224,7 +224,7 @@ int nn_train_save(const nn_trainer *tr, const char *dir)
     free(sp);
     if (r) return -1;
     char *jp0 = hx_path_join(dir, "state.json");
-    json_t *prev = json_load_file(jp0, 0, NULL);
+    json_t *prev = hx_read_json(jp0, 0);
     if (prev && json_is_string(json_object_get(prev, "file")) && strcmp(json_string_value(json_object_get(prev, "file")), fname))
         old = hx_path_join(dir, json_string_value(json_object_get(prev, "file")));
     json_decref(prev);
@@ -251,10 +251,9 @@ int nn_train_resume(nn_trainer *tr, const char *dir)
     char *jp = hx_path_join(dir, "state.json"), *sp = NULL;
     int r = 0;
     if (!hx_file_exists(jp)) goto out;
-    json_error_t jerr;
-    json_t *j = json_load_file(jp, 0, &jerr);
+    json_t *j = hx_read_json(jp, 0);
     if (!j) {
-        r = error("%s:%d: %s", jp, jerr.line, jerr.text);
+        r = -1;
         goto out;
     }
     json_int_t step = json_integer_value(json_object_get(j, "step")),
