@@ -33,7 +33,7 @@ static uint64_t name_seed(uint64_t seed, const char *a, const char *b)
     return h;
 }
 
-static json_t *ci_json(ev_ci c) { return json_pack("[f,f]", c.lo, c.hi); }
+static json_t *ci_json(ev_ci c) { return json_pack("[o,o]", hx_json_num(c.lo), hx_json_num(c.hi)); }
 
 /* Metrics M of the outcomes whose split (and task, unless NULL) match. */
 /* task: NULL (every task), a task name, or a family glob "kn_prose_*" (every task with that prefix). */
@@ -73,29 +73,29 @@ static json_t *group(const outcome *o, int n, const char *split, const char *tas
     }
     json_t *r = json_object();
     json_object_set_new(r, "n", json_integer(m));
-    json_object_set_new(r, "chance", json_real(m ? chance / m : 0));
-    json_object_set_new(r, "ll_acc", json_real(m ? (double)ll / m : 0));
+    json_object_set_new(r, "chance", hx_json_num(m ? chance / m : 0));
+    json_object_set_new(r, "ll_acc", hx_json_num(m ? (double)ll / m : 0));
     json_object_set_new(r, "ll_ci", ci_json(ev_wilson(ll, m, EV_Z95)));
-    json_object_set_new(r, "gen_acc", json_real(m ? (double)gen / m : 0));
+    json_object_set_new(r, "gen_acc", hx_json_num(m ? (double)gen / m : 0));
     json_object_set_new(r, "gen_ci", ci_json(ev_wilson(gen, m, EV_Z95)));
-    json_object_set_new(r, "gap", json_real(m ? (double)(ll - gen) / m : 0));
+    json_object_set_new(r, "gap", hx_json_num(m ? (double)(ll - gen) / m : 0));
     json_object_set_new(r, "gap_ci", ci_json(ev_bootstrap_paired(a, b, m, reps, name_seed(seed, split, task ? task : ""), 0.95)));
-    json_object_set_new(r, "mcnemar_p", json_real(ev_mcnemar_exact(q[1], q[2])));
+    json_object_set_new(r, "mcnemar_p", hx_json_num(ev_mcnemar_exact(q[1], q[2])));
     json_object_set_new(r, "both", json_integer(q[0]));
     json_object_set_new(r, "ll_only", json_integer(q[1]));
     json_object_set_new(r, "gen_only", json_integer(q[2]));
     json_object_set_new(r, "neither", json_integer(q[3]));
     if (nn) {
-        json_object_set_new(r, "ll_acc_norm", json_real((double)norm / nn));
+        json_object_set_new(r, "ll_acc_norm", hx_json_num((double)norm / nn));
         json_object_set_new(r, "ll_norm_ci", ci_json(ev_wilson(norm, nn, EV_Z95)));
         json_object_set_new(r, "n_norm", json_integer(nn));
     }
     if (no) {
-        json_object_set_new(r, "gen_em", json_real((double)em / no));
+        json_object_set_new(r, "gen_em", hx_json_num((double)em / no));
         json_object_set_new(r, "n_open", json_integer(no));
     }
     if (nl) {
-        json_object_set_new(r, "gen_invalid", json_real((double)inv / nl));
+        json_object_set_new(r, "gen_invalid", hx_json_num((double)inv / nl));
         json_object_set_new(r, "n_letter", json_integer(nl));
     }
     free(a);
@@ -150,7 +150,7 @@ json_t *ev_metrics(const json_t *results, int reps, uint64_t seed)
             return NULL;
         }
     }
-    json_t *m = json_pack("{s:i,s:f,s:i}", "version", 1, "confidence", 0.95, "bootstrap", reps);
+    json_t *m = json_pack("{s:i,s:o,s:i}", "version", 1, "confidence", hx_json_num(0.95), "bootstrap", reps);
     int ns;
     const char **splits = distinct(o, n, 1, NULL, &ns);
     for (int s = 0; s < ns; s++) {
@@ -165,8 +165,9 @@ json_t *ev_metrics(const json_t *results, int reps, uint64_t seed)
             mgen += json_real_value(json_object_get(g, "gen_acc"));
             json_object_set_new(tj, tasks[t], g);
         }
-        json_object_set_new(sp, "macro", json_pack("{s:f,s:f,s:f,s:i}", "ll_acc", nt ? mll / nt : 0, "gen_acc",
-                                                   nt ? mgen / nt : 0, "gap", nt ? (mll - mgen) / nt : 0, "tasks", nt));
+        json_object_set_new(sp, "macro", json_pack("{s:o,s:o,s:o,s:i}", "ll_acc", hx_json_num(nt ? mll / nt : 0), "gen_acc",
+                                                   hx_json_num(nt ? mgen / nt : 0), "gap",
+                                                   hx_json_num(nt ? (mll - mgen) / nt : 0), "tasks", nt));
         json_object_set_new(sp, "tasks", tj);
         /* families: the relation families of one format pooled, e.g. kn_prose_* over its four families */
         json_t *fj = json_object();

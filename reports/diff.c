@@ -87,9 +87,10 @@ static json_t *paired(const json_t *ia, const json_t *ib, const char *split, con
     for (int i = 0; i < n; i++) sa += xa[i], sb += xb[i];
     ev_ci ci = ev_bootstrap_paired(xb, xa, n, BOOT_REPS, seed, 0.95);
     double p = ev_mcnemar_exact(b10, b01);
-    json_t *o = json_pack("{s:i,s:f,s:f,s:f,s:[f,f],s:i,s:i,s:f,s:b}", "n_paired", n, "a", n ? sa / n : 0.0, "b",
-                          n ? sb / n : 0.0, "delta", n ? (sb - sa) / n : 0.0, "delta_ci", ci.lo, ci.hi, "a_only", b10,
-                          "b_only", b01, "mcnemar_p", p, "significant", p < 0.05);
+    json_t *o = json_pack("{s:i,s:o,s:o,s:o,s:[o,o],s:i,s:i,s:o,s:b}", "n_paired", n, "a", hx_json_num(n ? sa / n : 0.0),
+                          "b", hx_json_num(n ? sb / n : 0.0), "delta", hx_json_num(n ? (sb - sa) / n : 0.0), "delta_ci",
+                          hx_json_num(ci.lo), hx_json_num(ci.hi), "a_only", b10, "b_only", b01, "mcnemar_p",
+                          hx_json_num(p), "significant", p < 0.05);
     free(xa);
     free(xb);
     return o;
@@ -151,9 +152,9 @@ static json_t *eval_pair(const char *id, json_t *ra, json_t *rb, const rp_source
         json_t *fa = json_array(), *fb = json_array(), *ga = json_array(), *gb = json_array();
         json_t *ll = paired(ia, ib, sp, NULL, "ll_correct", fa, fb, seed);
         json_t *gen = paired(ia, ib, sp, NULL, "gen_correct", ga, gb, seed + 1);
-        json_t *gap = json_pack("{s:f,s:f}", "a", json_real_value(json_object_get(ll, "a")) - json_real_value(json_object_get(gen, "a")),
-                                "b", json_real_value(json_object_get(ll, "b")) - json_real_value(json_object_get(gen, "b")));
-        json_object_set_new(gap, "delta", json_real(json_real_value(json_object_get(gap, "b")) - json_real_value(json_object_get(gap, "a"))));
+        json_t *gap = json_pack("{s:o,s:o}", "a", hx_json_num(json_real_value(json_object_get(ll, "a")) - json_real_value(json_object_get(gen, "a"))),
+                                "b", hx_json_num(json_real_value(json_object_get(ll, "b")) - json_real_value(json_object_get(gen, "b"))));
+        json_object_set_new(gap, "delta", hx_json_num(json_real_value(json_object_get(gap, "b")) - json_real_value(json_object_get(gap, "a"))));
         json_t *per = json_object();
         const char *task;
         json_t *dummy;

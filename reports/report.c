@@ -203,7 +203,7 @@ static json_t *make_row(const rp_source *src, json_t *rec, json_t *base_metrics,
             if (!strcmp(col, "retention") || !strcmp(col, "gen_retention") || !strcmp(col, "ll_retention")) {
                 const char *f = !strcmp(col, "ll_retention") ? "ll_acc" : "gen_acc";
                 double den = bg ? num(bg, f) : 0;
-                if (bg && den > 0) v = json_real(num(g, f) / den);
+                if (bg && den > 0) v = hx_json_num(num(g, f) / den);
             } else if (json_object_get(g, col)) {
                 v = json_copy(json_object_get(g, col));
             }
@@ -258,21 +258,22 @@ static void rankings(const rp_source *src, json_t *rows, json_t *tab, const char
             json_array_append(json_array_get(ll, json_array_size(ll) - 1), json_object_get(r[ox[k]], "label"));
             json_array_append(json_array_get(gen, json_array_size(gen) - 1), json_object_get(r[oy[k]], "label"));
         }
-        json_object_set_new(tab, "ranking", json_pack("{s:o,s:o,s:f}", "ll", ll, "gen", gen, "kendall_tau", ev_kendall_tau(x, y, n)));
+        json_object_set_new(tab, "ranking", json_pack("{s:o,s:o,s:o}", "ll", ll, "gen", gen, "kendall_tau", hx_json_num(ev_kendall_tau(x, y, n))));
         for (int a = 0; a < n; a++)
             for (int b = a + 1; b < n; b++) {
                 double dl = x[a] - x[b], dg = y[a] - y[b];
                 if (!(dl * dg < 0)) continue;
                 json_t *ia = src ? src->load(src->ud, sget(r[a], "key"), "items.jsonl") : NULL;
                 json_t *ib = ia ? src->load(src->ud, sget(r[b], "key"), "items.jsonl") : NULL;
-                json_t *e = json_pack("{s:O,s:O,s:[f,f],s:[f,f]}", "a", json_object_get(r[a], "label"), "b",
-                                      json_object_get(r[b], "label"), "ll", x[a], x[b], "gen", y[a], y[b]);
+                json_t *e = json_pack("{s:O,s:O,s:[o,o],s:[o,o]}", "a", json_object_get(r[a], "label"), "b",
+                                      json_object_get(r[b], "label"), "ll", hx_json_num(x[a]), hx_json_num(x[b]), "gen",
+                                      hx_json_num(y[a]), hx_json_num(y[b]));
                 if (ia && ib) {
                     int m, b10, b01;
                     rp_pair(ia, ib, split, task, "ll_correct", &m, &b10, &b01, NULL, NULL, NULL, NULL);
-                    json_object_set_new(e, "ll_p", json_real(ev_mcnemar_exact(b10, b01)));
+                    json_object_set_new(e, "ll_p", hx_json_num(ev_mcnemar_exact(b10, b01)));
                     rp_pair(ia, ib, split, task, "gen_correct", &m, &b10, &b01, NULL, NULL, NULL, NULL);
-                    json_object_set_new(e, "gen_p", json_real(ev_mcnemar_exact(b10, b01)));
+                    json_object_set_new(e, "gen_p", hx_json_num(ev_mcnemar_exact(b10, b01)));
                     json_object_set_new(e, "n_paired", json_integer(m));
                 } else {
                     json_object_set_new(e, "ll_p", json_null());

@@ -357,8 +357,8 @@ static int eval_run(hx_stage_ctx *c)
         free(pb);
         hx_progress_end(&pg);
         if (!rc && c->metrics) {
-            json_object_set_new(c->metrics, "score_seconds", json_real(t1 - t0));
-            json_object_set_new(c->metrics, "gen_seconds", json_real(hx_now() - t1));
+            json_object_set_new(c->metrics, "score_seconds", hx_json_num(t1 - t0));
+            json_object_set_new(c->metrics, "gen_seconds", hx_json_num(hx_now() - t1));
         }
     }
 
@@ -374,7 +374,7 @@ static int eval_run(hx_stage_ctx *c)
         double bn = 0;
         for (int ch = 0; ch < x->n_choices; ch++) {
             double v = logp[r + ch], vn = v / utf8_chars(x->choices[ch]);
-            json_array_append_new(lp, json_real(v));
+            json_array_append_new(lp, hx_json_num(v));
             if (v > logp[r + best]) best = ch; /* ties: the first (np.argmax) */
             if (ch == 0 || vn > bn) bestn = ch, bn = vn;
         }
@@ -475,7 +475,7 @@ static int eval_run(hx_stage_ctx *c)
             json_object_set_new(c->metrics, "heldout_ll_acc", json_copy(json_object_get(h, "ll_acc")));
             json_object_set_new(c->metrics, "heldout_gen_acc", json_copy(json_object_get(h, "gen_acc")));
         }
-        json_object_set_new(c->metrics, "items_per_s", json_real(n / (hx_now() - t0 + 1e-9)));
+        json_object_set_new(c->metrics, "items_per_s", hx_json_num(n / (hx_now() - t0 + 1e-9)));
         log_info("stage '%s': ll_acc %.3f gen_acc %.3f gap %+.3f on %lld eval items", c->stage_name,
                  json_number_value(json_object_get(metrics, "ll_acc")), json_number_value(json_object_get(metrics, "gen_acc")),
                  json_number_value(json_object_get(metrics, "gap")), (long long)json_integer_value(json_object_get(metrics, "n")));

@@ -164,8 +164,10 @@ static int pretrain_run(hx_stage_ctx *c)
         win_n++;
         if (tr.step % log_every == 0 || tr.step == steps) {
             last_loss = win_loss / win_n;
-            fprintf(log, "{\"step\": %d, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.4f, \"tokens\": %lld}\n", tr.step,
-                    last_loss, lr, gn, tr.tokens);
+            char nb[3][48]; /* a diverged loss is written as null (hx_json_numf), the line stays JSON */
+            fprintf(log, "{\"step\": %d, \"loss\": %s, \"lr\": %s, \"grad_norm\": %s, \"tokens\": %lld}\n", tr.step,
+                    hx_json_numf(nb[0], "%.6f", last_loss), hx_json_numf(nb[1], "%.6g", lr),
+                    hx_json_numf(nb[2], "%.4f", gn), tr.tokens);
             fflush(log);
             win_loss = 0;
             win_n = 0;
@@ -185,10 +187,10 @@ static int pretrain_run(hx_stage_ctx *c)
     free(td);
     if (!r && c->metrics) {
         double tps = dt > 0 ? (double)(tr.step - start_step) * accum * B * T / dt : 0;
-        json_object_set_new(c->metrics, "final_loss", json_real(last_loss));
+        json_object_set_new(c->metrics, "final_loss", hx_json_num(last_loss));
         json_object_set_new(c->metrics, "params", json_integer((json_int_t)nn_config_n_params(&cfg)));
         json_object_set_new(c->metrics, "train_tokens", json_integer(tr.tokens));
-        json_object_set_new(c->metrics, "tokens_per_s", json_real(tps));
+        json_object_set_new(c->metrics, "tokens_per_s", hx_json_num(tps));
         json_object_set_new(c->metrics, "peak_mem_bytes", json_integer((json_int_t)peak_mem));
         json_object_set_new(c->metrics, "corpus_tokens", json_integer((json_int_t)d.n));
     }
