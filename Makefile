@@ -83,13 +83,18 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libhx.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libhx.a $(LDLIBS) -lcmocka
 
-test: all $(BUILD)/hx-test $(UNIT_BIN)
+# The fault-injection shim (LD_PRELOAD) of tests/e2e/commit_faults.sh.
+$(BUILD)/tests/hxfault.so: tests/shim/hxfault.c
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -g -Wall -Wextra -shared -fPIC -o $@ $< -ldl
+
+test: all $(BUILD)/hx-test $(UNIT_BIN) $(BUILD)/tests/hxfault.so
 	@bash tests/run.sh
 
 test-unit: $(UNIT_BIN)
 	@bash tests/run.sh unit
 
-test-e2e: all $(BUILD)/hx-test
+test-e2e: all $(BUILD)/hx-test $(BUILD)/tests/hxfault.so
 	@bash tests/run.sh e2e
 
 test-conform: all

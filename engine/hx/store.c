@@ -326,8 +326,9 @@ int hx_store_commit(const hx_store *s, const char *key, json_t *manifest)
         error("cannot move '%s' to '%s': %s", out, dest, strerror(errno));
         goto done;
     }
-    if (hx_fsync_dir(shard) < 0) goto done;
-    rc = hx_rm_rf(work);
+    /* The entry is in place: its work directory goes even when the sync fails (which is still reported). */
+    int synced = hx_fsync_dir(shard);
+    rc = synced < 0 ? (hx_rm_rf(work), -1) : hx_rm_rf(work);
 done:
     for (size_t i = 0; i < n; i++) free(files[i]);
     free(files);
