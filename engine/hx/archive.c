@@ -242,10 +242,11 @@ static int put_output(struct archive *a, const hx_store *s, const char *key, con
         return error("store entry %.12s: manifest output '%s' has no sha256 or an unsafe path", key, rel ? rel : "?");
     char *dir = hx_store_entry_dir(s, key), *p = hx_path_join(dir, rel);
     char *name = xstrfmt("store/%.2s/%s/%s", key, key, rel);
-    int fd = open(p, O_RDONLY | O_CLOEXEC), rc = -1;
+    int fd = hx_open_input(p, HX_IN_STREAM, NULL), rc = -1; /* a FIFO put in the store must not hang export */
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0) {
-        error("store entry %.12s: cannot read '%s': %s", key, p, strerror(errno));
+        if (fd >= 0) error("store entry %.12s: cannot read '%s': %s", key, p, strerror(errno));
+        else error_prefix("store entry %.12s", key);
         goto out;
     }
     if (st.st_size != size) {

@@ -287,7 +287,7 @@ int hx_store_commit(const hx_store *s, const char *key, json_t *manifest)
         goto done;
     }
     if (list_files(out, "", &files, &n, &cap, 0) < 0) goto done;
-    qsort(files, n, sizeof *files, cmp_str);
+    if (n) qsort(files, n, sizeof *files, cmp_str); /* qsort(NULL, 0) is undefined */
     json_t *outs = json_array();
     json_object_set_new(manifest, "outputs", outs);
     for (size_t i = 0; i < n; i++) {
@@ -462,7 +462,7 @@ json_t *hx_store_list_runs(const hx_store *s)
             ids[n++] = xstrdup(e->d_name);
         }
     closedir(d);
-    qsort(ids, n, sizeof *ids, cmp_str);
+    if (n) qsort(ids, n, sizeof *ids, cmp_str); /* qsort(NULL, 0) is undefined */
     for (size_t i = 0; i < n; i++) {
         json_array_append_new(out, json_string(ids[i]));
         free(ids[i]);

@@ -70,4 +70,10 @@ expect_eq "$(cat target.txt)" keep "the link's target"
 echo old >old.tar.zst
 "$HX_TEST" export latest -o old.tar.zst --store "$W/s" >/dev/null || fail "export over a regular file"
 zstd -dcq old.tar.zst | tar -tf - | grep -q '^hx-export.json$' || fail "the regular file was not replaced by the archive"
+# an output in the store replaced by a FIFO: export refuses it instead of blocking on open
+f=$(find "$W/s/store" -name data.txt | head -1)
+rm -f "$f" && mkfifo "$f"
+rc=0; timeout 30 "$HX_TEST" export latest -o fifo_out.tar.zst --store "$W/s" >out.txt 2>&1 || rc=$?
+expect_eq "$rc" 3 "export of an entry whose output is a FIFO"
+grep -q "'$f' is not a regular file (a FIFO)" out.txt || fail "export with a FIFO output: $(cat out.txt)"
 echo "crash_inputs: ok"
