@@ -105,7 +105,7 @@ test-conform: all
 # own build-san/ (CUDA off): any report fails the test that triggered it (tests/run.sh sets ASAN/UBSAN_OPTIONS).
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 test-san:
-	@$(MAKE) --no-print-directory BUILD=build-san HX_CUDA=0 OPT=-O1 SANITIZE="$(SAN_FLAGS)" san-build
+	@$(MAKE) --no-print-directory BUILD=build-san HX_CUDA=0 SANITIZE="$(SAN_FLAGS)" san-build
 	@HX_BUILD=build-san bash tests/run.sh unit e2e
 san-build: $(BUILD)/hx $(BUILD)/hx-test $(UNIT_BIN) $(BUILD)/tests/hxfault.so
 
