@@ -184,8 +184,9 @@ static int select_entries(const hx_store *s, json_t *const *runs, int n_runs, co
             const char *key = json_string_value(json_array_get(queue, i));
             json_t *m = hx_store_manifest(s, key);
             if (!m) {
+                error_prefix("store entry %.12s", key); /* before the decref: KEY lives in QUEUE */
                 json_decref(queue);
-                return error_prefix("store entry %.12s", key);
+                return -1;
             }
             json_t *in = json_object_get(m, "inputs");
             json_object_foreach(in, k, v) {

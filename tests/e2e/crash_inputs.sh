@@ -70,6 +70,13 @@ expect_eq "$(cat target.txt)" keep "the link's target"
 echo old >old.tar.zst
 "$HX_TEST" export latest -o old.tar.zst --store "$W/s" >/dev/null || fail "export over a regular file"
 zstd -dcq old.tar.zst | tar -tf - | grep -q '^hx-export.json$' || fail "the regular file was not replaced by the archive"
+# an entry whose manifest is empty: export names it (the message read freed memory; found by fuzz_manifest)
+m=$(find "$W/s/store" -name manifest.json | head -1); k=$(basename "$(dirname "$m")")
+: >"$m"
+rc=0; "$HX_TEST" export "${k:0:12}" -o empty_manifest.tar.zst --store "$W/s" >out.txt 2>&1 || rc=$?
+[ "$rc" != 0 ] || fail "export of an entry with an empty manifest succeeded"
+grep -q "store entry ${k:0:12}: $m:" out.txt || fail "export with an empty manifest: $(cat out.txt)"
+"$HX_TEST" run chain.yaml --store "$W/s" >/dev/null 2>&1 || fail "re-run after the manifest was emptied"
 # an output in the store replaced by a FIFO: export refuses it instead of blocking on open
 f=$(find "$W/s/store" -name data.txt | head -1)
 rm -f "$f" && mkfifo "$f"
