@@ -41,6 +41,14 @@ assert len(rows) == 2, rows
 assert all(r["logp"] is None and r["n_tokens"] >= 1 and r["context"] for r in rows), rows
 EOF
 
+# Every JSON writer goes through hx_json_num / hx_json_numf (base.h): no other json_real() and no json_pack "f"
+# (canon.c and recipe.c build reals only from finite values they checked)
+bad=$(cd "$TOP" && grep -rn --include=*.c -E '\bjson_real\(' base engine evalsuite reports kernels |
+      grep -v -E '^(base/base.c|engine/hx/canon.c|engine/hx/recipe.c):' || true)
+[ -z "$bad" ] || fail "json_real outside hx_json_num: $bad"
+bad=$(cd "$TOP" && grep -rn --include=*.c -E 'json_pack\("[^"]*(:|\[|,)f' base engine evalsuite reports kernels || true)
+[ -z "$bad" ] || fail "json_pack with a double (use \"o\" and hx_json_num): $bad"
+
 # --threads: beyond HX_MAX_THREADS (1024) is a usage error for every command that takes it
 for cmd in "score $W/nan --tokenizer qwen3 -c a -x b" "generate $W/nan --tokenizer qwen3 -p a" \
            "tokenize --bench" "conform $TOP/tests/fixtures/qwen3_tiny_tied" "bench kda"; do
