@@ -41,7 +41,7 @@ help:
 	@echo "make test-san   unit and end-to-end tests built with ASan + UBSan in build-san/ (CPU)"
 	@echo "make test-cuda  CUDA ops against their CPU twins, on a GPU machine"
 	@echo "make bench      CPU benchmarks; make bench-cuda on a GPU machine"
-	@echo "make fuzz       libFuzzer targets (clang, ASan/UBSan); make fuzz-run FUZZ_SECONDS=60"
+	@echo "make fuzz       libFuzzer targets (clang, ASan/UBSan); make fuzz-run FUZZ_SECONDS=60 FUZZ_JOBS=2"
 
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP): scripts/deps.sh third_party/packages.lock
@@ -140,10 +140,16 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/fuzz/libhx.a
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/fuzz/libhx.a $(filter-out -fopenmp,$(LDLIBS)) -lgomp
 fuzz: $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_SECONDS ?= 60
+FUZZ_JOBS    ?= 1
+# Each target for FUZZ_SECONDS from its committed seeds plus a scratch corpus, FUZZ_JOBS targets at a time; a crash
+# (its input saved as build/fuzz/<target>-crash-*) fails the run after every target had its turn.
 fuzz-run: fuzz
-	@for f in $(FUZZ_SRC:tests/fuzz/%.c=%); do mkdir -p $(BUILD)/fuzz/corpus/$$f; \
-	  seeds=tests/fuzz/seeds/$$f; [ -d $$seeds ] || seeds=; \
-	  echo "== $$f ($(FUZZ_SECONDS)s)"; $(BUILD)/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz/corpus/$$f $$seeds || exit 1; done
+	@printf '%s\n' $(FUZZ_SRC:tests/fuzz/%.c=%) | xargs -P $(FUZZ_JOBS) -I{} sh -c 'f={}; \
+	  mkdir -p $(BUILD)/fuzz/corpus/$$f; seeds=tests/fuzz/seeds/$$f; [ -d $$seeds ] || seeds=; \
+	  if $(BUILD)/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(BUILD)/fuzz/$$f- \
+	       $(BUILD)/fuzz/corpus/$$f $$seeds >$(BUILD)/fuzz/$$f.log 2>&1; \
+	  then echo "ok    $$f ($(FUZZ_SECONDS)s, $$(grep -o "Done [0-9]* runs" $(BUILD)/fuzz/$$f.log))"; \
+	  else echo "FAIL  $$f (log: $(BUILD)/fuzz/$$f.log)"; tail -n 30 $(BUILD)/fuzz/$$f.log; exit 1; fi'
 
 clean:
 	rm -rf $(BUILD) build-san hx
