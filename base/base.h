@@ -99,11 +99,50 @@ void hx_progress_begin(hx_progress *p, const char *label, double total, const ch
 void hx_progress_update(hx_progress *p, double done, const char *extra_fmt, ...) HX_PRINTF(3, 4);
 void hx_progress_end(hx_progress *p);
 
+/* Worker threads: REQUESTED, or when it is <= 0 OMP_NUM_THREADS (if positive) else every online CPU;
+ * always within [1, HX_MAX_THREADS] (libgomp crashes creating 100000 threads). The one place that
+ * decides a thread count: the CLI checks --threads against HX_MAX_THREADS, backends call this. */
+#define HX_MAX_THREADS 1024
+int hx_threads(int requested);
+
 /* Time in seconds (monotonic). */
 double hx_now(void);
 
+/*
+ * Input limits: every file hx reads whole is a regular file (not a device, FIFO or directory, after
+ * symlinks) of at most its kind's cap; standard input is capped the same way. The table lives in
+ * base.c (docs/architecture.md, "Input limits"); HX_MAX_<KIND>_MB overrides one cap, e.g.
+ * HX_MAX_DATA_MB=65536.
+ */
+typedef enum {
+    HX_IN_RECIPE, /* recipe YAML files and their includes */
+    HX_IN_DOC,    /* JSON documents: configs, tokenizers, manifests, run records, indexes, training state */
+    HX_IN_DATA,   /* everything else read whole: JSONL and text corpora, eval items, score/tokenize inputs */
+    HX_IN_STREAM, /* read in pieces (archives, digests): no cap, only the regular-file check */
+    HX_IN_KINDS
+} hx_input_kind;
+size_t hx_input_limit(hx_input_kind kind); /* bytes; SIZE_MAX for HX_IN_STREAM */
+const char *hx_input_kind_name(hx_input_kind kind); /* "recipe", "doc", "data", "stream" */
+
 /* Files. All return 0 on success or error(...) on failure with the path in the message. */
-int hx_read_file(const char *path, char **data, size_t *len); /* NUL-terminated, caller frees */
+/* Read PATH whole (NUL-terminated, caller frees): a regular file within KIND's cap. */
+int hx_read_input(const char *path, hx_input_kind kind, char **data, size_t *len);
+int hx_read_file(const char *path, char **data, size_t *len); /* hx_read_input(path, HX_IN_DATA, ...) */
+/* Read an open stream (standard input) to its end, within KIND's cap; NAME is for messages. */
+int hx_read_stream(int fd, const char *name, hx_input_kind kind, char **data, size_t *len);
+/* Open PATH for reading as a regular file within KIND's cap (for readers that stream or mmap);
+ * *size gets its size. Returns the fd, or error(...). */
+int hx_open_input(const char *path, hx_input_kind kind, size_t *size);
+/* A JSON document (HX_IN_DOC) parsed with jansson's FLAGS; NULL with error("path:line:col: ...").
+ * The return is a json_t * (base.h does not include jansson.h). */
+struct json_t;
+struct json_t *hx_read_json(const char *path, size_t flags);
+
+/* JSON has no NaN or Infinity: every writer puts a double through one of these, and a non-finite one
+ * is written as null (jansson's json_real refuses it: a NULL that json_pack turns into a crash and
+ * json_object_set_new into a silently dropped key). */
+struct json_t *hx_json_num(double v);                          /* json_real(v), or json_null() */
+const char *hx_json_numf(char buf[48], const char *fmt, double v); /* snprintf(fmt, v), or "null" */
 int hx_write_file(const char *path, const void *data, size_t len); /* write + fsync */
 int hx_write_file_atomic(const char *path, const void *data, size_t len); /* tmp + fsync + rename */
 int hx_mkdir_p(const char *path);

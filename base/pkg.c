@@ -48,11 +48,14 @@ int hx_tgz_each(const char *tgz, int (*want)(const char *entry, void *ud), hx_en
     struct archive *a = archive_read_new();
     archive_read_support_filter_all(a);
     archive_read_support_format_all(a);
-    if (archive_read_open_filename(a, tgz, 1 << 16) != ARCHIVE_OK) {
-        int rc = error("%s: cannot open archive: %s", tgz, archive_error_string(a));
+    int fd = hx_open_input(tgz, HX_IN_STREAM, NULL);
+    if (fd < 0 || archive_read_open_fd(a, fd, 1 << 16) != ARCHIVE_OK) {
+        int rc = fd < 0 ? -1 : error("%s: cannot open archive: %s", tgz, archive_error_string(a));
         archive_read_free(a);
+        if (fd >= 0) close(fd);
         return rc;
     }
+    size_t most = hx_input_limit(HX_IN_DATA); /* a member is read whole: a bomb must not eat the machine */
     int rc = 0;
     struct archive_entry *e;
     char *buf = NULL;
@@ -79,6 +82,11 @@ int hx_tgz_each(const char *tgz, int (*want)(const char *entry, void *ud), hx_en
             }
             if (n == 0) break;
             len += (size_t)n;
+            if (len > most) {
+                rc = error("%s: entry '%s': more than %zu MiB, the cap on data inputs\nhint: set HX_MAX_DATA_MB", tgz,
+                           name, most >> 20);
+                goto done;
+            }
         }
         buf[len] = 0;
         int r2 = fn(name, buf, len, ud);
@@ -91,5 +99,6 @@ int hx_tgz_each(const char *tgz, int (*want)(const char *entry, void *ud), hx_en
 done:
     free(buf);
     archive_read_free(a);
+    close(fd);
     return rc;
 }

@@ -91,7 +91,7 @@ json_t *ev_grade_outcome(const ev_item *it, const double *logp, const int *greed
     ev_ll_grade l;
     ev_grade_ll(it, logp, greedy, &l);
     json_t *lp = json_array();
-    for (int c = 0; c < it->n_choices; c++) json_array_append_new(lp, json_real(logp[c]));
+    for (int c = 0; c < it->n_choices; c++) json_array_append_new(lp, hx_json_num(logp[c]));
     json_object_set_new(o, "ll_logp", lp);
     json_object_set_new(o, "ll_pred", json_integer(l.pred));
     json_object_set_new(o, "ll_correct", json_boolean(l.pred == it->answer));

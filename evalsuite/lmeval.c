@@ -157,7 +157,7 @@ static double mean(const acc_sum *a)
     return a->n ? s / a->n : 0.0;
 }
 
-static json_t *mean_of(const acc_sum *a) { return json_real(mean(a)); }
+static json_t *mean_of(const acc_sum *a) { return hx_json_num(mean(a)); }
 
 /* lm_eval mean_stderr: sqrt(sum (x - mean)^2 / (n - 1)) / sqrt(n); "N/A" below two samples. */
 static json_t *stderr_of(const acc_sum *a)
@@ -165,7 +165,7 @@ static json_t *stderr_of(const acc_sum *a)
     if (a->n < 2) return json_string("N/A");
     double mu = mean(a), ss = 0;
     for (int i = 0; i < a->n; i++) ss += (a->v[i] - mu) * (a->v[i] - mu);
-    return json_real(sqrt(ss / (a->n - 1)) / sqrt((double)a->n));
+    return hx_json_num(sqrt(ss / (a->n - 1)) / sqrt((double)a->n));
 }
 
 /* One task's metrics and its samples file. */
@@ -221,9 +221,9 @@ static json_t *sample_line(const ev_lm_run *r, int i, int req, int doc_index, lm
     json_t *o = json_pack("{s:i,s:O,s:s,s:o,s:o,s:o,s:s,s:o,s:s,s:s,s:s}", "doc_id", doc_index, "doc", r->docs[i],
                           "target", target, "arguments", args, "resps", resps, "filtered_resps", filt, "filter", "none",
                           "metrics", metrics, "doc_hash", dh, "prompt_hash", ph, "target_hash", th);
-    json_object_set_new(o, "acc", json_real(acc));
-    if (has_norm) json_object_set_new(o, "acc_norm", json_real(norm));
-    json_object_set_new(o, "gen_acc", json_real(gen));
+    json_object_set_new(o, "acc", hx_json_num(acc));
+    if (has_norm) json_object_set_new(o, "acc_norm", hx_json_num(norm));
+    json_object_set_new(o, "gen_acc", hx_json_num(gen));
     json_object_set_new(o, "hx_doc_id", json_string(it->doc_id));
     json_object_set_new(o, "gen_prompt", json_string(r->gen_prompt[i]));
     static const char *const gen_keys[] = {"gen_text", "gen_pred", "gen_rule", "gen_em", "gen_list"};
@@ -270,13 +270,13 @@ static json_t *results_json(const ev_lm_run *r, lm_task *t, int nt)
         json_t *ml = json_pack("[o]", metric("acc"));
         if (t[k].has_norm) json_array_append_new(ml, metric("acc_norm"));
         json_array_append_new(ml, metric("gen_acc"));
-        json_t *meta = json_pack("{s:o,s:O}", "version", json_real(r->version), "hx", r->task_params);
+        json_t *meta = json_pack("{s:o,s:O}", "version", hx_json_num(r->version), "hx", r->task_params);
         json_object_set_new(configs, t[k].name,
                             json_pack("{s:s,s:s,s:s,s:s,s:i,s:o,s:o}", "task", t[k].name, "output_type",
                                       "multiple_choice", "target_delimiter", t[k].wrapped ? "" : " ",
                                       "fewshot_delimiter", "\n\n", "num_fewshot", r->shots, "metric_list", ml,
                                       "metadata", meta));
-        json_object_set_new(versions, t[k].name, json_real(r->version));
+        json_object_set_new(versions, t[k].name, hx_json_num(r->version));
         json_object_set_new(nshot, t[k].name, json_integer(r->shots));
         json_t *h = json_pack("{s:b}", "acc", 1);
         if (t[k].has_norm) json_object_set_new(h, "acc_norm", json_true());

@@ -85,7 +85,7 @@ static int parse_outcome(const json_t *r, int i, outcome *o)
     return 0;
 }
 
-static json_t *ci_json(ev_ci c) { return json_pack("[f,f]", c.lo, c.hi); }
+static json_t *ci_json(ev_ci c) { return json_pack("[o,o]", hx_json_num(c.lo), hx_json_num(c.hi)); }
 
 int ev_task_matches(const char *task, const char *want)
 {
@@ -157,13 +157,13 @@ static json_t *letters_of(const outcome *o, int n, const char *split, const char
     json_object_set_new(r, "ll", counts_json(ll, nl));
     json_object_set_new(r, "gen", counts_json(gen, nl));
     json_object_set_new(r, "invalid", json_integer(inv));
-    json_object_set_new(r, "invalid_share", json_real((double)inv / m));
-    json_object_set_new(r, "letter_tv", json_real(tv / (2.0 * m)));
-    json_object_set_new(r, "ll_letter_tv", json_real(tvl / (2.0 * m)));
+    json_object_set_new(r, "invalid_share", hx_json_num((double)inv / m));
+    json_object_set_new(r, "letter_tv", hx_json_num(tv / (2.0 * m)));
+    json_object_set_new(r, "ll_letter_tv", hx_json_num(tvl / (2.0 * m)));
     json_object_set_new(r, "top", tg >= 0 ? json_string(sg) : json_null());
-    json_object_set_new(r, "top_share", tg >= 0 ? json_real((double)gen[tg] / m) : json_null());
+    json_object_set_new(r, "top_share", tg >= 0 ? hx_json_num((double)gen[tg] / m) : json_null());
     json_object_set_new(r, "ll_top", tl >= 0 ? json_string(sl) : json_null());
-    json_object_set_new(r, "ll_top_share", tl >= 0 ? json_real((double)ll[tl] / m) : json_null());
+    json_object_set_new(r, "ll_top_share", tl >= 0 ? hx_json_num((double)ll[tl] / m) : json_null());
     return r;
 }
 
@@ -199,34 +199,34 @@ static json_t *group(const outcome *o, int n, const char *split, const char *tas
     ev_ci gap_ci = m ? ev_percentile(g0, reps, 0.95) : (ev_ci){0, 0}, gap_cn_ci = m ? ev_percentile(g1, reps, 0.95) : (ev_ci){0, 0};
     json_t *r = json_object();
     json_object_set_new(r, "n", json_integer(m));
-    json_object_set_new(r, "chance", json_real(m ? chance / m : 0));
-    json_object_set_new(r, "gen_chance", json_real(m ? gchance / m : 0));
-    json_object_set_new(r, "ll_acc", json_real(m ? (double)ll / m : 0));
+    json_object_set_new(r, "chance", hx_json_num(m ? chance / m : 0));
+    json_object_set_new(r, "gen_chance", hx_json_num(m ? gchance / m : 0));
+    json_object_set_new(r, "ll_acc", hx_json_num(m ? (double)ll / m : 0));
     json_object_set_new(r, "ll_ci", ci_json(ev_wilson(ll, m, EV_Z95)));
-    json_object_set_new(r, "gen_acc", json_real(m ? (double)gen / m : 0));
+    json_object_set_new(r, "gen_acc", hx_json_num(m ? (double)gen / m : 0));
     json_object_set_new(r, "gen_ci", ci_json(ev_wilson(gen, m, EV_Z95)));
-    json_object_set_new(r, "ll_cn", json_real(m ? lcn / m : 0));
-    json_object_set_new(r, "gen_cn", json_real(m ? gcn / m : 0));
-    json_object_set_new(r, "gap", json_real(m ? (double)(ll - gen) / m : 0));
+    json_object_set_new(r, "ll_cn", hx_json_num(m ? lcn / m : 0));
+    json_object_set_new(r, "gen_cn", hx_json_num(m ? gcn / m : 0));
+    json_object_set_new(r, "gap", hx_json_num(m ? (double)(ll - gen) / m : 0));
     json_object_set_new(r, "gap_ci", ci_json(gap_ci));
-    json_object_set_new(r, "gap_cn", json_real(m ? (lcn - gcn) / m : 0));
+    json_object_set_new(r, "gap_cn", hx_json_num(m ? (lcn - gcn) / m : 0));
     json_object_set_new(r, "gap_cn_ci", ci_json(gap_cn_ci));
-    json_object_set_new(r, "mcnemar_p", json_real(ev_mcnemar_exact(q[1], q[2])));
+    json_object_set_new(r, "mcnemar_p", hx_json_num(ev_mcnemar_exact(q[1], q[2])));
     json_object_set_new(r, "both", json_integer(q[0]));
     json_object_set_new(r, "ll_only", json_integer(q[1]));
     json_object_set_new(r, "gen_only", json_integer(q[2]));
     json_object_set_new(r, "neither", json_integer(q[3]));
     if (nn) {
-        json_object_set_new(r, "ll_acc_norm", json_real((double)norm / nn));
+        json_object_set_new(r, "ll_acc_norm", hx_json_num((double)norm / nn));
         json_object_set_new(r, "ll_norm_ci", ci_json(ev_wilson(norm, nn, EV_Z95)));
         json_object_set_new(r, "n_norm", json_integer(nn));
     }
     if (no) {
-        json_object_set_new(r, "gen_em", json_real((double)em / no));
+        json_object_set_new(r, "gen_em", hx_json_num((double)em / no));
         json_object_set_new(r, "n_open", json_integer(no));
     }
     if (nl) {
-        json_object_set_new(r, "gen_invalid", json_real((double)inv / nl));
+        json_object_set_new(r, "gen_invalid", hx_json_num((double)inv / nl));
         json_object_set_new(r, "n_letter", json_integer(nl));
         json_t *lt = letters_of(o, n, split, task);
         if (lt) json_object_set_new(r, "letters", lt);
@@ -280,7 +280,7 @@ json_t *ev_metrics(const json_t *results, int reps, uint64_t seed)
     int n;
     outcome *o = parse_all(results, &n);
     if (!o) return NULL;
-    json_t *m = json_pack("{s:i,s:f,s:i}", "version", 2, "confidence", 0.95, "bootstrap", reps);
+    json_t *m = json_pack("{s:i,s:o,s:i}", "version", 2, "confidence", hx_json_num(0.95), "bootstrap", reps);
     int ns;
     const char **splits = distinct(o, n, 1, NULL, &ns);
     for (int s = 0; s < ns; s++) {
@@ -295,8 +295,8 @@ json_t *ev_metrics(const json_t *results, int reps, uint64_t seed)
             mgen += json_real_value(json_object_get(g, "gen_acc"));
             json_object_set_new(tj, tasks[t], g);
         }
-        json_object_set_new(sp, "macro", json_pack("{s:f,s:f,s:f,s:i}", "ll_acc", nt ? mll / nt : 0, "gen_acc",
-                                                   nt ? mgen / nt : 0, "gap", nt ? (mll - mgen) / nt : 0, "tasks", nt));
+        json_object_set_new(sp, "macro", json_pack("{s:o,s:o,s:o,s:i}", "ll_acc", hx_json_num(nt ? mll / nt : 0), "gen_acc",
+                                                   hx_json_num(nt ? mgen / nt : 0), "gap", hx_json_num(nt ? (mll - mgen) / nt : 0), "tasks", nt));
         json_object_set_new(sp, "tasks", tj);
         /* families: the relation families of one format pooled, e.g. kn_prose_* over its four families */
         json_t *fj = json_object();
@@ -424,7 +424,7 @@ static double ratio(double num, double den)
     return den > EV_CHANCE_EPS ? num / den : num > 0 ? INFINITY : -INFINITY;
 }
 
-static json_t *num_or_null(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+static json_t *num_or_null(double v) { return isfinite(v) ? hx_json_num(v) : json_null(); }
 static json_t *ci_or_null(ev_ci c) { return json_pack("[o,o]", num_or_null(c.lo), num_or_null(c.hi)); }
 
 json_t *ev_compare(const ev_pairs *p, int reps, uint64_t seed)
@@ -485,16 +485,16 @@ json_t *ev_compare(const ev_pairs *p, int reps, uint64_t seed)
             json_object_set_new(r, cik, ci_or_null(ci[s]));
         }
         free(cik);
-        if (s == 2) json_object_set_new(r, "did_p", json_real(did_p));
+        if (s == 2) json_object_set_new(r, "did_p", hx_json_num(did_p));
     }
-    json_object_set_new(r, "delta_ll_raw", json_real(mean(p->ll_b, n) - mean(p->ll_a, n)));
-    json_object_set_new(r, "delta_gen_raw", json_real(mean(p->gen_b, n) - mean(p->gen_a, n)));
-    json_object_set_new(r, "a_ll_cn", json_real(la));
+    json_object_set_new(r, "delta_ll_raw", hx_json_num(mean(p->ll_b, n) - mean(p->ll_a, n)));
+    json_object_set_new(r, "delta_gen_raw", hx_json_num(mean(p->gen_b, n) - mean(p->gen_a, n)));
+    json_object_set_new(r, "a_ll_cn", hx_json_num(la));
     json_object_set_new(r, "a_ll_cn_ci", ci_json(ci[5]));
-    json_object_set_new(r, "a_gen_cn", json_real(ga));
+    json_object_set_new(r, "a_gen_cn", hx_json_num(ga));
     json_object_set_new(r, "a_gen_cn_ci", ci_json(ci[6]));
-    json_object_set_new(r, "b_ll_cn", json_real(lb));
-    json_object_set_new(r, "b_gen_cn", json_real(gb));
+    json_object_set_new(r, "b_ll_cn", hx_json_num(lb));
+    json_object_set_new(r, "b_gen_cn", hx_json_num(gb));
     json_object_set_new(r, "na", na);
     free(bm);
     free(v);

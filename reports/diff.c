@@ -88,9 +88,10 @@ static json_t *paired(const double *xa, const double *xb, int n, uint64_t seed)
     }
     ev_ci ci = ev_bootstrap_paired(xb, xa, n, RP_BOOT_REPS, seed, 0.95);
     double p = ev_mcnemar_exact(b10, b01);
-    return json_pack("{s:i,s:f,s:f,s:f,s:[f,f],s:i,s:i,s:f,s:b}", "n_paired", n, "a", n ? sa / n : 0.0, "b",
-                     n ? sb / n : 0.0, "delta", n ? (sb - sa) / n : 0.0, "delta_ci", ci.lo, ci.hi, "a_only", b10,
-                     "b_only", b01, "mcnemar_p", p, "significant", p < 0.05);
+    return json_pack("{s:i,s:o,s:o,s:o,s:[o,o],s:i,s:i,s:o,s:b}", "n_paired", n, "a", hx_json_num(n ? sa / n : 0.0), "b",
+                     hx_json_num(n ? sb / n : 0.0), "delta", hx_json_num(n ? (sb - sa) / n : 0.0), "delta_ci",
+                     hx_json_num(ci.lo), hx_json_num(ci.hi), "a_only", b10, "b_only", b01, "mcnemar_p", hx_json_num(p),
+                     "significant", p < 0.05);
 }
 
 /* A flipped item, condensed: what each run answered. */
@@ -165,9 +166,9 @@ json_t *rp_diff_evals(const char *id, const json_t *ra, const json_t *rb, const 
         }
         uint64_t s0 = ev_stream_seed(seed, sp, "");
         json_t *ll = paired(p.ll_a, p.ll_b, p.n, s0), *gen = paired(p.gen_a, p.gen_b, p.n, s0 + 1);
-        json_t *gap = json_pack("{s:f,s:f}", "a", json_real_value(json_object_get(ll, "a")) - json_real_value(json_object_get(gen, "a")),
-                                "b", json_real_value(json_object_get(ll, "b")) - json_real_value(json_object_get(gen, "b")));
-        json_object_set_new(gap, "delta", json_real(json_real_value(json_object_get(gap, "b")) - json_real_value(json_object_get(gap, "a"))));
+        json_t *gap = json_pack("{s:o,s:o}", "a", hx_json_num(json_real_value(json_object_get(ll, "a")) - json_real_value(json_object_get(gen, "a"))),
+                                "b", hx_json_num(json_real_value(json_object_get(ll, "b")) - json_real_value(json_object_get(gen, "b"))));
+        json_object_set_new(gap, "delta", hx_json_num(json_real_value(json_object_get(gap, "b")) - json_real_value(json_object_get(gap, "a"))));
         json_t *per = json_object();
         const char *task;
         json_t *dummy;

@@ -330,7 +330,7 @@ static void rankings(tab_ctx *c, json_t *rows, json_t *tab)
         double tau;
         int has_tau = ev_kendall_tau(x, y, n, &tau);
         json_object_set_new(tab, "ranking", json_pack("{s:o,s:o,s:o}", "ll", ll, "gen", gen, "kendall_tau",
-                                                      has_tau ? json_real(tau) : json_null()));
+                                                      has_tau ? hx_json_num(tau) : json_null()));
         /* the interaction of every pair; p-values for Holm */
         int np = n * (n - 1) / 2, m = 0;
         double *pv = xmalloc((size_t)np * sizeof *pv), *adj = xmalloc((size_t)np * sizeof *adj);
@@ -339,8 +339,9 @@ static void rankings(tab_ctx *c, json_t *rows, json_t *tab)
             for (int b = a + 1; b < n; b++) {
                 const char *ka = sget(r[a], "key"), *kb = sget(r[b], "key");
                 json_t *ia = items_of(c, ka, sget(r[a], "label")), *ib = items_of(c, kb, sget(r[b], "label"));
-                json_t *e = json_pack("{s:O,s:O,s:[f,f],s:[f,f],s:b}", "a", json_object_get(r[a], "label"), "b",
-                                      json_object_get(r[b], "label"), "ll", x[a], x[b], "gen", y[a], y[b], "reversed",
+                json_t *e = json_pack("{s:O,s:O,s:[o,o],s:[o,o],s:b}", "a", json_object_get(r[a], "label"), "b",
+                                      json_object_get(r[b], "label"), "ll", hx_json_num(x[a]), hx_json_num(x[b]), "gen",
+                                      hx_json_num(y[a]), hx_json_num(y[b]), "reversed",
                                       (x[a] - x[b]) * (y[a] - y[b]) < 0);
                 ev_pairs p = {0};
                 json_t *cmp = NULL;
@@ -357,7 +358,7 @@ static void rankings(tab_ctx *c, json_t *rows, json_t *tab)
                 json_array_append_new(inter, e);
             }
         ev_holm(pv, m, adj);
-        for (int k = 0; k < m; k++) json_object_set_new(ent[k], "p_holm", json_real(adj[k]));
+        for (int k = 0; k < m; k++) json_object_set_new(ent[k], "p_holm", hx_json_num(adj[k]));
         double best = -1;
         json_array_foreach(inter, i, o) {
             int sig = json_is_number(json_object_get(o, "p_holm")) && num(o, "p_holm") < 0.05;

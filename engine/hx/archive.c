@@ -184,8 +184,9 @@ static int select_entries(const hx_store *s, json_t *const *runs, int n_runs, co
             const char *key = json_string_value(json_array_get(queue, i));
             json_t *m = hx_store_manifest(s, key);
             if (!m) {
+                error_prefix("store entry %.12s", key); /* before the decref: KEY lives in QUEUE */
                 json_decref(queue);
-                return error_prefix("store entry %.12s", key);
+                return -1;
             }
             json_t *in = json_object_get(m, "inputs");
             json_object_foreach(in, k, v) {
@@ -242,10 +243,11 @@ static int put_output(struct archive *a, const hx_store *s, const char *key, con
         return error("store entry %.12s: manifest output '%s' has no sha256 or an unsafe path", key, rel ? rel : "?");
     char *dir = hx_store_entry_dir(s, key), *p = hx_path_join(dir, rel);
     char *name = xstrfmt("store/%.2s/%s/%s", key, key, rel);
-    int fd = open(p, O_RDONLY | O_CLOEXEC), rc = -1;
+    int fd = hx_open_input(p, HX_IN_STREAM, NULL), rc = -1; /* a FIFO put in the store must not hang export */
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0) {
-        error("store entry %.12s: cannot read '%s': %s", key, p, strerror(errno));
+        if (fd >= 0) error("store entry %.12s: cannot read '%s': %s", key, p, strerror(errno));
+        else error_prefix("store entry %.12s", key);
         goto out;
     }
     if (st.st_size != size) {
@@ -566,9 +568,11 @@ static int read_members(importer *im)
     archive_read_support_filter_zstd(a);
     archive_read_support_filter_none(a);
     archive_read_support_format_tar(a);
-    if (archive_read_open_filename(a, im->path, 1 << 16) != ARCHIVE_OK) {
-        int rc = error("%s: %s (not a tar.zst, or truncated or corrupt)", im->path, archive_error_string(a));
+    int fd = hx_open_input(im->path, HX_IN_STREAM, NULL); /* a FIFO or device would never end */
+    if (fd < 0 || archive_read_open_fd(a, fd, 1 << 16) != ARCHIVE_OK) {
+        int rc = fd < 0 ? -1 : error("%s: %s (not a tar.zst, or truncated or corrupt)", im->path, archive_error_string(a));
         archive_read_free(a);
+        if (fd >= 0) close(fd);
         return rc;
     }
     int rc = 0;
@@ -635,6 +639,7 @@ static int read_members(importer *im)
         if (rc) break;
     }
     archive_read_free(a);
+    close(fd);
     return rc;
 }
 

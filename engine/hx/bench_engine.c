@@ -5,6 +5,7 @@
 
 #include "base/base.h"
 #include "base/sort.h"
+#include "engine/hx/cli.h"
 #include "engine/hx/bench_engine.h"
 #include "engine/nn/generate.h"
 #include "engine/nn/model.h"
@@ -50,7 +51,7 @@ static int parse(int argc, char **argv, bench_opts *o)
         else if (!strcmp(a, "--steps") && more) o->steps = atoi(argv[++i]);
         else if (!strcmp(a, "--new") && more) o->n_new = atoi(argv[++i]);
         else if (!strcmp(a, "--device") && more) o->device = argv[++i];
-        else if (!strcmp(a, "--threads") && more) o->threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--threads") && more) o->threads = hx_cli_threads("bench", argv[++i]);
         else if (!strcmp(a, "--recompute")) o->recompute = 1;
         else die(HX_EXIT_USAGE, "unknown argument %s\n%s", a, usage);
     }

@@ -31,6 +31,15 @@ static int parse_int(const char *cmd, const char *opt, const char *v, int lo)
     return (int)x;
 }
 
+int hx_cli_threads(const char *cmd, const char *v)
+{
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (!*v || *end || x < 1 || x > HX_MAX_THREADS)
+        die(HX_EXIT_USAGE, "hx %s: --threads expects an integer from 1 to %d, got '%s'", cmd, HX_MAX_THREADS, v);
+    return (int)x;
+}
+
 void hx_cli_parse(hx_cli *c, int argc, char **argv, const char *allowed, int min_pos, int max_pos)
 {
     const char *cmd = argv[0];
@@ -82,7 +91,7 @@ void hx_cli_parse(hx_cli *c, int argc, char **argv, const char *allowed, int min
         else if (!strcmp(name, "recompute")) c->recompute = 1;
         else if (!strcmp(name, "repair")) c->repair = 1;
         else if (!strcmp(name, "jobs")) c->jobs = parse_int(cmd, "--jobs", val, 1);
-        else if (!strcmp(name, "threads")) c->threads = parse_int(cmd, "--threads", val, 1);
+        else if (!strcmp(name, "threads")) c->threads = hx_cli_threads(cmd, val);
         else if (!strcmp(name, "keep")) c->keep = parse_int(cmd, "--keep", val, 0);
     }
     if (c->n_args < min_pos || c->n_args > max_pos) {

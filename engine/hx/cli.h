@@ -26,6 +26,9 @@ typedef struct hx_cli {
  */
 void hx_cli_parse(hx_cli *c, int argc, char **argv, const char *allowed, int min_pos, int max_pos);
 void hx_cli_release(hx_cli *c);
+/* The value of --threads for hx CMD: an integer from 1 to HX_MAX_THREADS (base.h), else dies with status 2.
+ * Every command's --threads goes through here. */
+int hx_cli_threads(const char *cmd, const char *val);
 
 void hx_cli_open_store(const hx_cli *c, hx_store *s);            /* dies with status 3 */
 char *hx_cli_binary_digest(void);                                 /* sha256 of /proc/self/exe */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/base.h"
+#include "engine/hx/cli.h"
 #include "engine/hx/bench_engine.h"
 #include "engine/hx/commands.h"
 #include "engine/nn/kda.h"
@@ -143,7 +144,7 @@ static int bench_kda(int argc, char **argv)
         else if (!strcmp(argv[i], "--head-dim")) K = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--lengths")) lens = argv[++i];
         else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--threads")) threads = hx_cli_threads("bench kda", argv[++i]);
         else die(HX_EXIT_USAGE, "usage: hx bench kda [--d N] [--heads N] [--kv-heads N] [--head-dim N] "
                  "[--lengths 512,2048,8192] [--reps N] [--threads N]");
     }

@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "base/base.h"
+#include "engine/hx/cli.h"
 #include "engine/hx/commands.h"
 #include "engine/nn/conform.h"
 #include "engine/nn/conform_model.h"
@@ -64,7 +65,7 @@ int cmd_conform(int argc, char **argv)
         if (!strcmp(argv[i], "--device") && i + 1 < argc) o.device = argv[++i];
         else if (!strncmp(argv[i], "--device=", 9)) o.device = argv[i] + 9;
         else if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) o.tokenizer = argv[++i];
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) o.threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) o.threads = hx_cli_threads("conform", argv[++i]);
         else if (argv[i][0] == '-') die(HX_EXIT_USAGE, "unknown option %s\n%s", argv[i], usage);
         else if (!dir) dir = argv[i];
         else die(HX_EXIT_USAGE, "one fixture directory at a time\n%s", usage);
@@ -75,10 +76,8 @@ int cmd_conform(int argc, char **argv)
         o.threads = e ? atoi(e) : 0;
     }
     char *rp = hx_path_join(dir, "README.json");
-    json_error_t jerr;
-    json_t *readme = json_load_file(rp, 0, &jerr);
-    if (!readme) die(HX_EXIT_USAGE, "%s: %s (line %d)\nhint: a fixture directory holds README.json with a \"kind\"", rp,
-                     jerr.text, jerr.line);
+    json_t *readme = hx_read_json(rp, 0);
+    if (!readme) die(HX_EXIT_USAGE, "%s\nhint: a fixture directory holds README.json with a \"kind\"", hx_last_error());
     const char *kind = json_string_value(json_object_get(readme, "kind"));
     if (!kind) die(HX_EXIT_USAGE, "%s: no \"kind\" string", rp);
     int k = 0;

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "base/base.h"
 #include "engine/hx/archive.h"
@@ -56,6 +57,13 @@ int cmd_export(int argc, char **argv)
     hx_cli c;
     hx_cli_parse(&c, nrest, rest, "store json", 1, nrest);
     if (!out || !*out) die(HX_EXIT_USAGE, "hx export: -o FILE.tar.zst is required; see 'hx export --help'");
+    /* The archive is renamed over the target: only a regular file may be replaced (as root, a rename
+     * over /dev/full replaces the device node; over a symlink, the link). */
+    struct stat st;
+    if (lstat(out, &st) == 0 && !S_ISREG(st.st_mode))
+        die(HX_EXIT_USAGE, "hx export: '%s' exists and is not a regular file (%s); give a new file name or a regular "
+            "file to replace", out, S_ISDIR(st.st_mode) ? "a directory" : S_ISLNK(st.st_mode) ? "a symbolic link"
+            : "a device or other special file");
     hx_store s;
     hx_cli_open_store(&c, &s);
     char **runs = xcalloc((size_t)c.n_args + 1, sizeof *runs), **keys = xcalloc((size_t)c.n_args + 1, sizeof *keys);

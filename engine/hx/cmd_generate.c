@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "base/base.h"
+#include "engine/hx/cli.h"
 #include "engine/hx/commands.h"
 #include "engine/nn/engine.h"
 #include "engine/nn/textgen.h"
@@ -54,7 +55,7 @@ int cmd_generate(int argc, char **argv)
         else if (!strcmp(a, "--batch") && more) batch = atoi(argv[++i]);
         else if (!strcmp(a, "--tokenizer") && more) tokspec = argv[++i];
         else if (!strcmp(a, "--device") && more) device = argv[++i];
-        else if (!strcmp(a, "--threads") && more) threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--threads") && more) threads = hx_cli_threads("generate", argv[++i]);
         else if (!strcmp(a, "--json")) json = 1;
         else if (a[0] == '-') die(HX_EXIT_USAGE, "unknown option %s\n%s", a, usage);
         else if (!dir) dir = a;

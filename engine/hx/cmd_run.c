@@ -115,8 +115,8 @@ static json_t *stage_records(const run_state *R, int full)
     for (int i = 0; i < R->plan->n; i++) {
         const hx_instance *in = &R->plan->inst[i];
         const hx_exec_result *r = &R->res[i];
-        json_t *o = json_pack("{s:s,s:O,s:s,s:s,s:f}", "stage", in->stage_name, "axes", in->axes, "key", in->key,
-                              "state", hx_state_name(r->state), "seconds", r->seconds);
+        json_t *o = json_pack("{s:s,s:O,s:s,s:s,s:o}", "stage", in->stage_name, "axes", in->axes, "key", in->key,
+                              "state", hx_state_name(r->state), "seconds", hx_json_num(r->seconds));
         if (full) {
             json_object_set_new(o, "kind", json_string(in->kind->name));
             json_object_set_new(o, "kind_version", json_integer(in->kind->version));
@@ -135,7 +135,7 @@ static json_t *stage_records(const run_state *R, int full)
 static void save_record(run_state *R, const char *status)
 {
     json_object_set_new(R->record, "status", json_string(status));
-    json_object_set_new(R->record, "seconds", json_real(hx_now() - R->t0));
+    json_object_set_new(R->record, "seconds", hx_json_num(hx_now() - R->t0));
     json_object_set_new(R->record, "stages", stage_records(R, 1));
     if (hx_store_write_run(R->store, R->id, R->record) < 0) log_warn("run record: %s", hx_last_error());
 }

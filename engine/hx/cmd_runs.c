@@ -31,9 +31,9 @@ static json_t *row(const hx_store *s, const char *id)
                     : hx_store_run_time(run) < 0 ? "start time missing, malformed or in the future" : NULL;
     /* A run whose process is gone (killed, machine crashed) never ends its record: say so. */
     if (status && !strcmp(status, "running") && hx_store_run_alive(run) == 0) status = "dead";
-    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:f,s:i,s:i,s:i,s:i}", "run_id", id, "status", bad ? "malformed" : status,
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:o,s:i,s:i,s:i,s:i}", "run_id", id, "status", bad ? "malformed" : status,
                           "recipe", recipe ? recipe : "?", "started", started ? started : "?", "seconds",
-                          json_number_value(json_object_get(run, "seconds")), "executed", counts[0], "cached",
+                          hx_json_num(json_number_value(json_object_get(run, "seconds"))), "executed", counts[0], "cached",
                           counts[1], "failed", counts[2], "skipped", counts[3]);
     if (bad) json_object_set_new(o, "problem", json_string(bad));
     json_decref(run);

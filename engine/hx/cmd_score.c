@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "base/base.h"
+#include "engine/hx/cli.h"
 #include "engine/hx/commands.h"
 #include "engine/nn/engine.h"
 #include "engine/nn/textgen.h"
@@ -56,7 +57,7 @@ int cmd_score(int argc, char **argv)
         else if (!strcmp(a, "--batch") && more) batch = atoi(argv[++i]);
         else if (!strcmp(a, "--tokenizer") && more) tokspec = argv[++i];
         else if (!strcmp(a, "--device") && more) device = argv[++i];
-        else if (!strcmp(a, "--threads") && more) threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--threads") && more) threads = hx_cli_threads("score", argv[++i]);
         else if (a[0] == '-') die(HX_EXIT_USAGE, "unknown option %s\n%s", a, usage);
         else if (!dir) dir = a;
         else die(HX_EXIT_USAGE, "one checkpoint directory\n%s", usage);
@@ -74,7 +75,7 @@ int cmd_score(int argc, char **argv)
     if (nn_textscore(m, tok, (const char *const *)ctx, (const char *const *)cont, nc, batch, chat, lp, greedy, ntok))
         die(HX_EXIT_STAGE, "%s", hx_last_error());
     for (int i = 0; i < nc; i++) {
-        json_t *j = json_pack("{s:s, s:s, s:f, s:i, s:b}", "context", ctx[i], "continuation", cont[i], "logp", lp[i],
+        json_t *j = json_pack("{s:s, s:s, s:o, s:i, s:b}", "context", ctx[i], "continuation", cont[i], "logp", hx_json_num(lp[i]),
                               "n_tokens", ntok[i], "greedy", greedy[i]);
         char *s = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(8));
         printf("%s\n", s);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/base.h"
+#include "engine/hx/cli.h"
 #include "engine/hx/commands.h"
 #include "engine/nn/tokenizer.h"
 
@@ -25,15 +26,8 @@ static const char *USAGE =
 
 static char *read_stdin(size_t *len)
 {
-    size_t cap = 1 << 16, n = 0;
-    char *buf = xmalloc(cap);
-    size_t got;
-    while ((got = fread(buf + n, 1, cap - n - 1, stdin)) > 0) {
-        n += got;
-        if (cap - n < 2) buf = xrealloc(buf, cap *= 2);
-    }
-    buf[n] = 0;
-    *len = n;
+    char *buf;
+    if (hx_read_stream(0, "<stdin>", HX_IN_DATA, &buf, len) < 0) die(HX_EXIT_USAGE, "hx tokenize: %s", hx_last_error());
     return buf;
 }
 
@@ -132,7 +126,7 @@ static int bench(const nn_tokenizer *t, int argc, char **argv, int threads)
 int cmd_tokenize(int argc, char **argv)
 {
     const char *spec = NULL;
-    int mode_tokens = 0, decode = 0, do_bench = 0, files = 0, threads = omp_get_max_threads();
+    int mode_tokens = 0, decode = 0, do_bench = 0, files = 0, threads = hx_threads(0);
     int i = 1;
     for (; i < argc; i++) {
         const char *a = argv[i];
@@ -143,7 +137,7 @@ int cmd_tokenize(int argc, char **argv)
         else if (!strcmp(a, "--decode")) decode = 1;
         else if (!strcmp(a, "--bench")) do_bench = 1;
         else if (!strcmp(a, "--files")) files = 1;
-        else if (!strcmp(a, "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--threads") && i + 1 < argc) threads = hx_cli_threads("tokenize", argv[++i]);
         else if (!strcmp(a, "--")) { i++; break; }
         else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "hx tokenize: unknown option '%s'\n%s", a, USAGE);

@@ -46,8 +46,8 @@ static void set_error(hx_exec_result *r, const char *msg)
 static void event(const char *name, const hx_instance *in, const hx_exec_result *r)
 {
     if (!hx_log_is_json()) return;
-    json_t *o = json_pack("{s:s,s:O,s:s,s:s,s:f}", "stage", in->stage_name, "axes", in->axes, "key", in->key, "state",
-                          hx_state_name(r->state), "seconds", r->seconds);
+    json_t *o = json_pack("{s:s,s:O,s:s,s:s,s:o}", "stage", in->stage_name, "axes", in->axes, "key", in->key, "state",
+                          hx_state_name(r->state), "seconds", hx_json_num(r->seconds));
     if (r->error) json_object_set_new(o, "error", json_string(r->error));
     char *t = json_dumps(o, JSON_COMPACT);
     size_t n = strlen(t);
@@ -116,10 +116,10 @@ static int execute(const hx_store *s, const hx_exec_opts *o, const hx_instance *
     if (rc == 0) {
         char host[256] = "?";
         gethostname(host, sizeof host - 1);
-        json_t *m = json_pack("{s:i,s:s,s:s,s:s,s:i,s:O,s:O,s:O,s:s,s:f,s:s,s:s,s:i,s:s,s:s?,s:O}",
+        json_t *m = json_pack("{s:i,s:s,s:s,s:s,s:i,s:O,s:O,s:O,s:s,s:o,s:s,s:s,s:i,s:s,s:s?,s:O}",
                               "hx_manifest", 1, "key", in->key, "stage", in->stage_name, "kind", in->kind->name,
                               "kind_version", in->kind->version, "axes", in->axes, "with", in->with, "inputs",
-                              in->inputs, "status", "ok", "seconds", secs, "started", started, "device", device,
+                              in->inputs, "status", "ok", "seconds", hx_json_num(secs), "started", started, "device", device,
                               "threads", o->threads, "host", host, "run_id", o->run_id, "metrics", metrics);
         json_object_set_new(m, "hx", json_pack("{s:s,s:s,s:s}", "version", HX_VERSION, "commit", hx_build_commit(),
                                                "build", hx_build_flags()));

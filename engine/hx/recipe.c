@@ -15,6 +15,7 @@
 #define MAX_NODES 200000   /* YAML nodes after alias expansion: stops "billion laughs" documents */
 #define MAX_DEPTH 128      /* nesting of YAML collections */
 #define MAX_INCLUDES 32    /* include depth */
+#define MAX_LOADS 256      /* files loaded for one recipe, a file counted each time it is included */
 
 static const char *const top_keys[] = {"hx", "name", "description", "include", "params", "axes",
                                        "zip", "scales", "stages", "report"};
@@ -217,24 +218,71 @@ int hx_recipe_error_at(const hx_recipe *r, const char *path, const char *fmt, ..
 
 /* ---- YAML -> JSON with positions ---- */
 
-typedef struct yconv {
-    yaml_document_t *doc;
-    const char *file;
-    json_t *pos;
+/*
+ * libyaml's event parser, not its document loader: the loader builds the whole node graph before
+ * anything can be checked (a 100k-deep flow sequence took 53 s, a 2 MB one never ended), while
+ * events let the depth and node limits stop a hostile document after a few hundred events.
+ */
+
+typedef struct ypos { /* one position, in the order they were recorded (later wins) */
+    char *path, *where;
+} ypos;
+
+typedef struct yanchor { /* a finished anchored node: its value and positions relative to it */
+    char *name;
+    json_t *value;
+    ypos *pos; /* path: the suffix after the anchored node's own path ("", ".a", "[0].b") */
+    size_t n_pos;
     long nodes;
-    int col0; /* added to columns of line 1 (values of -S arguments) */
+    int height; /* levels below the anchored node */
+} yanchor;
+
+typedef struct yconv {
+    yaml_parser_t parser;
+    const char *file;
+    long nodes;
+    int deepest; /* the deepest level reached so far */
+    int col0;  /* added to columns of line 1 (values of -S arguments) */
+    int quote; /* may errors quote the file's text? (not for files outside the recipe's folder) */
+    ypos *pos;
+    size_t n_pos, cap_pos;
+    yanchor *anchors;
+    size_t n_anchors;
 } yconv;
 
-static void set_pos(yconv *y, const char *path, yaml_mark_t m)
+static char *where_of(yconv *y, yaml_mark_t m)
 {
     size_t col = m.column + 1 + (m.line == 0 ? (size_t)y->col0 : 0);
-    json_object_set_new(y->pos, path, json_sprintf("%s:%zu:%zu", y->file, m.line + 1, col));
+    return xstrfmt("%s:%zu:%zu", y->file, m.line + 1, col);
 }
+
+static void add_pos(yconv *y, char *path, char *where) /* takes both */
+{
+    if (y->n_pos == y->cap_pos) y->pos = xrealloc(y->pos, (y->cap_pos = y->cap_pos ? 2 * y->cap_pos : 64) * sizeof *y->pos);
+    y->pos[y->n_pos++] = (ypos){path, where};
+}
+
+static void set_pos(yconv *y, const char *path, yaml_mark_t m) { add_pos(y, xstrdup(path), where_of(y, m)); }
 
 static int yerr(yconv *y, yaml_mark_t m, const char *msg, const char *arg)
 {
     size_t col = m.column + 1 + (m.line == 0 ? (size_t)y->col0 : 0);
+    if (!y->quote) arg = NULL; /* a file outside the recipe's folder: say where, never what */
     return error("%s:%zu:%zu: %s%s%s%s", y->file, m.line + 1, col, msg, arg ? " '" : "", arg ? arg : "", arg ? "'" : "");
+}
+
+/* The parser's own error, at the most useful mark. */
+static int parse_error(yconv *y, size_t len)
+{
+    yaml_parser_t *p = &y->parser;
+    yaml_mark_t m = p->problem_mark;
+    if (p->problem_mark.line == 0 && p->problem_mark.column == 0 && p->context) m = p->context_mark;
+    if (y->col0 > 0 && m.line > 0) { /* a -S value is one line: point just past its end */
+        m.line = 0;
+        m.column = len;
+    }
+    return error("%s:%zu:%zu: YAML: %s%s%s", y->file, m.line + 1, m.column + 1 + (m.line == 0 ? (size_t)y->col0 : 0),
+                 p->problem ? p->problem : "syntax error", p->context ? " " : "", p->context ? p->context : "");
 }
 
 static int all_match(const char *s, const char *set) { return *s && strspn(s, set) == strlen(s); }
@@ -295,104 +343,233 @@ static json_t *plain_scalar(yconv *y, const char *s, yaml_mark_t m)
     return str;
 }
 
-static json_t *conv(yconv *y, yaml_node_t *n, const char *path, int depth)
+static int next_event(yconv *y, yaml_event_t *ev, size_t len)
 {
-    if (!n) return json_null();
-    if (depth > MAX_DEPTH) return (void)yerr(y, n->start_mark, "nested too deeply", NULL), NULL;
-    if (++y->nodes > MAX_NODES)
-        return (void)yerr(y, n->start_mark, "document too large (an alias expanding too often?)", NULL), NULL;
-    set_pos(y, path, n->start_mark);
-    switch (n->type) {
-    case YAML_SCALAR_NODE: {
-        const char *s = (const char *)n->data.scalar.value;
-        size_t len = n->data.scalar.length;
-        if (strlen(s) != len) return (void)yerr(y, n->start_mark, "NUL character in a string", NULL), NULL;
-        /* Quoted scalars are strings; libyaml's loader tags every untagged scalar !!str, so the tag
-         * cannot tell an explicit `!!str 1` apart and is not used. */
-        if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) {
-            json_t *v = json_stringn(s, len);
-            if (!v) yerr(y, n->start_mark, "invalid UTF-8 in a string", NULL);
-            return v;
-        }
-        return plain_scalar(y, s, n->start_mark);
-    }
-    case YAML_SEQUENCE_NODE: {
-        json_t *a = json_array();
-        size_t i = 0;
-        for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++, i++) {
-            char *cp = hx_path_index(path, i);
-            json_t *v = conv(y, yaml_document_get_node(y->doc, *it), cp, depth + 1);
-            free(cp);
-            if (!v) {
-                json_decref(a);
-                return NULL;
-            }
-            json_array_append_new(a, v);
-        }
-        return a;
-    }
-    case YAML_MAPPING_NODE: {
-        json_t *o = json_object();
-        for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
-            yaml_node_t *k = yaml_document_get_node(y->doc, pr->key);
-            if (!k || k->type != YAML_SCALAR_NODE) {
-                json_decref(o);
-                return (void)yerr(y, k ? k->start_mark : n->start_mark, "a key must be a plain string", NULL), NULL;
-            }
-            const char *ks = (const char *)k->data.scalar.value;
-            if (strlen(ks) != k->data.scalar.length || !*ks) {
-                json_decref(o);
-                return (void)yerr(y, k->start_mark, "a key must be a non-empty string without NUL", NULL), NULL;
-            }
-            if (json_object_get(o, ks)) {
-                json_decref(o);
-                return (void)yerr(y, k->start_mark, "duplicate key", ks), NULL;
-            }
-            char *cp = hx_path_key(path, ks);
-            json_t *v = conv(y, yaml_document_get_node(y->doc, pr->value), cp, depth + 1);
-            /* The key's own position is the better place to point at for "unknown key" errors. */
-            if (v) set_pos(y, cp, k->start_mark);
-            free(cp);
-            if (!v) {
-                json_decref(o);
-                return NULL;
-            }
-            if (json_object_set_new(o, ks, v) < 0) {
-                json_decref(o);
-                return (void)yerr(y, k->start_mark, "invalid key", ks), NULL;
-            }
-        }
-        return o;
-    }
-    default: return (void)yerr(y, n->start_mark, "unsupported YAML node", NULL), NULL;
+    if (!yaml_parser_parse(&y->parser, ev)) return parse_error(y, len);
+    return 0;
+}
+
+static yanchor *find_anchor(yconv *y, const char *name)
+{
+    for (size_t i = y->n_anchors; i-- > 0;) /* a redefined anchor: the latest wins */
+        if (!strcmp(y->anchors[i].name, name)) return &y->anchors[i];
+    return NULL;
+}
+
+/* Remember the node just finished at PATH (its positions are y->pos[pos0..]) under NAME. */
+static void keep_anchor(yconv *y, const char *name, const char *path, const json_t *v, size_t pos0, long nodes0,
+                        int height)
+{
+    y->anchors = xrealloc(y->anchors, (y->n_anchors + 1) * sizeof *y->anchors);
+    yanchor *a = &y->anchors[y->n_anchors++];
+    size_t plen = strlen(path);
+    a->name = xstrdup(name);
+    a->value = json_deep_copy(v);
+    a->n_pos = y->n_pos - pos0;
+    a->pos = xmalloc((a->n_pos ? a->n_pos : 1) * sizeof *a->pos);
+    a->nodes = y->nodes - nodes0;
+    a->height = height;
+    for (size_t i = 0; i < a->n_pos; i++) {
+        const char *rest = y->pos[pos0 + i].path + plen;
+        /* under the root (path ""), a child key has no leading dot: give it one */
+        a->pos[i].path = plen == 0 && *rest && *rest != '[' ? xstrfmt(".%s", rest) : xstrdup(rest);
+        a->pos[i].where = xstrdup(y->pos[pos0 + i].where);
     }
 }
 
-/* Parse TEXT into a JSON value; positions go into POS under paths starting at PREFIX. */
-static json_t *yaml_to_json(const char *file, const char *text, size_t len, json_t *pos, const char *prefix, int col0)
+/* An alias: a copy of its anchor's value and positions at PATH, counted node for node ("billion laughs"). */
+static json_t *expand_alias(yconv *y, const char *name, yaml_mark_t m, const char *path, int depth)
 {
-    yaml_parser_t parser;
-    yaml_document_t doc;
-    if (!yaml_parser_initialize(&parser)) return (void)error("%s: cannot initialise the YAML parser", file), NULL;
-    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-    if (!yaml_parser_load(&parser, &doc)) {
-        yaml_mark_t m = parser.problem_mark;
-        if (parser.problem_mark.line == 0 && parser.problem_mark.column == 0 && parser.context) m = parser.context_mark;
-        if (col0 > 0 && m.line > 0) { /* a -S value is one line: point just past its end */
-            m.line = 0;
-            m.column = len;
-        }
-        error("%s:%zu:%zu: YAML: %s%s%s", file, m.line + 1, m.column + 1 + (m.line == 0 ? (size_t)col0 : 0),
-              parser.problem ? parser.problem : "syntax error", parser.context ? " " : "",
-              parser.context ? parser.context : "");
-        yaml_parser_delete(&parser);
-        return NULL;
+    yanchor *a = find_anchor(y, name);
+    if (!a) return (void)yerr(y, m, "unknown alias (an anchor is used only after its node is complete):", name), NULL;
+    if (depth + a->height > MAX_DEPTH) return (void)yerr(y, m, "nested too deeply", NULL), NULL;
+    if (depth + a->height > y->deepest) y->deepest = depth + a->height;
+    if ((y->nodes += a->nodes) > MAX_NODES)
+        return (void)yerr(y, m, "document too large (an alias expanding too often?)", NULL), NULL;
+    size_t plen = strlen(path);
+    for (size_t i = 0; i < a->n_pos; i++) {
+        const char *rest = a->pos[i].path;
+        if (plen == 0 && *rest == '.') rest++;
+        add_pos(y, xstrfmt("%s%s", path, rest), xstrdup(a->pos[i].where));
     }
-    yconv y = {&doc, file, pos, 0, col0};
-    json_t *v = conv(&y, yaml_document_get_root_node(&doc), prefix, 0);
-    yaml_document_delete(&doc);
-    yaml_parser_delete(&parser);
+    return json_deep_copy(a->value);
+}
+
+/* The node that starts with EV (consumed) through its end, at PATH. */
+static json_t *parse_node(yconv *y, yaml_event_t *ev, const char *path, int depth, size_t len)
+{
+    yaml_mark_t m = ev->start_mark;
+    if (ev->type == YAML_ALIAS_EVENT) {
+        json_t *v = expand_alias(y, (const char *)ev->data.alias.anchor, m, path, depth);
+        yaml_event_delete(ev);
+        return v;
+    }
+    if (ev->type != YAML_SCALAR_EVENT && ev->type != YAML_SEQUENCE_START_EVENT && ev->type != YAML_MAPPING_START_EVENT) {
+        yaml_event_delete(ev);
+        return (void)yerr(y, m, "unsupported YAML node", NULL), NULL;
+    }
+    if (depth > MAX_DEPTH) {
+        yaml_event_delete(ev);
+        return (void)yerr(y, m, "nested too deeply", NULL), NULL;
+    }
+    if (++y->nodes > MAX_NODES) {
+        yaml_event_delete(ev);
+        return (void)yerr(y, m, "document too large (an alias expanding too often?)", NULL), NULL;
+    }
+    size_t pos0 = y->n_pos;
+    long nodes0 = y->nodes - 1;
+    int deepest0 = y->deepest;
+    y->deepest = depth;
+    set_pos(y, path, m);
+    const yaml_char_t *anchor = ev->type == YAML_SCALAR_EVENT          ? ev->data.scalar.anchor
+                                : ev->type == YAML_SEQUENCE_START_EVENT ? ev->data.sequence_start.anchor
+                                                                        : ev->data.mapping_start.anchor;
+    char *aname = anchor ? xstrdup((const char *)anchor) : NULL;
+    json_t *v = NULL;
+    yaml_event_t e;
+    if (ev->type == YAML_SCALAR_EVENT) {
+        const char *s = (const char *)ev->data.scalar.value;
+        size_t n = ev->data.scalar.length;
+        if (strlen(s) != n) yerr(y, m, "NUL character in a string", NULL);
+        /* Quoted scalars are strings; tags (`!!str 1`) are not used. */
+        else if (ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) {
+            if (!(v = json_stringn(s, n))) yerr(y, m, "invalid UTF-8 in a string", NULL);
+        } else
+            v = plain_scalar(y, s, m);
+        yaml_event_delete(ev);
+    } else if (ev->type == YAML_SEQUENCE_START_EVENT) {
+        yaml_event_delete(ev);
+        v = json_array();
+        for (size_t i = 0;; i++) {
+            if (next_event(y, &e, len) < 0) goto fail;
+            if (e.type == YAML_SEQUENCE_END_EVENT) {
+                yaml_event_delete(&e);
+                break;
+            }
+            char *cp = hx_path_index(path, i);
+            json_t *item = parse_node(y, &e, cp, depth + 1, len);
+            free(cp);
+            if (!item) goto fail;
+            json_array_append_new(v, item);
+        }
+    } else {
+        yaml_event_delete(ev);
+        v = json_object();
+        for (;;) {
+            if (next_event(y, &e, len) < 0) goto fail;
+            if (e.type == YAML_MAPPING_END_EVENT) {
+                yaml_event_delete(&e);
+                break;
+            }
+            yaml_mark_t km = e.start_mark;
+            char *ks = NULL;
+            if (e.type == YAML_SCALAR_EVENT && strlen((const char *)e.data.scalar.value) == e.data.scalar.length)
+                ks = xstrdup((const char *)e.data.scalar.value);
+            else if (e.type == YAML_ALIAS_EVENT) {
+                yanchor *a = find_anchor(y, (const char *)e.data.alias.anchor);
+                if (a && json_is_string(a->value)) ks = xstrdup(json_string_value(a->value));
+            }
+            int scalar = e.type == YAML_SCALAR_EVENT || e.type == YAML_ALIAS_EVENT;
+            if (e.type == YAML_SCALAR_EVENT && e.data.scalar.anchor && ks) { /* `&k key: v` */
+                json_t *kv = json_string(ks);
+                if (kv) keep_anchor(y, (const char *)e.data.scalar.anchor, "", kv, y->n_pos, y->nodes - 1, 0);
+                json_decref(kv);
+            }
+            yaml_event_delete(&e);
+            if (!scalar || !ks || !*ks) {
+                free(ks);
+                if (!scalar) yerr(y, km, "a key must be a plain string", NULL);
+                else yerr(y, km, "a key must be a non-empty string without NUL", NULL);
+                goto fail;
+            }
+            if (json_object_get(v, ks)) {
+                yerr(y, km, "duplicate key", ks);
+                free(ks);
+                goto fail;
+            }
+            char *cp = hx_path_key(path, ks);
+            json_t *item = NULL;
+            if (next_event(y, &e, len) == 0) item = parse_node(y, &e, cp, depth + 1, len);
+            /* The key's own position is the better place to point at for "unknown key" errors. */
+            if (item) set_pos(y, cp, km);
+            free(cp);
+            if (!item) {
+                free(ks);
+                goto fail;
+            }
+            int bad = json_object_set_new(v, ks, item) < 0;
+            if (bad) yerr(y, km, "invalid key", ks);
+            free(ks);
+            if (bad) goto fail;
+        }
+    }
+    if (v && aname) keep_anchor(y, aname, path, v, pos0, nodes0, y->deepest - depth);
+    if (deepest0 > y->deepest) y->deepest = deepest0;
+    free(aname);
     return v;
+fail:
+    free(aname);
+    json_decref(v);
+    return NULL;
+}
+
+static void yconv_release(yconv *y)
+{
+    for (size_t i = 0; i < y->n_pos; i++) free(y->pos[i].path), free(y->pos[i].where);
+    for (size_t i = 0; i < y->n_anchors; i++) {
+        yanchor *a = &y->anchors[i];
+        for (size_t j = 0; j < a->n_pos; j++) free(a->pos[j].path), free(a->pos[j].where);
+        free(a->pos);
+        free(a->name);
+        json_decref(a->value);
+    }
+    free(y->pos);
+    free(y->anchors);
+    yaml_parser_delete(&y->parser);
+}
+
+/*
+ * Parse TEXT (one YAML document; an empty stream is null) into a JSON value; positions go into POS
+ * under paths starting at PREFIX. QUOTE: whether errors may quote the text.
+ */
+static json_t *yaml_to_json(const char *file, const char *text, size_t len, json_t *pos, const char *prefix, int col0,
+                            int quote)
+{
+    yconv y = {.file = file, .col0 = col0, .quote = quote};
+    if (!yaml_parser_initialize(&y.parser)) return (void)error("%s: cannot initialise the YAML parser", file), NULL;
+    yaml_parser_set_input_string(&y.parser, (const unsigned char *)text, len);
+    json_t *v = NULL;
+    yaml_event_t e;
+    int docs = 0;
+    for (;;) {
+        if (next_event(&y, &e, len) < 0) goto fail;
+        yaml_event_type_t t = e.type;
+        yaml_mark_t m = e.start_mark;
+        if (t == YAML_STREAM_END_EVENT) {
+            yaml_event_delete(&e);
+            break;
+        }
+        if (t == YAML_DOCUMENT_START_EVENT && docs++) {
+            yaml_event_delete(&e);
+            yerr(&y, m, "a second YAML document: a recipe is one document (remove the '---' or '...' separator "
+                 "and what follows, or split it into files joined by include:)", NULL);
+            goto fail;
+        }
+        if (t == YAML_SCALAR_EVENT || t == YAML_SEQUENCE_START_EVENT || t == YAML_MAPPING_START_EVENT ||
+            t == YAML_ALIAS_EVENT) {
+            if (!(v = parse_node(&y, &e, prefix, 0, len))) goto fail;
+        } else {
+            yaml_event_delete(&e);
+        }
+    }
+    if (!v) v = json_null();
+    for (size_t i = 0; i < y.n_pos; i++) json_object_set_new(pos, y.pos[i].path, json_string(y.pos[i].where));
+    yconv_release(&y);
+    return v;
+fail:
+    json_decref(v);
+    yconv_release(&y);
+    return NULL;
 }
 
 /* ---- includes and deep merge ---- */
@@ -437,7 +614,25 @@ typedef struct loader {
     hx_recipe *r;
     const char *stack[MAX_INCLUDES + 1]; /* real paths of the files being loaded */
     int depth;
+    int loads;  /* files loaded so far (MAX_LOADS) */
+    char *tree; /* the real path of the top recipe's folder: errors quote only files under it */
 } loader;
+
+/* Is the file at real path REAL under L's recipe folder? Errors about other files never quote them. */
+static int in_tree(const loader *L, const char *real)
+{
+    size_t n = L->tree ? strlen(L->tree) : 0;
+    if (!n) return 0;
+    if (!strcmp(L->tree, "/")) return 1;
+    return !strncmp(real, L->tree, n) && (real[n] == '/' || real[n] == 0);
+}
+
+static void loader_init(loader *L, hx_recipe *r, const char *dir)
+{
+    memset(L, 0, sizeof *L);
+    L->r = r;
+    L->tree = realpath(dir, NULL);
+}
 
 static char *dir_of(const char *path)
 {
@@ -445,21 +640,21 @@ static char *dir_of(const char *path)
     return s ? xstrfmt("%.*s", (int)(s - path == 0 ? 1 : s - path), path) : xstrdup(".");
 }
 
-static json_t *load_text(loader *L, const char *file, const char *text, size_t len, const char *dir, json_t *pos_out);
-
-#define MAX_RECIPE_BYTES (16 << 20)
+static json_t *load_text(loader *L, const char *file, const char *text, size_t len, const char *dir, json_t *pos_out,
+                         int quote);
 
 static json_t *load_file(loader *L, const char *file, const char *from, json_t *pos_out)
 {
     char *text;
     size_t len;
-    struct stat st;
-    /* Only regular files of sane size: `include: /dev/zero` must not eat the machine. */
-    if (stat(file, &st) == 0 && (!S_ISREG(st.st_mode) || st.st_size > MAX_RECIPE_BYTES)) {
-        error("'%s' is not a regular file of at most %d MiB", file, MAX_RECIPE_BYTES >> 20);
-        return from ? (void)error_prefix("%s: include", from), NULL : NULL;
+    /* A budget on loads, not only on depth: 5 levels each including a file 10 times load 10^5 files. */
+    if (++L->loads > MAX_LOADS) {
+        error("%s: more than %d recipe files loaded in all (the same files included many times over?)",
+              from ? from : file, MAX_LOADS);
+        return NULL;
     }
-    if (hx_read_file(file, &text, &len) < 0) return from ? (void)error_prefix("%s: include", from), NULL : NULL;
+    /* Only regular files within the recipe cap: `include: /dev/zero` must not eat the machine. */
+    if (hx_read_input(file, HX_IN_RECIPE, &text, &len) < 0) return from ? (void)error_prefix("%s: include", from), NULL : NULL;
     char *real = realpath(file, NULL);
     if (!real) real = xstrdup(file);
     for (int i = 0; i < L->depth; i++)
@@ -484,7 +679,7 @@ static json_t *load_file(loader *L, const char *file, const char *from, json_t *
     json_array_append_new(L->r->files, f);
     L->stack[L->depth++] = real;
     char *dir = dir_of(file);
-    json_t *v = load_text(L, file, text, len, dir, pos_out);
+    json_t *v = load_text(L, file, text, len, dir, pos_out, in_tree(L, real));
     L->depth--;
     free(dir);
     free(real);
@@ -492,10 +687,11 @@ static json_t *load_file(loader *L, const char *file, const char *from, json_t *
     return v;
 }
 
-static json_t *load_text(loader *L, const char *file, const char *text, size_t len, const char *dir, json_t *pos_out)
+static json_t *load_text(loader *L, const char *file, const char *text, size_t len, const char *dir, json_t *pos_out,
+                         int quote)
 {
     json_t *pos = json_object();
-    json_t *doc = yaml_to_json(file, text, len, pos, "", 0);
+    json_t *doc = yaml_to_json(file, text, len, pos, "", 0, quote);
     if (!doc) goto fail;
     if (json_is_null(doc)) {
         error("%s:1:1: empty recipe (expected a map starting with 'hx: 1')", file);
@@ -505,6 +701,19 @@ static json_t *load_text(loader *L, const char *file, const char *text, size_t l
         error("%s: a recipe is a map of keys (hx, stages, ...), not a %s", json_string_value(json_object_get(pos, "")),
               json_is_array(doc) ? "list" : "scalar");
         goto fail;
+    }
+    if (!quote) { /* check_top would name an unknown key: here it is only pointed at */
+        const char *k;
+        json_t *kv;
+        json_object_foreach(doc, k, kv) {
+            size_t i = 0, n = sizeof top_keys / sizeof *top_keys;
+            while (i < n && strcmp(top_keys[i], k)) i++;
+            if (i == n) {
+                error("%s: unknown top-level key (not shown: the file is outside the recipe's folder)",
+                      json_string_value(json_object_get(pos, k)));
+                goto fail;
+            }
+        }
     }
     json_t *inc = json_object_get(doc, "include");
     json_t *merged = json_object();
@@ -534,6 +743,8 @@ static json_t *load_text(loader *L, const char *file, const char *text, size_t l
             json_t *idoc = load_file(L, ipath, where, ipos);
             free(ipath);
             free(ip);
+            if (!idoc && !quote) /* the message would show the name written in a file outside the recipe's folder */
+                error("%s: include: cannot load the file named here (not shown: outside the recipe's folder)", where);
             if (!idoc) {
                 json_decref(ipos);
                 json_decref(list);
@@ -608,7 +819,7 @@ static int apply_set(hx_recipe *r, const char *arg)
             } else {
                 json_t *vpos = json_object();
                 const char *val = eq + 1;
-                json_t *v = yaml_to_json(where, val, strlen(val), vpos, cp, (int)(val - arg));
+                json_t *v = yaml_to_json(where, val, strlen(val), vpos, cp, (int)(val - arg), 1);
                 if (!v) {
                     json_decref(vpos);
                     free(seg);
@@ -852,8 +1063,12 @@ static void init(hx_recipe *r, const char *path)
 int hx_recipe_load(hx_recipe *r, const char *path, const char *const *sets, int n_sets)
 {
     init(r, path);
-    loader L = {r, {0}, 0};
+    loader L;
+    char *dir = dir_of(path);
+    loader_init(&L, r, dir);
+    free(dir);
     json_t *doc = load_file(&L, path, NULL, r->pos);
+    free(L.tree);
     if (!doc || finish(r, doc, sets, n_sets) < 0) {
         hx_recipe_release(r);
         return -1;
@@ -865,11 +1080,13 @@ int hx_recipe_load_mem(hx_recipe *r, const char *name, const char *text, size_t 
                        const char *const *sets, int n_sets)
 {
     init(r, name);
-    loader L = {r, {0}, 0};
+    loader L;
+    loader_init(&L, r, base_dir ? base_dir : ".");
     char hex[65];
     hx_sha256_hex(text, len, hex);
     json_array_append_new(r->files, json_pack("{s:s,s:s}", "path", name, "sha256", hex));
-    json_t *doc = load_text(&L, name, text, len, base_dir ? base_dir : ".", r->pos);
+    json_t *doc = load_text(&L, name, text, len, base_dir ? base_dir : ".", r->pos, 1);
+    free(L.tree);
     if (!doc || finish(r, doc, sets, n_sets) < 0) {
         hx_recipe_release(r);
         return -1;

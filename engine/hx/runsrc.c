@@ -19,9 +19,7 @@ static json_t *store_load(void *ud, const char *key, const char *file)
     if (n > 6 && !strcmp(file + n - 6, ".jsonl")) {
         if (ev_read_jsonl(path, &v)) v = NULL;
     } else {
-        json_error_t je;
-        v = json_load_file(path, 0, &je);
-        if (!v) error("%s:%d:%d: %s", path, je.line, je.column, je.text);
+        v = hx_read_json(path, 0);
     }
     free(dir);
     free(path);

@@ -447,8 +447,7 @@ static char *failure(const hx_store *s, const char *run_id, const char *key, con
 static int read_outcome(const hx_store *s, const char *run_id, const char *key, hx_exec_result *r)
 {
     char *p = hx_slurm_job_path(s, run_id, key, ".json");
-    json_error_t je;
-    json_t *o = hx_file_exists(p) ? json_load_file(p, 0, &je) : NULL;
+    json_t *o = hx_file_exists(p) ? hx_read_json(p, 0) : NULL;
     free(p);
     if (!o) return -1;
     const char *st = json_string_value(json_object_get(o, "state"));
@@ -647,8 +646,8 @@ static void wait_changed(void *ud, int i)
     if (r->state == HX_ST_FAILED) hx_log(HX_LOG_ERROR, "%s%s%s%s: %s", in->stage_name, lp, label, rp, r->error);
     else if (r->state == HX_ST_EXECUTED) log_info("%s%s%s%s: done in %.2fs", in->stage_name, lp, label, rp, r->seconds);
     if (hx_log_is_json()) {
-        json_t *o = json_pack("{s:s,s:O,s:s,s:s,s:f}", "stage", in->stage_name, "axes", in->axes, "key", in->key,
-                              "state", hx_state_name(r->state), "seconds", r->seconds);
+        json_t *o = json_pack("{s:s,s:O,s:s,s:s,s:o}", "stage", in->stage_name, "axes", in->axes, "key", in->key,
+                              "state", hx_state_name(r->state), "seconds", hx_json_num(r->seconds));
         if (r->error) json_object_set_new(o, "error", json_string(r->error));
         char *t = json_dumps(o, JSON_COMPACT);
         t[strlen(t) - 1] = 0;
@@ -792,7 +791,7 @@ int hx_slurm_refresh(const hx_store *s, json_t *run)
         any = 1;
         json_t *st = json_array_get(stages, i);
         json_object_set_new(st, "state", json_string(hx_state_name(res[i].state)));
-        json_object_set_new(st, "seconds", json_real(res[i].seconds));
+        json_object_set_new(st, "seconds", hx_json_num(res[i].seconds));
         if (res[i].device[0]) json_object_set_new(st, "device", json_string(res[i].device));
         if (res[i].error) json_object_set_new(st, "error", json_string(res[i].error));
     }
@@ -832,8 +831,8 @@ int hx_slurm_write_outcome(const hx_store *s, const char *run_id, const char *ke
     char host[256] = "?";
     gethostname(host, sizeof host - 1);
     const char *job = getenv("SLURM_JOB_ID");
-    json_t *o = json_pack("{s:s,s:s,s:f,s:s,s:s,s:s?,s:b}", "key", key, "state", hx_state_name(state), "seconds",
-                          r->seconds, "device", r->device, "host", host, "job", job, "store_error", r->store_error);
+    json_t *o = json_pack("{s:s,s:s,s:o,s:s,s:s,s:s?,s:b}", "key", key, "state", hx_state_name(state), "seconds",
+                          hx_json_num(r->seconds), "device", r->device, "host", host, "job", job, "store_error", r->store_error);
     if (r->error) json_object_set_new(o, "error", json_string(r->error));
     char *text = json_dumps(o, JSON_INDENT(2));
     json_decref(o);

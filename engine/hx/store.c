@@ -71,9 +71,7 @@ json_t *hx_store_manifest(const hx_store *s, const char *key)
 {
     if (!is_key(key)) return (void)error("'%s' is not a store key (64 hex digits)", key), NULL;
     char *m = manifest_path(s, key);
-    json_error_t je;
-    json_t *v = json_load_file(m, 0, &je);
-    if (!v) error("%s:%d:%d: %s", m, je.line, je.column, je.text);
+    json_t *v = hx_read_json(m, 0);
     free(m);
     return v;
 }
@@ -521,7 +519,7 @@ int hx_store_commit(const hx_store *s, const char *key, json_t *manifest)
         goto done;
     }
     if (list_files(out, "", &files, &n, &cap, 0, 1) < 0) goto done;
-    qsort(files, n, sizeof *files, cmp_str);
+    if (n) qsort(files, n, sizeof *files, cmp_str); /* qsort(NULL, 0) is undefined */
     json_t *outs = json_array();
     json_object_set_new(manifest, "outputs", outs);
     for (size_t i = 0; i < n; i++) {
@@ -556,8 +554,10 @@ int hx_store_commit(const hx_store *s, const char *key, json_t *manifest)
         }
         if (rm_entry(dest) < 0) goto done;
     }
-    if (move_sealed(out, dest) < 0 || hx_fsync_dir(shard) < 0) goto done;
-    rc = hx_rm_rf(work);
+    if (move_sealed(out, dest) < 0) goto done;
+    /* The entry is in place: its work directory goes even when the sync fails (which is still reported). */
+    int synced = hx_fsync_dir(shard);
+    rc = synced < 0 ? (hx_rm_rf(work), -1) : hx_rm_rf(work);
 done:
     for (size_t i = 0; i < n; i++) free(files[i]);
     free(files);
@@ -674,9 +674,7 @@ json_t *hx_store_read_run(const hx_store *s, const char *id_in)
         return NULL;
     }
     char *p = xstrfmt("%s/runs/%s/run.json", s->root, id);
-    json_error_t je;
-    json_t *v = json_load_file(p, 0, &je);
-    if (!v) error("%s: %s", p, je.text);
+    json_t *v = hx_read_json(p, 0);
     free(p);
     free(id);
     return v;

@@ -31,12 +31,10 @@ static int ckpt_open(ckpt *k, const char *dir)
     memset(k, 0, sizeof *k);
     char *index = hx_path_join(dir, "model.safetensors.index.json");
     if (hx_file_exists(index)) {
-        json_error_t jerr;
-        json_t *root = json_load_file(index, 0, &jerr);
+        json_t *root = hx_read_json(index, 0);
         if (!root) {
-            int r = error("%s:%d:%d: %s", index, jerr.line, jerr.column, jerr.text);
             free(index);
-            return r;
+            return -1;
         }
         json_t *wm = json_object_get(root, "weight_map");
         if (!json_is_object(wm)) {

@@ -267,7 +267,7 @@ int nn_config_load(nn_config *c, const char *path)
 {
     char *buf;
     size_t len;
-    if (hx_read_file(path, &buf, &len)) return -1;
+    if (hx_read_input(path, HX_IN_DOC, &buf, &len)) return -1;
     int r = nn_config_parse(c, buf, len, path);
     free(buf);
     return r;
@@ -289,15 +289,15 @@ int nn_config_save(const nn_config *c, const char *path, const char *dtype_name)
     json_object_set_new(o, "head_dim", json_integer(c->head_dim));
     json_object_set_new(o, "hidden_act", json_string("silu"));
     json_object_set_new(o, "max_position_embeddings", json_integer(c->max_pos));
-    json_object_set_new(o, "initializer_range", json_real(c->init_range));
-    json_object_set_new(o, "rms_norm_eps", json_real(c->norm_eps));
-    json_object_set_new(o, "rope_theta", json_real(c->rope_theta));
-    json_object_set_new(o, "rope_parameters", json_pack("{s:f, s:s}", "rope_theta", (double)c->rope_theta,
+    json_object_set_new(o, "initializer_range", hx_json_num(c->init_range));
+    json_object_set_new(o, "rms_norm_eps", hx_json_num(c->norm_eps));
+    json_object_set_new(o, "rope_theta", hx_json_num(c->rope_theta));
+    json_object_set_new(o, "rope_parameters", json_pack("{s:o, s:s}", "rope_theta", hx_json_num(c->rope_theta),
                                                         "rope_type", "default"));
     json_object_set_new(o, "rope_scaling", json_null());
     json_object_set_new(o, "tie_word_embeddings", json_boolean(c->tied));
     json_object_set_new(o, "attention_bias", json_false());
-    json_object_set_new(o, "attention_dropout", json_real(0));
+    json_object_set_new(o, "attention_dropout", hx_json_num(0));
     json_object_set_new(o, "use_cache", json_true());
     json_object_set_new(o, "use_sliding_window", json_false());
     json_object_set_new(o, "sliding_window", json_null());

@@ -201,13 +201,9 @@ out:
 static int kda_layer_cfg(const char *dir, nn_kda_cfg *c)
 {
     char *path = hx_path_join(dir, "README.json");
-    json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
+    json_t *root = hx_read_json(path, 0);
     int rc = -1;
-    if (!root) {
-        error("%s:%d:%d: %s", path, je.line, je.column, je.text);
-        goto out;
-    }
+    if (!root) goto out;
     json_t *cfg = json_object_get(root, "config");
     if (!json_is_object(cfg)) {
         error("%s: no \"config\" object (a kda_layer fixture gives the layer's shape there)", path);

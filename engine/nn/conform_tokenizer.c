@@ -10,10 +10,8 @@
 int nn_conform_tokenizer(const char *dir, const char *tokenizer_json_or_NULL, nn_check *c)
 {
     char *path = hx_path_join(dir, "tokenizer_cases.json");
-    json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
+    json_t *root = hx_read_json(path, 0);
     if (!root) {
-        error("%s:%d:%d: %s", path, je.line, je.column, je.text);
         free(path);
         nn_check_fail(c, "tokenizer_cases.json", hx_last_error());
         return -1;

@@ -462,7 +462,7 @@ int nn_tokenizer_load(nn_tokenizer **out, const char *path)
     char *data;
     size_t len;
     *out = NULL;
-    if (hx_read_file(path, &data, &len)) return -1;
+    if (hx_read_input(path, HX_IN_DOC, &data, &len)) return -1;
     int rc = nn_tokenizer_load_mem(out, data, len, path);
     free(data);
     return rc;

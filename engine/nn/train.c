@@ -214,11 +214,10 @@ int nn_train_update(nn_trainer *tr, double *grad_norm, double *lr_out)
  * without a digest. */
 static json_t *state_list(const char *jp, int resuming)
 {
-    json_error_t jerr;
-    json_t *j = json_load_file(jp, 0, &jerr), *list = NULL;
+    json_t *j = hx_read_json(jp, 0), *list = NULL; /* a regular file within the doc cap (base.h) */
     if (!j) {
-        if (resuming)
-            log_warn("%s:%d: %s (the training state is unreadable; training starts over)", jp, jerr.line, jerr.text);
+        if (resuming) log_warn("%s (the training state is unreadable; training starts over)", hx_last_error());
+        hx_clear_error();
         return NULL;
     }
     if (json_is_array(json_object_get(j, "states"))) list = json_incref(json_object_get(j, "states"));
@@ -410,8 +409,8 @@ double nn_train_log_trim(const char *path, int step)
 static int fit_save(nn_trainer *tr, const nn_fit_cfg *cfg, const nn_fit_stats *win, int win_n)
 {
     json_t *parts = json_array();
-    for (int i = 0; i < 4; i++) json_array_append_new(parts, json_real(win->part[i]));
-    json_t *w = json_pack("{s:i, s:f, s:o}", "n", win_n, "loss", win->loss, "parts", parts);
+    for (int i = 0; i < 4; i++) json_array_append_new(parts, hx_json_num(win->part[i]));
+    json_t *w = json_pack("{s:i, s:o, s:o}", "n", win_n, "loss", hx_json_num(win->loss), "parts", parts);
     if (!w) return error("%s: step %d: the loss window is not finite", cfg->label, tr->step);
     int r = nn_train_save(tr, cfg->ckpt_dir, w);
     json_decref(w);
@@ -480,13 +479,15 @@ int nn_fit(nn_trainer *tr, const nn_fit_cfg *cfg, nn_fit_micro fn, void *arg, nn
         if (tr->step % cfg->log_every == 0 || tr->step == cfg->steps) {
             R.last_loss = win.loss / win_n;
             if (isnan(R.first_loss)) R.first_loss = R.last_loss;
-            if (log) fprintf(log, "{\"step\": %d, \"loss\": %.6f", tr->step, R.last_loss);
+            char nb[3][48]; /* a diverged loss is written as null (hx_json_numf): the line stays JSON */
+            if (log) fprintf(log, "{\"step\": %d, \"loss\": %s", tr->step, hx_json_numf(nb[0], "%.6f", R.last_loss));
             for (int i = 0; i < np; i++) {
                 R.last_part[i] = win.part[i] / win_n;
-                if (log) fprintf(log, ", \"%s\": %.6f", cfg->part_names[i], R.last_part[i]);
+                if (log) fprintf(log, ", \"%s\": %s", cfg->part_names[i], hx_json_numf(nb[0], "%.6f", R.last_part[i]));
             }
             if (log) {
-                fprintf(log, ", \"lr\": %.6g, \"grad_norm\": %.4f, \"tokens\": %lld}\n", lr, gn, tr->tokens);
+                fprintf(log, ", \"lr\": %s, \"grad_norm\": %s, \"tokens\": %lld}\n", hx_json_numf(nb[1], "%.6g", lr),
+                        hx_json_numf(nb[2], "%.4f", gn), tr->tokens);
                 fflush(log);
             }
             memset(&win, 0, sizeof win);

@@ -84,7 +84,7 @@ static int align_run(hx_stage_ctx *c)
         for (int i = 0; i < j.al.n; i++) {
             char k[32];
             snprintf(k, sizeof k, "%d", j.al.layer[i]);
-            json_object_set_new(per, k, json_real(j.al.mse[i]));
+            json_object_set_new(per, k, hx_json_num(j.al.mse[i]));
         }
         json_object_set_new(c->metrics, "mse_per_layer", per);
         json_object_set_new(c->metrics, "aligned_layers", json_integer(j.al.n));

@@ -136,7 +136,7 @@ static int data_run(hx_stage_ctx *c)
         int items = 0;
         for (int t = 0; t < w.n_tasks; t++) items += (int)json_array_size(w.tasks[t].items);
         json_object_set_new(c->metrics, "bench_items", json_integer(items));
-        json_object_set_new(c->metrics, "build_seconds", json_real(w.seconds));
+        json_object_set_new(c->metrics, "build_seconds", hx_json_num(w.seconds));
     }
     if (rc == 0)
         log_info("%s: %d facts, %d corpus words, %zu chat pairs in %.2fs", c->stage_name, w.facts.n,

@@ -139,11 +139,11 @@ int hx_train_finish(hx_stage_ctx *c, hx_train_env *env, const nn_trainer *tr, co
         size_t trainable = 0;
         for (int i = 0; i < m->n_params; i++)
             if (m->params[i].goff != SIZE_MAX) trainable += m->params[i].numel;
-        json_object_set_new(c->metrics, "initial_loss", json_real(res->first_loss));
-        json_object_set_new(c->metrics, "final_loss", json_real(res->last_loss));
+        json_object_set_new(c->metrics, "initial_loss", hx_json_num(res->first_loss));
+        json_object_set_new(c->metrics, "final_loss", hx_json_num(res->last_loss));
         json_object_set_new(c->metrics, "steps", json_integer(tr->step));
         json_object_set_new(c->metrics, "train_tokens", json_integer(tr->tokens));
-        json_object_set_new(c->metrics, "tokens_per_s", json_real(res->tokens_per_s));
+        json_object_set_new(c->metrics, "tokens_per_s", hx_json_num(res->tokens_per_s));
         json_object_set_new(c->metrics, "peak_mem_bytes", json_integer((json_int_t)res->peak_mem));
         json_object_set_new(c->metrics, "params", json_integer((json_int_t)nn_config_n_params(&m->cfg)));
         json_object_set_new(c->metrics, "trainable_params", json_integer((json_int_t)trainable));
@@ -163,8 +163,8 @@ int hx_train_fit_kl_ce(hx_stage_ctx *c, hx_train_env *env, nn_trainer *tr, int s
     fc.part_names[1] = "ce";
     if (nn_fit(tr, &fc, fn, arg, res) || hx_train_finish(c, env, tr, res)) return -1;
     if (c->metrics) {
-        json_object_set_new(c->metrics, "final_kl", json_real(res->last_part[0]));
-        json_object_set_new(c->metrics, "final_ce", json_real(res->last_part[1]));
+        json_object_set_new(c->metrics, "final_kl", hx_json_num(res->last_part[0]));
+        json_object_set_new(c->metrics, "final_ce", hx_json_num(res->last_part[1]));
     }
     return 0;
 }

@@ -286,7 +286,7 @@ static void stage_metrics(hx_stage_ctx *c, json_t *metrics, int n, double t0)
         json_object_set_new(c->metrics, "heldout_ll_acc", json_copy(json_object_get(h, "ll_acc")));
         json_object_set_new(c->metrics, "heldout_gen_acc", json_copy(json_object_get(h, "gen_acc")));
     }
-    json_object_set_new(c->metrics, "items_per_s", json_real(n / (hx_now() - t0 + 1e-9)));
+    json_object_set_new(c->metrics, "items_per_s", hx_json_num(n / (hx_now() - t0 + 1e-9)));
     log_info("stage '%s': ll_acc %.3f gen_acc %.3f gap %+.3f on %lld eval items", c->stage_name,
              json_number_value(json_object_get(metrics, "ll_acc")), json_number_value(json_object_get(metrics, "gen_acc")),
              json_number_value(json_object_get(metrics, "gap")), (long long)json_integer_value(json_object_get(metrics, "n")));
@@ -338,8 +338,8 @@ static int eval_run(hx_stage_ctx *c)
         json_array_append_new(res, ev_grade_outcome(&s.it[i], r.logp + q, r.greedy + q, r.reply[i], o.exact));
     if (!rc && !(metrics = ev_metrics(res, o.reps, o.seed))) rc = -1;
     if (!rc && c->metrics) {
-        json_object_set_new(c->metrics, "score_seconds", json_real(t1 - t0));
-        json_object_set_new(c->metrics, "gen_seconds", json_real(hx_now() - t1));
+        json_object_set_new(c->metrics, "score_seconds", hx_json_num(t1 - t0));
+        json_object_set_new(c->metrics, "gen_seconds", hx_json_num(hx_now() - t1));
     }
     if (!rc) rc = write_outputs(c, &s, &r, res, metrics, &o);
     if (!rc && c->metrics) stage_metrics(c, metrics, s.n, t0);

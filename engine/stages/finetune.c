@@ -90,7 +90,7 @@ static int finetune_run(hx_stage_ctx *c)
         json_object_set_new(c->metrics, "examples", json_integer((json_int_t)j.sd.n_examples));
         json_object_set_new(c->metrics, "truncated", json_integer((json_int_t)j.sd.n_truncated));
         json_object_set_new(c->metrics, "loss_tokens_per_epoch", json_integer(j.sd.n_loss_tokens));
-        json_object_set_new(c->metrics, "epochs", json_real((double)tr.step * tr.accum * tr.ld.B / (double)j.sd.R));
+        json_object_set_new(c->metrics, "epochs", hx_json_num((double)tr.step * tr.accum * tr.ld.B / (double)j.sd.R));
     }
 out:
     nn_distill_release(&j.ds);

@@ -134,10 +134,10 @@ static int pretrain_run(hx_stage_ctx *c)
     r = copy_file(tokp, td);
     free(td);
     if (!r && c->metrics) {
-        json_object_set_new(c->metrics, "final_loss", json_real(res.last_loss));
+        json_object_set_new(c->metrics, "final_loss", hx_json_num(res.last_loss));
         json_object_set_new(c->metrics, "params", json_integer((json_int_t)nn_config_n_params(&cfg)));
         json_object_set_new(c->metrics, "train_tokens", json_integer(tr.tokens));
-        json_object_set_new(c->metrics, "tokens_per_s", json_real(res.tokens_per_s));
+        json_object_set_new(c->metrics, "tokens_per_s", hx_json_num(res.tokens_per_s));
         json_object_set_new(c->metrics, "peak_mem_bytes", json_integer((json_int_t)res.peak_mem));
         json_object_set_new(c->metrics, "corpus_tokens", json_integer((json_int_t)d.n));
     }

@@ -41,8 +41,8 @@ static int measure(const char *tok_path, const char *corpus, json_t *stats, json
         double dt = hx_now() - t0;
         json_object_set_new(stats, "corpus_bytes", json_integer((json_int_t)len));
         json_object_set_new(stats, "corpus_tokens", json_integer((json_int_t)n));
-        json_object_set_new(stats, "bytes_per_token", json_real(n ? (double)len / (double)n : 0.0));
-        if (metrics) json_object_set_new(metrics, "encode_mb_per_s", json_real(dt > 0 ? len / dt / 1e6 : 0.0));
+        json_object_set_new(stats, "bytes_per_token", hx_json_num(n ? (double)len / (double)n : 0.0));
+        if (metrics) json_object_set_new(metrics, "encode_mb_per_s", hx_json_num(dt > 0 ? len / dt / 1e6 : 0.0));
         free(ids);
         free(text);
     }
@@ -80,7 +80,7 @@ static int tokenizer_run(hx_stage_ctx *c)
                 json_object_set_new(stats, "words", json_integer((json_int_t)st.n_words));
                 json_object_set_new(stats, "unique_words", json_integer((json_int_t)st.n_unique));
                 json_object_set_new(stats, "merges", json_integer((json_int_t)st.n_merges));
-                if (c->metrics) json_object_set_new(c->metrics, "train_seconds", json_real(st.seconds));
+                if (c->metrics) json_object_set_new(c->metrics, "train_seconds", hx_json_num(st.seconds));
                 if ((long long)st.vocab_size < vs)
                     log_warn("%s: the corpus supports only %zu ids of the %lld asked (min_frequency %lld)",
                              c->stage_name, st.vocab_size, vs, mf);

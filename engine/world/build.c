@@ -154,9 +154,9 @@ static json_t *params_json(const world_params *p)
     json_object_set_new(o, "mix_chat", json_integer(p->mix_chat));
     json_object_set_new(o, "bench_max", json_integer(p->bench_max));
     json_object_set_new(o, "min_brown_freq", json_integer(p->min_brown_freq));
-    json_object_set_new(o, "frac_instruct", json_real(p->frac_instruct));
-    json_object_set_new(o, "frac_eval", json_real(p->frac_eval));
-    json_object_set_new(o, "frac_heldout", json_real(p->frac_heldout));
+    json_object_set_new(o, "frac_instruct", hx_json_num(p->frac_instruct));
+    json_object_set_new(o, "frac_eval", hx_json_num(p->frac_eval));
+    json_object_set_new(o, "frac_heldout", hx_json_num(p->frac_heldout));
     return o;
 }
 

@@ -34,8 +34,15 @@ static char *tgz_name(const char *name, const char *version)
 
 static int sha512_base64_file(const char *path, char *out, size_t outsz)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return error("cannot open '%s': %s\nhint: run `make deps`", path, strerror(errno));
+    int fd = hx_open_input(path, HX_IN_STREAM, NULL);
+    FILE *f = fd < 0 ? NULL : fdopen(fd, "rb");
+    if (!f) {
+        char *why = xstrdup(fd < 0 ? hx_last_error() : strerror(errno));
+        if (fd >= 0) close(fd);
+        error("%s\nhint: run `make deps`", why);
+        free(why);
+        return -1;
+    }
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     if (!ctx) BUG("EVP_MD_CTX_new");
     EVP_DigestInit_ex(ctx, EVP_sha512(), NULL);

@@ -65,7 +65,7 @@ static const k_ops cpu_ops = {
 
 k_backend *k_cpu_new(int threads)
 {
-    if (threads <= 0) threads = omp_get_num_procs();
+    threads = hx_threads(threads);
     k_backend *b = xcalloc(1, sizeof *b);
     b->op = &cpu_ops;
     b->name = "cpu";
