@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # doc_refs.sh - the project cites only its own files: every docs/NAME.md named anywhere in the tree exists, and
-# nothing points at documents outside the repository (spec/models.md, spec/kda.md, ../shared/...).
+# nothing points at documents outside the repository (spec/models.md, spec/kda.md, ../shared/...); every variable a
+# C or CUDA file reads with getenv is in docs/env.md.
 set -euo pipefail
 : "${TOP:?}"
 cd "$TOP"
@@ -15,4 +16,11 @@ done < <(git grep -ohE 'docs/[A-Za-z0-9_-]+\.md' -- ':!third_party' ':!tests/e2e
 if out=$(git grep -nE 'spec/(models|kda)\.md|shared/(spec|fixtures)|\.\./shared/' -- ':!third_party' ':!tests/e2e/doc_refs.sh'); then
     echo "$out"; fail "citations of documents outside the repository (use docs/design.md, docs/models.md, tests/fixtures/README.md)"
 fi
-echo "ok: doc_refs ($n documents cited, all present)"
+# docs/env.md is the one table of environment variables: every variable a C or CUDA file reads is in it
+m=0
+while read -r var; do
+    m=$((m + 1))
+    grep -q "\`$var\`\|\`$var=" docs/env.md || fail "$(git grep -n "getenv(\"$var\")" | head -n 2) -- reads $var, which docs/env.md does not list"
+done < <(git grep -ohE 'getenv\("[A-Z][A-Z0-9_]*"\)' -- '*.c' '*.h' '*.cu' ':!third_party' | sed -E 's/getenv\("([^"]*)"\)/\1/' | sort -u)
+[ "$m" -ge 10 ] || fail "only $m getenv variables found: is the pattern broken?"
+echo "ok: doc_refs ($n documents cited, all present; $m environment variables, all in docs/env.md)"
