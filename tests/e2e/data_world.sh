@@ -79,11 +79,11 @@ heldout_check "$A" '{"country": 12, "definition": 12, "hypernym": 12, "lexical":
 # the stage's defaults are the tiny sizes of recipes/base/scales.yaml: a data stage that gives no size has the key
 # of data_world.yaml at tiny (every size from scales.tiny.data); `scale` is no parameter of the stage
 printf 'hx: 1\nstages:\n  world: {kind: data}\n' >"$T/bare.yaml"
-key_of() { "$HX" plan "$@" --json | python3 -c "import json,sys; print([i['key'] for i in json.load(sys.stdin) if i['stage'] == 'world'][0])"; }
+key_of() { "$HX" plan "$@" --store "$T/store" --json | python3 -c "import json,sys; print([i['key'] for i in json.load(sys.stdin) if i['stage'] == 'world'][0])"; }
 [ "$(key_of "$T/bare.yaml")" = "$(key_of $R)" ] || fail "the data stage's defaults are not scales.tiny.data"
 [ "$(key_of "$T/bare.yaml")" != "$(key_of $R -S params.scale=small)" ] || fail "small has tiny's key"
 printf 'hx: 1\nstages:\n  world: {kind: data, with: {scale: small}}\n' >"$T/scale.yaml"
-if "$HX" plan "$T/scale.yaml" >"$T/scale.log" 2>&1; then fail "scale: accepted by the data stage"; fi
+if "$HX" plan "$T/scale.yaml" --store "$T/store" >"$T/scale.log" 2>&1; then fail "scale: accepted by the data stage"; fi
 grep -q "scale" "$T/scale.log" || { cat "$T/scale.log"; fail "no message naming the unknown field scale"; }
 
 # a second run is a cache hit

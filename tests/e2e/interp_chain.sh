@@ -20,14 +20,13 @@ grep -q '"status":"ok"' <<<"$last" || fail "status ok"
 grep -q '"event":"stage"' run1.err || fail "--json events on stderr"
 expect_eq "$(executions)" 5 "executions after run 1"
 
-# second run: nothing executes, well under a second
+# second run: nothing executes (its wall time is printed, not asserted: tests never time; hx bench does)
 t0=$(date +%s.%N)
 out=$("$HX_TEST" run chain.yaml --json 2>/dev/null)
 dt=$(echo "$(date +%s.%N) - $t0" | bc)
 expect_eq "$(count cached "$out")" 5 "no-op re-run cached"
 expect_eq "$(executions)" 5 "executions after no-op run"
 echo "no-op re-run: ${dt}s"
-[ "$(echo "$dt < 1.0" | bc)" = 1 ] || fail "no-op re-run took ${dt}s"
 "$HX_TEST" plan chain.yaml | grep -q "5 instances (3 arms): 5 cached, 0 to run" || fail "plan after run"
 
 # changing one parameter re-executes exactly that stage and its dependents
