@@ -6,6 +6,7 @@
 
 #include "engine/stages/stage.h"
 #include "engine/nn/engine.h"
+#include "engine/nn/hfdir.h"
 #include "engine/nn/model.h"
 #include "engine/nn/tokenizer.h"
 #include "engine/nn/train.h"
@@ -52,16 +53,6 @@ static k_backend *stage_backend(hx_stage_ctx *c, int *own)
     return c->engine ? nn_engine_backend(c->engine) : k_backend_new(c->device ? c->device : "cpu", c->threads);
 }
 
-static int copy_file(const char *src, const char *dst)
-{
-    char *buf;
-    size_t len;
-    if (hx_read_file(src, &buf, &len)) return -1;
-    int r = hx_write_file_atomic(dst, buf, len);
-    free(buf);
-    return r;
-}
-
 static int pretrain_load(hx_stage_ctx *c)
 {
     const char *path = hx_with_str(c, "path");
@@ -78,10 +69,9 @@ static int pretrain_load(hx_stage_ctx *c)
         nn_model_free(m);
     }
     if (own) k_backend_free(be);
-    char *ts = hx_path_join(path, "tokenizer.json"), *td = hx_path_join(c->out_dir, "tokenizer.json");
-    if (!r && hx_file_exists(ts)) r = copy_file(ts, td);
+    char *ts = hx_path_join(path, "tokenizer.json");
+    if (!r && hx_file_exists(ts)) r = nn_hfdir_add_tokenizer(c->out_dir, ts);
     free(ts);
-    free(td);
     return r;
 }
 
@@ -180,9 +170,7 @@ static int pretrain_run(hx_stage_ctx *c)
     log = NULL;
     if (nn_model_save(m, c->out_dir, !strcmp(hx_with_str(c, "dtype"), "bfloat16") ? ST_BF16 : ST_F32, (size_t)5 << 30))
         goto out;
-    char *td = hx_path_join(c->out_dir, "tokenizer.json");
-    r = copy_file(tokp, td);
-    free(td);
+    r = nn_hfdir_add_tokenizer(c->out_dir, tokp);
     if (!r && c->metrics) {
         double tps = dt > 0 ? (double)(tr.step - start_step) * accum * B * T / dt : 0;
         json_object_set_new(c->metrics, "final_loss", json_real(last_loss));
