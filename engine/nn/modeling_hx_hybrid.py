@@ -64,6 +64,7 @@ class HxHybridConfig(_ConfigBase):
         self.initializer_range = initializer_range
         kwargs.pop("tie_word_embeddings", None)
         super().__init__(tie_word_embeddings=tie_word_embeddings, **kwargs)
+        self.tie_word_embeddings = tie_word_embeddings
         if len(self.layer_types) != self.num_hidden_layers:
             raise ValueError(f"layer_types has {len(self.layer_types)} entries, num_hidden_layers is "
                              f"{self.num_hidden_layers}")

@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+# hf_hybrid_make.py - writes the input of hf_hybrid_check.py: an hx-written Hybrid-KDA checkpoint and what hx computes
+# with it (CPU), so that the GPU machine needs no hx. Runs here, with hx only:
+#   python3 tests/reference/hf_hybrid_make.py MODEL_DIR [--hx build/hx]
+# MODEL_DIR: a hybrid checkpoint directory hx wrote (e.g. the completion_only finetune of tests/e2e/distill_chain.sh,
+# kept with KEEP=1). Copies its Hugging Face files to tests/reference/hf_hybrid_model/ and writes
+# tests/reference/hf_hybrid_model.hx.json: `hx tokenize` ids, `hx score` results, `hx generate` completions, and the
+# token ids of the fixture's inputs (rows longer than one 64-token KDA chunk).
+import argparse
+import json
+import os
+import shutil
+import subprocess
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FILES = ["config.json", "model.safetensors", "modeling_hx_hybrid.py", "tokenizer.json", "tokenizer_config.json",
+         "generation_config.json"]
+PARA = ("The General Assembly, which adjourns today, has performed in an atmosphere of crisis and struggle from the day "
+        "it convened. It was faced immediately with a showdown on the schools, an issue which was met squarely in "
+        "conjunction with the governor with a decision not to risk abandoning public education. Jerusalem serves as "
+        "the capital city of Israel. A thoroughfare is one type of road. The word disciple means the same as adherent.")
+MCQ = ("Name the capital city of Indonesia.\nA. Abu Dhabi\nB. Managua\nC. T\u00f3rshavn\nD. Jakarta\n"
+       "Answer with the letter of the correct option.")
+TOKENIZE = ["Jerusalem serves as the capital city of Israel.", MCQ, "<|im_start|>user\nhi<|im_end|>\n",
+            "T\u00f3rshavn \u2014 na\u00efve caf\u00e9s, 3.14159 and   spaces\ttabs"]
+SCORE = [
+    {"context": "Jerusalem serves as the capital city of", "continuation": " Israel.", "chat": False},
+    {"context": "Another word for attire is", "continuation": " garb.", "chat": False},
+    {"context": PARA, "continuation": " Broadly speaking, a saga is an adventure story.", "chat": False},
+    {"context": MCQ, "continuation": "D", "chat": True},
+]
+GENERATE = [
+    {"prompt": "The General Assembly, which adjourns today,", "max_new": 24, "chat": False},
+    {"prompt": PARA, "max_new": 16, "chat": False},
+    {"prompt": MCQ, "max_new": 8, "chat": True},
+]
+
+
+def hx(args, binary):
+    return subprocess.run([binary] + args, check=True, capture_output=True, text=True).stdout
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model_dir")
+    ap.add_argument("--hx", default=os.path.join(HERE, "..", "..", "build", "hx"))
+    a = ap.parse_args()
+    dst = os.path.join(HERE, "hf_hybrid_model")
+    os.makedirs(dst, exist_ok=True)
+    for f in FILES:
+        shutil.copy(os.path.join(a.model_dir, f), os.path.join(dst, f))
+    ids = lambda text: [int(x) for x in hx(["tokenize", "--tokenizer", dst, text], a.hx).split()]
+    out = {"generator": "tests/reference/hf_hybrid_make.py", "tokenize": [{"text": t, "ids": ids(t)} for t in TOKENIZE]}
+    out["score"] = []
+    for s in SCORE:
+        line = hx(["score", dst, "-c", s["context"], "-x", s["continuation"]] + (["--chat"] if s["chat"] else []), a.hx)
+        r = json.loads(line.strip().splitlines()[0])
+        out["score"].append(dict(s, logp=r["logp"], greedy=bool(r["greedy"]), n_tokens=r["n_tokens"]))
+    out["generate"] = []
+    for g in GENERATE:
+        line = hx(["generate", dst, "-p", g["prompt"], "--max-new", str(g["max_new"]), "--json"] +
+                  (["--chat"] if g["chat"] else []), a.hx)
+        out["generate"].append(dict(g, completion=json.loads(line.strip().splitlines()[0])["completion"]))
+    para = ids(PARA)
+    assert len(para) > 2 * 64 + 8, len(para)  # rows that cross KDA chunk boundaries
+    out["fixture"] = {"input_ids": [para[:100], para[8:108]], "prompt": para[:70]}
+    with open(os.path.join(HERE, "hf_hybrid_model.hx.json"), "w") as f:
+        json.dump(out, f, indent=1, ensure_ascii=False)
+    print("wrote", dst, "and hf_hybrid_model.hx.json")
+
+
+if __name__ == "__main__":
+    main()
