@@ -6,6 +6,7 @@
 
 #include "base/base.h"
 #include "engine/hx/commands.h"
+#include "engine/hx/recipe.h"
 
 /* Sorted by name; usage text and `hx help` come from here. */
 static const hx_cmd commands[] = {
@@ -19,8 +20,8 @@ static const hx_cmd commands[] = {
      "store entries (a run's, or keys with their inputs' manifests) and run records as one archive"},
     {"gc", cmd_gc, "[--keep N] [--dry-run] [--store DIR] [--json]",
      "remove run records beyond the newest N and store entries no kept run references"},
-    {"generate", cmd_generate, "DIR [-p PROMPT]... [--file F] [--max-new N] [--stop S]... [--chat]",
-     "greedy completions of prompts with a checkpoint"},
+    {"generate", cmd_generate, "MODEL [-p PROMPT]... [--file F] [--max-new N] [--stop S]... [--chat] [--store DIR]",
+     "greedy completions of prompts with a checkpoint (a directory or RUN:STAGE[axis=value])"},
     {"help", cmd_help, "[COMMAND]", "show usage of hx or of one command"},
     {"import", cmd_import, "FILE.tar.zst [--dry-run] [--store DIR] [--json]",
      "verify an export's digests and add its entries and run records to the store"},
@@ -32,7 +33,7 @@ static const hx_cmd commands[] = {
      "RECIPE [-S k=v]... [--device auto|cpu|cuda[:N]] [--jobs N] [--threads N] [--recompute] [--store DIR] [--verify] [--strict] [--json]",
      "execute a recipe: every stage instance not already in the store, at most once"},
     {"runs", cmd_runs, "[--store DIR] [--json]", "list run records, newest first"},
-    {"score", cmd_score, "DIR (-c CONTEXT -x CONTINUATION)... [--file F.jsonl] [--chat]",
+    {"score", cmd_score, "MODEL (-c CONTEXT -x CONTINUATION)... [--file F.jsonl] [--chat] [--store DIR]",
      "log-likelihood of continuations given contexts"},
     {"show", cmd_show, "RUN|latest|KEY [--store DIR]", "print a run record or a store entry's manifest"},
     {"tokenize", cmd_tokenize, "[--tokenizer FILE|DIR] [--ids|--tokens] [--decode] [TEXT|-]",
@@ -44,6 +45,18 @@ static const hx_cmd commands[] = {
 };
 
 const hx_cmd *hx_cmd_table(void) { return commands; }
+
+/* "hx: 'NAME' is not an hx command (did you mean 'X'?). See 'hx help'." on stderr; returns the usage status. */
+static int unknown_command(const char *name)
+{
+    const char *names[64];
+    size_t n = 0;
+    for (const hx_cmd *c = commands; c->name && n < 64; c++) names[n++] = c->name;
+    const char *s = hx_suggest(name, names, n);
+    fprintf(stderr, "hx: '%s' is not an hx command%s%s%s. See 'hx help'.\n", name, s ? " (did you mean '" : "",
+            s ? s : "", s ? "'?)" : "");
+    return HX_EXIT_USAGE;
+}
 
 const hx_cmd *hx_cmd_find(const char *name)
 {
@@ -61,10 +74,7 @@ int cmd_help(int argc, char **argv)
 {
     if (argc > 1) {
         const hx_cmd *c = hx_cmd_find(argv[1]);
-        if (!c) {
-            fprintf(stderr, "hx: '%s' is not an hx command\n", argv[1]);
-            return HX_EXIT_USAGE;
-        }
+        if (!c) return unknown_command(argv[1]);
         hx_print_usage_for(c);
         return 0;
     }
@@ -122,10 +132,7 @@ int main(int argc, char **argv)
     if (!strcmp(name, "--version")) name = "version";
     omp_wait_default(name, argv);
     const hx_cmd *c = hx_cmd_find(name);
-    if (!c) {
-        fprintf(stderr, "hx: '%s' is not an hx command. See 'hx help'.\n", name);
-        return HX_EXIT_USAGE;
-    }
+    if (!c) return unknown_command(name);
     if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
         hx_print_usage_for(c);
         return 0;
