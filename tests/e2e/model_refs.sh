@@ -14,7 +14,7 @@ S="--store $T/s"
 "$HX" run tests/e2e/recipes/model_refs.yaml $S >"$T/run.log" 2>&1 || { cat "$T/run.log"; fail "hx run"; }
 key_of() { python3 -c "import json,sys; r=json.load(open('$T/s/runs/latest/run.json')); print([s['key'] for s in r['stages'] if s['stage']=='$1' and all(str(s['axes'].get(k))==v for k,v in (a.split('=') for a in sys.argv[1:]))][0])" "${@:2}"; }
 run_id=$(python3 -c "import json; print(json.load(open('$T/s/runs/latest/run.json'))['run_id'])")
-k2=$(key_of model seed=2); kb=$(key_of base)
+k2=$(key_of model seed=2)
 d2=$T/s/store/${k2:0:2}/$k2
 
 # a checkpoint hx writes is a complete Hugging Face directory; the weights are the source's, byte for byte
@@ -79,6 +79,20 @@ replies = [json.loads(l)["completion"] for l in open(sys.argv[2])]
 want = "== prompt 1 ==\nName a city.\n== reply 1 ==\n%s\n\n== prompt 2 ==\nName a road.\n== reply 2 ==\n%s\n" % tuple(replies)
 assert text == want, (text, want)
 PY
+
+# hx show RUN: a readable summary (stages, states, times, metrics); --json the record; RUN:STAGE[...] the manifest
+"$HX" show latest $S >"$T/show" || fail "hx show latest"
+grep -q "^run $run_id: model_refs, ok in " "$T/show" || { cat "$T/show"; fail "show: header"; }
+grep -q "^  stages   4 instances: 4 executed" "$T/show" || { cat "$T/show"; fail "show: state counts"; }
+grep -qE "^tok +executed +[0-9.]+s +[0-9a-f]{12} +vocab_size=512$" "$T/show" || { cat "$T/show"; fail "show: tok line"; }
+grep -qE "^model +seed=2 +executed +[0-9.]+s +${k2:0:12}" "$T/show" || { cat "$T/show"; fail "show: model[seed=2] line"; }
+"$HX" run tests/e2e/recipes/model_refs.yaml $S >/dev/null 2>&1 || fail "second run"
+"$HX" show latest $S | grep -q "^  stages   4 instances: 4 cached" || fail "show: a cached run"
+"$HX" show "$run_id" --json $S | python3 -c "import json,sys; r=json.load(sys.stdin); assert r['run_id']=='$run_id' and len(r['stages'])==4" \
+    || fail "show --json is the record"
+"$HX" show 'latest:model[seed=2]' $S | python3 -c "import json,sys; m=json.load(sys.stdin); assert m['key']=='$k2', m['key']" \
+    || fail "show RUN:STAGE[axis=value] is the manifest"
+err "has 2 instances" show latest:model $S
 
 # an unknown command gets a suggestion
 err "'genrate' is not an hx command (did you mean 'generate'?)" genrate
