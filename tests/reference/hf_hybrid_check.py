@@ -2,22 +2,27 @@
 # hf_hybrid_check.py - on the GPU machine: loads an hx-written Hybrid-KDA checkpoint with transformers
 # (AutoModelForCausalLM, trust_remote_code) and checks it computes what hx computed; writes a `hybrid` fixture.
 #
-#   python3 tests/reference/hf_hybrid_check.py [OUTDIR]        (default $OUT/hf_hybrid_transformers)
+#   python3 tests/reference/hf_hybrid_check.py [OUTDIR]        (default $OUT)
 #
 # Input (committed, written by hx: tests/reference/hf_hybrid_make.sh):
 #   tests/reference/hf_hybrid_model/          config.json (auto_map), model.safetensors, modeling_hx_hybrid.py,
 #                                             tokenizer.json, tokenizer_config.json, generation_config.json
 #   tests/reference/hf_hybrid_model.hx.json   what hx computed on the CPU: `hx tokenize` ids, `hx score` log-probs
 #                                             and greedy flags, `hx generate` completions (plain and --chat)
+#   tests/reference/hf_hybrid_{gdn,silu}/     tests/fixtures/hybrid_mixed (kda, attention, gdn, kda) and
+#                                             hybrid_all_kda_silu (silu convs) as hx writes them (no tokenizer)
 # Checks, for CPU float32, CUDA float32 and CUDA bfloat16 (when a GPU is there):
 #   the tokenizer (AutoTokenizer) encodes as hx does; the chat template renders what hx's --chat feeds the model;
 #   score log-probs equal hx's (float32: 1e-3 absolute + 1e-4 relative; bfloat16: 0.05 relative + 0.1) and the greedy
 #   flags are equal (float32); model.generate() (greedy, the checkpoint's generation_config) gives hx's completions
-#   token for token (float32), and its tokens equal a plain argmax loop over the model's logits.
-# Output OUTDIR: README.json (kind hybrid), config.json, model.safetensors (copied), expected.safetensors (input_ids,
-# logits of transformers on the CPU in float32, generate.prompt, generate.output: 12 greedy tokens, no eos stop) --
-# a fixture `hx conform` checks (copy it to tests/fixtures/hf_hybrid_transformers/) -- and results.json, every
-# number measured. Exit status 1 if any check failed (the outputs are still written).
+#   token for token (float32), and its tokens equal a plain argmax loop over the model's logits; logits on CUDA equal
+#   the CPU's (float32: 1e-4 of the largest, bfloat16: 3e-2). For gdn and silu: logits equal the fixture's float64
+#   reference (1e-4 relative to the largest; CUDA bf16 3e-2) and 12 greedy tokens its generate.output.
+# Output in OUTDIR: hf_hybrid_transformers{,_gdn,_silu}/, each README.json (kind hybrid), config.json,
+# model.safetensors (copied), expected.safetensors (input_ids, logits of transformers on the CPU in float32,
+# generate.prompt, generate.output: 12 greedy tokens, no eos stop) -- fixtures `hx conform` checks: copy them to
+# tests/fixtures/ -- and results.json (in OUTDIR), every number measured. Exit status 1 if any check failed (the
+# outputs are still written).
 import json
 import os
 import shutil
@@ -32,12 +37,13 @@ os.environ["HF_MODULES_CACHE"] = tempfile.mkdtemp(prefix="hf_modules_")  # remot
 
 import torch
 import transformers
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODEL = os.path.join(HERE, "hf_hybrid_model")
 HX = os.path.join(HERE, "hf_hybrid_model.hx.json")
+EXTRA = {"gdn": "hybrid_mixed", "silu": "hybrid_all_kda_silu"}  # tests/reference/hf_hybrid_<name>: its fixture
 GEN_NEW = 12  # the fixture's greedy tokens (hybrid fixtures' convention)
 
 results = {"transformers": transformers.__version__, "torch": torch.__version__, "checks": [], "failed": 0}
@@ -85,9 +91,17 @@ def argmax_loop(model, ids, n):
     return seq
 
 
+def rel_err(a, b):
+    return ((a.float().cpu() - b.float().cpu()).abs().max() / b.float().abs().max()).item()
+
+
+def load(path, dev, dtype):
+    return AutoModelForCausalLM.from_pretrained(path, trust_remote_code=True, dtype=dtype).to(dev).eval()
+
+
 def run_device(tok, hx, dev, dtype, label, fixture):
     t0 = time.time()
-    model = AutoModelForCausalLM.from_pretrained(MODEL, trust_remote_code=True, dtype=dtype).to(dev).eval()
+    model = load(MODEL, dev, dtype)
     results.setdefault("load_s", {})[label] = round(time.time() - t0, 2)
     mod = sys.modules.get(type(model).__module__)
     results.setdefault("fla_used", {})[label] = bool(getattr(mod, "_fla_chunk_kda", None)) and dev == "cuda"
@@ -116,19 +130,70 @@ def run_device(tok, hx, dev, dtype, label, fixture):
         if exact:
             check("%s generate[%d] text" % (label, i), hf_text == g["completion"], hx=g["completion"], hf=hf_text,
                   chat=bool(g.get("chat")))
-    if fixture is not None:
-        ids = torch.tensor(hx["fixture"]["input_ids"], device=dev)
-        with torch.no_grad():
-            fixture["logits"] = model(input_ids=ids).logits.float().cpu()
+    ids = torch.tensor(hx["fixture"]["input_ids"], device=dev)
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits.float().cpu()
+    if "logits" in fixture:  # a GPU run: against the CPU's float32 logits
+        err = rel_err(logits, fixture["logits"])
+        check("%s logits vs cpu-f32" % label, err <= (1e-4 if exact else 3e-2), rel_err=err)
+    else:
         prompt = torch.tensor([hx["fixture"]["prompt"]], device=dev)
-        fixture["input_ids"] = ids.cpu().to(torch.int32)
-        fixture["generate.prompt"] = prompt.cpu().to(torch.int32)
-        fixture["generate.output"] = argmax_loop(model, prompt, GEN_NEW).cpu().to(torch.int32)
+        fixture.update({"logits": logits, "input_ids": ids.cpu().to(torch.int32),
+                        "generate.prompt": prompt.cpu().to(torch.int32),
+                        "generate.output": argmax_loop(model, prompt, GEN_NEW).cpu().to(torch.int32)})
     return model
 
 
+def write_fixture(out, name, model_dir, tensors, what):
+    d = os.path.join(out, name)
+    os.makedirs(d, exist_ok=True)
+    for f in ("config.json", "model.safetensors"):
+        shutil.copy(os.path.join(model_dir, f), os.path.join(d, f))
+    save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(d, "expected.safetensors"))
+    with open(os.path.join(d, "README.json"), "w") as f:
+        json.dump({"kind": "hybrid", "what": what, "generate": "greedy, 12 new tokens (argmax over the full sequence "
+                   "each step, no eos stop)", "generator": "tests/reference/hf_hybrid_check.py",
+                   "transformers": transformers.__version__, "torch": torch.__version__}, f, indent=1)
+
+
+def run_extra(out, name, fx, runs):
+    """A fixture model as hx writes it, through transformers: logits and greedy tokens against the fixture's float64
+    reference; writes hf_hybrid_transformers_<name>."""
+    mdir = os.path.join(HERE, "hf_hybrid_" + name)
+    ex = load_file(os.path.join(os.path.dirname(HERE), "fixtures", fx, "expected.safetensors"))
+    tensors = {}
+    for dev, dtype, label in runs:
+        model = load(mdir, dev, dtype)
+        ids = ex["input_ids"].long().to(dev)
+        with torch.no_grad():
+            logits = model(input_ids=ids).logits.float().cpu()
+        err = rel_err(logits, ex["logits"])
+        exact = dtype == torch.float32
+        check("%s %s logits vs float64 reference" % (name, label), err <= (1e-4 if exact else 3e-2), rel_err=err)
+        prompt = ex["generate.prompt"].long().to(dev)
+        seq = argmax_loop(model, prompt, GEN_NEW).cpu()
+        if exact:
+            check("%s %s greedy tokens" % (name, label), torch.equal(seq.int(), ex["generate.output"]),
+                  hf=seq[0].tolist(), want=ex["generate.output"][0].tolist())
+        with torch.no_grad():
+            gen = model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=GEN_NEW,
+                                 do_sample=False)[0, prompt.shape[1]:].tolist()
+        loop = seq[0, prompt.shape[1]:].tolist()
+        eos = model.generation_config.eos_token_id
+        eos = eos if isinstance(eos, list) else [eos]
+        stop = next((i + 1 for i, t in enumerate(loop) if t in eos), len(loop))
+        check("%s %s generate() == argmax loop up to eos" % (name, label), gen == loop[:stop], generate=gen, loop=loop)
+        if label == "cpu-f32":
+            tensors = {"input_ids": ex["input_ids"], "logits": logits, "generate.prompt": ex["generate.prompt"],
+                       "generate.output": seq.to(torch.int32)}
+    if tensors:
+        write_fixture(out, "hf_hybrid_transformers_" + name, mdir, tensors,
+                      "tests/fixtures/%s as hx writes it (tests/reference/hf_hybrid_%s), run by transformers with its "
+                      "remote code, CPU float32" % (fx, name))
+
+
 def main():
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.environ.get("OUT", "."), "hf_hybrid_transformers")
+    out = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("OUT", ".")
     os.makedirs(out, exist_ok=True)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -152,21 +217,16 @@ def main():
     if torch.cuda.is_available():
         runs += [("cuda", torch.float32, "cuda-f32"), ("cuda", torch.bfloat16, "cuda-bf16")]
     for dev, dtype, label in runs:
-        if tok is None:
+        if tok is None or (label != "cpu-f32" and "logits" not in fixture):
             break
-        guarded("%s run" % label, lambda: run_device(tok, hx, dev, dtype, label, fixture if label == "cpu-f32" else None))
+        guarded("%s run" % label, lambda: run_device(tok, hx, dev, dtype, label, fixture))
     if "logits" in fixture:
-        for f in ("config.json", "model.safetensors"):
-            shutil.copy(os.path.join(MODEL, f), os.path.join(out, f))
-        save_file({k: v.contiguous() for k, v in fixture.items()}, os.path.join(out, "expected.safetensors"))
-        with open(os.path.join(out, "README.json"), "w") as f:
-            json.dump({"kind": "hybrid",
-                       "what": "an hx-written Hybrid-KDA checkpoint (tests/reference/hf_hybrid_model) run by transformers "
-                               "with its remote code (modeling_hx_hybrid.py), CPU float32: logits of input_ids and 12 "
-                               "greedy tokens (no eos stop) after generate.prompt",
-                       "generate": "greedy, 12 new tokens (argmax over the full sequence each step)",
-                       "generator": "tests/reference/hf_hybrid_check.py",
-                       "transformers": transformers.__version__, "torch": torch.__version__}, f, indent=1)
+        write_fixture(out, "hf_hybrid_transformers", MODEL, fixture,
+                      "an hx-written Hybrid-KDA checkpoint (tests/reference/hf_hybrid_model: attention, kda, kda, "
+                      "trained by tests/e2e/distill_chain.sh) run by transformers with its remote code "
+                      "(modeling_hx_hybrid.py), CPU float32")
+    for name, fx in EXTRA.items():
+        guarded("%s run" % name, lambda: run_extra(out, name, fx, runs))
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
     print("%d checks, %d failed; wrote %s" % (len(results["checks"]), results["failed"], out))

@@ -2,15 +2,19 @@
 # hf_hybrid_make.py - writes the input of hf_hybrid_check.py: an hx-written Hybrid-KDA checkpoint and what hx computes
 # with it (CPU), so that the GPU machine needs no hx. Runs here, with hx only:
 #   python3 tests/reference/hf_hybrid_make.py MODEL_DIR [--hx build/hx]
-# MODEL_DIR: a hybrid checkpoint directory hx wrote (e.g. the completion_only finetune of tests/e2e/distill_chain.sh,
-# kept with KEEP=1). Copies its Hugging Face files to tests/reference/hf_hybrid_model/ and writes
+# MODEL_DIR: a hybrid checkpoint directory with a tokenizer (e.g. the completion_only finetune of
+# tests/e2e/distill_chain.sh, kept with KEEP=1). This hx loads and saves it (a pretrain stage with source: load) into
+# tests/reference/hf_hybrid_model/ and writes
 # tests/reference/hf_hybrid_model.hx.json: `hx tokenize` ids, `hx score` results, `hx generate` completions, and the
-# token ids of the fixture's inputs (rows longer than one 64-token KDA chunk).
+# token ids of the fixture's inputs (rows longer than one 64-token KDA chunk). Also writes the hybrid fixtures with a
+# gdn layer and with silu convs (tests/fixtures/hybrid_mixed, hybrid_all_kda_silu) as hx writes them (loaded and
+# saved by a pretrain stage with source: load) into tests/reference/hf_hybrid_{gdn,silu}/.
 import argparse
 import json
 import os
 import shutil
 import subprocess
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FILES = ["config.json", "model.safetensors", "modeling_hx_hybrid.py", "tokenizer.json", "tokenizer_config.json",
@@ -29,6 +33,7 @@ SCORE = [
     {"context": PARA, "continuation": " Broadly speaking, a saga is an adventure story.", "chat": False},
     {"context": MCQ, "continuation": "D", "chat": True},
 ]
+EXTRA = {"hf_hybrid_gdn": "hybrid_mixed", "hf_hybrid_silu": "hybrid_all_kda_silu"}  # written dir: fixture
 GENERATE = [
     {"prompt": "The General Assembly, which adjourns today,", "max_new": 24, "chat": False},
     {"prompt": PARA, "max_new": 16, "chat": False},
@@ -40,15 +45,38 @@ def hx(args, binary):
     return subprocess.run([binary] + args, check=True, capture_output=True, text=True).stdout
 
 
+def save_with_hx(models, binary):
+    """{name: source dir}: each loaded and saved by this hx (one `hx run` of pretrain stages with source: load) into
+    tests/reference/<name>/ (its Hugging Face files; a source without tokenizer.json gives none)."""
+    tmp = tempfile.mkdtemp(prefix="hf_hybrid_make_")
+    recipe = os.path.join(tmp, "r.yaml")
+    with open(recipe, "w") as f:
+        f.write("hx: 1\nname: hf_hybrid_make\nstages:\n")
+        for name, src in models.items():
+            f.write("  %s: {kind: pretrain, with: {source: load, path: %s}}\n" % (name, json.dumps(os.path.abspath(src))))
+    store = os.path.join(tmp, "s")
+    hx(["run", recipe, "--store", store], binary)
+    run = json.load(open(os.path.join(store, "runs", "latest", "run.json")))
+    for st in run["stages"]:
+        src, dst = os.path.join(store, "store", st["key"][:2], st["key"]), os.path.join(HERE, st["stage"])
+        shutil.rmtree(dst, ignore_errors=True)
+        os.makedirs(dst)
+        for f in FILES:
+            if os.path.exists(os.path.join(src, f)):
+                shutil.copy(os.path.join(src, f), os.path.join(dst, f))
+    shutil.rmtree(tmp)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("model_dir")
     ap.add_argument("--hx", default=os.path.join(HERE, "..", "..", "build", "hx"))
     a = ap.parse_args()
+    top = os.path.dirname(os.path.dirname(HERE))
+    models = {"hf_hybrid_model": a.model_dir}
+    models.update({name: os.path.join(top, "tests", "fixtures", fx) for name, fx in EXTRA.items()})
+    save_with_hx(models, a.hx)
     dst = os.path.join(HERE, "hf_hybrid_model")
-    os.makedirs(dst, exist_ok=True)
-    for f in FILES:
-        shutil.copy(os.path.join(a.model_dir, f), os.path.join(dst, f))
     ids = lambda text: [int(x) for x in hx(["tokenize", "--tokenizer", dst, text], a.hx).split()]
     out = {"generator": "tests/reference/hf_hybrid_make.py", "tokenize": [{"text": t, "ids": ids(t)} for t in TOKENIZE]}
     out["score"] = []
@@ -66,7 +94,7 @@ def main():
     out["fixture"] = {"input_ids": [para[:100], para[8:108]], "prompt": para[:70]}
     with open(os.path.join(HERE, "hf_hybrid_model.hx.json"), "w") as f:
         json.dump(out, f, indent=1, ensure_ascii=False)
-    print("wrote", dst, "and hf_hybrid_model.hx.json")
+    print("wrote", dst, "hf_hybrid_model.hx.json and", ", ".join(EXTRA))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 /* test_hfdir.c - checkpoint directories are complete Hugging Face ones (engine/nn/hfdir.c): the files, their fields,
- * the embedded remote code equal to engine/nn/modeling_hx_hybrid.py, weights unchanged, errors. */
+ * the embedded remote code equal to engine/nn/modeling_hx_hybrid.py, weights unchanged, the committed directories of
+ * tests/reference/hf_hybrid_check.py still what hx writes, errors. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -142,6 +143,36 @@ static nn_model *load_fixture(k_backend *be)
     return m;
 }
 
+/* The fixture models that tests/reference/hf_hybrid_check.py also runs through transformers (a gdn layer; silu
+ * convs): what hx writes for them is the committed tests/reference/hf_hybrid_{gdn,silu}, byte for byte. */
+static void test_reference_dirs(void **state)
+{
+    (void)state;
+    const char *pairs[][2] = {{"tests/fixtures/hybrid_mixed", "tests/reference/hf_hybrid_gdn"},
+                              {"tests/fixtures/hybrid_all_kda_silu", "tests/reference/hf_hybrid_silu"}};
+    const char *files[] = {"config.json", "model.safetensors", "modeling_hx_hybrid.py", "generation_config.json"};
+    k_backend *be = k_backend_new("cpu", 1);
+    for (int i = 0; i < 2; i++) {
+        char *src = top_path(pairs[i][0]), *ref = top_path(pairs[i][1]);
+        nn_model *m;
+        if (nn_model_load(&m, src, be)) fail_msg("%s", hx_last_error());
+        char tmpl[] = "/tmp/hx-hfdir-XXXXXX";
+        assert_non_null(mkdtemp(tmpl));
+        if (nn_model_save(m, tmpl, ST_F32, 0)) fail_msg("%s", hx_last_error());
+        for (size_t f = 0; f < sizeof files / sizeof *files; f++) {
+            char *a = hx_path_join(tmpl, files[f]), *b = hx_path_join(ref, files[f]);
+            if (!same_file(a, b)) fail_msg("%s differs from %s", a, b);
+            free(a);
+            free(b);
+        }
+        hx_rm_rf(tmpl);
+        nn_model_free(m);
+        free(src);
+        free(ref);
+    }
+    k_backend_free(be);
+}
+
 /* A Qwen3 checkpoint: no remote code and no auto_map (transformers knows qwen3); shards keep the other files. */
 static void test_qwen3_sharded_dir(void **state)
 {
@@ -199,6 +230,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hybrid_dir),
+        cmocka_unit_test(test_reference_dirs),
         cmocka_unit_test(test_qwen3_sharded_dir),
         cmocka_unit_test(test_errors),
     };
