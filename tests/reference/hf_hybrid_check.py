@@ -99,6 +99,22 @@ def load(path, dev, dtype):
     return AutoModelForCausalLM.from_pretrained(path, trust_remote_code=True, dtype=dtype).to(dev).eval()
 
 
+def config_round_trip(cfg, out):
+    """save_pretrained writes hx's form of config.json back (hx's mixers as layer_types): hx reads what transformers
+    saves. The saved file goes to OUT/hf_hybrid_saved_config.json."""
+    with open(os.path.join(MODEL, "config.json")) as f:
+        orig = json.load(f)
+    tmp = tempfile.mkdtemp(prefix="hf_hybrid_save_")
+    cfg.save_pretrained(tmp)
+    with open(os.path.join(tmp, "config.json")) as f:
+        saved = json.load(f)
+    shutil.copy(os.path.join(tmp, "config.json"), os.path.join(out, "hf_hybrid_saved_config.json"))
+    same = {k: (saved.get(k), orig.get(k)) for k in ("model_type", "layer_types", "linear_attn", "num_hidden_layers",
+                                                     "head_dim", "vocab_size", "tie_word_embeddings")}
+    ok = all(a == b for a, b in same.values()) and "hx_layer_types" not in saved
+    check("save_pretrained config.json is hx's", ok, fields=same)
+
+
 def run_device(tok, hx, dev, dtype, label, fixture):
     t0 = time.time()
     model = load(MODEL, dev, dtype)
@@ -204,6 +220,7 @@ def main():
     if cfg is not None:
         check("AutoConfig class", type(cfg).__name__ == "HxHybridConfig", cls=type(cfg).__name__,
               layer_types=cfg.layer_types)
+        guarded("config round trip", lambda: config_round_trip(cfg, out))
     tok = guarded("AutoTokenizer", lambda: AutoTokenizer.from_pretrained(MODEL, trust_remote_code=True))
     if tok is not None:
         results["tokenizer_class"] = type(tok).__name__

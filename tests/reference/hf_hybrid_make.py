@@ -19,8 +19,8 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 FILES = ["config.json", "model.safetensors", "modeling_hx_hybrid.py", "tokenizer.json", "tokenizer_config.json",
          "generation_config.json"]
-PARA = ("The General Assembly, which adjourns today, has performed in an atmosphere of crisis and struggle from the day "
-        "it convened. It was faced immediately with a showdown on the schools, an issue which was met squarely in "
+PARA = ("The General Assembly, which adjourns today, has performed in an atmosphere of crisis and struggle from the "
+        "day it convened. It was faced immediately with a showdown on the schools, an issue which was met squarely in "
         "conjunction with the governor with a decision not to risk abandoning public education. Jerusalem serves as "
         "the capital city of Israel. A thoroughfare is one type of road. The word disciple means the same as adherent.")
 MCQ = ("Name the capital city of Indonesia.\nA. Abu Dhabi\nB. Managua\nC. T\u00f3rshavn\nD. Jakarta\n"
@@ -53,7 +53,8 @@ def save_with_hx(models, binary):
     with open(recipe, "w") as f:
         f.write("hx: 1\nname: hf_hybrid_make\nstages:\n")
         for name, src in models.items():
-            f.write("  %s: {kind: pretrain, with: {source: load, path: %s}}\n" % (name, json.dumps(os.path.abspath(src))))
+            path = json.dumps(os.path.abspath(src))
+            f.write("  %s: {kind: pretrain, with: {source: load, path: %s}}\n" % (name, path))
     store = os.path.join(tmp, "s")
     hx(["run", recipe, "--store", store], binary)
     run = json.load(open(os.path.join(store, "runs", "latest", "run.json")))

@@ -1,10 +1,11 @@
-# modeling_hx_hybrid.py - hx's Hybrid-KDA student for transformers (trust_remote_code): written by hx into every hx_hybrid checkpoint.
+# modeling_hx_hybrid.py - hx's Hybrid-KDA student for transformers (trust_remote_code), in every hx_hybrid checkpoint.
 #
 #   from transformers import AutoModelForCausalLM
 #   model = AutoModelForCausalLM.from_pretrained(DIR, trust_remote_code=True)
 #
 # Computes what hx computes (hx docs/kda.md, spec/models.md sections 2-3): Qwen3 blocks whose mixer is
-# layer_types[i] in {full_attention, kda, gdn}. A kda/gdn layer: q, k, v projections -> short causal depthwise
+# layer_types[i] in {full_attention, kda, gdn} (hx_layer_types here: transformers 5 accepts only its own layer type
+# names in layer_types). A kda/gdn layer: q, k, v projections -> short causal depthwise
 # conv (conv_act identity|silu) -> heads, k and v repeated to the query heads -> L2 norm of q and k
 # (x / sqrt(sum x^2 + 1e-6)), q * K^-0.5 -> log decay g = -exp(A_log) softplus(f_up(f_down x) + dt_bias)
 # (per channel for kda, per head for gdn) and beta = sigmoid(b_proj x) -> the gated delta rule
@@ -39,13 +40,34 @@ except ImportError:
 CHUNK = 64
 
 
+HX_MIXERS = ("full_attention", "kda", "gdn")
+
+
+def _transformers_layer_type(mixer):
+    """transformers validates layer_types against its own names: kda and gdn layers are its linear_attention."""
+    return "full_attention" if mixer == "full_attention" else "linear_attention"
+
+
 class HxHybridConfig(_ConfigBase):
+    """hx's config.json. hx's per-layer mixers (full_attention|kda|gdn) are `hx_layer_types`; `layer_types` holds the
+    names transformers accepts (full_attention|linear_attention). to_dict() writes hx's mixers back as `layer_types`,
+    so save_pretrained gives a config.json that hx reads."""
+
     model_type = "hx_hybrid"
 
     def __init__(self, vocab_size=151936, hidden_size=1024, intermediate_size=3072, num_hidden_layers=28,
                  num_attention_heads=16, num_key_value_heads=8, head_dim=128, rms_norm_eps=1e-6,
                  rope_theta=1e6, rope_parameters=None, max_position_embeddings=40960, layer_types=None,
-                 linear_attn=None, tie_word_embeddings=True, initializer_range=0.02, **kwargs):
+                 linear_attn=None, tie_word_embeddings=True, initializer_range=0.02, hx_layer_types=None, **kwargs):
+        mixers = list(hx_layer_types or layer_types or ["full_attention"] * num_hidden_layers)
+        if len(mixers) != num_hidden_layers:
+            raise ValueError(f"layer_types has {len(mixers)} entries, num_hidden_layers is {num_hidden_layers}")
+        for t in mixers:
+            if t not in HX_MIXERS:
+                raise ValueError(f"layer type {t!r} is not one of hx's {HX_MIXERS} (an hx config.json names each "
+                                 "layer's mixer)")
+        self.hx_layer_types = mixers
+        self.layer_types = [_transformers_layer_type(t) for t in mixers]
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.intermediate_size = intermediate_size
@@ -59,18 +81,17 @@ class HxHybridConfig(_ConfigBase):
         self.rope_theta = rope_theta
         self.rope_parameters = {"rope_theta": rope_theta, "rope_type": "default"}
         self.max_position_embeddings = max_position_embeddings
-        self.layer_types = list(layer_types) if layer_types else ["full_attention"] * num_hidden_layers
         self.linear_attn = dict(linear_attn or {"conv_size": 4, "conv_act": "identity", "gate_rank": head_dim})
         self.initializer_range = initializer_range
         kwargs.pop("tie_word_embeddings", None)
         super().__init__(tie_word_embeddings=tie_word_embeddings, **kwargs)
         self.tie_word_embeddings = tie_word_embeddings
-        if len(self.layer_types) != self.num_hidden_layers:
-            raise ValueError(f"layer_types has {len(self.layer_types)} entries, num_hidden_layers is "
-                             f"{self.num_hidden_layers}")
-        for t in self.layer_types:
-            if t not in ("full_attention", "kda", "gdn"):
-                raise ValueError(f"layer type {t!r} is not full_attention, kda or gdn")
+
+    def to_dict(self):
+        d = super().to_dict()
+        d["layer_types"] = list(self.hx_layer_types)
+        d.pop("hx_layer_types", None)
+        return d
 
 
 def rms_norm(x, w, eps):
@@ -265,7 +286,7 @@ class HxHybridModel(nn.Module):
     def __init__(self, c):
         super().__init__()
         self.embed_tokens = nn.Embedding(c.vocab_size, c.hidden_size)
-        self.layers = nn.ModuleList(Layer(c, t) for t in c.layer_types)
+        self.layers = nn.ModuleList(Layer(c, t) for t in c.hx_layer_types)
         self.norm = RMSNorm(c.hidden_size, c.rms_norm_eps)
 
     def forward(self, ids, mask=None):
@@ -301,12 +322,15 @@ class HxHybridForCausalLM(PreTrainedModel, GenerationMixin):
         self.post_init()
 
     def _init_weights(self, module):
+        """Only for weights a checkpoint did not provide (transformers marks loaded ones _is_hf_initialized)."""
         std = self.config.initializer_range
+        fresh = lambda p: p is not None and not getattr(p, "_is_hf_initialized", False)
         if isinstance(module, (nn.Linear, nn.Embedding)):
-            module.weight.data.normal_(0.0, std)
-            if getattr(module, "bias", None) is not None:
+            if fresh(module.weight):
+                module.weight.data.normal_(0.0, std)
+            if fresh(getattr(module, "bias", None)):
                 module.bias.data.zero_()
-        elif isinstance(module, RMSNorm):
+        elif isinstance(module, RMSNorm) and fresh(module.weight):
             module.weight.data.fill_(1.0)
 
     def get_input_embeddings(self):
