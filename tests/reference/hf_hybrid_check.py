@@ -17,7 +17,10 @@
 #   flags are equal (float32); model.generate() (greedy, the checkpoint's generation_config) gives hx's completions
 #   token for token (float32), and its tokens equal a plain argmax loop over the model's logits; logits on CUDA equal
 #   the CPU's (float32: 1e-4 of the largest, bfloat16: 3e-2). For gdn and silu: logits equal the fixture's float64
-#   reference (1e-4 relative to the largest; CUDA bf16 3e-2) and 12 greedy tokens its generate.output.
+#   reference (1e-4 relative to the largest) and 12 greedy tokens its generate.output; in bfloat16 the logits are
+#   within max(3e-2, twice what bf16 moves hx's own twin from that reference: hx.json bf16_logits_rel), the rule of
+#   hx's GPU conformance -- these random fixtures are ill-conditioned in bf16 (rounding the gdn model's weights
+#   alone, with float32 arithmetic, moves its logits by 0.28 of their largest).
 # Output in OUTDIR: hf_hybrid_transformers{,_gdn,_silu}/, each README.json (kind hybrid), config.json,
 # model.safetensors (copied), expected.safetensors (input_ids, logits of transformers on the CPU in float32,
 # generate.prompt, generate.output: 12 greedy tokens, no eos stop) -- fixtures `hx conform` checks: copy them to
@@ -172,7 +175,7 @@ def write_fixture(out, name, model_dir, tensors, what):
                    "transformers": transformers.__version__, "torch": torch.__version__}, f, indent=1)
 
 
-def run_extra(out, name, fx, runs):
+def run_extra(out, name, fx, runs, bf16_rel):
     """A fixture model as hx writes it, through transformers: logits and greedy tokens against the fixture's float64
     reference; writes hf_hybrid_transformers_<name>."""
     mdir = os.path.join(HERE, "hf_hybrid_" + name)
@@ -185,7 +188,8 @@ def run_extra(out, name, fx, runs):
             logits = model(input_ids=ids).logits.float().cpu()
         err = rel_err(logits, ex["logits"])
         exact = dtype == torch.float32
-        check("%s %s logits vs float64 reference" % (name, label), err <= (1e-4 if exact else 3e-2), rel_err=err)
+        tol = 1e-4 if exact else max(3e-2, 2 * bf16_rel)
+        check("%s %s logits vs float64 reference" % (name, label), err <= tol, rel_err=err, tol=tol)
         prompt = ex["generate.prompt"].long().to(dev)
         seq = argmax_loop(model, prompt, GEN_NEW).cpu()
         if exact:
@@ -243,7 +247,7 @@ def main():
                       "trained by tests/e2e/distill_chain.sh) run by transformers with its remote code "
                       "(modeling_hx_hybrid.py), CPU float32")
     for name, fx in EXTRA.items():
-        guarded("%s run" % name, lambda: run_extra(out, name, fx, runs))
+        guarded("%s run" % name, lambda: run_extra(out, name, fx, runs, hx["bf16_logits_rel"][name]))
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
     print("%d checks, %d failed; wrote %s" % (len(results["checks"]), results["failed"], out))

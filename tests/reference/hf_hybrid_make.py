@@ -5,10 +5,11 @@
 # MODEL_DIR: a hybrid checkpoint directory with a tokenizer (e.g. the completion_only finetune of
 # tests/e2e/distill_chain.sh, kept with KEEP=1). This hx loads and saves it (a pretrain stage with source: load) into
 # tests/reference/hf_hybrid_model/ and writes
-# tests/reference/hf_hybrid_model.hx.json: `hx tokenize` ids, `hx score` results, `hx generate` completions, and the
-# token ids of the fixture's inputs (rows longer than one 64-token KDA chunk). Also writes the hybrid fixtures with a
-# gdn layer and with silu convs (tests/fixtures/hybrid_mixed, hybrid_all_kda_silu) as hx writes them (loaded and
-# saved by a pretrain stage with source: load) into tests/reference/hf_hybrid_{gdn,silu}/.
+# tests/reference/hf_hybrid_model.hx.json: `hx tokenize` ids, `hx score` results, `hx generate` completions, the
+# token ids of the fixture's inputs (rows longer than one 64-token KDA chunk), and how far hx's bf16 twin
+# (`hx conform --device guard:bf16`) is from the float64 logits of the gdn and silu fixtures. Also writes the
+# hybrid fixtures with a gdn layer and with silu convs (tests/fixtures/hybrid_mixed, hybrid_all_kda_silu) as hx
+# writes them (loaded and saved by a pretrain stage with source: load) into tests/reference/hf_hybrid_{gdn,silu}/.
 import argparse
 import json
 import os
@@ -90,6 +91,14 @@ def main():
         line = hx(["generate", dst, "-p", g["prompt"], "--max-new", str(g["max_new"]), "--json"] +
                   (["--chat"] if g["chat"] else []), a.hx)
         out["generate"].append(dict(g, completion=json.loads(line.strip().splitlines()[0])["completion"]))
+    # how far bf16 moves hx itself from each extra fixture's float64 logits (hx conform's bf16 twin, guard:bf16):
+    # transformers in bf16 is held to twice that, as hx's own GPU conformance is (engine/nn/conform_model.c)
+    out["bf16_logits_rel"] = {}
+    for name, fx in EXTRA.items():
+        r = subprocess.run([a.hx, "conform", "--device", "guard:bf16", os.path.join(top, "tests", "fixtures", fx)],
+                           capture_output=True, text=True)
+        line = [l for l in r.stdout.splitlines() if l.startswith("logits ")][0].split()
+        out["bf16_logits_rel"][name.replace("hf_hybrid_", "")] = float(line[line.index("max_rel") + 1])
     para = ids(PARA)
     assert len(para) > 2 * 64 + 8, len(para)  # rows that cross KDA chunk boundaries
     out["fixture"] = {"input_ids": [para[:100], para[8:108]], "prompt": para[:70]}
