@@ -63,6 +63,9 @@ $(BUILD)/obj/kernels/cuda/flash_sm90.o: NVARCH = -gencode=arch=compute_90a,code=
 $(BUILD)/obj/engine/hx/buildinfo.o: CFLAGS += -DHX_COMMIT='"$(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)"' \
     -DHX_BUILD_FLAGS='"$(CC) $(OPT)"'
 
+# hfdir.c embeds the Hybrid-KDA student's transformers code (.incbin), written into hx_hybrid checkpoints.
+$(BUILD)/obj/engine/nn/hfdir.o: engine/nn/modeling_hx_hybrid.py
+
 $(BUILD)/libhx.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^

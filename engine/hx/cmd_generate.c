@@ -1,4 +1,5 @@
-/* cmd_generate.c - `hx generate DIR`: greedy completions of prompts with a checkpoint (KV cache, stop strings). */
+/* cmd_generate.c - `hx generate MODEL`: greedy completions of prompts with a checkpoint (KV cache, stop strings); MODEL
+ * is a directory or a store reference (runsrc.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,13 +9,16 @@
 #include "base/base.h"
 #include "engine/hx/cli.h"
 #include "engine/hx/commands.h"
+#include "engine/hx/runsrc.h"
 #include "engine/nn/engine.h"
 #include "engine/nn/textgen.h"
 
 static const char usage[] =
-    "usage: hx generate DIR [-p PROMPT]... [--file FILE] [--max-new N] [--stop STR]... [--chat] [--no-eos]\n"
-    "                   [--batch N] [--tokenizer SPEC] [--device cpu|cuda] [--threads N] [--json]\n"
-    "  FILE has one prompt per line; the tokenizer defaults to DIR/tokenizer.json";
+    "usage: hx generate MODEL [-p PROMPT]... [--file FILE] [--max-new N] [--stop STR]... [--chat] [--no-eos]\n"
+    "                   [--batch N] [--tokenizer SPEC] [--device cpu|cuda] [--threads N] [--json] [--store DIR]\n"
+    "  MODEL: a checkpoint directory, RUN:STAGE[axis=value,...] (e.g. latest:finetune[masking=completion_only])\n"
+    "  or a store key prefix. FILE has one prompt per line; the tokenizer defaults to the model's tokenizer.json.\n"
+    "  --chat wraps each prompt as a user turn and prints prompt and reply apart";
 
 /* Lines of a file (no trailing newline), xmalloc'd. */
 static int read_lines(const char *path, char ***lines, int *n)
@@ -33,7 +37,7 @@ static int read_lines(const char *path, char ***lines, int *n)
 
 int cmd_generate(int argc, char **argv)
 {
-    const char *dir = NULL, *tokspec = NULL, *device = "cpu";
+    const char *ref = NULL, *tokspec = NULL, *device = "cpu", *store = getenv("HX_STORE");
     char **prompts = NULL;
     const char **stops = NULL;
     int np = 0, ns = 0, batch = 8, threads = 0, json = 0;
@@ -57,12 +61,14 @@ int cmd_generate(int argc, char **argv)
         else if (!strcmp(a, "--device") && more) device = argv[++i];
         else if (!strcmp(a, "--threads") && more) threads = hx_cli_threads("generate", argv[++i]);
         else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--store") && more) store = argv[++i];
         else if (a[0] == '-') die(HX_EXIT_USAGE, "unknown option %s\n%s", a, usage);
-        else if (!dir) dir = a;
-        else die(HX_EXIT_USAGE, "one checkpoint directory\n%s", usage);
+        else if (!ref) ref = a;
+        else die(HX_EXIT_USAGE, "one model\n%s", usage);
     }
-    if (!dir || !np) die(HX_EXIT_USAGE, "%s", usage);
+    if (!ref || !np) die(HX_EXIT_USAGE, "%s", usage);
     if (o.max_new < 0 || batch < 1) die(HX_EXIT_USAGE, "--max-new must be >= 0 and --batch >= 1");
+    char *dir = hx_runsrc_model_dir(ref, store && *store ? store : ".hx", "generate");
     o.stop = stops;
     o.n_stop = ns;
     nn_tokenizer *tok;
@@ -83,7 +89,9 @@ int cmd_generate(int argc, char **argv)
             printf("%s\n", s);
             free(s);
             json_decref(j);
-        } else
+        } else if (o.chat)
+            printf("%s== prompt %d ==\n%s\n== reply %d ==\n%s\n", i ? "\n" : "", i + 1, prompts[i], i + 1, out[i]);
+        else
             printf("%s%s\n", prompts[i], out[i]);
         free(out[i]);
         free(prompts[i]);
@@ -92,6 +100,7 @@ int cmd_generate(int argc, char **argv)
     free(out);
     free(prompts);
     free(stops);
+    free(dir);
     nn_tokenizer_free(tok);
     nn_engine_free(e);
     return 0;

@@ -1,4 +1,5 @@
-/* cmd_score.c - `hx score DIR`: log-likelihood of continuations given contexts with a checkpoint. */
+/* cmd_score.c - `hx score MODEL`: log-likelihood of continuations given contexts with a checkpoint (a directory or a
+ * store reference, runsrc.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,19 +9,22 @@
 #include "base/base.h"
 #include "engine/hx/cli.h"
 #include "engine/hx/commands.h"
+#include "engine/hx/runsrc.h"
 #include "engine/nn/engine.h"
 #include "engine/nn/textgen.h"
 
 static const char usage[] =
-    "usage: hx score DIR (-c CONTEXT -x CONTINUATION)... [--file FILE.jsonl] [--chat] [--batch N]\n"
-    "                [--tokenizer SPEC] [--device cpu|cuda] [--threads N]\n"
+    "usage: hx score MODEL (-c CONTEXT -x CONTINUATION)... [--file FILE.jsonl] [--chat] [--batch N]\n"
+    "                [--tokenizer SPEC] [--device cpu|cuda] [--threads N] [--store DIR]\n"
+    "  MODEL: a checkpoint directory, RUN:STAGE[axis=value,...] (e.g. latest:finetune[masking=completion_only])\n"
+    "  or a store key prefix.\n"
     "  FILE.jsonl: {\"context\": ..., \"continuation\": ...} per line. Prints one JSON line per item:\n"
     "  logp (sum), n_tokens, greedy (every continuation token is the argmax). Pairs are encoded as lm-eval's\n"
     "  _encode_pair: the context's trailing whitespace moves to the continuation (docs/eval.md).";
 
 int cmd_score(int argc, char **argv)
 {
-    const char *dir = NULL, *tokspec = NULL, *device = "cpu";
+    const char *ref = NULL, *tokspec = NULL, *device = "cpu", *store = getenv("HX_STORE");
     char **ctx = NULL, **cont = NULL;
     int nc = 0, nx = 0, batch = 8, threads = 0, chat = 0;
     for (int i = 1; i < argc; i++) {
@@ -58,11 +62,13 @@ int cmd_score(int argc, char **argv)
         else if (!strcmp(a, "--tokenizer") && more) tokspec = argv[++i];
         else if (!strcmp(a, "--device") && more) device = argv[++i];
         else if (!strcmp(a, "--threads") && more) threads = hx_cli_threads("score", argv[++i]);
+        else if (!strcmp(a, "--store") && more) store = argv[++i];
         else if (a[0] == '-') die(HX_EXIT_USAGE, "unknown option %s\n%s", a, usage);
-        else if (!dir) dir = a;
-        else die(HX_EXIT_USAGE, "one checkpoint directory\n%s", usage);
+        else if (!ref) ref = a;
+        else die(HX_EXIT_USAGE, "one model\n%s", usage);
     }
-    if (!dir || !nc || nc != nx) die(HX_EXIT_USAGE, "need as many contexts as continuations (got %d and %d)\n%s", nc, nx, usage);
+    if (!ref || !nc || nc != nx) die(HX_EXIT_USAGE, "need as many contexts as continuations (got %d and %d)\n%s", nc, nx, usage);
+    char *dir = hx_runsrc_model_dir(ref, store && *store ? store : ".hx", "score");
     nn_tokenizer *tok;
     if (nn_tokenizer_open(&tok, tokspec ? tokspec : dir))
         die(HX_EXIT_USAGE, "%s\nhint: pass --tokenizer FILE|DIR|qwen3", hx_last_error());
@@ -87,5 +93,6 @@ int cmd_score(int argc, char **argv)
     free(ctx); free(cont); free(lp); free(greedy); free(ntok);
     nn_tokenizer_free(tok);
     nn_engine_free(e);
+    free(dir);
     return 0;
 }

@@ -6,6 +6,7 @@
 
 #include "base/base.h"
 #include "engine/hx/commands.h"
+#include "engine/hx/recipe.h"
 
 /* Sorted by name; usage text and `hx help` come from here. */
 static const hx_cmd commands[] = {
@@ -14,7 +15,8 @@ static const hx_cmd commands[] = {
      "cancel the Slurm jobs of a run (hx run --executor slurm) and record it as cancelled"},
     {"conform", cmd_conform, "[--device cpu|cuda] [--tokenizer FILE] DIR",
      "run the engine on a reference fixture directory and compare"},
-    {"dag", cmd_dag, "RECIPE [-S k=v]... [--store DIR] [--strict]", "print the plan as Graphviz dot, coloured by cache state"},
+    {"dag", cmd_dag, "RECIPE [-S k=v]... [--format dot|svg] [-o FILE] [--store DIR] [--strict]",
+     "the plan as Graphviz dot (or SVG, drawn by Graphviz's dot), coloured by cache state"},
     {"diff", cmd_diff, "RUN_A RUN_B | RUN:STAGE[axis=value,...] RUN:STAGE[...] [--json] [--flips N] [--store DIR]",
      "two runs (parameters, stage keys, matched evals) or any two evals: paired deltas, did, retention, flipped items"},
     {"exec-key", cmd_exec_key, "KEY RUN [--store DIR] [--threads N] [--device cpu|cuda] [--verify]",
@@ -25,8 +27,8 @@ static const hx_cmd commands[] = {
      "check entries (digests, exact file lists, keys) and run records; --repair moves bad ones to quarantine/"},
     {"gc", cmd_gc, "[--keep N] [--dry-run] [--store DIR] [--json]",
      "remove run records beyond the newest N and store entries no kept run references"},
-    {"generate", cmd_generate, "DIR [-p PROMPT]... [--file F] [--max-new N] [--stop S]... [--chat]",
-     "greedy completions of prompts with a checkpoint"},
+    {"generate", cmd_generate, "MODEL [-p PROMPT]... [--file F] [--max-new N] [--stop S]... [--chat] [--store DIR]",
+     "greedy completions of prompts with a checkpoint (a directory or RUN:STAGE[axis=value])"},
     {"grade", cmd_grade, "--format mcq|cloze|open|prose [--choices N] [--target T] [--alias A]... REPLY|--json-lines F",
      "grade a reply as the eval stage does: the extracted answer and the rule that fired"},
     {"help", cmd_help, "[COMMAND]", "show usage of hx or of one command"},
@@ -41,9 +43,10 @@ static const hx_cmd commands[] = {
      "           [--executor local|slurm [--slurm-partition P] [--slurm-account A] [--slurm-opt K=V]... [--detach]]",
      "execute a recipe: every stage instance not already in the store, at most once"},
     {"runs", cmd_runs, "[--store DIR] [--json]", "list run records, newest first"},
-    {"score", cmd_score, "DIR (-c CONTEXT -x CONTINUATION)... [--file F.jsonl] [--chat]",
+    {"score", cmd_score, "MODEL (-c CONTEXT -x CONTINUATION)... [--file F.jsonl] [--chat] [--store DIR]",
      "log-likelihood of continuations given contexts"},
-    {"show", cmd_show, "RUN|latest|KEY [--store DIR]", "print a run record or a store entry's manifest"},
+    {"show", cmd_show, "RUN|latest|KEY|RUN:STAGE[axis=value] [--json] [--store DIR]",
+     "a run's summary (stages, states, times, metrics; --json: the record) or a store entry's manifest"},
     {"tokenize", cmd_tokenize, "[--tokenizer FILE|DIR] [--ids|--tokens] [--decode] [TEXT|-]",
      "encode text to token ids (or decode ids) with a tokenizer.json"},
     {"version", cmd_version, "", "print the hx version and build"},
@@ -53,6 +56,18 @@ static const hx_cmd commands[] = {
 };
 
 const hx_cmd *hx_cmd_table(void) { return commands; }
+
+/* "hx: 'NAME' is not an hx command (did you mean 'X'?). See 'hx help'." on stderr; returns the usage status. */
+static int unknown_command(const char *name)
+{
+    const char *names[64];
+    size_t n = 0;
+    for (const hx_cmd *c = commands; c->name && n < 64; c++) names[n++] = c->name;
+    const char *s = hx_suggest(name, names, n);
+    fprintf(stderr, "hx: '%s' is not an hx command%s%s%s. See 'hx help'.\n", name, s ? " (did you mean '" : "",
+            s ? s : "", s ? "'?)" : "");
+    return HX_EXIT_USAGE;
+}
 
 const hx_cmd *hx_cmd_find(const char *name)
 {
@@ -70,10 +85,7 @@ int cmd_help(int argc, char **argv)
 {
     if (argc > 1) {
         const hx_cmd *c = hx_cmd_find(argv[1]);
-        if (!c) {
-            fprintf(stderr, "hx: '%s' is not an hx command\n", argv[1]);
-            return HX_EXIT_USAGE;
-        }
+        if (!c) return unknown_command(argv[1]);
         hx_print_usage_for(c);
         return 0;
     }
@@ -131,10 +143,7 @@ int main(int argc, char **argv)
     if (!strcmp(name, "--version")) name = "version";
     omp_wait_default(name, argv);
     const hx_cmd *c = hx_cmd_find(name);
-    if (!c) {
-        fprintf(stderr, "hx: '%s' is not an hx command. See 'hx help'.\n", name);
-        return HX_EXIT_USAGE;
-    }
+    if (!c) return unknown_command(name);
     if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
         hx_print_usage_for(c);
         return 0;

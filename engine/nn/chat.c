@@ -5,6 +5,12 @@
 #include "base/base.h"
 #include "engine/nn/chat.h"
 
+const char nn_chat_template_jinja[] =
+    "{%- for message in messages %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}";
+
 static const char THINK_EMPTY[] = "<think>\n\n</think>\n\n";
 
 static int check_msgs(const nn_chat_msg *msgs, size_t n)

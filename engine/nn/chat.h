@@ -19,6 +19,10 @@ enum {
                                 assistant turn carry an empty "<think>\n\n</think>\n\n" block */
 };
 
+/* nn_chat_render(msgs, n, flags & NN_CHAT_GEN_PROMPT) as a Jinja chat template (transformers' apply_chat_template with
+ * add_generation_prompt), written into every checkpoint's tokenizer_config.json. */
+extern const char nn_chat_template_jinja[];
+
 /*
  * Renders "<|im_start|>{role}\n{content}<|im_end|>\n" per message, then the generation prompt if asked.
  * xmalloc'd; NULL + error() on an unknown role or a NULL content (message index in the message).

@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "base/base.h"
+#include "engine/nn/hfdir.h"
 #include "engine/nn/model.h"
 
 /* The safetensors files of a checkpoint directory, and which file holds each tensor. */
@@ -241,7 +242,7 @@ int nn_model_save(const nn_model *m, const char *dir, st_dtype dtype, size_t max
         char *index = hx_path_join(dir, "model.safetensors.index.json"); /* would take precedence */
         if (!r && hx_file_exists(index)) remove(index);
         free(index);
-        return r;
+        return r ? r : nn_hfdir_model_files(dir, &m->cfg);
     }
     /* shards of at most max_shard_bytes (a tensor larger than that gets a shard of its own) */
     int *cut = xmalloc((size_t)(m->n_params + 1) * sizeof *cut), ns = 0;
@@ -280,5 +281,5 @@ int nn_model_save(const nn_model *m, const char *dir, st_dtype dtype, size_t max
         free(single);
     } else
         json_decref(wm);
-    return r;
+    return r ? r : nn_hfdir_model_files(dir, &m->cfg);
 }

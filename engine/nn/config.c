@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "base/base.h"
+#include "engine/nn/hfdir.h"
 #include "engine/nn/model.h"
 
 static const char *const group_names[NN_NGROUPS] = {"embed", "attention", "kda", "mlp", "norm", "lm_head"};
@@ -315,7 +316,8 @@ int nn_config_save(const nn_config *c, const char *path, const char *dtype_name)
                                                         c->conv_act, "gate_rank", c->gate_rank));
     json_object_set_new(o, "torch_dtype", json_string(dtype_name));
     json_object_set_new(o, "dtype", json_string(dtype_name));
-    json_object_set_new(o, "transformers_version", json_string("5.17.0"));
+    if (hybrid) json_object_set_new(o, "auto_map", nn_hfdir_auto_map());
+    json_object_set_new(o, "transformers_version", json_string(NN_HF_TRANSFORMERS_VERSION));
     char *txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
     json_decref(o);
     size_t len = strlen(txt);

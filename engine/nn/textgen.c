@@ -41,20 +41,25 @@ static int encode_text(const nn_tokenizer *tok, const char *text, int32_t **ids,
     return 0;
 }
 
+int nn_eos_ids(const nn_config *c, const nn_tokenizer *tok, int32_t ids[NN_MAX_STOP_IDS])
+{
+    const char *names[2] = {"<|im_end|>", "<|endoftext|>"};
+    int n = 0;
+    if (c->eos_id >= 0) ids[n++] = c->eos_id;
+    for (int i = 0; tok && i < 2; i++) {
+        int id = nn_tokenizer_token_id(tok, names[i]), dup = 0;
+        for (int j = 0; j < n; j++) dup |= ids[j] == id;
+        if (id >= 0 && id < c->vocab && !dup) ids[n++] = id;
+    }
+    return n;
+}
+
 int nn_textgen(nn_model *m, const nn_tokenizer *tok, const char *const *prompts, int n, int batch,
                const nn_textgen_opts *o, char **out)
 {
     if (batch < 1) batch = 1;
-    int32_t stop_ids[4];
-    int n_stop_ids = 0;
-    if (o->stop_at_eos) {
-        const char *names[2] = {"<|im_end|>", "<|endoftext|>"};
-        if (m->cfg.eos_id >= 0) stop_ids[n_stop_ids++] = m->cfg.eos_id;
-        for (int i = 0; i < 2; i++) {
-            int id = nn_tokenizer_token_id(tok, names[i]);
-            if (id >= 0 && id < m->cfg.vocab) stop_ids[n_stop_ids++] = id;
-        }
-    }
+    int32_t stop_ids[NN_MAX_STOP_IDS];
+    int n_stop_ids = o->stop_at_eos ? nn_eos_ids(&m->cfg, tok, stop_ids) : 0;
     stop_ctx sc = {tok, o->stop, o->n_stop};
     nn_gen_opts go = {.max_new = o->max_new, .stop_ids = stop_ids, .n_stop_ids = n_stop_ids, .stop = stop_strings,
                       .stop_ud = &sc};

@@ -9,6 +9,11 @@
  * "<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n". xmalloc'd. */
 char *nn_chat_wrap(const char *user);
 
+/* The tokens that end a generation: the config's eos, then <|im_end|> and <|endoftext|> when the tokenizer (may be
+ * NULL) has them inside the vocabulary; no duplicates. Returns how many. */
+#define NN_MAX_STOP_IDS 3
+int nn_eos_ids(const nn_config *c, const nn_tokenizer *tok, int32_t ids[NN_MAX_STOP_IDS]);
+
 typedef struct nn_textgen_opts {
     int max_new;
     int chat;                      /* wrap each prompt in the chat template */

@@ -7,6 +7,7 @@
 #include "engine/stages/stage.h"
 #include "engine/stages/convert.h"
 #include "engine/nn/kda.h"
+#include "engine/nn/hfdir.h"
 #include "engine/nn/model.h"
 
 static const int paper28[] = {0, 2, 6, 11, 13, 18, 21}; /* the authors' search, 28 layers (docs/models.md section 3) */
@@ -127,6 +128,10 @@ int hx_convert(const char *teacher_dir, const char *out_dir, const json_t *layer
         }
     }
     if (nn_model_save(s, out_dir, ST_F32, 0) < 0) goto out;
+    char *tp = hx_path_join(teacher_dir, "tokenizer.json");
+    int tr = hx_file_exists(tp) ? nn_hfdir_add_tokenizer(out_dir, tp) : 0;
+    free(tp);
+    if (tr) goto out;
     int na = 0;
     for (int l = 0; l < c.n_layers; l++) na += attn[l];
     log_info("convert: %d of %d layers stay attention, %d are %s", na, c.n_layers, c.n_layers - na, mixer);

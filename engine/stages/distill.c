@@ -7,18 +7,9 @@
 
 #include "engine/stages/distill.h"
 #include "engine/nn/engine.h"
+#include "engine/nn/hfdir.h"
 
 /* ---------------------------------------------------------------- shared by the training stages */
-
-static int copy_file(const char *src, const char *dst)
-{
-    char *buf;
-    size_t len;
-    if (hx_read_file(src, &buf, &len)) return -1;
-    int r = hx_write_file_atomic(dst, buf, len);
-    free(buf);
-    return r;
-}
 
 int hx_train_open(hx_stage_ctx *c, hx_train_env *env, int need_teacher, int need_data)
 {
@@ -131,10 +122,7 @@ int hx_train_finish(hx_stage_ctx *c, hx_train_env *env, const nn_trainer *tr, co
     nn_model *m = env->student;
     st_dtype dt = !strcmp(hx_with_str(c, "dtype"), "bfloat16") ? ST_BF16 : ST_F32;
     if (nn_model_save(m, c->out_dir, dt, (size_t)5 << 30)) return error_prefix("stage '%s'", c->stage_name);
-    char *td = hx_path_join(c->out_dir, "tokenizer.json");
-    int r = copy_file(env->tok_path, td);
-    free(td);
-    if (r) return error_prefix("stage '%s'", c->stage_name);
+    if (nn_hfdir_add_tokenizer(c->out_dir, env->tok_path)) return error_prefix("stage '%s'", c->stage_name);
     if (c->metrics) {
         size_t trainable = 0;
         for (int i = 0; i < m->n_params; i++)

@@ -6,6 +6,7 @@
 
 #include "engine/stages/train.h"
 #include "engine/nn/engine.h"
+#include "engine/nn/hfdir.h"
 #include "engine/nn/model.h"
 #include "engine/nn/tokenizer.h"
 
@@ -44,16 +45,6 @@ static const hx_role pretrain_roles[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static int copy_file(const char *src, const char *dst)
-{
-    char *buf;
-    size_t len;
-    if (hx_read_file(src, &buf, &len)) return -1;
-    int r = hx_write_file_atomic(dst, buf, len);
-    free(buf);
-    return r;
-}
-
 static int pretrain_load(hx_stage_ctx *c)
 {
     const char *path = hx_with_str(c, "path");
@@ -70,10 +61,9 @@ static int pretrain_load(hx_stage_ctx *c)
         nn_model_free(m);
     }
     if (own) k_backend_free(be);
-    char *ts = hx_path_join(path, "tokenizer.json"), *td = hx_path_join(c->out_dir, "tokenizer.json");
-    if (!r && hx_file_exists(ts)) r = copy_file(ts, td);
+    char *ts = hx_path_join(path, "tokenizer.json");
+    if (!r && hx_file_exists(ts)) r = nn_hfdir_add_tokenizer(c->out_dir, ts);
     free(ts);
-    free(td);
     return r;
 }
 
@@ -130,9 +120,7 @@ static int pretrain_run(hx_stage_ctx *c)
     if (nn_fit(&tr, &fc, nn_train_xent_micro, &tr, &res)) goto out;
     if (nn_model_save(m, c->out_dir, !strcmp(hx_with_str(c, "dtype"), "bfloat16") ? ST_BF16 : ST_F32, (size_t)5 << 30))
         goto out;
-    char *td = hx_path_join(c->out_dir, "tokenizer.json");
-    r = copy_file(tokp, td);
-    free(td);
+    r = nn_hfdir_add_tokenizer(c->out_dir, tokp);
     if (!r && c->metrics) {
         json_object_set_new(c->metrics, "final_loss", hx_json_num(res.last_loss));
         json_object_set_new(c->metrics, "params", json_integer((json_int_t)nn_config_n_params(&cfg)));

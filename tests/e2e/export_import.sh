@@ -24,8 +24,8 @@ out=$("$HX_TEST" import run.tar.zst --store "$B" --json)
 expect_eq "$(grep -o '"key":' <<<"$out" | wc -l | tr -d ' ')" 5 "entries added"
 grep -q "\"runs_added\":\[\"$run\"\]" <<<"$out" || fail "run record added: $out"
 grep -q '"present":\[\]' <<<"$out" || fail "nothing present before"
-"$HX_TEST" show "$run" --store "$B" | grep -q '"status": "ok"' || fail "show RUN in B"
-"$HX_TEST" show latest --store "$B" | grep -q "\"run_id\": \"$run\"" || fail "latest points at the imported run"
+"$HX_TEST" show "$run" --json --store "$B" | grep -q '"status": "ok"' || fail "show RUN in B"
+"$HX_TEST" show latest --json --store "$B" | grep -q "\"run_id\": \"$run\"" || fail "latest points at the imported run"
 key=$(grep -o '"key":"[0-9a-f]*"' <<<"$out" | head -1 | cut -d'"' -f4)
 "$HX_TEST" show "${key:0:10}" --store "$B" | grep -q '"sha256"' || fail "show KEY in B"
 "$HX_TEST" report "$run" --store "$B" | grep -q "Report: interp_chain" || fail "report in B"

@@ -59,7 +59,7 @@ Y
 expect_eq "$(grep -c 'fillcolor=palegreen' dag.dot)" 5 "dag nodes cached"
 expect_eq "$(grep -c -- '->' dag.dot)" 7 "dag edges"
 expect_eq "$("$HX_TEST" runs | wc -l | tr -d ' ')" 3 "runs listed"
-"$HX_TEST" show latest | grep -q '"status": "ok"' || fail "show latest"
+"$HX_TEST" show latest --json | grep -q '"status": "ok"' || fail "show latest"
 key=$(grep -o '"key":"[0-9a-f]*"' <<<"$plan" | head -1 | cut -d'"' -f4)
 "$HX_TEST" show "${key:0:10}" | grep -q '"sha256"' || fail "show KEY prints the manifest"
 
