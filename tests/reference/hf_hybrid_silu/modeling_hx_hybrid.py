@@ -3,7 +3,7 @@
 #   from transformers import AutoModelForCausalLM
 #   model = AutoModelForCausalLM.from_pretrained(DIR, trust_remote_code=True)
 #
-# Computes what hx computes (hx docs/kda.md, spec/models.md sections 2-3): Qwen3 blocks whose mixer is
+# Computes what hx computes (hx docs/kda.md, docs/models.md): Qwen3 blocks whose mixer is
 # layer_types[i] in {full_attention, kda, gdn} (hx_layer_types here: transformers 5 accepts only its own layer type
 # names in layer_types). A kda/gdn layer: q, k, v projections -> short causal depthwise
 # conv (conv_act identity|silu) -> heads, k and v repeated to the query heads -> L2 norm of q and k
