@@ -47,6 +47,7 @@ done
 # the CPU half of tests/cuda/chain.yaml (data + tokenizer; their third_party inputs are not carried)
 rm -rf "$out/store"
 build/hx run tests/cuda/chain_prep.yaml --store "$out/store" >/dev/null
+build/hx run tests/cuda/pick_prep.yaml --store "$out/store" >/dev/null   # device_pick.sh's data and tokenizer
 strip --strip-debug "$out/build/hx" "$out"/build/tests/* "$out"/build/bench_cuda 2>/dev/null || true
 # fla (the KDA reference of make bench-cuda), packed: the carry limit counts bytes as they lie
 if [ -d third_party/src/fla-src ]; then

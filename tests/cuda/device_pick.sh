@@ -12,6 +12,8 @@ R=tests/e2e/recipes/train_kinds.yaml
 n=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
 [ "$n" -ge 1 ] || fail "no GPU listed by nvidia-smi"
 dev="cuda:$((n - 1))"
+# the data and tokenizer made on the CPU machine (scripts/device_prep.sh: tests/cuda/pick_prep.yaml): no data packages here
+if [ -d .hxdev/store ]; then cp -r .hxdev/store "$T/s"; cp -r .hxdev/store "$T/k"; fi
 HX_KDA_PROF=1 "$HX" run "$R" --store "$T/s" --device "$dev" >"$T/a.log" 2>&1 || { cat "$T/a.log"; fail "hx run on $dev"; }
 for st in teacher align distill finetune; do
     grep -q "^$st: .* on $dev)" "$T/a.log" || { grep "^$st:" "$T/a.log"; fail "$st did not compute on $dev"; }
