@@ -47,7 +47,11 @@ for s in "${suites[@]}"; do
         done ;;
     e2e)
         for t in tests/e2e/*.sh; do
-            [ -f "$t" ] && ASAN_OPTIONS=$ASAN_OPTIONS:detect_leaks=0 run_one "e2e/$(basename "$t" .sh)" bash "$t"
+            [ -f "$t" ] || continue
+            # HX_E2E_EXCLUDE: names left out of this pass (make test-san: the two whole-pipeline runs, whose code the
+            # shorter end-to-end tests cover piece by piece; make test runs them)
+            [[ " ${HX_E2E_EXCLUDE:-} " == *" $(basename "$t" .sh) "* ]] && { echo "not in this pass: e2e/$(basename "$t" .sh)"; continue; }
+            ASAN_OPTIONS=$ASAN_OPTIONS:detect_leaks=0 run_one "e2e/$(basename "$t" .sh)" bash "$t"
         done ;;
     cuda)
         for t in build/tests/cuda_*; do [ -x "$t" ] && [[ $t != *.d ]] && run_one "cuda/$(basename "$t")" "$t"; done
