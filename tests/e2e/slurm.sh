@@ -171,7 +171,7 @@ for _ in $(seq 300); do
     [ -n "$ck" ] && [ "$(cat "$ck" 2>/dev/null || echo 0)" -ge 5 ] && break
     sleep 0.1
 done
-"$HX_TEST" show "$id4" | grep -q '"state": "running"' || fail "hx show follows a running job"
+"$HX_TEST" show "$id4" --json | grep -q '"state": "running"' || fail "hx show follows a running job"
 "$HX_TEST" runs | grep "$id4" | grep -q running || fail "hx runs lists the detached run as running"
 "$HX_TEST" cancel "$id4" >cancel.out || fail "hx cancel"
 grep -q 'status cancelled' cancel.out || fail "cancel output: $(cat cancel.out)"
