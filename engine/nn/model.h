@@ -78,6 +78,7 @@ typedef struct nn_batch {
 /* Attention KV cache / recurrent state for generation: per layer, per sequence. */
 typedef struct nn_cache {
     int B, Tmax;
+    int B_cap;             /* sequences the memory was made for (nn_cache_rebatch) */
     float *mem;            /* device memory of all layers */
     size_t *layer_off;     /* [n_layers] offset into mem */
     int *len;              /* [B] host: tokens stored per sequence */
@@ -216,6 +217,12 @@ int nn_checkpoint_check(const char *dir);
 /* KV cache / recurrent state for B sequences of up to Tmax tokens. */
 int nn_cache_new(nn_cache **out, nn_model *m, int B, int Tmax);
 void nn_cache_reset(nn_model *m, nn_cache *c);
+/* The same memory as a cache of B <= B_cap sequences (layers re-laid out, reset): one allocation serves the
+ * prefills of any number of new sequences (nn_generate_stream). */
+int nn_cache_rebatch(nn_model *m, nn_cache *c, int B);
+/* Sequence sb of src (its src->len[sb] tokens: KV rows, or the recurrent state and conv caches) into sequence db
+ * of dst, which may have another B and Tmax; dst->len[db] = src->len[sb]. */
+int nn_cache_copy_seq(nn_model *m, nn_cache *dst, int db, const nn_cache *src, int sb);
 void nn_cache_free(nn_model *m, nn_cache *c);
 
 #endif
