@@ -29,7 +29,7 @@ static const hx_field eval_fields[] = {
     {"max_new_tokens", HX_T_INT, "24", NULL, "generation: new tokens per item at most"},
     {"stop", HX_T_STRLIST, "[\"\\n\"]", NULL, "generation: the reply ends before the first stop string (and at eos)"},
     {"match", HX_T_STR, "\"contains\"", "contains|exact", "open answers: whole-word containment or exact match"},
-    {"batch", HX_T_INT, "8", NULL, "sequences per forward (scoring and generation)"},
+    {"batch", HX_T_INT, "8", NULL, "sequences per forward (scoring); sequence slots of continuous batching (generation)"},
     {"limit", HX_T_INT, "0", NULL, "items per task and split (the first ones of the file); 0 = all"},
     {"seed", HX_T_INT, "0", NULL, "seed of shot selection and of bootstrap intervals"},
     {"bootstrap", HX_T_INT, "1000", NULL, "bootstrap resamples for the gap's interval"},
