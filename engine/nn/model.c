@@ -402,6 +402,7 @@ void nn_model_free(nn_model *m)
 {
     if (!m) return;
     k_backend *be = m->be;
+    nn_model_thaw(m);
     be->op->free(be, m->p);
     be->op->free(be, m->rope_inv);
     if (m->g) be->op->free(be, m->g);
@@ -443,9 +444,24 @@ int nn_model_find(const nn_model *m, const char *name)
 float *nn_model_param(const nn_model *m, const char *name) { return P(m, nn_model_find(m, name)); }
 float *nn_model_grad(const nn_model *m, const char *name) { return G(m, nn_model_find(m, name)); }
 
+void nn_model_freeze(nn_model *m)
+{
+    if (m->frozen) return;
+    if (m->be->op->weights_freeze) m->be->op->weights_freeze(m->be, m->p, m->n_floats);
+    m->frozen = 1;
+}
+
+void nn_model_thaw(nn_model *m)
+{
+    if (!m->frozen) return;
+    if (m->be->op->weights_thaw) m->be->op->weights_thaw(m->be, m->p);
+    m->frozen = 0;
+}
+
 int nn_model_set_trainable(nn_model *m, unsigned mask)
 {
     k_backend *be = m->be;
+    if (m->frozen && mask) return error("nn_model_set_trainable: the model's weights are frozen for inference");
     if (m->g) be->op->free(be, m->g);
     if (m->m) be->op->free(be, m->m);
     if (m->v) be->op->free(be, m->v);

@@ -125,6 +125,7 @@ struct nn_model {
     float *hidden_out;     /* [B*T, d] after the final norm */
     float *loss_rows;      /* [B*T] */
     int cur_B, cur_T, cur_has_seg, fwd_train; /* the last forward */
+    int frozen;            /* nn_model_freeze: the weights are inference-only */
 };
 
 /* Creates a model of config c on backend be with zeroed parameters. error() for configs it cannot build
@@ -136,6 +137,15 @@ void nn_model_init_random(nn_model *m, uint64_t seed);
 int nn_model_find(const nn_model *m, const char *name);          /* table index or -1 */
 float *nn_model_param(const nn_model *m, const char *name);      /* device pointer or NULL */
 float *nn_model_grad(const nn_model *m, const char *name);       /* NULL when frozen or absent */
+
+/*
+ * Inference weights: after nn_model_freeze the weights must not change until nn_model_thaw (nn_model_free thaws);
+ * the backend keeps them once in its matmul operand format (CUDA: a bf16 copy, half the fp32 bytes), so no matmul
+ * converts a weight (k_ops.weights_freeze). nn_engine_model freezes the models it shares (eval, teachers).
+ * nn_model_set_trainable with a non-empty mask refuses a frozen model.
+ */
+void nn_model_freeze(nn_model *m);
+void nn_model_thaw(nn_model *m);
 
 /* Gradients and AdamW moments only for the groups in mask (NN_GROUP_BIT(...) | ...); zeroed. */
 int nn_model_set_trainable(nn_model *m, unsigned group_mask);
