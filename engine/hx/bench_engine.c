@@ -13,7 +13,10 @@
 
 static const char usage[] =
     "usage: hx bench train|infer|eval [--config config.json | --shape tiny|small] [--batch B] [--seq T] [--steps N]\n"
-    "                                 [--recompute] [--new N] [--items N] [--stop N] [--device cpu|cuda] [--threads N]\n"
+    "                                 [--recompute] [--new N] [--items N] [--stop N] [--frozen] [--device cpu|cuda]\n"
+    "                                 [--threads N]\n"
+    "  infer, eval: --frozen freezes the weights first (nn_model_freeze, as the eval stage's models: on CUDA the\n"
+    "        matmuls read a bf16 copy made once)\n"
     "  eval: --items prompts (default 1024) of T/2..T tokens, greedy, --new tokens at most, --stop: token ids\n"
     "        0..N-1 end a sequence (an answer's newline or period; default 0); --batch slots\n"
     "  tiny: d 128, 4 layers, 4/2 heads x 32, MLP 384, vocab 4096 (~1M params)\n"
@@ -21,7 +24,7 @@ static const char usage[] =
 
 typedef struct bench_opts {
     nn_config cfg;
-    int recompute;
+    int recompute, frozen;
     int B, T, steps, n_new, threads, items, n_stop;
     const char *device;
 } bench_opts;
@@ -36,6 +39,7 @@ static int parse(int argc, char **argv, bench_opts *o)
     o->threads = 0;
     o->device = "cpu";
     o->recompute = 0;
+    o->frozen = 0;
     o->items = 1024;
     o->n_stop = 0;
     const char *e = getenv("OMP_NUM_THREADS");
@@ -59,6 +63,7 @@ static int parse(int argc, char **argv, bench_opts *o)
         else if (!strcmp(a, "--items") && more) o->items = atoi(argv[++i]);
         else if (!strcmp(a, "--stop") && more) o->n_stop = atoi(argv[++i]);
         else if (!strcmp(a, "--recompute")) o->recompute = 1;
+        else if (!strcmp(a, "--frozen")) o->frozen = 1;
         else die(HX_EXIT_USAGE, "unknown argument %s\n%s", a, usage);
     }
     if (o->B < 1 || o->T < 2 || o->steps < 1 || o->n_new < 1 || o->items < 1 || o->n_stop < 0 ||
@@ -74,9 +79,10 @@ static nn_model *make(bench_opts *o, k_backend **be)
     nn_model *m;
     if (nn_model_new(&m, &o->cfg, *be)) die(HX_EXIT_USAGE, "%s", hx_last_error());
     nn_model_init_random(m, 1);
-    printf("model: %zu parameters (d %d, %d layers, %d/%d heads x %d, MLP %d, vocab %d), device %s, %d threads\n",
+    if (o->frozen) nn_model_freeze(m);
+    printf("model: %zu parameters (d %d, %d layers, %d/%d heads x %d, MLP %d, vocab %d), device %s, %d threads%s\n",
            nn_config_n_params(&o->cfg), o->cfg.d, o->cfg.n_layers, o->cfg.n_heads, o->cfg.n_kv_heads,
-           o->cfg.head_dim, o->cfg.ffn, o->cfg.vocab, (*be)->name, (*be)->threads);
+           o->cfg.head_dim, o->cfg.ffn, o->cfg.vocab, (*be)->name, (*be)->threads, o->frozen ? ", frozen weights" : "");
     return m;
 }
 
@@ -84,6 +90,7 @@ int hx_bench_train(int argc, char **argv)
 {
     bench_opts o;
     parse(argc, argv, &o);
+    if (o.frozen) die(HX_EXIT_USAGE, "hx bench train: --frozen is for inference (infer, eval)");
     k_backend *be;
     nn_model *m = make(&o, &be);
     int N = o.B * o.T;
