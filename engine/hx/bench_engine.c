@@ -233,7 +233,8 @@ int hx_bench_eval(int argc, char **argv)
     }
     for (int k = 0; k < o.n_stop; k++) stop[k] = k;
     nn_gen_opts g = {.max_new = o.n_new, .stop_ids = stop, .n_stop_ids = o.n_stop};
-    /* each generator: one untimed pass (allocations, GEMM plans), then the median of --steps passes */
+    /* each generator: one untimed pass (allocations, GEMM plans), then the median of --steps passes; the two
+     * generators' passes alternate, so that a machine whose load changes weighs on both alike */
     double *t[2];
     nn_gen_times tm[2];
     static const char *name[2] = {"one batch at a time (nn_generate)", "continuous batching (nn_generate_stream)"};
@@ -241,13 +242,14 @@ int hx_bench_eval(int argc, char **argv)
         out[s] = xmalloc((size_t)n * sizeof *out[s]);
         nout[s] = xmalloc((size_t)n * sizeof *nout[s]);
         t[s] = xmalloc((size_t)o.steps * sizeof *t[s]);
-        for (int k = -1; k < o.steps; k++) {
+    }
+    for (int k = -1; k < o.steps; k++)
+        for (int s = 0; s < 2; s++) {
             double dt = eval_pass(m, s, o.B, pr, lens, n, &g, out[s], nout[s], &tm[s]);
             if (k >= 0) t[s][k] = dt;
             if (k + 1 < o.steps)
                 for (int i = 0; i < n; i++) free(out[s][i]);
         }
-    }
     long tokens = 0, differ = 0;
     for (int i = 0; i < n; i++) {
         tokens += nout[1][i];
