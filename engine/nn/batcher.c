@@ -13,6 +13,8 @@
  * KDA state of its own sequence), so an item's tokens do not depend on the others: nn_generate_stream ==
  * nn_generate of each prompt alone, token for token (tests/unit/test_generate_stream.c).
  */
+#define REFILL_DIV 8
+
 typedef struct stream {
     nn_model *m;
     const nn_gen_opts *o;
@@ -110,7 +112,11 @@ int nn_generate_stream(nn_model *m, const int32_t *const *prompts, const int *le
     int first = 0, steps = 0, r = 0;
     while (!r) {
         double t0 = hx_now();
-        while (!r && first < n && st.live < S) r = refill(&st, pre, dec, prompts, lens, n, &first, ids, rows, logits);
+        /* prefills of one prompt are inefficient (the GEMMs' M is one prompt): wait until REFILL_DIV-th of the slots
+         * are free (or as many as items are left, or none is decoding) and prefill them together */
+        int want = S / REFILL_DIV > 1 ? S / REFILL_DIV : 1;
+        while (!r && first < n && (S - st.live >= (want < n - first ? want : n - first) || !st.live))
+            r = refill(&st, pre, dec, prompts, lens, n, &first, ids, rows, logits);
         double t1 = hx_now();
         t_pre += t1 - t0;
         if (r || !st.live) break;
