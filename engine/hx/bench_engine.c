@@ -1,4 +1,5 @@
-/* bench_engine.c - `hx bench train|infer`: tokens/s of training steps, prefill and KV-cache decode for a shape. */
+/* bench_engine.c - `hx bench train|infer|eval`: tokens/s of training steps, prefill and KV-cache decode, and
+ * generation items/s (continuous batching vs one batch at a time) for a shape. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,15 +13,20 @@
 #include "engine/nn/train.h"
 
 static const char usage[] =
-    "usage: hx bench train|infer [--config config.json | --shape tiny|small] [--batch B] [--seq T] [--steps N] [--recompute]\n"
-    "                            [--new N] [--device cpu|cuda] [--threads N]\n"
+    "usage: hx bench train|infer|eval [--config config.json | --shape tiny|small] [--batch B] [--seq T] [--steps N]\n"
+    "                                 [--recompute] [--new N] [--items N] [--stop N] [--frozen] [--device cpu|cuda]\n"
+    "                                 [--threads N]\n"
+    "  infer, eval: --frozen freezes the weights first (nn_model_freeze, as the eval stage's models: on CUDA the\n"
+    "        matmuls read a bf16 copy made once)\n"
+    "  eval: --items prompts (default 1024) of T/2..T tokens, greedy, --new tokens at most, --stop: token ids\n"
+    "        0..N-1 end a sequence (an answer's newline or period; default 0); --batch slots\n"
     "  tiny: d 128, 4 layers, 4/2 heads x 32, MLP 384, vocab 4096 (~1M params)\n"
     "  small: d 384, 8 layers, 6/2 heads x 64, MLP 1152, vocab 8192 (~20M params)";
 
 typedef struct bench_opts {
     nn_config cfg;
-    int recompute;
-    int B, T, steps, n_new, threads;
+    int recompute, frozen;
+    int B, T, steps, n_new, threads, items, n_stop;
     const char *device;
 } bench_opts;
 
@@ -34,6 +40,9 @@ static int parse(int argc, char **argv, bench_opts *o)
     o->threads = 0;
     o->device = "cpu";
     o->recompute = 0;
+    o->frozen = 0;
+    o->items = 1024;
+    o->n_stop = 0;
     const char *e = getenv("OMP_NUM_THREADS");
     if (e) o->threads = atoi(e);
     for (int i = 1; i < argc; i++) {
@@ -52,10 +61,15 @@ static int parse(int argc, char **argv, bench_opts *o)
         else if (!strcmp(a, "--new") && more) o->n_new = atoi(argv[++i]);
         else if (!strcmp(a, "--device") && more) o->device = argv[++i];
         else if (!strcmp(a, "--threads") && more) o->threads = hx_cli_threads("bench", argv[++i]);
+        else if (!strcmp(a, "--items") && more) o->items = atoi(argv[++i]);
+        else if (!strcmp(a, "--stop") && more) o->n_stop = atoi(argv[++i]);
         else if (!strcmp(a, "--recompute")) o->recompute = 1;
+        else if (!strcmp(a, "--frozen")) o->frozen = 1;
         else die(HX_EXIT_USAGE, "unknown argument %s\n%s", a, usage);
     }
-    if (o->B < 1 || o->T < 2 || o->steps < 1 || o->n_new < 1) die(HX_EXIT_USAGE, "%s", usage);
+    if (o->B < 1 || o->T < 2 || o->steps < 1 || o->n_new < 1 || o->items < 1 || o->n_stop < 0 ||
+        o->n_stop >= o->cfg.vocab)
+        die(HX_EXIT_USAGE, "%s", usage);
     return 0;
 }
 
@@ -66,9 +80,10 @@ static nn_model *make(bench_opts *o, k_backend **be)
     nn_model *m;
     if (nn_model_new(&m, &o->cfg, *be)) die(HX_EXIT_USAGE, "%s", hx_last_error());
     nn_model_init_random(m, 1);
-    printf("model: %zu parameters (d %d, %d layers, %d/%d heads x %d, MLP %d, vocab %d), device %s, %d threads\n",
+    if (o->frozen) nn_model_freeze(m);
+    printf("model: %zu parameters (d %d, %d layers, %d/%d heads x %d, MLP %d, vocab %d), device %s, %d threads%s\n",
            nn_config_n_params(&o->cfg), o->cfg.d, o->cfg.n_layers, o->cfg.n_heads, o->cfg.n_kv_heads,
-           o->cfg.head_dim, o->cfg.ffn, o->cfg.vocab, (*be)->name, (*be)->threads);
+           o->cfg.head_dim, o->cfg.ffn, o->cfg.vocab, (*be)->name, (*be)->threads, o->frozen ? ", frozen weights" : "");
     return m;
 }
 
@@ -76,6 +91,7 @@ int hx_bench_train(int argc, char **argv)
 {
     bench_opts o;
     parse(argc, argv, &o);
+    if (o.frozen) die(HX_EXIT_USAGE, "hx bench train: --frozen is for inference (infer, eval)");
     k_backend *be;
     nn_model *m = make(&o, &be);
     int N = o.B * o.T;
@@ -172,5 +188,94 @@ int hx_bench_infer(int argc, char **argv)
     free(pr); free(out); free(lens); free(nout);
     nn_model_free(m);
     k_backend_free(be);
+    return 0;
+}
+
+/* One pass of the generator over every item; wall seconds. stream: nn_generate_stream through B slots, else
+ * nn_generate of B prompts at a time (the generator before continuous batching). */
+static double eval_pass(nn_model *m, int stream, int B, int32_t **pr, int *lens, int n, const nn_gen_opts *g,
+                        int32_t **out, int *nout, nn_gen_times *times)
+{
+    double t0 = hx_now();
+    int r = 0;
+    nn_gen_times tm, sum = {0};
+    nn_gen_opts go = *g;
+    go.times = &tm;
+    if (stream) r = nn_generate_stream(m, (const int32_t *const *)pr, lens, n, B, &go, out, nout);
+    for (int i0 = 0; !stream && !r && i0 < n; i0 += B) {
+        r = nn_generate(m, (const int32_t *const *)pr + i0, lens + i0, n - i0 < B ? n - i0 : B, &go, out + i0,
+                        nout + i0);
+        sum.prefill_s += tm.prefill_s;
+        sum.decode_s += tm.decode_s;
+        sum.decode_steps += tm.decode_steps;
+    }
+    if (stream) sum = tm;
+    if (times) *times = sum;
+    if (r) die(HX_EXIT_STAGE, "hx bench eval: %s", hx_last_error());
+    m->be->op->sync(m->be);
+    return hx_now() - t0;
+}
+
+int hx_bench_eval(int argc, char **argv)
+{
+    bench_opts o;
+    parse(argc, argv, &o);
+    k_backend *be;
+    nn_model *m = make(&o, &be);
+    int n = o.items;
+    int32_t **pr = xmalloc((size_t)n * sizeof *pr), **out[2], *stop = xmalloc((size_t)(o.n_stop + 1) * 4);
+    int *lens = xmalloc((size_t)n * sizeof *lens), *nout[2];
+    hx_rng r;
+    hx_rng_seed(&r, 3);
+    for (int i = 0; i < n; i++) {
+        lens[i] = o.T / 2 + (int)hx_rng_below(&r, (uint64_t)(o.T - o.T / 2 + 1));
+        pr[i] = xmalloc((size_t)lens[i] * 4);
+        for (int t = 0; t < lens[i]; t++) pr[i][t] = (int32_t)hx_rng_below(&r, (uint64_t)o.cfg.vocab);
+    }
+    for (int k = 0; k < o.n_stop; k++) stop[k] = k;
+    nn_gen_opts g = {.max_new = o.n_new, .stop_ids = stop, .n_stop_ids = o.n_stop};
+    /* each generator: one untimed pass (allocations, GEMM plans), then the median of --steps passes; the two
+     * generators' passes alternate, so that a machine whose load changes weighs on both alike */
+    double *t[2];
+    nn_gen_times tm[2];
+    static const char *name[2] = {"one batch at a time (nn_generate)", "continuous batching (nn_generate_stream)"};
+    for (int s = 0; s < 2; s++) {
+        out[s] = xmalloc((size_t)n * sizeof *out[s]);
+        nout[s] = xmalloc((size_t)n * sizeof *nout[s]);
+        t[s] = xmalloc((size_t)o.steps * sizeof *t[s]);
+    }
+    for (int k = -1; k < o.steps; k++)
+        for (int s = 0; s < 2; s++) {
+            double dt = eval_pass(m, s, o.B, pr, lens, n, &g, out[s], nout[s], &tm[s]);
+            if (k >= 0) t[s][k] = dt;
+            if (k + 1 < o.steps)
+                for (int i = 0; i < n; i++) free(out[s][i]);
+        }
+    long tokens = 0, differ = 0;
+    for (int i = 0; i < n; i++) {
+        tokens += nout[1][i];
+        differ += nout[0][i] != nout[1][i] || memcmp(out[0][i], out[1][i], (size_t)nout[1][i] * 4) != 0;
+    }
+    for (int s = 0; s < 2; s++) {
+        double dt = median(t[s], o.steps);
+        printf("eval %d items of %d..%d tokens, %d new at most, batch %d: %s %.3f s, %.1f items/s "
+               "(last pass: prefill %.3f s, %d decode steps %.3f s)\n", n, o.T / 2, o.T, o.n_new, o.B, name[s], dt,
+               n / dt, tm[s].prefill_s, tm[s].decode_steps, tm[s].decode_s);
+    }
+    printf("generated %ld tokens (%.1f per item); items whose tokens differ between the generators: %ld\n", tokens,
+           (double)tokens / n, differ);
+    for (int s = 0; s < 2; s++) {
+        for (int i = 0; i < n; i++) free(out[s][i]);
+        free(out[s]);
+        free(nout[s]);
+        free(t[s]);
+    }
+    for (int i = 0; i < n; i++) free(pr[i]);
+    free(pr);
+    free(lens);
+    free(stop);
+    nn_model_free(m);
+    k_backend_free(be);
+    if (differ) die(HX_EXIT_STAGE, "hx bench eval: the generators disagree on %ld items", differ);
     return 0;
 }

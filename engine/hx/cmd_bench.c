@@ -222,6 +222,7 @@ static const struct {
     int (*fn)(int argc, char **argv);
     const char *summary;
 } subs[] = {
+    {"eval", hx_bench_eval, "generation items/s: continuous batching vs one batch at a time (bench_engine.c)"},
     {"infer", hx_bench_infer, "Qwen3 prefill and KV-cache decode tokens/s for a shape (bench_engine.c)"},
     {"kda", bench_kda, "KDA layer vs Qwen3 attention layer: CPU tokens/s, forward and forward+backward"},
     {"memory", bench_memory, "KV cache vs KDA state bytes per sequence for a config.json over context lengths"},

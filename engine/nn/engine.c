@@ -70,6 +70,7 @@ nn_model *nn_engine_model(nn_engine *e, const char *key, const char *dir)
         if (!strcmp(e->s[i].key, key)) return e->s[i].m;
     nn_model *m;
     if (nn_model_load(&m, dir, e->be)) return NULL;
+    nn_model_freeze(m); /* shared for inference only: the backend keeps its matmul copy of the weights once */
     if (e->n == e->cap) {
         e->cap = e->cap ? 2 * e->cap : 4;
         e->s = xrealloc(e->s, (size_t)e->cap * sizeof *e->s);

@@ -27,7 +27,8 @@ nn_engine *nn_engine_on(nn_engine *e, const char *device);
 /*
  * The model stored under `key` (a store key, or any unique string such as the directory), loading it from
  * dir (config.json + safetensors) the first time. The engine owns it; callers must not free it, and must not
- * change its weights (train a copy: nn_engine_model_copy). NULL + error() if the checkpoint does not load.
+ * change its weights (train a copy: nn_engine_model_copy); it is frozen (nn_model_freeze: the backend keeps its
+ * weights once in its matmul operand format). NULL + error() if the checkpoint does not load.
  */
 nn_model *nn_engine_model(nn_engine *e, const char *key, const char *dir);
 /* A private, trainable copy of a cached model (same config, same weights); the caller frees it. */

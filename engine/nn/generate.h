@@ -32,6 +32,16 @@ typedef struct nn_gen_times {
 int nn_generate(nn_model *m, const int32_t *const *prompts, const int *lens, int B, const nn_gen_opts *o,
                 int32_t **out, int *n_out);
 
+/*
+ * Continuous batching (engine/nn/batcher.c): greedy decoding of n prompts through `slots` sequence slots. The
+ * prompts enter in order; a sequence that stops (max_new, a stop id, the stop callback, which gets the item's
+ * index as b) frees its slot and the next prompts' prefill (right-padded, all free slots at once) fills it, so
+ * the batch never waits for its longest member. The tokens are those of nn_generate of each prompt alone.
+ * out[i], n_out[i] as nn_generate's; times: prefill_s the prefills, decode_s the decode steps.
+ */
+int nn_generate_stream(nn_model *m, const int32_t *const *prompts, const int *lens, int n, int slots,
+                       const nn_gen_opts *o, int32_t **out, int *n_out);
+
 /* The same by recomputing the whole sequence for each new token (no cache): the reference decode must equal. */
 int nn_generate_recompute(nn_model *m, const int32_t *prompt, int len, int max_new, int32_t *out);
 

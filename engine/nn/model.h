@@ -78,6 +78,7 @@ typedef struct nn_batch {
 /* Attention KV cache / recurrent state for generation: per layer, per sequence. */
 typedef struct nn_cache {
     int B, Tmax;
+    int B_cap;             /* sequences the memory was made for (nn_cache_rebatch) */
     float *mem;            /* device memory of all layers */
     size_t *layer_off;     /* [n_layers] offset into mem */
     int *len;              /* [B] host: tokens stored per sequence */
@@ -124,6 +125,7 @@ struct nn_model {
     float *hidden_out;     /* [B*T, d] after the final norm */
     float *loss_rows;      /* [B*T] */
     int cur_B, cur_T, cur_has_seg, fwd_train; /* the last forward */
+    int frozen;            /* nn_model_freeze: the weights are inference-only */
 };
 
 /* Creates a model of config c on backend be with zeroed parameters. error() for configs it cannot build
@@ -135,6 +137,15 @@ void nn_model_init_random(nn_model *m, uint64_t seed);
 int nn_model_find(const nn_model *m, const char *name);          /* table index or -1 */
 float *nn_model_param(const nn_model *m, const char *name);      /* device pointer or NULL */
 float *nn_model_grad(const nn_model *m, const char *name);       /* NULL when frozen or absent */
+
+/*
+ * Inference weights: after nn_model_freeze the weights must not change until nn_model_thaw (nn_model_free thaws);
+ * the backend keeps them once in its matmul operand format (CUDA: a bf16 copy, half the fp32 bytes), so no matmul
+ * converts a weight (k_ops.weights_freeze). nn_engine_model freezes the models it shares (eval, teachers).
+ * nn_model_set_trainable with a non-empty mask refuses a frozen model.
+ */
+void nn_model_freeze(nn_model *m);
+void nn_model_thaw(nn_model *m);
 
 /* Gradients and AdamW moments only for the groups in mask (NN_GROUP_BIT(...) | ...); zeroed. */
 int nn_model_set_trainable(nn_model *m, unsigned group_mask);
@@ -216,6 +227,12 @@ int nn_checkpoint_check(const char *dir);
 /* KV cache / recurrent state for B sequences of up to Tmax tokens. */
 int nn_cache_new(nn_cache **out, nn_model *m, int B, int Tmax);
 void nn_cache_reset(nn_model *m, nn_cache *c);
+/* The same memory as a cache of B <= B_cap sequences (layers re-laid out, reset): one allocation serves the
+ * prefills of any number of new sequences (nn_generate_stream). */
+int nn_cache_rebatch(nn_model *m, nn_cache *c, int B);
+/* Sequence sb of src (its src->len[sb] tokens: KV rows, or the recurrent state and conv caches) into sequence db
+ * of dst, which may have another B and Tmax; dst->len[db] = src->len[sb]. */
+int nn_cache_copy_seq(nn_model *m, nn_cache *dst, int db, const nn_cache *src, int sb);
 void nn_cache_free(nn_model *m, nn_cache *c);
 
 #endif

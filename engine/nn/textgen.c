@@ -63,44 +63,42 @@ int nn_textgen(nn_model *m, const nn_tokenizer *tok, const char *const *prompts,
     stop_ctx sc = {tok, o->stop, o->n_stop};
     nn_gen_opts go = {.max_new = o->max_new, .stop_ids = stop_ids, .n_stop_ids = n_stop_ids, .stop = stop_strings,
                       .stop_ud = &sc};
-    for (int i0 = 0; i0 < n; i0 += batch) {
-        int B = n - i0 < batch ? n - i0 : batch, r = 0;
-        int32_t **ids = xcalloc((size_t)B, sizeof *ids), **gen = xcalloc((size_t)B, sizeof *gen);
-        int *lens = xcalloc((size_t)B, sizeof *lens), *ng = xcalloc((size_t)B, sizeof *ng);
-        for (int b = 0; b < B && !r; b++) {
-            char *p = o->chat ? nn_chat_wrap(prompts[i0 + b]) : xstrdup(prompts[i0 + b]);
-            r = encode_text(tok, p, &ids[b], &lens[b]);
-            free(p);
-            if (!r && lens[b] == 0) r = error("prompt %d encodes to no tokens", i0 + b);
-        }
-        if (!r) r = nn_generate(m, (const int32_t *const *)ids, lens, B, &go, gen, ng);
-        for (int b = 0; b < B; b++) {
-            if (!r) {
-                /* drop a final stop token, decode, cut at the first stop string */
-                int k = ng[b];
-                for (int s = 0; s < n_stop_ids && k > 0; s++)
-                    if (gen[b][k - 1] == stop_ids[s]) {
-                        k--;
-                        break;
-                    }
-                char *text;
-                size_t len;
-                if (nn_tokenizer_decode(tok, gen[b], (size_t)k, &text, &len)) r = -1;
-                else {
-                    for (int s = 0; s < o->n_stop; s++) {
-                        char *hit = o->stop[s][0] ? strstr(text, o->stop[s]) : NULL;
-                        if (hit) *hit = 0;
-                    }
-                    out[i0 + b] = text;
-                }
-            }
-            free(ids[b]);
-            free(gen[b]);
-        }
-        free(ids); free(gen); free(lens); free(ng);
-        if (r) return -1;
+    /* every prompt through `batch` sequence slots (continuous batching: nn_generate_stream) */
+    int r = 0;
+    int32_t **ids = xcalloc((size_t)n + 1, sizeof *ids), **gen = xcalloc((size_t)n + 1, sizeof *gen);
+    int *lens = xcalloc((size_t)n + 1, sizeof *lens), *ng = xcalloc((size_t)n + 1, sizeof *ng);
+    for (int i = 0; i < n && !r; i++) {
+        char *p = o->chat ? nn_chat_wrap(prompts[i]) : xstrdup(prompts[i]);
+        r = encode_text(tok, p, &ids[i], &lens[i]);
+        free(p);
+        if (!r && lens[i] == 0) r = error("prompt %d encodes to no tokens", i);
     }
-    return 0;
+    if (!r) r = nn_generate_stream(m, (const int32_t *const *)ids, lens, n, batch, &go, gen, ng);
+    for (int i = 0; i < n; i++) {
+        if (!r) {
+            /* drop a final stop token, decode, cut at the first stop string */
+            int k = ng[i];
+            for (int s = 0; s < n_stop_ids && k > 0; s++)
+                if (gen[i][k - 1] == stop_ids[s]) {
+                    k--;
+                    break;
+                }
+            char *text;
+            size_t len;
+            if (nn_tokenizer_decode(tok, gen[i], (size_t)k, &text, &len)) r = -1;
+            else {
+                for (int s = 0; s < o->n_stop; s++) {
+                    char *hit = o->stop[s][0] ? strstr(text, o->stop[s]) : NULL;
+                    if (hit) *hit = 0;
+                }
+                out[i] = text;
+            }
+        }
+        free(ids[i]);
+        free(gen[i]);
+    }
+    free(ids); free(gen); free(lens); free(ng);
+    return r ? -1 : 0;
 }
 
 /* Python's str.isspace() for one code point (lm-eval's context.rstrip()). */

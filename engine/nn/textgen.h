@@ -22,7 +22,7 @@ typedef struct nn_textgen_opts {
     int stop_at_eos;               /* also stop at the config's eos and <|im_end|> / <|endoftext|> tokens */
 } nn_textgen_opts;
 
-/* Greedy completions of n prompts (batched). out[i]: xmalloc'd UTF-8 completion text (cut at a stop string). */
+/* Greedy completions of n prompts through `batch` sequence slots (continuous batching: nn_generate_stream). out[i]: xmalloc'd UTF-8 completion text (cut at a stop string). */
 int nn_textgen(nn_model *m, const nn_tokenizer *tok, const char *const *prompts, int n, int batch,
                const nn_textgen_opts *o, char **out);
 

@@ -29,7 +29,7 @@ static const hx_field eval_fields[] = {
     {"max_new_tokens", HX_T_INT, "24", NULL, "generation: new tokens per item at most"},
     {"stop", HX_T_STRLIST, "[\"\\n\"]", NULL, "generation: the reply ends before the first stop string (and at eos)"},
     {"match", HX_T_STR, "\"contains\"", "contains|exact", "open answers: whole-word containment or exact match"},
-    {"batch", HX_T_INT, "8", NULL, "sequences per forward (scoring and generation)"},
+    {"batch", HX_T_INT, "8", NULL, "sequences per forward (scoring); sequence slots of continuous batching (generation)"},
     {"limit", HX_T_INT, "0", NULL, "items per task and split (the first ones of the file); 0 = all"},
     {"seed", HX_T_INT, "0", NULL, "seed of shot selection and of bootstrap intervals"},
     {"bootstrap", HX_T_INT, "1000", NULL, "bootstrap resamples for the gap's interval"},
@@ -166,7 +166,10 @@ static int score_all(hx_stage_ctx *c, nn_model *m, const nn_tokenizer *tok, eval
     return rc;
 }
 
-/* Greedy replies, grouped by stop strings (gen_class), CHUNK at a time in item order within a group. */
+/* Greedy replies, grouped by stop strings (gen_class), in item order within a group: GEN_SLOT_ITEMS items per
+ * sequence slot (at least CHUNK) go through one continuous-batching call (nn_textgen), whose slots only drain at
+ * its end, between progress updates and interrupt checks. */
+#define GEN_SLOT_ITEMS 16
 static int generate_all(hx_stage_ctx *c, nn_model *m, const nn_tokenizer *tok, const ev_itemset *s, eval_reqs *r,
                         const eval_opts *o, hx_progress *pg, int *done)
 {
@@ -177,18 +180,19 @@ static int generate_all(hx_stage_ctx *c, nn_model *m, const nn_tokenizer *tok, c
     stops[n_stop] = "\n";
     stops[n_stop + 1] = ".";
     int *sel = xmalloc(sizeof *sel * (size_t)(s->n + 1));
-    const char *pa[CHUNK];
-    char *outs[CHUNK];
+    int per_call = o->batch > CHUNK / GEN_SLOT_ITEMS ? o->batch * GEN_SLOT_ITEMS : CHUNK;
+    const char **pa = xcalloc((size_t)per_call, sizeof *pa);
+    char **outs = xcalloc((size_t)per_call, sizeof *outs);
     for (int cls = 0; cls < 3 && !rc; cls++) {
         nn_textgen_opts go = {.max_new = o->max_new, .stop = stops, .n_stop = n_stop + (cls == 1 ? 2 : cls == 2 ? 1 : 0),
                               .stop_at_eos = 1};
         int ns = 0;
         for (int i = 0; i < s->n; i++)
             if (r->gen_class[i] == cls) sel[ns++] = i;
-        for (int lo = 0; lo < ns && !rc; lo += CHUNK) {
-            int k = ns - lo < CHUNK ? ns - lo : CHUNK;
+        for (int lo = 0; lo < ns && !rc; lo += per_call) {
+            int k = ns - lo < per_call ? ns - lo : per_call;
             for (int j = 0; j < k; j++) pa[j] = r->gen[sel[lo + j]];
-            memset(outs, 0, sizeof outs);
+            memset(outs, 0, (size_t)per_call * sizeof *outs);
             rc = nn_textgen(m, tok, pa, k, o->batch, &go, outs);
             for (int j = 0; j < k; j++) r->reply[sel[lo + j]] = outs[j];
             hx_progress_update(pg, *done += k, "generating");
@@ -197,6 +201,8 @@ static int generate_all(hx_stage_ctx *c, nn_model *m, const nn_tokenizer *tok, c
     }
     for (int i = 0; i < s->n && !rc; i++) ev_prose_cut(&s->it[i], r->reply[i]);
     free(sel);
+    free(pa);
+    free(outs);
     free(stops);
     return rc;
 }

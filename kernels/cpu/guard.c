@@ -115,17 +115,80 @@ static float *bf16_copy(const float *x, int rows, int cols, int ld)
     return y;
 }
 
+/* Frozen weights (weights_freeze): a copy of each range as the matmul reads it (bf16-rounded for guard:bf16).
+ * A matmul operand inside a range is read from the copy, as the CUDA backend reads its bf16 copy, after checking
+ * that the range still holds what was frozen: a write to frozen weights is a BUG here, a stale copy on the GPU. */
+typedef struct g_frozen {
+    const float *p;
+    size_t n;
+    float *copy;
+} g_frozen;
+static g_frozen g_fz[16];
+static int g_nfz;
+static size_t g_fz_reads;
+
+size_t k_guard_frozen_reads(void) { return g_fz_reads; }
+
+static void g_weights_freeze(k_backend *b, const float *p, size_t n)
+{
+    enter();
+    if (g_nfz == (int)(sizeof g_fz / sizeof g_fz[0])) BUG("guard: more than %d frozen weight ranges", g_nfz);
+    for (int i = 0; i < g_nfz; i++)
+        if (p < g_fz[i].p + g_fz[i].n && g_fz[i].p < p + n) BUG("guard: weights %p frozen twice", (const void *)p);
+    g_fz[g_nfz].p = p;
+    g_fz[g_nfz].n = n;
+    g_fz[g_nfz].copy = b->impl ? bf16_copy(p, 1, (int)n, (int)n) : xmalloc((n ? n : 1) * sizeof(float));
+    if (!b->impl) memcpy(g_fz[g_nfz].copy, p, n * sizeof(float));
+    g_nfz++;
+    leave();
+}
+
+static void g_weights_thaw(k_backend *b, const float *p)
+{
+    (void)b;
+    for (int i = 0; i < g_nfz; i++)
+        if (g_fz[i].p == p) {
+            free(g_fz[i].copy);
+            g_fz[i] = g_fz[--g_nfz];
+            return;
+        }
+    BUG("guard: thaw of weights %p that are not frozen", (const void *)p);
+}
+
+/* The frozen copy of operand x (rows x cols, leading dimension ld), or NULL when x is not frozen weights. */
+static const float *frozen_operand(k_backend *b, const float *x, int rows, int cols, int ld)
+{
+    for (int i = 0; i < g_nfz; i++) {
+        const g_frozen *f = &g_fz[i];
+        if (x < f->p || x >= f->p + f->n) continue;
+        size_t o = (size_t)(x - f->p), end = o + (size_t)(rows - 1) * ld + cols;
+        if (end > f->n) BUG("guard: matmul operand runs past frozen weights %p", (const void *)f->p);
+        float *now = b->impl ? bf16_copy(x, rows, cols, ld) : NULL;
+        for (int r = 0; r < rows; r++) {
+            const float *have = now ? now + (size_t)r * ld : x + (size_t)r * ld;
+            if (memcmp(have, f->copy + o + (size_t)r * ld, (size_t)cols * sizeof(float)))
+                BUG("guard: frozen weights %p written after weights_freeze", (const void *)f->p);
+        }
+        free(now);
+        g_fz_reads++;
+        return f->copy + o;
+    }
+    return NULL;
+}
+
 static void g_matmul(k_backend *b, int tA, int tB, int M, int N, int K, float al, const float *A, int lda,
                      const float *B, int ldb, float be, float *C, int ldc)
 {
     enter();
+    int ar = tA ? K : M, ac = tA ? M : K, br = tB ? N : K, bc = tB ? K : N;
+    const float *fa = frozen_operand(b, A, ar, ac, lda), *fb = frozen_operand(b, B, br, bc, ldb);
     if (b->impl) { /* guard:bf16 */
-        float *a = bf16_copy(A, tA ? K : M, tA ? M : K, lda), *bb = bf16_copy(B, tB ? N : K, tB ? K : N, ldb);
-        g_cpu->matmul(b, tA, tB, M, N, K, al, a, lda, bb, ldb, be, C, ldc);
+        float *a = fa ? NULL : bf16_copy(A, ar, ac, lda), *bb = fb ? NULL : bf16_copy(B, br, bc, ldb);
+        g_cpu->matmul(b, tA, tB, M, N, K, al, fa ? fa : a, lda, fb ? fb : bb, ldb, be, C, ldc);
         free(a);
         free(bb);
     } else
-        g_cpu->matmul(b, tA, tB, M, N, K, al, A, lda, B, ldb, be, C, ldc);
+        g_cpu->matmul(b, tA, tB, M, N, K, al, fa ? fa : A, lda, fb ? fb : B, ldb, be, C, ldc);
     leave();
 }
 
@@ -208,7 +271,7 @@ static const k_ops guard_ops = {
     .l2norm_fwd = g_l2norm_fwd, .l2norm_bwd = g_l2norm_bwd, .kda_gate_fwd = g_kda_gate_fwd,
     .kda_gate_bwd = g_kda_gate_bwd, .gated_rmsnorm_fwd = g_gated_rmsnorm_fwd, .gated_rmsnorm_bwd = g_gated_rmsnorm_bwd,
     .sigmoid_fwd = g_sigmoid_fwd, .sigmoid_bwd = g_sigmoid_bwd, .head_repeat_fwd = g_head_repeat_fwd,
-    .head_repeat_bwd = g_head_repeat_bwd,
+    .head_repeat_bwd = g_head_repeat_bwd, .weights_freeze = g_weights_freeze, .weights_thaw = g_weights_thaw,
 };
 
 k_backend *k_guard_new(int threads, int bf16)

@@ -111,10 +111,13 @@ void kcuda_colsum_final(k_backend *b, float *out, const float *part, int P, int 
 }
 
 /* ---- matmul: fp32 in the op table, bf16 operands into cuBLASLt, fp32 accumulate and output ----
- * Choice (issue item 1): operands are converted to bf16 on the fly into scratch rather than cached per weight
- * pointer. A cache keyed by pointer needs a version counter bumped by every writer of the weights (AdamW, loads,
- * uploads); converting costs one read of each operand, small next to the GEMM for the shapes that matter
- * (N = B*T >= 4096), and cannot go stale. Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T. */
+ * Operands are converted to bf16 on the fly into scratch rather than cached per weight pointer (a cache keyed by
+ * pointer needs a version counter bumped by every writer of the weights: AdamW, loads, uploads); converting costs
+ * one read of each operand, small next to the GEMM for training shapes (N = B*T >= 4096), and cannot go stale.
+ * Inference weights are the exception (issue 15 item 1): weights_freeze declares a range that does not change
+ * (nn_model_freeze: the eval stage's model, a teacher), converted once; an operand inside it is read from that
+ * bf16 copy, which at decode (M = B <= 64) saves the conversion's read of every weight, the lm_head's included.
+ * Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T. */
 
 __global__ void to_bf16_2d(__nv_bfloat16 *dst, const float *src, int rows, int cols, int ld)
 {
@@ -147,7 +150,7 @@ static void convert_bf16(k_backend *b, __nv_bfloat16 *dst, const float *src, int
 }
 
 typedef struct kcuda_mm_entry {
-    int ta, tb, m, n, k, lda, ldb, ldc, align_c;
+    int ta, tb, m, n, k, lda, ldb, ldc, align_c, align_ab;
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t la, lb, lc;
     cublasLtMatmulAlgo_t algo;
@@ -157,15 +160,16 @@ typedef struct kcuda_mm_entry {
 
 /* The heuristic assumes 256-byte aligned pointers unless told otherwise, and an algorithm it picks for those
  * answers CUBLAS_STATUS_NOT_SUPPORTED on a C that is less aligned (an output view at an odd float offset): the
- * plan is made for, and keyed by, C's alignment (A and B are scratch copies, 256-byte aligned). */
+ * plan is made for, and keyed by, C's alignment and the lesser alignment of A and B (scratch copies are 256-byte
+ * aligned, a tensor inside frozen weights' bf16 copy 32-byte: the model's tensors start at 16-float offsets). */
 static kcuda_mm_entry *mm_plan(k_backend *b, int ta, int tb, int m, int n, int k, int lda, int ldb, int ldc,
-                               int align_c)
+                               int align_c, int align_ab)
 {
     kcuda_ctx *c = KCUDA_CTX(b);
     for (int i = 0; i < c->mm_n; i++) {
         kcuda_mm_entry *e = &c->mm_cache[i];
         if (e->ta == ta && e->tb == tb && e->m == m && e->n == n && e->k == k && e->lda == lda && e->ldb == ldb &&
-            e->ldc == ldc && e->align_c == align_c)
+            e->ldc == ldc && e->align_c == align_c && e->align_ab == align_ab)
             return e;
     }
     if (c->mm_n == c->mm_cap) {
@@ -176,6 +180,7 @@ static kcuda_mm_entry *mm_plan(k_backend *b, int ta, int tb, int m, int n, int k
     memset(e, 0, sizeof *e);
     e->ta = ta; e->tb = tb; e->m = m; e->n = n; e->k = k; e->lda = lda; e->ldb = ldb; e->ldc = ldc;
     e->align_c = align_c;
+    e->align_ab = align_ab;
     CKLT(cublasLtMatmulDescCreate(&e->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
     CKLT(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa));
@@ -191,6 +196,9 @@ static kcuda_mm_entry *mm_plan(k_backend *b, int ta, int tb, int m, int n, int k
     uint32_t al = (uint32_t)align_c;
     CKLT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al, sizeof al));
     CKLT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al, sizeof al));
+    uint32_t alab = (uint32_t)align_ab;
+    CKLT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &alab, sizeof alab));
+    CKLT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &alab, sizeof alab));
     int got = 0;
     CKLT(cublasLtMatmulAlgoGetHeuristic(c->lt, e->op, e->la, e->lb, e->lc, e->lc, pref, 8, e->cand, &got));
     cublasLtMatmulPreferenceDestroy(pref);
@@ -211,6 +219,47 @@ __global__ void scale_2d(float *C, int rows, int cols, int ldc, float beta)
     }
 }
 
+/* The bf16 copy of operand x (rows x cols row-major, leading dimension ld) when x lies inside frozen weights and
+ * is compact (ld == cols, as every weight is); NULL otherwise. */
+static const __nv_bfloat16 *frozen_bf16(k_backend *b, const float *x, int rows, int cols, int ld)
+{
+    kcuda_ctx *c = KCUDA_CTX(b);
+    for (int i = 0; i < c->n_frozen; i++) {
+        const struct kcuda_frozen *f = &c->frozen[i];
+        if (x < f->p || x >= f->p + f->n) continue;
+        size_t o = (size_t)(x - f->p);
+        if (ld != cols || o + (size_t)rows * cols > f->n) return NULL;
+        return f->bf + o;
+    }
+    return NULL;
+}
+
+static void cu_weights_freeze(k_backend *b, const float *p, size_t n)
+{
+    kcuda_ctx *c = KCUDA_CTX(b);
+    if (c->n_frozen == (int)(sizeof c->frozen / sizeof c->frozen[0]) || n == 0) return; /* converted per matmul */
+    __nv_bfloat16 *bf = (__nv_bfloat16 *)cu_alloc(b, n * sizeof(__nv_bfloat16));
+    for (size_t o = 0; o < n; o += (size_t)1 << 30) { /* convert_bf16 counts in int */
+        int len = (int)(n - o < ((size_t)1 << 30) ? n - o : ((size_t)1 << 30));
+        convert_bf16(b, bf + o, p + o, 1, len, len);
+    }
+    c->frozen[c->n_frozen].p = p;
+    c->frozen[c->n_frozen].n = n;
+    c->frozen[c->n_frozen].bf = bf;
+    c->n_frozen++;
+}
+
+static void cu_weights_thaw(k_backend *b, const float *p)
+{
+    kcuda_ctx *c = KCUDA_CTX(b);
+    for (int i = 0; i < c->n_frozen; i++)
+        if (c->frozen[i].p == p) {
+            cu_free(b, c->frozen[i].bf);
+            c->frozen[i] = c->frozen[--c->n_frozen];
+            return;
+        }
+}
+
 void kcuda_matmul(k_backend *b, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                   const float *B, int ldb, float beta, float *C, int ldc)
 {
@@ -222,15 +271,21 @@ void kcuda_matmul(k_backend *b, int transA, int transB, int M, int N, int K, flo
     }
     /* compact bf16 copies: A is stored (transA ? K x M : M x K) row-major, B (transB ? N x K : K x N) */
     int ar = transA ? K : M, ac = transA ? M : K, br = transB ? N : K, bc = transB ? K : N;
-    size_t abytes = ((size_t)ar * ac * 2 + 255) & ~(size_t)255, bbytes = (size_t)br * bc * 2;
-    char *s = (char *)kcuda_scratch(b, abytes + bbytes);
+    /* an operand inside frozen weights is read from their bf16 copy; the others are converted into scratch */
+    const __nv_bfloat16 *fa = frozen_bf16(b, A, ar, ac, lda), *fb = frozen_bf16(b, B, br, bc, ldb);
+    size_t abytes = fa ? 0 : ((size_t)ar * ac * 2 + 255) & ~(size_t)255, bbytes = fb ? 0 : (size_t)br * bc * 2;
+    char *s = (char *)kcuda_scratch(b, abytes + bbytes + 256);
     __nv_bfloat16 *A16 = (__nv_bfloat16 *)s, *B16 = (__nv_bfloat16 *)(s + abytes);
-    convert_bf16(b, A16, A, ar, ac, lda);
-    convert_bf16(b, B16, B, br, bc, ldb);
+    if (fa) A16 = (__nv_bfloat16 *)fa;
+    else convert_bf16(b, A16, A, ar, ac, lda);
+    if (fb) B16 = (__nv_bfloat16 *)fb;
+    else convert_bf16(b, B16, B, br, bc, ldb);
+    int align_ab = 256;
+    while (align_ab > 2 && (((uintptr_t)A16 | (uintptr_t)B16) & (uintptr_t)(align_ab - 1))) align_ab >>= 1;
     /* column-major: C^T[N,M] = op(B)^T[N,K] op(A)^T[K,M]; the row-major buffer of B is B^T column-major */
     int align_c = 256;
     while (align_c > 4 && ((uintptr_t)C & (uintptr_t)(align_c - 1))) align_c >>= 1;
-    kcuda_mm_entry *e = mm_plan(b, transB, transA, N, M, K, bc, ac, ldc, align_c);
+    kcuda_mm_entry *e = mm_plan(b, transB, transA, N, M, K, bc, ac, ldc, align_c, align_ab);
     kcuda_ctx *c = KCUDA_CTX(b);
     cublasStatus_t st = cublasLtMatmul(c->lt, e->op, &alpha, B16, e->la, A16, e->lb, &beta, C, e->lc, C, e->lc,
                                        &e->algo, c->lt_ws, c->lt_ws_bytes, c->stream);
@@ -270,6 +325,7 @@ static void cuda_ops_init(void)
     o->gated_rmsnorm_fwd = kcuda_gated_rmsnorm_fwd; o->gated_rmsnorm_bwd = kcuda_gated_rmsnorm_bwd;
     o->sigmoid_fwd = kcuda_sigmoid_fwd; o->sigmoid_bwd = kcuda_sigmoid_bwd;
     o->head_repeat_fwd = kcuda_head_repeat_fwd; o->head_repeat_bwd = kcuda_head_repeat_bwd;
+    o->weights_freeze = cu_weights_freeze; o->weights_thaw = cu_weights_thaw;
 }
 
 /* No CUDA call happens before this is asked for: a binary built with CUDA runs on machines without a GPU. */

@@ -21,6 +21,8 @@ extern "C" {
  * a steady training loop.
  */
 struct kcuda_block { void *p; size_t n; };
+/* frozen weights (weights_freeze): the fp32 range and its bf16 copy, which matmul reads instead of converting */
+struct kcuda_frozen { const float *p; size_t n; __nv_bfloat16 *bf; };
 
 typedef struct kcuda_ctx {
     int device;
@@ -46,6 +48,8 @@ typedef struct kcuda_ctx {
     /* live allocations of cu_alloc (pointer, bytes): cu_free's size for the memory accounting */
     struct kcuda_block *blocks;
     int n_blocks, cap_blocks;
+    struct kcuda_frozen frozen[16];
+    int n_frozen;
 } kcuda_ctx;
 
 #define KCUDA_CTX(b) ((kcuda_ctx *)(b)->impl)
