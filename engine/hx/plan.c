@@ -22,6 +22,7 @@ typedef struct stage_info {
     const char **roles;       /* borrowed json keys */
     int *deps;                /* stage index per role */
     uint64_t mask;            /* axes referenced directly or through inputs */
+    uint64_t direct;          /* axes referenced by its own `with` */
     int *inst_of;             /* instance index per arm */
 } stage_info;
 
@@ -34,6 +35,7 @@ typedef struct builder {
     const char **axis_names;
     json_t **axis_vals;       /* resolved value lists */
     int *arm_idx;             /* n_arms x n_axes value indices */
+    int *group;               /* zip group of each axis (an unzipped axis is a group of its own) */
     int cap;                  /* allocated instances */
     char *recipe_dir;         /* relative external paths are resolved against it */
     const char *digest_cache; /* the store's cache of external digests, or NULL */
@@ -305,7 +307,7 @@ static int build_arms(builder *b)
                 if (group[a] == g) b->arm_idx[m * b->n_axes + a] = d;
         }
     }
-    free(group);
+    b->group = group;
     free(glen);
     return 0;
 }
@@ -453,6 +455,7 @@ static json_t *check_with(builder *b, const stage_info *si, const json_t *res, c
             return NULL;
         }
     }
+    if (si->kind->canon) si->kind->canon(out);
     json_t *norm = hx_canon_normalize(out);
     json_decref(out);
     return norm;
@@ -575,6 +578,7 @@ static int expand_stage(builder *b, int s, const char *binary_digest)
         json_decref(used);
         if (!res[m]) goto out;
     }
+    si->direct = mask;
     for (int i = 0; i < si->n_in; i++) mask |= b->st[si->deps[i]].mask;
     si->mask = mask;
     si->inst_of = xmalloc((size_t)n_arms * sizeof *si->inst_of);
@@ -612,6 +616,63 @@ out:
     free(res);
     free(wp);
     json_decref(empty);
+    return rc;
+}
+
+/*
+ * An axis that changes nothing is a bug in the recipe. For every axis group G (an axis, or a zip group) and every two
+ * arms that differ only in G's values: at least one stage whose own `with` references an axis of G must get
+ * different keys in the two arms. Otherwise the values name the same runs (a typo'd interpolation, a parameter
+ * the kind ignores: `steps` when `tokens` is set, hx_stage_kind.canon), and the plan is refused naming the axis,
+ * the two values and the stages.
+ */
+static int check_collapse(builder *b)
+{
+    hx_plan *p = b->p;
+    int rc = 0;
+    for (int a = 0; a < b->n_axes && !rc; a++) {
+        int g = b->group[a], first = 1;
+        for (int c = 0; c < a; c++)
+            if (b->group[c] == g) first = 0;
+        if (!first) continue; /* one check per group */
+        uint64_t gmask = 0;
+        for (int c = 0; c < b->n_axes; c++)
+            if (b->group[c] == g) gmask |= 1ull << c;
+        int nd = 0, *ds = xcalloc((size_t)b->ns + 1, sizeof *ds);
+        for (int s = 0; s < b->ns; s++)
+            if (b->st[s].direct & gmask) ds[nd++] = s;
+        /* arms keyed by the other groups' values; within one, the stages' keys must tell G's values apart */
+        json_t *seen = json_object();
+        for (int m = 0; m < p->n_arms && nd && !rc; m++) {
+            hx_sbuf k = {0};
+            for (int c = 0; c < b->n_axes; c++)
+                if (!(gmask >> c & 1)) hx_sb_printf(&k, "%d,", b->arm_idx[m * b->n_axes + c]);
+            hx_sb_putc(&k, '|');
+            for (int i = 0; i < nd; i++) hx_sb_puts(&k, p->inst[b->st[ds[i]].inst_of[m]].key);
+            char *ks = hx_sb_take(&k);
+            json_t *hit = json_object_get(seen, ks);
+            int n0 = hit ? (int)json_integer_value(hit) : -1;
+            if (n0 >= 0 && b->arm_idx[n0 * b->n_axes + a] != b->arm_idx[m * b->n_axes + a]) {
+                char v0[128], v1[128];
+                label_value(v0, sizeof v0, json_array_get(b->axis_vals[a], (size_t)b->arm_idx[n0 * b->n_axes + a]));
+                label_value(v1, sizeof v1, json_array_get(b->axis_vals[a], (size_t)b->arm_idx[m * b->n_axes + a]));
+                hx_sbuf names = {0};
+                for (int i = 0; i < nd; i++) hx_sb_printf(&names, "%s%s", i ? ", " : "", b->st[ds[i]].name);
+                char *ap = hx_path_key("axes", b->axis_names[a]), *nm = hx_sb_take(&names);
+                rc = hx_recipe_error_at(b->r, ap, "axis '%s' changes nothing between '%s' and '%s': every stage that "
+                                        "references it (%s) gets the same key for both (a parameter the stage ignores, "
+                                        "e.g. steps when tokens > 0, or values that resolve alike); make the values "
+                                        "differ where they are used", b->axis_names[a], v0, v1, nm);
+                free(ap);
+                free(nm);
+            } else if (n0 < 0) {
+                json_object_set_new(seen, ks, json_integer(m));
+            }
+            free(ks);
+        }
+        json_decref(seen);
+        free(ds);
+    }
     return rc;
 }
 
@@ -659,6 +720,7 @@ int hx_plan_build_cached(hx_plan *p, const hx_recipe *r, const char *binary_dige
     if (build_arms(&b) < 0) goto out;
     for (int j = 0; j < no; j++)
         if (expand_stage(&b, order[j], binary_digest) < 0) goto out;
+    if (check_collapse(&b) < 0) goto out;
     rc = 0;
 out:
     for (int s = 0; s < b.ns; s++) {
@@ -671,6 +733,7 @@ out:
     free(b.axis_vals);
     free(b.axis_names);
     free(b.arm_idx);
+    free(b.group);
     free(color);
     free(order);
     free(path);

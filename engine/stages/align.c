@@ -105,4 +105,5 @@ const hx_stage_kind hx_kind_align = {
     .roles = align_roles,
     .needs_gpu = 1,
     .run = align_run,
+    .canon = hx_train_canon,
 };

@@ -148,9 +148,10 @@ static int data_run(hx_stage_ctx *c)
 
 const hx_stage_kind hx_kind_data = {
     .name = "data",
-    .version = 5, /* 2: corpus/generic.txt and corpus/chat.txt; 3: bench/kn_prose_<family>.jsonl;
+    .version = 6, /* 2: corpus/generic.txt and corpus/chat.txt; 3: bench/kn_prose_<family>.jsonl;
                    * 4: heldout distractors only objects no mentioned fact has;
-                   * 5: instruct MCQ distractors never a heldout-only object */
+                   * 5: instruct MCQ distractors never a heldout-only object;
+                   * 6: corpus/generic.txt falls back to the corpus's Brown files without the facts (never empty) */
     .doc = "builds the offline world: pretraining corpus, chat pairs and knowledge benchmarks (docs/data.md)",
     .fields = data_fields,
     .roles = data_roles,

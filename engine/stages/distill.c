@@ -83,16 +83,34 @@ int hx_train_freeze(hx_stage_ctx *c, unsigned *trainable)
     return 0;
 }
 
+/* The optimizer steps a run makes: ceil(tokens / (accum * batch * seq_len)) when tokens > 0, else steps. */
+static long long train_steps(long long steps, long long tokens, long long accum, long long batch, long long seq_len)
+{
+    if (tokens <= 0 || accum < 1 || batch < 1 || seq_len < 1) return steps;
+    long long per = accum * batch * seq_len;
+    return (tokens + per - 1) / per;
+}
+
+void hx_train_canon(json_t *with)
+{
+    long long g[5];
+    const char *names[5] = {"steps", "tokens", "accum", "batch", "seq_len"};
+    for (int i = 0; i < 5; i++) {
+        json_t *v = json_object_get(with, names[i]);
+        if (!json_is_integer(v)) return; /* the run reports a bad value */
+        g[i] = json_integer_value(v);
+    }
+    if (g[1] > 0) json_object_set_new(with, "steps", json_integer(train_steps(g[0], g[1], g[2], g[3], g[4])));
+}
+
 int hx_train_trainer(hx_stage_ctx *c, nn_trainer *tr, nn_model *m, const nn_data *d, int *steps)
 {
     int B = (int)hx_with_int(c, "batch"), T = (int)hx_with_int(c, "seq_len"), accum = (int)hx_with_int(c, "accum");
     long long tokens = hx_with_int(c, "tokens");
-    int st = (int)hx_with_int(c, "steps");
     if (B < 1 || T < 2 || accum < 1) return error("stage '%s': batch, accum must be >= 1 and seq_len >= 2", c->stage_name);
-    if (tokens > 0) {
-        long long per = (long long)accum * B * T;
-        st = (int)((tokens + per - 1) / per);
-    }
+    long long st_ll = train_steps(hx_with_int(c, "steps"), tokens, accum, B, T);
+    if (st_ll > 1000000000) return error("stage '%s': %lld steps; at most 1e9", c->stage_name, st_ll);
+    int st = (int)st_ll;
     if (st < 1) return error("stage '%s': steps must be >= 1 (or tokens > 0)", c->stage_name);
     nn_sched sch = {.lr = hx_with_num(c, "lr"), .min_lr = hx_with_num(c, "min_lr"),
                     .decay_frac = hx_with_num(c, "decay_frac"), .warmup = (int)hx_with_int(c, "warmup"), .total = st};
@@ -236,4 +254,5 @@ const hx_stage_kind hx_kind_distill = {
     .roles = distill_roles,
     .needs_gpu = 1,
     .run = distill_run,
+    .canon = hx_train_canon,
 };

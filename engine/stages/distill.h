@@ -44,6 +44,9 @@ int hx_train_open(hx_stage_ctx *c, hx_train_env *env, int need_teacher, int need
 void hx_train_close(hx_train_env *env);
 /* The group mask from the `freeze` list parameter. */
 int hx_train_freeze(hx_stage_ctx *c, unsigned *trainable);
+/* The kinds' `canon` (stage.h): when tokens > 0, `steps` (which the run ignores) becomes the steps it makes, so arms
+ * that differ only in an ignored `steps` share a key and `hx plan` names the axis that changes nothing. */
+void hx_train_canon(json_t *with);
 /* nn_trainer_init with the common parameters; *steps from steps / tokens. d is the text the loader reads (its
  * start offset comes from the seed). */
 int hx_train_trainer(hx_stage_ctx *c, nn_trainer *tr, nn_model *m, const nn_data *d, int *steps);

@@ -109,4 +109,5 @@ const hx_stage_kind hx_kind_finetune = {
     .roles = finetune_roles,
     .needs_gpu = 1,
     .run = finetune_run,
+    .canon = hx_train_canon,
 };

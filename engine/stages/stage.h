@@ -78,6 +78,9 @@ typedef struct hx_stage_kind {
     const hx_role *roles;           /* terminated by {NULL} */
     int needs_gpu;                  /* 1: prefers a GPU; executor gives it one device */
     int (*run)(hx_stage_ctx *ctx);
+    /* Optional: rewrite, in WITH (validated, defaults filled), a parameter the run ignores into the value it
+     * uses, so that two arms that run the same get the same key (the plan calls it before keying). */
+    void (*canon)(json_t *with);
 } hx_stage_kind;
 
 /* The registry: every kind linked into this binary (engine/stages/registry.c). */

@@ -206,7 +206,7 @@ int world_build(const world_params *p, world *w)
     json_object_set_new(w->stats, "params", params_json(p));
     fact_stats(w);
     w_build_corpus(w, &brown, corpus_docs, n_corpus);
-    w_build_generic(w, &brown, perm + n_cloze + n_corpus, brown.n_docs - n_cloze - n_corpus);
+    w_build_generic(w, &brown, perm + n_cloze + n_corpus, brown.n_docs - n_cloze - n_corpus, corpus_docs, n_corpus);
     rel_pools *rp = xcalloc(1, sizeof *rp);
     w_pools_init(rp, w);
     w_build_instruct(w, rp);

@@ -15,10 +15,10 @@ void w_rng_for(hx_rng *r, uint64_t seed, int purpose);
 /* build.c: adds a benchmark task; returns its index (w->tasks moves when it grows). */
 int w_task_add(world *w, const char *name);
 
-/* corpus.c: the pretraining corpus (prose mentions of the facts among Brown text), the generic corpus (Brown text
- * outside it, for the dataset ablation) and the chat documents mixed into the pretraining text. */
+/* corpus.c: the pretraining corpus (prose mentions of the facts among Brown text), the generic corpus (Brown prose
+ * without the facts, for the dataset ablation) and the chat documents mixed into the pretraining text. */
 int w_build_corpus(world *w, const world_brown *brown, const int *corpus_docs, int n_corpus_docs);
-void w_build_generic(world *w, const world_brown *brown, const int *docs, int n_docs);
+void w_build_generic(world *w, const world_brown *brown, const int *unseen, int n_unseen, const int *seen, int n_seen);
 void w_mix_chat(world *w);
 
 /* choices.c: the objects multiple-choice distractors are drawn from, per relation. */

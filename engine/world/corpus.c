@@ -6,27 +6,39 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- the generic corpus: text the teacher never saw, carrying none of the facts ----
- * Brown files outside the pretraining corpus and the cloze files, in permutation order, up to the size of
- * corpus/pretrain.txt: the "dataset selection" ablation distils on it instead of the teacher's own text. */
-void w_build_generic(world *w, const world_brown *brown, const int *docs, int n_docs)
+/* ---- the generic corpus: Brown prose carrying none of the facts ----
+ * Up to the size of corpus/pretrain.txt, one document per file: first the Brown files outside the pretraining corpus
+ * and the cloze files, in permutation order (text the teacher never saw); when those run out (at `small` every file
+ * but the cloze files is in the corpus), the corpus's own Brown files without the fact mentions (text the teacher
+ * saw, facts removed). Never a cloze file. The "dataset selection" ablation distils on it instead of the teacher's
+ * own text, so it is non-empty at every scale. */
+static int add_generic_files(hx_sbuf *out, size_t cap, const world_brown *brown, const int *docs, int n_docs)
 {
-    hx_sbuf out = {0};
     int used = 0;
-    for (int d = 0; d < n_docs && out.len < w->corpus_len; d++, used++) {
+    for (int d = 0; d < n_docs && out->len < cap; d++, used++) {
         const world_brown_doc *doc = &brown->docs[docs[d]];
         for (int k = 0; k < doc->n_paras; k++) {
             char *t = world_para_text(&doc->paras[k]);
-            hx_sb_puts(&out, t);
-            hx_sb_putc(&out, '\n');
+            hx_sb_puts(out, t);
+            hx_sb_putc(out, '\n');
             free(t);
         }
-        hx_sb_puts(&out, WORLD_DOC_BOUNDARY "\n");
+        hx_sb_puts(out, WORLD_DOC_BOUNDARY "\n");
     }
+    return used;
+}
+
+void w_build_generic(world *w, const world_brown *brown, const int *unseen, int n_unseen, const int *seen, int n_seen)
+{
+    hx_sbuf out = {0};
+    int n_u = add_generic_files(&out, w->corpus_len, brown, unseen, n_unseen);
+    int n_s = add_generic_files(&out, w->corpus_len, brown, seen, n_seen);
     w->generic_len = out.len;
     w->generic = out.len ? hx_sb_take(&out) : xstrdup("");
     json_t *gs = json_object();
-    json_object_set_new(gs, "brown_files", json_integer(used));
+    json_object_set_new(gs, "brown_files", json_integer(n_u + n_s));
+    json_object_set_new(gs, "unseen_files", json_integer(n_u));
+    json_object_set_new(gs, "seen_files", json_integer(n_s));
     json_object_set_new(gs, "words", json_integer(w_count_words(w->generic)));
     json_object_set_new(gs, "bytes", json_integer((json_int_t)w->generic_len));
     json_object_set_new(w->stats, "generic", gs);

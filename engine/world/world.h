@@ -187,7 +187,7 @@ typedef struct world {
     int *mention_tpl;        /* its prose template (index into the relation's `prose`) */
     char *corpus;            /* corpus/pretrain.txt */
     size_t corpus_len;
-    char *generic;           /* corpus/generic.txt: Brown files in neither the corpus nor cloze (no facts) */
+    char *generic;           /* corpus/generic.txt: Brown prose without the facts: unseen files, else the corpus's */
     size_t generic_len;
     json_t *instruct;        /* array of chat pairs */
     int n_tasks;

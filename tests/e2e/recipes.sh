@@ -19,17 +19,20 @@ PY
     done
 done
 
-# The main job, shrunk: a few steps per stage so it runs in seconds (the real tiny run takes minutes).
-S=(-S scales.tiny.teacher.steps=40 -S scales.tiny.teacher_sft.steps=8 -S scales.tiny.align.steps=4
-   -S scales.tiny.distill.steps=6 -S scales.tiny.finetune.steps=6 -S scales.tiny.eval.max_new_tokens=4)
+# The main job, shrunk: a few steps per stage so it runs in seconds (the real tiny run takes minutes). The
+# GenDistill stages are budgeted in tokens: 4 steps of 8 x 128 for stages 1 and 2, 6 of 8 x 128 for 3a, 6 of 16 x 96
+# for 3b.
+S=(-S scales.tiny.teacher.steps=40 -S scales.tiny.teacher_sft.steps=8 -S scales.tiny.align.tokens=4096
+   -S scales.tiny.align_block.tokens=4096 -S scales.tiny.distill.tokens=6144 -S scales.tiny.finetune.tokens=9216
+   -S scales.tiny.eval.max_new_tokens=4)
 "$HX" run recipes/ablate_masking.yaml --store "$tmp/store" "${S[@]}" --json > "$tmp/run.json"
 python3 - "$tmp/run.json" <<'PY'
 import json, sys
 r = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
 assert r["status"] == "ok", r
 st = [s["stage"] for s in r["stages"]]
-# 7 shared stages + finetune and eval per arm + the teacher's eval
-assert len(st) == 12 and st.count("finetune") == 2 and st.count("eval") == 2, st
+# 8 shared stages (two alignment stages) + finetune and eval per arm + the teacher's eval
+assert len(st) == 13 and st.count("finetune") == 2 and st.count("eval") == 2, st
 assert all(s["state"] == "executed" for s in r["stages"]), r
 print("ran", len(st), "instances")
 PY

@@ -68,7 +68,7 @@ static const hx_field source_fields[] = {
 };
 static const hx_role no_roles[] = {{0}};
 const hx_stage_kind hx_kind_t_source = {"t_source", 1, "test: writes data.txt from its parameters", source_fields,
-                                        no_roles, 0, source_run};
+                                        no_roles, 0, source_run, NULL};
 
 /* ---- t_concat: data.txt = a's data.txt, sep, b's data.txt (times repetitions) ---- */
 
@@ -109,7 +109,7 @@ static const hx_role concat_roles[] = {
     {0},
 };
 const hx_stage_kind hx_kind_t_concat = {"t_concat", 1, "test: concatenates the data.txt of its inputs",
-                                        concat_fields, concat_roles, 0, concat_run};
+                                        concat_fields, concat_roles, 0, concat_run, NULL};
 
 /* ---- t_slow: counts `steps` steps of `step_ms`, checkpointing each step in ckpt_dir/step ---- */
 
@@ -157,7 +157,7 @@ static const hx_field slow_fields[] = {
 };
 static const hx_role slow_roles[] = {{"in", NULL, 1, "an optional text to pass on"}, {0}};
 const hx_stage_kind hx_kind_t_slow = {"t_slow", 1, "test: slow, resumable from its checkpoint", slow_fields,
-                                      slow_roles, 0, slow_run};
+                                      slow_roles, 0, slow_run, NULL};
 
 /* ---- t_fail: fails when asked to ---- */
 
@@ -174,7 +174,7 @@ static const hx_field fail_fields[] = {
     {0},
 };
 static const hx_role fail_roles[] = {{"in", NULL, 1, "anything"}, {0}};
-const hx_stage_kind hx_kind_t_fail = {"t_fail", 1, "test: fails on demand", fail_fields, fail_roles, 0, fail_run};
+const hx_stage_kind hx_kind_t_fail = {"t_fail", 1, "test: fails on demand", fail_fields, fail_roles, 0, fail_run, NULL};
 
 /* ---- t_file: data.txt = the contents of external files (path parameters), each file or directory listed ---- */
 
@@ -220,7 +220,7 @@ static const hx_field file_fields[] = {
     {"files", HX_T_PATHLIST, "[]", NULL, "more files or directories"},
     {0},
 };
-const hx_stage_kind hx_kind_t_file = {"t_file", 1, "test: copies external files", file_fields, no_roles, 0, file_run};
+const hx_stage_kind hx_kind_t_file = {"t_file", 1, "test: copies external files", file_fields, no_roles, 0, file_run, NULL};
 
 /* ---- t_oom: runs out of memory (the way a too-large model or batch would) ---- */
 
@@ -243,7 +243,7 @@ static const hx_field oom_fields[] = {
     {"how", HX_T_STR, "\"xmalloc\"", "xmalloc|backend", "which allocator fails: xmalloc or the CPU backend's"},
     {0},
 };
-const hx_stage_kind hx_kind_t_oom = {"t_oom", 1, "test: runs out of memory", oom_fields, fail_roles, 0, oom_run};
+const hx_stage_kind hx_kind_t_oom = {"t_oom", 1, "test: runs out of memory", oom_fields, fail_roles, 0, oom_run, NULL};
 
 static const hx_stage_kind *const test_kinds[] = {&hx_kind_t_source, &hx_kind_t_concat, &hx_kind_t_slow,
                                                   &hx_kind_t_fail, &hx_kind_t_oom, &hx_kind_t_file, NULL};

@@ -26,10 +26,10 @@ static const hx_field need_fields[] = {{"steps", HX_T_INT, NULL, NULL, "training
 static const hx_role no_roles[] = {{0}};
 static const hx_role mid_roles[] = {{"data", "p_src", 0, "the source"}, {0}};
 static const hx_role end_roles[] = {{"model", "p_mid", 0, "the model"}, {"data", NULL, 1, "optional data"}, {0}};
-static const hx_stage_kind k_src = {"p_src", 1, "source", src_fields, no_roles, 0, run_nothing};
-static const hx_stage_kind k_mid = {"p_mid", 1, "middle", src_fields, mid_roles, 0, run_nothing};
-static const hx_stage_kind k_end = {"p_end", 3, "end", src_fields, end_roles, 0, run_nothing};
-static const hx_stage_kind k_need = {"p_need", 1, "needs steps", need_fields, no_roles, 0, run_nothing};
+static const hx_stage_kind k_src = {"p_src", 1, "source", src_fields, no_roles, 0, run_nothing, NULL};
+static const hx_stage_kind k_mid = {"p_mid", 1, "middle", src_fields, mid_roles, 0, run_nothing, NULL};
+static const hx_stage_kind k_end = {"p_end", 3, "end", src_fields, end_roles, 0, run_nothing, NULL};
+static const hx_stage_kind k_need = {"p_need", 1, "needs steps", need_fields, no_roles, 0, run_nothing, NULL};
 static const hx_stage_kind *const kinds[] = {&k_src, &k_mid, &k_end, &k_need, NULL};
 
 static int build(hx_recipe *r, hx_plan *p, const char *text, const char *const *sets, int n)
@@ -214,7 +214,7 @@ static void test_schema_errors(void **state)
 }
 
 static const hx_role loop_roles[] = {{"x", NULL, 1, NULL}, {0}};
-static const hx_stage_kind k_loop = {"p_loop", 1, "loop", NULL, loop_roles, 0, run_nothing};
+static const hx_stage_kind k_loop = {"p_loop", 1, "loop", NULL, loop_roles, 0, run_nothing, NULL};
 
 static void test_cycle(void **state)
 {

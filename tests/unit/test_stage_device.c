@@ -31,8 +31,8 @@ static int run_probe(hx_stage_ctx *c)
 
 static const hx_field no_fields[] = {{0}};
 static const hx_role no_roles[] = {{0}};
-static const hx_stage_kind k_gpu = {"t_probe_gpu", 1, "probe", no_fields, no_roles, 1, run_probe};
-static const hx_stage_kind k_cpu = {"t_probe_cpu", 1, "probe", no_fields, no_roles, 0, run_probe};
+static const hx_stage_kind k_gpu = {"t_probe_gpu", 1, "probe", no_fields, no_roles, 1, run_probe, NULL};
+static const hx_stage_kind k_cpu = {"t_probe_cpu", 1, "probe", no_fields, no_roles, 0, run_probe, NULL};
 
 static int call(const hx_stage_kind *k, nn_engine *e, const char *device)
 {

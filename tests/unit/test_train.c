@@ -70,10 +70,17 @@ static void test_schedules(void **state)
     assert_float_equal(nn_sched_lr(&s, 10), 1.0, 1e-12);
     assert_float_equal(nn_sched_lr(&s, 60), 0.55, 1e-12);
     assert_float_equal(nn_sched_lr(&s, 110), 0.1, 1e-12);
-    s.kind = NN_SCHED_WSD;
+    s.kind = NN_SCHED_WSD; /* warmup 10, stable to step 90 (80% of the 100 after warmup), linear decay to 110 */
+    assert_float_equal(nn_sched_lr(&s, 4), 0.5, 1e-12);
+    assert_float_equal(nn_sched_lr(&s, 10), 1.0, 1e-12);
     assert_float_equal(nn_sched_lr(&s, 80), 1.0, 1e-12);
+    assert_float_equal(nn_sched_lr(&s, 90), 1.0, 1e-12);
+    assert_float_equal(nn_sched_lr(&s, 95), 0.775, 1e-12);
     assert_float_equal(nn_sched_lr(&s, 100), 0.55, 1e-12);
     assert_float_equal(nn_sched_lr(&s, 110), 0.1, 1e-12);
+    assert_float_equal(nn_sched_lr(&s, 200), 0.1, 1e-12); /* past the end: min_lr */
+    s.decay_frac = 0;                                     /* no decay: constant after warmup */
+    assert_float_equal(nn_sched_lr(&s, 109), 1.0, 1e-12);
     nn_sched_kind k;
     assert_int_equal(nn_sched_parse("wsd", &k), 0);
     assert_int_equal(nn_sched_parse("linear", &k), -1);

@@ -738,6 +738,51 @@ static void test_stage_world_tiny(void **state)
     free(out);
 }
 
+/* Every Brown file but the cloze files in the corpus (as at `small`): generic.txt is still non-empty, made of the
+ * corpus's own Brown paragraphs, one line per paragraph, and none of the fact paragraphs. */
+static void test_stage_world_generic_all_brown(void **state)
+{
+    (void)state;
+    json_t *with = defaults();
+    json_object_set_new(with, "n_facts", json_integer(20));
+    json_object_set_new(with, "paraphrases", json_integer(2));
+    json_object_set_new(with, "brown_files", json_integer(0));
+    char *out = hx_path_join(tmpdir, "stage-world-all");
+    assert_int_equal(hx_mkdir_p(out), 0);
+    json_t *metrics = json_object();
+    hx_stage_ctx c = {.stage_name = "world", .with = with, .out_dir = out, .metrics = metrics};
+    assert_int_equal(hx_kind_data.run(&c), 0);
+    char *st = slurp(out, "stats.json");
+    json_t *stats = json_loads(st, 0, NULL), *cs = json_object_get(stats, "corpus"), *gs = json_object_get(stats, "generic");
+    assert_non_null(gs);
+    int corpus_files = (int)json_integer_value(json_object_get(cs, "brown_files"));
+    int brown_paras = (int)json_integer_value(json_object_get(cs, "brown_paragraphs"));
+    assert_int_equal(corpus_files, 500 - 2); /* the Brown corpus less the 2 cloze files */
+    assert_true(json_integer_value(json_object_get(cs, "fact_paragraphs")) > 0);
+    assert_int_equal(json_integer_value(json_object_get(gs, "unseen_files")), 0);
+    assert_int_equal(json_integer_value(json_object_get(gs, "seen_files")), corpus_files);
+    char *gen = slurp(out, "corpus/generic.txt"), *pre = slurp(out, "corpus/pretrain.txt");
+    int paras = 0, docs = 0, checked = 0;
+    for (char *line = strtok(gen, "\n"); line; line = strtok(NULL, "\n")) {
+        if (!strcmp(line, "<|endoftext|>")) {
+            docs++;
+            continue;
+        }
+        if (paras++ % 997 == 0 && strlen(line) >= 60) { /* a sample: the paragraph is in the teacher's text */
+            assert_non_null(strstr(pre, line));
+            checked++;
+        }
+    }
+    assert_int_equal(docs, corpus_files);
+    assert_int_equal(paras, brown_paras); /* every Brown paragraph of the corpus, no fact paragraph */
+    assert_true(checked > 5);
+    free(gen); free(pre); free(st);
+    json_decref(stats);
+    json_decref(with);
+    json_decref(metrics);
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -761,6 +806,7 @@ int main(void)
         cmocka_unit_test(test_jsonl_malformed),
         cmocka_unit_test(test_stage_jsonl),
         cmocka_unit_test(test_stage_world_tiny),
+        cmocka_unit_test(test_stage_world_generic_all_brown),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
