@@ -11,7 +11,8 @@ export HX="$PWD/$B/hx" HX_TEST="$PWD/$B/hx-test" TOP="$PWD"
 export HX_STORE=/dev/null/hx-tests-name-their-own-store
 # Sanitizer builds: every report is fatal; the fault-injection shim is preloaded after ASan's runtime. Leaks are
 # checked in the unit tests (the library); hx itself exits through die() with its working set still allocated.
-export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1:verify_asan_link_order=0}
+# allocator_may_return_null: an impossible allocation returns NULL as libc does (interp_contained tests that path).
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1:verify_asan_link_order=0:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 # Passive waiting: tests may share the cores with other work; spinning OpenMP threads then cost 10x (docs/engine.md).

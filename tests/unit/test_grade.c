@@ -133,7 +133,7 @@ static void test_ll(void **state)
     ev_grade_ll(&m2, lpm, NULL, &g);
     assert_int_equal(g.pred, 1);
     assert_int_equal(g.pred_norm, 1); /* per letter: -1.2, -1.0 -> B; per text "xxxxxx" would give -0.2 -> A */
-    ev_grade_ll(&m, lp, NULL, &g);
+    ev_grade_ll(&m, lpm, NULL, &g);
     assert_int_equal(g.has_norm, 0);
     assert_int_equal(g.greedy, 0);
 }
