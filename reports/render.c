@@ -394,6 +394,47 @@ static void render_table(FILE *f, fmt F, const json_t *t)
     free(align);
 }
 
+/* The pre-registered findings (rp_findings): preconditions, then one row per finding with its verdict. */
+static void render_findings(FILE *f, fmt F, const json_t *fd)
+{
+    if (!fd) return;
+    const char *err = sget(fd, "error");
+    if (F == F_MD) fputs("\n## Findings (docs/results.md)\n\n", f);
+    else if (F == F_TEX) fputs("\n% findings (docs/results.md)\n\\begin{tabular}{llp{9cm}l}\n\\toprule\nid & finding & numbers & verdict \\\\\n\\midrule\n", f);
+    else fputs("<h2>Findings (docs/results.md)</h2>\n", f);
+    if (err) {
+        if (F == F_TEX) fputs("\\bottomrule\n\\end{tabular}\n% ", f);
+        fputs(F == F_HTML ? "<p>Not computed: " : "Not computed: ", f);
+        put_esc(f, F, err);
+        fputs(F == F_HTML ? "</p>\n" : "\n", f);
+        return;
+    }
+    if (F == F_MD) fputs("| id | test / finding | numbers (95% intervals) | verdict |\n|---|---|---|---|\n", f);
+    else if (F == F_HTML) fputs("<table><tr><th>id</th><th>test / finding</th><th>numbers (95% intervals)</th><th>verdict</th></tr>\n", f);
+    for (int part = 0; part < 2; part++) {
+        const json_t *list = json_object_get(fd, part ? "findings" : "preconditions");
+        size_t i;
+        json_t *o;
+        json_array_foreach(list, i, o) {
+            const char *cells[4] = {sget(o, "id"), sget(o, part ? "finding" : "test"), sget(o, "summary"),
+                                    part ? sget(o, "verdict") : (json_is_true(json_object_get(o, "passed")) ? "passed" : "failed")};
+            fputs(F == F_MD ? "|" : F == F_HTML ? "<tr>" : "", f);
+            for (int c = 0; c < 4; c++) {
+                if (F == F_HTML) fputs(c ? "<td>" : "<td>", f);
+                else if (F == F_MD) fputc(' ', f);
+                put_esc(f, F, cells[c] ? cells[c] : "");
+                fputs(F == F_MD ? " |" : F == F_HTML ? "</td>" : c < 3 ? " & " : " \\\\\n", f);
+            }
+            fputs(F == F_MD ? "\n" : F == F_HTML ? "</tr>\n" : "", f);
+        }
+    }
+    if (F == F_HTML) fputs("</table>\n", f);
+    else if (F == F_TEX) fputs("\\bottomrule\n\\end{tabular}\n", f);
+    if (!json_is_true(json_object_get(fd, "preconditions_passed")))
+        fputs(F == F_HTML ? "<p>A precondition failed: every finding is inconclusive (its verdict by rule is in the JSON).</p>\n"
+                          : "\nA precondition failed: every finding is inconclusive (its verdict by rule is in the JSON).\n", f);
+}
+
 int rp_render(const json_t *report, const char *format, char **out)
 {
     *out = NULL;
@@ -435,6 +476,7 @@ int rp_render(const json_t *report, const char *format, char **out)
     json_t *tabs = json_object_get(report, "tables");
     for (size_t i = 0; i < json_array_size(tabs); i++) render_table(f, F, json_array_get(tabs, i));
     if (!json_array_size(tabs)) fputs(F == F_HTML ? "<p>No tables: the run has no eval stage.</p>\n" : "\nNo tables: the run has no eval stage.\n", f);
+    render_findings(f, F, json_object_get(report, "findings"));
     if (F == F_HTML) fputs("</body></html>\n", f);
     fclose(f);
     *out = buf;

@@ -402,7 +402,7 @@ static json_t *build_table(const json_t *run, const json_t *spec, int ti, const 
     const char *name = sget(spec, "name"), *stage = sget(spec, "stage"), *rows = sget(spec, "rows");
     const char *split = sget(spec, "split") ? sget(spec, "split") : "eval", *task = sget(spec, "task");
     const char *baseline = sget(spec, "baseline");
-    static const char *fields[] = {"name", "stage", "rows", "columns", "split", "task", "baseline", NULL};
+    static const char *fields[] = {"name", "stage", "rows", "arms", "columns", "split", "task", "baseline", NULL};
     const char *k;
     json_t *v;
     if (!json_is_object(spec)) {
@@ -413,7 +413,7 @@ static json_t *build_table(const json_t *run, const json_t *spec, int ti, const 
         int ok = 0;
         for (int i = 0; fields[i]; i++) ok |= !strcmp(fields[i], k);
         if (!ok) {
-            error("report.tables[%d]: unknown field '%s'; allowed: name, stage, rows, columns, split, task, baseline", ti, k);
+            error("report.tables[%d]: unknown field '%s'; allowed: name, stage, rows, arms, columns, split, task, baseline", ti, k);
             return NULL;
         }
     }
@@ -441,8 +441,25 @@ static json_t *build_table(const json_t *run, const json_t *spec, int ti, const 
     json_t **recs = xcalloc(ns + 1, sizeof *recs);
     int n = 0;
     json_t *r;
-    json_array_foreach(stages, i, r)
-        if (sget(r, "stage") && !strcmp(sget(r, "stage"), stage)) recs[n++] = r;
+    json_t *arms = json_object_get(spec, "arms");
+    if (arms && (!axis || !json_is_array(arms))) {
+        error("report.tables[%d] %s: `arms` is a list of values of the rows axis (needs rows: axes.NAME)", ti,
+              name ? name : stage);
+        free(recs);
+        json_decref(cols);
+        return NULL;
+    }
+    json_array_foreach(stages, i, r) {
+        if (!sget(r, "stage") || strcmp(sget(r, "stage"), stage)) continue;
+        if (arms) {
+            json_t *v = json_object_get(json_object_get(r, "axes"), axis), *x;
+            size_t j;
+            int in = 0;
+            json_array_foreach(arms, j, x) in |= v && json_equal(x, v);
+            if (!in) continue;
+        }
+        recs[n++] = r;
+    }
     if (!n) {
         error("report.tables[%d] %s: the run has no stage '%s'", ti, name ? name : stage, stage);
         free(recs);
@@ -533,6 +550,11 @@ json_t *rp_report_build(const json_t *run, const rp_source *src)
             return NULL;
         }
         json_array_append_new(tabs, t);
+    }
+    json_t *fspec = json_object_get(json_object_get(run, "report"), "findings");
+    if (fspec) {
+        json_t *f = rp_findings(run, fspec, tabs, src);
+        json_object_set_new(rep, "findings", f ? f : json_pack("{s:s}", "error", hx_last_error()));
     }
     json_object_set_new(rep, "tables", tabs);
     json_decref(own);

@@ -26,7 +26,8 @@ char *rp_resolve_run(const json_t *ids, const char *ref);
 
 /*
  * The report of a run record (runs/<id>/run.json): one table per `report.tables` entry of the recipe
- * ({name, stage, rows: axes.X, columns: [...], split: eval, task: NAME, baseline: STAGE}), or, when the
+ * ({name, stage, rows: axes.X, arms: [values of X], columns: [...], split: eval, task: NAME, baseline: STAGE};
+ * `arms` keeps only the rows whose X is listed), or, when the
  * recipe has none, one table per stage of kind `eval` over all its instances. JSON document (docs/eval.md):
  *   {run_id, recipe, status, started, tables: [{name, stage, rows_axis, split, task, columns, baseline, n_pairs,
  *     rows: [{label, axes, key, state, teacher, n, ll_acc, ll_acc_ci, gen_acc, gen_acc_ci, ll_cn, gen_cn, gap, gap_ci,
@@ -36,11 +37,20 @@ char *rp_resolve_run(const json_t *ids, const char *ref);
  *     ranking: {ll: [[tied labels], ...best first], gen: [...], kendall_tau: num|null} | null,
  *     interactions: [{a, b, ll: [a, b], gen: [a, b], reversed, n_paired, did_diff, did_diff_ci, p, p_holm, significant}],
  *     reversals: [the significant reversed interactions], largest_nonsignificant_reversal: {..}|null,
- *     notes: [..]}]}
+ *     notes: [..]}], findings: rp_findings' document | {error} (when the recipe has report.findings)}
  * A null number is n/a; `na` says why. NULL + error() on a malformed table spec (naming the table and field) or
  * run record.
  */
 json_t *rp_report_build(const json_t *run, const rp_source *src);
+
+/*
+ * The pre-registered findings of docs/results.md (P1, P2, F1-F6) from the recipe's `report.findings` SPEC
+ * ({stage, teacher, axis, baseline, split, control, axes: {design axis: [arms]}, helps: [{id, finding, a, b}],
+ * largest: AXIS, retention: [lo, hi]}), the run and its items; TABLES: the report's tables (F2 reads the
+ * reversals of the tables named as SPEC.axes' keys). {preconditions: [{id, test, passed, ..}], findings: [{id,
+ * finding, verdict, verdict_by_rule, numbers}], preconditions_passed}, or NULL + error().
+ */
+json_t *rp_findings(const json_t *run, const json_t *spec, const json_t *tables, const rp_source *src);
 
 /* Renders a report document as "md", "json", "tex" or "html". *out xmalloc'd. 0 or error(). */
 int rp_render(const json_t *report, const char *format, char **out);
