@@ -31,7 +31,7 @@ TKIND_SRC := $(wildcard tests/kinds/*.c)
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps test test-unit test-e2e test-conform test-san test-cuda bench bench-cuda fuzz fuzz-run clean help
+.PHONY: all deps test test-unit test-e2e test-conform test-san test-cuda results bench bench-cuda fuzz fuzz-run clean help
 all: $(BUILD)/hx hx
 
 help:
@@ -40,6 +40,7 @@ help:
 	@echo "make test       unit tests, conformance to fixtures, end-to-end recipes (CPU)"
 	@echo "make test-san   unit and end-to-end tests built with ASan + UBSan in build-san/ (CPU)"
 	@echo "make test-cuda  CUDA ops against their CPU twins, on a GPU machine"
+	@echo "make results    re-import results/*/run.tar.zst and check docs/results.md's tables against them"
 	@echo "make bench      CPU benchmarks; make bench-cuda on a GPU machine"
 	@echo "make fuzz       libFuzzer targets (clang, ASan/UBSan); make fuzz-run FUZZ_SECONDS=60 FUZZ_JOBS=2"
 
@@ -124,6 +125,10 @@ $(BUILD)/bench_cuda: tests/cuda/bench_cuda.c $(BUILD)/libhx.a
 
 test-cuda: all $(UNIT_BIN) $(CUDA_TEST_BIN)
 	@bash tests/run.sh cuda
+
+# The committed results (results/<name>/run.tar.zst) regenerate the report blocks of docs/results.md byte for byte.
+results: all
+	@bash scripts/results.sh check
 
 bench: all
 	@bash scripts/bench.sh cpu

@@ -307,10 +307,10 @@ static json_t *largest(fctx *c, const json_t *trec, const char *target)
         else if (d > rbest) rbest = d, ri = bi, rj = bj, runner = k;
     }
     json_t *f;
+    char *text = xstrfmt("the %s axis has the largest effect on generation", target);
     if (ti < 0 || ri < 0) {
-        f = finding("F5", "dataset selection has the largest effect on generation", "inconclusive");
-        json_object_set_new(f, "why", json_string(ti < 0 ? "the target axis has fewer than two arms"
-                                                          : "no other axis has two arms"));
+        f = finding("F5", text, "inconclusive");
+        set_summary(f, xstrdup(ti < 0 ? "the axis has fewer than two arms" : "no other axis has two arms"));
     } else {
         /* the statistic per resample: |mean(t_i) - mean(t_j)| - |mean(r_i) - mean(r_j)|, pairs fixed on the sample */
         const double *x[4] = {g[ti], g[tj], g[ri], g[rj]};
@@ -319,7 +319,7 @@ static json_t *largest(fctx *c, const json_t *trec, const char *target)
         for (int r = 0; r < RP_BOOT_REPS; r++)
             st[r] = fabs(rep[r * 4] - rep[r * 4 + 1]) - fabs(rep[r * 4 + 2] - rep[r * 4 + 3]);
         ev_ci ci = ev_percentile(st, RP_BOOT_REPS, 0.95);
-        f = finding("F5", "dataset selection has the largest effect on generation", side_verdict(ci.lo, ci.hi, 1));
+        f = finding("F5", text, side_verdict(ci.lo, ci.hi, 1));
         json_object_set_new(f, "numbers", json_pack("{s:s,s:s,s:i,s:o,s:o,s:o,s:o}", "axis", target, "runner_up",
                                                     runner, "n", n, "axes", json_incref(per), "difference",
                                                     hx_json_num(tbest - rbest), "difference_ci", ci_json(ci),
@@ -334,6 +334,7 @@ static json_t *largest(fctx *c, const json_t *trec, const char *target)
         free(rep);
         free(st);
     }
+    free(text);
     json_decref(per);
     for (int a = 0; a < na; a++) free(g[a]);
     free(g);

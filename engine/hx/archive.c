@@ -155,15 +155,29 @@ static void note_missing(json_t *missing, const char *what)
  * runs' entries in the store and KEYS; with_inputs closes them over inputs; then every input of a
  * whole entry not already whole is added as a manifest, transitively (provenance).
  */
+/* Whether KIND is in the comma-separated LIST (NULL: every kind). */
+static int kind_listed(const char *list, const char *kind)
+{
+    if (!list) return 1;
+    if (!kind) return 0;
+    size_t n = strlen(kind);
+    for (const char *p = list;;) {
+        size_t len = strcspn(p, ",");
+        if (len == n && !strncmp(p, kind, n)) return 1;
+        if (!p[len]) return 0;
+        p += len + 1;
+    }
+}
+
 static int select_entries(const hx_store *s, json_t *const *runs, int n_runs, const char *const *keys, int n_keys,
-                          int with_inputs, json_t *want, json_t *missing)
+                          int with_inputs, const char *only_kinds, json_t *want, json_t *missing)
 {
     for (int r = 0; r < n_runs; r++) {
         json_t *stages = json_object_get(runs[r], "stages");
         for (size_t j = 0; j < json_array_size(stages); j++) {
             json_t *st = json_array_get(stages, j);
             const char *k = sget(st, "key"), *state = sget(st, "state");
-            if (!k || !is_key(k)) continue;
+            if (!k || !is_key(k) || !kind_listed(only_kinds, sget(st, "kind"))) continue;
             if (hx_store_has(s, k)) json_object_set_new(want, k, json_true());
             else if (state && (!strcmp(state, "executed") || !strcmp(state, "cached"))) {
                 char *msg = xstrfmt("run %s: stage %s: entry %.12s is not in the store (removed by hx gc?); not exported",
@@ -313,7 +327,7 @@ static json_t *build_index(const xentry *es, size_t ne, const xrun *rs, size_t n
 }
 
 int hx_archive_export(const hx_store *s, const char *const *run_ids, int n_runs, const char *const *keys, int n_keys,
-                      int with_inputs, const char *path, json_t *report)
+                      int with_inputs, const char *only_kinds, const char *path, json_t *report)
 {
     json_t *want = json_object(), *missing = json_array();
     json_t **runs = xcalloc((size_t)n_runs + 1, sizeof *runs);
@@ -346,7 +360,7 @@ int hx_archive_export(const hx_store *s, const char *const *run_ids, int n_runs,
         runs[nr++] = r->run;
     }
 
-    if (select_entries(s, runs, (int)nr, keys, n_keys, with_inputs, want, missing) < 0) goto out;
+    if (select_entries(s, runs, (int)nr, keys, n_keys, with_inputs, only_kinds, want, missing) < 0) goto out;
     const char *k;
     json_t *v;
     char **sorted = xcalloc(json_object_size(want) + 1, sizeof *sorted);

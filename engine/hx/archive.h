@@ -23,10 +23,12 @@
  * Write PATH (atomically: a temporary file renamed at the end) with the run records RUNS and every
  * store entry they reference, plus the entries KEYS (full keys). The inputs of KEYS come as manifests
  * only, transitively; with_inputs exports them whole. Outputs are re-hashed while they are copied and
- * must match their manifest. REPORT gets {entries, with_outputs, manifests_only, runs, bytes, missing}.
+ * must match their manifest. ONLY_KINDS (comma-separated stage kinds, NULL: all): of the runs' entries only
+ * those of these kinds are exported whole (the rest as the manifests of their inputs, provenance).
+ * REPORT gets {entries, with_outputs, manifests_only, runs, bytes, missing}.
  */
 int hx_archive_export(const hx_store *s, const char *const *runs, int n_runs, const char *const *keys, int n_keys,
-                      int with_inputs, const char *path, json_t *report);
+                      int with_inputs, const char *only_kinds, const char *path, json_t *report);
 
 /*
  * Read PATH into the store: every member is staged under partial/.import-*, then every manifest is

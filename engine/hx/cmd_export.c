@@ -38,6 +38,7 @@ int cmd_export(int argc, char **argv)
 {
     const char *out = NULL;
     int with_inputs = 0;
+    const char *kinds = NULL;
     /* -o and --with-inputs are this command's own; the rest goes through the shared parser. */
     char **rest = xcalloc((size_t)argc + 1, sizeof *rest);
     int nrest = 0;
@@ -50,6 +51,9 @@ int cmd_export(int argc, char **argv)
             out = a + 9;
         } else if (i > 0 && !strcmp(a, "--with-inputs")) {
             with_inputs = 1;
+        } else if (i > 0 && !strcmp(a, "--kinds")) {
+            if (i + 1 >= argc) die(HX_EXIT_USAGE, "hx export: --kinds needs a list of stage kinds, e.g. --kinds eval");
+            kinds = argv[++i];
         } else {
             rest[nrest++] = argv[i];
         }
@@ -74,7 +78,7 @@ int cmd_export(int argc, char **argv)
         else keys[nk++] = r;
     }
     json_t *rep = json_object();
-    if (hx_archive_export(&s, (const char *const *)runs, nr, (const char *const *)keys, nk, with_inputs, out, rep) < 0)
+    if (hx_archive_export(&s, (const char *const *)runs, nr, (const char *const *)keys, nk, with_inputs, kinds, out, rep) < 0)
         die(HX_EXIT_STORE, "hx export: %s", hx_last_error());
     if (c.json) {
         json_object_set_new(rep, "file", json_string(out));

@@ -21,7 +21,7 @@ static const hx_cmd commands[] = {
      "two runs (parameters, stage keys, matched evals) or any two evals: paired deltas, did, retention, flipped items"},
     {"exec-key", cmd_exec_key, "KEY RUN [--store DIR] [--threads N] [--device cpu|cuda] [--verify]",
      "execute one planned instance of run RUN's record (what each Slurm job runs; docs/cluster.md)"},
-    {"export", cmd_export, "RUN|KEY... -o FILE.tar.zst [--with-inputs] [--store DIR] [--json]",
+    {"export", cmd_export, "RUN|KEY... -o FILE.tar.zst [--with-inputs] [--kinds K,..] [--store DIR] [--json]",
      "store entries (a run's, or keys with their inputs' manifests) and run records as one archive"},
     {"fsck", cmd_fsck, "[KEY...] [--repair] [--store DIR] [--json]",
      "check entries (digests, exact file lists, keys) and run records; --repair moves bad ones to quarantine/"},

@@ -33,7 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     hx_store_verify(&s, KEY, 1);
     const char *keys[] = {KEY};
     json_t *rep = json_object();
-    hx_archive_export(&s, NULL, 0, keys, 1, 0, arch, rep);
+    hx_archive_export(&s, NULL, 0, keys, 1, 0, NULL, arch, rep);
     json_decref(rep);
     hx_store_release(&s);
     hx_rm_rf(dir);

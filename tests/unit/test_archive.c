@@ -147,13 +147,13 @@ static void test_run_round_trip(void **state)
     assert_int_equal(hx_store_open(&b, rb), 0);
     const char *runs[] = {RUN_ID};
     json_t *rep = json_object();
-    assert_int_equal(hx_archive_export(&a, runs, 1, NULL, 0, 0, file, rep), 0);
+    assert_int_equal(hx_archive_export(&a, runs, 1, NULL, 0, 0, NULL, file, rep), 0);
     assert_int_equal(json_integer_value(json_object_get(rep, "entries")), 2);
     assert_int_equal(json_integer_value(json_object_get(rep, "with_outputs")), 2);
     assert_int_equal(json_integer_value(json_object_get(rep, "runs")), 1);
     json_decref(rep);
     /* deterministic: the same export, byte for byte */
-    assert_int_equal(hx_archive_export(&a, runs, 1, NULL, 0, 0, again, NULL), 0);
+    assert_int_equal(hx_archive_export(&a, runs, 1, NULL, 0, 0, NULL, again, NULL), 0);
     char *x, *y;
     size_t nx, ny;
     assert_int_equal(hx_read_file(file, &x, &nx), 0);
@@ -200,7 +200,7 @@ static void test_key_provenance(void **state)
     assert_int_equal(hx_store_open(&k, rk), 0);
     const char *keys[] = {KDST};
     json_t *rep = json_object();
-    assert_int_equal(hx_archive_export(&a, NULL, 0, keys, 1, 0, file, rep), 0);
+    assert_int_equal(hx_archive_export(&a, NULL, 0, keys, 1, 0, NULL, file, rep), 0);
     assert_int_equal(json_integer_value(json_object_get(rep, "manifests_only")), 1);
     json_decref(rep);
     rep = json_object();
@@ -212,7 +212,7 @@ static void test_key_provenance(void **state)
     assert_true(hx_store_has(&k, KDST));
     assert_false(hx_store_has(&k, KSRC)); /* a manifest without outputs is no entry */
     /* --with-inputs: the input comes whole */
-    assert_int_equal(hx_archive_export(&a, NULL, 0, keys, 1, 1, file, NULL), 0);
+    assert_int_equal(hx_archive_export(&a, NULL, 0, keys, 1, 1, NULL, file, NULL), 0);
     assert_int_equal(hx_archive_import(&k, file, 0, NULL), 0);
     assert_int_equal(entries_in(&k), 2);
     hx_store_release(&a);
@@ -231,7 +231,7 @@ static void test_every_truncation(void **state)
     assert_int_equal(hx_store_open(&a, ra), 0);
     assert_int_equal(hx_store_open(&t, rt), 0);
     const char *runs[] = {RUN_ID};
-    assert_int_equal(hx_archive_export(&a, runs, 1, NULL, 0, 0, file, NULL), 0);
+    assert_int_equal(hx_archive_export(&a, runs, 1, NULL, 0, 0, NULL, file, NULL), 0);
     char *data;
     size_t n;
     assert_int_equal(hx_read_file(file, &data, &n), 0);
