@@ -239,7 +239,7 @@ static void comp_action(const char *choices, const char *complete)
     } else if (!strcmp(complete, "run")) {
         printf("_hx_runs");
     } else if (!strcmp(complete, "command|kind")) {
-        printf("_hx_words \"$_hx_commands $_hx_kinds\"");
+        printf("_hx_words \"$_hx_topics\"");
     } else if (strchr(complete, '|') || strchr(complete, ' ')) {
         printf("_hx_words \"");
         for (const char *p = complete; *p; p++) putchar(*p == '|' ? ' ' : *p);
@@ -285,6 +285,9 @@ static void completion_bash(void)
     printf("\"\n_hx_kinds=\"");
     for (const hx_stage_kind *const *k = hx_stage_kinds(); *k; k++)
         printf("%s%s", k == hx_stage_kinds() ? "" : " ", (*k)->name);
+    printf("\"\n_hx_topics=\"$_hx_commands"); /* hx help: commands, and kinds that are not also a command */
+    for (const hx_stage_kind *const *k = hx_stage_kinds(); *k; k++)
+        if (!hx_cmd_find((*k)->name)) printf(" %s", (*k)->name);
     printf("\"\n");
     printf("_hx_words() { COMPREPLY=($(compgen -W \"$1\" -- \"$cur\")); }\n"
            "_hx_files() { COMPREPLY=($(compgen -f -- \"$cur\")); compopt -o filenames 2>/dev/null; }\n"
