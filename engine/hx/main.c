@@ -21,17 +21,6 @@ static int unknown_command(const char *name)
     return HX_EXIT_USAGE;
 }
 
-int cmd_version(hx_cli *c)
-{
-    (void)c;
-#ifdef HX_CUDA
-    printf("hx %s (cpu, cuda)\n", HX_VERSION);
-#else
-    printf("hx %s (cpu)\n", HX_VERSION);
-#endif
-    return 0;
-}
-
 #ifdef HX_TEST_BUILD
 /* build/hx-test: the test-only stage kinds of tests/kinds/ (t_source, t_concat, t_slow, t_fail). */
 void hx_test_kinds_register(void);
