@@ -357,17 +357,22 @@ static int help_list(void)
     return 0;
 }
 
-/* "hx: 'NAME' is neither an hx command nor a stage kind (did you mean 'X'?)" */
+/* "hx: 'NAME' is not an hx command (did you mean 'show'?)" as for `hx NAME`, or "... neither an hx command nor a
+ * stage kind (did you mean 'finetune'?)" when the closest name is a kind; exits with the usage status. */
 static HX_NORETURN void unknown_topic(const char *name, int kinds_only)
 {
     const char *names[256];
-    size_t n = 0;
+    size_t n = 0, n_cmds;
     for (const hx_cmd *c = hx_cmd_table(); c->name && n < 128 && !kinds_only; c++) names[n++] = c->name;
+    n_cmds = n;
     for (const hx_stage_kind *const *k = hx_stage_kinds(); *k && n < 256; k++) names[n++] = (*k)->name;
     const char *s = hx_suggest(name, names, n);
-    die(HX_EXIT_USAGE, "hx help: '%s' is %s%s%s%s. See 'hx help'.", name,
-        kinds_only ? "not a stage kind" : "neither an hx command nor a stage kind", s ? " (did you mean '" : "",
-        s ? s : "", s ? "'?)" : "");
+    int is_cmd = 0;
+    for (size_t i = 0; s && i < n_cmds; i++) is_cmd |= names[i] == s;
+    fprintf(stderr, "hx: '%s' is %s%s%s%s. See 'hx help'.\n", name,
+            kinds_only ? "not a stage kind" : is_cmd ? "not an hx command" : "neither an hx command nor a stage kind",
+            s ? " (did you mean '" : "", s ? s : "", s ? "'?)" : "");
+    exit(HX_EXIT_USAGE);
 }
 
 int cmd_help(hx_cli *c)
