@@ -173,6 +173,7 @@ int cmd_grade(hx_cli *c)
     if (!!reply == !!lines) die(HX_EXIT_USAGE, "hx grade: give one REPLY or --json-lines FILE\n%s", usage);
     if (lines) {
         if (grade_file(&s, lines)) die(HX_EXIT_USAGE, "%s", hx_last_error());
+        free(usage);
         return 0;
     }
     ev_item it;
