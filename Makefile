@@ -31,7 +31,7 @@ TKIND_SRC := $(wildcard tests/kinds/*.c)
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps test test-unit test-e2e test-conform test-san test-cuda results bench bench-cuda fuzz fuzz-run clean help
+.PHONY: all deps install uninstall test test-unit test-e2e test-conform test-san test-cuda results bench bench-cuda fuzz fuzz-run clean help
 all: $(BUILD)/hx hx
 
 help:
@@ -42,6 +42,7 @@ help:
 	@echo "make test-cuda  CUDA ops against their CPU twins, on a GPU machine"
 	@echo "make results    re-import results/*/run.tar.zst and check docs/results.md's tables against them"
 	@echo "make bench      CPU benchmarks; make bench-cuda on a GPU machine"
+	@echo "make install    build/hx, its man page and bash completion under PREFIX (/usr/local); make uninstall"
 	@echo "make fuzz       libFuzzer targets (clang, ASan/UBSan); make fuzz-run FUZZ_SECONDS=60 FUZZ_JOBS=2"
 
 deps: $(DEPS_STAMP)
@@ -76,6 +77,21 @@ $(BUILD)/hx: $(BUILD)/obj/engine/hx/main.o $(BUILD)/libhx.a
 
 hx: $(BUILD)/hx
 	@ln -sf $(BUILD)/hx hx
+
+# The man page and the bash completion, made by hx from its command table (engine/hx/commands.c), and installed with
+# the binary. An installed hx finds its data packages through $HX_THIRD_PARTY (docs/cli.md).
+PREFIX ?= /usr/local
+$(BUILD)/hx.1: $(BUILD)/hx
+	$(BUILD)/hx help --man >$@.tmp && mv $@.tmp $@
+$(BUILD)/hx.bash: $(BUILD)/hx
+	$(BUILD)/hx completion bash >$@.tmp && mv $@.tmp $@
+install: $(BUILD)/hx $(BUILD)/hx.1 $(BUILD)/hx.bash
+	install -Dm755 $(BUILD)/hx $(DESTDIR)$(PREFIX)/bin/hx
+	install -Dm644 $(BUILD)/hx.1 $(DESTDIR)$(PREFIX)/share/man/man1/hx.1
+	install -Dm644 $(BUILD)/hx.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/hx
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/hx $(DESTDIR)$(PREFIX)/share/man/man1/hx.1 \
+	      $(DESTDIR)$(PREFIX)/share/bash-completion/completions/hx
 
 # A binary with test-only stage kinds (tests/kinds/) registered, for end-to-end interpreter tests.
 $(BUILD)/obj/engine/hx/main-test.o: engine/hx/main.c | $(DEPS_STAMP)

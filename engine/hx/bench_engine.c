@@ -7,21 +7,10 @@
 #include "base/base.h"
 #include "base/sort.h"
 #include "engine/hx/cli.h"
-#include "engine/hx/bench_engine.h"
+#include "engine/hx/commands.h"
 #include "engine/nn/generate.h"
 #include "engine/nn/model.h"
 #include "engine/nn/train.h"
-
-static const char usage[] =
-    "usage: hx bench train|infer|eval [--config config.json | --shape tiny|small] [--batch B] [--seq T] [--steps N]\n"
-    "                                 [--recompute] [--new N] [--items N] [--stop N] [--frozen] [--device cpu|cuda]\n"
-    "                                 [--threads N]\n"
-    "  infer, eval: --frozen freezes the weights first (nn_model_freeze, as the eval stage's models: on CUDA the\n"
-    "        matmuls read a bf16 copy made once)\n"
-    "  eval: --items prompts (default 1024) of T/2..T tokens, greedy, --new tokens at most, --stop: token ids\n"
-    "        0..N-1 end a sequence (an answer's newline or period; default 0); --batch slots\n"
-    "  tiny: d 128, 4 layers, 4/2 heads x 32, MLP 384, vocab 4096 (~1M params)\n"
-    "  small: d 384, 8 layers, 6/2 heads x 64, MLP 1152, vocab 8192 (~20M params)";
 
 typedef struct bench_opts {
     nn_config cfg;
@@ -30,47 +19,31 @@ typedef struct bench_opts {
     const char *device;
 } bench_opts;
 
-static int parse(int argc, char **argv, bench_opts *o)
+/* The options of hx bench train|infer|eval (one row list in commands.c serves the three). */
+static void parse(const hx_cli *c, bench_opts *o)
 {
-    nn_config_qwen3(&o->cfg, 4096, 128, 4, 4, 2, 32, 384);
-    o->B = 8;
-    o->T = 128;
-    o->steps = 5;
-    o->n_new = 32;
-    o->threads = 0;
-    o->device = "cpu";
-    o->recompute = 0;
-    o->frozen = 0;
-    o->items = 1024;
-    o->n_stop = 0;
-    const char *e = getenv("OMP_NUM_THREADS");
-    if (e) o->threads = atoi(e);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int more = i + 1 < argc;
-        if (!strcmp(a, "--config") && more) {
-            if (nn_config_load(&o->cfg, argv[++i])) die(HX_EXIT_USAGE, "%s", hx_last_error());
-        } else if (!strcmp(a, "--shape") && more) {
-            const char *s = argv[++i];
-            if (!strcmp(s, "tiny")) nn_config_qwen3(&o->cfg, 4096, 128, 4, 4, 2, 32, 384);
-            else if (!strcmp(s, "small")) nn_config_qwen3(&o->cfg, 8192, 384, 8, 6, 2, 64, 1152);
-            else die(HX_EXIT_USAGE, "unknown shape %s (tiny, small)", s);
-        } else if (!strcmp(a, "--batch") && more) o->B = atoi(argv[++i]);
-        else if (!strcmp(a, "--seq") && more) o->T = atoi(argv[++i]);
-        else if (!strcmp(a, "--steps") && more) o->steps = atoi(argv[++i]);
-        else if (!strcmp(a, "--new") && more) o->n_new = atoi(argv[++i]);
-        else if (!strcmp(a, "--device") && more) o->device = argv[++i];
-        else if (!strcmp(a, "--threads") && more) o->threads = hx_cli_threads("bench", argv[++i]);
-        else if (!strcmp(a, "--items") && more) o->items = atoi(argv[++i]);
-        else if (!strcmp(a, "--stop") && more) o->n_stop = atoi(argv[++i]);
-        else if (!strcmp(a, "--recompute")) o->recompute = 1;
-        else if (!strcmp(a, "--frozen")) o->frozen = 1;
-        else die(HX_EXIT_USAGE, "unknown argument %s\n%s", a, usage);
+    const char *cfg = hx_cli_str(c, "config");
+    if (cfg) {
+        if (nn_config_load(&o->cfg, cfg)) die(HX_EXIT_USAGE, "%s", hx_last_error());
+    } else if (!strcmp(hx_cli_str(c, "shape"), "small")) {
+        nn_config_qwen3(&o->cfg, 8192, 384, 8, 6, 2, 64, 1152);
+    } else {
+        nn_config_qwen3(&o->cfg, 4096, 128, 4, 4, 2, 32, 384);
     }
-    if (o->B < 1 || o->T < 2 || o->steps < 1 || o->n_new < 1 || o->items < 1 || o->n_stop < 0 ||
-        o->n_stop >= o->cfg.vocab)
-        die(HX_EXIT_USAGE, "%s", usage);
-    return 0;
+    o->B = hx_cli_int(c, "batch", 0);
+    o->T = hx_cli_int(c, "seq", 0);
+    o->steps = hx_cli_int(c, "steps", 0);
+    o->n_new = hx_cli_int(c, "new", 0);
+    o->device = c->device;
+    o->recompute = hx_cli_given(c, "recompute");
+    o->frozen = hx_cli_given(c, "frozen");
+    o->items = hx_cli_int(c, "items", 0);
+    o->n_stop = hx_cli_int(c, "stop", 0);
+    const char *e = getenv("OMP_NUM_THREADS");
+    o->threads = c->threads ? c->threads : e ? atoi(e) : 0;
+    if (o->n_stop >= o->cfg.vocab)
+        die(HX_EXIT_USAGE, "hx %s: --stop %d: at most the vocabulary size less one (%d)", c->name, o->n_stop,
+            o->cfg.vocab - 1);
 }
 
 static nn_model *make(bench_opts *o, k_backend **be)
@@ -87,10 +60,10 @@ static nn_model *make(bench_opts *o, k_backend **be)
     return m;
 }
 
-int hx_bench_train(int argc, char **argv)
+int cmd_bench_train(hx_cli *c)
 {
     bench_opts o;
-    parse(argc, argv, &o);
+    parse(c, &o);
     if (o.frozen) die(HX_EXIT_USAGE, "hx bench train: --frozen is for inference (infer, eval)");
     k_backend *be;
     nn_model *m = make(&o, &be);
@@ -147,10 +120,10 @@ static double median(double *x, int n)
     return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
 }
 
-int hx_bench_infer(int argc, char **argv)
+int cmd_bench_infer(hx_cli *c)
 {
     bench_opts o;
-    parse(argc, argv, &o);
+    parse(c, &o);
     k_backend *be;
     nn_model *m = make(&o, &be);
     int32_t **pr = xmalloc((size_t)o.B * sizeof *pr), **out = xmalloc((size_t)o.B * sizeof *out);
@@ -216,10 +189,10 @@ static double eval_pass(nn_model *m, int stream, int B, int32_t **pr, int *lens,
     return hx_now() - t0;
 }
 
-int hx_bench_eval(int argc, char **argv)
+int cmd_bench_eval(hx_cli *c)
 {
     bench_opts o;
-    parse(argc, argv, &o);
+    parse(c, &o);
     k_backend *be;
     nn_model *m = make(&o, &be);
     int n = o.items;

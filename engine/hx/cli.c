@@ -1,4 +1,4 @@
-/* cli.c - shared option parsing, recipe/plan/store opening with the CLI's exit codes, cache states. */
+/* cli.c - the one option parser (against the command table, commands.c), recipe/plan/store opening with the CLI's exit codes, cache states. */
 #include "engine/hx/cli.h"
 
 #include <stdio.h>
@@ -11,47 +11,139 @@
 
 #define HISTORY_RUNS 200 /* run records read to explain stale instances */
 
-static int allowed_has(const char *allowed, const char *name)
+/* "a, b or c" of a choices string "a|b|c", xmalloc'd. */
+static char *choices_text(const char *choices)
 {
-    size_t n = strlen(name);
-    for (const char *p = allowed; *p;) {
-        while (*p == ' ') p++;
-        size_t k = strcspn(p, " ");
-        if (k == n && !strncmp(p, name, n)) return 1;
-        p += k;
+    char *out = xstrdup("");
+    for (const char *p = choices; *p;) {
+        size_t k = strcspn(p, "|");
+        const char *sep = !*out ? "" : p[k] ? ", " : " or ";
+        char *n = xstrfmt("%s%s%.*s", out, sep, (int)k, p);
+        free(out);
+        out = n;
+        p += k + (p[k] == '|');
+    }
+    return out;
+}
+
+static int in_choices(const char *choices, const char *v)
+{
+    size_t n = strlen(v);
+    for (const char *p = choices; *p;) {
+        size_t k = strcspn(p, "|");
+        if (k == n && !strncmp(p, v, n)) return 1;
+        p += k + (p[k] == '|');
     }
     return 0;
 }
 
-static int parse_int(const char *cmd, const char *opt, const char *v, int lo)
+typedef struct opt_names {
+    const char *names[128];
+    char bufs[128][40];
+    size_t n;
+} opt_names;
+
+static void collect_name(const hx_opt *o, void *ud)
 {
-    char *end;
-    long x = strtol(v, &end, 10);
-    if (!*v || *end || x < lo || x > 1000000) die(HX_EXIT_USAGE, "hx %s: %s expects an integer >= %d, got '%s'", cmd, opt, lo, v);
-    return (int)x;
+    opt_names *on = ud;
+    if (on->n >= 128) return;
+    snprintf(on->bufs[on->n], sizeof on->bufs[0], "--%s", o->name);
+    on->names[on->n] = on->bufs[on->n];
+    on->n++;
 }
 
-int hx_cli_threads(const char *cmd, const char *v)
+static HX_NORETURN void unknown_option(const hx_cli *c, const char *a)
 {
-    char *end;
-    long x = strtol(v, &end, 10);
-    if (!*v || *end || x < 1 || x > HX_MAX_THREADS)
-        die(HX_EXIT_USAGE, "hx %s: --threads expects an integer from 1 to %d, got '%s'", cmd, HX_MAX_THREADS, v);
-    return (int)x;
+    opt_names on = {.n = 0};
+    hx_cmd_each_opt(c->cmd, collect_name, &on);
+    char word[64];
+    snprintf(word, sizeof word, "%.*s", (int)strcspn(a, "="), a);
+    const char *s = hx_suggest(word, on.names, on.n);
+    die(HX_EXIT_USAGE, "hx %s: unknown option '%s'%s%s%s; see 'hx %s --help'", c->name, a, s ? " (did you mean '" : "",
+        s ? s : "", s ? "'?)" : "", c->name);
 }
 
-void hx_cli_parse(hx_cli *c, int argc, char **argv, const char *allowed, int min_pos, int max_pos)
+typedef struct short_find {
+    char ch;
+    const hx_opt *found;
+} short_find;
+
+static void match_short(const hx_opt *o, void *ud)
 {
-    const char *cmd = argv[0];
+    short_find *f = ud;
+    if (o->short_name && o->short_name == f->ch) f->found = o;
+}
+
+/* The value of an option checked against its row: choices and integer range. */
+static void check_value(const hx_cli *c, const hx_opt *o, const char *v)
+{
+    if (o->choices && !in_choices(o->choices, v)) {
+        char *t = choices_text(o->choices);
+        die(HX_EXIT_USAGE, "hx %s: --%s %s: expected %s", c->name, o->name, v, t);
+    }
+    if (o->kind == HX_OPT_INT) {
+        char *end;
+        long x = strtol(v, &end, 10);
+        if (!*v || *end || x < o->min || (o->max && x > o->max) || x > 1000000000L) {
+            if (o->max)
+                die(HX_EXIT_USAGE, "hx %s: --%s expects an integer from %d to %d, got '%s'", c->name, o->name, o->min,
+                    o->max, v);
+            die(HX_EXIT_USAGE, "hx %s: --%s expects an integer >= %d, got '%s'", c->name, o->name, o->min, v);
+        }
+    }
+}
+
+static const hx_opt *row_of(const hx_cli *c, const char *name)
+{
+    const hx_opt *o = hx_cmd_opt(c->cmd, name);
+    if (!o) BUG("hx %s reads option '--%s', which is not in its row of the command table", c->name, name);
+    return o;
+}
+
+const char *hx_cli_str(const hx_cli *c, const char *name)
+{
+    const hx_opt *o = row_of(c, name);
+    for (int i = c->n_occ; i-- > 0;)
+        if (c->occ[i].opt == o) return c->occ[i].val;
+    return o->def;
+}
+
+int hx_cli_given(const hx_cli *c, const char *name)
+{
+    const hx_opt *o = row_of(c, name);
+    for (int i = 0; i < c->n_occ; i++)
+        if (c->occ[i].opt == o) return 1;
+    return 0;
+}
+
+int hx_cli_int(const hx_cli *c, const char *name, int def)
+{
+    const char *v = hx_cli_str(c, name);
+    return v ? (int)strtol(v, NULL, 10) : def;
+}
+
+const char **hx_cli_list(const hx_cli *c, const char *name, int *n)
+{
+    const hx_opt *o = row_of(c, name);
+    const char **out = xcalloc((size_t)c->n_occ + 1, sizeof *out);
+    *n = 0;
+    for (int i = 0; i < c->n_occ; i++)
+        if (c->occ[i].opt == o) out[(*n)++] = c->occ[i].val;
+    return out;
+}
+
+void hx_cli_parse(hx_cli *c, const hx_cmd *cmd, const char *name, int argc, char **argv)
+{
     memset(c, 0, sizeof *c);
+    c->cmd = cmd;
+    c->name = name;
+    c->argc = argc;
+    c->argv = argv;
     c->args = xcalloc((size_t)argc + 1, sizeof *c->args);
-    c->sets = xcalloc((size_t)argc + 1, sizeof *c->sets);
-    c->jobs = 1;
-    c->keep = -1;
-    c->device = "auto";
+    c->occ = xcalloc((size_t)argc + 1, sizeof *c->occ);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = NULL;
-        char name[32] = "";
+        const hx_opt *o = NULL;
         if (!strcmp(a, "--")) {
             while (++i < argc) c->args[c->n_args++] = argv[i];
             break;
@@ -60,46 +152,57 @@ void hx_cli_parse(hx_cli *c, int argc, char **argv, const char *allowed, int min
             c->args[c->n_args++] = a;
             continue;
         }
-        if (!strncmp(a, "-S", 2)) {
-            snprintf(name, sizeof name, "S");
-            val = a[2] ? a + 2 : NULL;
-        } else if (!strcmp(a, "-j")) {
-            snprintf(name, sizeof name, "jobs");
-        } else if (!strncmp(a, "--", 2)) {
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            hx_help_command(stdout, cmd, name);
+            exit(HX_EXIT_OK);
+        }
+        if (a[1] == '-') {
             const char *eq = strchr(a, '=');
-            snprintf(name, sizeof name, "%.*s", (int)((eq ? (size_t)(eq - a) : strlen(a)) - 2), a + 2);
-            if (!strcmp(name, "set")) snprintf(name, sizeof name, "S");
+            char *long_name = xstrfmt("%.*s", (int)((eq ? (size_t)(eq - a) : strlen(a)) - 2), a + 2);
+            o = hx_cmd_opt(cmd, long_name);
+            free(long_name);
             if (eq) val = eq + 1;
+        } else {
+            short_find f = {.ch = a[1], .found = NULL};
+            hx_cmd_each_opt(cmd, match_short, &f);
+            o = f.found;
+            if (o && a[2]) {
+                if (o->kind == HX_OPT_FLAG) o = NULL; /* no bundled flags: -xy is an error, not -x -y */
+                else val = a + 2;
+            }
         }
-        if (!*name || !allowed_has(allowed, name))
-            die(HX_EXIT_USAGE, "hx %s: unknown option '%s'; see 'hx %s --help'", cmd, a, cmd);
-        int takes = strcmp(name, "json") && strcmp(name, "strict") && strcmp(name, "verify") && strcmp(name, "dry-run") &&
-                    strcmp(name, "recompute") && strcmp(name, "repair");
-        if (takes && !val) {
-            if (i + 1 >= argc) die(HX_EXIT_USAGE, "hx %s: %s needs a value", cmd, a);
+        if (!o) unknown_option(c, a);
+        if (o->kind == HX_OPT_FLAG && val) die(HX_EXIT_USAGE, "hx %s: --%s takes no value", name, o->name);
+        if (o->kind != HX_OPT_FLAG && !val) {
+            if (i + 1 >= argc) die(HX_EXIT_USAGE, "hx %s: %s needs a value (%s); see 'hx %s --help'", name, a,
+                                   o->arg ? o->arg : "a value", name);
             val = argv[++i];
-        } else if (!takes && val) {
-            die(HX_EXIT_USAGE, "hx %s: %s takes no value", cmd, a);
         }
-        if (!strcmp(name, "S")) c->sets[c->n_sets++] = val;
-        else if (!strcmp(name, "store")) c->store_dir = val;
-        else if (!strcmp(name, "device")) c->device = val;
-        else if (!strcmp(name, "json")) c->json = 1;
-        else if (!strcmp(name, "strict")) c->strict = 1;
-        else if (!strcmp(name, "verify")) c->verify = 1;
-        else if (!strcmp(name, "dry-run")) c->dry_run = 1;
-        else if (!strcmp(name, "recompute")) c->recompute = 1;
-        else if (!strcmp(name, "repair")) c->repair = 1;
-        else if (!strcmp(name, "jobs")) c->jobs = parse_int(cmd, "--jobs", val, 1);
-        else if (!strcmp(name, "threads")) c->threads = hx_cli_threads(cmd, val);
-        else if (!strcmp(name, "keep")) c->keep = parse_int(cmd, "--keep", val, 0);
+        if (val) check_value(c, o, val);
+        c->occ[c->n_occ++] = (hx_cli_occ){o, val};
     }
-    if (c->n_args < min_pos || c->n_args > max_pos) {
-        die(HX_EXIT_USAGE, "hx %s: expected %s; see 'hx %s --help'", cmd,
-            c->n_args < min_pos ? "more arguments" : "fewer arguments", cmd);
+    int max = cmd->max_args < 0 ? argc : cmd->max_args;
+    if (c->n_args < cmd->min_args || c->n_args > max) {
+        char *usage = hx_help_usage(cmd, name);
+        die(HX_EXIT_USAGE, "hx %s: %s%s\n%s\nsee 'hx %s --help'", name,
+            c->n_args < cmd->min_args ? "expected more arguments" : "expected fewer arguments",
+            c->n_args > max ? (max ? "" : " (it takes none)") : "", usage, name);
     }
     c->recipe = c->n_args ? c->args[0] : NULL;
+    /* the shared options, for the commands that have them */
+    if (hx_cmd_opt(cmd, "set")) c->sets = hx_cli_list(c, "set", &c->n_sets);
+    if (hx_cmd_opt(cmd, "device")) c->device = hx_cli_str(c, "device");
+    if (hx_cmd_opt(cmd, "json")) c->json = hx_cli_given(c, "json");
+    if (hx_cmd_opt(cmd, "strict")) c->strict = hx_cli_given(c, "strict");
+    if (hx_cmd_opt(cmd, "verify")) c->verify = hx_cli_given(c, "verify");
+    if (hx_cmd_opt(cmd, "dry-run")) c->dry_run = hx_cli_given(c, "dry-run");
+    if (hx_cmd_opt(cmd, "recompute")) c->recompute = hx_cli_given(c, "recompute");
+    if (hx_cmd_opt(cmd, "repair")) c->repair = hx_cli_given(c, "repair");
+    c->jobs = hx_cmd_opt(cmd, "jobs") ? hx_cli_int(c, "jobs", 1) : 1;
+    c->threads = hx_cmd_opt(cmd, "threads") ? hx_cli_int(c, "threads", 0) : 0;
+    c->keep = hx_cmd_opt(cmd, "keep") ? hx_cli_int(c, "keep", -1) : -1;
     if (c->json) hx_log_set_json(1);
+    if (hx_cmd_opt(cmd, "store")) c->store_dir = hx_cli_str(c, "store");
     if (!c->store_dir) c->store_dir = getenv("HX_STORE") && *getenv("HX_STORE") ? getenv("HX_STORE") : ".hx";
 }
 
@@ -107,6 +210,7 @@ void hx_cli_release(hx_cli *c)
 {
     free(c->args);
     free(c->sets);
+    free(c->occ);
 }
 
 void hx_cli_open_store(const hx_cli *c, hx_store *s)

@@ -1,4 +1,4 @@
-/* cli.h - what the interpreter's subcommands share: options, loading with exit codes, plan states. */
+/* cli.h - what the interpreter's subcommands share: the one option parser, loading with exit codes, plan states. */
 #ifndef HX_CLI_H
 #define HX_CLI_H
 
@@ -7,28 +7,51 @@
 #include "engine/hx/recipe.h"
 #include "engine/hx/store.h"
 
+#include "engine/hx/commands.h"
+
+/* One option as given on the command line, in order. */
+typedef struct hx_cli_occ {
+    const hx_opt *opt;
+    const char *val; /* NULL for a flag */
+} hx_cli_occ;
+
+/* A parsed command line: what every cmd_<name>() receives (main.c parses it against the command's table row). */
 typedef struct hx_cli {
+    const hx_cmd *cmd;
+    const char *name;         /* "run", "bench kda": for messages */
+    int argc;                 /* the command line as given, from the command name on */
+    char **argv;
+    hx_cli_occ *occ;          /* every option given, in order */
+    int n_occ;
     const char *recipe;       /* first positional argument */
     const char **args;        /* all positional arguments */
     int n_args;
+    /* The shared options, filled when the command has them: */
     const char **sets;        /* -S k=v / -S ~k, in order */
     int n_sets;
     const char *store_dir;    /* --store, else $HX_STORE, else .hx */
-    const char *device;       /* --device (default auto) */
+    const char *device;       /* --device (its row's default) */
     int json, strict, verify, dry_run, recompute, repair;
     int jobs, threads, keep;  /* --jobs (1), --threads (0: automatic), --keep (-1: all) */
 } hx_cli;
 
 /*
- * Parse argv (argv[0] is the subcommand) accepting the options named in ALLOWED, a space-separated
- * list of: S store json strict verify device jobs threads keep dry-run recompute repair. Dies with status 2 on a bad
- * option or a wrong number of positionals (min_pos..max_pos).
+ * Parse ARGV (argv[0] is the command's name) against CMD's row of the command table: its options (long, short,
+ * --name=value, -xVALUE, "--" ends them), their kinds and ranges, and its number of positionals. `-h`/`--help`
+ * anywhere prints the command's help and exits 0. Dies with status 2 on a bad command line, naming the option and
+ * the closest one ("did you mean").
  */
-void hx_cli_parse(hx_cli *c, int argc, char **argv, const char *allowed, int min_pos, int max_pos);
+void hx_cli_parse(hx_cli *c, const hx_cmd *cmd, const char *name, int argc, char **argv);
+/* The value of option NAME (the last one given, else the row's default, else NULL). BUG() if CMD has no such
+ * option: a command reads only the options of its own row. */
+const char *hx_cli_str(const hx_cli *c, const char *name);
+/* 1 if flag or option NAME was given. */
+int hx_cli_given(const hx_cli *c, const char *name);
+/* An HX_OPT_INT option's value (checked against its range when parsed), else its row's default, else DEF. */
+int hx_cli_int(const hx_cli *c, const char *name, int def);
+/* Every value of option NAME, in order (xmalloc'd, NULL-terminated; *n their count). */
+const char **hx_cli_list(const hx_cli *c, const char *name, int *n);
 void hx_cli_release(hx_cli *c);
-/* The value of --threads for hx CMD: an integer from 1 to HX_MAX_THREADS (base.h), else dies with status 2.
- * Every command's --threads goes through here. */
-int hx_cli_threads(const char *cmd, const char *val);
 
 void hx_cli_open_store(const hx_cli *c, hx_store *s);            /* dies with status 3 */
 char *hx_cli_binary_digest(void);                                 /* sha256 of /proc/self/exe */

@@ -1,4 +1,5 @@
-/* cmd_bench.c - `hx bench SUB`: engine benchmarks as commands (never timed assertions); one row per subcommand. */
+/* cmd_bench.c - `hx bench kda|memory`: engine benchmarks as commands (never timed assertions); the subcommands are rows
+ * of the command table (commands.c), train/infer/eval live in bench_engine.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,7 +7,6 @@
 
 #include "base/base.h"
 #include "engine/hx/cli.h"
-#include "engine/hx/bench_engine.h"
 #include "engine/hx/commands.h"
 #include "engine/nn/kda.h"
 #include "engine/nn/memory.h"
@@ -40,16 +40,11 @@ static void mem_row(const char *what, const nn_config *c, long long ctx, const n
            teacher->kv_bytes ? (double)(m.kv_bytes + m.state_bytes) / teacher->kv_bytes : 0);
 }
 
-/* hx bench memory --config FILE --lengths 4096,32768,131072 [--layers paper|...] */
-static int bench_memory(int argc, char **argv)
+/* hx bench memory --config FILE [--lengths 4096,32768,131072] [--layers paper] */
+int cmd_bench_memory(hx_cli *cli)
 {
-    const char *cfgpath = NULL, *lens = "4096,32768,131072", *layers = "paper";
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--config") && i + 1 < argc) cfgpath = argv[++i];
-        else if (!strcmp(argv[i], "--lengths") && i + 1 < argc) lens = argv[++i];
-        else if (!strcmp(argv[i], "--layers") && i + 1 < argc) layers = argv[++i];
-        else die(HX_EXIT_USAGE, "usage: hx bench memory --config FILE [--lengths 4096,32768,131072] [--layers paper]");
-    }
+    const char *cfgpath = hx_cli_str(cli, "config"), *lens = hx_cli_str(cli, "lengths"),
+               *layers = hx_cli_str(cli, "layers");
     if (!cfgpath) die(HX_EXIT_USAGE, "hx bench memory: --config FILE (a config.json) is required");
     nn_config c;
     if (nn_config_load(&c, cfgpath) < 0) die(HX_EXIT_USAGE, "%s", hx_last_error());
@@ -132,22 +127,11 @@ static float *rnd(hx_rng *r, size_t n, float s)
 }
 
 /* hx bench kda [--d 1024 --heads 16 --kv-heads 8 --head-dim 128 --lengths 512,2048,8192 --reps 1] */
-static int bench_kda(int argc, char **argv)
+int cmd_bench_kda(hx_cli *c)
 {
-    int d = 1024, Hq = 16, Hkv = 8, K = 128, reps = 1, threads = 0;
-    const char *lens = "512,2048,8192";
-    for (int i = 1; i < argc; i++) {
-        if (i + 1 >= argc) die(HX_EXIT_USAGE, "hx bench kda: %s needs a value", argv[i]);
-        if (!strcmp(argv[i], "--d")) d = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--heads")) Hq = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--kv-heads")) Hkv = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--head-dim")) K = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--lengths")) lens = argv[++i];
-        else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--threads")) threads = hx_cli_threads("bench kda", argv[++i]);
-        else die(HX_EXIT_USAGE, "usage: hx bench kda [--d N] [--heads N] [--kv-heads N] [--head-dim N] "
-                 "[--lengths 512,2048,8192] [--reps N] [--threads N]");
-    }
+    int d = hx_cli_int(c, "d", 0), Hq = hx_cli_int(c, "heads", 0), Hkv = hx_cli_int(c, "kv-heads", 0),
+        K = hx_cli_int(c, "head-dim", 0), reps = hx_cli_int(c, "reps", 1), threads = c->threads;
+    const char *lens = hx_cli_str(c, "lengths");
     long long L[16];
     int nl = parse_lengths(lens, L, 16);
     if (nl <= 0 || reps < 1) die(HX_EXIT_USAGE, "hx bench kda: bad --lengths or --reps");
@@ -214,31 +198,4 @@ static int bench_kda(int argc, char **argv)
     free(a.gwq); free(a.gwk); free(a.gwv); free(a.gwo); free(a.gqn); free(a.gkn);
     k_backend_free(be);
     return 0;
-}
-
-/* Sorted by name. */
-static const struct {
-    const char *name;
-    int (*fn)(int argc, char **argv);
-    const char *summary;
-} subs[] = {
-    {"eval", hx_bench_eval, "generation items/s: continuous batching vs one batch at a time (bench_engine.c)"},
-    {"infer", hx_bench_infer, "Qwen3 prefill and KV-cache decode tokens/s for a shape (bench_engine.c)"},
-    {"kda", bench_kda, "KDA layer vs Qwen3 attention layer: CPU tokens/s, forward and forward+backward"},
-    {"memory", bench_memory, "KV cache vs KDA state bytes per sequence for a config.json over context lengths"},
-    {"train", hx_bench_train, "Qwen3 training step tokens/s (forward, backward, AdamW) for a shape (bench_engine.c)"},
-    {NULL, NULL, NULL},
-};
-
-int cmd_bench(int argc, char **argv)
-{
-    if (argc < 2) {
-        fprintf(stderr, "usage: hx bench SUBCOMMAND [options]\n");
-        for (int i = 0; subs[i].name; i++) fprintf(stderr, "  %-8s %s\n", subs[i].name, subs[i].summary);
-        return HX_EXIT_USAGE;
-    }
-    for (int i = 0; subs[i].name; i++)
-        if (!strcmp(subs[i].name, argv[1])) return subs[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "hx bench: unknown subcommand '%s' (see 'hx bench')\n", argv[1]);
-    return HX_EXIT_USAGE;
 }

@@ -11,13 +11,11 @@
 
 #define CANCEL_WAIT 60 /* seconds to wait for cancelled jobs to stop (they checkpoint on SIGTERM) */
 
-int cmd_cancel(int argc, char **argv)
+int cmd_cancel(hx_cli *c)
 {
-    hx_cli c;
-    hx_cli_parse(&c, argc, argv, "store json", 1, 1);
     hx_store s;
-    hx_cli_open_store(&c, &s);
-    json_t *run = hx_store_read_run(&s, c.args[0]);
+    hx_cli_open_store(c, &s);
+    json_t *run = hx_store_read_run(&s, c->args[0]);
     if (!run) die(HX_EXIT_USAGE, "hx cancel: %s", hx_last_error());
     const char *id = json_string_value(json_object_get(run, "run_id"));
     if (!json_object_get(run, "slurm"))
@@ -37,11 +35,10 @@ int cmd_cancel(int argc, char **argv)
         if (left) usleep(500000);
     }
     if (hx_store_update_run(&s, id, run) < 0) die(HX_EXIT_STORE, "hx cancel %s: %s", id, hx_last_error());
-    if (c.json) printf("{\"run_id\":\"%s\",\"cancelled\":%d}\n", id, n);
+    if (c->json) printf("{\"run_id\":\"%s\",\"cancelled\":%d}\n", id, n);
     else printf("run %s: %d slurm job%s cancelled; status %s\n", id, n, n == 1 ? "" : "s",
                 json_string_value(json_object_get(run, "status")));
     json_decref(run);
     hx_store_release(&s);
-    hx_cli_release(&c);
     return 0;
 }

@@ -55,22 +55,10 @@ static const struct {
     {NULL, NULL},
 };
 
-static const char usage[] = "usage: hx conform [--device cpu|cuda] [--tokenizer FILE] [--threads N] DIR";
-
-int cmd_conform(int argc, char **argv)
+int cmd_conform(hx_cli *c)
 {
-    conform_opts o = {.device = "cpu", .tokenizer = NULL, .threads = 0};
-    const char *dir = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--device") && i + 1 < argc) o.device = argv[++i];
-        else if (!strncmp(argv[i], "--device=", 9)) o.device = argv[i] + 9;
-        else if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) o.tokenizer = argv[++i];
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) o.threads = hx_cli_threads("conform", argv[++i]);
-        else if (argv[i][0] == '-') die(HX_EXIT_USAGE, "unknown option %s\n%s", argv[i], usage);
-        else if (!dir) dir = argv[i];
-        else die(HX_EXIT_USAGE, "one fixture directory at a time\n%s", usage);
-    }
-    if (!dir) die(HX_EXIT_USAGE, "%s", usage);
+    conform_opts o = {.device = c->device, .tokenizer = hx_cli_str(c, "tokenizer"), .threads = c->threads};
+    const char *dir = c->args[0];
     if (!o.threads) {
         const char *e = getenv("OMP_NUM_THREADS");
         o.threads = e ? atoi(e) : 0;
@@ -89,13 +77,13 @@ int cmd_conform(int argc, char **argv)
         return HX_EXIT_USAGE;
     }
     printf("conform %s (kind %s, device %s)\n", dir, kind, o.device);
-    nn_check c;
-    nn_check_init(&c, stdout);
+    nn_check chk;
+    nn_check_init(&chk, stdout);
     double t0 = hx_now();
-    int r = kinds[k].fn(dir, &o, &c);
-    if (r) nn_check_fail(&c, "fixture", hx_last_error());
-    printf("%d ok, %d failed (%.2fs)\n", c.n_ok, c.n_fail, hx_now() - t0);
+    int r = kinds[k].fn(dir, &o, &chk);
+    if (r) nn_check_fail(&chk, "fixture", hx_last_error());
+    printf("%d ok, %d failed (%.2fs)\n", chk.n_ok, chk.n_fail, hx_now() - t0);
     json_decref(readme);
     free(rp);
-    return c.n_fail || r ? HX_EXIT_STAGE : 0;
+    return chk.n_fail || r ? HX_EXIT_STAGE : 0;
 }

@@ -118,33 +118,14 @@ static void render_svg(const char *dot_text, const char *out)
     free(dot);
 }
 
-int cmd_dag(int argc, char **argv)
+int cmd_dag(hx_cli *c)
 {
-    const char *format = "dot", *out = NULL;
-    /* --format and -o are this command's own; the rest goes through the shared parser. */
-    char **rest = xcalloc((size_t)argc + 1, sizeof *rest);
-    int nrest = 0;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (i > 0 && (!strcmp(a, "--format") || !strcmp(a, "-o") || !strcmp(a, "--output"))) {
-            if (i + 1 >= argc) die(HX_EXIT_USAGE, "hx dag: %s needs a value; see 'hx dag --help'", a);
-            if (!strcmp(a, "--format")) format = argv[++i];
-            else out = argv[++i];
-        } else if (i > 0 && !strncmp(a, "--format=", 9)) {
-            format = a + 9;
-        } else {
-            rest[nrest++] = argv[i];
-        }
-    }
-    if (strcmp(format, "dot") && strcmp(format, "svg"))
-        die(HX_EXIT_USAGE, "hx dag: --format %s: expected dot or svg", format);
-    hx_cli c;
-    hx_cli_parse(&c, nrest, rest, "S store strict", 1, 1);
+    const char *format = hx_cli_str(c, "format"), *out = hx_cli_str(c, "output");
     hx_recipe r;
     hx_plan p;
-    hx_cli_load(&c, &r, &p);
+    hx_cli_load(c, &r, &p);
     hx_store s;
-    hx_cli_open_store(&c, &s);
+    hx_cli_open_store(c, &s);
     json_t *states = hx_cli_plan_states(&p, &s);
     char *text = plan_dot(&r, &p, states);
     if (!strcmp(format, "svg")) {
@@ -156,11 +137,9 @@ int cmd_dag(int argc, char **argv)
         fputs(text, stdout);
     }
     free(text);
-    free(rest);
     json_decref(states);
     hx_plan_release(&p);
     hx_recipe_release(&r);
     hx_store_release(&s);
-    hx_cli_release(&c);
     return 0;
 }

@@ -5,33 +5,22 @@
 #include <string.h>
 
 #include "base/base.h"
+#include "engine/hx/cli.h"
 #include "engine/hx/commands.h"
 #include "engine/hx/store.h"
 #include "engine/hx/runsrc.h"
 #include "reports/report.h"
 
-int cmd_diff(int argc, char **argv)
+int cmd_diff(hx_cli *c)
 {
-    const char *ref[2] = {NULL, NULL}, *store = getenv("HX_STORE");
-    const char *usage = hx_cmd_find("diff")->usage; /* the command table's */
-    int json = 0, nref = 0, flips = 10;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int more = i + 1 < argc;
-        if (!strcmp(a, "--json")) json = 1;
-        else if (!strcmp(a, "--store") && more) store = argv[++i];
-        else if (!strncmp(a, "--store=", 8)) store = a + 8;
-        else if (!strcmp(a, "--flips") && more) flips = atoi(argv[++i]);
-        else if (a[0] == '-' && a[1]) die(HX_EXIT_USAGE, "hx diff: unknown option or missing value '%s'\nusage: hx diff %s", a, usage);
-        else if (nref < 2) ref[nref++] = a;
-        else die(HX_EXIT_USAGE, "hx diff: two runs or two evals\nusage: hx diff %s", usage);
-    }
-    if (nref != 2) die(HX_EXIT_USAGE, "hx diff: two runs or two evals\nusage: hx diff %s", usage);
+    const char *ref[2] = {c->args[0], c->args[1]};
+    int json = c->json, flips = hx_cli_int(c, "flips", 10);
+    char *usage = hx_help_usage(c->cmd, c->name);
     const char *colon[2] = {strchr(ref[0], ':'), strchr(ref[1], ':')};
     if (!colon[0] != !colon[1])
-        die(HX_EXIT_USAGE, "hx diff: give two runs or two evals (RUN:STAGE[axis=value]), not one of each\nusage: hx diff %s", usage);
+        die(HX_EXIT_USAGE, "hx diff: give two runs or two evals (RUN:STAGE[axis=value]), not one of each\n%s", usage);
     hx_store s;
-    if (hx_store_open(&s, store && *store ? store : ".hx") < 0) die(HX_EXIT_STORE, "%s", hx_last_error());
+    if (hx_store_open(&s, c->store_dir) < 0) die(HX_EXIT_STORE, "%s", hx_last_error());
     rp_source src = hx_runsrc_source(&s);
     json_t *run[2], *d;
     if (colon[0]) {
@@ -58,5 +47,6 @@ int cmd_diff(int argc, char **argv)
     json_decref(run[0]);
     json_decref(run[1]);
     hx_store_release(&s);
+    free(usage);
     return 0;
 }

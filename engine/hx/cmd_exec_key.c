@@ -42,15 +42,13 @@ static json_t *find_stage(json_t *run, const char *key)
     return NULL;
 }
 
-int cmd_exec_key(int argc, char **argv)
+int cmd_exec_key(hx_cli *c)
 {
-    hx_cli c;
-    hx_cli_parse(&c, argc, argv, "store threads device verify", 2, 2);
-    const char *key = c.args[0], *run_id = c.args[1];
+    const char *key = c->args[0], *run_id = c->args[1];
     if (strlen(key) != 64 || strspn(key, "0123456789abcdef") != 64)
         die(HX_EXIT_USAGE, "hx exec-key: '%s' is not a store key (64 hex digits)", key);
     hx_store s;
-    hx_cli_open_store(&c, &s);
+    hx_cli_open_store(c, &s);
 
     json_t *run = hx_store_read_run(&s, run_id);
     if (!run) fail(&s, run_id, key, HX_EXIT_STORE, hx_last_error());
@@ -131,17 +129,17 @@ int cmd_exec_key(int argc, char **argv)
     }
 
     /* --device: cpu, or cuda (the first GPU Slurm gave this job: it sets CUDA_VISIBLE_DEVICES) */
-    const char *device = !strcmp(c.device, "cuda") || !strcmp(c.device, "auto") ? "cuda:0" : c.device;
-    if (!strcmp(c.device, "auto") && !getenv("CUDA_VISIBLE_DEVICES")) device = "cpu";
+    const char *device = !strcmp(c->device, "cuda") || !strcmp(c->device, "auto") ? "cuda:0" : c->device;
+    if (!strcmp(c->device, "auto") && !getenv("CUDA_VISIBLE_DEVICES")) device = "cpu";
     if (strcmp(device, "cpu") && strncmp(device, "cuda:", 5))
-        die(HX_EXIT_USAGE, "hx exec-key: --device %s: expected cpu, cuda or cuda:N", c.device);
+        die(HX_EXIT_USAGE, "hx exec-key: --device %s: expected cpu, cuda or cuda:N", c->device);
 
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    hx_exec_opts o = {.jobs = 1, .threads = c.threads ? c.threads : 1, .verify = c.verify,
+    hx_exec_opts o = {.jobs = 1, .threads = c->threads ? c->threads : 1, .verify = c->verify,
                       .interrupted = &interrupted, .run_id = run_id, .binary_digest = digest};
     hx_exec_result r = {0};
     int state = hx_exec_one(&s, &o, &in, input_keys, device, 0, &r);
@@ -155,6 +153,5 @@ int cmd_exec_key(int argc, char **argv)
     free(input_keys);
     json_decref(run);
     hx_store_release(&s);
-    hx_cli_release(&c);
     return rc;
 }

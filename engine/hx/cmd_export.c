@@ -34,32 +34,11 @@ static int resolve(const hx_store *s, const char *ref, char **out)
     return 1;
 }
 
-int cmd_export(int argc, char **argv)
+int cmd_export(hx_cli *c)
 {
-    const char *out = NULL;
-    int with_inputs = 0;
-    const char *kinds = NULL;
-    /* -o and --with-inputs are this command's own; the rest goes through the shared parser. */
-    char **rest = xcalloc((size_t)argc + 1, sizeof *rest);
-    int nrest = 0;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (i > 0 && (!strcmp(a, "-o") || !strcmp(a, "--output"))) {
-            if (i + 1 >= argc) die(HX_EXIT_USAGE, "hx export: %s needs a file name", a);
-            out = argv[++i];
-        } else if (i > 0 && !strncmp(a, "--output=", 9)) {
-            out = a + 9;
-        } else if (i > 0 && !strcmp(a, "--with-inputs")) {
-            with_inputs = 1;
-        } else if (i > 0 && !strcmp(a, "--kinds")) {
-            if (i + 1 >= argc) die(HX_EXIT_USAGE, "hx export: --kinds needs a list of stage kinds, e.g. --kinds eval");
-            kinds = argv[++i];
-        } else {
-            rest[nrest++] = argv[i];
-        }
-    }
-    hx_cli c;
-    hx_cli_parse(&c, nrest, rest, "store json", 1, nrest);
+    const char *out = hx_cli_str(c, "output");
+    int with_inputs = hx_cli_given(c, "with-inputs");
+    const char *kinds = hx_cli_str(c, "kinds");
     if (!out || !*out) die(HX_EXIT_USAGE, "hx export: -o FILE.tar.zst is required; see 'hx export --help'");
     /* The archive is renamed over the target: only a regular file may be replaced (as root, a rename
      * over /dev/full replaces the device node; over a symlink, the link). */
@@ -69,18 +48,18 @@ int cmd_export(int argc, char **argv)
             "file to replace", out, S_ISDIR(st.st_mode) ? "a directory" : S_ISLNK(st.st_mode) ? "a symbolic link"
             : "a device or other special file");
     hx_store s;
-    hx_cli_open_store(&c, &s);
-    char **runs = xcalloc((size_t)c.n_args + 1, sizeof *runs), **keys = xcalloc((size_t)c.n_args + 1, sizeof *keys);
+    hx_cli_open_store(c, &s);
+    char **runs = xcalloc((size_t)c->n_args + 1, sizeof *runs), **keys = xcalloc((size_t)c->n_args + 1, sizeof *keys);
     int nr = 0, nk = 0;
-    for (int i = 0; i < c.n_args; i++) {
+    for (int i = 0; i < c->n_args; i++) {
         char *r;
-        if (resolve(&s, c.args[i], &r)) runs[nr++] = r;
+        if (resolve(&s, c->args[i], &r)) runs[nr++] = r;
         else keys[nk++] = r;
     }
     json_t *rep = json_object();
     if (hx_archive_export(&s, (const char *const *)runs, nr, (const char *const *)keys, nk, with_inputs, kinds, out, rep) < 0)
         die(HX_EXIT_STORE, "hx export: %s", hx_last_error());
-    if (c.json) {
+    if (c->json) {
         json_object_set_new(rep, "file", json_string(out));
         char *t = json_dumps(rep, JSON_COMPACT);
         printf("%s\n", t);
@@ -100,8 +79,6 @@ int cmd_export(int argc, char **argv)
     for (int i = 0; i < nk; i++) free(keys[i]);
     free(runs);
     free(keys);
-    free(rest);
     hx_store_release(&s);
-    hx_cli_release(&c);
     return 0;
 }

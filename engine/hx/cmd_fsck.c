@@ -38,17 +38,15 @@ static json_t *all_entries(const hx_store *s, json_t *problems)
     return keys;
 }
 
-int cmd_fsck(int argc, char **argv)
+int cmd_fsck(hx_cli *c)
 {
-    hx_cli c;
-    hx_cli_parse(&c, argc, argv, "store json repair", 0, 1000000);
     hx_store s;
-    hx_cli_open_store(&c, &s);
+    hx_cli_open_store(c, &s);
     json_t *other = json_array(), *keys, *bad = json_array(), *moved = json_array(), *busy = json_array();
-    if (c.n_args) {
+    if (c->n_args) {
         keys = json_array();
-        for (int i = 0; i < c.n_args; i++) {
-            char *k = hx_store_find_key(&s, c.args[i]);
+        for (int i = 0; i < c->n_args; i++) {
+            char *k = hx_store_find_key(&s, c->args[i]);
             if (!k) die(HX_EXIT_USAGE, "hx fsck: %s", hx_last_error());
             json_array_append_new(keys, json_string(k));
             free(k);
@@ -75,7 +73,7 @@ int cmd_fsck(int argc, char **argv)
                                                  problems));
             json_decref(m);
             char *where = NULL;
-            if (c.repair) {
+            if (c->repair) {
                 if (hx_store_quarantine(&s, key, &where) == 0)
                     json_array_append_new(moved, json_pack("{s:s,s:s}", "key", key, "to", where));
                 else
@@ -87,11 +85,11 @@ int cmd_fsck(int argc, char **argv)
         hx_store_unlock(&lock);
     }
     json_t *run_problems = json_array(), *bad_runs = json_array();
-    if (!c.n_args) {
+    if (!c->n_args) {
         hx_store_check_runs(&s, run_problems, bad_runs);
         json_array_foreach(bad_runs, i, kv) {
             char *where = NULL;
-            if (!c.repair) continue;
+            if (!c->repair) continue;
             if (hx_store_quarantine_run(&s, json_string_value(kv), &where) == 0)
                 json_array_append_new(moved, json_pack("{s:O,s:s}", "run", kv, "to", where));
             else
@@ -100,7 +98,7 @@ int cmd_fsck(int argc, char **argv)
         }
     }
     int n_problems = (int)(json_array_size(bad) + json_array_size(run_problems) + json_array_size(other));
-    if (c.json) {
+    if (c->json) {
         json_t *out = json_pack("{s:I,s:O,s:O,s:O,s:O,s:O,s:b}", "entries_checked", (json_int_t)json_array_size(keys),
                                 "bad_entries", bad, "run_problems", run_problems, "other", other, "busy", busy,
                                 "quarantined", moved, "ok", !n_problems);
@@ -128,7 +126,7 @@ int cmd_fsck(int argc, char **argv)
                json_array_size(keys) == 1 ? "y" : "ies", json_array_size(bad), json_array_size(run_problems),
                json_array_size(run_problems) == 1 ? "" : "s", json_array_size(other),
                json_array_size(other) == 1 ? "" : "s",
-               n_problems && !c.repair ? "\nhint: hx fsck --repair moves bad entries and records to quarantine/ "
+               n_problems && !c->repair ? "\nhint: hx fsck --repair moves bad entries and records to quarantine/ "
                                          "(nothing is deleted); hx run executes missing entries again"
                                        : "");
     }
@@ -140,6 +138,5 @@ int cmd_fsck(int argc, char **argv)
     json_decref(run_problems);
     json_decref(bad_runs);
     hx_store_release(&s);
-    hx_cli_release(&c);
     return n_problems ? HX_EXIT_STORE : HX_EXIT_OK;
 }

@@ -13,13 +13,6 @@
 #include "engine/nn/engine.h"
 #include "engine/nn/textgen.h"
 
-static const char usage[] =
-    "usage: hx generate MODEL [-p PROMPT]... [--file FILE] [--max-new N] [--stop STR]... [--chat] [--no-eos]\n"
-    "                   [--batch N] [--tokenizer SPEC] [--device cpu|cuda] [--threads N] [--json] [--store DIR]\n"
-    "  MODEL: a checkpoint directory, RUN:STAGE[axis=value,...] (e.g. latest:finetune[masking=completion_only])\n"
-    "  or a store key prefix. FILE has one prompt per line; the tokenizer defaults to the model's tokenizer.json.\n"
-    "  --chat wraps each prompt as a user turn and prints prompt and reply apart";
-
 /* Lines of a file (no trailing newline), xmalloc'd. */
 static int read_lines(const char *path, char ***lines, int *n)
 {
@@ -35,40 +28,26 @@ static int read_lines(const char *path, char ***lines, int *n)
     return 0;
 }
 
-int cmd_generate(int argc, char **argv)
+int cmd_generate(hx_cli *c)
 {
-    const char *ref = NULL, *tokspec = NULL, *device = "cpu", *store = getenv("HX_STORE");
+    const char *ref = c->args[0], *tokspec = hx_cli_str(c, "tokenizer"), *device = c->device;
     char **prompts = NULL;
-    const char **stops = NULL;
-    int np = 0, ns = 0, batch = 8, threads = 0, json = 0;
-    nn_textgen_opts o = {.max_new = 32, .stop_at_eos = 1};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int more = i + 1 < argc;
-        if ((!strcmp(a, "-p") || !strcmp(a, "--prompt")) && more) {
+    int np = 0, ns = 0, batch = hx_cli_int(c, "batch", 8), threads = c->threads, json = c->json;
+    const char **stops = hx_cli_list(c, "stop", &ns);
+    nn_textgen_opts o = {.max_new = hx_cli_int(c, "max-new", 32), .stop_at_eos = !hx_cli_given(c, "no-eos"),
+                         .chat = hx_cli_given(c, "chat")};
+    /* -p and --file in the order given */
+    for (int i = 0; i < c->n_occ; i++) {
+        const char *name = c->occ[i].opt->name;
+        if (!strcmp(name, "prompt")) {
             prompts = xrealloc(prompts, (size_t)(np + 1) * sizeof *prompts);
-            prompts[np++] = xstrdup(argv[++i]);
-        } else if (!strcmp(a, "--file") && more) {
-            if (read_lines(argv[++i], &prompts, &np)) die(HX_EXIT_USAGE, "%s", hx_last_error());
-        } else if (!strcmp(a, "--max-new") && more) o.max_new = atoi(argv[++i]);
-        else if (!strcmp(a, "--stop") && more) {
-            stops = xrealloc(stops, (size_t)(ns + 1) * sizeof *stops);
-            stops[ns++] = argv[++i];
-        } else if (!strcmp(a, "--chat")) o.chat = 1;
-        else if (!strcmp(a, "--no-eos")) o.stop_at_eos = 0;
-        else if (!strcmp(a, "--batch") && more) batch = atoi(argv[++i]);
-        else if (!strcmp(a, "--tokenizer") && more) tokspec = argv[++i];
-        else if (!strcmp(a, "--device") && more) device = argv[++i];
-        else if (!strcmp(a, "--threads") && more) threads = hx_cli_threads("generate", argv[++i]);
-        else if (!strcmp(a, "--json")) json = 1;
-        else if (!strcmp(a, "--store") && more) store = argv[++i];
-        else if (a[0] == '-') die(HX_EXIT_USAGE, "unknown option %s\n%s", a, usage);
-        else if (!ref) ref = a;
-        else die(HX_EXIT_USAGE, "one model\n%s", usage);
+            prompts[np++] = xstrdup(c->occ[i].val);
+        } else if (!strcmp(name, "file") && read_lines(c->occ[i].val, &prompts, &np)) {
+            die(HX_EXIT_USAGE, "%s", hx_last_error());
+        }
     }
-    if (!ref || !np) die(HX_EXIT_USAGE, "%s", usage);
-    if (o.max_new < 0 || batch < 1) die(HX_EXIT_USAGE, "--max-new must be >= 0 and --batch >= 1");
-    char *dir = hx_runsrc_model_dir(ref, store && *store ? store : ".hx", "generate");
+    if (!np) die(HX_EXIT_USAGE, "hx generate: no prompt: give -p PROMPT or --file FILE; see 'hx generate --help'");
+    char *dir = hx_runsrc_model_dir(ref, c->store_dir, "generate");
     o.stop = stops;
     o.n_stop = ns;
     nn_tokenizer *tok;

@@ -6,17 +6,9 @@
 #include <jansson.h>
 
 #include "base/base.h"
+#include "engine/hx/cli.h"
 #include "engine/hx/commands.h"
 #include "evalsuite/grade.h"
-
-static const char usage[] =
-    "usage: hx grade --format mcq|cloze --choices N [--option TEXT]... REPLY\n"
-    "       hx grade --format open|prose --target T [--alias A]... [--match contains|exact] REPLY\n"
-    "       hx grade [those options] --json-lines FILE|-      (-- REPLY: a reply that starts with '-')\n"
-    "  mcq/cloze print {\"pred\": \"A\"|null, \"rule\": explicit|leading|choice|anywhere|ambiguous|none};\n"
-    "  open/prose print {\"correct\": bool, \"em\": bool, \"pred\": SHORT_ANSWER} (docs/eval.md \"Answer extraction\").\n"
-    "  --option gives the choices' texts (the `choice` rule); --json-lines grades one reply per line: a JSON string,\n"
-    "  or {\"reply\": ..., and any of \"format\", \"choices\" (N or a list of texts), \"target\", \"aliases\"}.";
 
 /* What to grade against: the command line's settings, overridden per line by --json-lines objects. */
 typedef struct grade_spec {
@@ -161,41 +153,34 @@ static int grade_file(const grade_spec *s, const char *path)
     return rc;
 }
 
-int cmd_grade(int argc, char **argv)
+int cmd_grade(hx_cli *c)
 {
-    grade_spec s = {.format = "mcq"};
-    const char *reply = NULL, *lines = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int more = i + 1 < argc;
-        if (!strcmp(a, "--format") && more) s.format = argv[++i];
-        else if (!strcmp(a, "--choices") && more) s.n_choices = atoi(argv[++i]);
-        else if (!strcmp(a, "--option") && more) {
-            if (s.n_options == 26) die(HX_EXIT_USAGE, "at most 26 --option texts");
-            s.options[s.n_options++] = argv[++i];
-        } else if (!strcmp(a, "--target") && more) s.target = argv[++i];
-        else if (!strcmp(a, "--alias") && more) {
-            if (s.n_aliases == 64) die(HX_EXIT_USAGE, "at most 64 --alias values");
-            s.aliases[s.n_aliases++] = argv[++i];
-        } else if (!strcmp(a, "--match") && more) {
-            const char *m = argv[++i];
-            if (strcmp(m, "contains") && strcmp(m, "exact")) die(HX_EXIT_USAGE, "--match contains|exact, not '%s'", m);
-            s.exact = !strcmp(m, "exact");
-        } else if (!strcmp(a, "--json-lines") && more) lines = argv[++i];
-        else if (!strcmp(a, "--") && more && !reply) reply = argv[++i]; /* a reply that starts with '-' */
-        else if (a[0] == '-' && a[1]) die(HX_EXIT_USAGE, "unknown option %s (or a missing value)\n%s", a, usage);
-        else if (!reply) reply = a;
-        else die(HX_EXIT_USAGE, "one REPLY (quote it), or --json-lines FILE\n%s", usage);
-    }
-    if (!!reply == !!lines) die(HX_EXIT_USAGE, "give one REPLY or --json-lines FILE\n%s", usage);
+    grade_spec s = {.format = hx_cli_str(c, "format"), .n_choices = hx_cli_int(c, "choices", 0),
+                    .target = hx_cli_str(c, "target"), .exact = !strcmp(hx_cli_str(c, "match"), "exact")};
+    const char *reply = c->n_args ? c->args[0] : NULL, *lines = hx_cli_str(c, "json-lines");
+    int n;
+    const char **v = hx_cli_list(c, "option", &n);
+    if (n > 26) die(HX_EXIT_USAGE, "hx grade: at most 26 --option texts");
+    memcpy(s.options, v, (size_t)n * sizeof *v);
+    s.n_options = n;
+    free(v);
+    v = hx_cli_list(c, "alias", &n);
+    if (n > 64) die(HX_EXIT_USAGE, "hx grade: at most 64 --alias values");
+    memcpy(s.aliases, v, (size_t)n * sizeof *v);
+    s.n_aliases = n;
+    free(v);
+    char *usage = hx_help_usage(c->cmd, c->name);
+    if (!!reply == !!lines) die(HX_EXIT_USAGE, "hx grade: give one REPLY or --json-lines FILE\n%s", usage);
     if (lines) {
         if (grade_file(&s, lines)) die(HX_EXIT_USAGE, "%s", hx_last_error());
+        free(usage);
         return 0;
     }
     ev_item it;
-    if (spec_item(&s, &it)) die(HX_EXIT_USAGE, "%s\n%s", hx_last_error(), usage);
+    if (spec_item(&s, &it)) die(HX_EXIT_USAGE, "hx grade: %s\n%s", hx_last_error(), usage);
     char *r = xstrdup(reply);
     print_json(grade_one(&it, r, s.exact));
     free(r);
+    free(usage);
     return 0;
 }

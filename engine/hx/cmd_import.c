@@ -18,44 +18,41 @@ static void print_rows(const json_t *rows, const char *what)
     }
 }
 
-int cmd_import(int argc, char **argv)
+int cmd_import(hx_cli *c)
 {
-    hx_cli c;
-    hx_cli_parse(&c, argc, argv, "store json dry-run", 1, 1);
-    const char *file = c.args[0];
+    const char *file = c->args[0];
     if (access(file, R_OK) < 0) die(HX_EXIT_USAGE, "hx import: cannot read '%s'", file);
     hx_store s;
-    hx_cli_open_store(&c, &s);
+    hx_cli_open_store(c, &s);
     json_t *rep = json_object();
-    if (hx_archive_import(&s, file, c.dry_run, rep) < 0)
+    if (hx_archive_import(&s, file, c->dry_run, rep) < 0)
         die(HX_EXIT_STORE, "hx import: %s\nhint: nothing that failed verification was added; the store is consistent",
             hx_last_error());
     json_t *added = json_object_get(rep, "added"), *present = json_object_get(rep, "present"),
            *prov = json_object_get(rep, "provenance");
     size_t ra = json_array_size(json_object_get(rep, "runs_added")),
            rp = json_array_size(json_object_get(rep, "runs_present"));
-    if (c.json) {
+    if (c->json) {
         char *t = json_dumps(rep, JSON_COMPACT);
         printf("%s\n", t);
         free(t);
     } else {
-        print_rows(added, c.dry_run ? "would add" : "added");
+        print_rows(added, c->dry_run ? "would add" : "added");
         print_rows(present, "present");
         print_rows(prov, "manifest");
         size_t i;
         json_t *id;
         json_array_foreach(json_object_get(rep, "runs_added"), i, id)
-            printf("%-10s %s\n", c.dry_run ? "would add" : "run", json_string_value(id));
+            printf("%-10s %s\n", c->dry_run ? "would add" : "run", json_string_value(id));
         json_array_foreach(json_object_get(rep, "runs_present"), i, id) printf("%-10s %s (already there)\n", "run", json_string_value(id));
         printf("%s%zu entr%s %s (%.1f KiB), %zu already present, %zu provenance manifest%s verified but not added; "
                "%zu run%s %s, %zu already present\n",
-               c.dry_run ? "(dry run) " : "", json_array_size(added), json_array_size(added) == 1 ? "y" : "ies",
-               c.dry_run ? "to add" : "added", json_integer_value(json_object_get(rep, "bytes")) / 1024.0,
+               c->dry_run ? "(dry run) " : "", json_array_size(added), json_array_size(added) == 1 ? "y" : "ies",
+               c->dry_run ? "to add" : "added", json_integer_value(json_object_get(rep, "bytes")) / 1024.0,
                json_array_size(present), json_array_size(prov), json_array_size(prov) == 1 ? "" : "s", ra,
-               ra == 1 ? "" : "s", c.dry_run ? "to add" : "added", rp);
+               ra == 1 ? "" : "s", c->dry_run ? "to add" : "added", rp);
     }
     json_decref(rep);
     hx_store_release(&s);
-    hx_cli_release(&c);
     return 0;
 }

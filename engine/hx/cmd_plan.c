@@ -6,17 +6,15 @@
 #include "engine/hx/cli.h"
 #include "engine/hx/commands.h"
 
-int cmd_plan(int argc, char **argv)
+int cmd_plan(hx_cli *c)
 {
-    hx_cli c;
-    hx_cli_parse(&c, argc, argv, "S store json strict", 1, 1);
     hx_recipe r;
     hx_plan p;
-    hx_cli_load(&c, &r, &p);
+    hx_cli_load(c, &r, &p);
     hx_store s;
-    hx_cli_open_store(&c, &s);
+    hx_cli_open_store(c, &s);
     json_t *states = hx_cli_plan_states(&p, &s);
-    if (c.json) {
+    if (c->json) {
         /* One object per line inside the array: easy for jq and for grep alike. */
         printf("[");
         for (int i = 0; i < p.n; i++) {
@@ -52,6 +50,5 @@ int cmd_plan(int argc, char **argv)
     hx_plan_release(&p);
     hx_recipe_release(&r);
     hx_store_release(&s);
-    hx_cli_release(&c);
     return 0;
 }

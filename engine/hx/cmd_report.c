@@ -4,32 +4,18 @@
 #include <string.h>
 
 #include "base/base.h"
+#include "engine/hx/cli.h"
 #include "engine/hx/commands.h"
 #include "engine/hx/store.h"
 #include "engine/hx/runsrc.h"
 #include "reports/report.h"
 
-int cmd_report(int argc, char **argv)
+int cmd_report(hx_cli *c)
 {
-    const char *ref = NULL, *format = "md", *out = NULL, *store = getenv("HX_STORE");
-    const char *usage = hx_cmd_find("report")->usage; /* the command table's */
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int more = i + 1 < argc;
-        if (!strcmp(a, "--format") && more) format = argv[++i];
-        else if (!strncmp(a, "--format=", 9)) format = a + 9;
-        else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && more) out = argv[++i];
-        else if (!strcmp(a, "--store") && more) store = argv[++i];
-        else if (!strncmp(a, "--store=", 8)) store = a + 8;
-        else if (a[0] == '-' && a[1]) die(HX_EXIT_USAGE, "hx report: unknown option or missing value '%s'\nusage: hx report %s", a, usage);
-        else if (!ref) ref = a;
-        else die(HX_EXIT_USAGE, "hx report: one run\nusage: hx report %s", usage);
-    }
-    if (!ref) ref = "latest";
-    if (strcmp(format, "md") && strcmp(format, "json") && strcmp(format, "tex") && strcmp(format, "html"))
-        die(HX_EXIT_USAGE, "hx report: --format %s: expected md, json, tex or html", format);
+    const char *ref = c->n_args ? c->args[0] : "latest", *format = hx_cli_str(c, "format"),
+               *out = hx_cli_str(c, "output");
     hx_store s;
-    if (hx_store_open(&s, store && *store ? store : ".hx") < 0) die(HX_EXIT_STORE, "%s", hx_last_error());
+    if (hx_store_open(&s, c->store_dir) < 0) die(HX_EXIT_STORE, "%s", hx_last_error());
     json_t *run = hx_runsrc_open_run(&s, ref, "report");
     rp_source src = hx_runsrc_source(&s);
     json_t *rep = rp_report_build(run, &src);

@@ -151,64 +151,32 @@ static void on_change(void *ud, int i)
     if (st == HX_ST_EXECUTED || st == HX_ST_FAILED) save_record(R, "running");
 }
 
-/* The executor's options (--executor, --slurm-*, --detach), taken out of ARGV before the shared parser sees it. */
+/* The executor's options (--executor, --slurm-*, --detach). */
 typedef struct run_executor {
     int slurm;
     int detach;
     hx_slurm_opts so;
 } run_executor;
 
-static int take_executor_args(int argc, char **argv, run_executor *x)
+static void executor_args(const hx_cli *c, run_executor *x)
 {
-    static const char *const names[] = {"executor", "slurm-partition", "slurm-account", "slurm-opt", "detach"};
-    int out = 1, local_given = 0;
-    x->so.opts = xcalloc((size_t)argc + 1, sizeof *x->so.opts);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val = NULL;
-        size_t k = 0, n = sizeof names / sizeof *names;
-        if (!strcmp(a, "--")) { /* positionals from here on */
-            while (i < argc) argv[out++] = argv[i++];
-            break;
-        }
-        for (; k < n; k++) {
-            size_t l = strlen(names[k]);
-            if (!strncmp(a, "--", 2) && !strncmp(a + 2, names[k], l) && (!a[2 + l] || a[2 + l] == '=')) break;
-        }
-        if (k == n) {
-            argv[out++] = argv[i];
-            continue;
-        }
-        const char *eq = strchr(a, '=');
-        if (k == 4) { /* --detach */
-            if (eq) die(HX_EXIT_USAGE, "hx run: --detach takes no value");
-            x->detach = 1;
-            continue;
-        }
-        if (eq) val = eq + 1;
-        else if (i + 1 < argc) val = argv[++i];
-        else die(HX_EXIT_USAGE, "hx run: %s needs a value", a);
-        if (k == 0) {
-            if (!strcmp(val, "slurm")) x->slurm = 1;
-            else if (!strcmp(val, "local")) local_given = 1;
-            else die(HX_EXIT_USAGE, "hx run: --executor %s: expected local or slurm", val);
-        } else if (k == 1) {
-            x->so.partition = val;
-        } else if (k == 2) {
-            x->so.account = val;
-        } else {
-            if (!strncmp(val, "--", 2)) val += 2;
-            size_t nl = strcspn(val, "=");
-            if (!nl || strspn(val, "abcdefghijklmnopqrstuvwxyz0123456789-") != nl)
-                die(HX_EXIT_USAGE, "hx run: --slurm-opt %s: expected an sbatch option as NAME=VALUE or NAME "
-                    "(e.g. --slurm-opt qos=high, --slurm-opt exclusive)", val);
-            x->so.opts[x->so.n_opts++] = val;
-        }
+    x->slurm = !strcmp(hx_cli_str(c, "executor"), "slurm");
+    x->detach = hx_cli_given(c, "detach");
+    x->so.partition = hx_cli_str(c, "slurm-partition");
+    x->so.account = hx_cli_str(c, "slurm-account");
+    x->so.opts = hx_cli_list(c, "slurm-opt", &x->so.n_opts);
+    for (int i = 0; i < x->so.n_opts; i++) {
+        const char *val = x->so.opts[i];
+        if (!strncmp(val, "--", 2)) val += 2;
+        size_t nl = strcspn(val, "=");
+        if (!nl || strspn(val, "abcdefghijklmnopqrstuvwxyz0123456789-") != nl)
+            die(HX_EXIT_USAGE, "hx run: --slurm-opt %s: expected an sbatch option as NAME=VALUE or NAME "
+                "(e.g. --slurm-opt qos=high, --slurm-opt exclusive)", val);
+        x->so.opts[i] = val;
     }
     if (!x->slurm && (x->detach || x->so.partition || x->so.account || x->so.n_opts))
         die(HX_EXIT_USAGE, "hx run: --detach and --slurm-* go with --executor slurm%s",
-            local_given ? " (not --executor local)" : "");
-    argv[out] = NULL;
-    return out;
+            hx_cli_given(c, "executor") ? " (not --executor local)" : "");
 }
 
 static int default_threads(int jobs)
@@ -219,48 +187,44 @@ static int default_threads(int jobs)
     return n < 1 ? 1 : (int)n;
 }
 
-int cmd_run(int argc, char **argv)
+int cmd_run(hx_cli *c)
 {
     run_executor x = {0};
-    char **args = xcalloc((size_t)argc + 1, sizeof *args);
-    memcpy(args, argv, (size_t)argc * sizeof *args);
-    int nargs = take_executor_args(argc, args, &x);
-    hx_cli c;
-    hx_cli_parse(&c, nargs, args, "S store json strict verify device jobs threads recompute", 1, 1);
+    executor_args(c, &x);
     hx_recipe r;
     hx_plan p;
-    hx_cli_load(&c, &r, &p);
+    hx_cli_load(c, &r, &p);
     hx_store s;
-    hx_cli_open_store(&c, &s);
+    hx_cli_open_store(c, &s);
 
-    hx_exec_opts o = {.jobs = c.jobs, .verify = c.verify, .recompute = c.recompute, .interrupted = &interrupted};
+    hx_exec_opts o = {.jobs = c->jobs, .verify = c->verify, .recompute = c->recompute, .interrupted = &interrupted};
     if (x.slurm) {
         /* the GPUs are the nodes' (the submitting host may have none): cpu, or a GPU for each GPU kind */
-        if (strcmp(c.device, "cpu") && strcmp(c.device, "auto") && strcmp(c.device, "cuda"))
+        if (strcmp(c->device, "cpu") && strcmp(c->device, "auto") && strcmp(c->device, "cuda"))
             die(HX_EXIT_USAGE, "hx run --executor slurm: --device %s: expected cpu, auto or cuda (Slurm picks the GPU)",
-                c.device);
-        x.so.gpus = strcmp(c.device, "cpu") != 0;
+                c->device);
+        x.so.gpus = strcmp(c->device, "cpu") != 0;
         x.so.hx_binary = realpath("/proc/self/exe", NULL);
         if (!x.so.hx_binary) die(HX_EXIT_STORE, "hx run: cannot resolve this binary's path");
     } else {
-        parse_device(c.device, &o);
+        parse_device(c->device, &o);
     }
-    o.threads = c.threads ? c.threads : default_threads(c.jobs);
+    o.threads = c->threads ? c->threads : default_threads(c->jobs);
     char *id = hx_store_new_run_id(&s);
     o.run_id = id;
 
-    char *recipe_abs = realpath(c.recipe, NULL);
+    char *recipe_abs = realpath(c->recipe, NULL);
     char started[32];
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(started, sizeof started, "%Y-%m-%dT%H:%M:%SZ", &tm);
     json_t *argv_json = json_array();
-    for (int i = 0; i < argc; i++) json_array_append_new(argv_json, json_string(argv[i]));
+    for (int i = 0; i < c->argc; i++) json_array_append_new(argv_json, json_string(c->argv[i]));
     json_t *record = json_pack("{s:s,s:{s:s,s:s,s:O},s:O,s:o,s:s,s:s,s:i,s:i,s:b,s:{s:s,s:s,s:s}}", "run_id", id,
-                               "recipe", "path", recipe_abs ? recipe_abs : c.recipe, "name", r.name, "files", r.files,
-                               "overrides", r.overrides, "argv", argv_json, "started", started, "device", c.device,
-                               "jobs", c.jobs, "threads", o.threads, "strict", c.strict, "hx", "version", HX_VERSION,
+                               "recipe", "path", recipe_abs ? recipe_abs : c->recipe, "name", r.name, "files", r.files,
+                               "overrides", r.overrides, "argv", argv_json, "started", started, "device", c->device,
+                               "jobs", c->jobs, "threads", o.threads, "strict", c->strict, "hx", "version", HX_VERSION,
                                "commit", hx_build_commit(), "build", hx_build_flags());
     free(recipe_abs);
     json_t *rep = json_object_get(r.doc, "report");
@@ -273,7 +237,7 @@ int cmd_run(int argc, char **argv)
     if (slurm_rec) json_object_set(record, "slurm", slurm_rec);
 
     hx_exec_result *res = xcalloc((size_t)p.n + 1, sizeof *res);
-    run_state R = {.cli = &c, .store = &s, .plan = &p, .res = res, .record = record, .id = id, .t0 = hx_now()};
+    run_state R = {.cli = c, .store = &s, .plan = &p, .res = res, .record = record, .id = id, .t0 = hx_now()};
     o.on_change = on_change;
     o.ud = &R;
     save_record(&R, "running");
@@ -297,7 +261,7 @@ int cmd_run(int argc, char **argv)
         int n_jobs = (int)json_object_size(json_object_get(slurm_rec, "jobs"));
         if (x.detach && n_jobs > 0) { /* (with nothing to run, it ends here and now, as without --detach) */
             hx_progress_end(&R.prog);
-            if (c.json) printf("{\"run_id\":\"%s\",\"status\":\"running\",\"jobs\":%d}\n", id, n_jobs);
+            if (c->json) printf("{\"run_id\":\"%s\",\"status\":\"running\",\"jobs\":%d}\n", id, n_jobs);
             else printf("run %s: %d slurm job%s submitted; follow with 'hx show %s' or 'hx runs', stop with 'hx cancel %s'\n",
                         id, n_jobs, n_jobs == 1 ? "" : "s", id, id);
             return HX_EXIT_OK;
@@ -325,7 +289,7 @@ int cmd_run(int argc, char **argv)
         n_failed += res[i].state == HX_ST_FAILED;
         n_skipped += res[i].state == HX_ST_SKIPPED;
     }
-    if (c.json) {
+    if (c->json) {
         json_t *out = json_pack("{s:s,s:s,s:o}", "run_id", id, "status", status, "stages", stage_records(&R, 0));
         char *t = json_dumps(out, JSON_COMPACT);
         printf("%s\n", t);
@@ -348,12 +312,10 @@ int cmd_run(int argc, char **argv)
     json_decref(slurm_rec);
     free((char *)x.so.hx_binary);
     free(x.so.opts);
-    free(args);
     free(id);
     hx_plan_release(&p);
     hx_recipe_release(&r);
     hx_store_release(&s);
-    hx_cli_release(&c);
     if (interrupted) return 130;
     return store_error ? HX_EXIT_STORE : failed ? HX_EXIT_STAGE : HX_EXIT_OK;
 }

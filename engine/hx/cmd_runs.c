@@ -40,15 +40,13 @@ static json_t *row(const hx_store *s, const char *id)
     return o;
 }
 
-int cmd_runs(int argc, char **argv)
+int cmd_runs(hx_cli *c)
 {
-    hx_cli c;
-    hx_cli_parse(&c, argc, argv, "store json", 0, 0);
     hx_store s;
-    hx_cli_open_store(&c, &s);
+    hx_cli_open_store(c, &s);
     json_t *ids = hx_store_list_runs(&s), *all = json_array();
     for (size_t i = json_array_size(ids); i-- > 0;) json_array_append_new(all, row(&s, json_string_value(json_array_get(ids, i))));
-    if (c.json) {
+    if (c->json) {
         char *t = json_dumps(all, JSON_COMPACT);
         printf("%s\n", t);
         free(t);
@@ -74,6 +72,5 @@ int cmd_runs(int argc, char **argv)
     json_decref(all);
     json_decref(ids);
     hx_store_release(&s);
-    hx_cli_release(&c);
     return 0;
 }

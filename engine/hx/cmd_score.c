@@ -13,62 +13,52 @@
 #include "engine/nn/engine.h"
 #include "engine/nn/textgen.h"
 
-static const char usage[] =
-    "usage: hx score MODEL (-c CONTEXT -x CONTINUATION)... [--file FILE.jsonl] [--chat] [--batch N]\n"
-    "                [--tokenizer SPEC] [--device cpu|cuda] [--threads N] [--store DIR]\n"
-    "  MODEL: a checkpoint directory, RUN:STAGE[axis=value,...] (e.g. latest:finetune[masking=completion_only])\n"
-    "  or a store key prefix.\n"
-    "  FILE.jsonl: {\"context\": ..., \"continuation\": ...} per line. Prints one JSON line per item:\n"
-    "  logp (sum), n_tokens, greedy (every continuation token is the argmax). Pairs are encoded as lm-eval's\n"
-    "  _encode_pair: the context's trailing whitespace moves to the continuation (docs/eval.md).";
-
-int cmd_score(int argc, char **argv)
+/* The pairs of FILE.jsonl ({"context", "continuation"} a line) appended to CTX and CONT. */
+static void read_pairs(const char *path, char ***ctx, int *nc, char ***cont, int *nx)
 {
-    const char *ref = NULL, *tokspec = NULL, *device = "cpu", *store = getenv("HX_STORE");
-    char **ctx = NULL, **cont = NULL;
-    int nc = 0, nx = 0, batch = 8, threads = 0, chat = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int more = i + 1 < argc;
-        if ((!strcmp(a, "-c") || !strcmp(a, "--context")) && more) {
-            ctx = xrealloc(ctx, (size_t)(nc + 1) * sizeof *ctx);
-            ctx[nc++] = xstrdup(argv[++i]);
-        } else if ((!strcmp(a, "-x") || !strcmp(a, "--continuation")) && more) {
-            cont = xrealloc(cont, (size_t)(nx + 1) * sizeof *cont);
-            cont[nx++] = xstrdup(argv[++i]);
-        } else if (!strcmp(a, "--file") && more) {
-            const char *path = argv[++i];
-            char *buf;
-            size_t len;
-            if (hx_read_file(path, &buf, &len)) die(HX_EXIT_USAGE, "%s", hx_last_error());
-            int line = 0;
-            char *save, *tok;
-            for (tok = strtok_r(buf, "\n", &save); tok; tok = strtok_r(NULL, "\n", &save)) {
-                line++;
-                json_error_t jerr;
-                json_t *j = json_loads(tok, 0, &jerr);
-                const char *c = json_string_value(json_object_get(j, "context"));
-                const char *x = json_string_value(json_object_get(j, "continuation"));
-                if (!c || !x) die(HX_EXIT_USAGE, "%s:%d: need {\"context\": str, \"continuation\": str}", path, line);
-                ctx = xrealloc(ctx, (size_t)(nc + 1) * sizeof *ctx);
-                cont = xrealloc(cont, (size_t)(nx + 1) * sizeof *cont);
-                ctx[nc++] = xstrdup(c);
-                cont[nx++] = xstrdup(x);
-                json_decref(j);
-            }
-            free(buf);
-        } else if (!strcmp(a, "--chat")) chat = 1;
-        else if (!strcmp(a, "--batch") && more) batch = atoi(argv[++i]);
-        else if (!strcmp(a, "--tokenizer") && more) tokspec = argv[++i];
-        else if (!strcmp(a, "--device") && more) device = argv[++i];
-        else if (!strcmp(a, "--threads") && more) threads = hx_cli_threads("score", argv[++i]);
-        else if (!strcmp(a, "--store") && more) store = argv[++i];
-        else if (a[0] == '-') die(HX_EXIT_USAGE, "unknown option %s\n%s", a, usage);
-        else if (!ref) ref = a;
-        else die(HX_EXIT_USAGE, "one model\n%s", usage);
+    char *buf;
+    size_t len;
+    if (hx_read_file(path, &buf, &len)) die(HX_EXIT_USAGE, "%s", hx_last_error());
+    int line = 0;
+    char *save, *tok;
+    for (tok = strtok_r(buf, "\n", &save); tok; tok = strtok_r(NULL, "\n", &save)) {
+        line++;
+        json_error_t jerr;
+        json_t *j = json_loads(tok, 0, &jerr);
+        const char *c = json_string_value(json_object_get(j, "context"));
+        const char *x = json_string_value(json_object_get(j, "continuation"));
+        if (!c || !x) die(HX_EXIT_USAGE, "%s:%d: need {\"context\": str, \"continuation\": str}", path, line);
+        *ctx = xrealloc(*ctx, (size_t)(*nc + 1) * sizeof **ctx);
+        *cont = xrealloc(*cont, (size_t)(*nx + 1) * sizeof **cont);
+        (*ctx)[(*nc)++] = xstrdup(c);
+        (*cont)[(*nx)++] = xstrdup(x);
+        json_decref(j);
     }
-    if (!ref || !nc || nc != nx) die(HX_EXIT_USAGE, "need as many contexts as continuations (got %d and %d)\n%s", nc, nx, usage);
-    char *dir = hx_runsrc_model_dir(ref, store && *store ? store : ".hx", "score");
+    free(buf);
+}
+
+int cmd_score(hx_cli *c)
+{
+    const char *ref = c->args[0], *tokspec = hx_cli_str(c, "tokenizer"), *device = c->device;
+    char **ctx = NULL, **cont = NULL;
+    int nc = 0, nx = 0, batch = hx_cli_int(c, "batch", 8), threads = c->threads, chat = hx_cli_given(c, "chat");
+    /* -c, -x and --file in the order given */
+    for (int i = 0; i < c->n_occ; i++) {
+        const char *name = c->occ[i].opt->name, *v = c->occ[i].val;
+        if (!strcmp(name, "context")) {
+            ctx = xrealloc(ctx, (size_t)(nc + 1) * sizeof *ctx);
+            ctx[nc++] = xstrdup(v);
+        } else if (!strcmp(name, "continuation")) {
+            cont = xrealloc(cont, (size_t)(nx + 1) * sizeof *cont);
+            cont[nx++] = xstrdup(v);
+        } else if (!strcmp(name, "file")) {
+            read_pairs(v, &ctx, &nc, &cont, &nx);
+        }
+    }
+    if (!nc || nc != nx)
+        die(HX_EXIT_USAGE, "hx score: need as many contexts as continuations (got %d and %d); see 'hx score --help'", nc,
+            nx);
+    char *dir = hx_runsrc_model_dir(ref, c->store_dir, "score");
     nn_tokenizer *tok;
     if (nn_tokenizer_open(&tok, tokspec ? tokspec : dir))
         die(HX_EXIT_USAGE, "%s\nhint: pass --tokenizer FILE|DIR|qwen3", hx_last_error());

@@ -145,13 +145,11 @@ static void print_summary(const hx_store *s, const json_t *run)
     }
 }
 
-int cmd_show(int argc, char **argv)
+int cmd_show(hx_cli *c)
 {
-    hx_cli c;
-    hx_cli_parse(&c, argc, argv, "store json", 1, 1);
     hx_store s;
-    hx_cli_open_store(&c, &s);
-    const char *what = c.args[0];
+    hx_cli_open_store(c, &s);
+    const char *what = c->args[0];
     size_t n = strlen(what);
     int hex = n >= 4 && n <= 64 && strspn(what, "0123456789abcdef") == n;
     json_t *v = NULL;
@@ -187,7 +185,7 @@ int cmd_show(int argc, char **argv)
         v = hx_store_manifest(&s, key);
         if (!v) die(HX_EXIT_STORE, "hx show: %s", hx_last_error());
         print_json(v);
-    } else if (c.json) {
+    } else if (c->json) {
         print_json(v);
     } else {
         print_summary(&s, v);
@@ -195,6 +193,5 @@ int cmd_show(int argc, char **argv)
     free(key);
     json_decref(v);
     hx_store_release(&s);
-    hx_cli_release(&c);
     return 0;
 }

@@ -10,20 +10,6 @@
 #include "engine/hx/commands.h"
 #include "engine/nn/tokenizer.h"
 
-static const char *USAGE =
-    "usage: hx tokenize [--tokenizer FILE|DIR|qwen3] [--ids|--tokens] [TEXT|-]\n"
-    "       hx tokenize [--tokenizer ...] --decode [IDS|-]\n"
-    "       hx tokenize [--tokenizer ...] --files FILE...\n"
-    "       hx tokenize [--tokenizer ...] --bench [--threads N] [FILE...]\n"
-    "  Encodes TEXT (or stdin) without adding special tokens (special tokens in the text are recognised).\n"
-    "  --ids      print the ids on one line (default)\n"
-    "  --tokens   print one token a line: id, tab, the token as written in tokenizer.json\n"
-    "  --files    encode each FILE, one line of ids per file\n"
-    "  --decode   read ids (separated by spaces or commas) and print the text they decode to\n"
-    "  --bench    encoding speed in MB/s on FILEs (default: the Brown corpus in third_party), one thread\n"
-    "             and N threads (OpenMP over documents)\n"
-    "  Without --tokenizer: the pinned Qwen3 tokenizer (third_party, or $HX_THIRD_PARTY).\n";
-
 static char *read_stdin(size_t *len)
 {
     char *buf;
@@ -73,7 +59,7 @@ static int load_brown(doc_set *d)
     return 0;
 }
 
-static int bench(const nn_tokenizer *t, int argc, char **argv, int threads)
+static int bench(const nn_tokenizer *t, int argc, const char **argv, int threads)
 {
     doc_set d = {0};
     if (argc == 0) {
@@ -123,32 +109,22 @@ static int bench(const nn_tokenizer *t, int argc, char **argv, int threads)
     return 0;
 }
 
-int cmd_tokenize(int argc, char **argv)
+int cmd_tokenize(hx_cli *c)
 {
-    const char *spec = NULL;
-    int mode_tokens = 0, decode = 0, do_bench = 0, files = 0, threads = hx_threads(0);
-    int i = 1;
-    for (; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--tokenizer") && i + 1 < argc) spec = argv[++i];
-        else if (!strncmp(a, "--tokenizer=", 12)) spec = a + 12;
-        else if (!strcmp(a, "--ids")) mode_tokens = 0;
-        else if (!strcmp(a, "--tokens")) mode_tokens = 1;
-        else if (!strcmp(a, "--decode")) decode = 1;
-        else if (!strcmp(a, "--bench")) do_bench = 1;
-        else if (!strcmp(a, "--files")) files = 1;
-        else if (!strcmp(a, "--threads") && i + 1 < argc) threads = hx_cli_threads("tokenize", argv[++i]);
-        else if (!strcmp(a, "--")) { i++; break; }
-        else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "hx tokenize: unknown option '%s'\n%s", a, USAGE);
-            return HX_EXIT_USAGE;
-        } else break;
+    const char *spec = hx_cli_given(c, "tokenizer") ? hx_cli_str(c, "tokenizer") : NULL;
+    int mode_tokens = 0, decode = hx_cli_given(c, "decode"), do_bench = hx_cli_given(c, "bench"),
+        files = hx_cli_given(c, "files"), threads = c->threads ? c->threads : hx_threads(0);
+    for (int i = 0; i < c->n_occ; i++) { /* --ids and --tokens: the last one given */
+        if (!strcmp(c->occ[i].opt->name, "tokens")) mode_tokens = 1;
+        if (!strcmp(c->occ[i].opt->name, "ids")) mode_tokens = 0;
     }
     if (threads < 1) threads = 1;
-    if (!do_bench && !files && argc - i > 1) {
-        fprintf(stderr, "hx tokenize: one TEXT argument at most (quote it)\n%s", USAGE);
-        return HX_EXIT_USAGE;
+    if (!do_bench && !files && c->n_args > 1) {
+        char *usage = hx_help_usage(c->cmd, c->name);
+        die(HX_EXIT_USAGE, "hx tokenize: one TEXT argument at most (quote it)\n%s", usage);
     }
+    int argc = c->n_args, i = 0;
+    const char **argv = c->args;
     nn_tokenizer *t;
     if (nn_tokenizer_open(&t, spec)) die(HX_EXIT_USAGE, "%s", hx_last_error());
     if (do_bench) {
