@@ -47,6 +47,7 @@ void hx_cli_parse(hx_cli *c, int argc, char **argv, const char *allowed, int min
     c->args = xcalloc((size_t)argc + 1, sizeof *c->args);
     c->sets = xcalloc((size_t)argc + 1, sizeof *c->sets);
     c->jobs = 1;
+    c->gpu_share = 1;
     c->keep = -1;
     c->device = "auto";
     for (int i = 1; i < argc; i++) {
@@ -90,7 +91,8 @@ void hx_cli_parse(hx_cli *c, int argc, char **argv, const char *allowed, int min
         else if (!strcmp(name, "dry-run")) c->dry_run = 1;
         else if (!strcmp(name, "recompute")) c->recompute = 1;
         else if (!strcmp(name, "repair")) c->repair = 1;
-        else if (!strcmp(name, "jobs")) c->jobs = parse_int(cmd, "--jobs", val, 1);
+        else if (!strcmp(name, "jobs")) c->jobs = parse_int(cmd, "--jobs", val, 1), c->jobs_given = 1;
+        else if (!strcmp(name, "gpu-share")) c->gpu_share = parse_int(cmd, "--gpu-share", val, 1);
         else if (!strcmp(name, "threads")) c->threads = hx_cli_threads(cmd, val);
         else if (!strcmp(name, "keep")) c->keep = parse_int(cmd, "--keep", val, 0);
     }

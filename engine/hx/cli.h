@@ -17,11 +17,13 @@ typedef struct hx_cli {
     const char *device;       /* --device (default auto) */
     int json, strict, verify, dry_run, recompute, repair;
     int jobs, threads, keep;  /* --jobs (1), --threads (0: automatic), --keep (-1: all) */
+    int jobs_given;           /* --jobs was on the command line (else --gpu-share sets the default) */
+    int gpu_share;            /* --gpu-share: GPU stages run at once on each GPU (1) */
 } hx_cli;
 
 /*
  * Parse argv (argv[0] is the subcommand) accepting the options named in ALLOWED, a space-separated
- * list of: S store json strict verify device jobs threads keep dry-run recompute repair. Dies with status 2 on a bad
+ * list of: S store json strict verify device jobs gpu-share threads keep dry-run recompute repair. Dies with status 2 on a bad
  * option or a wrong number of positionals (min_pos..max_pos).
  */
 void hx_cli_parse(hx_cli *c, int argc, char **argv, const char *allowed, int min_pos, int max_pos);

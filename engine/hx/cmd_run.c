@@ -211,6 +211,29 @@ static int take_executor_args(int argc, char **argv, run_executor *x)
     return out;
 }
 
+/* Seconds since this process started (the dynamic loader, the libraries' initialisers and main before cmd_run
+ * count): /proc/self/stat's start time against /proc/uptime; 0 when they cannot be read. */
+static double process_age(void)
+{
+    double up = 0, age = 0;
+    unsigned long long start = 0;
+    FILE *f = fopen("/proc/uptime", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &up) != 1) up = 0;
+        fclose(f);
+    }
+    char buf[1024];
+    f = fopen("/proc/self/stat", "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* the command name may hold spaces: fields count from its end */
+    for (int field = 2; p && *p && field < 22; p++)
+        if (*p == ' ') field++;
+    if (p && up > 0 && sscanf(p, "%llu", &start) == 1) age = up - (double)start / (double)sysconf(_SC_CLK_TCK);
+    return age > 0 && age < 1e6 ? age : 0;
+}
+
 static int default_threads(int jobs)
 {
     const char *e = getenv("OMP_NUM_THREADS");
@@ -226,14 +249,20 @@ int cmd_run(int argc, char **argv)
     memcpy(args, argv, (size_t)argc * sizeof *args);
     int nargs = take_executor_args(argc, args, &x);
     hx_cli c;
-    hx_cli_parse(&c, nargs, args, "S store json strict verify device jobs threads recompute", 1, 1);
+    /* where the start-up time goes (issue 14 item 8): logged once the run begins */
+    double t_origin = hx_now() - process_age(), t_main = hx_now();
+    hx_cli_parse(&c, nargs, args, "S store json strict verify device jobs gpu-share threads recompute", 1, 1);
+    if (c.gpu_share > HX_MAX_JOBS)
+        die(HX_EXIT_USAGE, "hx run: --gpu-share %d: at most %d stages share a GPU", c.gpu_share, HX_MAX_JOBS);
     hx_recipe r;
     hx_plan p;
     hx_cli_load(&c, &r, &p);
+    double t_plan = hx_now();
     hx_store s;
     hx_cli_open_store(&c, &s);
 
-    hx_exec_opts o = {.jobs = c.jobs, .verify = c.verify, .recompute = c.recompute, .interrupted = &interrupted};
+    hx_exec_opts o = {.jobs = c.jobs, .verify = c.verify, .recompute = c.recompute, .interrupted = &interrupted,
+                      .t_origin = t_origin};
     if (x.slurm) {
         /* the GPUs are the nodes' (the submitting host may have none): cpu, or a GPU for each GPU kind */
         if (strcmp(c.device, "cpu") && strcmp(c.device, "auto") && strcmp(c.device, "cuda"))
@@ -245,7 +274,11 @@ int cmd_run(int argc, char **argv)
     } else {
         parse_device(c.device, &o);
     }
-    o.threads = c.threads ? c.threads : default_threads(c.jobs);
+    /* --gpu-share N: N GPU stages at once on each GPU; without --jobs, enough jobs to fill those slots */
+    o.gpu_share = c.gpu_share;
+    if (!c.jobs_given && c.gpu_share > 1 && o.n_gpus * c.gpu_share > o.jobs)
+        o.jobs = o.n_gpus * c.gpu_share > HX_MAX_JOBS ? HX_MAX_JOBS : o.n_gpus * c.gpu_share;
+    o.threads = c.threads ? c.threads : default_threads(o.jobs);
     char *id = hx_store_new_run_id(&s);
     o.run_id = id;
 
@@ -260,7 +293,7 @@ int cmd_run(int argc, char **argv)
     json_t *record = json_pack("{s:s,s:{s:s,s:s,s:O},s:O,s:o,s:s,s:s,s:i,s:i,s:b,s:{s:s,s:s,s:s}}", "run_id", id,
                                "recipe", "path", recipe_abs ? recipe_abs : c.recipe, "name", r.name, "files", r.files,
                                "overrides", r.overrides, "argv", argv_json, "started", started, "device", c.device,
-                               "jobs", c.jobs, "threads", o.threads, "strict", c.strict, "hx", "version", HX_VERSION,
+                               "jobs", o.jobs, "threads", o.threads, "strict", c.strict, "hx", "version", HX_VERSION,
                                "commit", hx_build_commit(), "build", hx_build_flags());
     free(recipe_abs);
     json_t *rep = json_object_get(r.doc, "report");
@@ -283,8 +316,11 @@ int cmd_run(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old);
     sigaction(SIGTERM, &sa, &old_term);
+    if (o.gpu_share > 1) json_object_set_new(record, "gpu_share", json_integer(o.gpu_share));
     log_info("run %s: %s, %d stage instance%s, store %s%s", id, r.name, p.n, p.n == 1 ? "" : "s", s.root,
              x.slurm ? ", executor slurm" : "");
+    log_info("start-up: %.2fs before hx run (loader, libraries), %.2fs recipe and plan, %.2fs store and run record",
+             t_main - t_origin, t_plan - t_main, hx_now() - t_plan);
     hx_progress_begin(&R.prog, "run", p.n, "stage");
     int failed;
     if (x.slurm) {
