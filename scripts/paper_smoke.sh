@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # paper_smoke.sh - the paper-scale smoke run (issue 14 item 9): recipes/paper.yaml at scale=paper, every token budget
 # cut to ~1M tokens, on one GPU with a random-init Qwen3-0.6B (tests/reference/qwen3_random.py).
-#   here (the CPU machine):  scripts/paper_smoke.sh prep   world + Qwen3 tokenizer -> .hxdev/paper.tar.zst (7 MB)
-#   there (device tool, carry [".hxdev"]):  bash scripts/device_run.sh bash scripts/paper_smoke.sh run
+#   here (the CPU machine, after make and scripts/device_prep.sh):  scripts/paper_smoke.sh prep
+#     world + Qwen3 tokenizer -> .hxdev-paper/paper.tar.zst (7 MB), with hx and the .debs of .hxdev (not the CUDA test
+#     binaries nor their store: the working tree and the carry must stay under 64 MiB)
+#   there (device tool, carry [".hxdev-paper"]):  HXDEV=.hxdev-paper bash scripts/device_run.sh bash scripts/paper_smoke.sh run
 #     imports them, writes models/Qwen3-0.6B, runs every stage on cuda and prints seconds and peak memory per stage
 #     (PAPER_SHARE=N: --gpu-share N, default 2; PAPER_ARMS: the arms, default [baseline,arch_gdn]).
 # `scripts/paper_smoke.sh sets` prints the overrides (one place: SETS below), for `hx plan` or a run by hand.
@@ -21,7 +23,8 @@ SETS=(-S params.scale=paper -S "axes.arm=$ARMS" -S scales.paper.tokenizer.path=q
       -S scales.paper.distill.warmup=10
       -S scales.paper.finetune.tokens=1000000 -S scales.paper.finetune.warmup=10
       -S scales.paper.eval.limit=50)
-STORE=${PAPER_STORE:-.hxdev/paper-store}   # inside the tree: a second call on a still-warm machine resumes
+PACK=.hxdev-paper
+STORE=${PAPER_STORE:-$PACK/store}           # inside the tree: a second call on a still-warm machine resumes
 MODEL=models/Qwen3-0.6B                     # scales.paper.teacher.path (relative to recipes/)
 
 case ${1:-} in
@@ -34,13 +37,17 @@ prep)
     T=$(mktemp -d /tmp/hx-paper-prep.XXXXXX)
     trap 'rm -rf "$T"' EXIT
     "$HX" run recipes/paper.yaml "${SETS[@]}" "${drop[@]}" --store "$T" --device cpu
-    mkdir -p .hxdev
-    "$HX" export latest -o .hxdev/paper.tar.zst --store "$T"
-    ls -la .hxdev/paper.tar.zst ;;
+    [ -d .hxdev/debs ] || { echo "paper_smoke: .hxdev/debs missing: run scripts/device_prep.sh first" >&2; exit 1; }
+    rm -rf "$PACK"
+    mkdir -p "$PACK/build"
+    cp -r .hxdev/debs "$PACK/debs"
+    cp -f .hxdev/build/hx "$PACK/build/hx"
+    "$HX" export latest -o "$PACK/paper.tar.zst" --store "$T"
+    du -sh "$PACK" ;;
 run)
-    [ -f .hxdev/paper.tar.zst ] || { echo "paper_smoke: .hxdev/paper.tar.zst missing: run 'scripts/paper_smoke.sh prep' here first" >&2; exit 1; }
+    [ -f "$PACK/paper.tar.zst" ] || { echo "paper_smoke: $PACK/paper.tar.zst missing: run 'scripts/paper_smoke.sh prep' here first" >&2; exit 1; }
     t0=$(date +%s)
-    "$HX" import .hxdev/paper.tar.zst --store "$STORE" >/dev/null
+    "$HX" import "$PACK/paper.tar.zst" --store "$STORE" >/dev/null
     if [ ! -f "$MODEL/model.safetensors" ]; then
         tok=$(find "$STORE/store" -name tokenizer.json | head -n1)
         [ -n "$tok" ] || { echo "paper_smoke: no tokenizer.json in the imported store" >&2; exit 1; }

@@ -39,7 +39,7 @@ static const hx_cmd commands[] = {
     {"report", cmd_report, "[RUN|latest|PREFIX] [--format md|json|tex|html] [-o FILE] [--store DIR]",
      "the recipe's report tables: deltas vs the teacher by LL and generation, did, retention, letters, reversals"},
     {"run", cmd_run,
-     "RECIPE [-S k=v]... [--device auto|cpu|cuda[:N]] [--jobs N] [--threads N] [--recompute] [--store DIR] [--verify] [--strict] [--json]\n"
+     "RECIPE [-S k=v]... [--device auto|cpu|cuda[:N]] [--jobs N] [--gpu-share N] [--threads N] [--recompute] [--store DIR] [--verify] [--strict] [--json]\n"
      "           [--executor local|slurm [--slurm-partition P] [--slurm-account A] [--slurm-opt K=V]... [--detach]]",
      "execute a recipe: every stage instance not already in the store, at most once"},
     {"runs", cmd_runs, "[--store DIR] [--json]", "list run records, newest first"},
