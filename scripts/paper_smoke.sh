@@ -24,7 +24,9 @@ SETS=(-S params.scale=paper -S "axes.arm=$ARMS" -S scales.paper.tokenizer.path=q
       -S scales.paper.finetune.tokens=1000000 -S scales.paper.finetune.warmup=10
       -S scales.paper.eval.limit=50)
 PACK=.hxdev-paper
-STORE=${PAPER_STORE:-$PACK/store}           # inside the tree: a second call on a still-warm machine resumes
+# in the tree but not in the carry (a carried path is replaced on each call): a second call on a still-warm machine
+# finds the stages the first one finished, and the model
+STORE=${PAPER_STORE:-.hx-paper}
 MODEL=models/Qwen3-0.6B                     # scales.paper.teacher.path (relative to recipes/)
 
 case ${1:-} in
