@@ -51,8 +51,8 @@ def main():
     if n_tok > QWEN3_06B["vocab_size"]:
         raise SystemExit(f"{a.tokenizer}: {n_tok} tokens, more than Qwen3-0.6B's {QWEN3_06B['vocab_size']} rows")
     torch.manual_seed(a.seed)
-    cfg = Qwen3Config(**QWEN3_06B, torch_dtype="bfloat16")
-    model = Qwen3ForCausalLM(cfg).to(torch.bfloat16)
+    cfg = Qwen3Config(**QWEN3_06B)
+    model = Qwen3ForCausalLM(cfg).to(torch.bfloat16)  # save_pretrained records the dtype (torch_dtype / dtype)
     os.makedirs(a.out, exist_ok=True)
     model.save_pretrained(a.out, safe_serialization=True)
     shutil.copyfile(a.tokenizer, os.path.join(a.out, "tokenizer.json"))
