@@ -1,5 +1,6 @@
 /* cmd_run.c - `hx run RECIPE`: plan, then execute every instance not in the store, recording the run. */
 #include <dirent.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,29 @@ static struct nn_engine *run_engine_open(int threads, int jobs)
 static void run_engine_close(struct nn_engine *e)
 {
     if (e) nn_engine_free(e);
+}
+
+#ifdef HX_CUDA
+static void *warm_gpu(void *device)
+{
+    k_cuda_warm(*(const int *)device);
+    return NULL;
+}
+#endif
+
+/* Start making the CUDA context of the first GPU in a thread of its own when a GPU stage of P will execute (the
+ * runtime's start-up on a cold machine is seconds: it overlaps the store checks and CPU stages). 1 if started. */
+static int warm_start(const hx_plan *p, const hx_store *s, const hx_exec_opts *o, pthread_t *th)
+{
+#ifdef HX_CUDA
+    if (o->n_gpus < 1 || o->accel) return 0;
+    for (int i = 0; i < p->n; i++)
+        if (p->inst[i].kind->needs_gpu && !hx_store_has(s, p->inst[i].key))
+            return pthread_create(th, NULL, warm_gpu, (void *)&o->gpu_ids[0]) == 0;
+#else
+    (void)p, (void)s, (void)o, (void)th;
+#endif
+    return 0;
 }
 
 /* GPUs visible to this process (0 in a build without CUDA or on a machine without a GPU). */
@@ -340,10 +364,13 @@ int cmd_run(int argc, char **argv)
         }
         failed = hx_slurm_wait(&p, &s, &o, slurm_rec, res);
     } else {
+        pthread_t warm;
+        int warming = warm_start(&p, &s, &o, &warm);
         o.engine = run_engine_open(o.threads, o.jobs);
         int engine_lost = 0;
         o.engine_lost = &engine_lost;
         failed = hx_exec_run(&p, &s, &o, res);
+        if (warming) pthread_join(warm, NULL);
         if (!engine_lost) run_engine_close(o.engine); /* a lost engine's state is unknown: left to the exit */
     }
     hx_progress_end(&R.prog);

@@ -348,6 +348,17 @@ extern "C" int k_cuda_device_count(void)
     return n;
 }
 
+extern "C" void k_cuda_warm(int device)
+{
+    double t0 = hx_now();
+    if (cudaSetDevice(device) != cudaSuccess || cudaFree(0) != cudaSuccess) {
+        cudaGetLastError();
+        return;
+    }
+    log_info("cuda:%d: context made in %.2fs (from start-up, beside the store checks and CPU stages)", device,
+             hx_now() - t0);
+}
+
 static pthread_once_t cuda_ops_once = PTHREAD_ONCE_INIT; /* stages open backends from several threads (--gpu-share) */
 
 extern "C" k_backend *k_cuda_new(int device)
