@@ -206,6 +206,9 @@ size_t k_guard_frozen_reads(void);
 k_backend *k_cuda_new(int device); /* kernels/cuda/: NULL + error() when there is no such GPU */
 void k_cuda_free(k_backend *b);
 int k_cuda_device_count(void);   /* GPUs the CUDA runtime sees (0 without a driver); makes no context */
+/* Make GPU DEVICE's context now (hx run starts it in a thread of its own while it checks the store and runs CPU
+ * stages): the k_cuda_new of the first GPU stage then finds it made. Errors are left to k_cuda_new. */
+void k_cuda_warm(int device);
 #endif
 
 #define k_supports(b, opname) ((b)->op->opname != NULL)

@@ -2,19 +2,21 @@
 # device_run.sh - ON the GPU machine: unpacks .hxdev/debs under /tmp/hxroot, puts the carried binaries in build/,
 # sets LD_LIBRARY_PATH and runs a command (default: the CUDA test suite, tests/run.sh cuda).
 # Usage (device tool, carry [".hxdev"]): bash scripts/device_run.sh [COMMAND...]
+#   HXDEV=DIR: the packed directory is DIR instead of .hxdev (scripts/paper_smoke.sh prep packs .hxdev-paper)
 #   e.g. bash scripts/device_run.sh bash tests/run.sh cuda      bash scripts/device_run.sh scripts/bench_cuda.sh kda
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -d .hxdev/build ] || { echo "device_run: .hxdev/build missing: run scripts/device_prep.sh here and carry .hxdev" >&2; exit 1; }
+dev=${HXDEV:-.hxdev}
+[ -d "$dev/build" ] || { echo "device_run: $dev/build missing: run scripts/device_prep.sh here and carry $dev" >&2; exit 1; }
 root=/tmp/hxroot
 mkdir -p "$root"
-for f in .hxdev/debs/*.deb; do [ -e "$f" ] && dpkg -x "$f" "$root"; done
+for f in "$dev"/debs/*.deb; do [ -e "$f" ] && dpkg -x "$f" "$root"; done
 # OpenBLAS' soname is an update-alternatives link on Debian: point at the OpenMP build's directory.
 libs=$root/usr/lib/x86_64-linux-gnu:$root/lib/x86_64-linux-gnu:$root/usr/lib/x86_64-linux-gnu/openblas-openmp
 export LD_LIBRARY_PATH=$libs:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 mkdir -p build/tests
-cp -f .hxdev/build/hx build/hx
-for b in .hxdev/build/tests/* .hxdev/build/bench_cuda; do
+cp -f "$dev/build/hx" build/hx
+for b in "$dev"/build/tests/* "$dev/build/bench_cuda"; do
     [ -e "$b" ] || continue
     case $b in */tests/*) cp -f "$b" build/tests/ ;; *) cp -f "$b" build/ ;; esac
 done

@@ -199,6 +199,8 @@ void hx_cli_parse(hx_cli *c, const hx_cmd *cmd, const char *name, int argc, char
     if (hx_cmd_opt(cmd, "recompute")) c->recompute = hx_cli_given(c, "recompute");
     if (hx_cmd_opt(cmd, "repair")) c->repair = hx_cli_given(c, "repair");
     c->jobs = hx_cmd_opt(cmd, "jobs") ? hx_cli_int(c, "jobs", 1) : 1;
+    c->jobs_given = hx_cmd_opt(cmd, "jobs") && hx_cli_given(c, "jobs");
+    c->gpu_share = hx_cmd_opt(cmd, "gpu-share") ? hx_cli_int(c, "gpu-share", 1) : 1;
     c->threads = hx_cmd_opt(cmd, "threads") ? hx_cli_int(c, "threads", 0) : 0;
     c->keep = hx_cmd_opt(cmd, "keep") ? hx_cli_int(c, "keep", -1) : -1;
     if (c->json) hx_log_set_json(1);

@@ -33,6 +33,8 @@ typedef struct hx_cli {
     const char *device;       /* --device (its row's default) */
     int json, strict, verify, dry_run, recompute, repair;
     int jobs, threads, keep;  /* --jobs (1), --threads (0: automatic), --keep (-1: all) */
+    int jobs_given;           /* --jobs was on the command line (else --gpu-share sets the default) */
+    int gpu_share;            /* --gpu-share: GPU stages run at once on each GPU (1) */
 } hx_cli;
 
 /*

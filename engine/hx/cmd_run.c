@@ -1,5 +1,6 @@
 /* cmd_run.c - `hx run RECIPE`: plan, then execute every instance not in the store, recording the run. */
 #include <dirent.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,29 @@ static struct nn_engine *run_engine_open(int threads, int jobs)
 static void run_engine_close(struct nn_engine *e)
 {
     if (e) nn_engine_free(e);
+}
+
+#ifdef HX_CUDA
+static void *warm_gpu(void *device)
+{
+    k_cuda_warm(*(const int *)device);
+    return NULL;
+}
+#endif
+
+/* Start making the CUDA context of the first GPU in a thread of its own when a GPU stage of P will execute (the
+ * runtime's start-up on a cold machine is seconds: it overlaps the store checks and CPU stages). 1 if started. */
+static int warm_start(const hx_plan *p, const hx_store *s, const hx_exec_opts *o, pthread_t *th)
+{
+#ifdef HX_CUDA
+    if (o->n_gpus < 1 || o->accel) return 0;
+    for (int i = 0; i < p->n; i++)
+        if (p->inst[i].kind->needs_gpu && !hx_store_has(s, p->inst[i].key))
+            return pthread_create(th, NULL, warm_gpu, (void *)&o->gpu_ids[0]) == 0;
+#else
+    (void)p, (void)s, (void)o, (void)th;
+#endif
+    return 0;
 }
 
 /* GPUs visible to this process (0 in a build without CUDA or on a machine without a GPU). */
@@ -179,6 +203,29 @@ static void executor_args(const hx_cli *c, run_executor *x)
             hx_cli_given(c, "executor") ? " (not --executor local)" : "");
 }
 
+/* Seconds since this process started (the dynamic loader, the libraries' initialisers and main before cmd_run
+ * count): /proc/self/stat's start time against /proc/uptime; 0 when they cannot be read. */
+static double process_age(void)
+{
+    double up = 0, age = 0;
+    unsigned long long start = 0;
+    FILE *f = fopen("/proc/uptime", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &up) != 1) up = 0;
+        fclose(f);
+    }
+    char buf[1024];
+    f = fopen("/proc/self/stat", "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* the command name may hold spaces: fields count from its end */
+    for (int field = 2; p && *p && field < 22; p++)
+        if (*p == ' ') field++;
+    if (p && up > 0 && sscanf(p, "%llu", &start) == 1) age = up - (double)start / (double)sysconf(_SC_CLK_TCK);
+    return age > 0 && age < 1e6 ? age : 0;
+}
+
 static int default_threads(int jobs)
 {
     const char *e = getenv("OMP_NUM_THREADS");
@@ -190,14 +237,20 @@ static int default_threads(int jobs)
 int cmd_run(hx_cli *c)
 {
     run_executor x = {0};
+    /* where the start-up time goes (issue 14 item 8): logged once the run begins */
+    double t_origin = hx_now() - process_age(), t_main = hx_now();
     executor_args(c, &x);
+    if (c->gpu_share > HX_MAX_JOBS)
+        die(HX_EXIT_USAGE, "hx run: --gpu-share %d: at most %d stages share a GPU", c->gpu_share, HX_MAX_JOBS);
     hx_recipe r;
     hx_plan p;
     hx_cli_load(c, &r, &p);
+    double t_plan = hx_now();
     hx_store s;
     hx_cli_open_store(c, &s);
 
-    hx_exec_opts o = {.jobs = c->jobs, .verify = c->verify, .recompute = c->recompute, .interrupted = &interrupted};
+    hx_exec_opts o = {.jobs = c->jobs, .verify = c->verify, .recompute = c->recompute, .interrupted = &interrupted,
+                      .t_origin = t_origin};
     if (x.slurm) {
         /* the GPUs are the nodes' (the submitting host may have none): cpu, or a GPU for each GPU kind */
         if (strcmp(c->device, "cpu") && strcmp(c->device, "auto") && strcmp(c->device, "cuda"))
@@ -209,7 +262,11 @@ int cmd_run(hx_cli *c)
     } else {
         parse_device(c->device, &o);
     }
-    o.threads = c->threads ? c->threads : default_threads(c->jobs);
+    /* --gpu-share N: N GPU stages at once on each GPU; without --jobs, enough jobs to fill those slots */
+    o.gpu_share = c->gpu_share;
+    if (!c->jobs_given && c->gpu_share > 1 && o.n_gpus * c->gpu_share > o.jobs)
+        o.jobs = o.n_gpus * c->gpu_share > HX_MAX_JOBS ? HX_MAX_JOBS : o.n_gpus * c->gpu_share;
+    o.threads = c->threads ? c->threads : default_threads(o.jobs);
     char *id = hx_store_new_run_id(&s);
     o.run_id = id;
 
@@ -224,7 +281,7 @@ int cmd_run(hx_cli *c)
     json_t *record = json_pack("{s:s,s:{s:s,s:s,s:O},s:O,s:o,s:s,s:s,s:i,s:i,s:b,s:{s:s,s:s,s:s}}", "run_id", id,
                                "recipe", "path", recipe_abs ? recipe_abs : c->recipe, "name", r.name, "files", r.files,
                                "overrides", r.overrides, "argv", argv_json, "started", started, "device", c->device,
-                               "jobs", c->jobs, "threads", o.threads, "strict", c->strict, "hx", "version", HX_VERSION,
+                               "jobs", o.jobs, "threads", o.threads, "strict", c->strict, "hx", "version", HX_VERSION,
                                "commit", hx_build_commit(), "build", hx_build_flags());
     free(recipe_abs);
     json_t *rep = json_object_get(r.doc, "report");
@@ -247,8 +304,11 @@ int cmd_run(hx_cli *c)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old);
     sigaction(SIGTERM, &sa, &old_term);
+    if (o.gpu_share > 1) json_object_set_new(record, "gpu_share", json_integer(o.gpu_share));
     log_info("run %s: %s, %d stage instance%s, store %s%s", id, r.name, p.n, p.n == 1 ? "" : "s", s.root,
              x.slurm ? ", executor slurm" : "");
+    log_info("start-up: %.2fs before hx run (loader, libraries), %.2fs recipe and plan, %.2fs store and run record",
+             t_main - t_origin, t_plan - t_main, hx_now() - t_plan);
     hx_progress_begin(&R.prog, "run", p.n, "stage");
     int failed;
     if (x.slurm) {
@@ -268,10 +328,13 @@ int cmd_run(hx_cli *c)
         }
         failed = hx_slurm_wait(&p, &s, &o, slurm_rec, res);
     } else {
+        pthread_t warm;
+        int warming = warm_start(&p, &s, &o, &warm);
         o.engine = run_engine_open(o.threads, o.jobs);
         int engine_lost = 0;
         o.engine_lost = &engine_lost;
         failed = hx_exec_run(&p, &s, &o, res);
+        if (warming) pthread_join(warm, NULL);
         if (!engine_lost) run_engine_close(o.engine); /* a lost engine's state is unknown: left to the exit */
     }
     hx_progress_end(&R.prog);

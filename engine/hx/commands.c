@@ -4,6 +4,7 @@
 
 #include "base/base.h"
 #include "engine/hx/commands.h"
+#include "engine/hx/exec.h"
 
 /*
  * Adding an option: one row in the command's option list below (name, short name, kind, argument name, help,
@@ -188,6 +189,8 @@ static const hx_opt run_opts[] = {
     HX_OPT_SET_ROW,
     HX_OPT_DEVICE_ROW("auto", "auto (GPUs when there are), cpu, cuda (every GPU) or cuda:N"),
     {"jobs", 'j', HX_OPT_INT, "N", "independent stage instances run at once", "1", NULL, NULL, 1, 0},
+    {"gpu-share", 0, HX_OPT_INT, "N", "GPU stage instances run at once on each GPU (small models leave a GPU idle); "
+     "without --jobs, jobs become N x GPUs", "1", NULL, NULL, 1, HX_MAX_JOBS},
     HX_OPT_THREADS_ROW("CPU threads of each stage (default: cores / jobs)"),
     {"recompute", 0, HX_OPT_FLAG, NULL, "training stages keep only layer inputs (bit-identical; not in keys)", NULL,
      NULL, NULL, 0, 0},

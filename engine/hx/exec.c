@@ -1,4 +1,4 @@
-/* exec.c - runs stage instances: per-key lock, cache check, protected call, atomic commit; --jobs threads. */
+/* exec.c - runs stage instances: per-key lock, cache check, protected call, atomic commit; --jobs threads, GPU slots. */
 #include "engine/hx/exec.h"
 
 #include <pthread.h>
@@ -25,7 +25,7 @@ typedef struct sched {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int finished;           /* instances in a final state */
-    int gpu_busy[HX_MAX_GPUS];
+    int gpu_busy[HX_MAX_GPUS]; /* needs_gpu instances running on each GPU slot (at most o->gpu_share) */
     int any_failed;
 } sched;
 
@@ -231,7 +231,11 @@ int hx_exec_one(const hx_store *s, const hx_exec_opts *o, const hx_instance *in,
             return HX_ST_FAILED;
         }
     }
-    log_info("%s%s%s%s: executing (%s, key %.12s)", in->stage_name, lp, label, rp, in->kind->name, in->key);
+    if (o->t_origin > 0)
+        log_info("%s%s%s%s: executing (%s, key %.12s, %.1fs after process start)", in->stage_name, lp, label, rp,
+                 in->kind->name, in->key, hx_now() - o->t_origin);
+    else
+        log_info("%s%s%s%s: executing (%s, key %.12s)", in->stage_name, lp, label, rp, in->kind->name, in->key);
     snprintf(r->device, sizeof r->device, "%s", device);
     int rc = execute(s, o, in, input_keys, device);
     if (rc == 0) {
@@ -301,10 +305,13 @@ static int pick(sched *S, int *gpu)
         if (!ready) continue;
         *gpu = -1;
         if (in->kind->needs_gpu && S->o->n_gpus > 0) {
-            for (int g = 0; g < S->o->n_gpus && *gpu < 0; g++)
-                if (!S->gpu_busy[g]) *gpu = g;
+            /* the least busy GPU with a free share (--gpu-share: stages on one GPU at once; each opens its own
+             * backend, with its own stream, cuBLASLt handle and workspaces) */
+            int share = S->o->gpu_share > 1 ? S->o->gpu_share : 1;
+            for (int g = 0; g < S->o->n_gpus; g++)
+                if (S->gpu_busy[g] < share && (*gpu < 0 || S->gpu_busy[g] < S->gpu_busy[*gpu])) *gpu = g;
             if (*gpu < 0) continue; /* every GPU is taken: let another instance go first */
-            S->gpu_busy[*gpu] = 1;
+            S->gpu_busy[*gpu]++;
         }
         return i;
     }
@@ -339,7 +346,7 @@ static void *worker(void *arg)
         int st = hx_exec_one(S->s, S->o, in, keys, device, will_be_read(S, i), &S->res[i]);
         free(keys);
         pthread_mutex_lock(&S->mu);
-        if (gpu >= 0) S->gpu_busy[gpu] = 0;
+        if (gpu >= 0) S->gpu_busy[gpu]--;
         finish(S, i, st);
     }
     pthread_mutex_unlock(&S->mu);
@@ -354,12 +361,12 @@ int hx_exec_run(const hx_plan *p, const hx_store *s, const hx_exec_opts *o, hx_e
     pthread_mutex_init(&S.mu, NULL);
     pthread_cond_init(&S.cv, NULL);
     for (int i = 0; i < p->n; i++) res[i] = (hx_exec_result){.state = HX_ST_PENDING};
-    int jobs = o->jobs < 1 ? 1 : o->jobs > 64 ? 64 : o->jobs;
+    int jobs = o->jobs < 1 ? 1 : o->jobs > HX_MAX_JOBS ? HX_MAX_JOBS : o->jobs;
     if (jobs > p->n) jobs = p->n > 0 ? p->n : 1;
     if (jobs == 1) {
         worker(&S);
     } else {
-        pthread_t th[64];
+        pthread_t th[HX_MAX_JOBS];
         for (int t = 0; t < jobs; t++)
             if (pthread_create(&th[t], NULL, worker, &S)) BUG("pthread_create failed");
         for (int t = 0; t < jobs; t++) pthread_join(th[t], NULL);

@@ -1,4 +1,5 @@
-/* exec.h - the executor: runs a plan's instances in topological order, --jobs at a time, at most once. */
+/* exec.h - the executor: runs a plan's instances in topological order, --jobs at a time (--gpu-share per GPU), at
+ * most once. */
 #ifndef HX_EXEC_H
 #define HX_EXEC_H
 
@@ -25,6 +26,8 @@ typedef struct hx_exec_result {
 
 /* The most GPUs one hx process shares among its stages (the slot table below; more are not used). */
 #define HX_MAX_GPUS 16
+/* The most instances run at once (--jobs), and so the most GPU stages sharing one GPU (--gpu-share). */
+#define HX_MAX_JOBS 64
 
 typedef struct hx_exec_opts {
     int jobs;                  /* instances run concurrently (>= 1) */
@@ -32,6 +35,7 @@ typedef struct hx_exec_opts {
     int recompute;             /* hx run --recompute: activation recomputation in training stages */
     int verify;                /* re-hash every cached entry used (hx run --verify) */
     int n_gpus;                /* GPUs to share among needs_gpu stages (0: everything on the CPU) */
+    int gpu_share;             /* needs_gpu stages run at once on one GPU (--gpu-share; < 1 counts as 1) */
     int gpu_ids[HX_MAX_GPUS];  /* CUDA device index of each GPU slot */
     const char *accel;         /* NULL: GPU slot i is cuda:<gpu_ids[i]>; "guard"/"guard:bf16": one slot on the
                                 * guard device (tests of the device logic on a CPU machine) */
@@ -40,6 +44,7 @@ typedef struct hx_exec_opts {
     int *engine_lost;          /* set to 1 when a stage ran out of memory holding the shared engine (may be NULL) */
     const char *run_id;
     const char *binary_digest; /* --strict: the binary's digest, recorded in manifests (hx_exec_run sets it) */
+    double t_origin;           /* hx_now() at process start: "executing" lines say how long after it (0: not said) */
     /* Called, serialised, whenever an instance changes state (run records, progress). */
     void (*on_change)(void *ud, int inst);
     void *ud;

@@ -318,6 +318,7 @@ static int eval_run(hx_stage_ctx *c)
     nn_tokenizer *tok = NULL;
     nn_model *m = NULL;
     if (!rc && !eng) rc = -1;
+    if (!rc) k_mem_reset_peak(nn_engine_backend(eng)); /* peak_mem_bytes: what the backend held during this stage */
     if (!rc && !(tok = open_tokenizer(c, model_dir))) rc = -1;
     if (!rc) {
         const char *mkey = hx_input_key(c, "model");
@@ -346,6 +347,7 @@ static int eval_run(hx_stage_ctx *c)
     if (!rc && c->metrics) {
         json_object_set_new(c->metrics, "score_seconds", hx_json_num(t1 - t0));
         json_object_set_new(c->metrics, "gen_seconds", hx_json_num(hx_now() - t1));
+        json_object_set_new(c->metrics, "peak_mem_bytes", json_integer((json_int_t)nn_engine_backend(eng)->mem_peak));
     }
     if (!rc) rc = write_outputs(c, &s, &r, res, metrics, &o);
     if (!rc && c->metrics) stage_metrics(c, metrics, s.n, t0);

@@ -1,4 +1,5 @@
 // backend.cu - the CUDA backend: device selection, memory ops, scratch, cuBLASLt bf16 matmul, and its op table.
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -347,9 +348,23 @@ extern "C" int k_cuda_device_count(void)
     return n;
 }
 
+extern "C" void k_cuda_warm(int device)
+{
+    double t0 = hx_now();
+    if (cudaSetDevice(device) != cudaSuccess || cudaFree(0) != cudaSuccess) {
+        cudaGetLastError();
+        return;
+    }
+    log_info("cuda:%d: context made in %.2fs (from start-up, beside the store checks and CPU stages)", device,
+             hx_now() - t0);
+}
+
+static pthread_once_t cuda_ops_once = PTHREAD_ONCE_INIT; /* stages open backends from several threads (--gpu-share) */
+
 extern "C" k_backend *k_cuda_new(int device)
 {
     int n = 0;
+    double t0 = hx_now();
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess || n == 0) {
         error("cuda:%d: no usable GPU (%s); use --device cpu", device,
@@ -371,7 +386,14 @@ extern "C" k_backend *k_cuda_new(int device)
               device, prop.name, prop.major, prop.minor);
         return NULL;
     }
-    if (!cuda_ops.alloc) cuda_ops_init();
+    /* the primary context is made here, on the first CUDA call that needs one (lazy module loading: CUDA 12.2+
+     * loads a kernel at its first launch) */
+    if ((e = cudaFree(0)) != cudaSuccess) {
+        error("cuda:%d: cannot create a CUDA context: %s", device, cudaGetErrorString(e));
+        return NULL;
+    }
+    double t_ctx = hx_now();
+    pthread_once(&cuda_ops_once, cuda_ops_init);
     kcuda_ctx *c = (kcuda_ctx *)xcalloc(1, sizeof *c);
     c->device = device;
     c->n_sm = prop.multiProcessorCount;
@@ -398,6 +420,9 @@ extern "C" k_backend *k_cuda_new(int device)
     b->device = device;
     b->impl = c;
     k_mem_add(b, c->lt_ws_bytes + 1025 * sizeof(double));
+    double t1 = hx_now();
+    log_info("cuda:%d: opened in %.2fs (runtime and context %.2fs, stream, cuBLASLt and workspace %.2fs)", device,
+             t1 - t0, t_ctx - t0, t1 - t_ctx);
     return b;
 }
 

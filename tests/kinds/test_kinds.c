@@ -1,6 +1,7 @@
-/* test_kinds.c - test-only stage kinds registered in build/hx-test: sources, concatenation, slow, failing, out of memory, external files. */
+/* test_kinds.c - test-only stage kinds registered in build/hx-test: sources, concatenation, slow, failing, out of memory, external files, GPU slots. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,8 +246,37 @@ static const hx_field oom_fields[] = {
 };
 const hx_stage_kind hx_kind_t_oom = {"t_oom", 1, "test: runs out of memory", oom_fields, fail_roles, 0, oom_run, NULL};
 
+/* ---- t_gpu: a needs_gpu kind that sleeps and counts how many of its kind run at once (--gpu-share tests) ---- */
+
+/* t_gpu instances running in this process now: the count at each start is the concurrency (it only grows at a
+ * start), recorded in the manifest's metrics, never in the outputs (those must not depend on the schedule). */
+static atomic_int gpu_running;
+
+static int gpu_run(hx_stage_ctx *c)
+{
+    note_execution(c);
+    int now = atomic_fetch_add(&gpu_running, 1) + 1;
+    usleep((useconds_t)(hx_with_int(c, "ms") * 1000));
+    atomic_fetch_sub(&gpu_running, 1);
+    json_object_set_new(c->metrics, "running_at_start", json_integer(now));
+    json_object_set_new(c->metrics, "device", json_string(c->device ? c->device : "?"));
+    char *out = xstrfmt("gpu:%lld", hx_with_int(c, "id"));
+    int rc = write_text(c, "data.txt", out);
+    free(out);
+    return rc;
+}
+
+static const hx_field gpu_fields[] = {
+    {"id", HX_T_INT, "0", NULL, "what it writes (gpu:<id>)"},
+    {"ms", HX_T_INT, "300", NULL, "milliseconds it holds its GPU slot"},
+    {0},
+};
+const hx_stage_kind hx_kind_t_gpu = {"t_gpu", 1, "test: holds a GPU slot for ms milliseconds", gpu_fields,
+                                     fail_roles, 1, gpu_run, NULL};
+
 static const hx_stage_kind *const test_kinds[] = {&hx_kind_t_source, &hx_kind_t_concat, &hx_kind_t_slow,
-                                                  &hx_kind_t_fail, &hx_kind_t_oom, &hx_kind_t_file, NULL};
+                                                  &hx_kind_t_fail, &hx_kind_t_oom, &hx_kind_t_file,
+                                                  &hx_kind_t_gpu, NULL};
 
 void hx_test_kinds_register(void);
 void hx_test_kinds_register(void) { hx_stage_kinds_add(test_kinds); }
