@@ -202,7 +202,7 @@ __global__ void __launch_bounds__(KCP_NT, 2) kcp_bgrad(float *dQG, float *dKD, f
     kcp_commit();
     kcp_wait<0>();
     __syncthreads();
-    if (tid < 4 * KW) { /* del_i = S0_i . dS1_i, four threads per row (whole warps) */
+    if (4 * KW >= KCP_NT || tid < 4 * KW) { /* del_i = S0_i . dS1_i, four threads per row (whole warps) */
         int i = tid >> 2, part = tid & 3;
         float s = 0.0f;
 #pragma unroll 8

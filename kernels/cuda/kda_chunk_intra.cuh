@@ -348,20 +348,32 @@ __global__ void __launch_bounds__(KCP_NT, 2) kcp_intra(float *Aqk_o, float *A_o,
     { /* halves of 16 columns take warp tiles of 16 rows (kcp_tc needs 8 columns per warp) */
         typedef kcp_tc<64, KH, KH >= 32 ? 2 : 4> PW;
         typedef kcp_tc<64, VH, VH >= 32 ? 2 : 4> PU;
-        const float *rw[2] = {KG0, KG1}, *ru[2] = {V0, V1};
-#pragma unroll
-        for (int part = 0; part < 2; part++) {
+        if constexpr (K == V) { /* one product shape: one loop over the four parts */
+            const float *rhs[4] = {KG0, KG1, V0, V1};
             float acc[PW::NACC];
-            PW::zero(acc);
-            PW::mm(acc, Ai, LI, 1, rw[part], LW, 1, 64);
-            PW::store(W_o + bhn * 64 * K + part * KH, K, acc);
-        }
 #pragma unroll
-        for (int part = 0; part < 2; part++) {
-            float acc[PU::NACC];
-            PU::zero(acc);
-            PU::mm(acc, Ai, LI, 1, ru[part], LWV, 1, 64);
-            PU::store(U_o + bhn * 64 * V + part * VH, V, acc);
+            for (int part = 0; part < 4; part++) {
+                float *out = (part < 2 ? W_o : U_o) + bhn * 64 * K + (part & 1) * KH;
+                PW::zero(acc);
+                PW::mm(acc, Ai, LI, 1, rhs[part], LW, 1, 64);
+                PW::store(out, K, acc);
+            }
+        } else {
+            const float *rw[2] = {KG0, KG1}, *ru[2] = {V0, V1};
+#pragma unroll
+            for (int part = 0; part < 2; part++) {
+                float acc[PW::NACC];
+                PW::zero(acc);
+                PW::mm(acc, Ai, LI, 1, rw[part], LW, 1, 64);
+                PW::store(W_o + bhn * 64 * K + part * KH, K, acc);
+            }
+#pragma unroll
+            for (int part = 0; part < 2; part++) {
+                float acc[PU::NACC];
+                PU::zero(acc);
+                PU::mm(acc, Ai, LI, 1, ru[part], LWV, 1, 64);
+                PU::store(U_o + bhn * 64 * V + part * VH, V, acc);
+            }
         }
     }
 }
