@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench_cuda.sh - `make bench-cuda`: hx's CUDA ops and the PyTorch/fla references on the same card, as one ratio table.
-# Usage: scripts/bench_cuda.sh [kda|attn|dense|train|prefill|hybrid|all]   (FLA_SRC: the flash-linear-attention python package dir)
+# Usage: scripts/bench_cuda.sh [kda|kda_dims|attn|dense|train|prefill|hybrid|all]   (FLA_SRC: the flash-linear-attention python package dir)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -13,7 +13,16 @@ if [ ! -d "$fla" ] && [ -f .hxdev/fla-src.tar.xz ]; then
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | sed 's/^/# card: /'
 echo "# hx CUDA ops"
-case $what in train|prefill|hybrid) : >"$out/hx.txt" ;; *) build/bench_cuda "$what" | tee "$out/hx.txt" ;; esac
+case $what in train|prefill|hybrid|kda_dims) : >"$out/hx.txt" ;; *) build/bench_cuda "$what" | tee "$out/hx.txt" ;; esac
+# the KDA core per head dim at the small scale's shape, chunk-parallel against sequential kernels (hx only)
+if [[ $what == all || $what == kda || $what == kda_dims ]]; then
+    build/bench_cuda kda_dims | tee -a "$out/hx.txt"
+    HX_CUDA_KDA_SEQ=1 build/bench_cuda kda_dims | tee -a "$out/hx.txt"
+    echo "# KDA per head dim: sequential ms / chunk-parallel ms"
+    awk '$1 == "RESULT" && $2 ~ /_K[0-9]+(_seq)?$/ { t[$2] = $3 }
+         END { for (n in t) if (n !~ /_seq$/ && (n "_seq") in t && t[n] > 0)
+                   printf "%-34s %10.3f %10.3f %8.2fx\n", n, t[n "_seq"], t[n], t[n "_seq"] / t[n] }' "$out/hx.txt" | sort
+fi
 # the whole model through the engine (Qwen3-0.6B shape, random weights): training step and prefill
 cfg=tests/cuda/qwen3_0.6b.json
 if [[ $what == all || $what == train ]]; then
@@ -48,7 +57,7 @@ if [[ $what == all || $what == hybrid ]]; then
 fi
 echo "# references (torch, fla)"
 refs=$what; [ "$what" = all ] && refs="kda attn dense train prefill"
-[ "$what" = hybrid ] && refs=""
+[ "$what" = hybrid ] || [ "$what" = kda_dims ] && refs=""
 # Triton compiles and autotunes fla's kernels for minutes on a bare machine: keep its cache (and the autotuning
 # results) between calls -- a carried .hxdev/triton-cache.tgz is unpacked first, and the cache is packed to
 # $OUT (the device tool's output folder) afterwards; copy it back to .hxdev/ for the next call. (fla's whole

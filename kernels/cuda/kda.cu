@@ -1,4 +1,4 @@
-// kda.cu - CUDA KDA core: sequential chunked forward/backward (chunk 64; K = V = 128 go to kda_chunk.cu) and the decode step.
+// kda.cu - CUDA KDA core: sequential chunked forward/backward (chunk 64; K, V in {32, 64, 128} go to kda_chunk.cu) and the decode step.
 // The chunk algebra is kernels/cpu/kda.c's, restated line for line; see the comments there and
 // docs/models.md section 2.
 #include <math.h>
@@ -13,10 +13,11 @@
 int kcuda_kda_cp_ok(k_backend *b, int K, int V);
 int kcuda_kda_cp_save(k_backend *b, int K, int V);
 void kcuda_kda_cp_fwd(k_backend *b, float *o, float *sT, float *s_chunks, const float *q, const float *k,
-                      const float *v, const float *g, const float *beta, const float *s0, int B, int T, int H);
+                      const float *v, const float *g, const float *beta, const float *s0, int B, int T, int H,
+                      int K, int V);
 void kcuda_kda_cp_bwd(k_backend *b, float *dq, float *dk, float *dv, float *dg, float *dbeta, float *ds0,
                       const float *dout, const float *dsT, const float *q, const float *k, const float *v,
-                      const float *g, const float *beta, const float *s_chunks, int B, int T, int H);
+                      const float *g, const float *beta, const float *s_chunks, int B, int T, int H, int K, int V);
 
 /*
  * One block per (b, h) sequence walks its chunks in order (forward) or reverse order (backward), holding
@@ -366,7 +367,7 @@ void kcuda_kda_fwd(k_backend *b, float *o, float *sT, float *s_chunks, const flo
 {
     if (B * H <= 0 || T <= 0) return;
     if (kcuda_kda_cp_ok(b, K, V)) {
-        kcuda_kda_cp_fwd(b, o, sT, s_chunks, q, k, v, g, beta, s0, B, T, H);
+        kcuda_kda_cp_fwd(b, o, sT, s_chunks, q, k, v, g, beta, s0, B, T, H, K, V);
         return;
     }
     size_t wfl = kda_work_floats(K, V);
@@ -381,7 +382,7 @@ void kcuda_kda_bwd(k_backend *b, float *dq, float *dk, float *dv, float *dg, flo
 {
     if (B * H <= 0 || T <= 0) return;
     if (kcuda_kda_cp_ok(b, K, V)) {
-        kcuda_kda_cp_bwd(b, dq, dk, dv, dg, dbeta, ds0, dout, dsT, q, k, v, g, beta, s_chunks, B, T, H);
+        kcuda_kda_cp_bwd(b, dq, dk, dv, dg, dbeta, ds0, dout, dsT, q, k, v, g, beta, s_chunks, B, T, H, K, V);
         return;
     }
     size_t wfl = kda_work_floats(K, V);

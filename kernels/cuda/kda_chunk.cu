@@ -1,4 +1,5 @@
-// kda_chunk.cu - host side of the chunk-parallel KDA forward/backward (fla's chunk_kda structure), K = V = 128, fp32.
+// kda_chunk.cu - host side of the chunk-parallel KDA forward/backward (fla's chunk_kda structure), fp32, head dims
+// K, V in {32, 64, 128}.
 // Launchers, scratch carving, environment knobs and the profiler; the kernels are in kda_chunk_tile.cuh (building
 // blocks), kda_chunk_intra.cuh (1), kda_chunk_fwd.cuh (2-3) and kda_chunk_bwd.cuh (4-5), one translation unit.
 // Same algebra as kernels/cpu/kda.c (chunks of K_KDA_CHUNK = 64, every exponent <= 0); kda.cu keeps the sequential
@@ -169,8 +170,8 @@ static size_t kcp_floats(size_t nbh, int K, int V, int bwd, int own_sch)
 /* 16-float alignment of every buffer: widths are multiples of 16 when K, V are */
 template <int K, int V> static size_t kcp_smem_max()
 {
-    size_t m = kcp_intra_smem<K>();
-    if (kcp_state_l<K, KCP_VT>::bytes > m) m = kcp_state_l<K, KCP_VT>::bytes;
+    size_t m = kcp_intra_smem<K, V>();
+    if (kcp_state_l<K, KCP_VT>::bytes > m) m = kcp_state_l<K, KCP_VT>::bytes; /* >= the VT / 2 ones */
     if (kcp_out_l<K, V>::bytes > m) m = kcp_out_l<K, V>::bytes;
     if (kcp_state_bwd_l<K, KCP_VT>::bytes > m) m = kcp_state_bwd_l<K, KCP_VT>::bytes;
     if (kcp_bvn_l<K, V>::bytes > m) m = kcp_bvn_l<K, V>::bytes;
@@ -185,15 +186,17 @@ template <int K, int V> static void kcp_setup()
     static int done;
     if (done) return;
     CK(cudaFuncSetAttribute(kcp_intra<K, V, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                            (int)kcp_intra_smem<K>()));
+                            (int)kcp_intra_smem<K, V>()));
     CK(cudaFuncSetAttribute(kcp_intra<K, V, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                            (int)kcp_intra_smem<K>()));
+                            (int)kcp_intra_smem<K, V>()));
     CK(cudaFuncSetAttribute(kcp_state<K, V, KCP_VT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                             (int)kcp_state_l<K, KCP_VT>::bytes));
-    CK(cudaFuncSetAttribute(kcp_state<K, V, KCP_VT / 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                            (int)kcp_state_l<K, KCP_VT / 2>::bytes));
-    CK(cudaFuncSetAttribute(kcp_state_bwd<K, V, KCP_VT / 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                            (int)kcp_state_bwd_l<K, KCP_VT / 2>::bytes));
+    if constexpr (KCP_NARROW_OK(K)) {
+        CK(cudaFuncSetAttribute(kcp_state<K, V, KCP_VT / 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                (int)kcp_state_l<K, KCP_VT / 2>::bytes));
+        CK(cudaFuncSetAttribute(kcp_state_bwd<K, V, KCP_VT / 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                (int)kcp_state_bwd_l<K, KCP_VT / 2>::bytes));
+    }
     CK(cudaFuncSetAttribute(kcp_out<K, V>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kcp_out_l<K, V>::bytes));
     CK(cudaFuncSetAttribute(kcp_state_bwd<K, V, KCP_VT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                             (int)kcp_state_bwd_l<K, KCP_VT>::bytes));
@@ -211,6 +214,23 @@ template <int K, int V> static void kcp_setup()
 }
 
 /* 1 when the chunk-parallel kernels take this shape (HX_CUDA_KDA_SEQ=1 keeps the sequential ones) */
+/* The instantiated head dims: K, V in {32, 64, 128} (every pair). KCP_SHAPE(K, V, X) expands X for the pair
+ * (K, V) of the call as X(KI, VI) with constants, and does nothing for any other shape. */
+#define KCP_V(KI, V, X)                                                                                            \
+    do {                                                                                                           \
+        if ((V) == 32) X(KI, 32);                                                                                  \
+        else if ((V) == 64) X(KI, 64);                                                                             \
+        else if ((V) == 128) X(KI, 128);                                                                           \
+    } while (0)
+#define KCP_SHAPE(K, V, X)                                                                                         \
+    do {                                                                                                           \
+        if ((K) == 32) KCP_V(32, V, X);                                                                            \
+        else if ((K) == 64) KCP_V(64, V, X);                                                                       \
+        else if ((K) == 128) KCP_V(128, V, X);                                                                     \
+    } while (0)
+
+/* 1 when the chunk-parallel kernels take this shape (HX_CUDA_KDA_SEQ=1 keeps the sequential ones): an instantiated
+ * (K, V) whose largest kernel fits the device's shared memory per block */
 int kcuda_kda_cp_ok(k_backend *b, int K, int V)
 {
     static int seq = -1;
@@ -218,8 +238,12 @@ int kcuda_kda_cp_ok(k_backend *b, int K, int V)
         const char *e = getenv("HX_CUDA_KDA_SEQ");
         seq = e && *e && *e != '0';
     }
-    if (seq || K != 128 || V != 128) return 0;
-    return KCUDA_CTX(b)->smem_optin >= kcp_smem_max<128, 128>();
+    if (seq) return 0;
+    size_t need = 0;
+#define KCP_SMEM(KI, VI) need = kcp_smem_max<KI, VI>()
+    KCP_SHAPE(K, V, KCP_SMEM);
+#undef KCP_SMEM
+    return need && KCUDA_CTX(b)->smem_optin >= need;
 }
 
 /* The state passes are sequential over chunks: with few (b, h) their grid of V/KCP_VT blocks per (b, h)
@@ -251,16 +275,18 @@ static void kcp_fwd(k_backend *b, float *o, float *sT, float *s_chunks, const fl
     if (s_chunks && kcp_save_on()) sv = kcp_saved_at(s_chunks, nbh, K, V);
     cudaStream_t st = KCUDA_STREAM(b);
     kp_mark(b, 0);
-    kcp_intra<K, V, false><<<dim3(NC, B * H), KCP_NT, kcp_intra_smem<K>(), st>>>(
+    kcp_intra<K, V, false><<<dim3(NC, B * H), KCP_NT, kcp_intra_smem<K, V>(), st>>>(
         sv.Aqk, sv.A, sv.Ai, s.W, s.U, s.QG, s.KD, s.el, q, k, v, g, beta, NULL, T, H);
     KLAUNCH_CHECK();
     kp_mark(b, 1);
-    if (kcp_narrow(b, B * H, V))
-        kcp_state<K, V, KCP_VT / 2><<<dim3(2 * V / KCP_VT, B * H), KCP_NT, kcp_state_l<K, KCP_VT / 2>::bytes, st>>>(
-            s.U, sch, sT, s.W, s.KD, s.el, s0, NC);
-    else
+    if (KCP_NARROW_OK(K) && kcp_narrow(b, B * H, V)) {
+        if constexpr (KCP_NARROW_OK(K))
+            kcp_state<K, V, KCP_VT / 2><<<dim3(2 * V / KCP_VT, B * H), KCP_NT, kcp_state_l<K, KCP_VT / 2>::bytes,
+                                          st>>>(s.U, sch, sT, s.W, s.KD, s.el, s0, NC);
+    } else {
         kcp_state<K, V, KCP_VT><<<dim3(V / KCP_VT, B * H), KCP_NT, kcp_state_l<K, KCP_VT>::bytes, st>>>(
             s.U, sch, sT, s.W, s.KD, s.el, s0, NC);
+    }
     KLAUNCH_CHECK();
     kp_mark(b, 2);
     kcp_out<K, V><<<dim3(NC, B * H), KCP_NT, kcp_out_l<K, V>::bytes, st>>>(o, s.QG, sch, sv.Aqk, s.U, T, H);
@@ -286,25 +312,28 @@ static void kcp_bwd_run(k_backend *b, float *dq, float *dk, float *dv, float *dg
     cudaStream_t st = KCUDA_STREAM(b);
     kp_mark(b, 0);
     if (saved)
-        kcp_intra<K, V, true><<<dim3(NC, B * H), KCP_NT, kcp_intra_smem<K>(), st>>>(
+        kcp_intra<K, V, true><<<dim3(NC, B * H), KCP_NT, kcp_intra_smem<K, V>(), st>>>(
             NULL, NULL, NULL, s.W, s.U, s.QG, s.KD, s.el, q, k, v, g, beta, sv.Ai, T, H);
     else
-        kcp_intra<K, V, false><<<dim3(NC, B * H), KCP_NT, kcp_intra_smem<K>(), st>>>(
+        kcp_intra<K, V, false><<<dim3(NC, B * H), KCP_NT, kcp_intra_smem<K, V>(), st>>>(
             sv.Aqk, sv.A, sv.Ai, s.W, s.U, s.QG, s.KD, s.el, q, k, v, g, beta, NULL, T, H);
     KLAUNCH_CHECK();
     kp_mark(b, 1);
-    if (kcp_narrow(b, B * H, V))
-        kcp_state_bwd<K, V, KCP_VT / 2><<<dim3(2 * V / KCP_VT, B * H), KCP_NT, kcp_state_bwd_l<K, KCP_VT / 2>::bytes,
-                                          st>>>(s.dVn, s.dSc, ds0, sv.Aqk, s.KD, s.QG, s.W, s.el, dout, dsT, T, H, NC);
-    else
+    if (KCP_NARROW_OK(K) && kcp_narrow(b, B * H, V)) {
+        if constexpr (KCP_NARROW_OK(K))
+            kcp_state_bwd<K, V, KCP_VT / 2><<<dim3(2 * V / KCP_VT, B * H), KCP_NT,
+                                              kcp_state_bwd_l<K, KCP_VT / 2>::bytes, st>>>(
+                s.dVn, s.dSc, ds0, sv.Aqk, s.KD, s.QG, s.W, s.el, dout, dsT, T, H, NC);
+    } else {
         kcp_state_bwd<K, V, KCP_VT><<<dim3(V / KCP_VT, B * H), KCP_NT, kcp_state_bwd_l<K, KCP_VT>::bytes, st>>>(
             s.dVn, s.dSc, ds0, sv.Aqk, s.KD, s.QG, s.W, s.el, dout, dsT, T, H, NC);
+    }
     KLAUNCH_CHECK();
     kp_mark(b, 2);
     /* kcp_state_bwd was the last reader of QG, KD and el: the passes below write Vn over QG, dRU over KD, del over
      * el; dAqk^T and dA^T go to the scratch's Aqk and Ai */
     float *Vn = s.QG, *dRU = s.KD, *del = s.el, *dAqkT = s.Aqk, *dAT = s.Ai;
-    kcp_bvn<K, V><<<dim3(NC, B * H, 2), KCP_NT, kcp_bvn_l<K, V>::bytes, st>>>(Vn, s.U, s.W, s_chunks);
+    kcp_bvn<K, V><<<dim3(NC, B * H, kcp_bvn_l<K, V>::Z), KCP_NT, kcp_bvn_l<K, V>::bytes, st>>>(Vn, s.U, s.W, s_chunks);
     KLAUNCH_CHECK();
     kp_mark(b, 3);
     kcp_bgrad<K, V><<<dim3(NC, B * H, 2), KCP_NT, kcp_bgrad_l<K, V>::bytes, st>>>(
@@ -326,14 +355,19 @@ static void kcp_bwd_run(k_backend *b, float *dq, float *dk, float *dv, float *dg
 int kcuda_kda_cp_save(k_backend *b, int K, int V) { return kcuda_kda_cp_ok(b, K, V) && kcp_save_on() ? KCP_SAVE : 0; }
 
 void kcuda_kda_cp_fwd(k_backend *b, float *o, float *sT, float *s_chunks, const float *q, const float *k,
-                      const float *v, const float *g, const float *beta, const float *s0, int B, int T, int H)
+                      const float *v, const float *g, const float *beta, const float *s0, int B, int T, int H, int K,
+                      int V)
 {
-    kcp_fwd<128, 128>(b, o, sT, s_chunks, q, k, v, g, beta, s0, B, T, H);
+#define KCP_FWD(KI, VI) kcp_fwd<KI, VI>(b, o, sT, s_chunks, q, k, v, g, beta, s0, B, T, H)
+    KCP_SHAPE(K, V, KCP_FWD);
+#undef KCP_FWD
 }
 
 void kcuda_kda_cp_bwd(k_backend *b, float *dq, float *dk, float *dv, float *dg, float *dbeta, float *ds0,
                       const float *dout, const float *dsT, const float *q, const float *k, const float *v,
-                      const float *g, const float *beta, const float *s_chunks, int B, int T, int H)
+                      const float *g, const float *beta, const float *s_chunks, int B, int T, int H, int K, int V)
 {
-    kcp_bwd_run<128, 128>(b, dq, dk, dv, dg, dbeta, ds0, dout, dsT, q, k, v, g, beta, s_chunks, B, T, H);
+#define KCP_BWD(KI, VI) kcp_bwd_run<KI, VI>(b, dq, dk, dv, dg, dbeta, ds0, dout, dsT, q, k, v, g, beta, s_chunks, B, T, H)
+    KCP_SHAPE(K, V, KCP_BWD);
+#undef KCP_BWD
 }

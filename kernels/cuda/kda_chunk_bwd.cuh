@@ -22,7 +22,7 @@ __global__ void __launch_bounds__(KCP_NT) kcp_state_bwd(float *dVn_o, float *dSc
 {
     typedef kcp_state_bwd_l<K, VT> L;
     typedef kcp_tc<64, VT, 4> P1;
-    typedef kcp_tc<K, VT, 4> P2;
+    typedef kcp_tc<K, VT, KCP_STATE_WM(K)> P2;
     const int bh = blockIdx.y, b = bh / H, h = bh % H, v0 = blockIdx.x * VT, tid = threadIdx.x;
     float *dS = kcp_smem + L::dS, *Aqks = kcp_smem + L::Aqk, *KDs = kcp_smem + L::KD, *QGs = kcp_smem + L::QG;
     float *Ws = kcp_smem + L::W, *dVns = kcp_smem + L::dVn, *els = kcp_smem + L::el;
@@ -114,22 +114,22 @@ __device__ __forceinline__ void kcp_cp_tile(float *dst, int ld, const float *src
 }
 
 template <int K, int V> struct kcp_bvn_l {
-    static constexpr int LW = K + 4, LS = 64 + 8; /* W k-contiguous, S0 half n-contiguous (see kcp_tc) */
+    static constexpr int VW = V < 64 ? V : 64, Z = V / VW; /* value columns per block, blocks per chunk */
+    static constexpr int LW = K + 4, LS = VW + 8; /* W k-contiguous, S0 columns n-contiguous (see kcp_tc) */
     static constexpr size_t bytes = sizeof(float) * (size_t)(64 * LW + K * LS);
 };
 
-/* 5a: Vn = U - W S0, value columns [64z, +64) of chunk blockIdx.x of (b, h) = blockIdx.y */
+/* 5a: Vn = U - W S0, value columns [VW z, +VW) of chunk blockIdx.x of (b, h) = blockIdx.y (VW = 64, or V < 64) */
 template <int K, int V>
 __global__ void __launch_bounds__(KCP_NT, 3) kcp_bvn(float *Vn, const float *U, const float *W, const float *sch)
 {
     typedef kcp_bvn_l<K, V> L;
-    typedef kcp_tc<64, 64, 2> P;
-    static_assert(V == 128, "kcp_bvn: two halves of 64 value columns");
-    const int e0 = 64 * blockIdx.z;
+    typedef kcp_tc<64, L::VW, 2> P;
+    const int e0 = L::VW * blockIdx.z;
     const size_t bhn = (size_t)blockIdx.y * gridDim.x + blockIdx.x;
     float *Ws = kcp_smem, *Ss = Ws + 64 * L::LW;
     kcp_cp_block(Ws, L::LW, W + bhn * 64 * K, 64, K);
-    kcp_cp_tile(Ss, L::LS, sch + bhn * K * V + e0, V, K, 64);
+    kcp_cp_tile(Ss, L::LS, sch + bhn * K * V + e0, V, K, L::VW);
     kcp_commit();
     kcp_wait<0>();
     __syncthreads();
@@ -147,29 +147,33 @@ __global__ void __launch_bounds__(KCP_NT, 3) kcp_bvn(float *Vn, const float *U, 
     P::store(Vc, V, u);
 }
 
-/* three [64 x (V+4)] slots and beta */
+/* three slots of [64 x (V+4)] (or [64 x 72] for Ai and dW at V < 68) and beta */
 template <int K, int V> struct kcp_bgrad_l {
+    static constexpr int KW = K / 2, VW = V / 2; /* the key and value columns of one block */
     static constexpr int LV = V + 4, LH = 64 + 8; /* LH: Ai and dW as m- and n-contiguous operands */
-    static constexpr int A = 0, B = A + 64 * LV, C = B + 64 * LV, beta = C + 64 * LV;
-    static_assert(K == V && 64 * LH <= 64 * LV, "kcp_bgrad: layout");
+    static constexpr int SL = 64 * (LV > LH ? LV : LH);
+    static constexpr int A = 0, B = A + SL, C = B + SL, beta = C + SL;
     static constexpr size_t bytes = sizeof(float) * (size_t)(beta + 64);
 };
 
-/* 5b: key (and value) columns [64z, +64) of chunk blockIdx.x of (b, h) = blockIdx.y; see above */
+/* 5b: key columns [KW z, +KW) and value columns [VW z, +VW) (the halves) of chunk blockIdx.x of
+ * (b, h) = blockIdx.y; see above */
 template <int K, int V>
 __global__ void __launch_bounds__(KCP_NT, 2) kcp_bgrad(float *dQG, float *dKD, float *dRW, float *dAqkT, float *del,
     float *dRU, float *dv, const float *Vn, const float *dVn, const float *Ainv, const float *sch, const float *dSc,
     const float *dout, const float *beta, int T, int H)
 {
     typedef kcp_bgrad_l<K, V> L;
-    typedef kcp_tc<64, 64, 2> P;
-    static_assert(K == 128 && V == 128, "kcp_bgrad: two halves of 64 columns");
-    constexpr int LV = L::LV, LH = L::LH;
+    /* [64 x KW] and [64 x VW] products; halves of 16 columns take warp tiles of 16 rows (8 columns per warp) */
+    typedef kcp_tc<64, L::KW, L::KW >= 32 ? 2 : 4> P;
+    typedef kcp_tc<64, L::VW, L::VW >= 32 ? 2 : 4> PV;
+    constexpr int LV = L::LV, LH = L::LH, KW = L::KW;
     const int n = blockIdx.x, NC = gridDim.x, bh = blockIdx.y, b = bh / H, h = bh % H, t0 = n * KCP_CH;
-    const int c = T - t0 < KCP_CH ? T - t0 : KCP_CH, tid = threadIdx.x, z = blockIdx.z, i0 = 64 * z;
+    const int c = T - t0 < KCP_CH ? T - t0 : KCP_CH, tid = threadIdx.x, z = blockIdx.z, i0 = KW * z;
+    const int j0 = L::VW * z;
     const size_t bhn = (size_t)bh * NC + n, rowv = ((size_t)b * T + t0) * H * V + (size_t)h * V, sv = (size_t)H * V;
     float *As = kcp_smem + L::A, *Bs = kcp_smem + L::B, *Cs = kcp_smem + L::C, *bs = kcp_smem + L::beta;
-    kcp_cp_tile(As, LV, sch + bhn * K * V + (size_t)i0 * V, V, 64, V); /* S0 rows i0.. */
+    kcp_cp_tile(As, LV, sch + bhn * K * V + (size_t)i0 * V, V, KW, V); /* S0 rows i0.. */
     kcp_cp_rows(Bs, LV, dout + rowv, sv, V, c);
     kcp_cp_block(Cs, LV, Vn + bhn * 64 * V, 64, V);
     kcp_commit();
@@ -194,11 +198,11 @@ __global__ void __launch_bounds__(KCP_NT, 2) kcp_bgrad(float *dQG, float *dKD, f
         }
     }
     __syncthreads();
-    kcp_cp_tile(Bs, LV, dSc + bhn * K * V + (size_t)i0 * V, V, 64, V); /* dS1 rows i0.. */
+    kcp_cp_tile(Bs, LV, dSc + bhn * K * V + (size_t)i0 * V, V, KW, V); /* dS1 rows i0.. */
     kcp_commit();
     kcp_wait<0>();
     __syncthreads();
-    { /* del_i = S0_i . dS1_i, four threads per row */
+    if (4 * KW >= KCP_NT || tid < 4 * KW) { /* del_i = S0_i . dS1_i, four threads per row (whole warps) */
         int i = tid >> 2, part = tid & 3;
         float s = 0.0f;
 #pragma unroll 8
@@ -224,11 +228,11 @@ __global__ void __launch_bounds__(KCP_NT, 2) kcp_bgrad(float *dQG, float *dKD, f
     __syncthreads(); /* S0 and dS1 are read */
     kcp_cp_block(As, LH, Ainv + bhn * 4096, 64, 64);
     kcp_commit();
-    float o[P::NACC]; /* dv as it came, read while Ai loads: its latency hides behind that wait (-5% here) */
+    float o[PV::NACC]; /* dv as it came, read while Ai loads: its latency hides behind that wait (-5% here) */
 #pragma unroll
-    for (int x = 0; x < P::NACC; x += 2) {
-        int r = P::row(x);
-        float2 y = r < c ? *(const float2 *)(dv + rowv + (size_t)r * sv + i0 + P::col(x)) : make_float2(0.0f, 0.0f);
+    for (int x = 0; x < PV::NACC; x += 2) {
+        int r = PV::row(x);
+        float2 y = r < c ? *(const float2 *)(dv + rowv + (size_t)r * sv + j0 + PV::col(x)) : make_float2(0.0f, 0.0f);
         o[x] = y.x;
         o[x + 1] = y.y;
     }
@@ -242,25 +246,24 @@ __global__ void __launch_bounds__(KCP_NT, 2) kcp_bgrad(float *dQG, float *dKD, f
         P::mm(acc, As, 1, LH, Bs, LH, 1, 64);
         P::store(dRW + bhn * 64 * K + i0, K, acc);
     }
-    { /* dRU = Ai^T dVn, value columns [64z, +64); dv += diag(beta) dRU */
-        float acc[P::NACC];
-        P::zero(acc);
-        P::mm(acc, As, 1, LH, Cs + i0, LV, 1, 64);
-        P::store(dRU + bhn * 64 * V + i0, V, acc);
+    { /* dRU = Ai^T dVn, value columns [VW z, +VW); dv += diag(beta) dRU */
+        float acc[PV::NACC];
+        PV::zero(acc);
+        PV::mm(acc, As, 1, LH, Cs + j0, LV, 1, 64);
+        PV::store(dRU + bhn * 64 * V + j0, V, acc);
 #pragma unroll
-        for (int x = 0; x < P::NACC; x += 2) {
-            int r = P::row(x);
+        for (int x = 0; x < PV::NACC; x += 2) {
+            int r = PV::row(x);
             if (r < c)
-                *(float2 *)(dv + rowv + (size_t)r * sv + i0 + P::col(x)) =
+                *(float2 *)(dv + rowv + (size_t)r * sv + j0 + PV::col(x)) =
                     make_float2(o[x] + bs[r] * acc[x], o[x + 1] + bs[r] * acc[x + 1]);
         }
     }
 }
 
-template <int K, int V> struct kcp_bdl_l {
-    static constexpr int LV = K + 4, LA = 64 + 4;
+template <int K, int V> struct kcp_bdl_l { /* three [64 x LV] slots: K or V columns, or [64 x 64] at LA */
+    static constexpr int KV = K > V ? K : V, LV = (KV > 64 ? KV : 64) + 4, LA = 64 + 4;
     static constexpr int A = 0, B = A + 64 * LV, C = B + 64 * LV, beta = C + 64 * LV, red = beta + 64;
-    static_assert(K == V && 64 * LA <= 64 * LV, "kcp_bdl: layout");
     static constexpr size_t bytes = sizeof(float) * (size_t)(red + KCP_NT);
 };
 

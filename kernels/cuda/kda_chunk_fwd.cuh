@@ -21,7 +21,7 @@ __global__ void __launch_bounds__(KCP_NT) kcp_state(float *UVn, float *sch, floa
 {
     typedef kcp_state_l<K, VT> L;
     typedef kcp_tc<64, VT, 4> P1;
-    typedef kcp_tc<K, VT, 4> P2;
+    typedef kcp_tc<K, VT, KCP_STATE_WM(K)> P2;
     const int bh = blockIdx.y, v0 = blockIdx.x * VT, tid = threadIdx.x;
     float *S = kcp_smem + L::S, *Vns = kcp_smem + L::Vn, *Ws = kcp_smem + L::W, *Us = kcp_smem + L::U;
     float *KDs = kcp_smem + L::KD, *els = kcp_smem + L::el;

@@ -3,20 +3,23 @@
 #pragma once
 #include "kernels/cuda/kda_chunk_tile.cuh"
 
-/* shared memory of kcp_intra (112 KB: two blocks per SM): region R, G, q, k of one half of the key columns
- * (64 x LH each), after the two halves KG of the second half and V (64 x LW each); region f, the factor rows
- * (80 x LH), later (I+L)^-1 and its level temporaries; KG of the first half; L (64 x 65); beta.
- * LH = KH + 4: conflict-free fragment loads (see kcp_tc) and 16-byte copies. */
-template <int K> struct kcp_intra_l {
-    static constexpr int KH = K / 2, LH = KH + 4, LW = KH + 8, LI = 64 + 4;
-    static constexpr int R = 3 * 64 * LH > 3 * 64 * LW ? 3 * 64 * LH : 3 * 64 * LW;
-    static constexpr int G = 0, q = G + 64 * LH, k = q + 64 * LH, f = R, KG0 = f + 80 * LH, L = KG0 + 64 * LW;
+/* shared memory of kcp_intra (112 KB at K = V = 128: two blocks per SM): region R, G, q, k of one half of the key
+ * columns (64 x LH each), after the two halves KG of the second half (64 x LW) and V (64 x LWV each); region f,
+ * the factor rows (80 x LH), later (I+L)^-1 and its level temporaries (64 x LI + 3 x 256, the larger at K < 128);
+ * KG of the first half; L (64 x 65); beta. LH = KH + 4: conflict-free fragment loads (see kcp_tc) and 16-byte
+ * copies at K = 128. */
+template <int K, int V> struct kcp_intra_l {
+    static constexpr int KH = K / 2, VH = V / 2, LH = KH + 4, LW = KH + 8, LWV = VH + 8, LI = 64 + 4;
+    static constexpr int R = 3 * 64 * LH > 64 * LW + 2 * 64 * LWV ? 3 * 64 * LH : 64 * LW + 2 * 64 * LWV;
+    static constexpr int F = 80 * LH > 64 * LI + 3 * 256 ? 80 * LH : 64 * LI + 3 * 256;
+    static constexpr int G = 0, q = G + 64 * LH, k = q + 64 * LH, f = R, KG0 = f + F, L = KG0 + 64 * LW;
     static constexpr int beta = L + 64 * 65;
     static constexpr size_t bytes = sizeof(float) * (size_t)(beta + 64);
-    static_assert(64 * LI + 3 * 256 <= 80 * LH && KG0 % 4 == 0 && R % 4 == 0 && LW % 4 == 0 && LH % 4 == 0,
+    static_assert(KH % 8 == 0 && VH % 8 == 0 && KG0 % 4 == 0 && R % 4 == 0 && LW % 4 == 0 && LWV % 4 == 0 &&
+                      LH % 4 == 0,
                   "kcp_intra: layout");
 };
-template <int K> static size_t kcp_intra_smem() { return kcp_intra_l<K>::bytes; }
+template <int K, int V> static size_t kcp_intra_smem() { return kcp_intra_l<K, V>::bytes; }
 
 /*
  * The factored products of kcp_intra take the whole row block a of A and Aqk, diagonal block included, with the
@@ -53,11 +56,11 @@ __device__ __forceinline__ void kcp_mma_tile(float (&d)[4], const float *A, int 
 
 /* one half of the key columns [i0, i0 + K/2) into shared memory: G (the chunk cumsum of g), q, k; then the
  * elementwise outputs QG, KD, el of the half and its K e^G (kg, W's right side; into KG0 too for the first half) */
-template <int K>
+template <int K, int V>
 __device__ __forceinline__ void kcp_intra_half(float (&kg)[64 * (K / 2) / KCP_NT], float *QG_o, float *KD_o,
     float *el_o, const float *q, const float *k, const float *g, size_t rowk, size_t sk, size_t bhn, int i0, int c)
 {
-    typedef kcp_intra_l<K> L;
+    typedef kcp_intra_l<K, V> L;
     constexpr int KH = L::KH, LH = L::LH, LW = L::LW, NKG = 64 * KH / KCP_NT;
     const int tid = threadIdx.x;
     float *Gs = kcp_smem + L::G, *qs = kcp_smem + L::q, *ks = kcp_smem + L::k, *KG0 = kcp_smem + L::KG0;
@@ -96,12 +99,12 @@ __device__ __forceinline__ void kcp_intra_half(float (&kg)[64 * (K / 2) / KCP_NT
  * L = diag(beta) A (into shared memory). Returns 1, having stored nothing but QG, KD, el, when a span exceeds
  * KCP_SPAN (see above).
  */
-template <int K>
+template <int K, int V>
 __device__ __forceinline__ int kcp_intra_tc(float (&kg)[64 * (K / 2) / KCP_NT], float *Aqk_o, float *A_o,
     float *QG_o, float *KD_o, float *el_o, const float *q, const float *k, const float *g, size_t rowk, size_t sk,
     size_t bhn, int c)
 {
-    typedef kcp_intra_l<K> L;
+    typedef kcp_intra_l<K, V> L;
     constexpr int KH = L::KH, LH = L::LH;
     const int tid = threadIdx.x, w = tid >> 5, lane = tid & 31;
     float *Gs = kcp_smem + L::G, *qs = kcp_smem + L::q, *ks = kcp_smem + L::k, *f = kcp_smem + L::f;
@@ -111,7 +114,7 @@ __device__ __forceinline__ int kcp_intra_tc(float (&kg)[64 * (K / 2) / KCP_NT], 
     for (int s = 0; s < 5; s++) acc[s][0] = acc[s][1] = acc[s][2] = acc[s][3] = 0.0f;
     for (int kh = 0; kh < 2; kh++) {
         if (kh) __syncthreads(); /* the first half's G, q, k and factor rows are read */
-        kcp_intra_half<K>(kg, QG_o, KD_o, el_o, q, k, g, rowk, sk, bhn, kh * KH, c);
+        kcp_intra_half<K, V>(kg, QG_o, KD_o, el_o, q, k, g, rowk, sk, bhn, kh * KH, c);
         int wide = 0;
         for (int idx = tid; idx < 4 * KH; idx += KCP_NT) {
             int a = idx / KH, i = idx % KH;
@@ -181,12 +184,12 @@ __device__ __forceinline__ int kcp_intra_tc(float (&kg)[64 * (K / 2) / KCP_NT], 
  * every 16x16 block (a, b). Diagonal blocks with exp(G_r - G_j) per element; row block a > column block b with
  * the factors around r0 = 16a, exp(G_r - G_r0) exp(G_r0 - G_j), both <= 1, in region f.
  */
-template <int K>
+template <int K, int V>
 __device__ __forceinline__ void kcp_intra_simt(float (&kg)[64 * (K / 2) / KCP_NT], float *Aqk_o, float *A_o,
     float *QG_o, float *KD_o, float *el_o, const float *q, const float *k, const float *g, size_t rowk, size_t sk,
     size_t bhn, int c)
 {
-    typedef kcp_intra_l<K> L;
+    typedef kcp_intra_l<K, V> L;
     constexpr int KH = L::KH, LH = L::LH;
     const int tid = threadIdx.x, ty = tid / 16, tx = tid % 16;
     float *Gs = kcp_smem + L::G, *qs = kcp_smem + L::q, *ks = kcp_smem + L::k, *fq = kcp_smem + L::f;
@@ -196,7 +199,7 @@ __device__ __forceinline__ void kcp_intra_simt(float (&kg)[64 * (K / 2) / KCP_NT
     kcp_zero(ak);
     for (int kh = 0; kh < 2; kh++) {
         if (kh) __syncthreads(); /* the first half's G, q, k and factor rows are read */
-        kcp_intra_half<K>(kg, QG_o, KD_o, el_o, q, k, g, rowk, sk, bhn, kh * KH, c);
+        kcp_intra_half<K, V>(kg, QG_o, KD_o, el_o, q, k, g, rowk, sk, bhn, kh * KH, c);
         if (tx <= ty)
 #pragma unroll
             for (int a = 0; a < 4; a++) {
@@ -261,9 +264,8 @@ __global__ void __launch_bounds__(KCP_NT, 2) kcp_intra(float *Aqk_o, float *A_o,
     float *QG_o, float *KD_o, float *el_o, const float *q, const float *k, const float *v, const float *g,
     const float *beta, const float *Ai_in, int T, int H)
 {
-    typedef kcp_intra_l<K> L;
-    static_assert(K == V, "kcp_intra: W and U share one product shape");
-    constexpr int KH = L::KH, LW = L::LW, LI = L::LI, NKG = 64 * KH / KCP_NT;
+    typedef kcp_intra_l<K, V> L;
+    constexpr int KH = L::KH, VH = L::VH, LW = L::LW, LWV = L::LWV, LI = L::LI, NKG = 64 * KH / KCP_NT;
     const int n = blockIdx.x, NC = gridDim.x, bh = blockIdx.y, b = bh / H, h = bh % H, t0 = n * KCP_CH;
     const int c = T - t0 < KCP_CH ? T - t0 : KCP_CH, tid = threadIdx.x, ty = tid / 16, tx = tid % 16;
     const size_t bhn = (size_t)bh * NC + n, rowk = ((size_t)b * T + t0) * H * K + (size_t)h * K, sk = (size_t)H * K;
@@ -273,10 +275,10 @@ __global__ void __launch_bounds__(KCP_NT, 2) kcp_intra(float *Aqk_o, float *A_o,
     if (SAVED) {
         for (int kh = 0; kh < 2; kh++) {
             if (kh) __syncthreads(); /* the first half's G, q, k are read */
-            kcp_intra_half<K>(kg, QG_o, KD_o, el_o, q, k, g, rowk, sk, bhn, kh * KH, c);
+            kcp_intra_half<K, V>(kg, QG_o, KD_o, el_o, q, k, g, rowk, sk, bhn, kh * KH, c);
         }
-    } else if (kcp_intra_tc<K>(kg, Aqk_o, A_o, QG_o, KD_o, el_o, q, k, g, rowk, sk, bhn, c)) {
-        kcp_intra_simt<K>(kg, Aqk_o, A_o, QG_o, KD_o, el_o, q, k, g, rowk, sk, bhn, c);
+    } else if (kcp_intra_tc<K, V>(kg, Aqk_o, A_o, QG_o, KD_o, el_o, q, k, g, rowk, sk, bhn, c)) {
+        kcp_intra_simt<K, V>(kg, Aqk_o, A_o, QG_o, KD_o, el_o, q, k, g, rowk, sk, bhn, c);
     }
     /*
      * [W | U] = (I + L)^-1 diag(beta) [K e^G | V], the inverse blocked as fla's solve_tril: the four diagonal
@@ -286,12 +288,12 @@ __global__ void __launch_bounds__(KCP_NT, 2) kcp_intra(float *Aqk_o, float *A_o,
      * The right-hand sides are then tensor-core products with Ai diag(beta) (k = 64), which replace the
      * 64-step substitution per column. V loads (into region R, free now) while the inverse is computed.
      */
-    float *Ai = kcp_smem + L::f, *Xt = Ai + 64 * LI, *KG1 = kcp_smem, *V0 = KG1 + 64 * LW, *V1 = V0 + 64 * LW;
+    float *Ai = kcp_smem + L::f, *Xt = Ai + 64 * LI, *KG1 = kcp_smem, *V0 = KG1 + 64 * LW, *V1 = V0 + 64 * LWV;
     __syncthreads(); /* G, q, k and the factor rows are read */
     {
         const float *vr = v + ((size_t)b * T + t0) * H * V + (size_t)h * V;
-        kcp_cp_rows(V0, LW, vr, (size_t)H * V, KH, c);
-        kcp_cp_rows(V1, LW, vr + KH, (size_t)H * V, KH, c);
+        kcp_cp_rows(V0, LWV, vr, (size_t)H * V, VH, c);
+        kcp_cp_rows(V1, LWV, vr + VH, (size_t)H * V, VH, c);
         kcp_commit();
     }
     if (!SAVED)
@@ -343,16 +345,35 @@ __global__ void __launch_bounds__(KCP_NT, 2) kcp_intra(float *Aqk_o, float *A_o,
     }
     kcp_wait<0>();
     __syncthreads();
-    {
-        typedef kcp_tc<64, KH, 2> P;
-        const float *rhs[4] = {KG0, KG1, V0, V1};
-        float acc[P::NACC];
+    { /* halves of 16 columns take warp tiles of 16 rows (kcp_tc needs 8 columns per warp) */
+        typedef kcp_tc<64, KH, KH >= 32 ? 2 : 4> PW;
+        typedef kcp_tc<64, VH, VH >= 32 ? 2 : 4> PU;
+        if constexpr (K == V) { /* one product shape: one loop over the four parts */
+            const float *rhs[4] = {KG0, KG1, V0, V1};
+            float acc[PW::NACC];
 #pragma unroll
-        for (int part = 0; part < 4; part++) {
-            float *out = (part < 2 ? W_o : U_o) + bhn * 64 * K + (part & 1) * KH;
-            P::zero(acc);
-            P::mm(acc, Ai, LI, 1, rhs[part], LW, 1, 64);
-            P::store(out, K, acc);
+            for (int part = 0; part < 4; part++) {
+                float *out = (part < 2 ? W_o : U_o) + bhn * 64 * K + (part & 1) * KH;
+                PW::zero(acc);
+                PW::mm(acc, Ai, LI, 1, rhs[part], LW, 1, 64);
+                PW::store(out, K, acc);
+            }
+        } else {
+            const float *rw[2] = {KG0, KG1}, *ru[2] = {V0, V1};
+#pragma unroll
+            for (int part = 0; part < 2; part++) {
+                float acc[PW::NACC];
+                PW::zero(acc);
+                PW::mm(acc, Ai, LI, 1, rw[part], LW, 1, 64);
+                PW::store(W_o + bhn * 64 * K + part * KH, K, acc);
+            }
+#pragma unroll
+            for (int part = 0; part < 2; part++) {
+                float acc[PU::NACC];
+                PU::zero(acc);
+                PU::mm(acc, Ai, LI, 1, ru[part], LWV, 1, 64);
+                PU::store(U_o + bhn * 64 * V + part * VH, V, acc);
+            }
         }
     }
 }

@@ -12,6 +12,12 @@ static_assert(KCP_CH == 64, "the chunk-parallel KDA kernels tile chunks of 64 ro
 
 extern __shared__ float kcp_smem[];
 
+/* Head dims: K, V in {32, 64, 128} (the chunk kernels are instantiated for those, kda_chunk.cu). The state passes
+ * tile [K x VT] with warp tiles of K/4 rows, or K/2 rows at K = 32 (16 rows at least, see kcp_tc), which leaves
+ * 8 columns per warp only at VT = 32: K = 32 takes no half-width value tiles. */
+#define KCP_STATE_WM(K) ((K) >= 64 ? 4 : 2)
+#define KCP_NARROW_OK(K) ((K) >= 64)
+
 template <int TM, int TN> __device__ __forceinline__ void kcp_zero(float (&acc)[TM][TN])
 {
 #pragma unroll

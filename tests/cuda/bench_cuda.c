@@ -11,7 +11,9 @@
  * Prints one "RESULT <name> <ms>" line per measurement (the median of reps, after one warm-up run; the
  * device is synchronised before each host clock read) and a readable line with the derived rate.
  * scripts/bench_cuda.sh joins these with tests/reference/bench_torch.py's lines into the ratio tables.
- * Usage: bench_cuda [kda|attn|dense|all]
+ * Usage: bench_cuda [kda|kda_dims|attn|dense|all]
+ * kda_dims: the KDA core at the `small` scale's shape (B=16, T=256, H=6) for each head dim K = V in {32, 64, 128};
+ * with HX_CUDA_KDA_SEQ=1 (the sequential kernels) the names end in _seq (scripts/bench_cuda.sh runs both).
  */
 
 static k_backend *gpu;
@@ -76,7 +78,8 @@ static void kda_run(void *p)
                          c->beta, c->sch, c->B, c->T, c->H, c->K, c->V);
 }
 
-static void bench_kda(int B, int T, int H, int K, int V)
+/* tag: appended to the names (the head dims of kda_dims, and _seq for the sequential kernels) */
+static void bench_kda(int B, int T, int H, int K, int V, const char *tag)
 {
     kda_ctx c;
     memset(&c, 0, sizeof c);
@@ -102,10 +105,10 @@ static void bench_kda(int B, int T, int H, int K, int V)
     char shape[96], name[64];
     snprintf(shape, sizeof shape, "B=%d T=%d H=%d K=%d V=%d", B, T, H, K, V);
     int reps = (size_t)B * T >= 32768 ? 3 : 5;
-    snprintf(name, sizeof name, "kda_fwd_B%d_T%d", B, T);
+    snprintf(name, sizeof name, "kda_fwd_B%d_T%d%s", B, T, tag);
     report(name, shape, time_ms(kda_run, &c, reps), 0, 0);
     c.bwd = 1;
-    snprintf(name, sizeof name, "kda_fwdbwd_B%d_T%d", B, T);
+    snprintf(name, sizeof name, "kda_fwdbwd_B%d_T%d%s", B, T, tag);
     report(name, shape, time_ms(kda_run, &c, reps), 0, 0);
     float *bufs[] = {c.q, c.k, c.v, c.g, c.beta, c.o, c.sch, c.dout, c.dq, c.dk, c.dg, c.dv, c.db};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) gpu->op->free(gpu, bufs[i]);
@@ -203,8 +206,17 @@ int main(int argc, char **argv)
     int all = !strcmp(what, "all");
     if (all || !strcmp(what, "dense")) bench_dense();
     if (all || !strcmp(what, "kda")) {
-        bench_kda(8, 4096, 16, 128, 128);
-        bench_kda(1, 32768, 16, 128, 128);
+        bench_kda(8, 4096, 16, 128, 128, "");
+        bench_kda(1, 32768, 16, 128, 128, "");
+    }
+    if (!strcmp(what, "kda_dims")) {
+        const char *e = getenv("HX_CUDA_KDA_SEQ");
+        const int seq = e && *e && *e != '0';
+        for (int d = 32; d <= 128; d *= 2) {
+            char tag[32];
+            snprintf(tag, sizeof tag, "_K%d%s", d, seq ? "_seq" : "");
+            bench_kda(16, 256, 6, d, d, tag);
+        }
     }
     if (all || !strcmp(what, "attn")) {
         bench_attn(1, 2048, 1);

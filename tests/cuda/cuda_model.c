@@ -46,6 +46,12 @@ int main(void)
     mc_cfg_hybrid_shape(&h128, 256, 2, 1, 128, 384, 16);
     fails += mc_train(cpu, gpu, &h128, "hybrid head_dim 128", 2, 150, 2, &BF16);
     fails += mc_generate(cpu, gpu, &h128, "hybrid head_dim 128", &BF16);
+    /* the small and tiny scales' head dims, 64 and 32: their KDA layers take the chunk-parallel kernels too */
+    nn_config h64, h32;
+    mc_cfg_hybrid_shape(&h64, 128, 2, 1, 64, 256, 16);
+    fails += mc_train(cpu, gpu, &h64, "hybrid head_dim 64", 2, 150, 2, &BF16);
+    mc_cfg_hybrid_shape(&h32, 64, 2, 1, 32, 128, 8);
+    fails += mc_train(cpu, gpu, &h32, "hybrid head_dim 32", 2, 100, 2, &BF16);
     fails += mc_recompute(gpu, &q128, "qwen3 head_dim 128", 2, 150, 3);
     fails += mc_recompute(gpu, &h128, "hybrid head_dim 128", 2, 150, 3);
     printf("cuda_model: %d failed\n", fails);

@@ -20,7 +20,7 @@
  *                    relative errors of a sum of d terms grow like sqrt(d) ulp).
  *  TOL_RED   1e-4    long fp32 reductions in a different order (attention over T keys, KDA chunk algebra with
  *                    64-term sums and triangular solves, column sums over thousands of rows).
- *  TOL_TF32  2e-3    the chunk-parallel KDA (kda_chunk.cu, K = V = 128): its chunk products run on the tensor cores
+ *  TOL_TF32  2e-3    the chunk-parallel KDA (kda_chunk.cu, K, V in {32, 64, 128}): its chunk products run on the tensor cores
  *                    with TF32 operands (relative rounding 2^-11 each, fp32 accumulate), and the errors go through
  *                    the triangular solve and the state recurrence: measured 2-4e-4 on these cases; a layout or
  *                    masking mistake gives errors near 1.
@@ -382,12 +382,15 @@ static kda_in kda_inputs(int B, int T, int H, int K, int V, int strong)
 }
 static void kda_free(kda_in *in) { tb_free(&in->q); tb_free(&in->k); tb_free(&in->v); tb_free(&in->g); tb_free(&in->beta); }
 
+/* the head dims kda_chunk.cu is instantiated for (the others take kda.cu's sequential fp32 kernels) */
+static int kda_chunk_dim(int d) { return d == 32 || d == 64 || d == 128; }
+
 /* a = B, b = T, c = H, d = K, e = V, f = 1 with initial state | 2 strong decays */
 static void t_kda(const tcase *tc)
 {
     int B = tc->a, T = tc->b, H = tc->c, K = tc->d, V = tc->e, init = tc->f & 1;
     int nc = (T + 63) / 64;
-    double tol = K == 128 && V == 128 ? TOL_TF32 : TOL_RED; /* kda_chunk.cu's shape */
+    double tol = kda_chunk_dim(K) && kda_chunk_dim(V) ? TOL_TF32 : TOL_RED; /* kda_chunk.cu's shapes */
     kda_in in = kda_inputs(B, T, H, K, V, tc->f & 2);
     size_t ns = (size_t)B * H * K * V;
     tbuf o = tb_randn((size_t)B * T * H * V, 1), sT = tb_randn(ns, 1), s0 = tb_randn(ns, 0.5f);
@@ -556,6 +559,22 @@ static const tcase cases[] = {
     {"kda", 2, 100, 2, 16, 32, 1, t_kda},
     {"kda", 1, 130, 2, 128, 128, 1, t_kda},
     {"kda", 2, 192, 2, 128, 128, 2, t_kda},
+    /* kda_chunk.cu at every (K, V) in {32, 64, 128}^2: T = 1, T < 64, T not a multiple of 64, several chunks,
+     * B and H > 1, with and without the initial state, strong decays (the per-element diagonal blocks) */
+    {"kda", 1, 1, 1, 32, 32, 1, t_kda},
+    {"kda", 2, 130, 3, 32, 32, 0, t_kda},
+    {"kda", 1, 192, 2, 32, 32, 3, t_kda},
+    {"kda", 2, 37, 3, 32, 64, 1, t_kda},
+    {"kda", 1, 200, 2, 32, 128, 1, t_kda},
+    {"kda", 2, 64, 2, 64, 32, 3, t_kda},
+    {"kda", 2, 1, 2, 64, 64, 1, t_kda},
+    {"kda", 4, 256, 6, 64, 64, 1, t_kda},
+    {"kda", 1, 150, 2, 64, 64, 2, t_kda},
+    {"kda", 3, 100, 2, 64, 128, 0, t_kda},
+    {"kda", 1, 130, 2, 64, 128, 3, t_kda},
+    {"kda", 2, 129, 2, 128, 32, 1, t_kda},
+    {"kda", 1, 50, 4, 128, 64, 3, t_kda},
+    {"kda", 2, 190, 2, 128, 64, 1, t_kda},
     {"conv", 2, 9, 12, 4, 0, 0, t_conv},
     {"conv", 2, 33, 70, 4, 1, 1, t_conv},
     {"conv", 1, 2, 8, 4, 1, 1, t_conv},
