@@ -171,8 +171,8 @@ typedef struct k_ops {
     void (*head_repeat_bwd)(k_backend *b, float *din, const float *dout, size_t N, int Hq, int Hkv, int K);
 
     /* ---- inference weights (optional: NULL does nothing) ----
-     * freeze: the n floats at p (a model's parameter buffer) do not change until thaw(p), e.g. a model used only
-     * for inference. The backend may keep them once in its matmul operand format (CUDA: bf16) and read matmul
+     * freeze: the n floats at p (one tensor of a model: nn_model_freeze freezes each) do not change until
+     * thaw(p), e.g. a model used only for inference; ranges never overlap. The backend may keep them once in its matmul operand format (CUDA: bf16) and read matmul
      * operands that lie inside the range from that copy instead of converting them on every matmul. Writing the
      * range while it is frozen is a bug (the copy would be stale; the guard backend checks it on every matmul). */
     void (*weights_freeze)(k_backend *b, const float *p, size_t n);
@@ -202,6 +202,8 @@ k_backend *k_cpu_new(int threads);
 k_backend *k_guard_new(int threads, int bf16); /* "guard:bf16": matmul operands rounded to bf16 like the GPU's */
 /* Matmul operands the guard backend has read from frozen weights (weights_freeze) since it was created. */
 size_t k_guard_frozen_reads(void);
+/* Ranges frozen on the guard backend now (nn_model_freeze freezes one per tensor). */
+int k_guard_frozen_ranges(void);
 #ifdef HX_CUDA
 k_backend *k_cuda_new(int device); /* kernels/cuda/: NULL + error() when there is no such GPU */
 void k_cuda_free(k_backend *b);

@@ -444,17 +444,22 @@ int nn_model_find(const nn_model *m, const char *name)
 float *nn_model_param(const nn_model *m, const char *name) { return P(m, nn_model_find(m, name)); }
 float *nn_model_grad(const nn_model *m, const char *name) { return G(m, nn_model_find(m, name)); }
 
+/* One range per tensor, not the whole buffer: the backend's copy of each tensor then starts where its own
+ * allocations do (CUDA: 256 bytes), as the converted operands in its scratch do; a tensor at its 16-float offset
+ * inside one bf16 copy of the buffer is only 32-byte aligned, which cuBLASLt's bf16 kernels were not reliable at. */
 void nn_model_freeze(nn_model *m)
 {
     if (m->frozen) return;
-    if (m->be->op->weights_freeze) m->be->op->weights_freeze(m->be, m->p, m->n_floats);
+    if (m->be->op->weights_freeze)
+        for (int i = 0; i < m->n_params; i++) m->be->op->weights_freeze(m->be, P(m, i), m->params[i].numel);
     m->frozen = 1;
 }
 
 void nn_model_thaw(nn_model *m)
 {
     if (!m->frozen) return;
-    if (m->be->op->weights_thaw) m->be->op->weights_thaw(m->be, m->p);
+    if (m->be->op->weights_thaw)
+        for (int i = 0; i < m->n_params; i++) m->be->op->weights_thaw(m->be, P(m, i));
     m->frozen = 0;
 }
 

@@ -123,16 +123,20 @@ typedef struct g_frozen {
     size_t n;
     float *copy;
 } g_frozen;
-static g_frozen g_fz[16];
-static int g_nfz;
+static g_frozen *g_fz; /* one per frozen tensor (nn_model_freeze freezes each tensor of a model) */
+static int g_nfz, g_capfz;
 static size_t g_fz_reads;
 
 size_t k_guard_frozen_reads(void) { return g_fz_reads; }
+int k_guard_frozen_ranges(void) { return g_nfz; }
 
 static void g_weights_freeze(k_backend *b, const float *p, size_t n)
 {
     enter();
-    if (g_nfz == (int)(sizeof g_fz / sizeof g_fz[0])) BUG("guard: more than %d frozen weight ranges", g_nfz);
+    if (g_nfz == g_capfz) {
+        g_capfz = g_capfz ? 2 * g_capfz : 64;
+        g_fz = xrealloc(g_fz, (size_t)g_capfz * sizeof *g_fz);
+    }
     for (int i = 0; i < g_nfz; i++)
         if (p < g_fz[i].p + g_fz[i].n && g_fz[i].p < p + n) BUG("guard: weights %p frozen twice", (const void *)p);
     g_fz[g_nfz].p = p;

@@ -21,7 +21,8 @@ extern "C" {
  * a steady training loop.
  */
 struct kcuda_block { void *p; size_t n; };
-/* frozen weights (weights_freeze): the fp32 range and its bf16 copy, which matmul reads instead of converting */
+/* frozen weights (weights_freeze): the fp32 range and its bf16 copy, which matmul reads instead of converting;
+ * one per tensor (nn_model_freeze), each copy its own allocation (256-byte aligned) */
 struct kcuda_frozen { const float *p; size_t n; __nv_bfloat16 *bf; };
 
 typedef struct kcuda_ctx {
@@ -48,8 +49,9 @@ typedef struct kcuda_ctx {
     /* live allocations of cu_alloc (pointer, bytes): cu_free's size for the memory accounting */
     struct kcuda_block *blocks;
     int n_blocks, cap_blocks;
-    struct kcuda_frozen frozen[16];
-    int n_frozen;
+    struct kcuda_frozen *frozen; /* sorted by p (disjoint ranges): a binary search per matmul operand */
+    int n_frozen, cap_frozen;
+    unsigned gemv_attr;        /* gemv.cu: the kernels whose shared-memory limit is raised (bit per instantiation) */
 } kcuda_ctx;
 
 #define KCUDA_CTX(b) ((kcuda_ctx *)(b)->impl)
@@ -121,6 +123,11 @@ void kcuda_colsum_final(k_backend *b, float *out, const float *part, int P, int 
 /* ---- the op functions (referenced by the op table in backend.cu) ---- */
 void kcuda_matmul(k_backend *b, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                   const float *B, int ldb, float beta, float *C, int ldc);
+/* gemv.cu: C[M,N] = alpha A[M,K] W^T + beta C for M <= KCUDA_GEMV_MAX_M, W [N,K] compact bf16 (frozen weights);
+ * 0 (nothing done) when the shape does not fit it (K % 8, W not 16-byte aligned, x beyond shared memory). */
+#define KCUDA_GEMV_MAX_M 16
+int kcuda_gemv_bf16(k_backend *b, int M, int N, int K, float alpha, const float *A, int lda,
+                    const __nv_bfloat16 *W, float beta, float *C, int ldc);
 void kcuda_add(k_backend *b, float *y, const float *a, const float *c, size_t n);
 void kcuda_scale(k_backend *b, float *x, float s, size_t n);
 void kcuda_sumsq(k_backend *b, double *out, const float *x, size_t n);

@@ -162,6 +162,48 @@ static void t_matmul(const tcase *tc)
     tb_free(&A); tb_free(&B); tb_free(&C);
 }
 
+/* bf16 rounding (round to nearest even) of host values in place: operands exactly representable in bf16 make the
+ * GPU's products exact, so it differs from the CPU's fp32 matmul only in summation order */
+static void round_bf16(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+        memcpy(&x[i], &u, 4);
+    }
+}
+
+/*
+ * A linear layer against frozen weights (weights_freeze: the bf16 copy, issue 15): M <= 16 rows go through gemv.cu,
+ * more rows (or K % 8 != 0, or x beyond shared memory) through cuBLASLt reading the frozen copy. M, N, K, pad (of
+ * lda and ldc), f: 1 also with beta = 1, 2 the operand is rows 1..N-1 of the frozen tensor (a view K floats in:
+ * not 256-byte aligned, converted for cuBLASLt, read in place by the GEMV). bf16-exact operands: the CPU's fp32
+ * matmul is the reference to summation order (TOL_RED).
+ */
+static void t_frozen_mm(const tcase *tc)
+{
+    int M = tc->a, N = tc->b, K = tc->c, pad = tc->d, f = tc->e;
+    int lda = K + pad, ldc = N + pad, n = f == 2 ? N - 1 : N;
+    tbuf W = tb_randn((size_t)N * K, 1), A = tb_randn((size_t)M * lda, 1), C = tb_randn((size_t)M * ldc, 1);
+    round_bf16(W.h, W.n);
+    round_bf16(A.h, A.n);
+    tb_sync_up(&W);
+    tb_sync_up(&A);
+    gpu->op->weights_freeze(gpu, W.d, W.n);
+    size_t wo = f == 2 ? (size_t)K : 0;
+    cpu->op->matmul(cpu, 0, 1, M, n, K, 1.0f, A.h, lda, W.h + wo, K, 0.0f, C.h, ldc);
+    gpu->op->matmul(gpu, 0, 1, M, n, K, 1.0f, A.d, lda, W.d + wo, K, 0.0f, C.d, ldc);
+    tb_check(&C, "C", TOL_RED);
+    if (f == 1) {
+        cpu->op->matmul(cpu, 0, 1, M, n, K, 0.5f, A.h, lda, W.h + wo, K, 1.0f, C.h, ldc);
+        gpu->op->matmul(gpu, 0, 1, M, n, K, 0.5f, A.d, lda, W.d + wo, K, 1.0f, C.d, ldc);
+        tb_check(&C, "C(beta1)", TOL_RED);
+    }
+    gpu->op->weights_thaw(gpu, W.d);
+    tb_free(&W); tb_free(&A); tb_free(&C);
+}
+
 static void t_elementwise(const tcase *tc)
 {
     size_t n = (size_t)tc->a;
@@ -521,6 +563,19 @@ static const tcase cases[] = {
     {"matmul", 1, 0, 128, 64, 200, 0, t_matmul},
     {"matmul", 1, 1, 33, 17, 9, 5, t_matmul},
     {"matmul", 0, 1, 2048, 1024, 1024, 0, t_matmul},
+    /* frozen weights: GEMV (M <= 16: tile tails, padded strides, the grid's row loop at N = 20000, 96 KB of x in
+     * shared memory at M = 16, K = 3072), cuBLASLt on the frozen copy (M = 33, K % 8 != 0, x beyond shared
+     * memory at K = 8192), views not 256-byte aligned */
+    {"frozen_mm", 1, 1000, 1024, 0, 0, 0, t_frozen_mm},
+    {"frozen_mm", 3, 37, 72, 5, 1, 0, t_frozen_mm},
+    {"frozen_mm", 5, 20000, 512, 0, 1, 0, t_frozen_mm},
+    {"frozen_mm", 8, 2048, 1024, 0, 0, 0, t_frozen_mm},
+    {"frozen_mm", 16, 3001, 3072, 3, 1, 0, t_frozen_mm},
+    {"frozen_mm", 16, 64, 12, 0, 1, 0, t_frozen_mm},
+    {"frozen_mm", 16, 256, 8192, 0, 0, 0, t_frozen_mm},
+    {"frozen_mm", 33, 520, 256, 0, 1, 0, t_frozen_mm},
+    {"frozen_mm", 2, 40, 72, 0, 2, 0, t_frozen_mm},
+    {"frozen_mm", 40, 40, 72, 0, 2, 0, t_frozen_mm},
     {"elementwise", 1, 0, 0, 0, 0, 0, t_elementwise},
     {"elementwise", 1001, 0, 0, 0, 0, 0, t_elementwise},
     {"elementwise", 3000017, 0, 0, 0, 0, 0, t_elementwise},
