@@ -40,7 +40,7 @@ help:
 	@echo "make test       unit tests, conformance to fixtures, end-to-end recipes (CPU)"
 	@echo "make test-san   unit and end-to-end tests built with ASan + UBSan in build-san/ (CPU)"
 	@echo "make test-cuda  CUDA ops against their CPU twins, on a GPU machine"
-	@echo "make bench      CPU benchmarks; make bench-cuda on a GPU machine"
+	@echo "make bench      CPU benchmarks; make bench-cuda [WHAT=kda|attn|dense|train|prefill|hybrid|gen] on a GPU machine"
 	@echo "make fuzz       libFuzzer targets (clang, ASan/UBSan); make fuzz-run FUZZ_SECONDS=60 FUZZ_JOBS=2"
 
 deps: $(DEPS_STAMP)
@@ -129,7 +129,7 @@ bench: all
 	@bash scripts/bench.sh cpu
 
 bench-cuda: all $(BUILD)/bench_cuda
-	@bash scripts/bench_cuda.sh
+	@bash scripts/bench_cuda.sh $(WHAT)
 
 # ---- fuzzing: every library source rebuilt with clang + sanitizers into build/fuzz ----
 FUZZ_CC    ?= clang
