@@ -80,6 +80,10 @@ typedef struct k_ops {
                         float eps);
     void (*rmsnorm_bwd)(k_backend *b, float *dx, float *dw, const float *dout, const float *x, const float *w,
                         const float *rstd, int N, int d);
+    /* The residual add and the norm after it, fused (optional: NULL means add then rmsnorm_fwd): sum = x + y (sum
+     * may alias x or y), out = rmsnorm_fwd(sum, w) with rstd as there; the same values as the two ops. */
+    void (*add_rmsnorm_fwd)(k_backend *b, float *sum, float *out, float *rstd, const float *x, const float *y,
+                            const float *w, int N, int d, float eps);
 
     /* ---- RoPE, rotate-half (HF Qwen3): x [N,H,K], pairs (i, i+K/2), angle = (float)pos[n] * inv_freq[i] ----
      * inv_freq [K/2] (device) is computed by the model (nn: HF's float32 1/theta^(2i/K), rounded to bf16 when
@@ -87,6 +91,13 @@ typedef struct k_ops {
      * gradient by -angle (dx = R^T dx). */
     void (*rope_fwd)(k_backend *b, float *x, const int32_t *pos, const float *inv_freq, int N, int H, int K);
     void (*rope_bwd)(k_backend *b, float *dx, const int32_t *pos, const float *inv_freq, int N, int H, int K);
+    /* Attention with a KV cache, fused (optional: NULL means rope_fwd twice and a copy per sequence): q [B,T,Hq,K]
+     * and k [B,T,Hkv,K] rotated in place as rope_fwd does, then the rows of sequence b of k and v [B,T,Hkv,K] copied
+     * to cache positions q_start[b] .. q_start[b] + T - 1 of ck, cv [B,Tmax,Hkv,K] (q_start[b] + T <= Tmax; the
+     * caller checks). One launch instead of 2 + 2B at a decode step. */
+    void (*rope_cache_fwd)(k_backend *b, float *q, float *k, const float *v, float *ck, float *cv, const int32_t *pos,
+                           const int32_t *q_start, const float *inv_freq, int B, int T, int Hq, int Hkv, int K,
+                           int Tmax);
 
     /* ---- causal GQA attention, tiled with online softmax (no Tq x Tk buffer) ----
      * q [B,Tq,Hq,K], k/v [B,Tk,Hkv,K], out [B,Tq,Hq,K], lse [B,Hq,Tq] (log-sum-exp of the scaled scores,

@@ -207,9 +207,20 @@ static void attn_forward(nn_model *m, int l, const fwd_ctx *f, float *y, const f
     k_linear_fwd(be, a.v, x, P(m, ix->v), N, c->d, KD, 0);
     be->op->rmsnorm_fwd(be, a.q, a.qrstd, a.qp, P(m, ix->qn), N * Hq, K, c->norm_eps);
     be->op->rmsnorm_fwd(be, a.k, a.krstd, a.kp, P(m, ix->kn), N * Hkv, K, c->norm_eps);
+    k_attn_shape s = {.B = f->B, .Tq = f->T, .Tk = f->T, .Hq = Hq, .Hkv = Hkv, .K = K, .scale = 1.0f / sqrtf((float)K)};
+    if (f->cache && be->op->rope_cache_fwd) {
+        /* the rotations and the cache append in one op (f->q_start holds cache->len on the device) */
+        nn_cache *cc = f->cache;
+        float *ck = cache_l, *cv = cache_l + (size_t)cc->B * cc->Tmax * KD;
+        be->op->rope_cache_fwd(be, a.q, a.k, a.v, ck, cv, f->pos, f->q_start, m->rope_inv, f->B, f->T, Hq, Hkv, K,
+                               cc->Tmax);
+        s.Tk = cc->Tmax;
+        be->op->attn_fwd(be, a.att, NULL, a.q, ck, cv, f->q_start, NULL, &s);
+        k_linear_fwd(be, y, a.att, P(m, ix->o), N, QD, c->d, 0);
+        return;
+    }
     be->op->rope_fwd(be, a.q, f->pos, m->rope_inv, N, Hq, K);
     be->op->rope_fwd(be, a.k, f->pos, m->rope_inv, N, Hkv, K);
-    k_attn_shape s = {.B = f->B, .Tq = f->T, .Tk = f->T, .Hq = Hq, .Hkv = Hkv, .K = K, .scale = 1.0f / sqrtf((float)K)};
     if (f->cache) {
         nn_cache *cc = f->cache;
         float *ck = cache_l, *cv = cache_l + (size_t)cc->B * cc->Tmax * KD;
@@ -613,8 +624,12 @@ static void layer_forward_body(nn_model *m, int l, const fwd_ctx *f, const layer
     int N = f->N, d = c->d, F = c->ffn;
     be->op->rmsnorm_fwd(be, a->ln1, a->rstd1, a->res_in, P(m, ix->ln1), N, d, c->norm_eps);
     mixer_forward(m, l, f, g->tmp, a->ln1, a->mix, cache_l);
-    be->op->add(be, a->res_mid, a->res_in, g->tmp, (size_t)N * d);
-    be->op->rmsnorm_fwd(be, a->ln2, a->rstd2, a->res_mid, P(m, ix->ln2), N, d, c->norm_eps);
+    if (be->op->add_rmsnorm_fwd) {
+        be->op->add_rmsnorm_fwd(be, a->res_mid, a->ln2, a->rstd2, a->res_in, g->tmp, P(m, ix->ln2), N, d, c->norm_eps);
+    } else {
+        be->op->add(be, a->res_mid, a->res_in, g->tmp, (size_t)N * d);
+        be->op->rmsnorm_fwd(be, a->ln2, a->rstd2, a->res_mid, P(m, ix->ln2), N, d, c->norm_eps);
+    }
     k_linear_fwd(be, a->gate, a->ln2, P(m, ix->gate), N, d, F, 0);
     k_linear_fwd(be, a->up, a->ln2, P(m, ix->up), N, d, F, 0);
     be->op->swiglu_fwd(be, a->swi, a->gate, a->up, (size_t)N * F);

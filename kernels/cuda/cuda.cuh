@@ -137,8 +137,12 @@ void kcuda_rmsnorm_fwd(k_backend *b, float *out, float *rstd, const float *x, co
                        float eps);
 void kcuda_rmsnorm_bwd(k_backend *b, float *dx, float *dw, const float *dout, const float *x, const float *w,
                        const float *rstd, int N, int d);
+void kcuda_add_rmsnorm_fwd(k_backend *b, float *sum, float *out, float *rstd, const float *x, const float *y,
+                           const float *w, int N, int d, float eps);
 void kcuda_rope_fwd(k_backend *b, float *x, const int32_t *pos, const float *inv_freq, int N, int H, int K);
 void kcuda_rope_bwd(k_backend *b, float *dx, const int32_t *pos, const float *inv_freq, int N, int H, int K);
+void kcuda_rope_cache_fwd(k_backend *b, float *q, float *k, const float *v, float *ck, float *cv, const int32_t *pos,
+                          const int32_t *q_start, const float *inv_freq, int B, int T, int Hq, int Hkv, int K, int Tmax);
 void kcuda_attn_fwd(k_backend *b, float *out, float *lse, const float *q, const float *k, const float *v,
                     const int32_t *q_start, const int32_t *seg, const k_attn_shape *s);
 void kcuda_attn_bwd(k_backend *b, float *dq, float *dk, float *dv, const float *dout, const float *q,

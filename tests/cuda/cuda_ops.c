@@ -297,6 +297,35 @@ static void t_rope(const tcase *tc)
 /* a = B, b = T, c = Hq, d = Hkv, e = K, f: 0 plain, 1 packed segments, 2 decode with q_start (Tq < Tk),
  * 3 chunked prefill: Tq = T/3 + 5 queries at random q_start against Tk = T (forward only, like 2). On an H100/H200,
  * K = 128 without segments takes flash_sm90.cu's forward; HX_CUDA_FLASH2=1 tests flash.cu's instead. */
+/* rope_cache_fwd: q, k rotated in place and k, v appended to the cache at each sequence's own q_start (caches start
+ * random: rows outside the append must keep their values) == the CPU twin (rope_fwd twice and the copies). B, T,
+ * Hq, Hkv, K, Tmax. */
+static void t_rope_cache(const tcase *tc)
+{
+    int B = tc->a, T = tc->b, Hq = tc->c, Hkv = tc->d, K = tc->e, Tmax = tc->f, N = B * T;
+    size_t KD = (size_t)Hkv * K;
+    tbuf q = tb_randn((size_t)N * Hq * K, 1), k = tb_randn(N * KD, 1), v = tb_randn(N * KD, 1);
+    tbuf ck = tb_randn((size_t)B * Tmax * KD, 1), cv = tb_randn((size_t)B * Tmax * KD, 1), inv = tb_new(K / 2);
+    for (int i = 0; i < K / 2; i++) inv.h[i] = 1.0f / powf(1e6f, (float)(2 * i) / (float)K);
+    tb_sync_up(&inv);
+    ibuf pos = ib_new(N), qs = ib_new(B);
+    for (int s = 0; s < B; s++) {
+        qs.h[s] = (int32_t)hx_rng_below(&rng, (uint64_t)(Tmax - T + 1));
+        for (int t = 0; t < T; t++) pos.h[s * T + t] = qs.h[s] + t;
+    }
+    ib_up(&pos);
+    ib_up(&qs);
+    cpu->op->rope_cache_fwd(cpu, q.h, k.h, v.h, ck.h, cv.h, pos.h, qs.h, inv.h, B, T, Hq, Hkv, K, Tmax);
+    gpu->op->rope_cache_fwd(gpu, q.d, k.d, v.d, ck.d, cv.d, pos.d, qs.d, inv.d, B, T, Hq, Hkv, K, Tmax);
+    tb_check(&q, "q", TOL_F32);
+    tb_check(&k, "k", TOL_F32);
+    tb_check(&ck, "cache_k", TOL_F32);
+    tb_check(&cv, "cache_v", TOL_EXACT);
+    tb_check(&v, "v", TOL_EXACT);
+    tb_free(&q); tb_free(&k); tb_free(&v); tb_free(&ck); tb_free(&cv); tb_free(&inv);
+    ib_free(&pos); ib_free(&qs);
+}
+
 static void t_attn(const tcase *tc)
 {
     int B = tc->a, T = tc->b, Hq = tc->c, Hkv = tc->d, K = tc->e, mode = tc->f;
@@ -586,6 +615,9 @@ static const tcase cases[] = {
     {"rmsnorm", 4096, 128, 0, 0, 0, 0, t_rmsnorm},
     {"rope", 17, 4, 32, 512, 0, 0, t_rope},
     {"rope", 64, 8, 128, 131072, 0, 0, t_rope},
+    /* decode (T = 1) of 64 sequences, a ragged prefill of 3, head dim 64 */
+    {"rope_cache", 64, 1, 16, 8, 128, 300, t_rope_cache},
+    {"rope_cache", 3, 37, 4, 2, 64, 100, t_rope_cache},
     {"attn", 2, 37, 4, 2, 32, 0, t_attn},
     {"attn", 1, 130, 8, 2, 128, 0, t_attn},
     {"attn", 2, 100, 4, 4, 16, 1, t_attn},
