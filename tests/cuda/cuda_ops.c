@@ -297,6 +297,25 @@ static void t_rope(const tcase *tc)
 /* a = B, b = T, c = Hq, d = Hkv, e = K, f: 0 plain, 1 packed segments, 2 decode with q_start (Tq < Tk),
  * 3 chunked prefill: Tq = T/3 + 5 queries at random q_start against Tk = T (forward only, like 2). On an H100/H200,
  * K = 128 without segments takes flash_sm90.cu's forward; HX_CUDA_FLASH2=1 tests flash.cu's instead. */
+/* add_rmsnorm_fwd: sum = x + y and its norm == the CPU twin (add, rmsnorm_fwd); then with sum aliasing x, as the
+ * model's residual stream may. N, d. */
+static void t_add_rmsnorm(const tcase *tc)
+{
+    int N = tc->a, d = tc->b;
+    tbuf x = tb_randn((size_t)N * d, 1), y = tb_randn((size_t)N * d, 1), w = tb_randn(d, 1);
+    tbuf s = tb_randn((size_t)N * d, 1), o = tb_randn((size_t)N * d, 1), r = tb_randn(N, 1);
+    cpu->op->add_rmsnorm_fwd(cpu, s.h, o.h, r.h, x.h, y.h, w.h, N, d, 1e-6f);
+    gpu->op->add_rmsnorm_fwd(gpu, s.d, o.d, r.d, x.d, y.d, w.d, N, d, 1e-6f);
+    tb_check(&s, "sum", TOL_EXACT);
+    tb_check(&o, "out", TOL_F32);
+    tb_check(&r, "rstd", TOL_F32);
+    cpu->op->add_rmsnorm_fwd(cpu, x.h, o.h, NULL, x.h, y.h, w.h, N, d, 1e-6f);
+    gpu->op->add_rmsnorm_fwd(gpu, x.d, o.d, NULL, x.d, y.d, w.d, N, d, 1e-6f);
+    tb_check(&x, "sum(alias)", TOL_EXACT);
+    tb_check(&o, "out(alias)", TOL_F32);
+    tb_free(&x); tb_free(&y); tb_free(&w); tb_free(&s); tb_free(&o); tb_free(&r);
+}
+
 /* rope_cache_fwd: q, k rotated in place and k, v appended to the cache at each sequence's own q_start (caches start
  * random: rows outside the append must keep their values) == the CPU twin (rope_fwd twice and the copies). B, T,
  * Hq, Hkv, K, Tmax. */
@@ -616,6 +635,8 @@ static const tcase cases[] = {
     {"rope", 17, 4, 32, 512, 0, 0, t_rope},
     {"rope", 64, 8, 128, 131072, 0, 0, t_rope},
     /* decode (T = 1) of 64 sequences, a ragged prefill of 3, head dim 64 */
+    {"add_rmsnorm", 1, 1024, 0, 0, 0, 0, t_add_rmsnorm},
+    {"add_rmsnorm", 333, 100, 0, 0, 0, 0, t_add_rmsnorm},
     {"rope_cache", 64, 1, 16, 8, 128, 300, t_rope_cache},
     {"rope_cache", 3, 37, 4, 2, 64, 100, t_rope_cache},
     {"attn", 2, 37, 4, 2, 32, 0, t_attn},
