@@ -80,6 +80,10 @@ typedef struct k_ops {
                         float eps);
     void (*rmsnorm_bwd)(k_backend *b, float *dx, float *dw, const float *dout, const float *x, const float *w,
                         const float *rstd, int N, int d);
+    /* Greedy decoding on the device (optional: NULL means downloading the rows): out[n] = the index of row n's
+     * largest value of x [N,V], the first one on ties, NaN values never chosen, 0 when x[n,0] is NaN (exactly the
+     * host scan best = 0; for i: if x[i] > x[best] best = i). out is a device int32 [N]. */
+    void (*argmax_rows)(k_backend *b, int32_t *out, const float *x, int N, int V);
     /* The residual add and the norm after it, fused (optional: NULL means add then rmsnorm_fwd): sum = x + y (sum
      * may alias x or y), out = rmsnorm_fwd(sum, w) with rstd as there; the same values as the two ops. */
     void (*add_rmsnorm_fwd)(k_backend *b, float *sum, float *out, float *rstd, const float *x, const float *y,

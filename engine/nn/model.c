@@ -421,6 +421,7 @@ void nn_model_free(nn_model *m)
     if (m->v) be->op->free(be, m->v);
     if (m->act) be->op->free(be, m->act);
     if (m->io) be->op->free(be, m->io);
+    if (m->argmax_d) be->op->free(be, m->argmax_d);
     free(m->act_off);
     free(m->params);
     free(m->lix);
@@ -458,6 +459,31 @@ float *nn_model_grad(const nn_model *m, const char *name) { return G(m, nn_model
 /* One range per tensor, not the whole buffer: the backend's copy of each tensor then starts where its own
  * allocations do (CUDA: 256 bytes), as the converted operands in its scratch do; a tensor at its 16-float offset
  * inside one bf16 copy of the buffer is only 32-byte aligned, which cuBLASLt's bf16 kernels were not reliable at. */
+void nn_model_argmax(nn_model *m, int n, int32_t *tok, float *rows)
+{
+    k_backend *be = m->be;
+    int V = m->cfg.vocab;
+    if (n <= 0) return;
+    if (be->op->argmax_rows) {
+        if (n > m->argmax_cap) {
+            if (m->argmax_d) be->op->free(be, m->argmax_d);
+            m->argmax_cap = n > 64 ? n : 64;
+            m->argmax_d = be->op->alloc(be, (size_t)m->argmax_cap * sizeof(int32_t));
+        }
+        be->op->argmax_rows(be, m->argmax_d, m->logits, n, V);
+        be->op->download(be, tok, m->argmax_d, (size_t)n * sizeof(int32_t));
+        return;
+    }
+    be->op->download(be, rows, m->logits, (size_t)n * V * sizeof(float));
+    for (int r = 0; r < n; r++) {
+        const float *x = rows + (size_t)r * V;
+        int best = 0;
+        for (int i = 1; i < V; i++)
+            if (x[i] > x[best]) best = i;
+        tok[r] = best;
+    }
+}
+
 void nn_model_freeze(nn_model *m)
 {
     if (m->frozen) return;

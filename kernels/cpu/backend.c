@@ -48,6 +48,7 @@ static const k_ops cpu_ops = {
     .embedding_bwd = kcpu_embedding_bwd,
     .rmsnorm_fwd = kcpu_rmsnorm_fwd,
     .add_rmsnorm_fwd = kcpu_add_rmsnorm_fwd,
+    .argmax_rows = kcpu_argmax_rows,
     .rmsnorm_bwd = kcpu_rmsnorm_bwd,
     .rope_fwd = kcpu_rope_fwd,
     .rope_bwd = kcpu_rope_bwd,

@@ -216,6 +216,7 @@ GW(rmsnorm_fwd, (k_backend *b, float *o, float *r, const float *x, const float *
 GW(rmsnorm_bwd, (k_backend *b, float *dx, float *dw, const float *d_o, const float *x, const float *w,
                  const float *r, int N, int d), (b, dx, dw, d_o, x, w, r, N, d))
 GW(rope_fwd, (k_backend *b, float *x, const int32_t *pos, const float *f, int N, int H, int K), (b, x, pos, f, N, H, K))
+GW(argmax_rows, (k_backend *b, int32_t *o, const float *x, int N, int V), (b, o, x, N, V))
 GW(add_rmsnorm_fwd, (k_backend *b, float *s, float *o, float *r, const float *x, const float *y, const float *w, int N,
                      int d, float eps), (b, s, o, r, x, y, w, N, d, eps))
 GW(rope_bwd, (k_backend *b, float *x, const int32_t *pos, const float *f, int N, int H, int K), (b, x, pos, f, N, H, K))
@@ -273,7 +274,7 @@ static const k_ops guard_ops = {
     .alloc = g_alloc, .free = g_free, .upload = g_upload, .download = g_download, .copy = g_copy, .zero = g_zero,
     .sync = g_sync, .matmul = g_matmul, .add = g_add, .scale = g_scale, .sumsq = g_sumsq,
     .embedding_fwd = g_embedding_fwd, .embedding_bwd = g_embedding_bwd, .rmsnorm_fwd = g_rmsnorm_fwd,
-    .rmsnorm_bwd = g_rmsnorm_bwd, .rope_fwd = g_rope_fwd, .rope_bwd = g_rope_bwd, .rope_cache_fwd = g_rope_cache_fwd, .add_rmsnorm_fwd = g_add_rmsnorm_fwd,
+    .rmsnorm_bwd = g_rmsnorm_bwd, .rope_fwd = g_rope_fwd, .rope_bwd = g_rope_bwd, .rope_cache_fwd = g_rope_cache_fwd, .add_rmsnorm_fwd = g_add_rmsnorm_fwd, .argmax_rows = g_argmax_rows,
     .attn_fwd = g_attn_fwd,
     .attn_bwd = g_attn_bwd, .swiglu_fwd = g_swiglu_fwd, .swiglu_bwd = g_swiglu_bwd, .xent_fwd_bwd = g_xent_fwd_bwd,
     .kl_fwd_bwd = g_kl_fwd_bwd, .mse_fwd_bwd = g_mse_fwd_bwd, .adamw = g_adamw, .kda_fwd = g_kda_fwd,

@@ -134,6 +134,18 @@ void kcpu_rmsnorm_bwd(k_backend *b, float *dx, float *dw, const float *dout, con
     }
 }
 
+void kcpu_argmax_rows(k_backend *b, int32_t *out, const float *x, int N, int V)
+{
+    (void)b;
+    for (int n = 0; n < N; n++) {
+        const float *r = x + (size_t)n * V;
+        int best = 0;
+        for (int i = 1; i < V; i++)
+            if (r[i] > r[best]) best = i;
+        out[n] = best;
+    }
+}
+
 /* The fused op's twin is the two ops it replaces: bit for bit. */
 void kcpu_add_rmsnorm_fwd(k_backend *b, float *sum, float *out, float *rstd, const float *x, const float *y,
                           const float *w, int N, int d, float eps)

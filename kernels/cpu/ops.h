@@ -10,6 +10,7 @@
 void kcpu_matmul(k_backend *b, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                  const float *B, int ldb, float beta, float *C, int ldc);
 void kcpu_add(k_backend *b, float *y, const float *a, const float *c, size_t n);
+void kcpu_argmax_rows(k_backend *b, int32_t *out, const float *x, int N, int V);
 void kcpu_add_rmsnorm_fwd(k_backend *b, float *sum, float *out, float *rstd, const float *x, const float *y,
                           const float *w, int N, int d, float eps);
 void kcpu_scale(k_backend *b, float *x, float s, size_t n);

@@ -341,7 +341,7 @@ static void cuda_ops_init(void)
     o->matmul = kcuda_matmul; o->add = kcuda_add; o->scale = kcuda_scale; o->sumsq = kcuda_sumsq;
     o->embedding_fwd = kcuda_embedding_fwd; o->embedding_bwd = kcuda_embedding_bwd;
     o->rmsnorm_fwd = kcuda_rmsnorm_fwd; o->rmsnorm_bwd = kcuda_rmsnorm_bwd;
-    o->add_rmsnorm_fwd = kcuda_add_rmsnorm_fwd;
+    o->add_rmsnorm_fwd = kcuda_add_rmsnorm_fwd; o->argmax_rows = kcuda_argmax_rows;
     o->rope_fwd = kcuda_rope_fwd; o->rope_bwd = kcuda_rope_bwd; o->rope_cache_fwd = kcuda_rope_cache_fwd;
     o->attn_fwd = kcuda_attn_fwd; o->attn_bwd = kcuda_attn_bwd;
     o->swiglu_fwd = kcuda_swiglu_fwd; o->swiglu_bwd = kcuda_swiglu_bwd;

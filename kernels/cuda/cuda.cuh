@@ -137,6 +137,7 @@ void kcuda_rmsnorm_fwd(k_backend *b, float *out, float *rstd, const float *x, co
                        float eps);
 void kcuda_rmsnorm_bwd(k_backend *b, float *dx, float *dw, const float *dout, const float *x, const float *w,
                        const float *rstd, int N, int d);
+void kcuda_argmax_rows(k_backend *b, int32_t *out, const float *x, int N, int V);
 void kcuda_add_rmsnorm_fwd(k_backend *b, float *sum, float *out, float *rstd, const float *x, const float *y,
                            const float *w, int N, int d, float eps);
 void kcuda_rope_fwd(k_backend *b, float *x, const int32_t *pos, const float *inv_freq, int N, int H, int K);

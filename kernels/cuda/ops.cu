@@ -142,6 +142,45 @@ void kcuda_rmsnorm_fwd(k_backend *b, float *out, float *rstd, const float *x, co
     KLAUNCH_CHECK();
 }
 
+/* One block per row: each thread scans its strided elements in order (the first of equal maxima, NaN skipped),
+ * then a fixed tree picks the larger value, the lower index on ties: the first maximum of the non-NaN values, which
+ * is the host scan's answer whenever x[n,0] is not NaN (when it is, the host scan never moves: 0). */
+#define ARGMAX_THREADS 1024
+__global__ void argmax_rows_kernel(int32_t *out, const float *x, int V)
+{
+    __shared__ float sv[ARGMAX_THREADS];
+    __shared__ int si[ARGMAX_THREADS];
+    const float *r = x + (size_t)blockIdx.x * V;
+    float bv = 0.0f;
+    int bi = -1;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) {
+        float v = r[i];
+        if (!isnan(v) && (bi < 0 || v > bv)) bv = v, bi = i;
+    }
+    sv[threadIdx.x] = bv;
+    si[threadIdx.x] = bi;
+    __syncthreads();
+    for (int h = blockDim.x / 2; h > 0; h >>= 1) {
+        if (threadIdx.x < h) {
+            float ov = sv[threadIdx.x + h];
+            int oi = si[threadIdx.x + h], mi = si[threadIdx.x];
+            if (oi >= 0 && (mi < 0 || ov > sv[threadIdx.x] || (ov == sv[threadIdx.x] && oi < mi))) {
+                sv[threadIdx.x] = ov;
+                si[threadIdx.x] = oi;
+            }
+        }
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) out[blockIdx.x] = isnan(r[0]) || si[0] < 0 ? 0 : si[0];
+}
+
+void kcuda_argmax_rows(k_backend *b, int32_t *out, const float *x, int N, int V)
+{
+    if (N <= 0 || V <= 0) return;
+    argmax_rows_kernel<<<N, ARGMAX_THREADS, 0, ST>>>(out, x, V);
+    KLAUNCH_CHECK();
+}
+
 /* add then rmsnorm_fwd_kernel in one pass: the same thread layout and sum order, so the same values */
 __global__ void add_rmsnorm_fwd_kernel(float *sum, float *out, float *rstd, const float *x, const float *y,
                                        const float *w, int d, float eps)

@@ -297,6 +297,40 @@ static void t_rope(const tcase *tc)
 /* a = B, b = T, c = Hq, d = Hkv, e = K, f: 0 plain, 1 packed segments, 2 decode with q_start (Tq < Tk),
  * 3 chunked prefill: Tq = T/3 + 5 queries at random q_start against Tk = T (forward only, like 2). On an H100/H200,
  * K = 128 without segments takes flash_sm90.cu's forward; HX_CUDA_FLASH2=1 tests flash.cu's instead. */
+/* argmax_rows: greedy tokens on the device == the CPU's scan, exactly. N rows of V: random rows, then row 1 with
+ * its maximum repeated (the first wins), row 2 with NaNs before and after its maximum (skipped), row 3 starting
+ * with NaN (0, as the host scan), row 4 all -inf (0). */
+static void t_argmax(const tcase *tc)
+{
+    int N = tc->a, V = tc->b;
+    tbuf x = tb_randn((size_t)N * V, 1);
+    if (N >= 5) {
+        float *r1 = x.h + V, *r2 = x.h + 2 * (size_t)V, *r3 = x.h + 3 * (size_t)V, *r4 = x.h + 4 * (size_t)V;
+        r1[V / 3] = r1[V / 2] = r1[V - 1] = 100.0f;
+        r2[0] = 5.0f;
+        r2[1] = r2[V - 2] = NAN;
+        r2[V / 2] = 50.0f;
+        r3[0] = NAN;
+        r3[7] = 60.0f;
+        for (int i = 0; i < V; i++) r4[i] = -INFINITY;
+        tb_sync_up(&x);
+    }
+    ibuf o = ib_new(N);
+    int32_t *want = xmalloc((size_t)N * sizeof(int32_t));
+    cpu->op->argmax_rows(cpu, want, x.h, N, V);
+    gpu->op->argmax_rows(gpu, o.d, x.d, N, V);
+    gpu->op->download(gpu, o.h, o.d, (size_t)N * sizeof(int32_t));
+    int bad = 0;
+    for (int n = 0; n < N; n++) bad += o.h[n] != want[n];
+    if (N >= 5 && (want[1] != V / 3 || want[2] != V / 2 || want[3] != 0 || want[4] != 0)) bad++;
+    n_check++;
+    if (bad) n_fail++;
+    printf("%-5s %-34s %-10s n=%-9d rows differing or wrong: %d\n", bad ? "FAIL" : "ok", cur_case, "tokens", N, bad);
+    free(want);
+    tb_free(&x);
+    ib_free(&o);
+}
+
 /* add_rmsnorm_fwd: sum = x + y and its norm == the CPU twin (add, rmsnorm_fwd); then with sum aliasing x, as the
  * model's residual stream may. N, d. */
 static void t_add_rmsnorm(const tcase *tc)
@@ -635,6 +669,9 @@ static const tcase cases[] = {
     {"rope", 17, 4, 32, 512, 0, 0, t_rope},
     {"rope", 64, 8, 128, 131072, 0, 0, t_rope},
     /* decode (T = 1) of 64 sequences, a ragged prefill of 3, head dim 64 */
+    {"argmax", 64, 151936, 0, 0, 0, 0, t_argmax},
+    {"argmax", 7, 1000, 0, 0, 0, 0, t_argmax},
+    {"argmax", 1, 5, 0, 0, 0, 0, t_argmax},
     {"add_rmsnorm", 1, 1024, 0, 0, 0, 0, t_add_rmsnorm},
     {"add_rmsnorm", 333, 100, 0, 0, 0, 0, t_add_rmsnorm},
     {"rope_cache", 64, 1, 16, 8, 128, 300, t_rope_cache},
