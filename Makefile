@@ -41,7 +41,7 @@ help:
 	@echo "make test-san   unit and end-to-end tests built with ASan + UBSan in build-san/ (CPU)"
 	@echo "make test-cuda  CUDA ops against their CPU twins, on a GPU machine"
 	@echo "make results    re-import results/*/run.tar.zst and check docs/results.md's tables against them"
-	@echo "make bench      CPU benchmarks; make bench-cuda on a GPU machine"
+	@echo "make bench      CPU benchmarks; make bench-cuda [WHAT=kda|kda_dims|attn|dense|train|prefill|hybrid|gen] on a GPU machine"
 	@echo "make install    build/hx, its man page and bash completion under PREFIX (/usr/local); make uninstall"
 	@echo "make fuzz       libFuzzer targets (clang, ASan/UBSan); make fuzz-run FUZZ_SECONDS=60 FUZZ_JOBS=2"
 
@@ -150,7 +150,7 @@ bench: all
 	@bash scripts/bench.sh cpu
 
 bench-cuda: all $(BUILD)/bench_cuda
-	@bash scripts/bench_cuda.sh
+	@bash scripts/bench_cuda.sh $(WHAT)
 
 # ---- fuzzing: every library source rebuilt with clang + sanitizers into build/fuzz ----
 FUZZ_CC    ?= clang

@@ -80,6 +80,14 @@ typedef struct k_ops {
                         float eps);
     void (*rmsnorm_bwd)(k_backend *b, float *dx, float *dw, const float *dout, const float *x, const float *w,
                         const float *rstd, int N, int d);
+    /* Greedy decoding on the device (optional: NULL means downloading the rows): out[n] = the index of row n's
+     * largest value of x [N,V], the first one on ties, NaN values never chosen, 0 when x[n,0] is NaN (exactly the
+     * host scan best = 0; for i: if x[i] > x[best] best = i). out is a device int32 [N]. */
+    void (*argmax_rows)(k_backend *b, int32_t *out, const float *x, int N, int V);
+    /* The residual add and the norm after it, fused (optional: NULL means add then rmsnorm_fwd): sum = x + y (sum
+     * may alias x or y), out = rmsnorm_fwd(sum, w) with rstd as there; the same values as the two ops. */
+    void (*add_rmsnorm_fwd)(k_backend *b, float *sum, float *out, float *rstd, const float *x, const float *y,
+                            const float *w, int N, int d, float eps);
 
     /* ---- RoPE, rotate-half (HF Qwen3): x [N,H,K], pairs (i, i+K/2), angle = (float)pos[n] * inv_freq[i] ----
      * inv_freq [K/2] (device) is computed by the model (nn: HF's float32 1/theta^(2i/K), rounded to bf16 when
@@ -87,6 +95,13 @@ typedef struct k_ops {
      * gradient by -angle (dx = R^T dx). */
     void (*rope_fwd)(k_backend *b, float *x, const int32_t *pos, const float *inv_freq, int N, int H, int K);
     void (*rope_bwd)(k_backend *b, float *dx, const int32_t *pos, const float *inv_freq, int N, int H, int K);
+    /* Attention with a KV cache, fused (optional: NULL means rope_fwd twice and a copy per sequence): q [B,T,Hq,K]
+     * and k [B,T,Hkv,K] rotated in place as rope_fwd does, then the rows of sequence b of k and v [B,T,Hkv,K] copied
+     * to cache positions q_start[b] .. q_start[b] + T - 1 of ck, cv [B,Tmax,Hkv,K] (q_start[b] + T <= Tmax; the
+     * caller checks). One launch instead of 2 + 2B at a decode step. */
+    void (*rope_cache_fwd)(k_backend *b, float *q, float *k, const float *v, float *ck, float *cv, const int32_t *pos,
+                           const int32_t *q_start, const float *inv_freq, int B, int T, int Hq, int Hkv, int K,
+                           int Tmax);
 
     /* ---- causal GQA attention, tiled with online softmax (no Tq x Tk buffer) ----
      * q [B,Tq,Hq,K], k/v [B,Tk,Hkv,K], out [B,Tq,Hq,K], lse [B,Hq,Tq] (log-sum-exp of the scaled scores,
@@ -171,8 +186,8 @@ typedef struct k_ops {
     void (*head_repeat_bwd)(k_backend *b, float *din, const float *dout, size_t N, int Hq, int Hkv, int K);
 
     /* ---- inference weights (optional: NULL does nothing) ----
-     * freeze: the n floats at p (a model's parameter buffer) do not change until thaw(p), e.g. a model used only
-     * for inference. The backend may keep them once in its matmul operand format (CUDA: bf16) and read matmul
+     * freeze: the n floats at p (one tensor of a model: nn_model_freeze freezes each) do not change until
+     * thaw(p), e.g. a model used only for inference; ranges never overlap. The backend may keep them once in its matmul operand format (CUDA: bf16) and read matmul
      * operands that lie inside the range from that copy instead of converting them on every matmul. Writing the
      * range while it is frozen is a bug (the copy would be stale; the guard backend checks it on every matmul). */
     void (*weights_freeze)(k_backend *b, const float *p, size_t n);
@@ -202,6 +217,8 @@ k_backend *k_cpu_new(int threads);
 k_backend *k_guard_new(int threads, int bf16); /* "guard:bf16": matmul operands rounded to bf16 like the GPU's */
 /* Matmul operands the guard backend has read from frozen weights (weights_freeze) since it was created. */
 size_t k_guard_frozen_reads(void);
+/* Ranges frozen on the guard backend now (nn_model_freeze freezes one per tensor). */
+int k_guard_frozen_ranges(void);
 #ifdef HX_CUDA
 k_backend *k_cuda_new(int device); /* kernels/cuda/: NULL + error() when there is no such GPU */
 void k_cuda_free(k_backend *b);

@@ -17,6 +17,7 @@ typedef struct bench_opts {
     int recompute, frozen;
     int B, T, steps, n_new, threads, items, n_stop;
     const char *device;
+    const char *grid;   /* infer: "BxT,BxT" points, NULL: the one point --batch x --seq */
 } bench_opts;
 
 /* The options of hx bench train|infer|eval (one row list in commands.c serves the three). */
@@ -39,6 +40,7 @@ static void parse(const hx_cli *c, bench_opts *o)
     o->frozen = hx_cli_given(c, "frozen");
     o->items = hx_cli_int(c, "items", 0);
     o->n_stop = hx_cli_int(c, "stop", 0);
+    o->grid = hx_cli_str(c, "grid");
     const char *e = getenv("OMP_NUM_THREADS");
     o->threads = c->threads ? c->threads : e ? atoi(e) : 0;
     if (o->n_stop >= o->cfg.vocab)
@@ -120,45 +122,64 @@ static double median(double *x, int n)
     return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
 }
 
-int cmd_bench_infer(hx_cli *c)
+/* One point: B prompts of T random tokens, one prefill then n_new - 1 decode steps per run. */
+static void infer_point(nn_model *m, const bench_opts *o, int B, int T)
 {
-    bench_opts o;
-    parse(c, &o);
-    k_backend *be;
-    nn_model *m = make(&o, &be);
-    int32_t **pr = xmalloc((size_t)o.B * sizeof *pr), **out = xmalloc((size_t)o.B * sizeof *out);
-    int *lens = xmalloc((size_t)o.B * sizeof *lens), *nout = xmalloc((size_t)o.B * sizeof *nout);
+    int32_t **pr = xmalloc((size_t)B * sizeof *pr), **out = xmalloc((size_t)B * sizeof *out);
+    int *lens = xmalloc((size_t)B * sizeof *lens), *nout = xmalloc((size_t)B * sizeof *nout);
     hx_rng r;
     hx_rng_seed(&r, 2);
-    for (int b = 0; b < o.B; b++) {
-        pr[b] = xmalloc((size_t)o.T * 4);
-        lens[b] = o.T;
-        for (int t = 0; t < o.T; t++) pr[b][t] = (int32_t)hx_rng_below(&r, (uint64_t)o.cfg.vocab);
+    for (int b = 0; b < B; b++) {
+        pr[b] = xmalloc((size_t)T * 4);
+        lens[b] = T;
+        for (int t = 0; t < T; t++) pr[b][t] = (int32_t)hx_rng_below(&r, (uint64_t)o->cfg.vocab);
     }
     /* each run: one prefill of the B prompts, then n_new - 1 decode steps; nn_generate splits its wall time at
      * the first logits on the host. One untimed run first: allocations, GEMM plans and kernel set-up are not part
      * of the steady state. Medians over the runs. */
     nn_gen_times tm;
-    nn_gen_opts g = {.max_new = o.n_new > 0 ? o.n_new : 1, .times = &tm};
-    int runs = o.steps > 0 ? o.steps : 1;
+    nn_gen_opts g = {.max_new = o->n_new > 0 ? o->n_new : 1, .times = &tm};
+    int runs = o->steps > 0 ? o->steps : 1;
     double *tp = xmalloc((size_t)runs * sizeof *tp), *td = xmalloc((size_t)runs * sizeof *td);
     for (int s = -1; s < runs; s++) {
-        if (nn_generate(m, (const int32_t *const *)pr, lens, o.B, &g, out, nout))
+        if (nn_generate(m, (const int32_t *const *)pr, lens, B, &g, out, nout))
             die(HX_EXIT_STAGE, "hx bench infer: %s", hx_last_error());
-        for (int b = 0; b < o.B; b++) free(out[b]);
+        for (int b = 0; b < B; b++) free(out[b]);
         if (s < 0) continue;
         tp[s] = tm.prefill_s;
         td[s] = tm.decode_steps ? tm.decode_s / tm.decode_steps : 0;
     }
-    for (int b = 0; b < o.B; b++) free(pr[b]);
+    for (int b = 0; b < B; b++) free(pr[b]);
     double p = median(tp, runs), d = median(td, runs);
-    printf("prefill %d x %d: %.1f ms, %.0f tokens/s\n", o.B, o.T, 1e3 * p, o.B * o.T / p);
+    printf("prefill %d x %d: %.1f ms, %.0f tokens/s\n", B, T, 1e3 * p, B * T / p);
     if (g.max_new > 1)
-        printf("decode %d x %d new tokens (KV cache): %.2f ms/step, %.0f tokens/s\n", o.B, g.max_new - 1, 1e3 * d,
-               d > 0 ? o.B / d : 0);
+        printf("decode %d x %d new tokens (KV cache): %.2f ms/step, %.0f tokens/s\n", B, g.max_new - 1, 1e3 * d,
+               d > 0 ? B / d : 0);
+    fflush(stdout);
     free(tp);
     free(td);
     free(pr); free(out); free(lens); free(nout);
+}
+
+int cmd_bench_infer(hx_cli *c)
+{
+    bench_opts o;
+    parse(c, &o);
+    /* the grid is checked whole before the model is made: a typo fails at once */
+    int np = 0, pb[64], pt[64];
+    for (const char *g = o.grid; g && *g && np < 64; np++) {
+        char *e;
+        long b = strtol(g, &e, 10), t = *e == 'x' ? strtol(e + 1, &e, 10) : 0;
+        if (b < 1 || b > 1 << 20 || t < 2 || t > 1 << 24 || (*e && *e != ','))
+            die(HX_EXIT_USAGE, "hx bench infer: --grid '%s': want BxT[,BxT...] (e.g. 1x4096,64x1024)", o.grid);
+        pb[np] = (int)b;
+        pt[np] = (int)t;
+        g = *e ? e + 1 : e;
+    }
+    if (!o.grid) pb[0] = o.B, pt[0] = o.T, np = 1;
+    k_backend *be;
+    nn_model *m = make(&o, &be);
+    for (int i = 0; i < np; i++) infer_point(m, &o, pb[i], pt[i]);
     nn_model_free(m);
     k_backend_free(be);
     return 0;

@@ -31,6 +31,8 @@ static const hx_opt bench_model_opts[] = {
      NULL, 0, 0},
     {"frozen", 0, HX_OPT_FLAG, NULL, "infer, eval: freeze the weights first (on CUDA the matmuls read a bf16 copy)",
      NULL, NULL, NULL, 0, 0},
+    {"grid", 0, HX_OPT_STR, "BxT,..", "infer: each batch x context point in turn on the same model (one set-up), "
+     "e.g. 1x4096,64x1024", NULL, NULL, NULL, 0, 0},
     HX_OPT_DEVICE_ROW("cpu", "cpu or cuda"),
     HX_OPT_THREADS_ROW("CPU threads (default: $OMP_NUM_THREADS, else the cores)"),
     END,

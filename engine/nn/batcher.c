@@ -25,14 +25,6 @@ typedef struct stream {
     int live;
 } stream;
 
-static int argmax_row(const float *x, int V)
-{
-    int best = 0;
-    for (int i = 1; i < V; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
-
 /* Appends token tok to item i's output; 1 when the item stops (max_new, a stop id, the stop callback). */
 static int emit(stream *st, int i, int tok)
 {
@@ -47,10 +39,10 @@ static int emit(stream *st, int i, int tok)
 /* Prefills items first.. (as many as there are free slots) in one right-padded batch and moves them into the
  * free slots with their first token; *first advances past them. */
 static int refill(stream *st, nn_cache *pre, nn_cache *dec, const int32_t *const *prompts, const int *lens, int n,
-                  int *first, int32_t *ids, int *rows, float *logits)
+                  int *first, int32_t *ids, int *rows, int32_t *toks, float *logits)
 {
     nn_model *m = st->m;
-    int S = dec->B, V = m->cfg.vocab, pad = m->cfg.pad_id >= 0 ? m->cfg.pad_id : 0;
+    int S = dec->B, pad = m->cfg.pad_id >= 0 ? m->cfg.pad_id : 0;
     int slot[1024], *free_s = S <= 1024 ? slot : xmalloc((size_t)S * sizeof *free_s), k = 0, T = 0, r = 0;
     for (int s = 0; s < S && *first + k < n; s++)
         if (st->item[s] < 0) {
@@ -66,9 +58,9 @@ static int refill(stream *st, nn_cache *pre, nn_cache *dec, const int32_t *const
     }
     nn_batch bt = {.B = k, .T = T, .ids = ids};
     if (k && !r) r = nn_model_forward(m, &bt, pre, rows, NULL);
-    if (k && !r) m->be->op->download(m->be, logits, m->logits, (size_t)k * V * sizeof(float));
+    if (k && !r) nn_model_argmax(m, k, toks, logits);
     for (int j = 0; j < k && !r; j++) {
-        int i = *first + j, tok = argmax_row(logits + (size_t)j * V, V);
+        int i = *first + j, tok = toks[j];
         pre->len[j] = lens[i];
         if (emit(st, i, tok)) continue; /* done at its first token: the slot stays free */
         r = nn_cache_copy_seq(m, dec, free_s[j], pre, j);
@@ -107,7 +99,8 @@ int nn_generate_stream(nn_model *m, const int32_t *const *prompts, const int *le
     for (int s = 0; s < S; s++) st.item[s] = -1;
     int32_t *ids = xmalloc((size_t)S * Tp * sizeof(int32_t));
     int *rows = xcalloc((size_t)S, sizeof(int));
-    float *logits = xmalloc((size_t)S * V * sizeof(float));
+    int32_t *toks = xmalloc((size_t)S * sizeof(int32_t));
+    float *logits = m->be->op->argmax_rows ? NULL : xmalloc((size_t)S * V * sizeof(float)); /* nn_model_argmax's */
     double t_pre = 0, t_dec = 0;
     int first = 0, steps = 0, r = 0;
     while (!r) {
@@ -116,7 +109,7 @@ int nn_generate_stream(nn_model *m, const int32_t *const *prompts, const int *le
          * are free (or as many as items are left, or none is decoding) and prefill them together */
         int want = S / REFILL_DIV > 1 ? S / REFILL_DIV : 1;
         while (!r && first < n && (S - st.live >= (want < n - first ? want : n - first) || !st.live))
-            r = refill(&st, pre, dec, prompts, lens, n, &first, ids, rows, logits);
+            r = refill(&st, pre, dec, prompts, lens, n, &first, ids, rows, toks, logits);
         double t1 = hx_now();
         t_pre += t1 - t0;
         if (r || !st.live) break;
@@ -127,12 +120,12 @@ int nn_generate_stream(nn_model *m, const int32_t *const *prompts, const int *le
         }
         nn_batch one = {.B = S, .T = 1, .ids = ids};
         r = nn_model_forward(m, &one, dec, rows, NULL);
-        if (!r) m->be->op->download(m->be, logits, m->logits, (size_t)S * V * sizeof(float));
+        if (!r) nn_model_argmax(m, S, toks, logits);
         for (int s = 0; s < S && !r; s++) {
             int i = st.item[s];
             if (i < 0) continue;
             dec->len[s]++;
-            int tok = argmax_row(logits + (size_t)s * V, V);
+            int tok = toks[s];
             st.next[s] = tok;
             if (emit(&st, i, tok)) {
                 st.item[s] = -1;
@@ -151,6 +144,7 @@ int nn_generate_stream(nn_model *m, const int32_t *const *prompts, const int *le
     free(st.next);
     free(ids);
     free(rows);
+    free(toks);
     free(logits);
     nn_cache_free(m, pre);
     nn_cache_free(m, dec);

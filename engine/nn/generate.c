@@ -30,7 +30,8 @@ int nn_generate(nn_model *m, const int32_t *const *prompts, const int *lens, int
     if (nn_model_prepare(m, B, Tp, NN_ACT_GEN) || nn_cache_new(&cache, m, B, Tp + o->max_new)) return -1;
     int32_t *ids = xmalloc((size_t)B * Tp * sizeof(int32_t));
     int *rows = xmalloc((size_t)B * sizeof(int)), *done = xcalloc((size_t)B, sizeof(int));
-    float *logits = xmalloc((size_t)B * V * sizeof(float));
+    int32_t *toks = xmalloc((size_t)B * sizeof(int32_t));
+    float *logits = be->op->argmax_rows ? NULL : xmalloc((size_t)B * V * sizeof(float)); /* nn_model_argmax's */
     for (int b = 0; b < B; b++) {
         for (int t = 0; t < Tp; t++) ids[b * Tp + t] = t < lens[b] ? prompts[b][t] : pad;
         rows[b] = lens[b] - 1;
@@ -41,10 +42,10 @@ int nn_generate(nn_model *m, const int32_t *const *prompts, const int *lens, int
     for (int b = 0; b < B; b++) cache->len[b] = lens[b];
     int live = B;
     for (int step = 0; !r && live > 0; step++) {
-        be->op->download(be, logits, m->logits, (size_t)B * V * sizeof(float));
+        nn_model_argmax(m, B, toks, logits);
         if (step == 0) t1 = hx_now();
         for (int b = 0; b < B; b++) {
-            int tok = argmax_row(logits + (size_t)b * V, V);
+            int tok = toks[b];
             ids[b] = done[b] ? pad : tok;
             rows[b] = 0;
             if (done[b]) continue;
@@ -72,6 +73,7 @@ int nn_generate(nn_model *m, const int32_t *const *prompts, const int *lens, int
     free(ids);
     free(rows);
     free(done);
+    free(toks);
     free(logits);
     nn_cache_free(m, cache);
     return r;
@@ -83,14 +85,15 @@ int nn_generate_recompute(nn_model *m, const int32_t *prompt, int len, int max_n
     int32_t *seq = xmalloc((size_t)(len + max_new) * sizeof(int32_t));
     memcpy(seq, prompt, (size_t)len * sizeof(int32_t));
     float *logits = xmalloc((size_t)V * sizeof(float));
+    int32_t tok;
     int r = nn_model_prepare(m, 1, len + max_new, NN_ACT_GEN);
     for (int s = 0; !r && s < max_new; s++) {
         int T = len + s, row = T - 1;
         nn_batch bt = {.B = 1, .T = T, .ids = seq};
         r = nn_model_forward(m, &bt, NULL, &row, NULL);
         if (r) break;
-        m->be->op->download(m->be, logits, m->logits, (size_t)V * sizeof(float));
-        seq[T] = out[s] = argmax_row(logits, V);
+        nn_model_argmax(m, 1, &tok, logits);
+        seq[T] = out[s] = tok;
     }
     free(seq);
     free(logits);

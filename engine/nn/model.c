@@ -207,9 +207,20 @@ static void attn_forward(nn_model *m, int l, const fwd_ctx *f, float *y, const f
     k_linear_fwd(be, a.v, x, P(m, ix->v), N, c->d, KD, 0);
     be->op->rmsnorm_fwd(be, a.q, a.qrstd, a.qp, P(m, ix->qn), N * Hq, K, c->norm_eps);
     be->op->rmsnorm_fwd(be, a.k, a.krstd, a.kp, P(m, ix->kn), N * Hkv, K, c->norm_eps);
+    k_attn_shape s = {.B = f->B, .Tq = f->T, .Tk = f->T, .Hq = Hq, .Hkv = Hkv, .K = K, .scale = 1.0f / sqrtf((float)K)};
+    if (f->cache && be->op->rope_cache_fwd) {
+        /* the rotations and the cache append in one op (f->q_start holds cache->len on the device) */
+        nn_cache *cc = f->cache;
+        float *ck = cache_l, *cv = cache_l + (size_t)cc->B * cc->Tmax * KD;
+        be->op->rope_cache_fwd(be, a.q, a.k, a.v, ck, cv, f->pos, f->q_start, m->rope_inv, f->B, f->T, Hq, Hkv, K,
+                               cc->Tmax);
+        s.Tk = cc->Tmax;
+        be->op->attn_fwd(be, a.att, NULL, a.q, ck, cv, f->q_start, NULL, &s);
+        k_linear_fwd(be, y, a.att, P(m, ix->o), N, QD, c->d, 0);
+        return;
+    }
     be->op->rope_fwd(be, a.q, f->pos, m->rope_inv, N, Hq, K);
     be->op->rope_fwd(be, a.k, f->pos, m->rope_inv, N, Hkv, K);
-    k_attn_shape s = {.B = f->B, .Tq = f->T, .Tk = f->T, .Hq = Hq, .Hkv = Hkv, .K = K, .scale = 1.0f / sqrtf((float)K)};
     if (f->cache) {
         nn_cache *cc = f->cache;
         float *ck = cache_l, *cv = cache_l + (size_t)cc->B * cc->Tmax * KD;
@@ -410,6 +421,7 @@ void nn_model_free(nn_model *m)
     if (m->v) be->op->free(be, m->v);
     if (m->act) be->op->free(be, m->act);
     if (m->io) be->op->free(be, m->io);
+    if (m->argmax_d) be->op->free(be, m->argmax_d);
     free(m->act_off);
     free(m->params);
     free(m->lix);
@@ -444,17 +456,47 @@ int nn_model_find(const nn_model *m, const char *name)
 float *nn_model_param(const nn_model *m, const char *name) { return P(m, nn_model_find(m, name)); }
 float *nn_model_grad(const nn_model *m, const char *name) { return G(m, nn_model_find(m, name)); }
 
+/* One range per tensor, not the whole buffer: the backend's copy of each tensor then starts where its own
+ * allocations do (CUDA: 256 bytes), as the converted operands in its scratch do; a tensor at its 16-float offset
+ * inside one bf16 copy of the buffer is only 32-byte aligned, which cuBLASLt's bf16 kernels were not reliable at. */
+void nn_model_argmax(nn_model *m, int n, int32_t *tok, float *rows)
+{
+    k_backend *be = m->be;
+    int V = m->cfg.vocab;
+    if (n <= 0) return;
+    if (be->op->argmax_rows) {
+        if (n > m->argmax_cap) {
+            if (m->argmax_d) be->op->free(be, m->argmax_d);
+            m->argmax_cap = n > 64 ? n : 64;
+            m->argmax_d = be->op->alloc(be, (size_t)m->argmax_cap * sizeof(int32_t));
+        }
+        be->op->argmax_rows(be, m->argmax_d, m->logits, n, V);
+        be->op->download(be, tok, m->argmax_d, (size_t)n * sizeof(int32_t));
+        return;
+    }
+    be->op->download(be, rows, m->logits, (size_t)n * V * sizeof(float));
+    for (int r = 0; r < n; r++) {
+        const float *x = rows + (size_t)r * V;
+        int best = 0;
+        for (int i = 1; i < V; i++)
+            if (x[i] > x[best]) best = i;
+        tok[r] = best;
+    }
+}
+
 void nn_model_freeze(nn_model *m)
 {
     if (m->frozen) return;
-    if (m->be->op->weights_freeze) m->be->op->weights_freeze(m->be, m->p, m->n_floats);
+    if (m->be->op->weights_freeze)
+        for (int i = 0; i < m->n_params; i++) m->be->op->weights_freeze(m->be, P(m, i), m->params[i].numel);
     m->frozen = 1;
 }
 
 void nn_model_thaw(nn_model *m)
 {
     if (!m->frozen) return;
-    if (m->be->op->weights_thaw) m->be->op->weights_thaw(m->be, m->p);
+    if (m->be->op->weights_thaw)
+        for (int i = 0; i < m->n_params; i++) m->be->op->weights_thaw(m->be, P(m, i));
     m->frozen = 0;
 }
 
@@ -608,8 +650,12 @@ static void layer_forward_body(nn_model *m, int l, const fwd_ctx *f, const layer
     int N = f->N, d = c->d, F = c->ffn;
     be->op->rmsnorm_fwd(be, a->ln1, a->rstd1, a->res_in, P(m, ix->ln1), N, d, c->norm_eps);
     mixer_forward(m, l, f, g->tmp, a->ln1, a->mix, cache_l);
-    be->op->add(be, a->res_mid, a->res_in, g->tmp, (size_t)N * d);
-    be->op->rmsnorm_fwd(be, a->ln2, a->rstd2, a->res_mid, P(m, ix->ln2), N, d, c->norm_eps);
+    if (be->op->add_rmsnorm_fwd) {
+        be->op->add_rmsnorm_fwd(be, a->res_mid, a->ln2, a->rstd2, a->res_in, g->tmp, P(m, ix->ln2), N, d, c->norm_eps);
+    } else {
+        be->op->add(be, a->res_mid, a->res_in, g->tmp, (size_t)N * d);
+        be->op->rmsnorm_fwd(be, a->ln2, a->rstd2, a->res_mid, P(m, ix->ln2), N, d, c->norm_eps);
+    }
     k_linear_fwd(be, a->gate, a->ln2, P(m, ix->gate), N, d, F, 0);
     k_linear_fwd(be, a->up, a->ln2, P(m, ix->up), N, d, F, 0);
     be->op->swiglu_fwd(be, a->swi, a->gate, a->up, (size_t)N * F);

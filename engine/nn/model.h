@@ -126,6 +126,8 @@ struct nn_model {
     float *loss_rows;      /* [B*T] */
     int cur_B, cur_T, cur_has_seg, fwd_train; /* the last forward */
     int frozen;            /* nn_model_freeze: the weights are inference-only */
+    int32_t *argmax_d;     /* nn_model_argmax's device tokens [argmax_cap] */
+    int argmax_cap;
 };
 
 /* Creates a model of config c on backend be with zeroed parameters. error() for configs it cannot build
@@ -145,6 +147,9 @@ float *nn_model_grad(const nn_model *m, const char *name);       /* NULL when fr
  * nn_model_set_trainable with a non-empty mask refuses a frozen model.
  */
 void nn_model_freeze(nn_model *m);
+/* Greedy tokens: tok[r] = the argmax of logits row r (the first of equal maxima), r < n; on the device when the
+ * backend has argmax_rows (only n ints come back), else over the downloaded rows (host scratch `rows`, n x V). */
+void nn_model_argmax(nn_model *m, int n, int32_t *tok, float *rows);
 void nn_model_thaw(nn_model *m);
 
 /* Gradients and AdamW moments only for the groups in mask (NN_GROUP_BIT(...) | ...); zeroed. */

@@ -123,16 +123,20 @@ typedef struct g_frozen {
     size_t n;
     float *copy;
 } g_frozen;
-static g_frozen g_fz[16];
-static int g_nfz;
+static g_frozen *g_fz; /* one per frozen tensor (nn_model_freeze freezes each tensor of a model) */
+static int g_nfz, g_capfz;
 static size_t g_fz_reads;
 
 size_t k_guard_frozen_reads(void) { return g_fz_reads; }
+int k_guard_frozen_ranges(void) { return g_nfz; }
 
 static void g_weights_freeze(k_backend *b, const float *p, size_t n)
 {
     enter();
-    if (g_nfz == (int)(sizeof g_fz / sizeof g_fz[0])) BUG("guard: more than %d frozen weight ranges", g_nfz);
+    if (g_nfz == g_capfz) {
+        g_capfz = g_capfz ? 2 * g_capfz : 64;
+        g_fz = xrealloc(g_fz, (size_t)g_capfz * sizeof *g_fz);
+    }
     for (int i = 0; i < g_nfz; i++)
         if (p < g_fz[i].p + g_fz[i].n && g_fz[i].p < p + n) BUG("guard: weights %p frozen twice", (const void *)p);
     g_fz[g_nfz].p = p;
@@ -212,7 +216,13 @@ GW(rmsnorm_fwd, (k_backend *b, float *o, float *r, const float *x, const float *
 GW(rmsnorm_bwd, (k_backend *b, float *dx, float *dw, const float *d_o, const float *x, const float *w,
                  const float *r, int N, int d), (b, dx, dw, d_o, x, w, r, N, d))
 GW(rope_fwd, (k_backend *b, float *x, const int32_t *pos, const float *f, int N, int H, int K), (b, x, pos, f, N, H, K))
+GW(argmax_rows, (k_backend *b, int32_t *o, const float *x, int N, int V), (b, o, x, N, V))
+GW(add_rmsnorm_fwd, (k_backend *b, float *s, float *o, float *r, const float *x, const float *y, const float *w, int N,
+                     int d, float eps), (b, s, o, r, x, y, w, N, d, eps))
 GW(rope_bwd, (k_backend *b, float *x, const int32_t *pos, const float *f, int N, int H, int K), (b, x, pos, f, N, H, K))
+GW(rope_cache_fwd, (k_backend *b, float *q, float *k, const float *v, float *ck, float *cv, const int32_t *pos,
+                    const int32_t *qs, const float *f, int B, int T, int Hq, int Hkv, int K, int Tmax),
+   (b, q, k, v, ck, cv, pos, qs, f, B, T, Hq, Hkv, K, Tmax))
 GW(attn_fwd, (k_backend *b, float *o, float *lse, const float *q, const float *k, const float *v, const int32_t *qs,
               const int32_t *seg, const k_attn_shape *s), (b, o, lse, q, k, v, qs, seg, s))
 GW(attn_bwd, (k_backend *b, float *dq, float *dk, float *dv, const float *d_o, const float *q, const float *k,
@@ -264,7 +274,8 @@ static const k_ops guard_ops = {
     .alloc = g_alloc, .free = g_free, .upload = g_upload, .download = g_download, .copy = g_copy, .zero = g_zero,
     .sync = g_sync, .matmul = g_matmul, .add = g_add, .scale = g_scale, .sumsq = g_sumsq,
     .embedding_fwd = g_embedding_fwd, .embedding_bwd = g_embedding_bwd, .rmsnorm_fwd = g_rmsnorm_fwd,
-    .rmsnorm_bwd = g_rmsnorm_bwd, .rope_fwd = g_rope_fwd, .rope_bwd = g_rope_bwd, .attn_fwd = g_attn_fwd,
+    .rmsnorm_bwd = g_rmsnorm_bwd, .rope_fwd = g_rope_fwd, .rope_bwd = g_rope_bwd, .rope_cache_fwd = g_rope_cache_fwd, .add_rmsnorm_fwd = g_add_rmsnorm_fwd, .argmax_rows = g_argmax_rows,
+    .attn_fwd = g_attn_fwd,
     .attn_bwd = g_attn_bwd, .swiglu_fwd = g_swiglu_fwd, .swiglu_bwd = g_swiglu_bwd, .xent_fwd_bwd = g_xent_fwd_bwd,
     .kl_fwd_bwd = g_kl_fwd_bwd, .mse_fwd_bwd = g_mse_fwd_bwd, .adamw = g_adamw, .kda_fwd = g_kda_fwd,
     .kda_bwd = g_kda_bwd, .kda_step = g_kda_step, .conv_fwd = g_conv_fwd, .conv_bwd = g_conv_bwd,

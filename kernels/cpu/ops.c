@@ -134,6 +134,26 @@ void kcpu_rmsnorm_bwd(k_backend *b, float *dx, float *dw, const float *dout, con
     }
 }
 
+void kcpu_argmax_rows(k_backend *b, int32_t *out, const float *x, int N, int V)
+{
+    (void)b;
+    for (int n = 0; n < N; n++) {
+        const float *r = x + (size_t)n * V;
+        int best = 0;
+        for (int i = 1; i < V; i++)
+            if (r[i] > r[best]) best = i;
+        out[n] = best;
+    }
+}
+
+/* The fused op's twin is the two ops it replaces: bit for bit. */
+void kcpu_add_rmsnorm_fwd(k_backend *b, float *sum, float *out, float *rstd, const float *x, const float *y,
+                          const float *w, int N, int d, float eps)
+{
+    kcpu_add(b, sum, x, y, (size_t)N * d);
+    kcpu_rmsnorm_fwd(b, out, rstd, sum, w, N, d, eps);
+}
+
 /* ---- RoPE (HF rotate_half: out = x * cos + rotate_half(x) * sin, rotate_half(x) = [-x2, x1]) ---- */
 
 static void rope_apply(k_backend *b, float *x, const int32_t *pos, const float *inv, int N, int H, int K, float sign)
@@ -162,6 +182,21 @@ static void rope_apply(k_backend *b, float *x, const int32_t *pos, const float *
 void kcpu_rope_fwd(k_backend *b, float *x, const int32_t *pos, const float *inv_freq, int N, int H, int K)
 {
     rope_apply(b, x, pos, inv_freq, N, H, K, 1.0f);
+}
+
+/* The fused op's twin is the sequence it replaces (rope_fwd of q and k, a copy per sequence): bit for bit. */
+void kcpu_rope_cache_fwd(k_backend *b, float *q, float *k, const float *v, float *ck, float *cv, const int32_t *pos,
+                         const int32_t *q_start, const float *inv_freq, int B, int T, int Hq, int Hkv, int K, int Tmax)
+{
+    rope_apply(b, q, pos, inv_freq, B * T, Hq, K, 1.0f);
+    rope_apply(b, k, pos, inv_freq, B * T, Hkv, K, 1.0f);
+    size_t KD = (size_t)Hkv * K;
+    for (int s = 0; s < B; s++) {
+        if (q_start[s] < 0 || q_start[s] + T > Tmax)
+            BUG("rope_cache_fwd: sequence %d writes cache positions %d..%d of %d", s, q_start[s], q_start[s] + T - 1, Tmax);
+        memcpy(ck + ((size_t)s * Tmax + q_start[s]) * KD, k + (size_t)s * T * KD, (size_t)T * KD * sizeof(float));
+        memcpy(cv + ((size_t)s * Tmax + q_start[s]) * KD, v + (size_t)s * T * KD, (size_t)T * KD * sizeof(float));
+    }
 }
 
 /* The rotation is orthogonal: its transpose is the rotation by -angle. */

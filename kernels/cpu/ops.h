@@ -10,6 +10,9 @@
 void kcpu_matmul(k_backend *b, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                  const float *B, int ldb, float beta, float *C, int ldc);
 void kcpu_add(k_backend *b, float *y, const float *a, const float *c, size_t n);
+void kcpu_argmax_rows(k_backend *b, int32_t *out, const float *x, int N, int V);
+void kcpu_add_rmsnorm_fwd(k_backend *b, float *sum, float *out, float *rstd, const float *x, const float *y,
+                          const float *w, int N, int d, float eps);
 void kcpu_scale(k_backend *b, float *x, float s, size_t n);
 void kcpu_sumsq(k_backend *b, double *out, const float *x, size_t n);
 void kcpu_embedding_fwd(k_backend *b, float *out, const int32_t *ids, const float *table, int N, int d, int V);
@@ -20,6 +23,8 @@ void kcpu_rmsnorm_bwd(k_backend *b, float *dx, float *dw, const float *dout, con
                       const float *rstd, int N, int d);
 void kcpu_rope_fwd(k_backend *b, float *x, const int32_t *pos, const float *inv_freq, int N, int H, int K);
 void kcpu_rope_bwd(k_backend *b, float *dx, const int32_t *pos, const float *inv_freq, int N, int H, int K);
+void kcpu_rope_cache_fwd(k_backend *b, float *q, float *k, const float *v, float *ck, float *cv, const int32_t *pos,
+                         const int32_t *q_start, const float *inv_freq, int B, int T, int Hq, int Hkv, int K, int Tmax);
 void kcpu_attn_fwd(k_backend *b, float *out, float *lse, const float *q, const float *k, const float *v,
                    const int32_t *q_start, const int32_t *seg, const k_attn_shape *s);
 void kcpu_attn_bwd(k_backend *b, float *dq, float *dk, float *dv, const float *dout, const float *q,

@@ -117,7 +117,8 @@ void kcuda_colsum_final(k_backend *b, float *out, const float *part, int P, int 
  * one read of each operand, small next to the GEMM for training shapes (N = B*T >= 4096), and cannot go stale.
  * Inference weights are the exception (issue 15 item 1): weights_freeze declares a range that does not change
  * (nn_model_freeze: the eval stage's model, a teacher), converted once; an operand inside it is read from that
- * bf16 copy, which at decode (M = B <= 64) saves the conversion's read of every weight, the lm_head's included.
+ * bf16 copy, which at decode (M = B <= 64) saves the conversion's read of every weight, the lm_head's included;
+ * at M <= 16 a linear layer against frozen weights is gemv.cu's single pass over them instead of cuBLASLt.
  * Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T. */
 
 __global__ void to_bf16_2d(__nv_bfloat16 *dst, const float *src, int rows, int cols, int ld)
@@ -161,8 +162,8 @@ typedef struct kcuda_mm_entry {
 
 /* The heuristic assumes 256-byte aligned pointers unless told otherwise, and an algorithm it picks for those
  * answers CUBLAS_STATUS_NOT_SUPPORTED on a C that is less aligned (an output view at an odd float offset): the
- * plan is made for, and keyed by, C's alignment and the lesser alignment of A and B (scratch copies are 256-byte
- * aligned, a tensor inside frozen weights' bf16 copy 32-byte: the model's tensors start at 16-float offsets). */
+ * plan is made for, and keyed by, C's alignment (A and B are always 256-byte aligned: scratch copies, or a frozen
+ * tensor's own bf16 copy; kcuda_matmul checks it). */
 static kcuda_mm_entry *mm_plan(k_backend *b, int ta, int tb, int m, int n, int k, int lda, int ldb, int ldc,
                                int align_c, int align_ab)
 {
@@ -225,31 +226,43 @@ __global__ void scale_2d(float *C, int rows, int cols, int ldc, float beta)
 static const __nv_bfloat16 *frozen_bf16(k_backend *b, const float *x, int rows, int cols, int ld)
 {
     kcuda_ctx *c = KCUDA_CTX(b);
-    for (int i = 0; i < c->n_frozen; i++) {
-        const struct kcuda_frozen *f = &c->frozen[i];
-        if (x < f->p || x >= f->p + f->n) continue;
-        size_t o = (size_t)(x - f->p);
-        if (ld != cols || o + (size_t)rows * cols > f->n) return NULL;
-        /* cuBLASLt's bf16 kernels load 16 bytes at a time from every row: an operand whose start or rows are not
-         * 16-byte aligned in the copy (a view at an odd offset, a row of cols % 8 != 0) is converted instead */
-        if ((((uintptr_t)(f->bf + o)) & 15) || (cols & 7)) return NULL;
-        return f->bf + o;
+    int lo = 0, hi = c->n_frozen - 1, at = -1;
+    while (lo <= hi) { /* the last range starting at or below x */
+        int mid = (lo + hi) / 2;
+        if (c->frozen[mid].p <= x) at = mid, lo = mid + 1;
+        else hi = mid - 1;
     }
-    return NULL;
+    if (at < 0) return NULL;
+    const struct kcuda_frozen *f = &c->frozen[at];
+    size_t o = (size_t)(x - f->p);
+    if (o >= f->n || ld != cols || o + (size_t)rows * cols > f->n) return NULL;
+    return f->bf + o;
 }
 
+/* One tensor (nn_model_freeze freezes each): its bf16 copy gets its own allocation, so a whole tensor is handed to
+ * cuBLASLt 256-byte aligned, as the scratch copies of converted operands are. (A single copy of the model's buffer
+ * put tensors at 32-byte offsets, with which cuda_stream's frozen case stopped with "misaligned address".) */
 static void cu_weights_freeze(k_backend *b, const float *p, size_t n)
 {
     kcuda_ctx *c = KCUDA_CTX(b);
-    if (c->n_frozen == (int)(sizeof c->frozen / sizeof c->frozen[0]) || n == 0) return; /* converted per matmul */
+    if (n == 0) return;
+    int at = c->n_frozen;
+    while (at > 0 && c->frozen[at - 1].p > p) at--;
+    if ((at > 0 && c->frozen[at - 1].p + c->frozen[at - 1].n > p) || (at < c->n_frozen && p + n > c->frozen[at].p))
+        BUG("%s: weights %p frozen twice (overlapping ranges)", b->name, (const void *)p);
     __nv_bfloat16 *bf = (__nv_bfloat16 *)cu_alloc(b, n * sizeof(__nv_bfloat16));
     for (size_t o = 0; o < n; o += (size_t)1 << 30) { /* convert_bf16 counts in int */
         int len = (int)(n - o < ((size_t)1 << 30) ? n - o : ((size_t)1 << 30));
         convert_bf16(b, bf + o, p + o, 1, len, len);
     }
-    c->frozen[c->n_frozen].p = p;
-    c->frozen[c->n_frozen].n = n;
-    c->frozen[c->n_frozen].bf = bf;
+    if (c->n_frozen == c->cap_frozen) {
+        c->cap_frozen = c->cap_frozen ? 2 * c->cap_frozen : 64;
+        c->frozen = (struct kcuda_frozen *)xrealloc(c->frozen, (size_t)c->cap_frozen * sizeof *c->frozen);
+    }
+    memmove(&c->frozen[at + 1], &c->frozen[at], (size_t)(c->n_frozen - at) * sizeof *c->frozen);
+    c->frozen[at].p = p;
+    c->frozen[at].n = n;
+    c->frozen[at].bf = bf;
     c->n_frozen++;
 }
 
@@ -259,7 +272,8 @@ static void cu_weights_thaw(k_backend *b, const float *p)
     for (int i = 0; i < c->n_frozen; i++)
         if (c->frozen[i].p == p) {
             cu_free(b, c->frozen[i].bf);
-            c->frozen[i] = c->frozen[--c->n_frozen];
+            memmove(&c->frozen[i], &c->frozen[i + 1], (size_t)(c->n_frozen - i - 1) * sizeof *c->frozen);
+            c->n_frozen--;
             return;
         }
 }
@@ -277,6 +291,13 @@ void kcuda_matmul(k_backend *b, int transA, int transB, int M, int N, int K, flo
     int ar = transA ? K : M, ac = transA ? M : K, br = transB ? N : K, bc = transB ? K : N;
     /* an operand inside frozen weights is read from their bf16 copy; the others are converted into scratch */
     const __nv_bfloat16 *fa = frozen_bf16(b, A, ar, ac, lda), *fb = frozen_bf16(b, B, br, bc, ldb);
+    /* decode: a linear layer (x W^T) of at most 16 rows against frozen weights is one pass over W (gemv.cu) */
+    if (!transA && transB && fb && M <= KCUDA_GEMV_MAX_M && kcuda_gemv_bf16(b, M, N, K, alpha, A, lda, fb, beta, C, ldc))
+        return;
+    /* cuBLASLt gets bf16 operands only as aligned as the scratch copies (256 bytes): a frozen view at another
+     * offset (rows inside a tensor) is converted like any operand */
+    if (((uintptr_t)fa & 255) != 0) fa = NULL;
+    if (((uintptr_t)fb & 255) != 0) fb = NULL;
     size_t abytes = fa ? 0 : ((size_t)ar * ac * 2 + 255) & ~(size_t)255, bbytes = fb ? 0 : (size_t)br * bc * 2;
     char *s = (char *)kcuda_scratch(b, abytes + bbytes + 256);
     __nv_bfloat16 *A16 = (__nv_bfloat16 *)s, *B16 = (__nv_bfloat16 *)(s + abytes);
@@ -284,8 +305,12 @@ void kcuda_matmul(k_backend *b, int transA, int transB, int M, int N, int K, flo
     else convert_bf16(b, A16, A, ar, ac, lda);
     if (fb) B16 = (__nv_bfloat16 *)fb;
     else convert_bf16(b, B16, B, br, bc, ldb);
+    /* every bf16 operand handed to cuBLASLt is 256-byte aligned (scratch, or a whole frozen tensor's own copy):
+     * the alignment its plans are made for; anything else is a bug here, not a fault inside cuBLASLt */
     int align_ab = 256;
-    while (align_ab > 2 && (((uintptr_t)A16 | (uintptr_t)B16) & (uintptr_t)(align_ab - 1))) align_ab >>= 1;
+    if (((uintptr_t)A16 | (uintptr_t)B16) & 255)
+        BUG("cuBLASLt: bf16 operands %p, %p not 256-byte aligned (m=%d n=%d k=%d)", (const void *)A16,
+            (const void *)B16, N, M, K);
     /* column-major: C^T[N,M] = op(B)^T[N,K] op(A)^T[K,M]; the row-major buffer of B is B^T column-major */
     int align_c = 256;
     while (align_c > 4 && ((uintptr_t)C & (uintptr_t)(align_c - 1))) align_c >>= 1;
@@ -317,7 +342,8 @@ static void cuda_ops_init(void)
     o->matmul = kcuda_matmul; o->add = kcuda_add; o->scale = kcuda_scale; o->sumsq = kcuda_sumsq;
     o->embedding_fwd = kcuda_embedding_fwd; o->embedding_bwd = kcuda_embedding_bwd;
     o->rmsnorm_fwd = kcuda_rmsnorm_fwd; o->rmsnorm_bwd = kcuda_rmsnorm_bwd;
-    o->rope_fwd = kcuda_rope_fwd; o->rope_bwd = kcuda_rope_bwd;
+    o->add_rmsnorm_fwd = kcuda_add_rmsnorm_fwd; o->argmax_rows = kcuda_argmax_rows;
+    o->rope_fwd = kcuda_rope_fwd; o->rope_bwd = kcuda_rope_bwd; o->rope_cache_fwd = kcuda_rope_cache_fwd;
     o->attn_fwd = kcuda_attn_fwd; o->attn_bwd = kcuda_attn_bwd;
     o->swiglu_fwd = kcuda_swiglu_fwd; o->swiglu_bwd = kcuda_swiglu_bwd;
     o->xent_fwd_bwd = kcuda_xent_fwd_bwd; o->kl_fwd_bwd = kcuda_kl_fwd_bwd; o->mse_fwd_bwd = kcuda_mse_fwd_bwd;
@@ -329,12 +355,7 @@ static void cuda_ops_init(void)
     o->gated_rmsnorm_fwd = kcuda_gated_rmsnorm_fwd; o->gated_rmsnorm_bwd = kcuda_gated_rmsnorm_bwd;
     o->sigmoid_fwd = kcuda_sigmoid_fwd; o->sigmoid_bwd = kcuda_sigmoid_bwd;
     o->head_repeat_fwd = kcuda_head_repeat_fwd; o->head_repeat_bwd = kcuda_head_repeat_bwd;
-    /* Frozen bf16 weights are not registered yet: with them, tests/cuda/cuda_stream.c's frozen-vs-converting case
-     * stops on an H200 with "misaligned address" (also with operands restricted to 16-byte aligned rows), so every
-     * matmul converts its weights as before (NULL: no-op). The Qwen3-0.6B decode step was 7.65 -> 6.10 ms with
-     * them (hx bench infer --frozen, B=1, 4K context), the gain item 1 of issue 15 is after. */
-    (void)cu_weights_freeze;
-    (void)cu_weights_thaw;
+    o->weights_freeze = cu_weights_freeze; o->weights_thaw = cu_weights_thaw;
 }
 
 /* No CUDA call happens before this is asked for: a binary built with CUDA runs on machines without a GPU. */
@@ -439,6 +460,7 @@ extern "C" void k_cuda_free(k_backend *b)
         cublasLtMatmulDescDestroy(e->op);
     }
     free(c->mm_cache);
+    free(c->frozen);
     free(c->blocks);
     cudaFree(c->lt_ws);
     cudaFree(c->scratch);

@@ -21,7 +21,8 @@ extern "C" {
  * a steady training loop.
  */
 struct kcuda_block { void *p; size_t n; };
-/* frozen weights (weights_freeze): the fp32 range and its bf16 copy, which matmul reads instead of converting */
+/* frozen weights (weights_freeze): the fp32 range and its bf16 copy, which matmul reads instead of converting;
+ * one per tensor (nn_model_freeze), each copy its own allocation (256-byte aligned) */
 struct kcuda_frozen { const float *p; size_t n; __nv_bfloat16 *bf; };
 
 typedef struct kcuda_ctx {
@@ -48,8 +49,9 @@ typedef struct kcuda_ctx {
     /* live allocations of cu_alloc (pointer, bytes): cu_free's size for the memory accounting */
     struct kcuda_block *blocks;
     int n_blocks, cap_blocks;
-    struct kcuda_frozen frozen[16];
-    int n_frozen;
+    struct kcuda_frozen *frozen; /* sorted by p (disjoint ranges): a binary search per matmul operand */
+    int n_frozen, cap_frozen;
+    unsigned gemv_attr;        /* gemv.cu: the kernels whose shared-memory limit is raised (bit per instantiation) */
 } kcuda_ctx;
 
 #define KCUDA_CTX(b) ((kcuda_ctx *)(b)->impl)
@@ -121,6 +123,11 @@ void kcuda_colsum_final(k_backend *b, float *out, const float *part, int P, int 
 /* ---- the op functions (referenced by the op table in backend.cu) ---- */
 void kcuda_matmul(k_backend *b, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                   const float *B, int ldb, float beta, float *C, int ldc);
+/* gemv.cu: C[M,N] = alpha A[M,K] W^T + beta C for M <= KCUDA_GEMV_MAX_M, W [N,K] compact bf16 (frozen weights);
+ * 0 (nothing done) when the shape does not fit it (K % 8, W not 16-byte aligned, x beyond shared memory). */
+#define KCUDA_GEMV_MAX_M 16
+int kcuda_gemv_bf16(k_backend *b, int M, int N, int K, float alpha, const float *A, int lda,
+                    const __nv_bfloat16 *W, float beta, float *C, int ldc);
 void kcuda_add(k_backend *b, float *y, const float *a, const float *c, size_t n);
 void kcuda_scale(k_backend *b, float *x, float s, size_t n);
 void kcuda_sumsq(k_backend *b, double *out, const float *x, size_t n);
@@ -130,8 +137,13 @@ void kcuda_rmsnorm_fwd(k_backend *b, float *out, float *rstd, const float *x, co
                        float eps);
 void kcuda_rmsnorm_bwd(k_backend *b, float *dx, float *dw, const float *dout, const float *x, const float *w,
                        const float *rstd, int N, int d);
+void kcuda_argmax_rows(k_backend *b, int32_t *out, const float *x, int N, int V);
+void kcuda_add_rmsnorm_fwd(k_backend *b, float *sum, float *out, float *rstd, const float *x, const float *y,
+                           const float *w, int N, int d, float eps);
 void kcuda_rope_fwd(k_backend *b, float *x, const int32_t *pos, const float *inv_freq, int N, int H, int K);
 void kcuda_rope_bwd(k_backend *b, float *dx, const int32_t *pos, const float *inv_freq, int N, int H, int K);
+void kcuda_rope_cache_fwd(k_backend *b, float *q, float *k, const float *v, float *ck, float *cv, const int32_t *pos,
+                          const int32_t *q_start, const float *inv_freq, int B, int T, int Hq, int Hkv, int K, int Tmax);
 void kcuda_attn_fwd(k_backend *b, float *out, float *lse, const float *q, const float *k, const float *v,
                     const int32_t *q_start, const int32_t *seg, const k_attn_shape *s);
 void kcuda_attn_bwd(k_backend *b, float *dq, float *dk, float *dv, const float *dout, const float *q,

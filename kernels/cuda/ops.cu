@@ -142,6 +142,71 @@ void kcuda_rmsnorm_fwd(k_backend *b, float *out, float *rstd, const float *x, co
     KLAUNCH_CHECK();
 }
 
+/* One block per row: each thread scans its strided elements in order (the first of equal maxima, NaN skipped),
+ * then a fixed tree picks the larger value, the lower index on ties: the first maximum of the non-NaN values, which
+ * is the host scan's answer whenever x[n,0] is not NaN (when it is, the host scan never moves: 0). */
+#define ARGMAX_THREADS 1024
+__global__ void argmax_rows_kernel(int32_t *out, const float *x, int V)
+{
+    __shared__ float sv[ARGMAX_THREADS];
+    __shared__ int si[ARGMAX_THREADS];
+    const float *r = x + (size_t)blockIdx.x * V;
+    float bv = 0.0f;
+    int bi = -1;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) {
+        float v = r[i];
+        if (!isnan(v) && (bi < 0 || v > bv)) bv = v, bi = i;
+    }
+    sv[threadIdx.x] = bv;
+    si[threadIdx.x] = bi;
+    __syncthreads();
+    for (int h = blockDim.x / 2; h > 0; h >>= 1) {
+        if (threadIdx.x < h) {
+            float ov = sv[threadIdx.x + h];
+            int oi = si[threadIdx.x + h], mi = si[threadIdx.x];
+            if (oi >= 0 && (mi < 0 || ov > sv[threadIdx.x] || (ov == sv[threadIdx.x] && oi < mi))) {
+                sv[threadIdx.x] = ov;
+                si[threadIdx.x] = oi;
+            }
+        }
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) out[blockIdx.x] = isnan(r[0]) || si[0] < 0 ? 0 : si[0];
+}
+
+void kcuda_argmax_rows(k_backend *b, int32_t *out, const float *x, int N, int V)
+{
+    if (N <= 0 || V <= 0) return;
+    argmax_rows_kernel<<<N, ARGMAX_THREADS, 0, ST>>>(out, x, V);
+    KLAUNCH_CHECK();
+}
+
+/* add then rmsnorm_fwd_kernel in one pass: the same thread layout and sum order, so the same values */
+__global__ void add_rmsnorm_fwd_kernel(float *sum, float *out, float *rstd, const float *x, const float *y,
+                                       const float *w, int d, float eps)
+{
+    __shared__ float sh[33];
+    size_t n = blockIdx.x;
+    float ss = 0;
+    for (int i = threadIdx.x; i < d; i += blockDim.x) {
+        float s = x[n * d + i] + y[n * d + i];
+        sum[n * d + i] = s;
+        ss += s * s;
+    }
+    ss = kc_block_sum(ss, sh);
+    float r = rsqrtf(ss / d + eps);
+    if (rstd && threadIdx.x == 0) rstd[n] = r;
+    for (int i = threadIdx.x; i < d; i += blockDim.x) out[n * d + i] = sum[n * d + i] * r * w[i];
+}
+
+void kcuda_add_rmsnorm_fwd(k_backend *b, float *sum, float *out, float *rstd, const float *x, const float *y,
+                           const float *w, int N, int d, float eps)
+{
+    if (N <= 0) return;
+    add_rmsnorm_fwd_kernel<<<N, row_threads(d), 0, ST>>>(sum, out, rstd, x, y, w, d, eps);
+    KLAUNCH_CHECK();
+}
+
 /* dx += r w dy - r^3/d x sum(w dy x) */
 __global__ void rmsnorm_bwd_dx_kernel(float *dx, const float *dout, const float *x, const float *w,
                                       const float *rstd, int d)
@@ -221,6 +286,56 @@ void kcuda_rope_fwd(k_backend *b, float *x, const int32_t *pos, const float *inv
 void kcuda_rope_bwd(k_backend *b, float *dx, const int32_t *pos, const float *inv_freq, int N, int H, int K)
 {
     rope(b, dx, pos, inv_freq, N, H, K, -1.0f);
+}
+
+/* One block per token row n = s*T + t: q and k rotated in place (rope_kernel's arithmetic: the same values), the
+ * rotated k and v written to cache row q_start[s] + t of sequence s. */
+__global__ void rope_cache_kernel(float *q, float *k, const float *v, float *ck, float *cv, const int32_t *pos,
+                                  const int32_t *q_start, const float *inv_freq, int T, int Hq, int Hkv, int K,
+                                  int Tmax)
+{
+    size_t n = blockIdx.x;
+    int s = (int)(n / T), t = (int)(n % T), h2 = K / 2, row = q_start[s] + t;
+    size_t KD = (size_t)Hkv * K;
+    int in_cache = row >= 0 && row < Tmax; /* the caller checks; a bad q_start writes nothing rather than elsewhere */
+    float *crow = ck + ((size_t)s * Tmax + row) * KD;
+    for (int i = threadIdx.x; i < h2; i += blockDim.x) {
+        float ang = (float)pos[n] * inv_freq[i];
+        double sd, cd;
+        sincos((double)ang, &sd, &cd);
+        float cs = (float)cd, sn = (float)sd;
+        for (int h = 0; h < Hq; h++) {
+            float *xr = q + (n * Hq + h) * K;
+            float x1 = xr[i], x2 = xr[i + h2];
+            xr[i] = x1 * cs - x2 * sn;
+            xr[i + h2] = x2 * cs + x1 * sn;
+        }
+        for (int h = 0; h < Hkv; h++) {
+            float *xr = k + (n * Hkv + h) * K;
+            float x1 = xr[i], x2 = xr[i + h2];
+            float y1 = x1 * cs - x2 * sn, y2 = x2 * cs + x1 * sn;
+            xr[i] = y1;
+            xr[i + h2] = y2;
+            if (in_cache) {
+                crow[(size_t)h * K + i] = y1;
+                crow[(size_t)h * K + i + h2] = y2;
+            }
+        }
+    }
+    if (in_cache)
+        for (size_t j = threadIdx.x; j < KD; j += blockDim.x)
+            cv[((size_t)s * Tmax + row) * KD + j] = v[n * KD + j];
+}
+
+void kcuda_rope_cache_fwd(k_backend *b, float *q, float *k, const float *v, float *ck, float *cv, const int32_t *pos,
+                          const int32_t *q_start, const float *inv_freq, int B, int T, int Hq, int Hkv, int K, int Tmax)
+{
+    if (B <= 0 || T <= 0) return;
+    if (K % 2) BUG("rope_cache_fwd: odd head dim %d", K);
+    int t = K / 2 < 32 ? 32 : (K / 2 > 256 ? 256 : K / 2);
+    rope_cache_kernel<<<(unsigned)((size_t)B * T), t, 0, ST>>>(q, k, v, ck, cv, pos, q_start, inv_freq, T, Hq, Hkv,
+                                                               K, Tmax);
+    KLAUNCH_CHECK();
 }
 
 /* ---- SwiGLU ---- */

@@ -11,7 +11,7 @@
  * Prints one "RESULT <name> <ms>" line per measurement (the median of reps, after one warm-up run; the
  * device is synchronised before each host clock read) and a readable line with the derived rate.
  * scripts/bench_cuda.sh joins these with tests/reference/bench_torch.py's lines into the ratio tables.
- * Usage: bench_cuda [kda|kda_dims|attn|dense|all]
+ * Usage: bench_cuda [kda|kda_dims|attn|dense|all|hbm]   (hbm: the copy bandwidth, for the generation table only)
  * kda_dims: the KDA core at the `small` scale's shape (B=16, T=256, H=6) for each head dim K = V in {32, 64, 128};
  * with HX_CUDA_KDA_SEQ=1 (the sequential kernels) the names end in _seq (scripts/bench_cuda.sh runs both).
  */
@@ -195,6 +195,26 @@ static void bench_dense(void)
     gpu->op->free(gpu, a.p); gpu->op->free(gpu, a.g); gpu->op->free(gpu, a.m); gpu->op->free(gpu, a.v);
 }
 
+/* ---- HBM bandwidth: a device-to-device copy of 1 GiB (read + write = 2 GiB moved), the yardstick of the
+ * generation table's weight-read limit (scripts/bench_cuda.sh gen) ---- */
+typedef struct cp_ctx { size_t n; float *a, *b; } cp_ctx;
+static void cp_run(void *p)
+{
+    cp_ctx *c = p;
+    gpu->op->copy(gpu, c->b, c->a, c->n * sizeof(float));
+}
+
+static void bench_hbm(void)
+{
+    cp_ctx c = {(size_t)1 << 28, NULL, NULL};
+    c.a = rand_dev(c.n, -1, 1, 16);
+    c.b = gpu->op->alloc(gpu, c.n * sizeof(float));
+    double ms = time_ms(cp_run, &c, 10);
+    report("hbm_copy_1GiB", "device-to-device copy, 2 GiB moved", ms, 0, 2.0 * sizeof(float) * c.n);
+    gpu->op->free(gpu, c.a);
+    gpu->op->free(gpu, c.b);
+}
+
 int main(int argc, char **argv)
 {
     const char *what = argc > 1 ? argv[1] : "all";
@@ -204,6 +224,7 @@ int main(int argc, char **argv)
         return 1;
     }
     int all = !strcmp(what, "all");
+    if (!strcmp(what, "hbm")) bench_hbm();
     if (all || !strcmp(what, "dense")) bench_dense();
     if (all || !strcmp(what, "kda")) {
         bench_kda(8, 4096, 16, 128, 128, "");

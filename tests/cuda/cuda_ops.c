@@ -162,6 +162,48 @@ static void t_matmul(const tcase *tc)
     tb_free(&A); tb_free(&B); tb_free(&C);
 }
 
+/* bf16 rounding (round to nearest even) of host values in place: operands exactly representable in bf16 make the
+ * GPU's products exact, so it differs from the CPU's fp32 matmul only in summation order */
+static void round_bf16(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+        memcpy(&x[i], &u, 4);
+    }
+}
+
+/*
+ * A linear layer against frozen weights (weights_freeze: the bf16 copy, issue 15): M <= 16 rows go through gemv.cu,
+ * more rows (or K % 8 != 0, or x beyond shared memory) through cuBLASLt reading the frozen copy. M, N, K, pad (of
+ * lda and ldc), f: 1 also with beta = 1, 2 the operand is rows 1..N-1 of the frozen tensor (a view K floats in:
+ * not 256-byte aligned, converted for cuBLASLt, read in place by the GEMV). bf16-exact operands: the CPU's fp32
+ * matmul is the reference to summation order (TOL_RED).
+ */
+static void t_frozen_mm(const tcase *tc)
+{
+    int M = tc->a, N = tc->b, K = tc->c, pad = tc->d, f = tc->e;
+    int lda = K + pad, ldc = N + pad, n = f == 2 ? N - 1 : N;
+    tbuf W = tb_randn((size_t)N * K, 1), A = tb_randn((size_t)M * lda, 1), C = tb_randn((size_t)M * ldc, 1);
+    round_bf16(W.h, W.n);
+    round_bf16(A.h, A.n);
+    tb_sync_up(&W);
+    tb_sync_up(&A);
+    gpu->op->weights_freeze(gpu, W.d, W.n);
+    size_t wo = f == 2 ? (size_t)K : 0;
+    cpu->op->matmul(cpu, 0, 1, M, n, K, 1.0f, A.h, lda, W.h + wo, K, 0.0f, C.h, ldc);
+    gpu->op->matmul(gpu, 0, 1, M, n, K, 1.0f, A.d, lda, W.d + wo, K, 0.0f, C.d, ldc);
+    tb_check(&C, "C", TOL_RED);
+    if (f == 1) {
+        cpu->op->matmul(cpu, 0, 1, M, n, K, 0.5f, A.h, lda, W.h + wo, K, 1.0f, C.h, ldc);
+        gpu->op->matmul(gpu, 0, 1, M, n, K, 0.5f, A.d, lda, W.d + wo, K, 1.0f, C.d, ldc);
+        tb_check(&C, "C(beta1)", TOL_RED);
+    }
+    gpu->op->weights_thaw(gpu, W.d);
+    tb_free(&W); tb_free(&A); tb_free(&C);
+}
+
 static void t_elementwise(const tcase *tc)
 {
     size_t n = (size_t)tc->a;
@@ -255,6 +297,88 @@ static void t_rope(const tcase *tc)
 /* a = B, b = T, c = Hq, d = Hkv, e = K, f: 0 plain, 1 packed segments, 2 decode with q_start (Tq < Tk),
  * 3 chunked prefill: Tq = T/3 + 5 queries at random q_start against Tk = T (forward only, like 2). On an H100/H200,
  * K = 128 without segments takes flash_sm90.cu's forward; HX_CUDA_FLASH2=1 tests flash.cu's instead. */
+/* argmax_rows: greedy tokens on the device == the CPU's scan, exactly. N rows of V: random rows, then row 1 with
+ * its maximum repeated (the first wins), row 2 with NaNs before and after its maximum (skipped), row 3 starting
+ * with NaN (0, as the host scan), row 4 all -inf (0). */
+static void t_argmax(const tcase *tc)
+{
+    int N = tc->a, V = tc->b;
+    tbuf x = tb_randn((size_t)N * V, 1);
+    if (N >= 5) {
+        float *r1 = x.h + V, *r2 = x.h + 2 * (size_t)V, *r3 = x.h + 3 * (size_t)V, *r4 = x.h + 4 * (size_t)V;
+        r1[V / 3] = r1[V / 2] = r1[V - 1] = 100.0f;
+        r2[0] = 5.0f;
+        r2[1] = r2[V - 2] = NAN;
+        r2[V / 2] = 50.0f;
+        r3[0] = NAN;
+        r3[7] = 60.0f;
+        for (int i = 0; i < V; i++) r4[i] = -INFINITY;
+        tb_sync_up(&x);
+    }
+    ibuf o = ib_new(N);
+    int32_t *want = xmalloc((size_t)N * sizeof(int32_t));
+    cpu->op->argmax_rows(cpu, want, x.h, N, V);
+    gpu->op->argmax_rows(gpu, o.d, x.d, N, V);
+    gpu->op->download(gpu, o.h, o.d, (size_t)N * sizeof(int32_t));
+    int bad = 0;
+    for (int n = 0; n < N; n++) bad += o.h[n] != want[n];
+    if (N >= 5 && (want[1] != V / 3 || want[2] != V / 2 || want[3] != 0 || want[4] != 0)) bad++;
+    n_check++;
+    if (bad) n_fail++;
+    printf("%-5s %-34s %-10s n=%-9d rows differing or wrong: %d\n", bad ? "FAIL" : "ok", cur_case, "tokens", N, bad);
+    free(want);
+    tb_free(&x);
+    ib_free(&o);
+}
+
+/* add_rmsnorm_fwd: sum = x + y and its norm == the CPU twin (add, rmsnorm_fwd); then with sum aliasing x, as the
+ * model's residual stream may. N, d. */
+static void t_add_rmsnorm(const tcase *tc)
+{
+    int N = tc->a, d = tc->b;
+    tbuf x = tb_randn((size_t)N * d, 1), y = tb_randn((size_t)N * d, 1), w = tb_randn(d, 1);
+    tbuf s = tb_randn((size_t)N * d, 1), o = tb_randn((size_t)N * d, 1), r = tb_randn(N, 1);
+    cpu->op->add_rmsnorm_fwd(cpu, s.h, o.h, r.h, x.h, y.h, w.h, N, d, 1e-6f);
+    gpu->op->add_rmsnorm_fwd(gpu, s.d, o.d, r.d, x.d, y.d, w.d, N, d, 1e-6f);
+    tb_check(&s, "sum", TOL_EXACT);
+    tb_check(&o, "out", TOL_F32);
+    tb_check(&r, "rstd", TOL_F32);
+    cpu->op->add_rmsnorm_fwd(cpu, x.h, o.h, NULL, x.h, y.h, w.h, N, d, 1e-6f);
+    gpu->op->add_rmsnorm_fwd(gpu, x.d, o.d, NULL, x.d, y.d, w.d, N, d, 1e-6f);
+    tb_check(&x, "sum(alias)", TOL_EXACT);
+    tb_check(&o, "out(alias)", TOL_F32);
+    tb_free(&x); tb_free(&y); tb_free(&w); tb_free(&s); tb_free(&o); tb_free(&r);
+}
+
+/* rope_cache_fwd: q, k rotated in place and k, v appended to the cache at each sequence's own q_start (caches start
+ * random: rows outside the append must keep their values) == the CPU twin (rope_fwd twice and the copies). B, T,
+ * Hq, Hkv, K, Tmax. */
+static void t_rope_cache(const tcase *tc)
+{
+    int B = tc->a, T = tc->b, Hq = tc->c, Hkv = tc->d, K = tc->e, Tmax = tc->f, N = B * T;
+    size_t KD = (size_t)Hkv * K;
+    tbuf q = tb_randn((size_t)N * Hq * K, 1), k = tb_randn(N * KD, 1), v = tb_randn(N * KD, 1);
+    tbuf ck = tb_randn((size_t)B * Tmax * KD, 1), cv = tb_randn((size_t)B * Tmax * KD, 1), inv = tb_new(K / 2);
+    for (int i = 0; i < K / 2; i++) inv.h[i] = 1.0f / powf(1e6f, (float)(2 * i) / (float)K);
+    tb_sync_up(&inv);
+    ibuf pos = ib_new(N), qs = ib_new(B);
+    for (int s = 0; s < B; s++) {
+        qs.h[s] = (int32_t)hx_rng_below(&rng, (uint64_t)(Tmax - T + 1));
+        for (int t = 0; t < T; t++) pos.h[s * T + t] = qs.h[s] + t;
+    }
+    ib_up(&pos);
+    ib_up(&qs);
+    cpu->op->rope_cache_fwd(cpu, q.h, k.h, v.h, ck.h, cv.h, pos.h, qs.h, inv.h, B, T, Hq, Hkv, K, Tmax);
+    gpu->op->rope_cache_fwd(gpu, q.d, k.d, v.d, ck.d, cv.d, pos.d, qs.d, inv.d, B, T, Hq, Hkv, K, Tmax);
+    tb_check(&q, "q", TOL_F32);
+    tb_check(&k, "k", TOL_F32);
+    tb_check(&ck, "cache_k", TOL_F32);
+    tb_check(&cv, "cache_v", TOL_EXACT);
+    tb_check(&v, "v", TOL_EXACT);
+    tb_free(&q); tb_free(&k); tb_free(&v); tb_free(&ck); tb_free(&cv); tb_free(&inv);
+    ib_free(&pos); ib_free(&qs);
+}
+
 static void t_attn(const tcase *tc)
 {
     int B = tc->a, T = tc->b, Hq = tc->c, Hkv = tc->d, K = tc->e, mode = tc->f;
@@ -524,6 +648,19 @@ static const tcase cases[] = {
     {"matmul", 1, 0, 128, 64, 200, 0, t_matmul},
     {"matmul", 1, 1, 33, 17, 9, 5, t_matmul},
     {"matmul", 0, 1, 2048, 1024, 1024, 0, t_matmul},
+    /* frozen weights: GEMV (M <= 16: tile tails, padded strides, the grid's row loop at N = 20000, 96 KB of x in
+     * shared memory at M = 16, K = 3072), cuBLASLt on the frozen copy (M = 33, K % 8 != 0, x beyond shared
+     * memory at K = 8192), views not 256-byte aligned */
+    {"frozen_mm", 1, 1000, 1024, 0, 0, 0, t_frozen_mm},
+    {"frozen_mm", 3, 37, 72, 5, 1, 0, t_frozen_mm},
+    {"frozen_mm", 5, 20000, 512, 0, 1, 0, t_frozen_mm},
+    {"frozen_mm", 8, 2048, 1024, 0, 0, 0, t_frozen_mm},
+    {"frozen_mm", 16, 3001, 3072, 3, 1, 0, t_frozen_mm},
+    {"frozen_mm", 16, 64, 12, 0, 1, 0, t_frozen_mm},
+    {"frozen_mm", 16, 256, 8192, 0, 0, 0, t_frozen_mm},
+    {"frozen_mm", 33, 520, 256, 0, 1, 0, t_frozen_mm},
+    {"frozen_mm", 2, 40, 72, 0, 2, 0, t_frozen_mm},
+    {"frozen_mm", 40, 40, 72, 0, 2, 0, t_frozen_mm},
     {"elementwise", 1, 0, 0, 0, 0, 0, t_elementwise},
     {"elementwise", 1001, 0, 0, 0, 0, 0, t_elementwise},
     {"elementwise", 3000017, 0, 0, 0, 0, 0, t_elementwise},
@@ -534,6 +671,14 @@ static const tcase cases[] = {
     {"rmsnorm", 4096, 128, 0, 0, 0, 0, t_rmsnorm},
     {"rope", 17, 4, 32, 512, 0, 0, t_rope},
     {"rope", 64, 8, 128, 131072, 0, 0, t_rope},
+    /* decode (T = 1) of 64 sequences, a ragged prefill of 3, head dim 64 */
+    {"argmax", 64, 151936, 0, 0, 0, 0, t_argmax},
+    {"argmax", 7, 1000, 0, 0, 0, 0, t_argmax},
+    {"argmax", 1, 5, 0, 0, 0, 0, t_argmax},
+    {"add_rmsnorm", 1, 1024, 0, 0, 0, 0, t_add_rmsnorm},
+    {"add_rmsnorm", 333, 100, 0, 0, 0, 0, t_add_rmsnorm},
+    {"rope_cache", 64, 1, 16, 8, 128, 300, t_rope_cache},
+    {"rope_cache", 3, 37, 4, 2, 64, 100, t_rope_cache},
     {"attn", 2, 37, 4, 2, 32, 0, t_attn},
     {"attn", 1, 130, 8, 2, 128, 0, t_attn},
     {"attn", 2, 100, 4, 4, 16, 1, t_attn},

@@ -1,5 +1,6 @@
 /* cuda_stream.c - continuous batching on the GPU: nn_generate_stream through 1, 7 and 64 slots == each prompt alone;
- * frozen inference weights (bf16 copy read by the matmuls) == converting them on every matmul. */
+ * frozen inference weights (bf16 copy read by the matmuls; gemv.cu at M <= 16) == converting them on every matmul,
+ * and through 1, 7 and 64 slots == each prompt alone with them too. */
 #include "tests/cuda/model_check.h"
 
 enum { NP = 80, MAXP = 70, NEW = 16 };
@@ -19,9 +20,10 @@ static int stop_after(void *ud, int b, const int32_t *gen, int n)
  * TIE of its largest logit (reported; the CPU test, tests/unit/test_generate_stream.c, asserts exact equality).
  */
 #define TIE 2e-2
-static int check(k_backend *dev, const nn_config *c, const char *name)
+static int check(k_backend *dev, const nn_config *c, const char *name, int frozen)
 {
     nn_model *m = mc_model(dev, c, 21, 10);
+    if (frozen) nn_model_freeze(m); /* alone (M = 1) and up to 16 slots: gemv.cu; 64 slots: cuBLASLt, both */
     int32_t *pr[NP];
     int lens[NP];
     hx_rng r;
@@ -161,8 +163,10 @@ int main(void)
     mc_cfg_hybrid(&h);
     nn_config_qwen3(&q128, 131, 256, 2, 4, 2, 128, 384);
     mc_cfg_hybrid_shape(&h128, 256, 2, 1, 128, 384, 16);
-    int fails = check(gpu, &q, "qwen3") + check(gpu, &h, "hybrid") + check(gpu, &q128, "qwen3 head_dim 128") +
-                check(gpu, &h128, "hybrid head_dim 128");
+    int fails = check(gpu, &q, "qwen3", 0) + check(gpu, &h, "hybrid", 0) + check(gpu, &q128, "qwen3 head_dim 128", 0) +
+                check(gpu, &h128, "hybrid head_dim 128", 0);
+    fails += check(gpu, &q, "qwen3 frozen", 1) + check(gpu, &h, "hybrid frozen", 1) +
+             check(gpu, &q128, "qwen3 head_dim 128 frozen", 1);
     fails += check_frozen(gpu, &q, "qwen3") + check_frozen(gpu, &h, "hybrid") +
              check_frozen(gpu, &q128, "qwen3 head_dim 128") + check_frozen(gpu, &h128, "hybrid head_dim 128");
     printf("cuda_stream: %d failed\n", fails);
