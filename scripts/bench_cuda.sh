@@ -20,7 +20,7 @@ if [[ $what == gen ]]; then
     : >"$g"
     build/bench_cuda hbm | tee -a "$g"
     # points: B=1 at 1K/4K/32K (128K with HX_GEN_128K=1), B=64 at 1K/4K (a 64 x 32K fp32 KV cache is ~480 GB)
-    pts=1x1024,1x4096,1x32768${HX_GEN_128K:+,1x131072},64x1024,64x4096
+    pts=${GEN_POINTS:-1x1024,1x4096,1x32768${HX_GEN_128K:+,1x131072},64x1024,64x4096}   # GEN_POINTS: fewer, for a short call
     for m in qwen3 hybrid; do
         t0=$(date +%s)
         build/hx bench infer --config tests/cuda/${m}_0.6b.json --device cuda --frozen --grid $pts --new 9 --steps 1 2>&1 |
