@@ -7,6 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dev=${HXDEV:-.hxdev}
+# device_prep.sh packs the binaries as bins.tar.xz (the carry limit): unpack them first
+if [ ! -d "$dev/build" ] && [ -f "$dev/bins.tar.xz" ]; then tar xJf "$dev/bins.tar.xz" -C "$dev"; fi
 [ -d "$dev/build" ] || { echo "device_run: $dev/build missing: run scripts/device_prep.sh here and carry $dev" >&2; exit 1; }
 root=/tmp/hxroot
 mkdir -p "$root"

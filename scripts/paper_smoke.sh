@@ -43,7 +43,7 @@ prep)
     rm -rf "$PACK"
     mkdir -p "$PACK/build"
     cp -r .hxdev/debs "$PACK/debs"
-    cp -f .hxdev/build/hx "$PACK/build/hx"
+    cp -f build/hx "$PACK/build/hx" && strip --strip-debug "$PACK/build/hx"
     "$HX" export latest -o "$PACK/paper.tar.zst" --store "$T"
     du -sh "$PACK" ;;
 run)
