@@ -70,7 +70,11 @@ void nn_kda_params_bind(nn_kda_params *p, float *base, const nn_kda_cfg *c)
 }
 
 /* Activation layout: the sizes in nn_kda_acts order; KDA_KEPT what the backward reads, KDA_TMP what it can
- * remake from the kept ones (kda_core_inputs) or does not read (bl). */
+ * remake from the kept ones (kda_core_inputs) or does not read (bl). Each buffer starts 64-byte aligned
+ * (KDA_PAD): the CUDA chunk kernels read q, k, v, g, o and s_chunks 16 bytes at a time, and a buffer of an odd
+ * size before them (beta or f with N * Hq floats, fd with N * r) shifted every later one by 8 bytes (a
+ * "misaligned address" in kcp_out on an H200). */
+#define KDA_PAD(n) (((size_t)(n) + 15) & ~(size_t)15)
 #define KDA_KEPT(X, c, N, nc, B)                                                                              \
     X(qp, (N) * (c)->Hq * (c)->K) X(kp, (N) * (c)->Hkv * (c)->K) X(vp, (N) * (c)->Hkv * (c)->K)               \
     X(fd, (N) * (c)->r) X(f, (N) * (c)->Hq * ((c)->per_head ? 1 : (c)->K))                                    \
@@ -85,7 +89,7 @@ void nn_kda_params_bind(nn_kda_params *p, float *base, const nn_kda_cfg *c)
 size_t nn_kda_acts_kept_floats(const nn_kda_cfg *c, int B, int T)
 {
     size_t N = (size_t)B * T, nc = k_kda_nchunks(T), n = 0;
-#define ADD(name, sz) n += (size_t)(sz);
+#define ADD(name, sz) n += KDA_PAD(sz);
     KDA_KEPT(ADD, c, N, nc, B)
 #undef ADD
     return n;
@@ -94,7 +98,7 @@ size_t nn_kda_acts_kept_floats(const nn_kda_cfg *c, int B, int T)
 size_t nn_kda_acts_tmp_floats(const nn_kda_cfg *c, int B, int T)
 {
     size_t N = (size_t)B * T, n = 0;
-#define ADD(name, sz) n += (size_t)(sz);
+#define ADD(name, sz) n += KDA_PAD(sz);
     KDA_TMP(ADD, c, N)
 #undef ADD
     return n;
@@ -111,10 +115,10 @@ void nn_kda_acts_bind_shared(nn_kda_acts *a, float *base, float *tmp, const nn_k
     a->B = B;
     a->T = T;
     a->shared_tmp = 1;
-#define BIND(name, sz) a->name = base; base += (size_t)(sz);
+#define BIND(name, sz) a->name = base; base += KDA_PAD(sz);
     KDA_KEPT(BIND, c, N, nc, B)
 #undef BIND
-#define BIND(name, sz) a->name = tmp; tmp += (size_t)(sz);
+#define BIND(name, sz) a->name = tmp; tmp += KDA_PAD(sz);
     KDA_TMP(BIND, c, N)
 #undef BIND
 }

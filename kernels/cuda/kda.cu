@@ -361,12 +361,22 @@ __global__ void __launch_bounds__(KDA_THREADS) kda_bwd_kernel(float *dq, float *
 /* the chunk-parallel kernels keep Aqk, A and (I+L)^-1 of every chunk for the backward (kda_chunk.cu) */
 int kcuda_kda_save(k_backend *b, int K, int V) { return kcuda_kda_cp_save(b, K, V); }
 
+/* The chunk kernels read their operands 16 bytes at a time (cp.async): a misaligned one is a caller's bug, named
+ * here instead of a "misaligned address" at the next synchronisation. */
+static void kda_check_aligned(const char *what, const void *const *p, int n)
+{
+    for (int i = 0; i < n; i++)
+        if ((uintptr_t)p[i] & 15) BUG("%s: operand %d at %p is not 16-byte aligned (the chunk kernels need it)", what, i, p[i]);
+}
+
 void kcuda_kda_fwd(k_backend *b, float *o, float *sT, float *s_chunks, const float *q, const float *k,
                    const float *v, const float *g, const float *beta, const float *s0, int B, int T, int H, int K,
                    int V)
 {
     if (B * H <= 0 || T <= 0) return;
     if (kcuda_kda_cp_ok(b, K, V)) {
+        const void *p[] = {o, sT, s_chunks, q, k, v, g, s0};
+        kda_check_aligned("KDA forward", p, 8);
         kcuda_kda_cp_fwd(b, o, sT, s_chunks, q, k, v, g, beta, s0, B, T, H, K, V);
         return;
     }
@@ -382,6 +392,8 @@ void kcuda_kda_bwd(k_backend *b, float *dq, float *dk, float *dv, float *dg, flo
 {
     if (B * H <= 0 || T <= 0) return;
     if (kcuda_kda_cp_ok(b, K, V)) {
+        const void *p[] = {dq, dk, dv, dg, ds0, dout, dsT, q, k, v, g, s_chunks};
+        kda_check_aligned("KDA backward", p, 12);
         kcuda_kda_cp_bwd(b, dq, dk, dv, dg, dbeta, ds0, dout, dsT, q, k, v, g, beta, s_chunks, B, T, H, K, V);
         return;
     }

@@ -239,6 +239,10 @@ int kcuda_kda_cp_ok(k_backend *b, int K, int V)
         seq = e && *e && *e != '0';
     }
     if (seq) return 0;
+    /* K < V (64/128, 32/128): dg of the backward failed the CPU comparison on an H200 (cuda_ops kda[1,130,2,64,128,3]
+     * nerr 0.11, kda[1,200,2,32,128,1] 2.4e-3 against 2e-3); those shapes stay on the sequential kernels until
+     * kcp_bgrad's K < V tiling is fixed. Every scale uses K = V. */
+    if (K < V) return 0;
     size_t need = 0;
 #define KCP_SMEM(KI, VI) need = kcp_smem_max<KI, VI>()
     KCP_SHAPE(K, V, KCP_SMEM);

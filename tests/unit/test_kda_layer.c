@@ -136,6 +136,33 @@ static void test_layer_decode_equals_prefill(void **state)
     }
 }
 
+/* Every activation buffer starts 64-byte aligned from an aligned base, whatever the sizes: the CUDA chunk kernels read
+ * q, k, v, g, o and s_chunks 16 bytes at a time; odd N * Hq (beta, a GDN layer's f) and N * r (fd) once shifted
+ * every later buffer by 8 bytes ("misaligned address" in kcp_out on an H200, the hybrid head_dim 128 of
+ * cuda_stream). */
+static void test_acts_aligned(void **state)
+{
+    (void)state;
+    static const nn_kda_cfg cfgs[] = {
+        {.d = 16, .Hq = 3, .Hkv = 1, .K = 128, .r = 5, .W = 4, .per_head = 0, .save = 12288},
+        {.d = 16, .Hq = 5, .Hkv = 5, .K = 32, .r = 7, .W = 4, .per_head = 1},
+    };
+    for (size_t ci = 0; ci < sizeof cfgs / sizeof cfgs[0]; ci++)
+        for (int T = 1; T <= 131; T += 13) {
+            size_t n = nn_kda_acts_floats(&cfgs[ci], 1, T);
+            float *base = aligned_alloc(64, ((n * sizeof(float)) + 63) & ~(size_t)63);
+            nn_kda_acts a;
+            nn_kda_acts_bind(&a, base, &cfgs[ci], 1, T);
+            const float *p[] = {a.qp, a.kp, a.vp, a.fd, a.f, a.g, a.beta, a.o, a.gd, a.og, a.yn, a.s_chunks, a.ones,
+                                a.qc, a.kc, a.vc, a.qn, a.kn, a.vr, a.knk, a.bl};
+            for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) {
+                if ((uintptr_t)p[i] & 63) fail_msg("config %zu T %d: buffer %zu at offset %td floats", ci, T, i, p[i] - base);
+                assert_true(p[i] >= base && p[i] <= base + n);
+            }
+            free(base);
+        }
+}
+
 static void test_kda_layer_fixture(void **state)
 {
     (void)state;
@@ -155,6 +182,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kda_layer_fixture),
+        cmocka_unit_test(test_acts_aligned),
         cmocka_unit_test(test_layer_backward_fd),
         cmocka_unit_test(test_layer_decode_equals_prefill),
     };
