@@ -21,7 +21,8 @@ static const hx_field data_fields[] = {
     {"cloze_files", HX_T_INT, "2", NULL, "Brown files held out for cloze_brown"},
     {"cloze_items", HX_T_INT, "40", NULL, "cloze_brown items (rounded down to a multiple of 4)"},
     {"instruct_per_fact", HX_T_INT, "3", NULL, "chat pairs per instruct fact (direct, mcq, short styles in turn)"},
-    {"mix_chat", HX_T_INT, "0", NULL, "copies of every instruct chat pair mixed into corpus/pretrain.txt (0: none)"},
+    {"mix_chat", HX_T_INT, "2", NULL, "copies of every instruct chat pair mixed into corpus/pretrain.txt (0: none)"},
+    {"mix_qa", HX_T_INT, "3", NULL, "chat pairs about every pretrain fact mixed into corpus/pretrain.txt (0: none)"},
     {"bench_max", HX_T_INT, "0", NULL, "items per knowledge task and split (0: all eval/heldout facts)"},
     {"min_brown_freq", HX_T_INT, "3", NULL, "a WordNet word must occur this often in Brown, mostly in its part of speech"},
     {"frac_instruct", HX_T_NUM, "0.3", NULL, "fraction of each family's facts in the instruct split"},
@@ -116,6 +117,7 @@ static int data_run(hx_stage_ctx *c)
         .cloze_items = (int)hx_with_int(c, "cloze_items"),
         .instruct_per_fact = (int)hx_with_int(c, "instruct_per_fact"),
         .mix_chat = (int)hx_with_int(c, "mix_chat"),
+        .mix_qa = (int)hx_with_int(c, "mix_qa"),
         .bench_max = (int)hx_with_int(c, "bench_max"),
         .min_brown_freq = (int)hx_with_int(c, "min_brown_freq"),
         .frac_instruct = hx_with_num(c, "frac_instruct"),
@@ -148,10 +150,11 @@ static int data_run(hx_stage_ctx *c)
 
 const hx_stage_kind hx_kind_data = {
     .name = "data",
-    .version = 6, /* 2: corpus/generic.txt and corpus/chat.txt; 3: bench/kn_prose_<family>.jsonl;
+    .version = 7, /* 2: corpus/generic.txt and corpus/chat.txt; 3: bench/kn_prose_<family>.jsonl;
                    * 4: heldout distractors only objects no mentioned fact has;
                    * 5: instruct MCQ distractors never a heldout-only object;
-                   * 6: corpus/generic.txt falls back to the corpus's Brown files without the facts (never empty) */
+                   * 6: corpus/generic.txt falls back to the corpus's Brown files without the facts (never empty);
+                   * 7: mix_qa (chat pairs about the pretrain facts in corpus/pretrain.txt), stats.corpus.mix_share */
     .doc = "builds the offline world: pretraining corpus, chat pairs and knowledge benchmarks (docs/data.md)",
     .fields = data_fields,
     .roles = data_roles,

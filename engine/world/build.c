@@ -18,8 +18,9 @@ static int check_params(const world_params *p)
     if (p->n_facts < 0) return error("n_facts must be >= 0 (0: every usable fact), got %d", p->n_facts);
     if (p->paraphrases < 1) return error("paraphrases must be >= 1 (eval facts must appear in prose), got %d", p->paraphrases);
     if (p->brown_files < 0 || p->cloze_files < 1 || p->cloze_items < 0 || p->instruct_per_fact < 0 || p->bench_max < 0 ||
-        p->mix_chat < 0)
-        return error("brown_files, cloze_items, instruct_per_fact, bench_max, mix_chat must be >= 0 and cloze_files >= 1");
+        p->mix_chat < 0 || p->mix_qa < 0)
+        return error("brown_files, cloze_items, instruct_per_fact, bench_max, mix_chat, mix_qa must be >= 0 and "
+                     "cloze_files >= 1");
     double s = p->frac_instruct + p->frac_eval + p->frac_heldout;
     if (p->frac_instruct < 0 || p->frac_eval <= 0 || p->frac_heldout < 0 || s >= 1.0)
         return error("split fractions: frac_eval > 0, frac_instruct, frac_heldout >= 0 and their sum < 1 "
@@ -152,6 +153,7 @@ static json_t *params_json(const world_params *p)
     json_object_set_new(o, "cloze_items", json_integer(p->cloze_items));
     json_object_set_new(o, "instruct_per_fact", json_integer(p->instruct_per_fact));
     json_object_set_new(o, "mix_chat", json_integer(p->mix_chat));
+    json_object_set_new(o, "mix_qa", json_integer(p->mix_qa));
     json_object_set_new(o, "bench_max", json_integer(p->bench_max));
     json_object_set_new(o, "min_brown_freq", json_integer(p->min_brown_freq));
     json_object_set_new(o, "frac_instruct", hx_json_num(p->frac_instruct));
@@ -210,6 +212,7 @@ int world_build(const world_params *p, world *w)
     rel_pools *rp = xcalloc(1, sizeof *rp);
     w_pools_init(rp, w);
     w_build_instruct(w, rp);
+    w_build_qa(w, rp);
     w_mix_chat(w);
     w_build_knowledge(w, rp);
     w_build_cloze(w, &brown, perm, n_cloze);
@@ -243,6 +246,7 @@ void world_free(world *w)
     free(w->corpus);
     free(w->generic);
     json_decref(w->instruct);
+    json_decref(w->qa);
     for (int i = 0; i < w->n_tasks; i++) json_decref(w->tasks[i].items);
     free(w->tasks);
     json_decref(w->stats);

@@ -8,7 +8,7 @@
 /* Independent random streams per purpose, so e.g. changing `paraphrases` does not move the splits. */
 enum {
     RNG_SELECT = 1, RNG_SPLIT, RNG_BROWN, RNG_MENTION, RNG_CORPUS, RNG_INSTRUCT, RNG_BENCH, RNG_CLOZE, RNG_CHATMIX,
-    RNG_PROSE, RNG_HELDOUT, RNG_HELDOUT_PROSE
+    RNG_PROSE, RNG_HELDOUT, RNG_HELDOUT_PROSE, RNG_QA
 };
 void w_rng_for(hx_rng *r, uint64_t seed, int purpose);
 
@@ -16,7 +16,8 @@ void w_rng_for(hx_rng *r, uint64_t seed, int purpose);
 int w_task_add(world *w, const char *name);
 
 /* corpus.c: the pretraining corpus (prose mentions of the facts among Brown text), the generic corpus (Brown prose
- * without the facts, for the dataset ablation) and the chat documents mixed into the pretraining text. */
+ * without the facts, for the dataset ablation) and the chat documents mixed into the pretraining text (w->instruct
+ * mix_chat times, then w->qa). */
 int w_build_corpus(world *w, const world_brown *brown, const int *corpus_docs, int n_corpus_docs);
 void w_build_generic(world *w, const world_brown *brown, const int *unseen, int n_unseen, const int *seen, int n_seen);
 void w_mix_chat(world *w);
@@ -42,8 +43,10 @@ json_t *w_choices_json(const char *gold, const char *const d[3], int answer);
 json_t *w_str_array(char **s, int n);
 int *w_balanced_positions(hx_rng *r, int n);
 
-/* instruct.c: chat pairs about the instruct facts (instruct.jsonl). */
+/* instruct.c: chat pairs about the instruct facts (instruct.jsonl), and about the pretrain facts (w->qa, mix_qa per
+ * fact), which only the pretraining mix (w_mix_chat) reads. */
 int w_build_instruct(world *w, const rel_pools *rp);
+void w_build_qa(world *w, const rel_pools *rp);
 
 /* bench_knowledge.c: the knowledge benchmarks (kn_mcq_*, kn_open_*, kn_prose_*) over eval and heldout facts. */
 void w_build_knowledge(world *w, const rel_pools *rp);

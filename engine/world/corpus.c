@@ -46,22 +46,33 @@ void w_build_generic(world *w, const world_brown *brown, const int *unseen, int 
 
 /* ---- chat pairs in the pretraining text ----
  * Modern pretraining mixes instruction data into the corpus; without it a small model stores facts it cannot
- * retrieve from a question (Allen-Zhu & Li, "Physics of Language Models 3.1", 2023). mix_chat copies of every
- * instruct pair (never an eval or heldout fact) become documents of corpus/pretrain.txt, after the prose, in
- * seeded order. */
+ * retrieve from a question (Allen-Zhu & Li, "Physics of Language Models 3.1", 2023: a model learns to extract
+ * facts from questions only when questions about facts of the same kind are in its pretraining). mix_chat copies
+ * of every instruct pair and the mix_qa pairs about every pretrain fact (w->qa) become documents of
+ * corpus/pretrain.txt, after the prose, in seeded order. Never an eval or heldout fact: the eval facts are in the
+ * prose only, so the benchmarks test extraction of facts the teacher read but was never asked about.
+ * stats.corpus.mix_share is the chat documents' share of the corpus bytes. */
 void w_mix_chat(world *w)
 {
-    int n = (int)json_array_size(w->instruct), total = n * w->p.mix_chat;
+    int n = (int)json_array_size(w->instruct), nq = (int)json_array_size(w->qa);
+    int n_chat = n * w->p.mix_chat, total = n_chat + nq;
+    json_t *cs = json_object_get(w->stats, "corpus");
+    json_object_set_new(cs, "chat_documents", json_integer(n_chat));
+    json_object_set_new(cs, "qa_documents", json_integer(nq));
+    json_object_set_new(cs, "mix_share", hx_json_num(0.0));
     if (total <= 0) return;
+    /* order[i] < n_chat: instruct pair order[i] % n; else qa pair order[i] - n_chat */
     int *order = xmalloc(sizeof *order * (size_t)total);
-    for (int i = 0; i < total; i++) order[i] = i % n;
+    for (int i = 0; i < total; i++) order[i] = i < n_chat ? i % n : i;
     hx_rng r;
     w_rng_for(&r, w->p.seed, RNG_CHATMIX);
     w_shuffle_int(&r, order, total);
     hx_sbuf out = {0};
     hx_sb_puts(&out, w->corpus);
+    size_t prose_len = out.len;
     for (int i = 0; i < total; i++) {
-        json_t *pair = json_array_get(w->instruct, (size_t)order[i]);
+        json_t *pair = order[i] < n_chat ? json_array_get(w->instruct, (size_t)order[i])
+                                         : json_array_get(w->qa, (size_t)(order[i] - n_chat));
         hx_sb_puts(&out, json_string_value(json_object_get(pair, "prompt")));
         hx_sb_puts(&out, json_string_value(json_object_get(pair, "completion")));
         hx_sb_puts(&out, WORLD_DOC_BOUNDARY "\n");
@@ -69,10 +80,10 @@ void w_mix_chat(world *w)
     free(w->corpus);
     w->corpus_len = out.len;
     w->corpus = hx_sb_take(&out);
-    json_t *cs = json_object_get(w->stats, "corpus");
-    json_object_set_new(cs, "chat_documents", json_integer(total));
     json_object_set_new(cs, "documents", json_integer(json_integer_value(json_object_get(cs, "documents")) + total));
     json_object_set_new(cs, "bytes", json_integer((json_int_t)w->corpus_len));
+    json_object_set_new(cs, "mix_bytes", json_integer((json_int_t)(w->corpus_len - prose_len)));
+    json_object_set_new(cs, "mix_share", hx_json_num((double)(w->corpus_len - prose_len) / (double)w->corpus_len));
     free(order);
 }
 

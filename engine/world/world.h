@@ -167,6 +167,7 @@ typedef struct world_params {
     int cloze_items;       /* cloze_brown items (rounded down to a multiple of 4) */
     int instruct_per_fact; /* chat pairs per instruct fact */
     int mix_chat;          /* copies of every instruct chat pair mixed into the pretraining corpus (0: none) */
+    int mix_qa;            /* chat pairs about every pretrain fact mixed into the pretraining corpus (0: none) */
     int bench_max;         /* items per knowledge task and split (0: all), rounded down to a multiple of 4 */
     int min_brown_freq;
     double frac_instruct, frac_eval, frac_heldout; /* the rest is pretrain */
@@ -190,6 +191,7 @@ typedef struct world {
     char *generic;           /* corpus/generic.txt: Brown prose without the facts: unseen files, else the corpus's */
     size_t generic_len;
     json_t *instruct;        /* array of chat pairs */
+    json_t *qa;              /* chat pairs about the pretrain facts, only in corpus/pretrain.txt (mix_qa) */
     int n_tasks;
     world_task *tasks;
     json_t *stats;

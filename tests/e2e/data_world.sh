@@ -76,6 +76,48 @@ PY
 }
 heldout_check "$A" '{"country": 12, "definition": 12, "hypernym": 12, "lexical": 12}'
 
+# the pretraining mix and the dataset arms (recipes/ablate_dataset.yaml): corpus/pretrain.txt ends with mix_chat
+# copies of every instruct pair and mix_qa questions about every pretrain fact; no eval or heldout fact is asked
+# about in any text a model trains on; the three distillation texts are non-empty, and generic.txt and chat.txt
+# do not state any eval fact (its prose sentence), so a student distilled on them never reads the eval facts
+mix_check() {
+    python3 - "$1" "$2" "$3" <<'PY' || fail "pretraining mix / dataset arms ($1)"
+import json, sys
+d, mix_chat, mix_qa = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+st = json.load(open(d + "/stats.json"))
+facts = [json.loads(l) for l in open(d + "/facts.jsonl")]
+n_pre = sum(f["split"] == "pretrain" for f in facts)
+n_ins = sum(1 for _ in open(d + "/instruct.jsonl"))
+cs = st["corpus"]
+assert cs["chat_documents"] == mix_chat * n_ins and cs["qa_documents"] == mix_qa * n_pre, cs
+assert st["params"]["mix_chat"] == mix_chat and st["params"]["mix_qa"] == mix_qa, st["params"]
+texts = {n: open(f"{d}/corpus/{n}.txt").read() for n in ("pretrain", "generic", "chat")}
+pre = texts["pretrain"].encode()
+mixed = pre[-cs["mix_bytes"]:].decode()
+assert abs(cs["mix_share"] - cs["mix_bytes"] / len(pre)) < 1e-9, cs
+assert 0.15 < cs["mix_share"] < 0.45, cs["mix_share"]
+assert mixed.count("<|endoftext|>\n") == cs["chat_documents"] + cs["qa_documents"]
+assert mixed.startswith("<|im_start|>user\n"), mixed[:80]
+for n, t in texts.items():
+    assert len(t) > 10000, (n, len(t))
+questions, sentences = 0, 0
+for t in st["bench"]:
+    for l in open(f"{d}/bench/{t}.jsonl"):
+        it = json.loads(l)
+        if it["format"] in ("mcq", "open"):
+            questions += 1
+            for n, txt in texts.items():
+                assert it["question"] not in txt, (n, it["doc_id"], it["question"])
+        if it["format"] == "prose" and it["split"] == "eval":
+            sentences += 1
+            s = f'{it["question"]} {it["target"]}.'
+            assert s in texts["pretrain"], s
+            assert s not in texts["generic"] and s not in texts["chat"], s
+assert questions > 0 and sentences > 0
+PY
+}
+mix_check "$A" 2 3
+
 # the stage's defaults are the tiny sizes of recipes/base/scales.yaml: a data stage that gives no size has the key
 # of data_world.yaml at tiny (every size from scales.tiny.data); `scale` is no parameter of the stage
 printf 'hx: 1\nstages:\n  world: {kind: data}\n' >"$T/bare.yaml"
@@ -94,7 +136,13 @@ grep -q "scale" "$T/scale.log" || { cat "$T/scale.log"; fail "no message naming 
 S=$(artifact "$T/s")
 [ "$(stat_of "$S" "s['facts']['selected'] == s['facts']['usable']")" = True ] || fail "small: not every usable fact"
 [ "$(stat_of "$S" "s['corpus']['brown_files'] + len(s['corpus']['cloze_files'])")" = 500 ] || fail "small: not all Brown"
-heldout_check "$S" '{"country": 268, "definition": 168, "hypernym": 232, "lexical": 148}'
+heldout_check "$S" '{"country": 336, "definition": 212, "hypernym": 292, "lexical": 188}'
+mix_check "$S" 2 3
+# issue 14 item 7: >= 800 paired eval items per question format and ~3000 pooled; the heldout control
+[ "$(stat_of "$S" "sorted(sum(v['eval'] for k, v in s['bench'].items() if k.startswith('kn_' + f)) for f in ('mcq', 'open', 'prose'))")" = "[1028, 1028, 1028]" ] ||
+    fail "small: expected 1028 eval items per format"
+[ "$(stat_of "$S" "sum(v['eval'] for v in s['bench'].values())")" = 3408 ] || fail "small: expected 3408 pooled eval items"
+[ "$(stat_of "$S" "sum(v['heldout'] for v in s['bench'].values())")" = 1032 ] || fail "small: expected 1032 heldout items"
 [ "$(stat_of "$S" "s['heldout']['dropped_few_unseen']")" = 61 ] || fail "small: expected 61 heldout facts without 3 unseen objects"
 
 # bad parameters fail the stage with a message

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -389,6 +390,105 @@ static void test_heldout_objects_not_in_text(void **state)
             fail_msg("heldout-only object '%s' (%s) in the chat documents of corpus/pretrain.txt", f->object, f->id);
     }
     world_free(&w2);
+}
+
+/* The pretraining mix (mix_chat, mix_qa): corpus/pretrain.txt is the prose of the world without the mix, then one
+ * chat document per mixed pair: every instruct pair mix_chat times, and mix_qa pairs about every pretrain fact, each
+ * once; stats.corpus counts them and mix_share is their share of the corpus bytes. No eval or heldout fact is asked
+ * about in any training text: no benchmark question (kn_mcq / kn_open, the same question text) occurs in the mixed
+ * corpus, corpus/chat.txt or instruct.jsonl, and every mixed pair is about a pretrain or instruct fact. */
+static int count_doc(char **docs, int n, const char *doc)
+{
+    int c = 0;
+    for (int i = 0; i < n; i++) c += !strcmp(docs[i], doc);
+    return c;
+}
+
+static void test_pretraining_mix(void **state)
+{
+    (void)state;
+    world_params p;
+    test_params(&p);
+    p.mix_chat = 2;
+    p.mix_qa = 3;
+    world w2;
+    assert_int_equal(world_build(&p, &w2), 0);
+    assert_true(w2.corpus_len > W.corpus_len && !strncmp(w2.corpus, W.corpus, W.corpus_len));
+    /* the mixed documents, split at the boundaries */
+    int cap = 1 << 14, n = 0;
+    char **docs = xmalloc(sizeof *docs * (size_t)cap);
+    const char *end = w2.corpus + w2.corpus_len;
+    for (const char *q = w2.corpus + W.corpus_len; q < end;) {
+        const char *e = strstr(q, WORLD_DOC_BOUNDARY "\n");
+        assert_non_null(e);
+        if (n == cap) docs = xrealloc(docs, sizeof *docs * (size_t)(cap *= 2));
+        docs[n++] = xstrfmt("%.*s", (int)(e - q), q);
+        q = e + strlen(WORLD_DOC_BOUNDARY "\n");
+    }
+    int n_ins = (int)json_array_size(w2.instruct), n_qa = (int)json_array_size(w2.qa), n_pre = 0;
+    for (int i = 0; i < w2.facts.n; i++) n_pre += w2.facts.f[i].split == WORLD_SPLIT_PRETRAIN;
+    assert_true(n_pre > 0 && n_ins > 0);
+    assert_int_equal(n_qa, 3 * n_pre);
+    assert_int_equal(n, 2 * n_ins + n_qa);
+    json_t *cs = json_object_get(w2.stats, "corpus");
+    assert_int_equal(json_integer_value(json_object_get(cs, "chat_documents")), 2 * n_ins);
+    assert_int_equal(json_integer_value(json_object_get(cs, "qa_documents")), n_qa);
+    double share = (double)(w2.corpus_len - W.corpus_len) / (double)w2.corpus_len;
+    assert_true(fabs(json_number_value(json_object_get(cs, "mix_share")) - share) < 1e-12);
+    assert_true(share > 0.05 && share < 0.6);
+    /* each instruct pair twice, each qa pair once (pairs are distinct texts) */
+    const json_t *sets[2] = {w2.instruct, w2.qa};
+    for (int k = 0; k < 2; k++) {
+        size_t i;
+        json_t *o;
+        json_array_foreach(sets[k], i, o) {
+            char *doc = xstrfmt("%s%s", json_string_value(json_object_get(o, "prompt")),
+                                json_string_value(json_object_get(o, "completion")));
+            assert_int_equal(count_doc(docs, n, doc), k == 0 ? 2 : 1);
+            free(doc);
+            const char *fid = json_string_value(json_object_get(o, "fact_id"));
+            for (int f = 0; f < w2.facts.n; f++)
+                if (!strcmp(w2.facts.f[f].id, fid))
+                    assert_int_equal(w2.facts.f[f].split, k == 0 ? WORLD_SPLIT_INSTRUCT : WORLD_SPLIT_PRETRAIN);
+        }
+    }
+    for (int i = 0; i < n; i++) free(docs[i]);
+    free(docs);
+    /* no leakage: a benchmark question about an eval or heldout fact is never in the training text */
+    int checked = 0;
+    for (int t = 0; t < w2.n_tasks; t++) {
+        if (strncmp(w2.tasks[t].name, "kn_mcq_", 7) && strncmp(w2.tasks[t].name, "kn_open_", 8)) continue;
+        size_t i;
+        json_t *it;
+        json_array_foreach(w2.tasks[t].items, i, it) {
+            const char *q = json_string_value(json_object_get(it, "question"));
+            if (strstr(w2.corpus, q)) fail_msg("benchmark question '%s' in corpus/pretrain.txt", q);
+            size_t k;
+            json_t *o;
+            json_array_foreach(w2.instruct, k, o)
+                if (strstr(json_string_value(json_object_get(o, "prompt")), q))
+                    fail_msg("benchmark question '%s' in instruct.jsonl", q);
+            checked++;
+        }
+    }
+    assert_true(checked > 100);
+    /* the same question of a pretrain fact is in the mix: the check above can fail */
+    int found = 0;
+    for (size_t i = 0; i < json_array_size(w2.qa) && !found; i++) {
+        const char *fid = json_string_value(json_object_get(json_array_get(w2.qa, i), "fact_id"));
+        for (int f = 0; f < w2.facts.n && !found; f++) {
+            if (strcmp(w2.facts.f[f].id, fid)) continue;
+            char *q = world_render(world_relations(NULL)[w2.facts.f[f].rel].question[0], &w2.facts.f[f]);
+            found = strstr(w2.corpus + W.corpus_len, q) != NULL;
+            free(q);
+        }
+    }
+    assert_true(found);
+    world_free(&w2);
+    /* negative sizes are refused */
+    test_params(&p);
+    p.mix_qa = -1;
+    expect_error(world_build(&p, &w2), "mix_qa must be >= 0");
 }
 
 static const world_task *task_named(const world *w, const char *name)
@@ -798,6 +898,7 @@ int main(void)
         cmocka_unit_test(test_letters_and_choices),
         cmocka_unit_test(test_heldout_unseen_distractors),
         cmocka_unit_test(test_heldout_objects_not_in_text),
+        cmocka_unit_test(test_pretraining_mix),
         cmocka_unit_test(test_prose_items),
         cmocka_unit_test(test_no_tags),
         cmocka_unit_test(test_chat_format),
