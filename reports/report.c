@@ -211,8 +211,8 @@ static json_t *make_row(tab_ctx *c, json_t *rec, json_t *trec, int teacher)
         free(label);
         label = xstrdup(sget(rec, "stage"));
     }
-    json_t *row = json_pack("{s:s,s:O,s:s,s:s,s:b,s:o}", "label", label, "axes", json_object_get(rec, "axes"), "key",
-                            key ? key : "", "state", sget(rec, "state") ? sget(rec, "state") : "?", "teacher", teacher,
+    json_t *row = json_pack("{s:s,s:s,s:O,s:s,s:s,s:b,s:o}", "label", label, "stage", sget(rec, "stage") ? sget(rec, "stage") : "",
+                            "axes", json_object_get(rec, "axes"), "key", key ? key : "", "state", sget(rec, "state") ? sget(rec, "state") : "?", "teacher", teacher,
                             "na", json_object());
     json_t *metrics = key && c->src ? c->src->load(c->src->ud, key, "metrics.json") : NULL;
     json_t *g = metrics ? metric_group(metrics, c->split, c->task) : NULL;
@@ -492,6 +492,63 @@ static json_t *build_table(const json_t *run, const json_t *spec, int ti, const 
     return tab;
 }
 
+/* A train_log.jsonl (array of line objects) as columns {step: [..], loss: [..], ..}: every numeric field of any
+ * line, null where a line lacks it. */
+static json_t *log_columns(const json_t *lines)
+{
+    json_t *cols = json_object();
+    size_t i;
+    json_t *l;
+    json_array_foreach(lines, i, l) {
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)l, k, v)
+            if (json_is_number(v) && !json_object_get(cols, k)) json_object_set_new(cols, k, json_array());
+    }
+    json_array_foreach(lines, i, l) {
+        const char *k;
+        json_t *col;
+        json_object_foreach(cols, k, col) {
+            json_t *v = json_object_get(l, k);
+            json_array_append_new(col, json_is_number(v) ? json_copy(v) : json_null());
+        }
+    }
+    return cols;
+}
+
+/* The training curves of a run: per stage (in plan order) the instances whose entry holds a train_log.jsonl. */
+static json_t *training_curves(const json_t *stages, const rp_source *src)
+{
+    json_t *out = json_array(), *by_stage = json_object();
+    size_t i;
+    json_t *r;
+    json_array_foreach(stages, i, r) {
+        const char *st = sget(r, "stage"), *kind = sget(r, "kind"), *key = sget(r, "key");
+        if (!st || !key || !src || (kind && !strcmp(kind, "eval"))) continue;
+        json_t *lines = src->load(src->ud, key, "train_log.jsonl");
+        if (!json_array_size(lines)) {
+            json_decref(lines);
+            continue;
+        }
+        json_t *entry = json_object_get(by_stage, st);
+        if (!entry) {
+            entry = json_pack("{s:s,s:s?,s:[]}", "stage", st, "kind", kind, "instances");
+            json_object_set(by_stage, st, entry);
+            json_array_append_new(out, entry);
+        }
+        char *label = axes_label(json_object_get(r, "axes"));
+        json_array_append_new(json_object_get(entry, "instances"),
+                              json_pack("{s:s,s:s,s:o,s:o}", "label", *label ? label : st, "key", key, "axes",
+                                        json_object_get(r, "axes") ? json_deep_copy(json_object_get(r, "axes")) : json_object(),
+                                        "log", log_columns(lines)));
+        free(label);
+        json_decref(lines);
+    }
+    json_decref(by_stage);
+    hx_clear_error();
+    return out;
+}
+
 json_t *rp_report_build(const json_t *run, const rp_source *src)
 {
     json_t *stages = json_object_get(run, "stages");
@@ -535,6 +592,7 @@ json_t *rp_report_build(const json_t *run, const rp_source *src)
         json_array_append_new(tabs, t);
     }
     json_object_set_new(rep, "tables", tabs);
+    json_object_set_new(rep, "training", training_curves(stages, src));
     json_decref(own);
     return rep;
 }
