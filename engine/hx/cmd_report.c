@@ -1,4 +1,5 @@
-/* cmd_report.c - `hx report RUN`: the recipe's report tables from a run record and the store (no model loading). */
+/* cmd_report.c - `hx report RUN`: the recipe's report tables and figures from a run record and the store (no model
+ * loading): the report folder (every format), or one --format to stdout or -o FILE. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +12,7 @@
 
 int cmd_report(int argc, char **argv)
 {
-    const char *ref = NULL, *format = "md", *out = NULL, *store = getenv("HX_STORE");
+    const char *ref = NULL, *format = NULL, *out = NULL, *store = getenv("HX_STORE");
     const char *usage = hx_cmd_find("report")->usage; /* the command table's */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -26,22 +27,29 @@ int cmd_report(int argc, char **argv)
         else die(HX_EXIT_USAGE, "hx report: one run\nusage: hx report %s", usage);
     }
     if (!ref) ref = "latest";
-    if (strcmp(format, "md") && strcmp(format, "json") && strcmp(format, "tex") && strcmp(format, "html"))
-        die(HX_EXIT_USAGE, "hx report: --format %s: expected md, json, tex or html", format);
+    if (format && !rp_format_known(format)) die(HX_EXIT_USAGE, "hx report: --format %s: expected " RP_FORMATS, format);
     hx_store s;
     if (hx_store_open(&s, store && *store ? store : ".hx") < 0) die(HX_EXIT_STORE, "%s", hx_last_error());
     json_t *run = hx_runsrc_open_run(&s, ref, "report");
     rp_source src = hx_runsrc_source(&s);
     json_t *rep = rp_report_build(run, &src);
     if (!rep) die(HX_EXIT_USAGE, "hx report: run %s: %s", json_string_value(json_object_get(run, "run_id")), hx_last_error());
-    char *text;
-    if (rp_render(rep, format, &text)) die(HX_EXIT_USAGE, "hx report: %s", hx_last_error());
-    if (out) {
-        if (hx_write_file_atomic(out, text, strlen(text))) die(HX_EXIT_STORE, "hx report: %s", hx_last_error());
-    } else {
-        fputs(text, stdout);
+    if (!format) { /* the report folder: -o DIR, else reports/<run>/ under the store; one line per file written */
+        const char *id = json_string_value(json_object_get(run, "run_id"));
+        char *base = hx_path_join(s.root, "reports"), *dir = out ? xstrdup(out) : hx_path_join(base, id ? id : "run");
+        json_t *files = json_array();
+        if (rp_write_dir(rep, dir, files)) die(HX_EXIT_STORE, "hx report: %s", hx_last_error());
+        for (size_t i = 0; i < json_array_size(files); i++) printf("%s\n", json_string_value(json_array_get(files, i)));
+        json_decref(files);
+        free(base);
+        free(dir);
+    } else { /* one format: to -o FILE, or to stdout */
+        char *text;
+        if (rp_render(rep, format, &text)) die(HX_EXIT_USAGE, "hx report: %s", hx_last_error());
+        if (!out) fputs(text, stdout);
+        else if (hx_write_file_atomic(out, text, strlen(text))) die(HX_EXIT_STORE, "hx report: %s", hx_last_error());
+        free(text);
     }
-    free(text);
     json_decref(rep);
     json_decref(run);
     hx_store_release(&s);

@@ -36,8 +36,9 @@ static const hx_cmd commands[] = {
      "verify an export's digests and add its entries and run records to the store"},
     {"plan", cmd_plan, "RECIPE [-S k=v]... [--store DIR] [--strict] [--json]",
      "list every stage instance: axes, key, cached|new|stale and why"},
-    {"report", cmd_report, "[RUN|latest|PREFIX] [--format md|json|tex|html] [-o FILE] [--store DIR]",
-     "the recipe's report tables: deltas vs the teacher by LL and generation, did, retention, letters, reversals"},
+    {"report", cmd_report, "[RUN|latest|PREFIX] [-o DIR] [--store DIR]\n"
+     "           [RUN|latest|PREFIX] --format md|json|tex|html|csv|svg|pgf [-o FILE] [--store DIR]",
+     "the report folder (tables, figures, CSV; reports/<run>/ in the store), or one format to stdout"},
     {"run", cmd_run,
      "RECIPE [-S k=v]... [--device auto|cpu|cuda[:N]] [--jobs N] [--threads N] [--recompute] [--store DIR] [--verify] [--strict] [--json]\n"
      "           [--executor local|slurm [--slurm-partition P] [--slurm-account A] [--slurm-opt K=V]... [--detach]]",
