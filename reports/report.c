@@ -422,6 +422,7 @@ static json_t *seed_row(tab_ctx *c, json_t **recs, int k, json_t *trec, const js
         int paired = i >= 2;
         if (n > 0 && (!paired || trec) && json_is_number(json_object_get(row, seed_fields[i]))) {
             ev_seedstat r = ev_seed_mean(vals[i], k, n);
+            if (!paired) r.lo = fmax(r.lo, 0), r.hi = fmin(r.hi, 1); /* an accuracy stays in [0, 1] */
             json_object_set_new(row, seed_fields[i], hx_json_num(r.mean));
             json_object_set_new(row, ci, json_pack("[o,o]", hx_json_num(r.lo), hx_json_num(r.hi)));
             if (!strcmp(seed_fields[i], "did")) json_object_set_new(row, "did_p", hx_json_num(r.p));

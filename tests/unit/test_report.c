@@ -11,6 +11,7 @@
 
 #include "base/base.h"
 #include "evalsuite/metrics.h"
+#include "evalsuite/stats.h"
 #include "reports/report.h"
 
 /* Artifacts in memory: {key: {"items.jsonl": [...], "metrics.json": {...}}} */
@@ -399,11 +400,16 @@ static void test_seeds(void **state)
     assert_int_equal(json_array_size(json_object_get(a, "per_seed")), 2);
     assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(a, "per_seed"), 1), "label")), "m=a,seed=1");
     /* LL: theta = 15/20, 11/20 -> 0.65; sd_seed = 0.2 / sqrt 2; vbar = 1 (x11), 0.5 (x4), 0 (x5): se_item^2 =
-     * 3.55 / 19 / 20; se = sqrt(6.482875^2 * 0.02 / 2 + 3.55 / 380) -> 0.65 -+ 1.284665 */
+     * 3.55 / 19 / 20; se = sqrt(6.482875^2 * 0.02 / 2 + 3.55 / 380) -> 0.65 -+ 1.284665, clipped to [0, 1] (an
+     * accuracy); arm b: both seeds 12/20, so the interval is the item one: 12 items at 1, 8 at 0, sum of squares
+     * about 0.6 = 4.8, 0.6 -+ 1.96 sqrt(4.8 / 19 / 20) */
     assert_float_equal(val(a, "ll_acc"), 0.65, 1e-12);
     json_t *ci = json_object_get(a, "ll_acc_ci");
-    assert_float_equal(json_number_value(json_array_get(ci, 0)), -0.6346648168, 1e-8);
-    assert_float_equal(json_number_value(json_array_get(ci, 1)), 1.9346648168, 1e-8);
+    assert_float_equal(json_number_value(json_array_get(ci, 0)), 0, 0);
+    assert_float_equal(json_number_value(json_array_get(ci, 1)), 1, 0);
+    ci = json_object_get(row_of(tab, "m=b,seeds=2"), "ll_acc_ci");
+    assert_float_equal(json_number_value(json_array_get(ci, 0)), 0.6 - EV_Z95 * sqrt(4.8 / 19 / 20), 1e-12);
+    assert_float_equal(json_number_value(json_array_get(ci, 1)), 0.6 + EV_Z95 * sqrt(4.8 / 19 / 20), 1e-12);
     assert_float_equal(json_number_value(json_object_get(json_object_get(a, "seed_sd"), "ll_acc")), 0.2 / sqrt(2), 1e-12);
     /* Δ LL: chance-normalised, teacher 16/20: per seed (-1/20, -5/20) / 0.75 -> mean -0.2 */
     assert_float_equal(val(a, "delta_ll"), -0.2, 1e-12);
