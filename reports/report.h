@@ -63,8 +63,9 @@ int rp_format_known(const char *format);
 /*
  * The report as one long-format CSV table (RFC 4180: CRLF line ends, fields with a comma, quote or line break
  * quoted, quotes doubled), one line per (table, row, metric): columns run, recipe, table, stage, <every axis of the
- * run, one column each, empty where the row has none>, label, teacher, task, split, metric, value, ci_lo, ci_hi, n.
- * value/ci empty when n/a. xmalloc'd.
+ * rows, one column each, empty where the row has none>, label, seeds, teacher, task, split, metric, value, ci_lo,
+ * ci_hi, n. A row over seeds (seeds = k) is followed by its seeds' own rows (seeds = 1, the seed column set). value
+ * and ci empty when n/a; an unbounded interval end is -inf / inf. xmalloc'd.
  */
 char *rp_csv(const json_t *report);
 

@@ -429,9 +429,11 @@ static void test_seeds(void **state)
     json_t *in = json_array_get(json_object_get(tab, "interactions"), 0);
     assert_int_equal(json_integer_value(json_object_get(in, "n_paired")), 20);
     assert_true(json_is_number(json_object_get(in, "p")));
-    /* CSV: the label with a comma is quoted */
+    /* CSV: the label with a comma is quoted; the seeds' own rows follow, with their seed */
     char *csv = rp_csv(rep);
-    assert_non_null(strstr(csv, ",\"m=a,seeds=2\",false,all,eval,ll_acc,0.65,"));
+    assert_non_null(strstr(csv, "run,recipe,table,stage,m,seed,label,seeds,teacher,task,split,metric,value,ci_lo,ci_hi,n\r\n"));
+    assert_non_null(strstr(csv, ",eval,a,1,\"m=a,seed=1\",1,false,all,eval,ll_acc,0.55,"));
+    assert_non_null(strstr(csv, ",\"m=a,seeds=2\",2,false,all,eval,ll_acc,0.65,"));
     free(csv);
     json_decref(rep);
     json_decref(run);
