@@ -416,6 +416,18 @@ int rp_format_known(const char *format)
     return 0;
 }
 
+const char *rp_format_of_path(const char *path)
+{
+    static const char *const ext[][2] = {{".md", "md"}, {".json", "json"}, {".tex", "tex"}, {".html", "html"},
+                                         {".csv", "csv"}, {".svg", "svg"}, {".pgf", "pgf"}, {".tikz", "pgf"}};
+    size_t n = strlen(path);
+    for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++) {
+        size_t m = strlen(ext[i][0]);
+        if (n > m && !strcmp(path + n - m, ext[i][0])) return ext[i][1];
+    }
+    return NULL;
+}
+
 /* Every figure in one SVG document, stacked: each figure's <svg> nested at its offset, its size in the outer
  * document's units (points) instead of its own width/height attributes. */
 static char *svg_document(const json_t *report)

@@ -59,6 +59,8 @@ int rp_write_dir(const json_t *report, const char *dir, json_t *written);
 /* Whether rp_render knows FORMAT; the list of formats for messages. */
 int rp_format_known(const char *format);
 #define RP_FORMATS "md, json, tex, html, csv, svg or pgf"
+/* The format a file name asks for by its extension (.md .json .tex .html .csv .svg; .pgf or .tikz: pgf), or NULL. */
+const char *rp_format_of_path(const char *path);
 
 /*
  * The report as one long-format CSV table (RFC 4180: CRLF line ends, fields with a comma, quote or line break

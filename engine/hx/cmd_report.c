@@ -27,6 +27,7 @@ int cmd_report(int argc, char **argv)
         else die(HX_EXIT_USAGE, "hx report: one run\nusage: hx report %s", usage);
     }
     if (!ref) ref = "latest";
+    if (!format && out) format = rp_format_of_path(out); /* -o report.md: that one file, as before the folder */
     if (format && !rp_format_known(format)) die(HX_EXIT_USAGE, "hx report: --format %s: expected " RP_FORMATS, format);
     hx_store s;
     if (hx_store_open(&s, store && *store ? store : ".hx") < 0) die(HX_EXIT_STORE, "%s", hx_last_error());
@@ -38,7 +39,8 @@ int cmd_report(int argc, char **argv)
         const char *id = json_string_value(json_object_get(run, "run_id"));
         char *base = hx_path_join(s.root, "reports"), *dir = out ? xstrdup(out) : hx_path_join(base, id ? id : "run");
         json_t *files = json_array();
-        if (rp_write_dir(rep, dir, files)) die(HX_EXIT_STORE, "hx report: %s", hx_last_error());
+        if (rp_write_dir(rep, dir, files))
+            die(HX_EXIT_STORE, "hx report: %s\nhint: write the folder elsewhere with -o DIR, or one format with --format", hx_last_error());
         for (size_t i = 0; i < json_array_size(files); i++) printf("%s\n", json_string_value(json_array_get(files, i)));
         json_decref(files);
         free(base);

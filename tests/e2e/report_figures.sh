@@ -29,6 +29,11 @@ while read -r f; do [ -s "$f" ] || fail "missing or empty: $f"; done <"$T/files.
 "$HX" report "$RUN" --store "$S" -o "$T/out" >"$T/files2.txt" || fail "hx report -o DIR"
 grep -qx "$T/out/report.html" "$T/files2.txt" && cmp "$D/report.csv" "$T/out/report.csv" || fail "-o DIR"
 "$HX" report --store "$S" --format json >"$T/stdout.json" && cmp "$T/stdout.json" "$D/report.json" || fail "--format json to stdout"
+out=$("$HX" report --store "$S" -o "$T/one.csv") && [ -z "$out" ] && cmp "$T/one.csv" "$D/report.csv" || fail "-o FILE.csv: that format"
+if "$HX" report --store "$S" --format png 2>"$T/err"; then fail "--format png accepted"; fi
+grep -q "expected md, json, tex, html, csv, svg or pgf" "$T/err" || { cat "$T/err"; fail "--format png message"; }
+if "$HX" report --store "$S" -o /proc/hx-no 2>"$T/err"; then fail "unwritable folder accepted"; fi
+grep -q "cannot create directory '/proc/hx-no'" "$T/err" && grep -q "hint: write the folder elsewhere with -o DIR" "$T/err" || { cat "$T/err"; fail "unwritable folder message"; }
 
 # figures: parse, and map the drawn coordinates back to the report's numbers
 python3 - "$D" <<'PY' || fail "figures"
