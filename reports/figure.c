@@ -56,6 +56,23 @@ static char *tick_text(double v, double step)
     return xstrfmt("%.*f", dec, v);
 }
 
+/* An attribute value: the text XML-escaped, for data-* attributes. xmalloc'd. */
+static char *attr(const char *s)
+{
+    hx_sbuf b = {0};
+    rp_xml_escape(&b, s ? s : "");
+    return hx_sb_take(&b);
+}
+
+/* A table's name as a file-name part: letters, digits, '-' and '_' kept, anything else '_'. xmalloc'd. */
+static char *slug(const char *s)
+{
+    char *t = xstrdup(s && *s ? s : "table");
+    for (char *p = t; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_')) *p = '_';
+    return t;
+}
+
 /*
  * The frame of plot P: grid lines and ticks every xstep / ystep (0: none on that axis), tick labels, axis labels.
  * Opens a group 'class="plot"' whose data-* attributes give the data range and the area, so a reader can map any
@@ -64,11 +81,13 @@ static char *tick_text(double v, double step)
 static void axes(rp_canvas *c, const plot *p, double xstep, double ystep, const char *xlabel, const char *ylabel,
                  const char *name)
 {
+    char *a = attr(name);
     char *meta = xstrfmt("class=\"plot\" data-name=\"%s\" data-xmin=\"%.6g\" data-xmax=\"%.6g\" data-ymin=\"%.6g\" "
                          "data-ymax=\"%.6g\" data-px=\"%.2f\" data-py=\"%.2f\" data-pw=\"%.2f\" data-ph=\"%.2f\"",
-                         name, p->x0, p->x1, p->y0, p->y1, p->x, p->y, p->w, p->h);
+                         a, p->x0, p->x1, p->y0, p->y1, p->x, p->y, p->w, p->h);
     rp_cv_group(c, meta);
     free(meta);
+    free(a);
     if (xstep > 0)
         for (double v = p->x0; v <= p->x1 + xstep * 1e-6; v += xstep) {
             double x = PX(p, v);
@@ -117,7 +136,7 @@ typedef struct legend_entry {
     const char *text;
     int colour;
     rp_shape shape;
-    int kind; /* 0 mark, 1 swatch, 2 line */
+    int kind; /* 0 mark, 1 swatch, 2 line, 3 text only */
 } legend_entry;
 
 static double legend_height(const legend_entry *e, int n, double w, int *cols)
@@ -138,28 +157,11 @@ static double legend(rp_canvas *c, const legend_entry *e, int n, double x, doubl
         double lx = x + (i / per) * (w / cols), ly = y + (i % per) * LINE + LINE * 0.7;
         if (e[i].kind == 0) rp_cv_mark(c, lx + 4, ly - FS_LABEL * 0.35, e[i].shape, 4, e[i].colour, NULL);
         else if (e[i].kind == 1) rp_cv_rect(c, lx + 1, ly - FS_LABEL * 0.7, 6, 5, e[i].colour, RP_NONE, NULL);
-        else rp_cv_line(c, lx, ly - FS_LABEL * 0.35, lx + 8, ly - FS_LABEL * 0.35, e[i].colour, 1.2, 0, NULL);
+        else if (e[i].kind == 2) rp_cv_line(c, lx, ly - FS_LABEL * 0.35, lx + 8, ly - FS_LABEL * 0.35, e[i].colour, 1.2, 0, NULL);
         rp_cv_text(c, lx + 11, ly, e[i].text, FS_LABEL, RP_LEFT, 0, "class=\"legend-text\"");
     }
     rp_cv_group_end(c);
     return h;
-}
-
-/* An attribute value: the text XML-escaped, for data-* attributes. xmalloc'd. */
-static char *attr(const char *s)
-{
-    hx_sbuf b = {0};
-    rp_xml_escape(&b, s ? s : "");
-    return hx_sb_take(&b);
-}
-
-/* A table's name as a file-name part: letters, digits, '-' and '_' kept, anything else '_'. xmalloc'd. */
-static char *slug(const char *s)
-{
-    char *t = xstrdup(s && *s ? s : "table");
-    for (char *p = t; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_')) *p = '_';
-    return t;
 }
 
 /* ---- (a) LL accuracy vs generation accuracy, one point per model ---- */
@@ -208,7 +210,7 @@ static double fig_accuracy(const json_t *t, const char *name, rp_canvas_fmt fmt,
         if (!has(row, "ll_acc") || !has(row, "gen_acc")) continue;
         double x = 100 * num(row, "ll_acc"), y = 100 * num(row, "gen_acc");
         error_bars(&c, PX(&p, x), PY(&p, y), PX(&p, 100 * ci_end(row, "ll_acc", 0)), PX(&p, 100 * ci_end(row, "ll_acc", 1)),
-                   PY(&p, 100 * ci_end(row, "gen_acc", 0)), PY(&p, 100 * ci_end(row, "gen_acc", 1)), le[e].colour == RP_BLACK ? RP_BLACK : le[e].colour);
+                   PY(&p, 100 * ci_end(row, "gen_acc", 0)), PY(&p, 100 * ci_end(row, "gen_acc", 1)), le[e].colour);
         char *lab = attr(sget(row, "label"));
         char *meta = xstrfmt("class=\"point\" data-label=\"%s\" data-x=\"%.6g\" data-y=\"%.6g\" data-teacher=\"%d\"", lab, x, y,
                              json_is_true(json_object_get(row, "teacher")));
@@ -342,8 +344,9 @@ static double fig_letters(const json_t *t, const char *name, rp_canvas_fmt fmt, 
     char *title = xstrfmt("%s: letters on lettered items (positional collapse)", sget(t, "name"));
     rp_cv_text(&c, 8, 10, title, FS_TITLE, RP_LEFT, 0, "class=\"title\"");
     free(title);
-    for (int i = 0; i <= nl; i++) { /* the letter swatches in one row */
-        double lx = 8 + i * 24 + (i == nl ? 0 : 0);
+    double spacing = fmin(24, (FIG_W - 16 - 40) / (nl + 1));
+    for (int i = 0; i <= nl; i++) { /* the letter swatches in one row, "no letter" last */
+        double lx = 8 + i * spacing;
         rp_cv_rect(&c, lx, 14 + 2, 6, 5, le[i].colour, RP_NONE, NULL);
         rp_cv_text(&c, lx + 8, 14 + 7, le[i].text, FS_LABEL, RP_LEFT, 0, "class=\"legend-text\"");
     }
@@ -366,8 +369,10 @@ static double fig_letters(const json_t *t, const char *name, rp_canvas_fmt fmt, 
                              : k == 2 ? (double)json_integer_value(json_object_get(l, "invalid")) : 0;
                 if (cnt <= 0) continue;
                 double share = 100 * cnt / total;
+                char *letter = attr(i < nl ? json_string_value(json_array_get(names, i)) : "none");
                 char *meta = xstrfmt("class=\"seg\" data-model=\"%s\" data-kind=\"%s\" data-letter=\"%s\" data-share=\"%.6g\"",
-                                     a, kinds[k], i < nl ? json_string_value(json_array_get(names, i)) : "none", share);
+                                     a, kinds[k], letter, share);
+                free(letter);
                 rp_cv_rect(&c, PX(&p, acc), by, PX(&p, acc + share) - PX(&p, acc), bar, le[i].colour, RP_NONE, meta);
                 free(meta);
                 acc += share;
@@ -445,8 +450,9 @@ static double fig_training(const json_t *st, rp_canvas_fmt fmt, hx_sbuf *out)
                 if (!json_is_number(yv) || !json_is_number(xv) || !isfinite(json_number_value(yv))) continue;
                 px[k] = PX(&p, json_number_value(xv)), py[k] = PY(&p, json_number_value(yv)), k++;
             }
-            char *a = attr(le[i].text);
-            char *meta = xstrfmt("class=\"curve\" data-label=\"%s\" data-quantity=\"%s\" data-n=\"%d\"", a, q, k);
+            char *a = attr(le[i].text), *qa = attr(q);
+            char *meta = xstrfmt("class=\"curve\" data-label=\"%s\" data-quantity=\"%s\" data-n=\"%d\"", a, qa, k);
+            free(qa);
             rp_cv_polyline(&c, px, py, k, le[i].colour, 1.0, (int)(i / RP_PALETTE) % 3, meta);
             for (int j = 0; k < 3 && j < k; j++) rp_cv_mark(&c, px[j], py[j], RP_CIRCLE, 2.5, le[i].colour, NULL); /* too few to see a line */
             free(meta);
