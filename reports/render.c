@@ -67,20 +67,19 @@ static char *fmt_num(const char *col, double v)
     }
 }
 
+/* S escaped for the format: HTML and LaTeX through canvas.c's escapes (the figures use the same), '|' for Markdown. */
 static void put_esc(FILE *f, fmt F, const char *s)
 {
+    if (F == F_HTML || F == F_TEX) {
+        hx_sbuf b = {0};
+        (F == F_HTML ? rp_xml_escape : rp_tex_escape)(&b, s);
+        if (b.s) fputs(b.s, f);
+        hx_sb_free(&b);
+        return;
+    }
     for (; *s; s++) {
-        char c = *s;
-        if (F == F_HTML && (c == '<' || c == '>' || c == '&' || c == '"'))
-            fputs(c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : "&quot;", f);
-        else if (F == F_TEX && !strncmp(s, "Δ", strlen("Δ"))) fputs("$\\Delta$", f), s += strlen("Δ") - 1;
-        else if (F == F_TEX && !strncmp(s, "−", strlen("−"))) fputs("$-$", f), s += strlen("−") - 1;
-        else if (F == F_TEX && !strncmp(s, "—", strlen("—"))) fputs("--", f), s += strlen("—") - 1;
-        else if (F == F_TEX && strchr("&%$#_{}", c)) fprintf(f, "\\%c", c);
-        else if (F == F_TEX && (c == '~' || c == '^' || c == '\\'))
-            fputs(c == '~' ? "\\textasciitilde{}" : c == '^' ? "\\textasciicircum{}" : "\\textbackslash{}", f);
-        else if (F == F_MD && c == '|') fputs("\\|", f);
-        else fputc(c, f);
+        if (*s == '|') fputs("\\|", f);
+        else fputc(*s, f);
     }
 }
 
