@@ -372,15 +372,16 @@ static int row_seeds(const json_t *row, const json_t **seeds, const json_t **key
 }
 
 /*
- * A row over k >= 2 seeds of one arm (RECS, the same axes but `seed`): every column the mean of the seeds' rows
- * (`per_seed`); ll_acc, gen_acc, Δ and did with intervals that include seed variance and did_p (ev_seed_mean, on
- * the items every seed shares with the teacher); letters over all seeds' answers.
+ * A row over k >= 2 seeds of one arm (RECS, the same axes but `seed`; TRECS[s] the teacher eval of seed s, as
+ * find_baseline picks it): every column the mean of the seeds' rows (`per_seed`); ll_acc, gen_acc, Δ and did with
+ * intervals that include seed variance and did_p (ev_seed_mean, on the items every seed shares with its teacher);
+ * letters over all seeds' answers.
  */
-static json_t *seed_row(tab_ctx *c, json_t **recs, int k, json_t *trec, const json_t *label_axes)
+static json_t *seed_row(tab_ctx *c, json_t **recs, json_t **trecs, int k, const json_t *label_axes)
 {
     json_t *per = json_array(), *seeds = json_array(), *keys = json_array();
     for (int s = 0; s < k; s++) {
-        json_array_append_new(per, make_row(c, recs[s], trec, 0, NULL));
+        json_array_append_new(per, make_row(c, recs[s], trecs[s], 0, NULL));
         json_array_append(seeds, json_object_get(json_object_get(recs[s], "axes"), "seed"));
         json_array_append_new(keys, json_string(sget(recs[s], "key") ? sget(recs[s], "key") : ""));
     }
@@ -407,12 +408,14 @@ static json_t *seed_row(tab_ctx *c, json_t **recs, int k, json_t *trec, const js
         const char *why = sget(json_object_get(first, "na"), f);
         if (!all) set_na(row, f, why ? why : "not every seed has it");
     }
-    /* the seed statistics: against the teacher, or (no teacher) each seed against itself for the accuracies */
+    /* the seed statistics: each seed against its teacher, or (no teacher) against itself for the accuracies */
     const char **ka = xcalloc((size_t)k, sizeof *ka), **kb = xcalloc((size_t)k, sizeof *kb);
+    int teacher = 1;
     for (int s = 0; s < k; s++) {
         kb[s] = json_string_value(json_array_get(keys, (size_t)s));
-        ka[s] = trec && sget(trec, "key") ? sget(trec, "key") : kb[s];
+        teacher &= trecs[s] && sget(trecs[s], "key");
     }
+    for (int s = 0; s < k; s++) ka[s] = teacher ? sget(trecs[s], "key") : kb[s];
     double *vals[5] = {0};
     int n = seed_values(c, ka, kb, k, label, vals);
     json_t *seed_sd = json_object(); /* sd over seeds of each seed statistic */
@@ -420,7 +423,7 @@ static json_t *seed_row(tab_ctx *c, json_t **recs, int k, json_t *trec, const js
     for (int i = 0; seed_fields[i]; i++) {
         char *ci = xstrfmt("%s_ci", seed_fields[i]);
         int paired = i >= 2;
-        if (n > 0 && (!paired || trec) && json_is_number(json_object_get(row, seed_fields[i]))) {
+        if (n > 0 && (!paired || teacher) && json_is_number(json_object_get(row, seed_fields[i]))) {
             ev_seedstat r = ev_seed_mean(vals[i], k, n);
             if (!paired) r.lo = fmax(r.lo, 0), r.hi = fmin(r.hi, 1); /* an accuracy stays in [0, 1] */
             json_object_set_new(row, seed_fields[i], hx_json_num(r.mean));
@@ -674,7 +677,7 @@ static json_t *build_table(const json_t *run, const json_t *spec, int ti, const 
     /* rows: one per instance, or, when the run has a `seed` axis that is not the rows, one per arm over its seeds */
     int by_seed = json_object_get(json_object_get(run, "axes"), "seed") && !(axis && !strcmp(axis, "seed")), nseeded = 0;
     char *used = xcalloc((size_t)n + 1, 1);
-    json_t **grp = xcalloc((size_t)n + 1, sizeof *grp);
+    json_t **grp = xcalloc((size_t)n + 1, sizeof *grp), **grp_t = xcalloc((size_t)n + 1, sizeof *grp_t);
     for (int a = 0; a < n; a++) {
         if (used[a]) continue;
         json_t *trec = find_baseline(stages, recs[a], baseline);
@@ -688,10 +691,11 @@ static json_t *build_table(const json_t *run, const json_t *spec, int ti, const 
         for (int b = a; b < n; b++) {
             json_t *other = json_deep_copy(json_object_get(recs[b], "axes"));
             json_object_del(other, "seed");
-            if (!used[b] && recs[b] != base && json_equal(arm, other)) grp[k++] = recs[b], used[b] = 1;
+            if (!used[b] && recs[b] != base && json_equal(arm, other))
+                grp_t[k] = find_baseline(stages, recs[b], baseline), grp[k++] = recs[b], used[b] = 1;
             json_decref(other);
         }
-        json_t *row = k > 1 ? seed_row(&ctx, grp, k, trec, arm) : make_row(&ctx, recs[a], trec, 0, arm);
+        json_t *row = k > 1 ? seed_row(&ctx, grp, grp_t, k, arm) : make_row(&ctx, recs[a], trec, 0, arm);
         if (k == 1) {
             json_object_set_new(row, "seeds", json_pack("[O]", json_object_get(json_object_get(recs[a], "axes"), "seed")));
             json_object_set_new(row, "seed_keys", json_pack("[s]", sget(recs[a], "key") ? sget(recs[a], "key") : ""));
@@ -702,6 +706,7 @@ static json_t *build_table(const json_t *run, const json_t *spec, int ti, const 
     }
     free(used);
     free(grp);
+    free(grp_t);
     if (nseeded)
         json_array_append_new(notes, json_string("rows over seeds (seeds=k): every column the mean of the k seeds' rows; "
                                                  "LL acc, Gen acc, Δ and did with 95% intervals that include seed variance, "
