@@ -150,3 +150,41 @@ int ev_kendall_tau(const double *x, const double *y, int n, double *tau)
     *tau = (conc - disc) / den;
     return 1;
 }
+
+double ev_t95(int df)
+{
+    static const double t[] = {12.7062047, 4.30265273, 3.18244631, 2.77644511, 2.57058184, 2.44691185, 2.36462425,
+                               2.30600414, 2.26215716, 2.22813885, 2.20098516, 2.17881283, 2.16036866, 2.14478669,
+                               2.13144955, 2.11990530, 2.10981558, 2.10092204, 2.09302405, 2.08596345, 2.07961384,
+                               2.07387307, 2.06865761, 2.06389856, 2.05953855, 2.05552944, 2.05183052, 2.04840714,
+                               2.04522964, 2.04227246};
+    if (df < 1) BUG("ev_t95: df %d", df);
+    if (df <= 30) return t[df - 1];
+    double z = EV_Z95, z2 = z * z, v = df;
+    return z + z * (z2 + 1) / (4 * v) + z * ((5 * z2 + 16) * z2 + 3) / (96 * v * v) +
+           z * (((3 * z2 + 19) * z2 + 17) * z2 - 15) / (384 * v * v * v);
+}
+
+ev_seedstat ev_seed_mean(const double *v, int k, int n)
+{
+    if (k < 2 || n < 2) BUG("ev_seed_mean: %d seeds, %d items", k, n);
+    ev_seedstat r = {0};
+    double *theta = xcalloc((size_t)k, sizeof *theta), *vbar = xcalloc((size_t)n, sizeof *vbar);
+    for (int s = 0; s < k; s++)
+        for (int i = 0; i < n; i++) theta[s] += v[(size_t)s * n + i] / n, vbar[i] += v[(size_t)s * n + i] / k;
+    for (int s = 0; s < k; s++) r.mean += theta[s] / k;
+    double ss = 0, si = 0, m = 0;
+    for (int s = 0; s < k; s++) ss += (theta[s] - r.mean) * (theta[s] - r.mean);
+    for (int i = 0; i < n; i++) m += vbar[i] / n;
+    for (int i = 0; i < n; i++) si += (vbar[i] - m) * (vbar[i] - m);
+    r.sd_seed = sqrt(ss / (k - 1));
+    r.se_item = sqrt(si / (n - 1) / n);
+    double tz = ev_t95(k - 1) / EV_Z95;
+    r.se = sqrt(tz * tz * r.sd_seed * r.sd_seed / k + r.se_item * r.se_item);
+    r.lo = r.mean - EV_Z95 * r.se;
+    r.hi = r.mean + EV_Z95 * r.se;
+    r.p = r.se > 0 ? erfc(fabs(r.mean) / r.se / sqrt(2)) : r.mean == 0 ? 1 : 0;
+    free(theta);
+    free(vbar);
+    return r;
+}

@@ -51,6 +51,26 @@ double ev_mcnemar_exact(int b, int c);
 /* The chi-square form with continuity correction, (|b - c| - 1)^2 / (b + c), and its p-value (1 df). */
 double ev_mcnemar_chi2(int b, int c, double *p);
 
+/* The two-sided 95% quantile of Student's t with df degrees of freedom (df >= 1; a table to df 30, then the
+ * Cornish-Fisher expansion in 1/df, within 1e-4 of the exact value). */
+double ev_t95(int df);
+
+/*
+ * The mean over k seeds of a statistic that is a mean over n items, with an interval that includes seed variance
+ * (docs/eval.md "Seeds"). v[s * n + i]: item i's value under seed s (the same n items under every seed).
+ *   theta_s = mean_i v[s,i], mean = mean_s theta_s, sd_seed = the sample sd of theta_s (k - 1 in the denominator);
+ *   se_item = the sample sd over items of vbar_i = mean_s v[s,i], over sqrt(n)  (item sampling, seeds averaged);
+ *   se = sqrt((t95(k-1) / z95)^2 * sd_seed^2 / k + se_item^2);  ci = mean -+ z95 * se;
+ *   p = 2 (1 - Phi(|mean| / se)), the test of "the statistic is 0" that agrees with the interval (se = 0: p = 1 when
+ *   mean = 0, else 0).
+ * k >= 2, n >= 2.
+ */
+typedef struct ev_seedstat {
+    double mean, lo, hi, p;
+    double sd_seed, se_item, se;
+} ev_seedstat;
+ev_seedstat ev_seed_mean(const double *v, int k, int n);
+
 /* Holm's step-down adjustment of m p-values: with p sorted ascending p_(1) <= .. <= p_(m),
  * adj_(i) = min(1, max_{j <= i} (m - j + 1) * p_(j)); adj[] in the order of p[]. Ties keep their order. */
 void ev_holm(const double *p, int m, double *adj);

@@ -1,10 +1,12 @@
-/* render.c - a report document as Markdown, JSON, LaTeX (booktabs) or a standalone HTML page: the tables with their
- * intervals, rankings and reversals, n/a reasons, and the letter distributions. */
+/* render.c - a report document as Markdown, JSON, LaTeX (booktabs), a standalone HTML page (tables with the figures
+ * inline), CSV, SVG or PGF/TikZ: the tables with their intervals, rankings and reversals, n/a reasons, the letter
+ * distributions; the figures come from figure.c, the CSV from csv.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/base.h"
+#include "reports/canvas.h"
 #include "reports/report.h"
 
 typedef enum { F_MD, F_TEX, F_HTML } fmt;
@@ -65,20 +67,19 @@ static char *fmt_num(const char *col, double v)
     }
 }
 
+/* S escaped for the format: HTML and LaTeX through canvas.c's escapes (the figures use the same), '|' for Markdown. */
 static void put_esc(FILE *f, fmt F, const char *s)
 {
+    if (F == F_HTML || F == F_TEX) {
+        hx_sbuf b = {0};
+        (F == F_HTML ? rp_xml_escape : rp_tex_escape)(&b, s);
+        if (b.s) fputs(b.s, f);
+        hx_sb_free(&b);
+        return;
+    }
     for (; *s; s++) {
-        char c = *s;
-        if (F == F_HTML && (c == '<' || c == '>' || c == '&' || c == '"'))
-            fputs(c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : "&quot;", f);
-        else if (F == F_TEX && !strncmp(s, "Δ", strlen("Δ"))) fputs("$\\Delta$", f), s += strlen("Δ") - 1;
-        else if (F == F_TEX && !strncmp(s, "−", strlen("−"))) fputs("$-$", f), s += strlen("−") - 1;
-        else if (F == F_TEX && !strncmp(s, "—", strlen("—"))) fputs("--", f), s += strlen("—") - 1;
-        else if (F == F_TEX && strchr("&%$#_{}", c)) fprintf(f, "\\%c", c);
-        else if (F == F_TEX && (c == '~' || c == '^' || c == '\\'))
-            fputs(c == '~' ? "\\textasciitilde{}" : c == '^' ? "\\textasciicircum{}" : "\\textbackslash{}", f);
-        else if (F == F_MD && c == '|') fputs("\\|", f);
-        else fputc(c, f);
+        if (*s == '|') fputs("\\|", f);
+        else fputc(*s, f);
     }
 }
 
@@ -356,7 +357,17 @@ static void letters_table(FILE *f, fmt F, const json_t *t)
     if (F == F_TEX) fputs("\\end{table}\n", f);
 }
 
-static void render_table(FILE *f, fmt F, const json_t *t)
+/* The figures of table NAME (NULL: the training figures), inline in the HTML page. */
+static void html_figures(FILE *f, const rp_figures *figs, const char *name)
+{
+    for (int i = 0; i < figs->n; i++) {
+        const rp_figure *g = &figs->fig[i];
+        if (name ? !g->table || strcmp(g->table, name) : !!g->table) continue;
+        fprintf(f, "<figure data-name=\"%s\">\n%s</figure>\n", g->name, g->text);
+    }
+}
+
+static void render_table(FILE *f, fmt F, const json_t *t, const rp_figures *figs)
 {
     json_t *cols = json_object_get(t, "columns"), *rows = json_object_get(t, "rows");
     const char *axis = sget(t, "rows_axis");
@@ -390,6 +401,7 @@ static void render_table(FILE *f, fmt F, const json_t *t)
     if (F == F_TEX) fputs("\\end{table}\n", f);
     table_text(f, F, t);
     letters_table(f, F, t);
+    if (F == F_HTML) html_figures(f, figs, sget(t, "name"));
     free(cells);
     free(align);
 }
@@ -435,9 +447,87 @@ static void render_findings(FILE *f, fmt F, const json_t *fd)
                           : "\nA precondition failed: every finding is inconclusive (its verdict by rule is in the JSON).\n", f);
 }
 
+static const char *const formats[] = {"md", "json", "tex", "html", "csv", "svg", "pgf", NULL};
+
+int rp_format_known(const char *format)
+{
+    for (int i = 0; formats[i]; i++)
+        if (!strcmp(formats[i], format)) return 1;
+    return 0;
+}
+
+const char *rp_format_of_path(const char *path)
+{
+    static const char *const ext[][2] = {{".md", "md"}, {".json", "json"}, {".tex", "tex"}, {".html", "html"},
+                                         {".csv", "csv"}, {".svg", "svg"}, {".pgf", "pgf"}, {".tikz", "pgf"}};
+    size_t n = strlen(path);
+    for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++) {
+        size_t m = strlen(ext[i][0]);
+        if (n > m && !strcmp(path + n - m, ext[i][0])) return ext[i][1];
+    }
+    return NULL;
+}
+
+/* Every figure in one SVG document, stacked: each figure's <svg> nested at its offset, its size in the outer
+ * document's units (points) instead of its own width/height attributes. */
+static char *svg_document(const json_t *report)
+{
+    rp_figures figs;
+    rp_figures_build(report, 0, &figs);
+    double H = 0, W = 0;
+    for (int i = 0; i < figs.n; i++) H += figs.fig[i].h, W = figs.fig[i].w > W ? figs.fig[i].w : W;
+    hx_sbuf b = {0};
+    hx_sb_printf(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" "
+                     "width=\"%.1fpt\" height=\"%.1fpt\" viewBox=\"0 0 %.2f %.2f\">\n", W, H, W, H);
+    double y = 0;
+    for (int i = 0; i < figs.n; i++) {
+        const rp_figure *g = &figs.fig[i];
+        char *own = xstrfmt(" width=\"%.1fpt\" height=\"%.1fpt\"", g->w, g->h), *at = strstr(g->text, own);
+        if (!at) BUG("figure %s: no width/height attributes", g->name); /* canvas.c writes exactly these */
+        hx_sb_add(&b, g->text, (size_t)(at - g->text));
+        hx_sb_printf(&b, " x=\"0\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\"", y, g->w, g->h);
+        hx_sb_puts(&b, at + strlen(own));
+        free(own);
+        y += g->h;
+    }
+    if (!figs.n) hx_sb_puts(&b, "<!-- no figures: the run has no eval or training stage with data -->\n");
+    hx_sb_puts(&b, "</svg>\n");
+    rp_figures_release(&figs);
+    return hx_sb_take(&b);
+}
+
+/* Every figure as a tikzpicture in a LaTeX document that pdflatex compiles (article + tikz only). */
+static char *pgf_document(const json_t *report)
+{
+    rp_figures figs;
+    rp_figures_build(report, 1, &figs);
+    hx_sbuf b = {0};
+    hx_sb_puts(&b, "% hx report: the figures of run ");
+    rp_tex_escape(&b, sget(report, "run_id") ? sget(report, "run_id") : "?");
+    hx_sb_puts(&b, " (recipe ");
+    rp_tex_escape(&b, sget(report, "recipe") ? sget(report, "recipe") : "?");
+    hx_sb_puts(&b, ").\n% pdflatex compiles it as it is; to use one figure in a paper, copy its tikzpicture (it defines "
+                   "its colours)\n% and \\usepackage{tikz}. Sizes are in points for a 3.3 in column.\n"
+                   "\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{tikz}\n\\begin{document}\n");
+    for (int i = 0; i < figs.n; i++) {
+        hx_sb_puts(&b, "\n\\begin{figure}[p]\n\\centering\n");
+        hx_sb_puts(&b, figs.fig[i].text);
+        hx_sb_puts(&b, "\\caption{");
+        rp_tex_escape(&b, figs.fig[i].name);
+        hx_sb_puts(&b, "}\n\\end{figure}\n");
+    }
+    if (!figs.n) hx_sb_puts(&b, "No figures: the run has no eval or training stage with data.\n");
+    hx_sb_puts(&b, "\\end{document}\n");
+    rp_figures_release(&figs);
+    return hx_sb_take(&b);
+}
+
 int rp_render(const json_t *report, const char *format, char **out)
 {
     *out = NULL;
+    if (!strcmp(format, "csv")) return *out = rp_csv(report), 0;
+    if (!strcmp(format, "svg")) return *out = svg_document(report), 0;
+    if (!strcmp(format, "pgf")) return *out = pgf_document(report), 0;
     if (!strcmp(format, "json")) {
         char *s = json_dumps(report, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
         *out = xstrfmt("%s\n", s);
@@ -448,7 +538,7 @@ int rp_render(const json_t *report, const char *format, char **out)
     if (!strcmp(format, "md")) F = F_MD;
     else if (!strcmp(format, "tex")) F = F_TEX;
     else if (!strcmp(format, "html")) F = F_HTML;
-    else return error("unknown report format '%s' (md, json, tex or html)", format);
+    else return error("unknown report format '%s' (" RP_FORMATS ")", format);
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
@@ -467,18 +557,57 @@ int rp_render(const json_t *report, const char *format, char **out)
         put_esc(f, F, recipe);
         fputs("</title>\n<style>body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:collapse}"
               "td,th{padding:.3em .8em;border-bottom:1px solid #ccc;text-align:right}td:first-child,th:first-child"
-              "{text-align:left}tr.teacher{font-style:italic;background:#f4f4f4}small{color:#666}</style></head><body>\n"
+              "{text-align:left}tr.teacher{font-style:italic;background:#f4f4f4}small{color:#666}figure{display:inline-block;"
+              "margin:1em 1em 0 0;vertical-align:top}svg.hx-figure{width:4.4in;height:auto}</style></head><body>\n"
               "<h1>Report: ", f);
         put_esc(f, F, recipe);
         fprintf(f, "</h1>\n<p>Run <code>%s</code> (%s), started %s.</p>\n", id ? id : "?", status,
                 sget(report, "started") ? sget(report, "started") : "?");
     }
+    rp_figures figs = {0};
+    if (F == F_HTML) rp_figures_build(report, 0, &figs);
     json_t *tabs = json_object_get(report, "tables");
-    for (size_t i = 0; i < json_array_size(tabs); i++) render_table(f, F, json_array_get(tabs, i));
+    for (size_t i = 0; i < json_array_size(tabs); i++) render_table(f, F, json_array_get(tabs, i), &figs);
     if (!json_array_size(tabs)) fputs(F == F_HTML ? "<p>No tables: the run has no eval stage.</p>\n" : "\nNo tables: the run has no eval stage.\n", f);
     render_findings(f, F, json_object_get(report, "findings"));
+    if (F == F_HTML && json_array_size(json_object_get(report, "training"))) {
+        fputs("<h2>Training curves</h2>\n<p>Every quantity of each training stage's train_log.jsonl by step, the stage's "
+              "instances overlaid.</p>\n", f);
+        html_figures(f, &figs, NULL);
+    }
+    rp_figures_release(&figs);
     if (F == F_HTML) fputs("</body></html>\n", f);
     fclose(f);
     *out = buf;
     return 0;
+}
+
+int rp_write_dir(const json_t *report, const char *dir, json_t *written)
+{
+    if (hx_mkdir_p(dir)) return error_prefix("report folder");
+    static const struct { const char *file, *format; } pages[] = {
+        {"report.md", "md"}, {"report.html", "html"}, {"report.json", "json"}, {"report.csv", "csv"},
+        {"report.tex", "tex"}, {"figures.tex", "pgf"}};
+    for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++) {
+        char *text, *path = hx_path_join(dir, pages[i].file);
+        int rc = rp_render(report, pages[i].format, &text) || hx_write_file_atomic(path, text, strlen(text));
+        if (!rc) json_array_append_new(written, json_string(path));
+        free(text);
+        free(path);
+        if (rc) return -1;
+    }
+    rp_figures figs;
+    rp_figures_build(report, 0, &figs);
+    int rc = 0;
+    for (int i = 0; i < figs.n && !rc; i++) {
+        char *file = xstrfmt("%s.svg", figs.fig[i].name), *path = hx_path_join(dir, file);
+        char *text = xstrfmt("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n%s", figs.fig[i].text);
+        rc = hx_write_file_atomic(path, text, strlen(text));
+        if (!rc) json_array_append_new(written, json_string(path));
+        free(text);
+        free(path);
+        free(file);
+    }
+    rp_figures_release(&figs);
+    return rc;
 }

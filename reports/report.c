@@ -199,10 +199,10 @@ static const char *const paired_fields[] = {"delta_ll", "delta_gen", "did", "ll_
  * One row: the model's own metrics (its eval's metrics.json group of the table's split and task), its letter
  * distributions, and the paired statistics against the teacher's eval TREC (none when NULL or the row is the teacher).
  */
-static json_t *make_row(tab_ctx *c, json_t *rec, json_t *trec, int teacher)
+static json_t *make_row(tab_ctx *c, json_t *rec, json_t *trec, int teacher, const json_t *label_axes)
 {
     const char *key = sget(rec, "key");
-    char *label = axes_label(json_object_get(rec, "axes"));
+    char *label = axes_label(label_axes ? label_axes : json_object_get(rec, "axes"));
     if (teacher) {
         char *t = xstrfmt("teacher (%s%s%s)", sget(rec, "stage"), *label ? " " : "", label);
         free(label);
@@ -211,8 +211,8 @@ static json_t *make_row(tab_ctx *c, json_t *rec, json_t *trec, int teacher)
         free(label);
         label = xstrdup(sget(rec, "stage"));
     }
-    json_t *row = json_pack("{s:s,s:O,s:s,s:s,s:b,s:o}", "label", label, "axes", json_object_get(rec, "axes"), "key",
-                            key ? key : "", "state", sget(rec, "state") ? sget(rec, "state") : "?", "teacher", teacher,
+    json_t *row = json_pack("{s:s,s:s,s:O,s:s,s:s,s:b,s:o}", "label", label, "stage", sget(rec, "stage") ? sget(rec, "stage") : "",
+                            "axes", json_object_get(rec, "axes"), "key", key ? key : "", "state", sget(rec, "state") ? sget(rec, "state") : "?", "teacher", teacher,
                             "na", json_object());
     json_t *metrics = key && c->src ? c->src->load(c->src->ud, key, "metrics.json") : NULL;
     json_t *g = metrics ? metric_group(metrics, c->split, c->task) : NULL;
@@ -290,6 +290,198 @@ static json_t *make_row(tab_ctx *c, json_t *rec, json_t *trec, int teacher)
     return row;
 }
 
+/* ---- rows over seeds (docs/eval.md "Seeds") ---- */
+
+/* The statistics aggregated over seeds with ev_seed_mean, and the per-item value each takes (seed_values). */
+static const char *const seed_fields[] = {"ll_acc", "gen_acc", "delta_ll", "delta_gen", "did", NULL};
+
+/* An item's pairing key across seeds: task and doc_id. xmalloc'd. */
+static char *item_id(const json_t *o)
+{
+    json_t *d = json_object_get(o, "doc_id");
+    char *doc = json_is_string(d) ? xstrdup(json_string_value(d)) : json_dumps(d, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *id = xstrfmt("%s\x1f%s", sget(o, "task") ? sget(o, "task") : "", doc ? doc : "");
+    free(doc);
+    return id;
+}
+
+/*
+ * The per-item values of k paired comparisons, B_s (kb[s]) against A_s (ka[s]), on the items that every seed pairs
+ * (by task and doc_id): v[f][s * n + i] for the seed_fields f: B's LL and generation correctness, and B - A in
+ * chance-normalised LL, generation and their difference (did). Returns n (v xmalloc'd), or -1 with a note.
+ */
+static int seed_values(tab_ctx *c, const char *const *ka, const char *const *kb, int k, const char *label, double *v[5])
+{
+    ev_pairs *p = xcalloc((size_t)k, sizeof *p);
+    int ok = 1, n = 0;
+    for (int s = 0; s < k && ok; s++) {
+        json_t *ia = items_of(c, ka[s], label), *ib = items_of(c, kb[s], label);
+        ok = ia && ib && !ev_pair_items(ia, ib, c->split, c->task, &p[s]);
+    }
+    json_t *where = json_object(); /* item id -> [its index under each seed] */
+    if (ok) {
+        for (int s = 0; s < k; s++)
+            for (int i = 0; i < p[s].n; i++) {
+                char *id = item_id(p[s].b[i]);
+                json_t *at = json_object_get(where, id);
+                if (!at && !s) json_object_set_new(where, id, at = json_array());
+                if (at && (int)json_array_size(at) == s) json_array_append_new(at, json_integer(i));
+                free(id);
+            }
+        const char *id;
+        json_t *at;
+        json_object_foreach(where, id, at) n += (int)json_array_size(at) == k;
+    }
+    if (!ok || n < 2) {
+        char *msg = xstrfmt("%s: no interval over seeds (%s)", label,
+                            ok ? "fewer than 2 items paired under every seed" : "the items of a seed cannot be paired");
+        json_array_append_new(c->notes, json_string(msg));
+        free(msg);
+        n = -1;
+    } else {
+        for (int f = 0; f < 5; f++) v[f] = xmalloc((size_t)k * n * sizeof *v[f]);
+        int i = 0;
+        const char *id;
+        json_t *at;
+        json_object_foreach(where, id, at) {
+            if ((int)json_array_size(at) != k) continue;
+            for (int s = 0; s < k; s++) {
+                int j = (int)json_integer_value(json_array_get(at, (size_t)s));
+                size_t o = (size_t)s * n + i;
+                v[0][o] = p[s].ll_b[j];
+                v[1][o] = p[s].gen_b[j];
+                v[2][o] = p[s].lcn_b[j] - p[s].lcn_a[j];
+                v[3][o] = p[s].gcn_b[j] - p[s].gcn_a[j];
+                v[4][o] = v[3][o] - v[2][o];
+            }
+            i++;
+        }
+    }
+    json_decref(where);
+    for (int s = 0; s < k; s++) ev_pairs_release(&p[s]);
+    free(p);
+    return n;
+}
+
+/* ROW's seeds and their store keys (set by group_rows) as arrays; k. */
+static int row_seeds(const json_t *row, const json_t **seeds, const json_t **keys)
+{
+    *seeds = json_object_get(row, "seeds");
+    *keys = json_object_get(row, "seed_keys");
+    return (int)json_array_size(*keys);
+}
+
+/*
+ * A row over k >= 2 seeds of one arm (RECS, the same axes but `seed`; TRECS[s] the teacher eval of seed s, as
+ * find_baseline picks it): every column the mean of the seeds' rows (`per_seed`); ll_acc, gen_acc, Δ and did with
+ * intervals that include seed variance and did_p (ev_seed_mean, on the items every seed shares with its teacher);
+ * letters over all seeds' answers.
+ */
+static json_t *seed_row(tab_ctx *c, json_t **recs, json_t **trecs, int k, const json_t *label_axes)
+{
+    json_t *per = json_array(), *seeds = json_array(), *keys = json_array();
+    for (int s = 0; s < k; s++) {
+        json_array_append_new(per, make_row(c, recs[s], trecs[s], 0, NULL));
+        json_array_append(seeds, json_object_get(json_object_get(recs[s], "axes"), "seed"));
+        json_array_append_new(keys, json_string(sget(recs[s], "key") ? sget(recs[s], "key") : ""));
+    }
+    char *al = axes_label(label_axes), *label = xstrfmt("%s%sseeds=%d", al, *al ? "," : "", k);
+    free(al);
+    json_t *first = json_array_get(per, 0);
+    json_t *row = json_pack("{s:s,s:s,s:O,s:n,s:O,s:b,s:o,s:o,s:o}", "label", label, "stage", sget(first, "stage"), "axes",
+                            label_axes, "key", "state", json_object_get(first, "state"), "teacher", 0, "na", json_object(),
+                            "seeds", seeds, "seed_keys", keys);
+    /* every numeric column: the mean over seeds (null when a seed has none; its reason kept) */
+    const char *f;
+    json_t *v;
+    json_object_foreach(first, f, v) {
+        size_t fl = strlen(f);
+        if (json_object_get(row, f) || (fl > 3 && !strcmp(f + fl - 3, "_ci")) || !strcmp(f, "letters")) continue;
+        double sum = 0;
+        int all = 1;
+        for (int s = 0; s < k; s++) {
+            json_t *x = json_object_get(json_array_get(per, (size_t)s), f);
+            all &= json_is_number(x);
+            sum += json_number_value(x);
+        }
+        json_object_set_new(row, f, all ? hx_json_num(sum / k) : json_null());
+        const char *why = sget(json_object_get(first, "na"), f);
+        if (!all) set_na(row, f, why ? why : "not every seed has it");
+    }
+    /* the seed statistics: each seed against its teacher, or (no teacher) against itself for the accuracies */
+    const char **ka = xcalloc((size_t)k, sizeof *ka), **kb = xcalloc((size_t)k, sizeof *kb);
+    int teacher = 1;
+    for (int s = 0; s < k; s++) {
+        kb[s] = json_string_value(json_array_get(keys, (size_t)s));
+        teacher &= trecs[s] && sget(trecs[s], "key");
+    }
+    for (int s = 0; s < k; s++) ka[s] = teacher ? sget(trecs[s], "key") : kb[s];
+    double *vals[5] = {0};
+    int n = seed_values(c, ka, kb, k, label, vals);
+    json_t *seed_sd = json_object(); /* sd over seeds of each seed statistic */
+    json_object_set_new(row, "seed_sd", seed_sd);
+    for (int i = 0; seed_fields[i]; i++) {
+        char *ci = xstrfmt("%s_ci", seed_fields[i]);
+        int paired = i >= 2;
+        if (n > 0 && (!paired || teacher) && json_is_number(json_object_get(row, seed_fields[i]))) {
+            ev_seedstat r = ev_seed_mean(vals[i], k, n);
+            if (!paired) r.lo = fmax(r.lo, 0), r.hi = fmin(r.hi, 1); /* an accuracy stays in [0, 1] */
+            json_object_set_new(row, seed_fields[i], hx_json_num(r.mean));
+            json_object_set_new(row, ci, json_pack("[o,o]", hx_json_num(r.lo), hx_json_num(r.hi)));
+            if (!strcmp(seed_fields[i], "did")) json_object_set_new(row, "did_p", hx_json_num(r.p));
+            json_object_set_new(seed_sd, seed_fields[i], hx_json_num(r.sd_seed));
+            if (paired) json_object_set_new(row, "n_paired", json_integer(n));
+        } else {
+            json_object_set_new(row, ci, json_null());
+        }
+        free(ci);
+    }
+    for (int i = 0; i < 5; i++) free(vals[i]);
+    free(ka);
+    free(kb);
+    /* letters over every seed's answers */
+    json_t *all = json_array(), *letters = NULL;
+    for (int s = 0; s < k; s++) {
+        json_t *it = items_of(c, json_string_value(json_array_get(keys, (size_t)s)), label);
+        if (it) json_array_extend(all, it);
+    }
+    if (json_array_size(all) && ev_letters(all, c->split, c->task, &letters)) letters = NULL;
+    json_object_set_new(row, "letters", letters ? letters : json_null());
+    json_decref(all);
+    json_object_set_new(row, "per_seed", per);
+    free(label);
+    return row;
+}
+
+/* The interaction of two arms over their common seeds (>= 2), as ev_compare's {n, did, did_ci, did_p}; NULL when
+ * they share fewer than two seeds. */
+static json_t *seed_interaction(tab_ctx *c, const json_t *ra, const json_t *rb)
+{
+    const json_t *sa, *ka, *sb, *kb;
+    int na = row_seeds(ra, &sa, &ka), nb = row_seeds(rb, &sb, &kb), k = 0;
+    const char **xa = xcalloc((size_t)na + 1, sizeof *xa), **xb = xcalloc((size_t)na + 1, sizeof *xb);
+    for (int i = 0; i < na; i++)
+        for (int j = 0; j < nb; j++)
+            if (json_equal(json_array_get(sa, (size_t)i), json_array_get(sb, (size_t)j))) {
+                xa[k] = json_string_value(json_array_get(ka, (size_t)i));
+                xb[k++] = json_string_value(json_array_get(kb, (size_t)j));
+            }
+    json_t *out = NULL;
+    double *vals[5] = {0};
+    char *label = xstrfmt("%s vs %s", sget(ra, "label"), sget(rb, "label"));
+    int n = k >= 2 ? seed_values(c, xa, xb, k, label, vals) : -1;
+    if (n > 0) {
+        ev_seedstat r = ev_seed_mean(vals[4], k, n);
+        out = json_pack("{s:i,s:o,s:[o,o],s:o}", "n", n, "did", hx_json_num(r.mean), "did_ci", hx_json_num(r.lo),
+                        hx_json_num(r.hi), "did_p", hx_json_num(r.p));
+    }
+    for (int i = 0; i < 5; i++) free(vals[i]);
+    free(label);
+    free(xa);
+    free(xb);
+    return out;
+}
+
 /*
  * Rankings of the arm rows by LL and by generation accuracy, Kendall's tau-b between them (null when undefined),
  * and for every pair of arms the interaction did_b - did_a = Δgen(b-a) - ΔLL(b-a) on their paired items
@@ -344,8 +536,9 @@ static void rankings(tab_ctx *c, json_t *rows, json_t *tab)
                                       hx_json_num(y[a]), hx_json_num(y[b]), "reversed",
                                       (x[a] - x[b]) * (y[a] - y[b]) < 0);
                 ev_pairs p = {0};
-                json_t *cmp = NULL;
-                if (ia && ib && !ev_pair_items(ia, ib, c->split, c->task, &p)) {
+                const json_t *s0, *k0;
+                json_t *cmp = row_seeds(r[a], &s0, &k0) > 1 || row_seeds(r[b], &s0, &k0) > 1 ? seed_interaction(c, r[a], r[b]) : NULL;
+                if (!cmp && ia && ib && !ev_pair_items(ia, ib, c->split, c->task, &p)) {
                     cmp = ev_compare(&p, RP_BOOT_REPS, pair_seed(c, ka, kb));
                     ev_pairs_release(&p);
                 }
@@ -490,7 +683,7 @@ static json_t *build_table(const json_t *run, const json_t *spec, int ti, const 
         free(msg);
         int in_table = 0;
         for (int a = 0; a < n; a++) in_table |= recs[a] == base;
-        if (!in_table) json_array_append_new(out_rows, make_row(&ctx, base, NULL, 1));
+        if (!in_table) json_array_append_new(out_rows, make_row(&ctx, base, NULL, 1, NULL));
     } else {
         json_object_set_new(tab, "baseline", json_null());
         json_array_append_new(notes, json_string(baseline ? "Δ, did, retention: the baseline stage is not in this run"
@@ -498,8 +691,43 @@ static json_t *build_table(const json_t *run, const json_t *spec, int ti, const 
                                                             "stage whose model is a pretrain stage), or name one with "
                                                             "`baseline: STAGE`"));
     }
-    for (int a = 0; a < n; a++)
-        json_array_append_new(out_rows, make_row(&ctx, recs[a], find_baseline(stages, recs[a], baseline), recs[a] == base));
+    /* rows: one per instance, or, when the run has a `seed` axis that is not the rows, one per arm over its seeds */
+    int by_seed = json_object_get(json_object_get(run, "axes"), "seed") && !(axis && !strcmp(axis, "seed")), nseeded = 0;
+    char *used = xcalloc((size_t)n + 1, 1);
+    json_t **grp = xcalloc((size_t)n + 1, sizeof *grp), **grp_t = xcalloc((size_t)n + 1, sizeof *grp_t);
+    for (int a = 0; a < n; a++) {
+        if (used[a]) continue;
+        json_t *trec = find_baseline(stages, recs[a], baseline);
+        if (!by_seed || recs[a] == base) {
+            json_array_append_new(out_rows, make_row(&ctx, recs[a], trec, recs[a] == base, NULL));
+            continue;
+        }
+        json_t *arm = json_deep_copy(json_object_get(recs[a], "axes"));
+        json_object_del(arm, "seed");
+        int k = 0;
+        for (int b = a; b < n; b++) {
+            json_t *other = json_deep_copy(json_object_get(recs[b], "axes"));
+            json_object_del(other, "seed");
+            if (!used[b] && recs[b] != base && json_equal(arm, other))
+                grp_t[k] = find_baseline(stages, recs[b], baseline), grp[k++] = recs[b], used[b] = 1;
+            json_decref(other);
+        }
+        json_t *row = k > 1 ? seed_row(&ctx, grp, grp_t, k, arm) : make_row(&ctx, recs[a], trec, 0, arm);
+        if (k == 1) {
+            json_object_set_new(row, "seeds", json_pack("[O]", json_object_get(json_object_get(recs[a], "axes"), "seed")));
+            json_object_set_new(row, "seed_keys", json_pack("[s]", sget(recs[a], "key") ? sget(recs[a], "key") : ""));
+        }
+        nseeded += k > 1;
+        json_array_append_new(out_rows, row);
+        json_decref(arm);
+    }
+    free(used);
+    free(grp);
+    free(grp_t);
+    if (nseeded)
+        json_array_append_new(notes, json_string("rows over seeds (seeds=k): every column the mean of the k seeds' rows; "
+                                                 "LL acc, Gen acc, Δ and did with 95% intervals that include seed variance, "
+                                                 "did_p from the same (docs/eval.md \"Seeds\"); other columns without an interval"));
     rankings(&ctx, out_rows, tab);
     json_object_set_new(tab, "rows", out_rows);
     json_object_set_new(tab, "notes", notes);
@@ -507,6 +735,63 @@ static json_t *build_table(const json_t *run, const json_t *spec, int ti, const 
     json_decref(cols);
     free(recs);
     return tab;
+}
+
+/* A train_log.jsonl (array of line objects) as columns {step: [..], loss: [..], ..}: every numeric field of any
+ * line, null where a line lacks it. */
+static json_t *log_columns(const json_t *lines)
+{
+    json_t *cols = json_object();
+    size_t i;
+    json_t *l;
+    json_array_foreach(lines, i, l) {
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)l, k, v)
+            if (json_is_number(v) && !json_object_get(cols, k)) json_object_set_new(cols, k, json_array());
+    }
+    json_array_foreach(lines, i, l) {
+        const char *k;
+        json_t *col;
+        json_object_foreach(cols, k, col) {
+            json_t *v = json_object_get(l, k);
+            json_array_append_new(col, json_is_number(v) ? json_copy(v) : json_null());
+        }
+    }
+    return cols;
+}
+
+/* The training curves of a run: per stage (in plan order) the instances whose entry holds a train_log.jsonl. */
+static json_t *training_curves(const json_t *stages, const rp_source *src)
+{
+    json_t *out = json_array(), *by_stage = json_object();
+    size_t i;
+    json_t *r;
+    json_array_foreach(stages, i, r) {
+        const char *st = sget(r, "stage"), *kind = sget(r, "kind"), *key = sget(r, "key");
+        if (!st || !key || !src || (kind && !strcmp(kind, "eval"))) continue;
+        json_t *lines = src->load(src->ud, key, "train_log.jsonl");
+        if (!json_array_size(lines)) {
+            json_decref(lines);
+            continue;
+        }
+        json_t *entry = json_object_get(by_stage, st);
+        if (!entry) {
+            entry = json_pack("{s:s,s:s?,s:[]}", "stage", st, "kind", kind, "instances");
+            json_object_set(by_stage, st, entry);
+            json_array_append_new(out, entry);
+        }
+        char *label = axes_label(json_object_get(r, "axes"));
+        json_array_append_new(json_object_get(entry, "instances"),
+                              json_pack("{s:s,s:s,s:o,s:o}", "label", *label ? label : st, "key", key, "axes",
+                                        json_object_get(r, "axes") ? json_deep_copy(json_object_get(r, "axes")) : json_object(),
+                                        "log", log_columns(lines)));
+        free(label);
+        json_decref(lines);
+    }
+    json_decref(by_stage);
+    hx_clear_error();
+    return out;
 }
 
 json_t *rp_report_build(const json_t *run, const rp_source *src)
@@ -557,6 +842,7 @@ json_t *rp_report_build(const json_t *run, const rp_source *src)
         json_object_set_new(rep, "findings", f ? f : json_pack("{s:s}", "error", hx_last_error()));
     }
     json_object_set_new(rep, "tables", tabs);
+    json_object_set_new(rep, "training", training_curves(stages, src));
     json_decref(own);
     return rep;
 }

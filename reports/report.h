@@ -37,7 +37,10 @@ char *rp_resolve_run(const json_t *ids, const char *ref);
  *     ranking: {ll: [[tied labels], ...best first], gen: [...], kendall_tau: num|null} | null,
  *     interactions: [{a, b, ll: [a, b], gen: [a, b], reversed, n_paired, did_diff, did_diff_ci, p, p_holm, significant}],
  *     reversals: [the significant reversed interactions], largest_nonsignificant_reversal: {..}|null,
- *     notes: [..]}], findings: rp_findings' document | {error} (when the recipe has report.findings)}
+ *     notes: [..]}],
+ *   training: [{stage, kind, instances: [{label, key, axes, log: {step: [..], loss: [..], <each logged quantity>: [..]}}]}],
+ *   findings: rp_findings' document | {error} (when the recipe has report.findings)}
+ * (training: every non-eval stage instance whose store entry holds a train_log.jsonl, as columns).
  * A null number is n/a; `na` says why. NULL + error() on a malformed table spec (naming the table and field) or
  * run record.
  */
@@ -52,8 +55,49 @@ json_t *rp_report_build(const json_t *run, const rp_source *src);
  */
 json_t *rp_findings(const json_t *run, const json_t *spec, const json_t *tables, const rp_source *src);
 
-/* Renders a report document as "md", "json", "tex" or "html". *out xmalloc'd. 0 or error(). */
+/*
+ * Renders a report document as "md", "json", "tex", "html" (the tables with the figures inline), "csv" (one long
+ * table, rp_csv), "svg" (every figure in one SVG document, stacked) or "pgf" (a LaTeX document of every figure as
+ * a TikZ picture; pdflatex). *out xmalloc'd. 0 or error().
+ */
 int rp_render(const json_t *report, const char *format, char **out);
+/*
+ * Writes the report folder DIR (created if needed): report.md, report.html (figures inline), report.json,
+ * report.csv, report.tex, figures.tex (pgf) and one <figure>.svg per figure, each replaced atomically; appends
+ * each path written to the array WRITTEN. 0, or error() naming the file.
+ */
+int rp_write_dir(const json_t *report, const char *dir, json_t *written);
+/* Whether rp_render knows FORMAT; the list of formats for messages. */
+int rp_format_known(const char *format);
+#define RP_FORMATS "md, json, tex, html, csv, svg or pgf"
+/* The format a file name asks for by its extension (.md .json .tex .html .csv .svg; .pgf or .tikz: pgf), or NULL. */
+const char *rp_format_of_path(const char *path);
+
+/*
+ * The report as one long-format CSV table (RFC 4180: CRLF line ends, fields with a comma, quote or line break
+ * quoted, quotes doubled), one line per (table, row, metric): columns run, recipe, table, stage, <every axis of the
+ * rows, one column each, empty where the row has none>, label, seeds, teacher, task, split, metric, value, ci_lo,
+ * ci_hi, n. A row over seeds (seeds = k) is followed by its seeds' own rows (seeds = 1, the seed column set). value
+ * and ci empty when n/a; an unbounded interval end is -inf / inf. xmalloc'd.
+ */
+char *rp_csv(const json_t *report);
+
+/* The figures of a report (reports/figure.c): per table `<table>-accuracy` (LL vs generation accuracy per model),
+ * `<table>-deltas` (Δ LL and Δ Gen vs the teacher per arm), `<table>-letters` (letter distributions), per training
+ * stage `train-<stage>` (its train_log.jsonl quantities by step, instances overlaid); a figure without data is left
+ * out. Each is one SVG element or one tikzpicture (tikz = 1). */
+typedef struct rp_figure {
+    char *name;  /* file-name safe */
+    char *table; /* the table it belongs to, or NULL (training) */
+    char *text;
+    double w, h; /* points */
+} rp_figure;
+typedef struct rp_figures {
+    rp_figure *fig;
+    int n;
+} rp_figures;
+void rp_figures_build(const json_t *report, int tikz, rp_figures *f);
+void rp_figures_release(rp_figures *f);
 
 /*
  * The difference of two run records: recipe and overrides, parameters per stage instance (matched by stage

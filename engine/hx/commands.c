@@ -181,9 +181,11 @@ static const hx_opt import_opts[] = {
 static const hx_opt plan_opts[] = {HX_OPT_SET_ROW, HX_OPT_STRICT_ROW, HX_OPT_JSON_ROW, END};
 
 static const hx_opt report_opts[] = {
-    {"format", 0, HX_OPT_STR, NULL, "the tables as Markdown, JSON, LaTeX or an HTML page", "md", "md|json|tex|html",
-     NULL, 0, 0},
-    {"output", 'o', HX_OPT_STR, "FILE", "write to FILE (atomically) instead of stdout", NULL, NULL, "file", 0, 0},
+    {"format", 0, HX_OPT_STR, NULL, "one format to stdout (or -o FILE) instead of the report folder: Markdown, JSON, "
+     "LaTeX, an HTML page with the figures, long-format CSV, the figures as SVG or as a LaTeX/TikZ document", NULL,
+     "md|json|tex|html|csv|svg|pgf", NULL, 0, 0},
+    {"output", 'o', HX_OPT_STR, "DIR|FILE", "the report folder (default reports/<run>/ under the store); with --format, "
+     "or a file name ending in a format's extension, that one file (written atomically)", NULL, NULL, "file", 0, 0},
     END,
 };
 
@@ -296,7 +298,7 @@ static const hx_cmd commands[] = {
     {"plan", cmd_plan, HX_CMD_STORE, "RECIPE", 1, 1, "recipe",
      "list every stage instance: axes, key, cached|new|stale and why", plan_opts, NULL, NO_SUBS},
     {"report", cmd_report, HX_CMD_STORE, "[RUN|latest|PREFIX]", 0, 1, "run",
-     "the recipe's report tables: deltas vs the teacher by LL and generation, did, retention, letters, reversals",
+     "the report folder (tables, figures, CSV, findings; reports/<run>/ in the store), or one format to stdout",
      report_opts, NULL, NO_SUBS},
     {"run", cmd_run, HX_CMD_COMPUTE | HX_CMD_STORE, "RECIPE", 1, 1, "recipe",
      "execute a recipe: every stage instance not already in the store, at most once", run_opts, NULL, NO_SUBS},

@@ -36,7 +36,7 @@ err "unknown option '--kepe' (did you mean '--keep'?); see 'hx gc --help'" "$HX"
 err "unknown option '--fromat=svg' (did you mean '--format'?)" "$HX" dag r.yaml --fromat=svg
 err "--jobs expects an integer >= 1, got '0'" "$HX" run r.yaml --jobs 0
 err "--keep expects an integer >= 0, got 'x'" "$HX" gc --keep x
-err "--format pdf: expected md, json, tex or html" "$HX" report --format pdf
+err "--format pdf: expected md, json, tex, html, csv, svg or pgf" "$HX" report --format pdf
 err "--json takes no value" "$HX" runs --json=1
 err "--store needs a value (DIR)" "$HX" runs --store
 err "expected fewer arguments (it takes none)" "$HX" runs extra

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # eval_report.sh - a tiny real pipeline (data -> tokenizer -> teacher + two student arms -> eval) through `hx run`,
-# then hx report (md/json/tex/html: Δ, did, retention, letters), deterministic eval outputs, hx diff of two runs and of
+# then hx report --format (md/json/tex/html: Δ, did, retention, letters), deterministic eval outputs, hx diff of two runs and of
 # two evals, and eval's input errors.
 set -euo pipefail
 : "${HX:?} ${TOP:?}"
@@ -74,7 +74,7 @@ for x in sections:
 PY
 
 # report in every format
-"$HX" report "$RUN1" --store "$S" >"$T/r.md" || fail "hx report md"
+"$HX" report "$RUN1" --store "$S" --format md >"$T/r.md" || fail "hx report md"
 grep -q '^| steps | LL acc | Δ LL vs teacher | Gen acc | Δ Gen vs teacher | Δgen − ΔLL | p (did) | LL − gen within (norm.) | LL retention | Gen retention | n |' "$T/r.md" || { cat "$T/r.md"; fail "md header"; }
 grep -q '^| model | n | gold | LL pred | gen pred | invalid | top gen letter | letter TV (gen) | letter TV (LL) |' "$T/r.md" || { cat "$T/r.md"; fail "letters table"; }
 grep -q '^| \*teacher (eval_teacher)\* |' "$T/r.md" || { cat "$T/r.md"; fail "teacher row"; }

@@ -28,7 +28,7 @@ grep -q '"present":\[\]' <<<"$out" || fail "nothing present before"
 "$HX_TEST" show latest --json --store "$B" | grep -q "\"run_id\": \"$run\"" || fail "latest points at the imported run"
 key=$(grep -o '"key":"[0-9a-f]*"' <<<"$out" | head -1 | cut -d'"' -f4)
 "$HX_TEST" show "${key:0:10}" --store "$B" | grep -q '"sha256"' || fail "show KEY in B"
-"$HX_TEST" report "$run" --store "$B" | grep -q "Report: interp_chain" || fail "report in B"
+"$HX_TEST" report "$run" --store "$B" --format md | grep -q "Report: interp_chain" || fail "report in B"
 "$HX_TEST" diff "$run" latest --store "$B" >/dev/null || fail "diff in B"
 f=$(find "$A/store" -name data.txt | head -1); g=$B/store/${f#"$A"/store/}
 expect_eq "$(stat -c %y "$g")" "$(stat -c %y "$f")" "output mtime restored (the cheap check holds)"

@@ -53,5 +53,5 @@ for want in ("masking", "all_tokens", "completion_only", "ll_acc", "gen_acc", "r
     assert want in s, want
 print("report ok")
 PY
-"$HX" report latest --store "$tmp/store" > "$tmp/report.md" # not piped: head closing the pipe fails pipefail
+"$HX" report latest --store "$tmp/store" --format md > "$tmp/report.md" # not piped: head closing the pipe fails pipefail
 head -20 "$tmp/report.md"

@@ -1,6 +1,7 @@
 /* test_report.c - reports: tables of a synthetic run (rows per axis value, Δ, did and retention vs the teacher's eval
  * with hand-computed values, letters, significance-gated reversals, undefined Kendall tau, n/a retention), the four
  * renderers, spec errors, run-id resolution, the diff of two runs and of two evals. */
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -10,6 +11,7 @@
 
 #include "base/base.h"
 #include "evalsuite/metrics.h"
+#include "evalsuite/stats.h"
 #include "reports/report.h"
 
 /* Artifacts in memory: {key: {"items.jsonl": [...], "metrics.json": {...}}} */
@@ -356,12 +358,104 @@ static void test_diff(void **state)
     json_decref(store);
 }
 
+/* A run over axes m (a, b) and seed (the first nseeds of 0, 1): the teacher LL 16/20, gen 16/20; arm a's seeds
+ * LL 15 and 11, gen 6 and 8; arm b's LL 12 and 12, gen 10 and 4. */
+static json_t *make_seed_run(json_t *store, int nseeds)
+{
+    static const int ll[2][2] = {{15, 11}, {12, 12}}, gen[2][2] = {{6, 8}, {10, 4}};
+    json_t *st = json_array();
+    json_array_append_new(st, rec("world", "data", "kw", NULL, NULL, NULL));
+    json_array_append_new(st, rec("teacher", "pretrain", "kt", NULL, NULL, json_pack("{s:s}", "data", "kw")));
+    json_array_append_new(st, rec("eval_teacher", "eval", "ket", NULL, NULL, json_pack("{s:s,s:s}", "model", "kt", "data", "kw")));
+    add_eval(store, "ket", 16, 16, 0);
+    for (int m = 0; m < 2; m++)
+        for (int s = 0; s < nseeds; s++) {
+            char key[32];
+            snprintf(key, sizeof key, "ke%c%d", "ab"[m], s);
+            add_eval(store, key, ll[m][s], gen[m][s], 0);
+            json_array_append_new(st, rec("eval", "eval", key, json_pack("{s:s%,s:i}", "m", "ab" + m, (size_t)1, "seed", s), NULL,
+                                          json_pack("{s:s,s:s}", "model", "kt", "data", "kw")));
+        }
+    json_t *seeds = json_array();
+    for (int s = 0; s < nseeds; s++) json_array_append_new(seeds, json_integer(s));
+    return json_pack("{s:s,s:{s:s},s:s,s:{s:[s,s],s:o},s:o,s:{s:[{s:s,s:s,s:s}]}}", "run_id", "20260101-000000-000cc",
+                     "recipe", "name", "seeds", "status", "ok", "axes", "m", "a", "b", "seed", seeds, "stages", st, "report",
+                     "tables", "name", "arms", "rows", "axes.m", "stage", "eval");
+}
+
+/* Rows over seeds: the mean and the interval of ev_seed_mean (values by hand: docs/eval.md "Seeds"), the labels,
+ * the interaction over common seeds, one seed dropping `seed=0` from the label, and the CSV quoting of a label. */
+static void test_seeds(void **state)
+{
+    (void)state;
+    json_t *store = json_object();
+    json_t *run = make_seed_run(store, 2);
+    rp_source src = {mem_load, store};
+    json_t *rep = rp_report_build(run, &src);
+    assert_non_null(rep);
+    json_t *tab = table0(rep);
+    assert_int_equal(json_array_size(json_object_get(tab, "rows")), 3);
+    json_t *a = row_of(tab, "m=a,seeds=2");
+    row_of(tab, "m=b,seeds=2");
+    assert_int_equal(json_array_size(json_object_get(a, "per_seed")), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(a, "per_seed"), 1), "label")), "m=a,seed=1");
+    /* LL: theta = 15/20, 11/20 -> 0.65; sd_seed = 0.2 / sqrt 2; vbar = 1 (x11), 0.5 (x4), 0 (x5): se_item^2 =
+     * 3.55 / 19 / 20; se = sqrt(6.482875^2 * 0.02 / 2 + 3.55 / 380) -> 0.65 -+ 1.284665, clipped to [0, 1] (an
+     * accuracy); arm b: both seeds 12/20, so the interval is the item one: 12 items at 1, 8 at 0, sum of squares
+     * about 0.6 = 4.8, 0.6 -+ 1.96 sqrt(4.8 / 19 / 20) */
+    assert_float_equal(val(a, "ll_acc"), 0.65, 1e-12);
+    json_t *ci = json_object_get(a, "ll_acc_ci");
+    assert_float_equal(json_number_value(json_array_get(ci, 0)), 0, 0);
+    assert_float_equal(json_number_value(json_array_get(ci, 1)), 1, 0);
+    ci = json_object_get(row_of(tab, "m=b,seeds=2"), "ll_acc_ci");
+    assert_float_equal(json_number_value(json_array_get(ci, 0)), 0.6 - EV_Z95 * sqrt(4.8 / 19 / 20), 1e-12);
+    assert_float_equal(json_number_value(json_array_get(ci, 1)), 0.6 + EV_Z95 * sqrt(4.8 / 19 / 20), 1e-12);
+    assert_float_equal(json_number_value(json_object_get(json_object_get(a, "seed_sd"), "ll_acc")), 0.2 / sqrt(2), 1e-12);
+    /* Δ LL: chance-normalised, teacher 16/20: per seed (-1/20, -5/20) / 0.75 -> mean -0.2 */
+    assert_float_equal(val(a, "delta_ll"), -0.2, 1e-12);
+    ci = json_object_get(a, "delta_ll_ci");
+    assert_float_equal(json_number_value(json_array_get(ci, 0)), -1.9023620125, 1e-8);
+    assert_float_equal(json_number_value(json_array_get(ci, 1)), 1.5023620125, 1e-8);
+    assert_float_equal(val(a, "did"), val(a, "delta_gen") - val(a, "delta_ll"), 1e-12);
+    assert_true(val(a, "did_p") > 0 && val(a, "did_p") <= 1);
+    assert_int_equal(json_integer_value(json_object_get(a, "n_paired")), 20);
+    /* a column without a seed interval: the mean of the seeds' rows */
+    assert_float_equal(val(a, "ll_retention"),
+                       (val(json_array_get(json_object_get(a, "per_seed"), 0), "ll_retention") +
+                        val(json_array_get(json_object_get(a, "per_seed"), 1), "ll_retention")) / 2, 1e-12);
+    /* letters over both seeds' 40 answers */
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(a, "letters"), "n")), 40);
+    /* the interaction of the two arms over their two common seeds */
+    json_t *in = json_array_get(json_object_get(tab, "interactions"), 0);
+    assert_int_equal(json_integer_value(json_object_get(in, "n_paired")), 20);
+    assert_true(json_is_number(json_object_get(in, "p")));
+    /* CSV: the label with a comma is quoted; the seeds' own rows follow, with their seed */
+    char *csv = rp_csv(rep);
+    assert_non_null(strstr(csv, "run,recipe,table,stage,m,seed,label,seeds,teacher,task,split,metric,value,ci_lo,ci_hi,n\r\n"));
+    assert_non_null(strstr(csv, ",eval,a,1,\"m=a,seed=1\",1,false,all,eval,ll_acc,0.55,"));
+    assert_non_null(strstr(csv, ",\"m=a,seeds=2\",2,false,all,eval,ll_acc,0.65,"));
+    free(csv);
+    json_decref(rep);
+    json_decref(run);
+    /* one seed: the rows are the instances' own, labelled without seed=0 */
+    run = make_seed_run(store, 1);
+    rep = rp_report_build(run, &src);
+    tab = table0(rep);
+    a = row_of(tab, "m=a");
+    assert_float_equal(val(a, "ll_acc"), 0.75, 1e-12);
+    assert_null(json_object_get(a, "per_seed"));
+    json_decref(rep);
+    json_decref(run);
+    json_decref(store);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_report_tables),
         cmocka_unit_test(test_resolve),
         cmocka_unit_test(test_diff),
+        cmocka_unit_test(test_seeds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

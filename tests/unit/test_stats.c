@@ -372,13 +372,47 @@ static void test_compare(void **state)
     json_decref(t);
 }
 
+/* The seed aggregate (docs/eval.md "Seeds") against values computed by hand from its formulas. */
+static void test_seed_mean(void **state)
+{
+    (void)state;
+    /* t quantiles: the table, and the expansion above df 30 (exact: t(40) = 2.021075, t(120) = 1.979930) */
+    assert_float_equal(ev_t95(1), 12.7062047, 1e-7);
+    assert_float_equal(ev_t95(2), 4.30265273, 1e-7);
+    assert_float_equal(ev_t95(40), 2.021075, 1e-4);
+    assert_float_equal(ev_t95(120), 1.979930, 1e-4);
+    /* 2 seeds x 4 items: theta = 0.75, 0.5 -> mean 0.625, sd_seed = 0.125 sqrt(2);
+     * vbar = 1, 0, 0.5, 1: sum of squares about 0.625 = 0.6875, se_item = sqrt(0.6875 / 3 / 4);
+     * se = sqrt((12.7062047 / 1.959964)^2 * 0.03125 / 2 + 0.6875 / 12) = 0.844970 */
+    double v[] = {1, 0, 1, 1, /* seed 0 */ 1, 0, 0, 1 /* seed 1 */};
+    ev_seedstat r = ev_seed_mean(v, 2, 4);
+    assert_float_equal(r.mean, 0.625, 1e-12);
+    assert_float_equal(r.sd_seed, 0.125 * sqrt(2), 1e-12);
+    assert_float_equal(r.se_item, sqrt(0.6875 / 12), 1e-12);
+    assert_float_equal(r.se, 0.8449700068, 1e-8);
+    assert_float_equal(r.lo, -1.0311107814, 1e-8);
+    assert_float_equal(r.hi, 2.2811107814, 1e-8);
+    assert_float_equal(r.p, 0.4594995122, 1e-8);
+    /* 3 identical seeds: no seed variance; the interval is the item one, mean -+ 1.96 sqrt(1/12), p = 2(1 - Phi(sqrt 3)) */
+    double w[] = {1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0};
+    r = ev_seed_mean(w, 3, 4);
+    assert_float_equal(r.sd_seed, 0, 1e-12);
+    assert_float_equal(r.hi - r.mean, EV_Z95 * sqrt(1.0 / 12), 1e-12);
+    assert_float_equal(r.p, 0.0832645167, 1e-8);
+    /* every value equal: se = 0, p = 0 (mean not 0) */
+    double u[] = {1, 1, 1, 1};
+    r = ev_seed_mean(u, 2, 2);
+    assert_float_equal(r.se, 0, 0);
+    assert_float_equal(r.p, 0, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bootstrap_means), cmocka_unit_test(test_percentile_p_holm),
         cmocka_unit_test(test_kendall_undefined), cmocka_unit_test(test_chance),
         cmocka_unit_test(test_metrics_normalised), cmocka_unit_test(test_letters_collapse),
-        cmocka_unit_test(test_pair_items), cmocka_unit_test(test_compare),
+        cmocka_unit_test(test_pair_items), cmocka_unit_test(test_compare), cmocka_unit_test(test_seed_mean),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
