@@ -265,6 +265,8 @@ int cmd_run(int argc, char **argv)
     free(recipe_abs);
     json_t *rep = json_object_get(r.doc, "report");
     if (rep) json_object_set(record, "report", rep);
+    json_t *params = json_object_get(r.doc, "params"); /* after includes and -S: what `hx runs --metrics` compares */
+    if (params) json_object_set(record, "params", params);
     json_object_set(record, "axes", p.axes);
     /* Who is running it: gc keeps every entry of a live run's plan; hx runs shows a vanished one as dead. */
     json_object_set_new(record, "process", hx_store_process_self());

@@ -1,12 +1,14 @@
-/* cmd_runs.c - `hx runs`: every run record of a store, newest first (dead and malformed ones marked). */
+/* cmd_runs.c - `hx runs`: every run record of a store, newest first (dead and malformed ones marked); `--metrics`:
+ * one table of the runs' headline metrics and the parameters that differ (reports/runs.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/base.h"
-#include "engine/hx/cli.h"
 #include "engine/hx/commands.h"
+#include "engine/hx/runsrc.h"
 #include "engine/hx/slurm.h"
+#include "reports/report.h"
 
 /* One row of `hx runs` for record ID: every record is listed, a malformed one as such. */
 static json_t *row(const hx_store *s, const char *id)
@@ -40,15 +42,71 @@ static json_t *row(const hx_store *s, const char *id)
     return o;
 }
 
+/* `hx runs --metrics [RUN...]`: the runs named (else every readable record, newest first) as one table. */
+static void print_metrics(const hx_store *s, const json_t *ids, const char *const *refs, int n_refs,
+                          const rp_runs_filter *f, int json)
+{
+    json_t *runs = json_array();
+    for (int i = 0; i < n_refs; i++) json_array_append_new(runs, hx_runsrc_open_run(s, refs[i], "runs"));
+    for (size_t i = json_array_size(ids); !n_refs && i-- > 0;) {
+        json_t *run = hx_store_read_run(s, json_string_value(json_array_get(ids, i)));
+        if (run) json_array_append_new(runs, run); /* a malformed record has no metrics: plain `hx runs` shows it */
+    }
+    rp_source src = hx_runsrc_source(s);
+    json_t *tab = rp_runs_table(runs, f, &src);
+    if (!tab) die(HX_EXIT_USAGE, "hx runs: %s", hx_last_error());
+    char *t = json ? json_dumps(tab, JSON_COMPACT | JSON_REAL_PRECISION(9)) : rp_runs_text(tab);
+    fputs(t, stdout);
+    if (json) fputs("\n", stdout);
+    else if (!json_array_size(json_object_get(tab, "rows"))) printf("no run rows match in %s\n", s->root);
+    free(t);
+    json_decref(tab);
+    json_decref(runs);
+}
+
 int cmd_runs(int argc, char **argv)
 {
-    hx_cli c;
-    hx_cli_parse(&c, argc, argv, "store json", 0, 0);
+    const char *store = NULL, *recipe = NULL, *usage = hx_cmd_find("runs")->usage;
+    const char **where = xcalloc((size_t)argc + 1, sizeof *where), **refs = xcalloc((size_t)argc + 1, sizeof *refs);
+    int json = 0, metrics = 0, n_where = 0, n_refs = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--metrics")) metrics = 1;
+        else if (!strcmp(a, "--store") && more) store = argv[++i];
+        else if (!strncmp(a, "--store=", 8)) store = a + 8;
+        else if (!strcmp(a, "--recipe") && more) recipe = argv[++i];
+        else if (!strncmp(a, "--recipe=", 9)) recipe = a + 9;
+        else if (!strcmp(a, "--where") && more) where[n_where++] = argv[++i];
+        else if (!strncmp(a, "--where=", 8)) where[n_where++] = a + 8;
+        else if (a[0] == '-' && a[1]) die(HX_EXIT_USAGE, "hx runs: unknown option or missing value '%s'\nusage: hx runs %s", a, usage);
+        else refs[n_refs++] = a;
+    }
+    if (!metrics && (n_where || n_refs))
+        die(HX_EXIT_USAGE, "hx runs: %s goes with --metrics\nusage: hx runs %s", n_where ? "--where" : "a RUN", usage);
+    if (json) hx_log_set_json(1);
+    if (!store) store = getenv("HX_STORE") && *getenv("HX_STORE") ? getenv("HX_STORE") : ".hx";
     hx_store s;
-    hx_cli_open_store(&c, &s);
-    json_t *ids = hx_store_list_runs(&s), *all = json_array();
-    for (size_t i = json_array_size(ids); i-- > 0;) json_array_append_new(all, row(&s, json_string_value(json_array_get(ids, i))));
-    if (c.json) {
+    if (hx_store_open(&s, store) < 0) die(HX_EXIT_STORE, "%s", hx_last_error());
+    json_t *ids = hx_store_list_runs(&s);
+    if (metrics) {
+        rp_runs_filter f = {recipe, where, n_where};
+        print_metrics(&s, ids, refs, n_refs, &f, json);
+        json_decref(ids);
+        hx_store_release(&s);
+        free(where);
+        free(refs);
+        return 0;
+    }
+    json_t *all = json_array();
+    for (size_t i = json_array_size(ids); i-- > 0;) {
+        json_t *o = row(&s, json_string_value(json_array_get(ids, i)));
+        const char *name = json_string_value(json_object_get(o, "recipe"));
+        if (!recipe || (name && !strcmp(name, recipe))) json_array_append_new(all, o);
+        else json_decref(o);
+    }
+    if (json) {
         char *t = json_dumps(all, JSON_COMPACT);
         printf("%s\n", t);
         free(t);
@@ -74,6 +132,7 @@ int cmd_runs(int argc, char **argv)
     json_decref(all);
     json_decref(ids);
     hx_store_release(&s);
-    hx_cli_release(&c);
+    free(where);
+    free(refs);
     return 0;
 }

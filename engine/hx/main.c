@@ -42,7 +42,8 @@ static const hx_cmd commands[] = {
      "RECIPE [-S k=v]... [--device auto|cpu|cuda[:N]] [--jobs N] [--threads N] [--recompute] [--store DIR] [--verify] [--strict] [--json]\n"
      "           [--executor local|slurm [--slurm-partition P] [--slurm-account A] [--slurm-opt K=V]... [--detach]]",
      "execute a recipe: every stage instance not already in the store, at most once"},
-    {"runs", cmd_runs, "[--store DIR] [--json]", "list run records, newest first"},
+    {"runs", cmd_runs, "[--recipe NAME] [--metrics [RUN...] [--where KEY=VALUE]...] [--store DIR] [--json]",
+     "list run records, newest first; --metrics: one table of their metrics and the parameters that differ"},
     {"score", cmd_score, "MODEL (-c CONTEXT -x CONTINUATION)... [--file F.jsonl] [--chat] [--store DIR]",
      "log-likelihood of continuations given contexts"},
     {"show", cmd_show, "RUN|latest|KEY|RUN:STAGE[axis=value] [--json] [--store DIR]",
