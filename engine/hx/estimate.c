@@ -8,6 +8,7 @@
 
 #include "base/base.h"
 #include "engine/hx/canon.h"
+#include "engine/hx/exec.h"
 
 /* `with` fields that change what is computed but not how much: left out of an instance's size. */
 static const char *const not_size[] = {"seed", "lr", "min_lr", "warmup", "schedule", "decay_frac", "weight_decay",
@@ -255,4 +256,18 @@ void hx_estimate_totals(const hx_plan *p, const double *secs, int jobs, double *
     for (int i = 0; i < n; i++)
         if (end[i] > *wall) *wall = end[i];
     free(end);
+}
+
+double hx_estimate_left(const hx_plan *p, const hx_estimate *est, const int *state, const double *live, int jobs,
+                        int *unknown)
+{
+    double *secs = xcalloc((size_t)p->n + 1, sizeof *secs), serial, wall;
+    for (int i = 0; i < p->n; i++) {
+        if (state[i] == HX_ST_RUNNING && live[i] >= 0) secs[i] = live[i];
+        else if (state[i] == HX_ST_RUNNING || state[i] == HX_ST_PENDING) secs[i] = est[i].seconds;
+        else secs[i] = 0;
+    }
+    hx_estimate_totals(p, secs, jobs, &serial, &wall, unknown);
+    free(secs);
+    return wall;
 }

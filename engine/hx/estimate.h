@@ -35,4 +35,12 @@ void hx_estimate_plan(hx_estimator *e, const hx_plan *p, const hx_store *s, hx_e
  */
 void hx_estimate_totals(const hx_plan *p, const double *secs, int jobs, double *serial, double *wall, int *unknown);
 
+/*
+ * The wall time left of a run in progress (hx run's ETA): STATE (p->n hx_state values, exec.h) says what is done;
+ * a running instance counts its live ETA (LIVE[i] >= 0, from its progress) else its estimate, a pending one its
+ * estimate; totalled with JOBS workers as hx_estimate_totals does. *unknown: instances left without an estimate.
+ */
+double hx_estimate_left(const hx_plan *p, const hx_estimate *est, const int *state, const double *live, int jobs,
+                        int *unknown);
+
 #endif

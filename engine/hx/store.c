@@ -53,6 +53,8 @@ char *hx_store_entry_dir(const hx_store *s, const char *key)
     return xstrfmt("%s/store/%.2s/%s", s->root, key, key);
 }
 
+char *hx_store_live_path(const hx_store *s, const char *key) { return xstrfmt("%s/partial/%s/progress.json", s->root, key); }
+
 static char *manifest_path(const hx_store *s, const char *key)
 {
     return xstrfmt("%s/store/%.2s/%s/manifest.json", s->root, key, key);
