@@ -155,7 +155,7 @@ hx_estimator *hx_estimator_new(const hx_store *s)
         keep_newest(e->by_size, size, rec);
         if (work > 0) {
             json_object_set_new(rec, "field", json_string(field));
-            json_object_set_new(rec, "work", json_real(work));
+            json_object_set_new(rec, "work", hx_json_num(work));
             keep_newest(e->by_shape, shape, rec);
         }
         free(size);
