@@ -271,7 +271,7 @@ char *rp_runs_text(const json_t *table)
             if (x > w[c]) w[c] = x;
         }
     hx_sbuf b = {0};
-    for (size_t r = 0; r <= nr; r++) {
+    for (size_t r = 0; nr && r <= nr; r++) { /* no rows: no header either */
         for (int c = 0; c < nc; c++) put_cell(&b, cells[r * (size_t)nc + (size_t)c], w[c], c == nc - 1);
         hx_sb_putc(&b, '\n');
     }
