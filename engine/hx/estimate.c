@@ -191,7 +191,10 @@ void hx_estimate_plan(hx_estimator *e, const hx_plan *p, const hx_store *s, hx_e
         const char *field;
         double work = work_of(in->with, &field);
         const char *lf = json_string_value(json_object_get(like, "field"));
-        if (hx_store_has(s, in->key)) {
+        char *stale = hx_store_has(s, in->key) ? hx_exec_stale_input(p, s, i) : NULL; /* executed again */
+        int have = hx_store_has(s, in->key) && !stale;
+        free(stale);
+        if (have) {
             x->seconds = 0;
             snprintf(x->how, sizeof x->how, "in the store");
         } else if (same) {

@@ -24,7 +24,7 @@ typedef struct hx_estimator hx_estimator; /* the store's executions, indexed by 
 hx_estimator *hx_estimator_new(const hx_store *s);
 void hx_estimator_free(hx_estimator *e);
 
-/* An estimate for every instance of P (EST gets p->n): 0 for those in the store, else from the newest execution of
+/* An estimate for every instance of P (EST gets p->n): 0 for those in the store (and not stale), else from the newest execution of
  * the same size, or scaled from the newest of the same shape, or none (seconds < 0) with the reason. */
 void hx_estimate_plan(hx_estimator *e, const hx_plan *p, const hx_store *s, hx_estimate *est);
 
