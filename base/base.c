@@ -217,6 +217,7 @@ static void json_escape(FILE *f, const char *s)
 static _Thread_local char log_scope[192];
 static _Thread_local hx_progress_sink progress_sink;
 static _Thread_local void *progress_sink_ud;
+static int bar_open; /* a terminal's progress bar was drawn without its newline (stderr is one line for all threads) */
 
 void hx_log_scope_set(const char *name) { snprintf(log_scope, sizeof log_scope, "%s", name ? name : ""); }
 const char *hx_log_scope(void) { return log_scope; }
@@ -247,6 +248,8 @@ void hx_log(hx_log_level lvl, const char *fmt, ...)
         json_escape(stderr, msg);
         fputs("\"}\n", stderr);
     } else {
+        if (bar_open) fputs("\r\033[K", stderr); /* a message replaces the bar; the next update draws it again */
+        bar_open = 0;
         if (log_scope[0]) fprintf(stderr, "[%s] ", log_scope);
         fprintf(stderr, "%s%s\n", lvl == HX_LOG_ERROR ? "error: " : lvl == HX_LOG_WARN ? "warning: " : "", msg);
     }
@@ -351,6 +354,7 @@ static void progress_print(hx_progress *p, int final)
         bar[w] = 0;
         fprintf(stderr, "\r%-14s [%s] %5.1f%%%s %s %s  %s\033[K%s", name, bar, 100 * frac, rate, final ? "in" : "ETA",
                 etas, p->extra, final ? "\n" : "");
+        bar_open = !final;
     } else {
         fprintf(stderr, "%s %.0f/%.0f %s (%.1f%%)%s %s %s %s\n", name, p->done, p->total, p->unit, 100 * frac, rate,
                 final ? "done in" : "ETA", etas, p->extra);
