@@ -83,6 +83,13 @@ void hx_log(hx_log_level lvl, const char *fmt, ...) HX_PRINTF(2, 3);
 /* A raw JSON event line (only emitted in --json mode): {"event": name, ...fields}. fields_json is an
  * object body without braces, e.g. "\"stage\":\"teacher\",\"loss\":2.1", or NULL. */
 void hx_log_event(const char *name, const char *fields_json);
+/*
+ * The stage instance the calling thread works for ("align_block[masking=completion_only]"; NULL: none), set by
+ * the executor around each instance: every log and progress line of the thread then starts with "[NAME] "
+ * (--json: an "instance" field), so a stage's messages name their instance without saying it themselves.
+ */
+void hx_log_scope_set(const char *name);
+const char *hx_log_scope(void); /* "" when none */
 
 /*
  * Progress of long work: a live bar on a terminal, a line every few seconds otherwise,
@@ -93,11 +100,20 @@ typedef struct hx_progress {
     char unit[16];
     double total, done, t0, last_print;
     double rate_units;   /* units per second over the whole run */
-    char extra[96];      /* e.g. "loss 2.314" */
+    double eta;          /* seconds left as last printed (< 0: unknown) */
+    int given_eta;       /* hx_progress_set_eta: the caller's ETA is printed, and no rate of its units */
+    char extra[160];     /* e.g. "loss 2.314" */
 } hx_progress;
 void hx_progress_begin(hx_progress *p, const char *label, double total, const char *unit);
 void hx_progress_update(hx_progress *p, double done, const char *extra_fmt, ...) HX_PRINTF(3, 4);
 void hx_progress_end(hx_progress *p);
+/* The ETA to print from now on (< 0: unknown), for work whose units do not take equal time (a run's stages). */
+void hx_progress_set_eta(hx_progress *p, double eta_s);
+/* A sink for the calling thread's progress: called on every update and by _end (final), with the rate and ETA
+ * up to date, e.g. to keep a live record (the executor's partial/<key>/progress.json; it limits how often). NULL:
+ * none. */
+typedef void (*hx_progress_sink)(void *ud, const hx_progress *p, int final);
+void hx_progress_set_sink(hx_progress_sink fn, void *ud);
 
 /* Worker threads: REQUESTED, or when it is <= 0 OMP_NUM_THREADS (if positive) else every online CPU;
  * always within [1, HX_MAX_THREADS] (libgomp crashes creating 100000 threads). The one place that

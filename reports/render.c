@@ -108,6 +108,8 @@ static char *cell(const json_t *row, const char *col)
     return s;
 }
 
+char *rp_cell(const json_t *row, const char *col) { return cell(row, col); }
+
 /* ---- a grid: one table in the format, cells already text ---- */
 
 static void grid_begin(FILE *f, fmt F, int ncols, const char *align)

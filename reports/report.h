@@ -127,7 +127,31 @@ json_t *rp_diff_instances(const json_t *run_a, const json_t *rec_a, const json_t
  * direction. xmalloc'd. */
 char *rp_diff_text(const json_t *diff, int max_flips);
 
+/*
+ * The many-run table of `hx runs --metrics`. RUNS: run records, in the order to show. Each run's headline report
+ * table (the first of its `report.tables` over all tasks, else its first eval stage's) is built by rp_report_build,
+ * so every number and interval is `hx report`'s; each of its rows (teacher, arms) is one row here, with the run's
+ * parameters (params.* and -S overrides outside params) and the row's axes (axes.*) as text. RECIPE keeps the runs
+ * of that recipe name; WHERE (KEY=VALUE, all must hold; numbers compare by value) keeps the rows whose KEY has
+ * VALUE. Document: {columns: [the keys whose value is not the same in every row], rows: [{run_id, recipe, started,
+ * status, table, label, teacher, axes, key, params: {key: text}, ll_acc, ll_acc_ci, gen_acc, gen_acc_ci, delta_ll,
+ * delta_ll_ci, delta_gen, delta_gen_ci, did, did_ci, did_p, n, n_paired, na}], skipped: [{run_id, why}]}.
+ * NULL + error() on a malformed WHERE or a KEY that no row has (listing the keys there are).
+ */
+typedef struct rp_runs_filter {
+    const char *recipe;       /* NULL: every recipe */
+    const char *const *where; /* "KEY=VALUE" */
+    int n_where;
+} rp_runs_filter;
+json_t *rp_runs_table(const json_t *runs, const rp_runs_filter *f, const rp_source *src);
+/* The table as aligned text, one line per row, then a note on units and the runs not shown. xmalloc'd. */
+char *rp_runs_text(const json_t *table);
+
 /* ---- shared by report and diff ---- */
+
+/* One cell of a report row as every renderer prints it: "19.2 [8.1, 35.0]", "+3.1 [-2.0, 8.4]", "—", "n/a".
+ * xmalloc'd. */
+char *rp_cell(const json_t *row, const char *col);
 
 /* Column names a table may ask for. */
 int rp_column_known(const char *col);

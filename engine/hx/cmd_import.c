@@ -14,7 +14,10 @@ static void print_rows(const json_t *rows, const char *what)
     json_t *r;
     json_array_foreach(rows, i, r) {
         const char *stage = json_string_value(json_object_get(r, "stage"));
-        printf("%-10s %.12s  %s\n", what, json_string_value(json_object_get(r, "key")), stage ? stage : "");
+        json_t *b = json_object_get(r, "bytes"); /* entries with outputs: their unpacked size */
+        printf("%-12s %.12s  %-16s", what, json_string_value(json_object_get(r, "key")), stage ? stage : "");
+        if (b) printf(" %10.1f KiB", json_integer_value(b) / 1024.0);
+        printf("\n");
     }
 }
 
@@ -45,12 +48,13 @@ int cmd_import(hx_cli *c)
         json_array_foreach(json_object_get(rep, "runs_added"), i, id)
             printf("%-10s %s\n", c->dry_run ? "would add" : "run", json_string_value(id));
         json_array_foreach(json_object_get(rep, "runs_present"), i, id) printf("%-10s %s (already there)\n", "run", json_string_value(id));
-        printf("%s%zu entr%s %s (%.1f KiB), %zu already present, %zu provenance manifest%s verified but not added; "
-               "%zu run%s %s, %zu already present\n",
+        printf("%s%zu entr%s %s (%.1f KiB unpacked), %zu already present (%.1f KiB), %zu provenance manifest%s verified "
+               "but not added; %zu run%s %s, %zu already present\n",
                c->dry_run ? "(dry run) " : "", json_array_size(added), json_array_size(added) == 1 ? "y" : "ies",
                c->dry_run ? "to add" : "added", json_integer_value(json_object_get(rep, "bytes")) / 1024.0,
-               json_array_size(present), json_array_size(prov), json_array_size(prov) == 1 ? "" : "s", ra,
-               ra == 1 ? "" : "s", c->dry_run ? "to add" : "added", rp);
+               json_array_size(present), json_integer_value(json_object_get(rep, "bytes_present")) / 1024.0,
+               json_array_size(prov), json_array_size(prov) == 1 ? "" : "s", ra, ra == 1 ? "" : "s",
+               c->dry_run ? "to add" : "added", rp);
     }
     json_decref(rep);
     hx_store_release(&s);

@@ -11,6 +11,7 @@
 #include "base/base.h"
 #include "engine/hx/cli.h"
 #include "engine/hx/commands.h"
+#include "engine/hx/estimate.h"
 #include "engine/hx/exec.h"
 #include "engine/hx/slurm.h"
 #include "engine/nn/engine.h"
@@ -131,6 +132,12 @@ typedef struct run_state {
     hx_progress prog;
     int done;
     double t0;
+    /* the run's ETA: each instance's estimate (estimate.c), and the live ETA and rate of running ones */
+    hx_estimate *est;
+    double *live_eta;
+    char (*rate)[48];
+    int *state;
+    pthread_mutex_t live_mu;
 } run_state;
 
 static json_t *stage_records(const run_state *R, int full)
@@ -164,15 +171,38 @@ static void save_record(run_state *R, const char *status)
     if (hx_store_write_run(R->store, R->id, R->record) < 0) log_warn("run record: %s", hx_last_error());
 }
 
+/* From a stage's thread: its progress, for the run's ETA and rate. */
+static void on_progress(void *ud, const hx_instance *in, const hx_progress *p)
+{
+    run_state *R = ud;
+    int i = (int)(in - R->plan->inst);
+    pthread_mutex_lock(&R->live_mu);
+    R->live_eta[i] = p->eta;
+    snprintf(R->rate[i], sizeof R->rate[i], "%.0f %s/s", p->rate_units, p->unit);
+    pthread_mutex_unlock(&R->live_mu);
+}
+
 static void on_change(void *ud, int i)
 {
     run_state *R = ud;
-    int st = R->res[i].state;
-    if (st == HX_ST_RUNNING) return;
-    R->done++;
-    hx_progress_update(&R->prog, R->done, "%s %s", R->plan->inst[i].stage_name, hx_state_name(st));
-    /* Executed and failed instances are worth a durable record at once; cache hits wait for the end. */
-    if (st == HX_ST_EXECUTED || st == HX_ST_FAILED) save_record(R, "running");
+    int st = R->res[i].state, unknown;
+    R->state[i] = st;
+    R->done += st != HX_ST_RUNNING;
+    /* the run's ETA from its stages' (the running ones' live ETA, the others' estimates); the rate is a stage's */
+    pthread_mutex_lock(&R->live_mu);
+    double eta = hx_estimate_left(R->plan, R->est, R->state, R->live_eta, R->cli->jobs, &unknown);
+    char *name = hx_exec_instance_name(&R->plan->inst[i]), rate[48];
+    snprintf(rate, sizeof rate, "%s", R->rate[i]);
+    pthread_mutex_unlock(&R->live_mu);
+    hx_progress_set_eta(&R->prog, unknown && eta <= 0 ? -1 : eta); /* "ETA ?" when nothing left has an estimate */
+    char more[64] = "";
+    if (unknown) snprintf(more, sizeof more, " (the ETA leaves out %d without an estimate)", unknown);
+    hx_progress_update(&R->prog, R->done, "%s %s%s%s%s", name, hx_state_name(st), *rate && st == HX_ST_EXECUTED ? ", " : "",
+                       st == HX_ST_EXECUTED ? rate : "", more);
+    free(name);
+    /* Started, executed and failed instances are worth a durable record at once (hx runs shows what runs); cache hits
+     * wait for the end. */
+    if (st == HX_ST_EXECUTED || st == HX_ST_FAILED || st == HX_ST_RUNNING) save_record(R, "running");
 }
 
 /* The executor's options (--executor, --slurm-*, --detach). */
@@ -286,6 +316,8 @@ int cmd_run(hx_cli *c)
     free(recipe_abs);
     json_t *rep = json_object_get(r.doc, "report");
     if (rep) json_object_set(record, "report", rep);
+    json_t *params = json_object_get(r.doc, "params"); /* after includes and -S: what `hx runs --metrics` compares */
+    if (params) json_object_set(record, "params", params);
     json_object_set(record, "axes", p.axes);
     /* Who is running it: gc keeps every entry of a live run's plan; hx runs shows a vanished one as dead. */
     json_object_set_new(record, "process", hx_store_process_self());
@@ -295,7 +327,17 @@ int cmd_run(hx_cli *c)
 
     hx_exec_result *res = xcalloc((size_t)p.n + 1, sizeof *res);
     run_state R = {.cli = c, .store = &s, .plan = &p, .res = res, .record = record, .id = id, .t0 = hx_now()};
+    R.est = xcalloc((size_t)p.n + 1, sizeof *R.est);
+    R.live_eta = xcalloc((size_t)p.n + 1, sizeof *R.live_eta);
+    R.rate = xcalloc((size_t)p.n + 1, sizeof *R.rate);
+    R.state = xcalloc((size_t)p.n + 1, sizeof *R.state);
+    pthread_mutex_init(&R.live_mu, NULL);
+    hx_estimator *estimator = hx_estimator_new(&s); /* the run's ETA, from earlier executions */
+    hx_estimate_plan(estimator, &p, &s, R.est);
+    hx_estimator_free(estimator);
+    for (int i = 0; i < p.n; i++) R.live_eta[i] = -1;
     o.on_change = on_change;
+    o.on_progress = on_progress;
     o.ud = &R;
     save_record(&R, "running");
 
@@ -371,6 +413,11 @@ int cmd_run(hx_cli *c)
     fflush(stdout);
     for (int i = 0; i < p.n; i++) free(res[i].error);
     free(res);
+    free(R.est);
+    free(R.live_eta);
+    free(R.rate);
+    free(R.state);
+    pthread_mutex_destroy(&R.live_mu);
     json_decref(record);
     json_decref(slurm_rec);
     free((char *)x.so.hx_binary);

@@ -178,7 +178,14 @@ static const hx_opt import_opts[] = {
     END,
 };
 
-static const hx_opt plan_opts[] = {HX_OPT_SET_ROW, HX_OPT_STRICT_ROW, HX_OPT_JSON_ROW, END};
+static const hx_opt plan_opts[] = {
+    HX_OPT_SET_ROW,
+    {"jobs", 'j', HX_OPT_INT, "N", "the wall-time estimate for N instances at once (hx run --jobs N)", "1", NULL, NULL,
+     1, 0},
+    HX_OPT_STRICT_ROW,
+    HX_OPT_JSON_ROW,
+    END,
+};
 
 static const hx_opt report_opts[] = {
     {"format", 0, HX_OPT_STR, NULL, "one format to stdout (or -o FILE) instead of the report folder: Markdown, JSON, "
@@ -186,6 +193,16 @@ static const hx_opt report_opts[] = {
      "md|json|tex|html|csv|svg|pgf", NULL, 0, 0},
     {"output", 'o', HX_OPT_STR, "DIR|FILE", "the report folder (default reports/<run>/ under the store); with --format, "
      "or a file name ending in a format's extension, that one file (written atomically)", NULL, NULL, "file", 0, 0},
+    END,
+};
+
+static const hx_opt runs_opts[] = {
+    {"metrics", 0, HX_OPT_FLAG, NULL, "a table across runs (RUN..., else every run): the params that differ, LL and "
+     "Gen accuracy, deltas and did with intervals, one row per arm", NULL, NULL, NULL, 0, 0},
+    {"recipe", 0, HX_OPT_STR, "NAME", "only the runs of recipe NAME", NULL, NULL, NULL, 0, 0},
+    {"where", 0, HX_OPT_LIST, "KEY=VALUE", "--metrics: only rows whose param or axis KEY has VALUE (repeatable; numbers "
+     "compare by value)", NULL, NULL, NULL, 0, 0},
+    HX_OPT_JSON_ROW,
     END,
 };
 
@@ -302,7 +319,9 @@ static const hx_cmd commands[] = {
      report_opts, NULL, NO_SUBS},
     {"run", cmd_run, HX_CMD_COMPUTE | HX_CMD_STORE, "RECIPE", 1, 1, "recipe",
      "execute a recipe: every stage instance not already in the store, at most once", run_opts, NULL, NO_SUBS},
-    {"runs", cmd_runs, HX_CMD_STORE, "", 0, 0, NULL, "list run records, newest first", json_opts, NULL, NO_SUBS},
+    {"runs", cmd_runs, HX_CMD_STORE, "[RUN...]", 0, -1, "run",
+     "list run records, newest first (a running run's progress); --metrics: one table of params and metrics across runs",
+     runs_opts, NULL, NO_SUBS},
     {"score", cmd_score, HX_CMD_COMPUTE | HX_CMD_STORE, "MODEL", 1, 1, "dir",
      "log-likelihood of continuations given contexts", score_opts,
      "MODEL: a checkpoint directory, RUN:STAGE[axis=value,...] or a store key prefix. Prints one JSON line per\n"

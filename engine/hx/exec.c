@@ -183,8 +183,65 @@ static char *stale_input(const hx_store *s, const hx_instance *in, const char *c
     return why;
 }
 
+char *hx_exec_instance_name(const hx_instance *in)
+{
+    char *label = hx_plan_axes_label(in->axes), *name = xstrfmt("%s%s%s%s", in->stage_name, *label ? "[" : "", label,
+                                                                 *label ? "]" : "");
+    free(label);
+    return name;
+}
+
+/* The live record of a stage's progress (partial/<key>/progress.json), what `hx runs` shows of a running run. */
+typedef struct live {
+    const hx_store *s;
+    const hx_exec_opts *o;
+    const hx_instance *in;
+    const char *name;
+    double last; /* when it was last written */
+} live;
+
+#define LIVE_EVERY 2.0 /* seconds between writes of a live record */
+
+static void live_progress(void *ud, const hx_progress *p, int final)
+{
+    live *L = ud;
+    if (L->o->on_progress) L->o->on_progress(L->o->ud, L->in, p);
+    double now = hx_now();
+    if (!final && now - L->last < LIVE_EVERY) return;
+    L->last = now;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    json_t *j = json_pack("{s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:s,s:b,s:o}", "instance", L->name, "label", p->label, "unit",
+                          p->unit, "done", hx_json_num(p->done), "total", hx_json_num(p->total), "rate",
+                          hx_json_num(p->rate_units), "eta_s", final || p->eta < 0 ? json_null() : hx_json_num(p->eta),
+                          "extra", p->extra, "final", final, "updated", hx_json_num(ts.tv_sec + ts.tv_nsec * 1e-9));
+    char *t = json_dumps(j, JSON_COMPACT), *path = hx_store_live_path(L->s, L->in->key);
+    if (hx_write_file_atomic(path, t, strlen(t)) < 0) hx_clear_error(); /* a live record is a courtesy */
+    free(path);
+    free(t);
+    json_decref(j);
+}
+
+static int exec_one(const hx_store *s, const hx_exec_opts *o, const hx_instance *in, const char *const *input_keys,
+                    const char *device, int full_verify, hx_exec_result *r);
+
 int hx_exec_one(const hx_store *s, const hx_exec_opts *o, const hx_instance *in, const char *const *input_keys,
                 const char *device, int full_verify, hx_exec_result *r)
+{
+    /* every line this thread logs for the instance starts with [name]; its progress goes to a live record */
+    char *name = hx_exec_instance_name(in);
+    live L = {s, o, in, name, 0};
+    hx_log_scope_set(name);
+    hx_progress_set_sink(live_progress, &L);
+    int st = exec_one(s, o, in, input_keys, device, full_verify, r);
+    hx_progress_set_sink(NULL, NULL);
+    hx_log_scope_set(NULL);
+    free(name);
+    return st;
+}
+
+static int exec_one(const hx_store *s, const hx_exec_opts *o, const hx_instance *in, const char *const *input_keys,
+                    const char *device, int full_verify, hx_exec_result *r)
 {
     char *label = hx_plan_axes_label(in->axes);
     const char *lp = *label ? " (" : "", *rp = *label ? ")" : "";
@@ -232,20 +289,19 @@ int hx_exec_one(const hx_store *s, const hx_exec_opts *o, const hx_instance *in,
         }
     }
     if (o->t_origin > 0)
-        log_info("%s%s%s%s: executing (%s, key %.12s, %.1fs after process start)", in->stage_name, lp, label, rp,
-                 in->kind->name, in->key, hx_now() - o->t_origin);
+        log_info("executing (%s, key %.12s, %.1fs after process start)", in->kind->name, in->key, hx_now() - o->t_origin);
     else
-        log_info("%s%s%s%s: executing (%s, key %.12s)", in->stage_name, lp, label, rp, in->kind->name, in->key);
+        log_info("executing (%s, key %.12s)", in->kind->name, in->key);
     snprintf(r->device, sizeof r->device, "%s", device);
     int rc = execute(s, o, in, input_keys, device);
     if (rc == 0) {
         st = HX_ST_EXECUTED;
-        log_info("%s%s%s%s: done in %.2fs", in->stage_name, lp, label, rp, hx_now() - t0);
+        log_info("done in %.2fs", hx_now() - t0);
     } else {
         st = HX_ST_FAILED;
         r->store_error = rc == -2;
         set_error(r, hx_last_error());
-        hx_log(HX_LOG_ERROR, "%s%s%s%s: %s", in->stage_name, lp, label, rp, r->error);
+        hx_log(HX_LOG_ERROR, "%s", r->error);
     }
     hx_store_unlock(&lock);
     r->seconds = hx_now() - t0;

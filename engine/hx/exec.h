@@ -47,6 +47,8 @@ typedef struct hx_exec_opts {
     double t_origin;           /* hx_now() at process start: "executing" lines say how long after it (0: not said) */
     /* Called, serialised, whenever an instance changes state (run records, progress). */
     void (*on_change)(void *ud, int inst);
+    /* Called from the stage's thread each time the stage prints its progress (not serialised; may be NULL). */
+    void (*on_progress)(void *ud, const hx_instance *in, const struct hx_progress *p);
     void *ud;
 } hx_exec_opts;
 
@@ -66,6 +68,9 @@ char *hx_exec_stale_input(const hx_plan *p, const hx_store *s, int i);
  */
 int hx_exec_one(const hx_store *s, const hx_exec_opts *o, const hx_instance *in, const char *const *input_keys,
                 const char *device, int full_verify, hx_exec_result *r);
+
+/* The instance's name in logs and live records: "STAGE" or "STAGE[axis=value,...]" (xmalloc'd). */
+char *hx_exec_instance_name(const hx_instance *in);
 
 /* Build facts recorded in manifests (buildinfo.c). */
 const char *hx_build_commit(void);

@@ -53,6 +53,8 @@ char *hx_store_entry_dir(const hx_store *s, const char *key)
     return xstrfmt("%s/store/%.2s/%s", s->root, key, key);
 }
 
+char *hx_store_live_path(const hx_store *s, const char *key) { return xstrfmt("%s/partial/%s/progress.json", s->root, key); }
+
 static char *manifest_path(const hx_store *s, const char *key)
 {
     return xstrfmt("%s/store/%.2s/%s/manifest.json", s->root, key, key);
@@ -959,9 +961,10 @@ static long long du(const char *path)
     return total;
 }
 
-/* Remove DIR (an entry or a partial work directory of KEY) unless its key is referenced, locked or pinned. */
+/* Remove DIR (an entry or a partial work directory of KEY) unless its key is referenced, locked or pinned; LIST
+ * gets {key|name, stage?, bytes} of what was removed (or would be, with dry_run). */
 static int gc_one(const hx_store *s, const char *key, const char *dir, const json_t *keep, int dry_run,
-                  long long *removed, long long *bytes)
+                  long long *removed, long long *bytes, json_t *list)
 {
     if (json_object_get(keep, key)) return 0;
     hx_lock l, pin = {-1};
@@ -977,12 +980,19 @@ static int gc_one(const hx_store *s, const char *key, const char *dir, const jso
         l.fd = -1;
     }
     long long b = du(dir);
+    json_t *m = list && is_key(key) ? hx_store_manifest(s, key) : NULL; /* an entry's manifest names its stage */
+    json_t *what = json_pack("{s:s,s:I}", is_key(key) ? "key" : "name", key, "bytes", (json_int_t)b);
+    if (json_is_string(json_object_get(m, "stage"))) json_object_set(what, "stage", json_object_get(m, "stage"));
+    json_decref(m);
+    hx_clear_error();
     int rc = 0;
     if (!dry_run) rc = rm_entry(dir);
     if (rc == 0) {
         (*removed)++;
         *bytes += b;
+        if (list) json_array_append(list, what);
     }
+    json_decref(what);
     hx_store_unlock(&pin);
     hx_store_unlock(&l);
     return rc;
@@ -1016,6 +1026,7 @@ int hx_store_gc(const hx_store *s, int keep_n, int dry_run, json_t *report)
     json_t *ids = hx_store_list_runs(s), *keep = json_object();
     size_t n = json_array_size(ids);
     long long runs_removed = 0, removed = 0, bytes = 0, live = 0;
+    json_t *l_runs = json_array(), *l_entries = json_array(), *l_partials = json_array();
     int rc = 0;
     size_t first_kept = keep_n < 0 || (size_t)keep_n >= n ? 0 : n - (size_t)keep_n;
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -1032,6 +1043,7 @@ int hx_store_gc(const hx_store *s, int keep_n, int dry_run, json_t *report)
             char *d = xstrfmt("%s/runs/%s", s->root, id);
             if (!dry_run) rc = hx_rm_rf(d);
             runs_removed++;
+            json_array_append_new(l_runs, json_string(id));
             free(d);
             json_decref(run);
             continue;
@@ -1057,7 +1069,7 @@ int hx_store_gc(const hx_store *s, int keep_n, int dry_run, json_t *report)
         while (d2 && rc == 0 && (e2 = readdir(d2))) {
             if (!is_key(e2->d_name)) continue;
             char *p = hx_path_join(shard, e2->d_name);
-            rc = gc_one(s, e2->d_name, p, keep, dry_run, &removed, &bytes);
+            rc = gc_one(s, e2->d_name, p, keep, dry_run, &removed, &bytes, l_entries);
             free(p);
         }
         if (d2) closedir(d2);
@@ -1072,7 +1084,7 @@ int hx_store_gc(const hx_store *s, int keep_n, int dry_run, json_t *report)
         if (e->d_name[0] == '.') continue;
         char *p = hx_path_join(pdir, e->d_name);
         long long dummy = 0;
-        rc = gc_one(s, e->d_name, p, keep, dry_run, is_key(e->d_name) ? &removed : &dummy, &bytes);
+        rc = gc_one(s, e->d_name, p, keep, dry_run, is_key(e->d_name) ? &removed : &dummy, &bytes, l_partials);
         free(p);
     }
     if (d) closedir(d);
@@ -1083,7 +1095,13 @@ int hx_store_gc(const hx_store *s, int keep_n, int dry_run, json_t *report)
         json_object_set_new(report, "bytes_freed", json_integer(bytes));
         json_object_set_new(report, "runs_kept", json_integer((json_int_t)(n - first_kept) + live));
         json_object_set_new(report, "runs_live", json_integer(live));
+        json_object_set(report, "removed_runs", l_runs);
+        json_object_set(report, "removed_entries", l_entries);
+        json_object_set(report, "removed_partials", l_partials);
     }
+    json_decref(l_runs);
+    json_decref(l_entries);
+    json_decref(l_partials);
     json_decref(ids);
     json_decref(keep);
     return rc;

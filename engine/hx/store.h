@@ -24,6 +24,8 @@ int hx_store_open(hx_store *s, const char *root); /* creates the layout; 0 or er
 void hx_store_release(hx_store *s);
 
 char *hx_store_entry_dir(const hx_store *s, const char *key); /* xmalloc'd store/<k[0:2]>/<k> */
+char *hx_store_live_path(const hx_store *s, const char *key);  /* xmalloc'd partial/<k>/progress.json: a running
+                                                                * stage's progress (exec.c writes, hx runs reads) */
 int hx_store_has(const hx_store *s, const char *key);         /* manifest exists */
 json_t *hx_store_manifest(const hx_store *s, const char *key); /* new reference, or NULL + error */
 /* Resolve a full key or a unique prefix (at least 4 hex digits) to a key (xmalloc'd), or NULL + error. */

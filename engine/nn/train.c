@@ -440,7 +440,8 @@ int nn_fit(nn_trainer *tr, const nn_fit_cfg *cfg, nn_fit_micro fn, void *arg, nn
         int resumed = nn_train_resume(tr, cfg->ckpt_dir, &w);
         if (resumed < 0) return error_prefix("%s", cfg->label);
         if (resumed) {
-            log_info("%s: resuming at step %d of %d", cfg->label, tr->step, cfg->steps);
+            log_info("%s%sresuming at step %d of %d", hx_log_scope()[0] ? "" : cfg->label, /* the scope names it */
+                     hx_log_scope()[0] ? "" : ": ", tr->step, cfg->steps);
             if (w) fit_load_window(w, &win, &win_n);
             json_decref(w);
         }

@@ -60,7 +60,7 @@ static int align_run(hx_stage_ctx *c)
         goto out;
     }
     j.tr = &tr;
-    log_info("%s: aligning %d of %d layers (%s) on %zu tokens, %d steps of %d x %d x %d", c->stage_name, j.al.n,
+    log_info("aligning %d of %d layers (%s) on %zu tokens, %d steps of %d x %d x %d", j.al.n,
              env.student->cfg.n_layers, hx_with_str(c, "target"), d.n, steps, tr.accum, tr.ld.B, tr.ld.T);
     nn_fit_cfg fc;
     hx_train_env_fit_cfg(c, &env, &fc, steps);

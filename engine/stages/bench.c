@@ -123,7 +123,7 @@ static int bench_run(hx_stage_ctx *c)
         json_object_set_new(c->metrics, "bench_items", json_integer(total));
         json_object_set(c->metrics, "files_sha256", digests);
     }
-    if (!rc) log_info("stage '%s': %d items from %zu files", c->stage_name, total, json_array_size(files));
+    if (!rc) log_info("%d items from %zu files", total, json_array_size(files));
     json_decref(tasks);
     json_decref(digests);
     free(bench);

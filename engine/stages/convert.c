@@ -134,7 +134,7 @@ int hx_convert(const char *teacher_dir, const char *out_dir, const json_t *layer
     if (tr) goto out;
     int na = 0;
     for (int l = 0; l < c.n_layers; l++) na += attn[l];
-    log_info("convert: %d of %d layers stay attention, %d are %s", na, c.n_layers, c.n_layers - na, mixer);
+    log_info("%d of %d layers stay attention, %d are %s", na, c.n_layers, c.n_layers - na, mixer);
     rc = 0;
 out:
     nn_model_free(s);

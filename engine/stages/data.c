@@ -125,7 +125,7 @@ static int data_run(hx_stage_ctx *c)
         .frac_heldout = hx_with_num(c, "frac_heldout"),
         .third_party = hx_with_str(c, "third_party"),
     };
-    log_info("%s: building the world (seed %llu, %d facts per family, %d paraphrases)", c->stage_name,
+    log_info("building the world (seed %llu, %d facts per family, %d paraphrases)",
              (unsigned long long)p.seed, p.n_facts, p.paraphrases);
     world w;
     if (world_build(&p, &w) < 0) return error_prefix("stage '%s'", c->stage_name);
@@ -141,7 +141,7 @@ static int data_run(hx_stage_ctx *c)
         json_object_set_new(c->metrics, "build_seconds", hx_json_num(w.seconds));
     }
     if (rc == 0)
-        log_info("%s: %d facts, %d corpus words, %zu chat pairs in %.2fs", c->stage_name, w.facts.n,
+        log_info("%d facts, %d corpus words, %zu chat pairs in %.2fs", w.facts.n,
                  (int)json_integer_value(json_object_get(json_object_get(w.stats, "corpus"), "words")),
                  json_array_size(w.instruct), w.seconds);
     world_free(&w);

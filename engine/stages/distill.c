@@ -154,7 +154,7 @@ int hx_train_finish(hx_stage_ctx *c, hx_train_env *env, const nn_trainer *tr, co
         json_object_set_new(c->metrics, "params", json_integer((json_int_t)nn_config_n_params(&m->cfg)));
         json_object_set_new(c->metrics, "trainable_params", json_integer((json_int_t)trainable));
     }
-    log_info("%s: loss %.4f -> %.4f after %d steps (%.1fs, %.0f tok/s, peak %.2f GiB on %s)", c->stage_name,
+    log_info("loss %.4f -> %.4f after %d steps (%.1fs, %.0f tok/s, peak %.2f GiB on %s)",
              res->first_loss, res->last_loss, tr->step, res->seconds, res->tokens_per_s,
              res->peak_mem / 1073741824.0, m->be->name);
     return 0;
@@ -234,7 +234,7 @@ static int distill_run(hx_stage_ctx *c)
         goto out;
     }
     j.tr = &tr;
-    log_info("%s: %s distillation of a %zu-parameter student, %zu tokens of text, %d steps of %d x %d x %d", c->stage_name,
+    log_info("%s distillation of a %zu-parameter student, %zu tokens of text, %d steps of %d x %d x %d",
              nn_objective_name(obj), nn_config_n_params(&env.student->cfg), d.n, steps, tr.accum, tr.ld.B, tr.ld.T);
     nn_fit_result res;
     r = hx_train_fit_kl_ce(c, &env, &tr, steps, text_micro, &j, &res);

@@ -293,7 +293,7 @@ static void stage_metrics(hx_stage_ctx *c, json_t *metrics, int n, double t0)
         json_object_set_new(c->metrics, "heldout_gen_acc", json_copy(json_object_get(h, "gen_acc")));
     }
     json_object_set_new(c->metrics, "items_per_s", hx_json_num(n / (hx_now() - t0 + 1e-9)));
-    log_info("stage '%s': ll_acc %.3f gen_acc %.3f gap %+.3f on %lld eval items", c->stage_name,
+    log_info("ll_acc %.3f gen_acc %.3f gap %+.3f on %lld eval items",
              json_number_value(json_object_get(metrics, "ll_acc")), json_number_value(json_object_get(metrics, "gen_acc")),
              json_number_value(json_object_get(metrics, "gap")), (long long)json_integer_value(json_object_get(metrics, "n")));
 }
@@ -330,7 +330,7 @@ static int eval_run(hx_stage_ctx *c)
                    c->stage_name, nn_tokenizer_vocab_size(tok), m->cfg.vocab);
     double t0 = hx_now(), t1 = t0;
     if (!rc) {
-        log_info("stage '%s': %d items (%d scored continuations, %d generations), %d-shot", c->stage_name, s.n, r.n_ll,
+        log_info("%d items (%d scored continuations, %d generations), %d-shot", s.n, r.n_ll,
                  s.n, o.shots);
         hx_progress pg;
         int done = 0;

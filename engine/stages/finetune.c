@@ -81,8 +81,8 @@ static int finetune_run(hx_stage_ctx *c)
         goto out;
     }
     j.tr = &tr;
-    log_info("%s: %s on %zu examples (%lld rows of %d, %zu truncated), %s, %lld loss tokens per epoch, %d steps",
-             c->stage_name, hx_with_str(c, "objective"), j.sd.n_examples, j.sd.R, T, j.sd.n_truncated,
+    log_info("%s on %zu examples (%lld rows of %d, %zu truncated), %s, %lld loss tokens per epoch, %d steps",
+             hx_with_str(c, "objective"), j.sd.n_examples, j.sd.R, T, j.sd.n_truncated,
              hx_with_str(c, "masking"), j.sd.n_loss_tokens, steps);
     nn_fit_result res;
     r = hx_train_fit_kl_ce(c, &env, &tr, steps, sft_micro, &j, &res);

@@ -112,8 +112,8 @@ static int pretrain_run(hx_stage_ctx *c)
     if (nn_trainer_init(&tr, m, &d, B, T, &sch, accum)) goto out;
     tr.weight_decay = (float)hx_with_num(c, "weight_decay");
     tr.clip = (float)hx_with_num(c, "grad_clip");
-    log_info("%s: Qwen3 teacher of %zu parameters, %zu tokens (%zu documents), %d steps of %d x %d x %d tokens",
-             c->stage_name, nn_config_n_params(&cfg), d.n, d.n_docs, steps, accum, B, T);
+    log_info("Qwen3 teacher of %zu parameters, %zu tokens (%zu documents), %d steps of %d x %d x %d tokens",
+             nn_config_n_params(&cfg), d.n, d.n_docs, steps, accum, B, T);
     nn_fit_cfg fc;
     nn_fit_result res;
     hx_train_fit_cfg(c, &fc, steps, logp);
@@ -130,7 +130,7 @@ static int pretrain_run(hx_stage_ctx *c)
         json_object_set_new(c->metrics, "corpus_tokens", json_integer((json_int_t)d.n));
     }
     if (!r)
-        log_info("%s: final loss %.4f after %d steps (%.1fs, peak %.2f GiB on %s)", c->stage_name, res.last_loss,
+        log_info("final loss %.4f after %d steps (%.1fs, peak %.2f GiB on %s)", res.last_loss,
                  tr.step, res.seconds, res.peak_mem / 1073741824.0, be->name);
 out:
     nn_trainer_release(&tr);

@@ -82,9 +82,9 @@ static int tokenizer_run(hx_stage_ctx *c)
                 json_object_set_new(stats, "merges", json_integer((json_int_t)st.n_merges));
                 if (c->metrics) json_object_set_new(c->metrics, "train_seconds", hx_json_num(st.seconds));
                 if ((long long)st.vocab_size < vs)
-                    log_warn("%s: the corpus supports only %zu ids of the %lld asked (min_frequency %lld)",
-                             c->stage_name, st.vocab_size, vs, mf);
-                log_info("%s: BPE of %zu ids (%zu merges) from %zu words (%zu distinct) in %.2fs", c->stage_name,
+                    log_warn("the corpus supports only %zu ids of the %lld asked (min_frequency %lld)",
+                             st.vocab_size, vs, mf);
+                log_info("BPE of %zu ids (%zu merges) from %zu words (%zu distinct) in %.2fs",
                          st.vocab_size, st.n_merges, st.n_words, st.n_unique, st.seconds);
             }
         }

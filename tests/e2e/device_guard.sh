@@ -17,7 +17,7 @@ digests() { (cd "$1/store" && find . -type f ! -name manifest.json -print0 | sor
 HX_CUDA_FLASH2=1 HX_KDA_PROF=1 "$HX" run "$R" --store "$T/g" --device guard >"$T/g.log" 2>&1 ||
     { cat "$T/g.log"; fail "guard run"; }
 for st in teacher align distill finetune; do
-    grep -q "^$st: .* on guard)" "$T/g.log" || { cat "$T/g.log"; fail "$st did not train on the guard device"; }
+    grep -q "^\[$st\(\[[^]]*\]\)\?\] .* on guard)" "$T/g.log" || { cat "$T/g.log"; fail "$st did not train on the guard device"; }
 done
 python3 - "$T/g" "$T/c" <<'PY' || fail "manifests"
 import glob, json, os, sys

@@ -114,7 +114,7 @@ cp -r "$T/s" "$T/u"
     -S 'axes.masking=[completion_only]' >"$T/k1.log" 2>&1 &
 PID=$!
 for _ in $(seq 1200); do
-    grep -q "distill: executing" "$T/k1.log" && [ -n "$(find "$T/k/partial" -name state.json 2>/dev/null)" ] && break
+    grep -q "^\[distill\] executing" "$T/k1.log" && [ -n "$(find "$T/k/partial" -name state.json 2>/dev/null)" ] && break
     kill -0 $PID 2>/dev/null || break
     sleep 0.05
 done
@@ -123,7 +123,7 @@ wait $PID && fail "the interrupted run should fail" || true
 grep -q "interrupted" "$T/k1.log" || { cat "$T/k1.log"; fail "no interruption message"; }
 "$HX" run "$R" --store "$T/k" -S stages.distill.with.steps=60 -S stages.distill.with.ckpt_every=2 \
     -S 'axes.masking=[completion_only]' >"$T/k2.log" 2>&1 || { cat "$T/k2.log"; fail "resumed run"; }
-grep -q "distill: resuming at step" "$T/k2.log" || { cat "$T/k2.log"; fail "distill did not resume"; }
+grep -q "^\[distill\] resuming at step" "$T/k2.log" || { cat "$T/k2.log"; fail "distill did not resume"; }
 "$HX" run "$R" --store "$T/u" -S stages.distill.with.steps=60 -S stages.distill.with.ckpt_every=2 \
     -S 'axes.masking=[completion_only]' >"$T/u.log" 2>&1 || { cat "$T/u.log"; fail "uninterrupted run"; }
 cmp "$(dir_of "$T/k" distill)/model.safetensors" "$(dir_of "$T/u" distill)/model.safetensors" ||

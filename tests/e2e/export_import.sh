@@ -41,7 +41,32 @@ expect_eq "$(executions)" 5 "executions after --verify in B"
 
 # importing again adds nothing and says so
 "$HX_TEST" import run.tar.zst --store "$B" >again.txt
-grep -q "0 entries added (0.0 KiB), 5 already present" again.txt || fail "re-import: $(cat again.txt)"
+grep -q "0 entries added (0.0 KiB unpacked), 5 already present (" again.txt || fail "re-import: $(cat again.txt)"
+
+# --dry-run: what would be added and what is there, with each entry's real unpacked size; nothing added
+"$HX_TEST" import run.tar.zst --store "$W/D" --dry-run --json >dry_new.json
+"$HX_TEST" import run.tar.zst --store "$B" --dry-run --json >dry_have.json
+"$HX_TEST" import run.tar.zst --store "$W/D" --dry-run >dry_new.txt
+python3 - "$A" "$W/D" <<'PY' || fail "import --dry-run sizes: $(cat dry_new.json dry_have.json dry_new.txt)"
+import json, sys, glob, os
+A, D = sys.argv[1:]
+size = {}
+for m in glob.glob(A + "/store/*/*/manifest.json"):
+    j = json.load(open(m))
+    # an entry's unpacked size: its files, outputs and manifest
+    size[j["key"]] = sum(o["size"] for o in j["outputs"]) + os.path.getsize(m)
+    assert size[j["key"]] == sum(os.path.getsize(f) for f in glob.glob(os.path.dirname(m) + "/**", recursive=True) if os.path.isfile(f))
+new, have = json.load(open("dry_new.json")), json.load(open("dry_have.json"))
+assert new["dry_run"] and {r["key"]: r["bytes"] for r in new["added"]} == size and new["present"] == [], new
+assert new["bytes"] == sum(size.values()) > 0 and new["bytes_present"] == 0, new
+assert have["added"] == [] and {r["key"]: r["bytes"] for r in have["present"]} == size, have
+assert have["bytes"] == 0 and have["bytes_present"] == sum(size.values()), have
+assert not glob.glob(D + "/store/*/*") and not glob.glob(D + "/runs/2*"), "dry run added something"
+txt = open("dry_new.txt").read()
+k = sorted(size)[0]
+assert any(l.startswith("would add    %s " % k[:12]) and l.endswith(" %.1f KiB" % (size[k] / 1024)) for l in txt.splitlines()), txt
+assert "(dry run) 5 entries to add (%.1f KiB unpacked), 0 already present (0.0 KiB)" % (sum(size.values()) / 1024) in txt, txt
+PY
 grep -q "1 already present" again.txt || fail "re-import run present"
 
 # two imports at once share the work through the per-key locks; a killed import's staging is swept

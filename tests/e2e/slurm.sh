@@ -156,7 +156,7 @@ grep -q 'boom on purpose' s3.err || fail "the failed job's error is shown"
 id3=$(grep -o '"run_id":"[^"]*"' <<<"$out" | cut -d'"' -f4)
 err=$(json "$(run_json "$id3")" "[s for s in d['stages'] if s['stage']=='bad'][0]['error']")
 grep -q 'stderr (.*\.err) ends:' <<<"$err" || fail "the record keeps where the stderr is: $err"
-grep -q 'error: bad: t_fail: boom on purpose' <<<"$err" || fail "the record keeps the stderr's tail: $err"
+grep -q '\[bad\] error: t_fail: boom on purpose' <<<"$err" || fail "the record keeps the stderr's tail: $err"
 bad=$(json "$(run_json "$id3")" "[s for s in d['stages'] if s['stage']=='bad'][0]['key']")
 grep -q 'boom on purpose' "$HX_STORE/runs/$id3/slurm/$bad.err" || fail "stderr file kept in the run's directory"
 expect_eq "$(json "$(run_json "$id3")" "d['status']")" failed "status of the failed run"

@@ -21,7 +21,7 @@ for st in teacher align distill finetune; do
     i=$((i + 1))
     HX_TEST_INTERRUPT_STEP=3 "$HX" run "$R" --store "$T/k" >"$T/k$i.log" 2>&1 && { cat "$T/k$i.log"; fail "run $i should stop"; }
     grep -q "$st: interrupted at step 3 (saved" "$T/k$i.log" || { cat "$T/k$i.log"; fail "$st did not stop at step 3"; }
-    [ $i = 1 ] || grep -q "$prev: resuming at step 3 of" "$T/k$i.log" || { cat "$T/k$i.log"; fail "$prev did not resume"; }
+    [ $i = 1 ] || grep -q "^\[$prev\(\[[^]]*\]\)\?\] resuming at step 3 of" "$T/k$i.log" || { cat "$T/k$i.log"; fail "$prev did not resume"; }
     prev=$st
 done
 # the teacher-stopped state is gone (committed); damage finetune's newest checkpoint: it falls back to step 2
@@ -37,7 +37,7 @@ open(p, "wb").write(b)
 PY
 "$HX" run "$R" --store "$T/k" >"$T/k5.log" 2>&1 || { cat "$T/k5.log"; fail "the last resumed run"; }
 grep -q "state-00000003.safetensors: damaged" "$T/k5.log" || { cat "$T/k5.log"; fail "the damaged checkpoint was not reported"; }
-grep -q "finetune: resuming at step 2 of" "$T/k5.log" || { cat "$T/k5.log"; fail "finetune did not fall back to step 2"; }
+grep -q "^\[finetune\(\[[^]]*\]\)\?\] resuming at step 2 of" "$T/k5.log" || { cat "$T/k5.log"; fail "finetune did not fall back to step 2"; }
 grep -q "ok (2 executed, 6 cached" "$T/k5.log" || { cat "$T/k5.log"; fail "expected finetune and eval to execute"; }
 
 digests "$T/u" >"$T/u.sha"
