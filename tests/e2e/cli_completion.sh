@@ -32,7 +32,7 @@ want "--threads" hx bench kda --th
 want "--device" hx run a.yaml --dev
 want "cpu cuda auto cuda:0" hx run a.yaml --device ""
 want "local slurm" hx run a.yaml --executor ""
-want "md json tex html" hx report --format ""
+want "md json tex html csv svg pgf" hx report --format ""
 want "--keep" hx gc --kee
 want "a.yaml c.yml sub" hx run ""
 want "a.yaml" hx plan a

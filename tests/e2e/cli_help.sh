@@ -39,7 +39,8 @@ err "--keep expects an integer >= 0, got 'x'" "$HX" gc --keep x
 err "--format pdf: expected md, json, tex, html, csv, svg or pgf" "$HX" report --format pdf
 err "--json takes no value" "$HX" runs --json=1
 err "--store needs a value (DIR)" "$HX" runs --store
-err "expected fewer arguments (it takes none)" "$HX" runs extra
+err "expected fewer arguments (it takes none)" "$HX" gc extra
+err "a RUN goes with --metrics" "$HX" runs extra
 err "expected more arguments" "$HX" why r.yaml
 err "unknown subcommand 'kdd' (did you mean 'kda'?)" "$HX" bench kdd
 err "'genrate' is not an hx command (did you mean 'generate'?)" "$HX" genrate
