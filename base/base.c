@@ -608,6 +608,8 @@ int hx_sha256_file_hex(const char *path, char hex[65])
 
 json_t *hx_json_num(double v) { return isfinite(v) ? json_real(v) : json_null(); }
 
+const char *hx_json_str(const json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
+
 const char *hx_json_numf(char buf[48], const char *fmt, double v)
 {
     if (!isfinite(v)) return "null";

@@ -9,7 +9,6 @@
 
 typedef enum { F_MD, F_TEX, F_HTML } fmt;
 
-static const char *sget(const json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
 
 /* Column titles and number formats: one row per column a table may show. */
 typedef enum { K_RATE, K_PP, K_PCT, K_P, K_COUNT } kind;
@@ -180,7 +179,7 @@ static void interaction_text(FILE *f, fmt F, const json_t *e)
     json_t *ll = json_object_get(e, "ll"), *gen = json_object_get(e, "gen");
     double l0 = json_number_value(json_array_get(ll, 0)), l1 = json_number_value(json_array_get(ll, 1));
     double g0 = json_number_value(json_array_get(gen, 0)), g1 = json_number_value(json_array_get(gen, 1));
-    const char *a = sget(e, "a"), *b = sget(e, "b");
+    const char *a = hx_json_str(e, "a"), *b = hx_json_str(e, "b");
     char *t = xstrfmt("%s vs %s: log-likelihood prefers %s (%.1f vs %.1f), generation prefers %s (%.1f vs %.1f)", a, b,
                       l0 > l1 ? a : b, 100 * (l0 > l1 ? l0 : l1), 100 * (l0 > l1 ? l1 : l0), g0 > g1 ? a : b,
                       100 * (g0 > g1 ? g0 : g1), 100 * (g0 > g1 ? g1 : g0));
@@ -207,11 +206,11 @@ static void na_notes(FILE *f, fmt F, const json_t *t)
         json_t *by = json_object(); /* reason -> "label, label" */
         for (size_t r = 0; r < json_array_size(rows); r++) {
             json_t *row = json_array_get(rows, r);
-            const char *why = sget(json_object_get(row, "na"), col);
+            const char *why = hx_json_str(json_object_get(row, "na"), col);
             int ci = col_index(col), dash = json_is_true(json_object_get(row, "teacher")) && ci >= 0 && cols_fmt[ci].paired;
             if (!why || json_is_number(json_object_get(row, col)) || dash) continue;
-            const char *prev = sget(by, why);
-            char *labels = prev ? xstrfmt("%s, %s", prev, sget(row, "label")) : xstrdup(sget(row, "label"));
+            const char *prev = hx_json_str(by, why);
+            char *labels = prev ? xstrfmt("%s, %s", prev, hx_json_str(row, "label")) : xstrdup(hx_json_str(row, "label"));
             json_object_set_new(by, why, json_string(labels));
             free(labels);
         }
@@ -288,12 +287,12 @@ static void table_text(FILE *f, fmt F, const json_t *t)
 
 static void table_title(FILE *f, fmt F, const json_t *t)
 {
-    put_esc(f, F, sget(t, "name"));
+    put_esc(f, F, hx_json_str(t, "name"));
     fputs(F == F_TEX ? ": stage \\texttt{" : ": stage ", f);
-    put_esc(f, F, sget(t, "stage"));
+    put_esc(f, F, hx_json_str(t, "stage"));
     if (F == F_TEX) fputs("}", f);
-    fprintf(f, ", split %s, %s", sget(t, "split"), sget(t, "task") ? "task " : "all tasks");
-    if (sget(t, "task")) put_esc(f, F, sget(t, "task"));
+    fprintf(f, ", split %s, %s", hx_json_str(t, "split"), hx_json_str(t, "task") ? "task " : "all tasks");
+    if (hx_json_str(t, "task")) put_esc(f, F, hx_json_str(t, "task"));
     put_esc(f, F, "; accuracies in %, 95% intervals (Wilson); Δ (pp), did, gap and retention on chance-normalised "
                   "accuracy, paired bootstrap 95% intervals over the items shared with the teacher");
 }
@@ -338,14 +337,14 @@ static void letters_table(FILE *f, fmt F, const json_t *t)
         if (!json_is_object(l)) continue;
         json_t *nm = json_object_get(l, "letters");
         char *c[9];
-        c[0] = xstrdup(sget(row, "label"));
+        c[0] = xstrdup(hx_json_str(row, "label"));
         c[1] = xstrfmt("%lld", (long long)json_integer_value(json_object_get(l, "n")));
         c[2] = counts_text(nm, json_object_get(l, "gold"));
         c[3] = counts_text(nm, json_object_get(l, "ll"));
         c[4] = counts_text(nm, json_object_get(l, "gen"));
         c[5] = xstrfmt("%lld (%.1f%%)", (long long)json_integer_value(json_object_get(l, "invalid")),
                        100 * json_number_value(json_object_get(l, "invalid_share")));
-        c[6] = sget(l, "top") ? xstrfmt("%s (%.1f%%)", sget(l, "top"), 100 * json_number_value(json_object_get(l, "top_share")))
+        c[6] = hx_json_str(l, "top") ? xstrfmt("%s (%.1f%%)", hx_json_str(l, "top"), 100 * json_number_value(json_object_get(l, "top_share")))
                               : xstrdup("none");
         c[7] = xstrfmt("%.2f", json_number_value(json_object_get(l, "letter_tv")));
         c[8] = xstrfmt("%.2f", json_number_value(json_object_get(l, "ll_letter_tv")));
@@ -359,7 +358,7 @@ static void letters_table(FILE *f, fmt F, const json_t *t)
 static void render_table(FILE *f, fmt F, const json_t *t)
 {
     json_t *cols = json_object_get(t, "columns"), *rows = json_object_get(t, "rows");
-    const char *axis = sget(t, "rows_axis");
+    const char *axis = hx_json_str(t, "rows_axis");
     int nc = (int)json_array_size(cols);
     const char **cells = xcalloc((size_t)nc + 1, sizeof *cells);
     char *align = xmalloc((size_t)nc + 2);
@@ -378,7 +377,7 @@ static void render_table(FILE *f, fmt F, const json_t *t)
     for (size_t r = 0; r < json_array_size(rows); r++) {
         json_t *row = json_array_get(rows, r);
         char **own = xcalloc((size_t)nc + 1, sizeof *own);
-        cells[0] = sget(row, "label");
+        cells[0] = hx_json_str(row, "label");
         for (int c = 0; c < nc; c++) cells[c + 1] = own[c] = cell(row, json_string_value(json_array_get(cols, c)));
         int teacher = json_is_true(json_object_get(row, "teacher"));
         grid_row(f, F, cells, nc + 1, 0, teacher, align);
@@ -412,12 +411,12 @@ int rp_render(const json_t *report, const char *format, char **out)
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     if (!f) return error("report: out of memory");
-    const char *recipe = sget(report, "recipe") ? sget(report, "recipe") : "?", *id = sget(report, "run_id");
-    const char *status = sget(report, "status") ? sget(report, "status") : "?";
+    const char *recipe = hx_json_str(report, "recipe") ? hx_json_str(report, "recipe") : "?", *id = hx_json_str(report, "run_id");
+    const char *status = hx_json_str(report, "status") ? hx_json_str(report, "status") : "?";
     if (F == F_MD) {
         fputs("# Report: ", f);
         put_esc(f, F, recipe);
-        fprintf(f, "\n\nRun `%s` (%s), started %s.\n", id ? id : "?", status, sget(report, "started") ? sget(report, "started") : "?");
+        fprintf(f, "\n\nRun `%s` (%s), started %s.\n", id ? id : "?", status, hx_json_str(report, "started") ? hx_json_str(report, "started") : "?");
     } else if (F == F_TEX) {
         fputs("% hx report: ", f);
         fprintf(f, "%s, run %s (%s); needs \\usepackage{booktabs}\n", recipe, id ? id : "?", status);
@@ -430,7 +429,7 @@ int rp_render(const json_t *report, const char *format, char **out)
               "<h1>Report: ", f);
         put_esc(f, F, recipe);
         fprintf(f, "</h1>\n<p>Run <code>%s</code> (%s), started %s.</p>\n", id ? id : "?", status,
-                sget(report, "started") ? sget(report, "started") : "?");
+                hx_json_str(report, "started") ? hx_json_str(report, "started") : "?");
     }
     json_t *tabs = json_object_get(report, "tables");
     for (size_t i = 0; i < json_array_size(tabs); i++) render_table(f, F, json_array_get(tabs, i));

@@ -76,7 +76,6 @@ char *rp_resolve_run(const json_t *ids, const char *ref)
     return NULL;
 }
 
-static const char *sget(const json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
 
 /* "x=1,y=b" of an axes object, in the object's order ("" when shared). xmalloc'd. */
 static char *axes_label(const json_t *axes)
@@ -110,11 +109,11 @@ static json_t *by_key(const json_t *stages, const char *key)
     size_t i;
     json_t *r;
     json_array_foreach(stages, i, r)
-        if (key && sget(r, "key") && !strcmp(sget(r, "key"), key)) return r;
+        if (key && hx_json_str(r, "key") && !strcmp(hx_json_str(r, "key"), key)) return r;
     return NULL;
 }
 
-static const char *input_key(const json_t *rec, const char *role) { return sget(json_object_get(rec, "inputs"), role); }
+static const char *input_key(const json_t *rec, const char *role) { return hx_json_str(json_object_get(rec, "inputs"), role); }
 
 /*
  * The teacher's eval for row record ROW: the table's `baseline` stage if given, else an eval instance of
@@ -126,15 +125,15 @@ static json_t *find_baseline(const json_t *stages, const json_t *row, const char
     json_t *best = NULL;
     size_t i;
     json_t *r;
-    const char *own = sget(row, "stage");
+    const char *own = hx_json_str(row, "stage");
     json_array_foreach(stages, i, r) {
-        const char *kind = sget(r, "kind");
+        const char *kind = hx_json_str(r, "kind");
         if (baseline) {
-            if (strcmp(sget(r, "stage") ? sget(r, "stage") : "", baseline)) continue;
+            if (strcmp(hx_json_str(r, "stage") ? hx_json_str(r, "stage") : "", baseline)) continue;
         } else {
-            if (!kind || strcmp(kind, "eval") || (own && sget(r, "stage") && !strcmp(sget(r, "stage"), own))) continue;
+            if (!kind || strcmp(kind, "eval") || (own && hx_json_str(r, "stage") && !strcmp(hx_json_str(r, "stage"), own))) continue;
             json_t *m = by_key(stages, input_key(r, "model"));
-            if (!m || !sget(m, "kind") || strcmp(sget(m, "kind"), "pretrain")) continue;
+            if (!m || !hx_json_str(m, "kind") || strcmp(hx_json_str(m, "kind"), "pretrain")) continue;
         }
         const char *d1 = input_key(r, "data"), *d2 = row ? input_key(row, "data") : NULL;
         if (!best || (d1 && d2 && !strcmp(d1, d2))) best = r;
@@ -201,18 +200,18 @@ static const char *const paired_fields[] = {"delta_ll", "delta_gen", "did", "ll_
  */
 static json_t *make_row(tab_ctx *c, json_t *rec, json_t *trec, int teacher)
 {
-    const char *key = sget(rec, "key");
+    const char *key = hx_json_str(rec, "key");
     char *label = axes_label(json_object_get(rec, "axes"));
     if (teacher) {
-        char *t = xstrfmt("teacher (%s%s%s)", sget(rec, "stage"), *label ? " " : "", label);
+        char *t = xstrfmt("teacher (%s%s%s)", hx_json_str(rec, "stage"), *label ? " " : "", label);
         free(label);
         label = t;
     } else if (!*label) {
         free(label);
-        label = xstrdup(sget(rec, "stage"));
+        label = xstrdup(hx_json_str(rec, "stage"));
     }
     json_t *row = json_pack("{s:s,s:O,s:s,s:s,s:b,s:o}", "label", label, "axes", json_object_get(rec, "axes"), "key",
-                            key ? key : "", "state", sget(rec, "state") ? sget(rec, "state") : "?", "teacher", teacher,
+                            key ? key : "", "state", hx_json_str(rec, "state") ? hx_json_str(rec, "state") : "?", "teacher", teacher,
                             "na", json_object());
     json_t *metrics = key && c->src ? c->src->load(c->src->ud, key, "metrics.json") : NULL;
     json_t *g = metrics ? metric_group(metrics, c->split, c->task) : NULL;
@@ -246,7 +245,7 @@ static json_t *make_row(tab_ctx *c, json_t *rec, json_t *trec, int teacher)
     /* paired with the teacher on the same items */
     json_t *cmp = NULL;
     const char *why = teacher ? "the baseline" : !trec ? "no teacher eval" : NULL;
-    json_t *titems = why ? NULL : items_of(c, sget(trec, "key"), "the teacher");
+    json_t *titems = why ? NULL : items_of(c, hx_json_str(trec, "key"), "the teacher");
     if (!why && (!items || !titems)) why = "no items to pair";
     ev_pairs p = {0};
     if (!why && ev_pair_items(titems, items, c->split, c->task, &p)) {
@@ -256,7 +255,7 @@ static json_t *make_row(tab_ctx *c, json_t *rec, json_t *trec, int teacher)
         why = "the item sets cannot be paired (see the notes)";
     }
     if (!why) {
-        cmp = ev_compare(&p, RP_BOOT_REPS, pair_seed(c, sget(trec, "key"), key));
+        cmp = ev_compare(&p, RP_BOOT_REPS, pair_seed(c, hx_json_str(trec, "key"), key));
         if (p.only_a || p.only_b) {
             char *msg = xstrfmt("%s: %d items paired with the teacher's; %d only in this row's eval, %d only in the "
                                 "teacher's: Δ, did and retention are over the paired items", label, p.n, p.only_b, p.only_a);
@@ -337,8 +336,8 @@ static void rankings(tab_ctx *c, json_t *rows, json_t *tab)
         json_t **ent = xcalloc((size_t)np, sizeof *ent);
         for (int a = 0; a < n; a++)
             for (int b = a + 1; b < n; b++) {
-                const char *ka = sget(r[a], "key"), *kb = sget(r[b], "key");
-                json_t *ia = items_of(c, ka, sget(r[a], "label")), *ib = items_of(c, kb, sget(r[b], "label"));
+                const char *ka = hx_json_str(r[a], "key"), *kb = hx_json_str(r[b], "key");
+                json_t *ia = items_of(c, ka, hx_json_str(r[a], "label")), *ib = items_of(c, kb, hx_json_str(r[b], "label"));
                 json_t *e = json_pack("{s:O,s:O,s:[o,o],s:[o,o],s:b}", "a", json_object_get(r[a], "label"), "b",
                                       json_object_get(r[b], "label"), "ll", hx_json_num(x[a]), hx_json_num(x[b]), "gen",
                                       hx_json_num(y[a]), hx_json_num(y[b]), "reversed",
@@ -399,9 +398,9 @@ static int axis_pos(const json_t *run, const char *axis, const json_t *rec)
 static json_t *build_table(const json_t *run, const json_t *spec, int ti, const rp_source *src)
 {
     const json_t *stages = json_object_get(run, "stages");
-    const char *name = sget(spec, "name"), *stage = sget(spec, "stage"), *rows = sget(spec, "rows");
-    const char *split = sget(spec, "split") ? sget(spec, "split") : "eval", *task = sget(spec, "task");
-    const char *baseline = sget(spec, "baseline");
+    const char *name = hx_json_str(spec, "name"), *stage = hx_json_str(spec, "stage"), *rows = hx_json_str(spec, "rows");
+    const char *split = hx_json_str(spec, "split") ? hx_json_str(spec, "split") : "eval", *task = hx_json_str(spec, "task");
+    const char *baseline = hx_json_str(spec, "baseline");
     static const char *fields[] = {"name", "stage", "rows", "columns", "split", "task", "baseline", NULL};
     const char *k;
     json_t *v;
@@ -442,7 +441,7 @@ static json_t *build_table(const json_t *run, const json_t *spec, int ti, const 
     int n = 0;
     json_t *r;
     json_array_foreach(stages, i, r)
-        if (sget(r, "stage") && !strcmp(sget(r, "stage"), stage)) recs[n++] = r;
+        if (hx_json_str(r, "stage") && !strcmp(hx_json_str(r, "stage"), stage)) recs[n++] = r;
     if (!n) {
         error("report.tables[%d] %s: the run has no stage '%s'", ti, name ? name : stage, stage);
         free(recs);
@@ -463,12 +462,12 @@ static json_t *build_table(const json_t *run, const json_t *spec, int ti, const 
     json_t *base = find_baseline(stages, recs[0], baseline);
     if (base) {
         json_t *m = by_key(stages, input_key(base, "model"));
-        json_object_set_new(tab, "baseline", json_pack("{s:s,s:s,s:O}", "stage", sget(base, "stage"), "key",
-                                                       sget(base, "key"), "axes", json_object_get(base, "axes")));
+        json_object_set_new(tab, "baseline", json_pack("{s:s,s:s,s:O}", "stage", hx_json_str(base, "stage"), "key",
+                                                       hx_json_str(base, "key"), "axes", json_object_get(base, "axes")));
         char *msg = xstrfmt("teacher = stage '%s'%s%s%s; Δ = row - teacher on the same items, did = ΔGen - ΔLL, "
                             "retention = row / teacher, all on chance-normalised accuracy (docs/eval.md)",
-                            sget(base, "stage"), baseline ? " (table baseline)" : " (an eval of the pretrain stage '",
-                            baseline ? "" : (m && sget(m, "stage") ? sget(m, "stage") : "?"), baseline ? "" : "')");
+                            hx_json_str(base, "stage"), baseline ? " (table baseline)" : " (an eval of the pretrain stage '",
+                            baseline ? "" : (m && hx_json_str(m, "stage") ? hx_json_str(m, "stage") : "?"), baseline ? "" : "')");
         json_array_append_new(notes, json_string(msg));
         free(msg);
         int in_table = 0;
@@ -510,10 +509,10 @@ json_t *rp_report_build(const json_t *run, const rp_source *src)
         size_t i;
         json_t *r;
         json_array_foreach(stages, i, r) {
-            const char *st = sget(r, "stage"), *kind = sget(r, "kind");
+            const char *st = hx_json_str(r, "stage"), *kind = hx_json_str(r, "kind");
             if (!st || !kind || strcmp(kind, "eval")) continue;
             int seen = 0;
-            for (size_t j = 0; j < json_array_size(own); j++) seen |= !strcmp(sget(json_array_get(own, j), "stage"), st);
+            for (size_t j = 0; j < json_array_size(own); j++) seen |= !strcmp(hx_json_str(json_array_get(own, j), "stage"), st);
             if (!seen) json_array_append_new(own, json_pack("{s:s,s:s}", "name", st, "stage", st));
         }
         specs = own;

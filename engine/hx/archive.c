@@ -16,22 +16,13 @@
 #include <openssl/evp.h>
 
 #include "base/base.h"
+#include "base/sort.h"
 #include "engine/hx/canon.h"
 #include "engine/hx/exec.h"
 
 #define CHUNK (1 << 20)
 #define MAX_META ((la_int64_t)64 << 20) /* index, manifests and run records are read into memory */
 
-static int is_key(const char *k) { return strlen(k) == 64 && strspn(k, "0123456789abcdef") == 64; }
-
-static int is_run_id(const char *id)
-{
-    return strlen(id) == 21 && strspn(id, "0123456789-abcdef") == 21 && id[8] == '-' && id[15] == '-';
-}
-
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-static const char *sget(const json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
 
 int hx_archive_safe_relpath(const char *p)
 {
@@ -57,14 +48,14 @@ hx_member_kind hx_archive_member(const char *name, char key[65], char id[32], co
         if (!slash || slash - p != 21 || strcmp(slash, "/run.json")) return HX_MEMBER_BAD;
         memcpy(id, p, 21);
         id[21] = 0;
-        return is_run_id(id) ? HX_MEMBER_RUN : HX_MEMBER_BAD;
+        return hx_store_is_run_id(id) ? HX_MEMBER_RUN : HX_MEMBER_BAD;
     }
     if (!strncmp(name, "store/", 6)) {
         const char *p = name + 6; /* xx/<64 hex>/rel */
         if (strlen(p) < 69 || p[2] != '/' || p[67] != '/') return HX_MEMBER_BAD;
         memcpy(key, p + 3, 64);
         key[64] = 0;
-        if (!is_key(key) || strncmp(p, key, 2)) return HX_MEMBER_BAD;
+        if (!hx_store_is_key(key) || strncmp(p, key, 2)) return HX_MEMBER_BAD;
         const char *r = p + 68;
         if (!hx_archive_safe_relpath(r)) return HX_MEMBER_BAD;
         if (rel) *rel = r;
@@ -162,12 +153,12 @@ static int select_entries(const hx_store *s, json_t *const *runs, int n_runs, co
         json_t *stages = json_object_get(runs[r], "stages");
         for (size_t j = 0; j < json_array_size(stages); j++) {
             json_t *st = json_array_get(stages, j);
-            const char *k = sget(st, "key"), *state = sget(st, "state");
-            if (!k || !is_key(k)) continue;
+            const char *k = hx_json_str(st, "key"), *state = hx_json_str(st, "state");
+            if (!k || !hx_store_is_key(k)) continue;
             if (hx_store_has(s, k)) json_object_set_new(want, k, json_true());
             else if (state && (!strcmp(state, "executed") || !strcmp(state, "cached"))) {
                 char *msg = xstrfmt("run %s: stage %s: entry %.12s is not in the store (removed by hx gc?); not exported",
-                                    sget(runs[r], "run_id"), sget(st, "stage"), k);
+                                    hx_json_str(runs[r], "run_id"), hx_json_str(st, "stage"), k);
                 note_missing(missing, msg);
                 free(msg);
             }
@@ -191,7 +182,7 @@ static int select_entries(const hx_store *s, json_t *const *runs, int n_runs, co
             json_t *in = json_object_get(m, "inputs");
             json_object_foreach(in, k, v) {
                 const char *ik = json_string_value(v);
-                if (!ik || !is_key(ik) || json_object_get(want, ik)) continue;
+                if (!ik || !hx_store_is_key(ik) || json_object_get(want, ik)) continue;
                 if (!hx_store_has(s, ik)) {
                     char *msg = xstrfmt("entry %.12s: input %s (%.12s) is not in the store; its provenance ends there",
                                         key, k, ik);
@@ -237,7 +228,7 @@ static int put_bytes(struct archive *a, const char *name, const void *data, size
 static int put_output(struct archive *a, const hx_store *s, const char *key, const json_t *o, char *buf,
                       long long *bytes)
 {
-    const char *rel = sget(o, "path"), *want = sget(o, "sha256");
+    const char *rel = hx_json_str(o, "path"), *want = hx_json_str(o, "sha256");
     json_int_t size = json_integer_value(json_object_get(o, "size"));
     if (!rel || !want || !hx_archive_safe_relpath(rel))
         return error("store entry %.12s: manifest output '%s' has no sha256 or an unsafe path", key, rel ? rel : "?");
@@ -301,12 +292,12 @@ static json_t *build_index(const xentry *es, size_t ne, const xrun *rs, size_t n
 {
     json_t *entries = json_array(), *runs = json_array();
     for (size_t i = 0; i < ne; i++)
-        json_array_append_new(entries, json_pack("{s:s,s:s?,s:s?,s:b,s:s}", "key", es[i].key, "stage", sget(es[i].m, "stage"),
-                                                 "kind", sget(es[i].m, "kind"), "outputs", es[i].full,
+        json_array_append_new(entries, json_pack("{s:s,s:s?,s:s?,s:b,s:s}", "key", es[i].key, "stage", hx_json_str(es[i].m, "stage"),
+                                                 "kind", hx_json_str(es[i].m, "kind"), "outputs", es[i].full,
                                                  "manifest_sha256", es[i].sha));
     for (size_t i = 0; i < nr; i++)
         json_array_append_new(runs, json_pack("{s:s,s:s?,s:s}", "id", rs[i].id,
-                                              "recipe", sget(json_object_get(rs[i].run, "recipe"), "name"), "sha256",
+                                              "recipe", hx_json_str(json_object_get(rs[i].run, "recipe"), "name"), "sha256",
                                               rs[i].sha));
     return json_pack("{s:i,s:{s:s,s:s,s:s},s:o,s:o}", "hx_export", 1, "hx", "version", HX_VERSION, "commit",
                      hx_build_commit(), "build", hx_build_flags(), "entries", entries, "runs", runs);
@@ -328,13 +319,13 @@ int hx_archive_export(const hx_store *s, const char *const *run_ids, int n_runs,
     /* Run records, byte for byte, sorted by id, each once. */
     char **ids = xcalloc((size_t)n_runs + 1, sizeof *ids);
     for (int i = 0; i < n_runs; i++) ids[i] = (char *)run_ids[i];
-    qsort(ids, (size_t)n_runs, sizeof *ids, cmp_str);
+    qsort(ids, (size_t)n_runs, sizeof *ids, hx_cmp_str);
     for (int i = 0; i < n_runs; i++) {
         if (i && !strcmp(ids[i], ids[i - 1])) continue;
         xrun *r = &rs[nr];
         char *p = xstrfmt("%s/runs/%s/run.json", s->root, ids[i]);
         json_error_t je;
-        if (!is_run_id(ids[i])) {
+        if (!hx_store_is_run_id(ids[i])) {
             error("'%s' is not a run id", ids[i]);
         } else if (hx_read_file(p, &r->text, &r->len) == 0 && !(r->run = json_loadb(r->text, r->len, 0, &je))) {
             error("%s:%d:%d: %s", p, je.line, je.column, je.text);
@@ -351,7 +342,7 @@ int hx_archive_export(const hx_store *s, const char *const *run_ids, int n_runs,
     json_t *v;
     char **sorted = xcalloc(json_object_size(want) + 1, sizeof *sorted);
     json_object_foreach(want, k, v) sorted[ne++] = (char *)k;
-    qsort(sorted, ne, sizeof *sorted, cmp_str);
+    qsort(sorted, ne, sizeof *sorted, hx_cmp_str);
     es = xcalloc(ne + 1, sizeof *es);
     for (size_t i = 0; i < ne; i++) {
         es[i].key = xstrdup(sorted[i]);
@@ -537,16 +528,16 @@ static int load_index(importer *im, const char *text, size_t len)
     size_t i;
     json_t *v;
     json_array_foreach(ents, i, v) {
-        const char *k = sget(v, "key"), *d = sget(v, "manifest_sha256");
-        if (!k || !is_key(k) || !d || !is_key(d) || !json_is_boolean(json_object_get(v, "outputs")))
+        const char *k = hx_json_str(v, "key"), *d = hx_json_str(v, "manifest_sha256");
+        if (!k || !hx_store_is_key(k) || !d || !hx_store_is_key(d) || !json_is_boolean(json_object_get(v, "outputs")))
             return error("%s: %s: entries[%zu] needs key, manifest_sha256 (64 hex digits) and outputs", im->path,
                          HX_ARCHIVE_INDEX, i);
         if (json_object_get(im->entries, k)) return error("%s: %s: entry %s is listed twice", im->path, HX_ARCHIVE_INDEX, k);
         json_object_set(im->entries, k, v);
     }
     json_array_foreach(runs, i, v) {
-        const char *id = sget(v, "id"), *d = sget(v, "sha256");
-        if (!id || !is_run_id(id) || !d || !is_key(d))
+        const char *id = hx_json_str(v, "id"), *d = hx_json_str(v, "sha256");
+        if (!id || !hx_store_is_run_id(id) || !d || !hx_store_is_key(d))
             return error("%s: %s: runs[%zu] needs id (a run id) and sha256", im->path, HX_ARCHIVE_INDEX, i);
         if (json_object_get(im->runs, id)) return error("%s: %s: run %s is listed twice", im->path, HX_ARCHIVE_INDEX, id);
         json_object_set(im->runs, id, v);
@@ -649,16 +640,16 @@ static int verify_staged(importer *im)
     size_t ei;
     json_t *ie;
     json_array_foreach(json_object_get(im->index, "entries"), ei, ie) {
-        const char *key = sget(ie, "key");
-        const char *stage = sget(ie, "stage") ? sget(ie, "stage") : "?";
+        const char *key = hx_json_str(ie, "key");
+        const char *stage = hx_json_str(ie, "stage") ? hx_json_str(ie, "stage") : "?";
         json_t *got = json_object_get(im->got, key);
         json_t *gm = json_object_get(got, "manifest.json");
         if (!gm)
             return error("%s: entry %.12s (stage %s): no manifest in the archive (truncated?)", im->path, key, stage);
-        if (strcmp(sget(gm, "sha256"), sget(ie, "manifest_sha256")))
+        if (strcmp(hx_json_str(gm, "sha256"), hx_json_str(ie, "manifest_sha256")))
             return error("%s: entry %.12s (stage %s): manifest.json has sha256 %.12s..., the index recorded %.12s...: "
                          "the archive is corrupt or was altered",
-                         im->path, key, stage, sget(gm, "sha256"), sget(ie, "manifest_sha256"));
+                         im->path, key, stage, hx_json_str(gm, "sha256"), hx_json_str(ie, "manifest_sha256"));
         char *mp = xstrfmt("%s/%s/manifest.json", im->stage, key);
         json_error_t je;
         json_t *m = json_load_file(mp, 0, &je);
@@ -668,16 +659,16 @@ static int verify_staged(importer *im)
                          je.text);
         int rc = 0;
         json_t *outs = json_object_get(m, "outputs");
-        if (strcmp(sget(m, "key") ? sget(m, "key") : "", key))
+        if (strcmp(hx_json_str(m, "key") ? hx_json_str(m, "key") : "", key))
             rc = error("%s: entry %.12s (stage %s): its manifest names key %s", im->path, key, stage,
-                       sget(m, "key") ? sget(m, "key") : "(none)");
+                       hx_json_str(m, "key") ? hx_json_str(m, "key") : "(none)");
         else if (!json_is_array(outs))
             rc = error("%s: entry %.12s (stage %s): its manifest has no 'outputs' list", im->path, key, stage);
         int full = json_is_true(json_object_get(ie, "outputs"));
         size_t seen = 1; /* manifest.json */
         for (size_t j = 0; rc == 0 && full && j < json_array_size(outs); j++) {
             json_t *o = json_array_get(outs, j);
-            const char *rel = sget(o, "path"), *want = sget(o, "sha256");
+            const char *rel = hx_json_str(o, "path"), *want = hx_json_str(o, "sha256");
             json_t *g = rel ? json_object_get(got, rel) : NULL;
             if (!rel || !want || !hx_archive_safe_relpath(rel) || !strcmp(rel, "manifest.json"))
                 rc = error("%s: entry %.12s (stage %s): manifest output %zu has no sha256 or an unsafe path", im->path,
@@ -686,10 +677,10 @@ static int verify_staged(importer *im)
                 rc = error("%s: entry %.12s (stage %s): output %s is missing from the archive (truncated?)", im->path,
                            key, stage, rel);
             else if (json_integer_value(json_object_get(g, "size")) != json_integer_value(json_object_get(o, "size")) ||
-                     strcmp(sget(g, "sha256"), want))
+                     strcmp(hx_json_str(g, "sha256"), want))
                 rc = error("%s: entry %.12s (stage %s): output %s has sha256 %.12s... (%lld bytes), its manifest "
                            "recorded %.12s... (%lld bytes): the archive is corrupt or was altered",
-                           im->path, key, stage, rel, sget(g, "sha256"),
+                           im->path, key, stage, rel, hx_json_str(g, "sha256"),
                            (long long)json_integer_value(json_object_get(g, "size")), want,
                            (long long)json_integer_value(json_object_get(o, "size")));
             else
@@ -713,19 +704,19 @@ static int verify_staged(importer *im)
     json_t *ir;
     json_t *gr = json_object_get(im->got, "runs");
     json_array_foreach(json_object_get(im->index, "runs"), ei, ir) {
-        const char *id = sget(ir, "id");
+        const char *id = hx_json_str(ir, "id");
         json_t *g = json_object_get(gr, id);
         if (!g) return error("%s: run %s: no run record in the archive (truncated?)", im->path, id);
-        if (strcmp(sget(g, "sha256"), sget(ir, "sha256")))
+        if (strcmp(hx_json_str(g, "sha256"), hx_json_str(ir, "sha256")))
             return error("%s: run %s: run.json has sha256 %.12s..., the index recorded %.12s...: the archive is corrupt "
                          "or was altered",
-                         im->path, id, sget(g, "sha256"), sget(ir, "sha256"));
+                         im->path, id, hx_json_str(g, "sha256"), hx_json_str(ir, "sha256"));
         char *p = xstrfmt("%s/runs/%s.json", im->stage, id);
         json_error_t je;
         json_t *run = json_load_file(p, 0, &je);
         free(p);
         if (!run) return error("%s: run %s: run.json:%d:%d: %s", im->path, id, je.line, je.column, je.text);
-        int bad = strcmp(sget(run, "run_id") ? sget(run, "run_id") : "", id);
+        int bad = strcmp(hx_json_str(run, "run_id") ? hx_json_str(run, "run_id") : "", id);
         json_decref(run);
         if (bad) return error("%s: run %s: its record names another run id", im->path, id);
     }
@@ -744,7 +735,7 @@ static int restore_mtimes(importer *im, const char *key)
         json_t *o = json_array_get(outs, j);
         long long ns = json_integer_value(json_object_get(o, "mtime_ns"));
         if (ns <= 0) continue;
-        char *p = xstrfmt("%s/%s/%s", im->stage, key, sget(o, "path"));
+        char *p = xstrfmt("%s/%s/%s", im->stage, key, hx_json_str(o, "path"));
         struct timespec ts[2] = {{ns / 1000000000LL, ns % 1000000000LL}, {ns / 1000000000LL, ns % 1000000000LL}};
         if (utimensat(AT_FDCWD, p, ts, AT_SYMLINK_NOFOLLOW) < 0)
             rc = error("cannot set the time of '%s': %s", p, strerror(errno));
@@ -763,8 +754,8 @@ static int commit_staged(importer *im, int dry_run, json_t *report)
     size_t i;
     json_t *ie;
     json_array_foreach(json_object_get(im->index, "entries"), i, ie) {
-        const char *key = sget(ie, "key");
-        json_t *row = json_pack("{s:s,s:s?}", "key", key, "stage", sget(ie, "stage"));
+        const char *key = hx_json_str(ie, "key");
+        json_t *row = json_pack("{s:s,s:s?}", "key", key, "stage", hx_json_str(ie, "stage"));
         if (!json_is_true(json_object_get(ie, "outputs"))) {
             json_array_append_new(prov, row);
             continue;
@@ -803,7 +794,7 @@ static int commit_staged(importer *im, int dry_run, json_t *report)
     json_t *ir;
     json_array_foreach(json_object_get(im->index, "runs"), i, ir) {
         if (rc) break;
-        const char *id = sget(ir, "id");
+        const char *id = hx_json_str(ir, "id");
         char *p = xstrfmt("%s/runs/%s.json", im->stage, id), *text = NULL;
         size_t len = 0;
         if (dry_run) {

@@ -4,18 +4,18 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "base/base.h"
 
 /* Qwen3's pre-tokenizer split pattern (tokenizer.json pre_tokenizer.pretokenizers[0].pattern.Regex). */
 #define NN_QWEN3_SPLIT_PATTERN                                                                                     \
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|" \
     "\\s+(?!\\S)|\\s+"
 
-/* Hashes of the tokenizer's and the trainer's open-addressing tables: FNV-1a over bytes with a final fold,
+/* Hashes of the tokenizer's and the trainer's open-addressing tables: FNV-1a (base.h) over bytes with a final fold,
  * and MurmurHash3's 64-bit finaliser for packed id pairs. */
 static inline uint64_t nn_hash_bytes(const char *s, size_t n)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    uint64_t h = hx_fnv1a(HX_FNV1A_INIT, s, n);
     return h ^ (h >> 29);
 }
 
