@@ -17,9 +17,10 @@
 #include <openssl/evp.h>
 
 #include "base/base.h"
+#include "base/sort.h"
 #include "engine/hx/canon.h"
 
-static int is_key(const char *k)
+int hx_store_is_key(const char *k)
 {
     return strlen(k) == 64 && strspn(k, "0123456789abcdef") == 64;
 }
@@ -60,7 +61,7 @@ static char *manifest_path(const hx_store *s, const char *key)
 
 int hx_store_has(const hx_store *s, const char *key)
 {
-    if (!is_key(key)) return 0;
+    if (!hx_store_is_key(key)) return 0;
     char *m = manifest_path(s, key);
     int ok = hx_file_exists(m);
     free(m);
@@ -69,7 +70,7 @@ int hx_store_has(const hx_store *s, const char *key)
 
 json_t *hx_store_manifest(const hx_store *s, const char *key)
 {
-    if (!is_key(key)) return (void)error("'%s' is not a store key (64 hex digits)", key), NULL;
+    if (!hx_store_is_key(key)) return (void)error("'%s' is not a store key (64 hex digits)", key), NULL;
     char *m = manifest_path(s, key);
     json_t *v = hx_read_json(m, 0);
     free(m);
@@ -88,7 +89,7 @@ char *hx_store_find_key(const hx_store *s, const char *prefix)
     if (d) {
         struct dirent *e;
         while ((e = readdir(d)))
-            if (is_key(e->d_name) && !strncmp(e->d_name, prefix, n)) {
+            if (hx_store_is_key(e->d_name) && !strncmp(e->d_name, prefix, n)) {
                 if (!found) found = xstrdup(e->d_name);
                 count++;
             }
@@ -203,7 +204,6 @@ static int hash_file(const char *path, char hex[65], int do_sync)
     return 0;
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 /* Regular files under DIR/REL, relative paths appended to *list; subdirectories synced when do_sync. */
 static int list_files(const char *dir, const char *rel, char ***list, size_t *n, size_t *cap, int depth, int do_sync)
@@ -360,7 +360,7 @@ static int check_entry(const hx_store *s, const char *key, int full, json_t *lis
         const char *rel = json_string_value(json_object_get(o, "path"));
         const char *want = json_string_value(json_object_get(o, "sha256"));
         json_t *size = json_object_get(o, "size");
-        if (!rel || !want || !is_key(want) || !json_is_integer(size)) {
+        if (!rel || !want || !hx_store_is_key(want) || !json_is_integer(size)) {
             problem(list, &n, "%s/manifest.json: output %zu has no path, sha256 or size", dir, i);
             continue;
         }
@@ -416,7 +416,7 @@ int hx_store_verify(const hx_store *s, const char *key, int full)
 
 int hx_store_check(const hx_store *s, const char *key, json_t *problems)
 {
-    if (!is_key(key)) return error("'%s' is not a store key (64 hex digits)", key);
+    if (!hx_store_is_key(key)) return error("'%s' is not a store key (64 hex digits)", key);
     return check_entry(s, key, 1, problems) ? 1 : 0;
 }
 
@@ -519,7 +519,7 @@ int hx_store_commit(const hx_store *s, const char *key, json_t *manifest)
         goto done;
     }
     if (list_files(out, "", &files, &n, &cap, 0, 1) < 0) goto done;
-    if (n) qsort(files, n, sizeof *files, cmp_str); /* qsort(NULL, 0) is undefined */
+    if (n) qsort(files, n, sizeof *files, hx_cmp_str); /* qsort(NULL, 0) is undefined */
     json_t *outs = json_array();
     json_object_set_new(manifest, "outputs", outs);
     for (size_t i = 0; i < n; i++) {
@@ -571,7 +571,7 @@ done:
 
 int hx_store_adopt(const hx_store *s, const char *key, const char *dir)
 {
-    if (!is_key(key)) return error("'%s' is not a store key (64 hex digits)", key);
+    if (!hx_store_is_key(key)) return error("'%s' is not a store key (64 hex digits)", key);
     char *shard = xstrfmt("%s/store/%.2s", s->root, key);
     char *dest = hx_store_entry_dir(s, key);
     char *work = xstrfmt("%s/partial/%s", s->root, key);
@@ -612,7 +612,7 @@ char *hx_store_new_run_id(const hx_store *s)
     return xstrfmt("%s-%03ld%02x", buf, ts.tv_nsec / 1000000, (unsigned)(hx_rng_u64(&r) & 0xff));
 }
 
-static int is_run_id(const char *id)
+int hx_store_is_run_id(const char *id)
 {
     return strlen(id) == 21 && strspn(id, "0123456789-abcdef") == 21 && id[8] == '-' && id[15] == '-';
 }
@@ -668,7 +668,7 @@ json_t *hx_store_read_run(const hx_store *s, const char *id_in)
     } else {
         id = xstrdup(id_in);
     }
-    if (!is_run_id(id)) {
+    if (!hx_store_is_run_id(id)) {
         error("'%s' is not a run id (YYYYmmdd-HHMMSS-mmmxx)", id);
         free(id);
         return NULL;
@@ -781,7 +781,7 @@ json_t *hx_store_list_runs(const hx_store *s)
     size_t n = 0, cap = 0;
     struct dirent *e;
     while ((e = readdir(d)))
-        if (is_run_id(e->d_name)) {
+        if (hx_store_is_run_id(e->d_name)) {
             if (n == cap) ids = xrealloc(ids, (cap = cap ? 2 * cap : 16) * sizeof *ids);
             ids[n].id = xstrdup(e->d_name);
             json_t *run = hx_store_read_run(s, e->d_name);
@@ -802,7 +802,7 @@ json_t *hx_store_list_runs(const hx_store *s)
 
 int hx_store_add_run(const hx_store *s, const char *id, const char *text, size_t len)
 {
-    if (!is_run_id(id)) return error("'%s' is not a run id (YYYYmmdd-HHMMSS-mmmxx)", id);
+    if (!hx_store_is_run_id(id)) return error("'%s' is not a run id (YYYYmmdd-HHMMSS-mmmxx)", id);
     char *dir = xstrfmt("%s/runs/%s", s->root, id);
     char *file = hx_path_join(dir, "run.json");
     char *latest = xstrfmt("%s/runs/latest", s->root);
@@ -846,7 +846,7 @@ int hx_store_check_runs(const hx_store *s, json_t *problems, json_t *bad)
         const char *id = e->d_name;
         if (id[0] == '.' || !strcmp(id, "latest")) continue;
         int before = count;
-        if (!is_run_id(id)) {
+        if (!hx_store_is_run_id(id)) {
             problem(problems, &count, "%s/%s: not a run id (YYYYmmdd-HHMMSS-mmmxx)", dir, id);
         } else {
             json_t *run = hx_store_read_run(s, id);
@@ -864,7 +864,7 @@ int hx_store_check_runs(const hx_store *s, json_t *problems, json_t *bad)
                 if (!json_is_array(stages)) problem(problems, &count, "%s/%s/run.json: no stages list", dir, id);
                 for (size_t j = 0; j < json_array_size(stages); j++) {
                     const char *k = json_string_value(json_object_get(json_array_get(stages, j), "key"));
-                    if (!k || !is_key(k)) {
+                    if (!k || !hx_store_is_key(k)) {
                         problem(problems, &count, "%s/%s/run.json: stage %zu has no valid key", dir, id, j);
                         break;
                     }
@@ -880,7 +880,7 @@ int hx_store_check_runs(const hx_store *s, json_t *problems, json_t *bad)
     if (n > 0) {
         target[n] = 0;
         char *f = xstrfmt("%s/%s/run.json", dir, target);
-        if (!is_run_id(target) || !hx_file_exists(f))
+        if (!hx_store_is_run_id(target) || !hx_file_exists(f))
             problem(problems, &count, "%s -> %s: no such run record", l, target);
         free(f);
     }
@@ -965,7 +965,7 @@ static int gc_one(const hx_store *s, const char *key, const char *dir, const jso
 {
     if (json_object_get(keep, key)) return 0;
     hx_lock l, pin = {-1};
-    if (is_key(key)) {
+    if (hx_store_is_key(key)) {
         int r = hx_store_lock(s, key, 0, NULL, &l);
         if (r != 0) return r < 0 ? -1 : 0; /* busy: someone is working on it */
         r = pin_exclusive(s, key, &pin);
@@ -1055,7 +1055,7 @@ int hx_store_gc(const hx_store *s, int keep_n, int dry_run, json_t *report)
         DIR *d2 = opendir(shard);
         struct dirent *e2;
         while (d2 && rc == 0 && (e2 = readdir(d2))) {
-            if (!is_key(e2->d_name)) continue;
+            if (!hx_store_is_key(e2->d_name)) continue;
             char *p = hx_path_join(shard, e2->d_name);
             rc = gc_one(s, e2->d_name, p, keep, dry_run, &removed, &bytes);
             free(p);
@@ -1072,7 +1072,7 @@ int hx_store_gc(const hx_store *s, int keep_n, int dry_run, json_t *report)
         if (e->d_name[0] == '.') continue;
         char *p = hx_path_join(pdir, e->d_name);
         long long dummy = 0;
-        rc = gc_one(s, e->d_name, p, keep, dry_run, is_key(e->d_name) ? &removed : &dummy, &bytes);
+        rc = gc_one(s, e->d_name, p, keep, dry_run, hx_store_is_key(e->d_name) ? &removed : &dummy, &bytes);
         free(p);
     }
     if (d) closedir(d);
