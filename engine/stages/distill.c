@@ -139,7 +139,7 @@ int hx_train_finish(hx_stage_ctx *c, hx_train_env *env, const nn_trainer *tr, co
 {
     nn_model *m = env->student;
     st_dtype dt = !strcmp(hx_with_str(c, "dtype"), "bfloat16") ? ST_BF16 : ST_F32;
-    if (nn_model_save(m, c->out_dir, dt, (size_t)5 << 30)) return error_prefix("stage '%s'", c->stage_name);
+    if (nn_model_save(m, c->out_dir, dt, NN_SHARD_BYTES)) return error_prefix("stage '%s'", c->stage_name);
     if (nn_hfdir_add_tokenizer(c->out_dir, env->tok_path)) return error_prefix("stage '%s'", c->stage_name);
     if (c->metrics) {
         size_t trainable = 0;

@@ -57,7 +57,7 @@ static int pretrain_load(hx_stage_ctx *c)
     int r = nn_model_load(&m, path, be);
     if (!r) {
         st_dtype dt = !strcmp(m->cfg.dtype, "bfloat16") ? ST_BF16 : !strcmp(m->cfg.dtype, "float16") ? ST_F16 : ST_F32;
-        r = nn_model_save(m, c->out_dir, dt, (size_t)5 << 30);
+        r = nn_model_save(m, c->out_dir, dt, NN_SHARD_BYTES);
         nn_model_free(m);
     }
     if (own) k_backend_free(be);
@@ -118,7 +118,7 @@ static int pretrain_run(hx_stage_ctx *c)
     nn_fit_result res;
     hx_train_fit_cfg(c, &fc, steps, logp);
     if (nn_fit(&tr, &fc, nn_train_xent_micro, &tr, &res)) goto out;
-    if (nn_model_save(m, c->out_dir, !strcmp(hx_with_str(c, "dtype"), "bfloat16") ? ST_BF16 : ST_F32, (size_t)5 << 30))
+    if (nn_model_save(m, c->out_dir, !strcmp(hx_with_str(c, "dtype"), "bfloat16") ? ST_BF16 : ST_F32, NN_SHARD_BYTES))
         goto out;
     r = nn_hfdir_add_tokenizer(c->out_dir, tokp);
     if (!r && c->metrics) {
