@@ -1,4 +1,4 @@
-/* plan.c - builds the plan: stage graph, axis arms, per-instance parameters and keys (DESIGN.md 2-3). */
+/* plan.c - builds the plan: stage graph, axis arms, per-instance parameters and keys (docs/design.md sections 2-3). */
 #include "engine/hx/plan.h"
 
 #include <math.h>
