@@ -72,6 +72,21 @@ const char *hx_suggest_hint(const char *word, const json_t *keys_or_list)
     return hint;
 }
 
+const char *hx_suggest_hint_or_keys(const char *word, const json_t *obj)
+{
+    static _Thread_local char hint[512];
+    const char *h = hx_suggest_hint(word, obj);
+    if (*h || !json_is_object(obj) || !json_object_size(obj) || json_object_size(obj) > 16) return h;
+    size_t n = (size_t)snprintf(hint, sizeof hint, " (it has: ");
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)obj, k, v) {
+        if (n < sizeof hint) n += (size_t)snprintf(hint + n, sizeof hint - n, "%s%s", n > 10 ? ", " : "", k);
+    }
+    if (n < sizeof hint) snprintf(hint + n, sizeof hint - n, ")");
+    return hint;
+}
+
 const char *hx_suggest_hint_names(const char *word, const char *const *cands, size_t n)
 {
     static _Thread_local char hint[256];
