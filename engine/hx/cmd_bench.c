@@ -8,10 +8,10 @@
 #include "engine/hx/cli.h"
 #include "engine/hx/bench_engine.h"
 #include "engine/hx/commands.h"
-#include "engine/nn/kda.h"
+#include "engine/nn/kda_layer.h"
 #include "engine/nn/memory.h"
 #include "engine/nn/model.h"
-#include "engine/stages/convert.h"
+#include "engine/stages/stage_convert.h"
 #include "kernels/kernels.h"
 
 /* "4096,32768,131072" -> lengths (at most max); returns the count or -1 */

@@ -6,7 +6,7 @@
 
 #include "base/base.h"
 #include "engine/nn/model.h"
-#include "engine/nn/kda.h"
+#include "engine/nn/kda_layer.h"
 
 /*
  * Shapes: B batch, T time, N = B*T rows, d hidden, V vocab, F MLP width, Hq/Hkv heads, K head dim,
@@ -64,7 +64,7 @@ static int ptab_add(ptab *pt, const char *name, int ndim, int64_t r, int64_t c, 
 /*
  * ===== Mixer dispatch =====
  * Each function below switches on the layer's mixer. full_attention is implemented here; kda / gdn come from
- * engine/nn/kda.h (the KDA engineer wires nn_kda_* into these five places: params, act_floats, forward,
+ * engine/nn/kda_layer.h (the KDA engineer wires nn_kda_* into these five places: params, act_floats, forward,
  * backward, cache_floats).
  */
 /* The KDA / GDN layer's shape from the model config (docs/models.md section 3: K = V = head_dim). */
@@ -254,7 +254,7 @@ static void attn_backward(nn_model *m, int l, const fwd_ctx *f, float *dx, const
     k_linear_bwd(be, dx, G(m, ix->v), dv, x, P(m, ix->v), N, c->d, KD);
 }
 
-/* KDA / GDN (engine/nn/kda.c): the layer's tensors are consecutive in the table from mix0. With a cache, the
+/* KDA / GDN (engine/nn/kda_layer.c): the layer's tensors are consecutive in the table from mix0. With a cache, the
  * recurrent state and conv caches continue from the previous call (prefill, then decode with T = 1). */
 static void kda_views(const nn_model *m, int l, nn_kda_cfg *kc, nn_kda_params *p, nn_kda_params *g)
 {

@@ -156,7 +156,7 @@ char *world_object_text(int rel, const char *object);
 
 /* ---- the world build ---- */
 
-/* Every field is the caller's: the data stage fills them from its `with` (engine/stages/data.c owns the
+/* Every field is the caller's: the data stage fills them from its `with` (engine/stages/stage_data.c owns the
  * defaults), tests set their own. */
 typedef struct world_params {
     uint64_t seed;

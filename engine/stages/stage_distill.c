@@ -1,11 +1,11 @@
-/* distill.c - the `distill` stage kind (GenDistill stage 3a: end-to-end distillation on pretraining text), and what
- * the training stages align, distill and finetune share (engine/stages/distill.h). */
+/* stage_distill.c - the `distill` stage kind (GenDistill stage 3a: end-to-end distillation on pretraining text), and what
+ * the training stages align, distill and finetune share (engine/stages/stage_distill.h). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/stages/distill.h"
+#include "engine/stages/stage_distill.h"
 #include "engine/nn/engine.h"
 #include "engine/nn/hfdir.h"
 

@@ -1,12 +1,12 @@
-/* convert.c - the `convert` stage kind: a Qwen3 teacher checkpoint in, the Hybrid-KDA student checkpoint out. */
+/* stage_convert.c - the `convert` stage kind: a Qwen3 teacher checkpoint in, the Hybrid-KDA student checkpoint out. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/stages/stage.h"
-#include "engine/stages/convert.h"
-#include "engine/nn/kda.h"
+#include "engine/stages/stage_convert.h"
+#include "engine/nn/kda_layer.h"
 #include "engine/nn/hfdir.h"
 #include "engine/nn/model.h"
 

@@ -1,4 +1,4 @@
-/* data.c - the `data` stage kind: builds the offline world (corpus, chat pairs, benchmarks) or loads JSONL benchmarks. */
+/* stage_data.c - the `data` stage kind: builds the offline world (corpus, chat pairs, benchmarks) or loads JSONL benchmarks. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

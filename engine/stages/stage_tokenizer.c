@@ -1,4 +1,4 @@
-/* tokenizer.c - the `tokenizer` stage kind: trains a byte-level BPE on the data world's corpus, or loads one. */
+/* stage_tokenizer.c - the `tokenizer` stage kind: trains a byte-level BPE on the data world's corpus, or loads one. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>

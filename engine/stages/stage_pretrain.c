@@ -1,10 +1,10 @@
-/* pretrain.c - the `pretrain` stage kind: trains a Qwen3 teacher from scratch on the data world, or loads an HF dir. */
+/* stage_pretrain.c - the `pretrain` stage kind: trains a Qwen3 teacher from scratch on the data world, or loads an HF dir. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/stages/train.h"
+#include "engine/stages/stage_train.h"
 #include "engine/nn/engine.h"
 #include "engine/nn/hfdir.h"
 #include "engine/nn/model.h"

@@ -1,10 +1,10 @@
-/* align.c - the `align` stage kind (GenDistill stages 1-2): each converted layer learns, from the teacher's hidden
+/* stage_align.c - the `align` stage kind (GenDistill stages 1-2): each converted layer learns, from the teacher's hidden
  * state at its input, to reproduce the teacher layer's mixer output or block output (MSE); only mixers train. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/stages/distill.h"
+#include "engine/stages/stage_distill.h"
 
 static const hx_field align_fields[] = {
     {"target", HX_T_STR, "\"mixer_out\"", "mixer_out|block_out",

@@ -1,4 +1,4 @@
-/* convert.h - the convert stage's library entry points (used by its stage kind and its tests). */
+/* stage_convert.h - the convert stage's library entry points (used by its stage kind and its tests). */
 #ifndef HX_CONVERT_H
 #define HX_CONVERT_H
 

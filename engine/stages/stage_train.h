@@ -1,4 +1,4 @@
-/* train.h - what every training stage kind (pretrain, align, distill, finetune) shares: the configuration of the one
+/* stage_train.h - what every training stage kind (pretrain, align, distill, finetune) shares: the configuration of the one
  * training loop (nn_fit, engine/nn/train.h) from the stage's context and parameters. */
 #ifndef HX_STAGES_TRAIN_H
 #define HX_STAGES_TRAIN_H

@@ -1,4 +1,4 @@
-/* bench.c - the `bench` stage kind: real benchmark files (lm-eval / HF JSONL) as items an eval asks, nothing to train on. */
+/* stage_bench.c - the `bench` stage kind: real benchmark files (lm-eval / HF JSONL) as items an eval asks, nothing to train on. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

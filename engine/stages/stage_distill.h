@@ -1,10 +1,10 @@
-/* distill.h - what the GenDistill training stage kinds (align, distill, finetune) share: the common parameter
+/* stage_distill.h - what the GenDistill training stage kinds (align, distill, finetune) share: the common parameter
  * rows, opening teacher/student/tokenizer from the inputs, the trainer from the parameters, writing the artifact. */
 #ifndef HX_STAGES_DISTILL_H
 #define HX_STAGES_DISTILL_H
 
-#include "engine/stages/train.h"
-#include "engine/nn/distill.h"
+#include "engine/stages/stage_train.h"
+#include "engine/nn/distill_loss.h"
 
 /* Schema rows every training stage has (defaults differ per kind: steps, learning rate). */
 #define HX_TRAIN_FIELDS(STEPS, LR, MIN_LR, WARMUP)                                                                    \

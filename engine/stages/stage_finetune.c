@@ -1,10 +1,10 @@
-/* finetune.c - the `finetune` stage kind (GenDistill stage 3b): post-training on chat/instruction pairs by KL to the
+/* stage_finetune.c - the `finetune` stage kind (GenDistill stage 3b): post-training on chat/instruction pairs by KL to the
  * teacher (kd) or cross-entropy (sft), on all tokens or the completion only, with chosen groups frozen. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/stages/distill.h"
+#include "engine/stages/stage_distill.h"
 
 static const hx_field finetune_fields[] = {
     {"objective", HX_T_STR, "\"kd\"", "kd|sft", "kd: KL to the teacher's next-token distribution; sft: cross-entropy"},
