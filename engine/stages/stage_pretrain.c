@@ -10,24 +10,26 @@
 #include "engine/nn/model.h"
 #include "engine/nn/tokenizer.h"
 
+/* Sizes come from the recipe (recipes/base/scales.yaml, scales.<scale>.teacher); one it leaves out takes the default
+ * below, which is the tiny scale's (docs/design.md, "Scales"; tests/e2e/engine_pretrain.sh checks they agree). */
 static const hx_field pretrain_fields[] = {
     {"source", HX_T_STR, "\"train\"", "train|load", "train: from scratch on the data world; load: an HF directory `path`"},
     {"path", HX_T_PATH, "\"\"", NULL, "load: a Hugging Face checkpoint directory (config.json + safetensors; content keyed)"},
-    {"hidden", HX_T_INT, "64", NULL, "hidden size d"},
+    {"hidden", HX_T_INT, "128", NULL, "hidden size d"},
     {"layers", HX_T_INT, "4", NULL, "decoder layers"},
     {"heads", HX_T_INT, "4", NULL, "query heads"},
     {"kv_heads", HX_T_INT, "2", NULL, "key/value heads (GQA)"},
-    {"head_dim", HX_T_INT, "16", NULL, "head dimension K"},
-    {"ffn", HX_T_INT, "192", NULL, "MLP width"},
+    {"head_dim", HX_T_INT, "32", NULL, "head dimension K"},
+    {"ffn", HX_T_INT, "384", NULL, "MLP width"},
     {"tied", HX_T_BOOL, "true", NULL, "tie the lm_head to the embeddings"},
     {"rope_theta", HX_T_NUM, "10000", NULL, "RoPE base"},
     {"seq_len", HX_T_INT, "128", NULL, "tokens per packed row"},
     {"batch", HX_T_INT, "16", NULL, "rows per micro-batch"},
     {"accum", HX_T_INT, "1", NULL, "micro-batches per optimizer step (gradient accumulation)"},
-    {"steps", HX_T_INT, "1000", NULL, "optimizer steps"},
+    {"steps", HX_T_INT, "500", NULL, "optimizer steps"},
     {"lr", HX_T_NUM, "0.003", NULL, "peak learning rate"},
     {"min_lr", HX_T_NUM, "0.0003", NULL, "final learning rate (cosine, wsd)"},
-    {"warmup", HX_T_INT, "50", NULL, "linear warmup steps"},
+    {"warmup", HX_T_INT, "20", NULL, "linear warmup steps"},
     {"schedule", HX_T_STR, "\"cosine\"", "cosine|wsd|constant", "learning-rate schedule"},
     {"decay_frac", HX_T_NUM, "0.2", NULL, "wsd: fraction of the steps spent decaying"},
     {"weight_decay", HX_T_NUM, "0.1", NULL, "AdamW decoupled weight decay (matrices only)"},
