@@ -165,6 +165,15 @@ int hx_tgz_each(const char *tgz, int (*want)(const char *entry, void *ud), hx_en
 /* SHA-256 (libcrypto). hex must hold 65 bytes. */
 void hx_sha256_hex(const void *data, size_t len, char hex[65]);
 int hx_sha256_file_hex(const char *path, char hex[65]);
+/* The same incrementally (bytes hashed while they stream through): init, update..., then final (or abort). */
+struct evp_md_ctx_st;
+typedef struct hx_sha256 {
+    struct evp_md_ctx_st *ctx;
+} hx_sha256;
+void hx_sha256_init(hx_sha256 *h);
+void hx_sha256_update(hx_sha256 *h, const void *p, size_t n);
+void hx_sha256_final(hx_sha256 *h, char hex[65]);
+void hx_sha256_abort(hx_sha256 *h);
 
 /* FNV-1a, 64-bit: hx_fnv1a(HX_FNV1A_INIT, p, n) hashes n bytes; pass the result back in to go on. Not a
  * cryptographic hash: the hash tables' and the seeded streams' (evalsuite, world) one cheap hash. */
