@@ -78,7 +78,7 @@ char *rp_resolve_run(const json_t *ids, const char *ref)
 
 
 /* "x=1,y=b" of an axes object, in the object's order ("" when shared). xmalloc'd. */
-static char *axes_label(const json_t *axes)
+char *rp_axes_label(const json_t *axes)
 {
     char *s = xstrdup("");
     const char *k;
@@ -201,7 +201,7 @@ static const char *const paired_fields[] = {"delta_ll", "delta_gen", "did", "ll_
 static json_t *make_row(tab_ctx *c, json_t *rec, json_t *trec, int teacher)
 {
     const char *key = hx_json_str(rec, "key");
-    char *label = axes_label(json_object_get(rec, "axes"));
+    char *label = rp_axes_label(json_object_get(rec, "axes"));
     if (teacher) {
         char *t = xstrfmt("teacher (%s%s%s)", hx_json_str(rec, "stage"), *label ? " " : "", label);
         free(label);

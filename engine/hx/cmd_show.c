@@ -31,22 +31,6 @@ static void fmt_seconds(char *buf, size_t n, double s)
     else snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
 }
 
-/* "k=v,k=v" of an axes object ("" without axes), xmalloc'd. */
-static char *axes_text(const json_t *axes)
-{
-    char *s = xstrdup("");
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)axes, k, v) {
-        char *val = json_is_string(v) ? xstrdup(json_string_value(v)) : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-        char *t = xstrfmt("%s%s%s=%s", s, *s ? "," : "", k, val);
-        free(val);
-        free(s);
-        s = t;
-    }
-    return s;
-}
-
 /* The scalar metrics of a manifest as "k=v k=v", at most SHOW_METRICS, then "(+N more)"; xmalloc'd. */
 static char *metrics_text(const json_t *metrics)
 {
@@ -116,7 +100,7 @@ static void print_summary(const hx_store *s, const json_t *run)
     json_array_foreach(stages, i, v) {
         const char *st = hx_json_str(v, "state") ? hx_json_str(v, "state") : "?";
         json_object_set_new(count, st, json_integer(json_integer_value(json_object_get(count, st)) + 1));
-        char *a = axes_text(json_object_get(v, "axes"));
+        char *a = rp_axes_label(json_object_get(v, "axes"));
         int ls = (int)strlen(hx_json_str(v, "stage") ? hx_json_str(v, "stage") : ""), la = (int)strlen(a);
         ws = ls > ws ? ls : ws;
         wa = la > wa ? la : wa;
@@ -129,7 +113,7 @@ static void print_summary(const hx_store *s, const json_t *run)
     printf("\n%-*s  %-*s  %-9s %-9s %-12s  %s\n", ws, "stage", wa, "axes", "state", "time", "key", "metrics");
     json_array_foreach(stages, i, v) {
         const char *key = hx_json_str(v, "key") ? hx_json_str(v, "key") : "", *state = hx_json_str(v, "state") ? hx_json_str(v, "state") : "?";
-        char *a = axes_text(json_object_get(v, "axes")), *m;
+        char *a = rp_axes_label(json_object_get(v, "axes")), *m;
         json_t *man = *key && hx_store_has(s, key) ? hx_store_manifest(s, key) : NULL;
         double secs = json_number_value(json_object_get(v, "seconds"));
         if (man && !strcmp(state, "cached")) secs = json_number_value(json_object_get(man, "seconds"));
