@@ -62,7 +62,7 @@ static int bench_memory(int argc, char **argv)
     if (!nn_config_has_linear(&c)) {
         unsigned char attn[NN_MAX_LAYERS];
         json_t *spec = json_string(layers);
-        if (hx_convert_layers(spec, c.n_layers, attn) < 0) die(HX_EXIT_USAGE, "%s", hx_last_error());
+        if (stage_convert_layers(spec, c.n_layers, attn) < 0) die(HX_EXIT_USAGE, "%s", hx_last_error());
         json_decref(spec);
         for (int l = 0; l < c.n_layers; l++) student.mixer[l] = attn[l] ? NN_MIX_ATTN : NN_MIX_KDA;
         if (student.conv_size <= 0) student.conv_size = 4;

@@ -118,7 +118,7 @@ static int pretrain_run(hx_stage_ctx *c)
              c->stage_name, nn_config_n_params(&cfg), d.n, d.n_docs, steps, accum, B, T);
     nn_fit_cfg fc;
     nn_fit_result res;
-    hx_train_fit_cfg(c, &fc, steps, logp);
+    stage_train_fit_cfg(c, &fc, steps, logp);
     if (nn_fit(&tr, &fc, nn_train_xent_micro, &tr, &res)) goto out;
     if (nn_model_save(m, c->out_dir, !strcmp(hx_with_str(c, "dtype"), "bfloat16") ? ST_BF16 : ST_F32, NN_SHARD_BYTES))
         goto out;

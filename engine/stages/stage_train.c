@@ -4,7 +4,7 @@
 
 #include "engine/stages/stage_train.h"
 
-void hx_train_fit_cfg(hx_stage_ctx *c, nn_fit_cfg *fc, int steps, const char *log_path)
+void stage_train_fit_cfg(hx_stage_ctx *c, nn_fit_cfg *fc, int steps, const char *log_path)
 {
     memset(fc, 0, sizeof *fc);
     fc->label = c->stage_name;

@@ -11,6 +11,6 @@
  * log_path, the parameters log_every, ckpt_every, accum x batch x seq_len tokens per step, Ctrl-C through
  * ctx->interrupted. Test hook: HX_TEST_INTERRUPT_STEP=N stops the loop as Ctrl-C would once N steps are done.
  */
-void hx_train_fit_cfg(hx_stage_ctx *c, nn_fit_cfg *fc, int steps, const char *log_path);
+void stage_train_fit_cfg(hx_stage_ctx *c, nn_fit_cfg *fc, int steps, const char *log_path);
 
 #endif
