@@ -131,7 +131,7 @@ int stage_train_trainer(hx_stage_ctx *c, nn_trainer *tr, nn_model *m, const nn_d
 void stage_train_env_fit_cfg(hx_stage_ctx *c, stage_train_env *env, nn_fit_cfg *fc, int steps)
 {
     free(env->log_path);
-    env->log_path = hx_path_join(c->out_dir, "train_log.jsonl");
+    env->log_path = hx_path_join(c->out_dir, STAGE_TRAIN_LOG);
     stage_train_fit_cfg(c, fc, steps, env->log_path);
 }
 

@@ -88,7 +88,7 @@ static int pretrain_run(hx_stage_ctx *c)
     nn_model *m = NULL;
     nn_trainer tr = {0};
     int own = 0;
-    char *logp = hx_path_join(c->out_dir, "train_log.jsonl");
+    char *logp = hx_path_join(c->out_dir, STAGE_TRAIN_LOG);
     int r = -1;
     if (nn_tokenizer_load(&tok, tokp) || nn_data_from_text(&d, tok, corpus)) goto out;
     nn_config cfg;

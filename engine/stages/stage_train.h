@@ -6,6 +6,9 @@
 #include "engine/stages/stage.h"
 #include "engine/nn/train.h"
 
+/* The training log every training kind writes into its artifact (one JSON line per log_every steps). */
+#define STAGE_TRAIN_LOG "train_log.jsonl"
+
 /*
  * The loop's configuration for `steps` steps: label = the stage's name, checkpoints in ctx->ckpt_dir, the log at
  * log_path, the parameters log_every, ckpt_every, accum x batch x seq_len tokens per step, Ctrl-C through
