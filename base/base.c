@@ -639,6 +639,33 @@ void hx_sha256_hex(const void *data, size_t len, char hex[65])
     to_hex(md, n, hex);
 }
 
+void hx_sha256_init(hx_sha256 *h)
+{
+    h->ctx = EVP_MD_CTX_new();
+    if (!h->ctx || EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL) != 1) BUG("EVP sha256 init failed");
+}
+
+void hx_sha256_update(hx_sha256 *h, const void *p, size_t n)
+{
+    if (EVP_DigestUpdate(h->ctx, p, n) != 1) BUG("EVP sha256 update failed");
+}
+
+void hx_sha256_final(hx_sha256 *h, char hex[65])
+{
+    unsigned char d[32];
+    unsigned int n = 0;
+    if (EVP_DigestFinal_ex(h->ctx, d, &n) != 1 || n != 32) BUG("EVP sha256 final failed");
+    EVP_MD_CTX_free(h->ctx);
+    h->ctx = NULL;
+    to_hex(d, n, hex);
+}
+
+void hx_sha256_abort(hx_sha256 *h)
+{
+    EVP_MD_CTX_free(h->ctx);
+    h->ctx = NULL;
+}
+
 int hx_sha256_file_hex(const char *path, char hex[65])
 {
     /* Streamed, so no size cap; but a device or FIFO (a stage's output, a symlink) would never end. */
@@ -649,25 +676,26 @@ int hx_sha256_file_hex(const char *path, char hex[65])
         close(fd);
         return error("cannot open '%s': %s", path, strerror(errno));
     }
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    hx_sha256 h;
+    hx_sha256_init(&h);
     static _Thread_local unsigned char buf[1 << 16];
     size_t r;
-    while ((r = fread(buf, 1, sizeof buf, f)) > 0) EVP_DigestUpdate(ctx, buf, r);
+    while ((r = fread(buf, 1, sizeof buf, f)) > 0) hx_sha256_update(&h, buf, r);
     int bad = ferror(f);
     fclose(f);
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned n = 0;
-    EVP_DigestFinal_ex(ctx, md, &n);
-    EVP_MD_CTX_free(ctx);
-    if (bad) return error("cannot read '%s'", path);
-    to_hex(md, n, hex);
+    if (bad) {
+        hx_sha256_abort(&h);
+        return error("cannot read '%s'", path);
+    }
+    hx_sha256_final(&h, hex);
     return 0;
 }
 
 /* ---- JSON numbers ---- */
 
 json_t *hx_json_num(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+
+const char *hx_json_str(const json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
 
 const char *hx_json_numf(char buf[48], const char *fmt, double v)
 {

@@ -159,6 +159,8 @@ struct json_t *hx_read_json(const char *path, size_t flags);
  * json_object_set_new into a silently dropped key). */
 struct json_t *hx_json_num(double v);                          /* json_real(v), or json_null() */
 const char *hx_json_numf(char buf[48], const char *fmt, double v); /* snprintf(fmt, v), or "null" */
+/* The string value of o[k]; NULL if o is NULL, k is absent or not a string. */
+const char *hx_json_str(const struct json_t *o, const char *k);
 int hx_write_file(const char *path, const void *data, size_t len); /* write + fsync */
 int hx_write_file_atomic(const char *path, const void *data, size_t len); /* tmp + fsync + rename */
 int hx_mkdir_p(const char *path);
@@ -179,6 +181,24 @@ int hx_tgz_each(const char *tgz, int (*want)(const char *entry, void *ud), hx_en
 /* SHA-256 (libcrypto). hex must hold 65 bytes. */
 void hx_sha256_hex(const void *data, size_t len, char hex[65]);
 int hx_sha256_file_hex(const char *path, char hex[65]);
+/* The same incrementally (bytes hashed while they stream through): init, update..., then final (or abort). */
+struct evp_md_ctx_st;
+typedef struct hx_sha256 {
+    struct evp_md_ctx_st *ctx;
+} hx_sha256;
+void hx_sha256_init(hx_sha256 *h);
+void hx_sha256_update(hx_sha256 *h, const void *p, size_t n);
+void hx_sha256_final(hx_sha256 *h, char hex[65]);
+void hx_sha256_abort(hx_sha256 *h);
+
+/* FNV-1a, 64-bit: hx_fnv1a(HX_FNV1A_INIT, p, n) hashes n bytes; pass the result back in to go on. Not a
+ * cryptographic hash: the hash tables' and the seeded streams' (evalsuite, world) one cheap hash. */
+#define HX_FNV1A_INIT 1469598103934665603ull
+static inline uint64_t hx_fnv1a(uint64_t h, const void *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) h = (h ^ ((const unsigned char *)p)[i]) * 1099511628211ull;
+    return h;
+}
 
 /* Deterministic RNG (splitmix64 seeding + xoshiro256**): reproducible across machines. */
 typedef struct { uint64_t s[4]; } hx_rng;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/base.h"
+#include "base/sort.h"
 #include "evalsuite/metrics.h"
 #include "evalsuite/stats.h"
 
@@ -239,8 +240,6 @@ static json_t *group(const outcome *o, int n, const char *split, const char *tas
     return r;
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
-
 /* Sorted distinct values of a string field. */
 static const char **distinct(const outcome *o, int n, int field_split, const char *split, int *count)
 {
@@ -253,7 +252,7 @@ static const char **distinct(const outcome *o, int n, int field_split, const cha
         for (int j = 0; j < k && !seen; j++) seen = !strcmp(v[j], s);
         if (!seen) v[k++] = s;
     }
-    qsort(v, (size_t)k, sizeof *v, cmp_str);
+    qsort(v, (size_t)k, sizeof *v, hx_cmp_str);
     *count = k;
     return v;
 }

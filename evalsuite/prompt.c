@@ -179,9 +179,7 @@ char *ev_ll_target(const ev_item *it, int choice, int chat)
 
 static uint64_t doc_seed(uint64_t seed, const char *doc)
 {
-    uint64_t h = 1469598103934665603ull ^ (seed * 0x9e3779b97f4a7c15ull);
-    for (const char *s = doc; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
+    return hx_fnv1a(HX_FNV1A_INIT ^ (seed * 0x9e3779b97f4a7c15ull), doc, strlen(doc));
 }
 
 int ev_pick_shots(const ev_item *all, int n_all, const ev_item *it, int k, uint64_t seed, const ev_item **out)

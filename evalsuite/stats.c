@@ -2,6 +2,7 @@
  * chi-square), Holm's correction, Kendall's tau-b. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/base.h"
 #include "evalsuite/stats.h"
@@ -20,11 +21,9 @@ ev_ci ev_wilson(int k, int n, double z)
 
 uint64_t ev_stream_seed(uint64_t seed, const char *a, const char *b)
 {
-    uint64_t h = 1469598103934665603ull ^ seed; /* FNV-1a */
-    for (const char *s = a; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    h = (h ^ '/') * 1099511628211ull;
-    for (const char *s = b; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
+    uint64_t h = hx_fnv1a(HX_FNV1A_INIT ^ seed, a, strlen(a));
+    h = hx_fnv1a(h, "/", 1);
+    return hx_fnv1a(h, b, strlen(b));
 }
 
 void ev_bootstrap_means(const double *const *x, int k, int n, int reps, uint64_t seed, double *out)

@@ -10,14 +10,13 @@
 #include "evalsuite/stats.h"
 #include "reports/report.h"
 
-static const char *sget(const json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
 static json_t *or_null(json_t *v) { return v ? v : json_null(); }
 
 /* "stage[axes]" with the axes in sorted canonical JSON: how instances of two runs are matched. xmalloc'd. */
 static char *inst_id(const json_t *rec)
 {
     json_t *ax = json_object_get(rec, "axes");
-    if (!json_object_size(ax)) return xstrdup(sget(rec, "stage") ? sget(rec, "stage") : "?");
+    if (!json_object_size(ax)) return xstrdup(hx_json_str(rec, "stage") ? hx_json_str(rec, "stage") : "?");
     char *s = xstrdup("");
     const char **keys = xcalloc(json_object_size(ax) + 1, sizeof *keys);
     size_t n = 0;
@@ -38,7 +37,7 @@ static char *inst_id(const json_t *rec)
         free(s);
         s = t;
     }
-    char *id = xstrfmt("%s[%s]", sget(rec, "stage") ? sget(rec, "stage") : "?", s);
+    char *id = xstrfmt("%s[%s]", hx_json_str(rec, "stage") ? hx_json_str(rec, "stage") : "?", s);
     free(s);
     free(keys);
     return id;
@@ -132,7 +131,7 @@ static void add_splits(json_t *seen, const json_t *items)
     size_t i;
     json_t *it;
     json_array_foreach(items, i, it) {
-        const char *sp = sget(it, "split"), *task = sget(it, "task");
+        const char *sp = hx_json_str(it, "split"), *task = hx_json_str(it, "task");
         if (!sp || !task) continue;
         json_t *s = json_object_get(seen, sp);
         if (!s) json_object_set_new(seen, sp, s = json_object());
@@ -142,7 +141,7 @@ static void add_splits(json_t *seen, const json_t *items)
 
 json_t *rp_diff_evals(const char *id, const json_t *ra, const json_t *rb, const rp_source *src, unsigned long long seed)
 {
-    const char *ka = sget(ra, "key"), *kb = sget(rb, "key");
+    const char *ka = hx_json_str(ra, "key"), *kb = hx_json_str(rb, "key");
     json_t *o = json_pack("{s:s,s:s,s:s,s:b}", "instance", id, "key_a", ka ? ka : "", "key_b", kb ? kb : "", "same_key",
                           ka && kb && !strcmp(ka, kb));
     json_t *ia = src && ka ? src->load(src->ud, ka, "items.jsonl") : NULL;
@@ -220,7 +219,7 @@ json_t *rp_diff(const json_t *run_a, const json_t *run_b, const rp_source *src, 
     json_array_foreach(sa, i, r) {
         char *id = inst_id(r);
         json_t *rb = json_object_get(idx_b, id);
-        const char *ka = sget(r, "key"), *kb = rb ? sget(rb, "key") : NULL;
+        const char *ka = hx_json_str(r, "key"), *kb = rb ? hx_json_str(rb, "key") : NULL;
         const char *st = !rb ? "only_a" : ka && kb && !strcmp(ka, kb) ? "same" : "differs";
         json_array_append_new(stages, json_pack("{s:s,s:s,s:s?,s:s?,s:O}", "instance", id, "status", st, "key_a", ka,
                                                 "key_b", kb, "kind", or_null(json_object_get(r, "kind"))));
@@ -229,7 +228,7 @@ json_t *rp_diff(const json_t *run_a, const json_t *run_b, const rp_source *src, 
             diff_values(params, id, "kind", json_object_get(r, "kind"), json_object_get(rb, "kind"));
             diff_values(params, id, "kind_version", json_object_get(r, "kind_version"), json_object_get(rb, "kind_version"));
             diff_values(params, id, "with", json_object_get(r, "with"), json_object_get(rb, "with"));
-            const char *kind = sget(r, "kind");
+            const char *kind = hx_json_str(r, "kind");
             if (kind && !strcmp(kind, "eval")) json_array_append_new(evals, rp_diff_evals(id, r, rb, src, seed));
         }
         free(id);
@@ -238,7 +237,7 @@ json_t *rp_diff(const json_t *run_a, const json_t *run_b, const rp_source *src, 
         char *id = inst_id(r);
         if (!json_object_get(matched, id))
             json_array_append_new(stages, json_pack("{s:s,s:s,s:s?,s:O}", "instance", id, "status", "only_b", "key_b",
-                                                    sget(r, "key"), "kind", or_null(json_object_get(r, "kind"))));
+                                                    hx_json_str(r, "key"), "kind", or_null(json_object_get(r, "kind"))));
         free(id);
     }
     json_decref(matched);
@@ -293,7 +292,7 @@ json_t *rp_find_instance(const json_t *run, const char *ref)
     size_t i;
     json_t *r;
     json_array_foreach(json_object_get(run, "stages"), i, r) {
-        const char *st = sget(r, "stage");
+        const char *st = hx_json_str(r, "stage");
         if (!st || strlen(st) != sl || strncmp(st, ref, sl)) continue;
         char *id = inst_id(r);
         json_array_append_new(cands, json_string(id));
@@ -316,18 +315,18 @@ json_t *rp_find_instance(const json_t *run, const char *ref)
     if (!json_array_size(cands)) {
         json_t *names = json_object();
         json_array_foreach(json_object_get(run, "stages"), i, r)
-            if (sget(r, "kind") && !strcmp(sget(r, "kind"), "eval") && sget(r, "stage") && !json_object_get(names, sget(r, "stage"))) {
-                json_object_set_new(names, sget(r, "stage"), json_true());
-                hx_sb_printf(&b, "%s%s", b.len ? ", " : "", sget(r, "stage"));
+            if (hx_json_str(r, "kind") && !strcmp(hx_json_str(r, "kind"), "eval") && hx_json_str(r, "stage") && !json_object_get(names, hx_json_str(r, "stage"))) {
+                json_object_set_new(names, hx_json_str(r, "stage"), json_true());
+                hx_sb_printf(&b, "%s%s", b.len ? ", " : "", hx_json_str(r, "stage"));
             }
         json_decref(names);
-        error("run %s has no stage '%.*s' (its eval stages: %s)", sget(run, "run_id") ? sget(run, "run_id") : "?", (int)sl,
+        error("run %s has no stage '%.*s' (its eval stages: %s)", hx_json_str(run, "run_id") ? hx_json_str(run, "run_id") : "?", (int)sl,
               ref, b.s ? b.s : "none");
     } else if (!nhit) {
-        error("run %s has no instance %s (instances: %s)", sget(run, "run_id") ? sget(run, "run_id") : "?", ref, b.s);
+        error("run %s has no instance %s (instances: %s)", hx_json_str(run, "run_id") ? hx_json_str(run, "run_id") : "?", ref, b.s);
     } else {
         error("'%s' names %d instances of run %s (%s): give the axes, STAGE[axis=value,...]", ref, nhit,
-              sget(run, "run_id") ? sget(run, "run_id") : "?", b.s);
+              hx_json_str(run, "run_id") ? hx_json_str(run, "run_id") : "?", b.s);
     }
     hx_sb_free(&b);
     json_decref(cands);
@@ -339,10 +338,10 @@ json_t *rp_diff_instances(const json_t *run_a, const json_t *rec_a, const json_t
 {
     const json_t *rec[2] = {rec_a, rec_b};
     for (int k = 0; k < 2; k++)
-        if (!sget(rec[k], "kind") || strcmp(sget(rec[k], "kind"), "eval")) {
+        if (!hx_json_str(rec[k], "kind") || strcmp(hx_json_str(rec[k], "kind"), "eval")) {
             char *id = inst_id(rec[k]);
             error("%s is a %s stage, not an eval: hx diff RUN:STAGE compares evaluations", id,
-                  sget(rec[k], "kind") ? sget(rec[k], "kind") : "?");
+                  hx_json_str(rec[k], "kind") ? hx_json_str(rec[k], "kind") : "?");
             free(id);
             return NULL;
         }
@@ -391,7 +390,7 @@ static void print_flips(FILE *f, const char *what, json_t *fl, int max)
         for (size_t i = 0; i < json_array_size(L) && (int)i < max; i++) {
             json_t *e = json_array_get(L, i);
             char *pa = short_json(json_object_get(e, "a_pred")), *pb = short_json(json_object_get(e, "b_pred"));
-            fprintf(f, "      %s-only  %-28s A: %-12s B: %s\n", side ? "B" : "A", sget(e, "doc_id"), pa, pb);
+            fprintf(f, "      %s-only  %-28s A: %-12s B: %s\n", side ? "B" : "A", hx_json_str(e, "doc_id"), pa, pb);
             free(pa);
             free(pb);
         }
@@ -438,9 +437,9 @@ char *rp_diff_text(const json_t *d, int max_flips)
     if (!f) return xstrdup("out of memory\n");
     for (int k = 0; k < 2; k++) {
         json_t *h = json_object_get(d, k ? "b" : "a");
-        fprintf(f, "%s: run %s  %s  (%s)%s%s\n", k ? "B" : "A", sget(h, "run_id") ? sget(h, "run_id") : "?",
-                sget(h, "recipe") ? sget(h, "recipe") : "?", sget(h, "status") ? sget(h, "status") : "?",
-                sget(h, "instance") ? "  " : "", sget(h, "instance") ? sget(h, "instance") : "");
+        fprintf(f, "%s: run %s  %s  (%s)%s%s\n", k ? "B" : "A", hx_json_str(h, "run_id") ? hx_json_str(h, "run_id") : "?",
+                hx_json_str(h, "recipe") ? hx_json_str(h, "recipe") : "?", hx_json_str(h, "status") ? hx_json_str(h, "status") : "?",
+                hx_json_str(h, "instance") ? "  " : "", hx_json_str(h, "instance") ? hx_json_str(h, "instance") : "");
     }
     if (json_object_get(d, "same_recipe_files"))
         fprintf(f, "recipe files: %s\n", json_is_true(json_object_get(d, "same_recipe_files")) ? "identical" : "differ");
@@ -449,7 +448,7 @@ char *rp_diff_text(const json_t *d, int max_flips)
     for (size_t i = 0; i < json_array_size(params); i++) {
         json_t *p = json_array_get(params, i);
         char *va = short_json(json_object_get(p, "a")), *vb = short_json(json_object_get(p, "b"));
-        fprintf(f, "  %-32s %-24s %s -> %s\n", sget(p, "instance"), sget(p, "path"), va, vb);
+        fprintf(f, "  %-32s %-24s %s -> %s\n", hx_json_str(p, "instance"), hx_json_str(p, "path"), va, vb);
         free(va);
         free(vb);
     }
@@ -457,17 +456,17 @@ char *rp_diff_text(const json_t *d, int max_flips)
     if (st) fprintf(f, "\nstage keys:\n");
     for (size_t i = 0; i < json_array_size(st); i++) {
         json_t *s = json_array_get(st, i);
-        const char *ka = sget(s, "key_a"), *kb = sget(s, "key_b"), *status = sget(s, "status");
-        fprintf(f, "  %-8s %-32s %.12s%s%.12s\n", status, sget(s, "instance"), ka ? ka : "", !strcmp(status, "differs") ? " -> " : "",
+        const char *ka = hx_json_str(s, "key_a"), *kb = hx_json_str(s, "key_b"), *status = hx_json_str(s, "status");
+        fprintf(f, "  %-8s %-32s %.12s%s%.12s\n", status, hx_json_str(s, "instance"), ka ? ka : "", !strcmp(status, "differs") ? " -> " : "",
                 !strcmp(status, "differs") || !strcmp(status, "only_b") ? (kb ? kb : "") : "");
     }
     json_t *ev = json_object_get(d, "evals");
     for (size_t i = 0; i < json_array_size(ev); i++) {
         json_t *e = json_array_get(ev, i);
-        fprintf(f, "\nmetrics of %s (B - A)%s:\n", sget(e, "instance"),
+        fprintf(f, "\nmetrics of %s (B - A)%s:\n", hx_json_str(e, "instance"),
                 json_is_true(json_object_get(e, "same_key")) ? ", same key: the same artifact, equal by construction" : "");
-        if (sget(e, "error")) {
-            fprintf(f, "  not compared: %s\n", sget(e, "error"));
+        if (hx_json_str(e, "error")) {
+            fprintf(f, "  not compared: %s\n", hx_json_str(e, "error"));
             continue;
         }
         const char *sp;

@@ -14,7 +14,6 @@
 #define FS_TITLE 8.0
 #define LINE 8.5 /* a legend or label line */
 
-static const char *sget(const json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
 static double num(const json_t *o, const char *k) { return json_number_value(json_object_get(o, k)); }
 static int has(const json_t *o, const char *k) { return json_is_number(json_object_get(o, k)); }
 
@@ -188,7 +187,7 @@ static double fig_accuracy(const json_t *t, const char *name, rp_canvas_fmt fmt,
         json_t *row = json_array_get(rows, r);
         if (!has(row, "ll_acc") || !has(row, "gen_acc")) continue;
         int teacher = json_is_true(json_object_get(row, "teacher"));
-        le[ne++] = (legend_entry){sget(row, "label"), teacher ? RP_BLACK : arm_colour((int)arm),
+        le[ne++] = (legend_entry){hx_json_str(row, "label"), teacher ? RP_BLACK : arm_colour((int)arm),
                                   teacher ? RP_DIAMOND : arm_shape((int)arm), 0};
         arm += !teacher;
     }
@@ -199,7 +198,7 @@ static double fig_accuracy(const json_t *t, const char *name, rp_canvas_fmt fmt,
     rp_canvas c;
     char *fname = xstrfmt("%s-accuracy", name);
     rp_cv_begin(&c, fmt, out, fname, FIG_W, H);
-    char *title = xstrfmt("%s: LL vs generation accuracy (95%% Wilson)", sget(t, "name"));
+    char *title = xstrfmt("%s: LL vs generation accuracy (95%% Wilson)", hx_json_str(t, "name"));
     rp_cv_text(&c, 8, 10, title, FS_TITLE, RP_LEFT, 0, "class=\"title\"");
     free(title);
     plot p = {42, 14, side, side, lo, hi, lo, hi};
@@ -211,7 +210,7 @@ static double fig_accuracy(const json_t *t, const char *name, rp_canvas_fmt fmt,
         double x = 100 * num(row, "ll_acc"), y = 100 * num(row, "gen_acc");
         error_bars(&c, PX(&p, x), PY(&p, y), PX(&p, 100 * ci_end(row, "ll_acc", 0)), PX(&p, 100 * ci_end(row, "ll_acc", 1)),
                    PY(&p, 100 * ci_end(row, "gen_acc", 0)), PY(&p, 100 * ci_end(row, "gen_acc", 1)), le[e].colour);
-        char *lab = attr(sget(row, "label"));
+        char *lab = attr(hx_json_str(row, "label"));
         char *meta = xstrfmt("class=\"point\" data-label=\"%s\" data-x=\"%.6g\" data-y=\"%.6g\" data-teacher=\"%d\"", lab, x, y,
                              json_is_true(json_object_get(row, "teacher")));
         rp_cv_mark(&c, PX(&p, x), PY(&p, y), le[e].shape, le[e].shape == RP_DIAMOND ? 5 : 4.2, le[e].colour, meta);
@@ -237,7 +236,7 @@ static int reversal_mark(const json_t *t, const char *label)
     for (size_t i = 0; i < json_array_size(in); i++) {
         json_t *e = json_array_get(in, i);
         if (!json_is_true(json_object_get(e, "reversed"))) continue;
-        if (strcmp(sget(e, "a"), label) && strcmp(sget(e, "b"), label)) continue;
+        if (strcmp(hx_json_str(e, "a"), label) && strcmp(hx_json_str(e, "b"), label)) continue;
         m = json_is_true(json_object_get(e, "significant")) ? 2 : m > 1 ? m : 1;
     }
     return m;
@@ -258,7 +257,7 @@ static double fig_deltas(const json_t *t, const char *name, rp_canvas_fmt fmt, h
         n++;
         for (int m = 0; m < 2; m++)
             if (has(row, meas[m])) lo = fmin(lo, 100 * ci_end(row, meas[m], 0)), hi = fmax(hi, 100 * ci_end(row, meas[m], 1));
-        int rm = reversal_mark(t, sget(row, "label"));
+        int rm = reversal_mark(t, hx_json_str(row, "label"));
         any_sig |= rm == 2, any_ns |= rm == 1;
     }
     if (!n) return 0;
@@ -272,7 +271,7 @@ static double fig_deltas(const json_t *t, const char *name, rp_canvas_fmt fmt, h
     rp_canvas c;
     char *fname = xstrfmt("%s-deltas", name);
     rp_cv_begin(&c, fmt, out, fname, FIG_W, H);
-    char *title = xstrfmt("%s: Δ vs teacher (95%% intervals)", sget(t, "name"));
+    char *title = xstrfmt("%s: Δ vs teacher (95%% intervals)", hx_json_str(t, "name"));
     rp_cv_text(&c, 8, 10, title, FS_TITLE, RP_LEFT, 0, "class=\"title\"");
     free(title);
     for (int i = 0; i < 2; i++) { /* the measure swatches side by side, the reversal marks under them */
@@ -288,8 +287,8 @@ static double fig_deltas(const json_t *t, const char *name, rp_canvas_fmt fmt, h
     for (size_t r = 0; r < nr; r++) {
         json_t *row = json_array_get(rows, r);
         if (json_is_true(json_object_get(row, "teacher")) || (!has(row, "delta_ll") && !has(row, "delta_gen"))) continue;
-        int rm = reversal_mark(t, sget(row, "label"));
-        char *lab = xstrfmt("%s%s", sget(row, "label"), rm == 2 ? " ‡" : rm == 1 ? " †" : "");
+        int rm = reversal_mark(t, hx_json_str(row, "label"));
+        char *lab = xstrfmt("%s%s", hx_json_str(row, "label"), rm == 2 ? " ‡" : rm == 1 ? " †" : "");
         rp_cv_text(&c, p.x + 1, y + LINE - 1.5, lab, FS_LABEL, RP_LEFT, 0, "class=\"arm\"");
         free(lab);
         for (int m = 0; m < 2; m++) {
@@ -299,7 +298,7 @@ static double fig_deltas(const json_t *t, const char *name, rp_canvas_fmt fmt, h
                 continue;
             }
             double v = 100 * num(row, meas[m]);
-            char *a = attr(sget(row, "label"));
+            char *a = attr(hx_json_str(row, "label"));
             char *meta = xstrfmt("class=\"bar\" data-arm=\"%s\" data-measure=\"%s\" data-value=\"%.6g\" data-reversal=\"%d\"",
                                  a, meas[m], v, rm);
             rp_cv_rect(&c, PX(&p, 0), by + 0.5, PX(&p, v) - PX(&p, 0), 5, meas_colour[m], RP_NONE, meta);
@@ -341,7 +340,7 @@ static double fig_letters(const json_t *t, const char *name, rp_canvas_fmt fmt, 
     rp_canvas c;
     char *fname = xstrfmt("%s-letters", name);
     rp_cv_begin(&c, fmt, out, fname, FIG_W, H);
-    char *title = xstrfmt("%s: letters on lettered items (positional collapse)", sget(t, "name"));
+    char *title = xstrfmt("%s: letters on lettered items (positional collapse)", hx_json_str(t, "name"));
     rp_cv_text(&c, 8, 10, title, FS_TITLE, RP_LEFT, 0, "class=\"title\"");
     free(title);
     double spacing = fmin(24, (FIG_W - 16 - 40) / (nl + 1));
@@ -358,8 +357,8 @@ static double fig_letters(const json_t *t, const char *name, rp_canvas_fmt fmt, 
         json_t *row = json_array_get(rows, r), *l = json_object_get(row, "letters");
         if (!json_is_object(l) || json_integer_value(json_object_get(l, "n")) <= 0) continue;
         double total = (double)json_integer_value(json_object_get(l, "n"));
-        rp_cv_text(&c, 8, y + LINE - 1.5, sget(row, "label"), FS_LABEL, RP_LEFT, 0, "class=\"model\"");
-        char *a = attr(sget(row, "label"));
+        rp_cv_text(&c, 8, y + LINE - 1.5, hx_json_str(row, "label"), FS_LABEL, RP_LEFT, 0, "class=\"model\"");
+        char *a = attr(hx_json_str(row, "label"));
         for (int k = 0; k < 3; k++) {
             double by = y + LINE + k * (bar + 1), acc = 0;
             rp_cv_text(&c, p.x - 2, by + bar - 1, kind_title[k], FS_TICK, RP_RIGHT, 0, NULL);
@@ -411,15 +410,15 @@ static double fig_training(const json_t *st, rp_canvas_fmt fmt, hx_sbuf *out)
         return 0;
     }
     legend_entry *le = xcalloc(ni + 1, sizeof *le);
-    for (size_t i = 0; i < ni; i++) le[i] = (legend_entry){sget(json_array_get(inst, i), "label"), arm_colour((int)i), RP_CIRCLE, 2};
+    for (size_t i = 0; i < ni; i++) le[i] = (legend_entry){hx_json_str(json_array_get(inst, i), "label"), arm_colour((int)i), RP_CIRCLE, 2};
     int cols;
     double lh = legend_height(le, (int)ni, FIG_W - 16, &cols), panel = 62, gap = 22;
     double H = 14 + np * (panel + gap) + lh + 6;
     rp_canvas c;
-    char *st_slug = slug(sget(st, "stage")), *fname = xstrfmt("train-%s", st_slug);
+    char *st_slug = slug(hx_json_str(st, "stage")), *fname = xstrfmt("train-%s", st_slug);
     free(st_slug);
     rp_cv_begin(&c, fmt, out, fname, FIG_W, H);
-    char *title = xstrfmt("Training: stage %s (%s), train_log.jsonl", sget(st, "stage"), sget(st, "kind") ? sget(st, "kind") : "?");
+    char *title = xstrfmt("Training: stage %s (%s), train_log.jsonl", hx_json_str(st, "stage"), hx_json_str(st, "kind") ? hx_json_str(st, "kind") : "?");
     rp_cv_text(&c, 8, 10, title, FS_TITLE, RP_LEFT, 0, "class=\"title\"");
     free(title);
     for (int s = 0; s < np; s++) {
@@ -483,7 +482,7 @@ void rp_figures_build(const json_t *report, int tikz, rp_figures *f)
     json_t *tabs = json_object_get(report, "tables");
     for (size_t i = 0; i < json_array_size(tabs); i++) {
         json_t *t = json_array_get(tabs, i);
-        char *s = slug(sget(t, "name"));
+        char *s = slug(hx_json_str(t, "name"));
         static double (*const draw[])(const json_t *, const char *, rp_canvas_fmt, hx_sbuf *) = {fig_accuracy, fig_deltas, fig_letters};
         static const char *const what[] = {"accuracy", "deltas", "letters"};
         for (int k = 0; k < 3; k++) {
@@ -494,7 +493,7 @@ void rp_figures_build(const json_t *report, int tikz, rp_figures *f)
                 continue;
             }
             char *name = xstrfmt("%s-%s", s, what[k]);
-            add_fig(f, name, sget(t, "name"), &b, h);
+            add_fig(f, name, hx_json_str(t, "name"), &b, h);
             free(name);
         }
         free(s);
@@ -508,7 +507,7 @@ void rp_figures_build(const json_t *report, int tikz, rp_figures *f)
             hx_sb_free(&b);
             continue;
         }
-        char *s = slug(sget(st, "stage")), *name = xstrfmt("train-%s", s);
+        char *s = slug(hx_json_str(st, "stage")), *name = xstrfmt("train-%s", s);
         add_fig(f, name, NULL, &b, h);
         free(s);
         free(name);

@@ -10,7 +10,6 @@
 #include "evalsuite/stats.h"
 #include "reports/report.h"
 
-static const char *sget(const json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
 static double num(const json_t *o, const char *k) { return json_number_value(json_object_get(o, k)); }
 
 typedef struct fctx {
@@ -28,9 +27,9 @@ static const json_t *instance(const fctx *c, const char *stage, const char *valu
     size_t i;
     json_t *r;
     json_array_foreach(json_object_get(c->run, "stages"), i, r) {
-        if (!sget(r, "stage") || strcmp(sget(r, "stage"), stage)) continue;
+        if (!hx_json_str(r, "stage") || strcmp(hx_json_str(r, "stage"), stage)) continue;
         if (value) {
-            const char *v = sget(json_object_get(r, "axes"), c->axis);
+            const char *v = hx_json_str(json_object_get(r, "axes"), c->axis);
             if (!v || strcmp(v, value)) continue;
         }
         found = r, n++;
@@ -45,9 +44,9 @@ static const json_t *instance(const fctx *c, const char *stage, const char *valu
 
 static const json_t *items(fctx *c, const json_t *rec)
 {
-    const char *key = sget(rec, "key");
+    const char *key = hx_json_str(rec, "key");
     if (!key) {
-        error("report.findings: stage '%s' has no store key (did it complete?)", sget(rec, "stage"));
+        error("report.findings: stage '%s' has no store key (did it complete?)", hx_json_str(rec, "stage"));
         return NULL;
     }
     json_t *v = json_object_get(c->items, key);
@@ -109,8 +108,8 @@ static void acc_of(const json_t *its, const char *split, const char *format, int
     size_t i;
     json_t *o;
     json_array_foreach(its, i, o) {
-        if (!sget(o, "split") || strcmp(sget(o, "split"), split)) continue;
-        if (format && (!sget(o, "format") || strcmp(sget(o, "format"), format))) continue;
+        if (!hx_json_str(o, "split") || strcmp(hx_json_str(o, "split"), split)) continue;
+        if (format && (!hx_json_str(o, "format") || strcmp(hx_json_str(o, "format"), format))) continue;
         double cl = 0, cg = 0;
         if (ev_chance(o, &cl, &cg)) continue;
         ch += gen ? cg : cl;
@@ -178,7 +177,7 @@ static json_t *vs_teacher(fctx *c, const json_t *trec, const char *value)
     if (!ti || !ai) return NULL;
     ev_pairs p = {0};
     if (ev_pair_items(ti, ai, c->split, NULL, &p)) return NULL;
-    json_t *cmp = ev_compare(&p, RP_BOOT_REPS, rp_pair_seed(0, sget(trec, "key"), sget(rec, "key"), c->split, NULL));
+    json_t *cmp = ev_compare(&p, RP_BOOT_REPS, rp_pair_seed(0, hx_json_str(trec, "key"), hx_json_str(rec, "key"), c->split, NULL));
     ev_pairs_release(&p);
     return cmp;
 }
@@ -356,14 +355,14 @@ static int check_spec(const json_t *spec)
             return error("report.findings: unknown field '%s'; allowed: stage, teacher, axis, baseline, split, "
                          "control, axes, helps, largest, retention", k);
     }
-    if (!sget(spec, "stage") || !sget(spec, "teacher") || !sget(spec, "axis") || !sget(spec, "baseline"))
+    if (!hx_json_str(spec, "stage") || !hx_json_str(spec, "teacher") || !hx_json_str(spec, "axis") || !hx_json_str(spec, "baseline"))
         return error("report.findings: needs stage, teacher, axis and baseline (docs/results.md)");
     json_t *h = json_object_get(spec, "helps");
     size_t i;
     json_t *o;
     if (h && !json_is_array(h)) return error("report.findings.helps: a list of {id, finding, a, b}");
     json_array_foreach(h, i, o)
-        if (!sget(o, "id") || !sget(o, "a") || !sget(o, "b"))
+        if (!hx_json_str(o, "id") || !hx_json_str(o, "a") || !hx_json_str(o, "b"))
             return error("report.findings.helps[%zu]: needs id, a and b (arm a helps generation over arm b)", i);
     json_t *ax = json_object_get(spec, "axes");
     if (ax && !json_is_object(ax)) return error("report.findings.axes: a map {design axis: [arms]}");
@@ -373,8 +372,8 @@ static int check_spec(const json_t *spec)
     if (r && !(json_is_array(r) && json_array_size(r) == 2 && json_is_number(json_array_get(r, 0)) &&
                json_is_number(json_array_get(r, 1))))
         return error("report.findings.retention: [low, high], e.g. [0.86, 0.90]");
-    if (sget(spec, "largest") && !json_object_get(ax, sget(spec, "largest")))
-        return error("report.findings.largest: '%s' is not one of report.findings.axes", sget(spec, "largest"));
+    if (hx_json_str(spec, "largest") && !json_object_get(ax, hx_json_str(spec, "largest")))
+        return error("report.findings.largest: '%s' is not one of report.findings.axes", hx_json_str(spec, "largest"));
     return 0;
 }
 
@@ -388,7 +387,7 @@ static json_t *reversals(const fctx *c, const json_t *tables)
     json_object_foreach(json_object_get(c->spec, "axes"), k, v) {
         const json_t *t = NULL;
         for (size_t i = 0; i < json_array_size(tables); i++)
-            if (sget(json_array_get(tables, i), "name") && !strcmp(sget(json_array_get(tables, i), "name"), k))
+            if (hx_json_str(json_array_get(tables, i), "name") && !strcmp(hx_json_str(json_array_get(tables, i), "name"), k))
                 t = json_array_get(tables, i);
         if (!t) {
             json_array_append_new(missing, json_string(k));
@@ -415,8 +414,8 @@ static json_t *reversals(const fctx *c, const json_t *tables)
         set_summary(f, xstrfmt("%zu significant reversal(s) (Holm within each axis table)", json_array_size(found)));
     else if (json_is_object(largest))
         set_summary(f, xstrfmt("no significant reversal; largest non-significant: %s vs %s (%s), did difference "
-                               "%+.1f pp, p_holm %.3g", sget(largest, "a") ? sget(largest, "a") : "?",
-                               sget(largest, "b") ? sget(largest, "b") : "?", sget(largest, "table"),
+                               "%+.1f pp, p_holm %.3g", hx_json_str(largest, "a") ? hx_json_str(largest, "a") : "?",
+                               hx_json_str(largest, "b") ? hx_json_str(largest, "b") : "?", hx_json_str(largest, "table"),
                                100 * num(largest, "did_diff"), num(largest, "p_holm")));
     else
         set_summary(f, xstrfmt("no reversal on any axis table%s", json_array_size(missing) ? " (some tables missing)" : ""));
@@ -432,10 +431,10 @@ json_t *rp_findings(const json_t *run, const json_t *spec, const json_t *tables,
         return NULL;
     }
     if (check_spec(spec)) return NULL;
-    fctx c = {run, spec, src, sget(spec, "stage"), sget(spec, "teacher"), sget(spec, "axis"),
-              sget(spec, "split") ? sget(spec, "split") : "eval", sget(spec, "control") ? sget(spec, "control") : "heldout",
+    fctx c = {run, spec, src, hx_json_str(spec, "stage"), hx_json_str(spec, "teacher"), hx_json_str(spec, "axis"),
+              hx_json_str(spec, "split") ? hx_json_str(spec, "split") : "eval", hx_json_str(spec, "control") ? hx_json_str(spec, "control") : "heldout",
               json_object()};
-    const char *base = sget(spec, "baseline");
+    const char *base = hx_json_str(spec, "baseline");
     json_t *out = NULL, *pre = json_array(), *fs = json_array(), *cmp = NULL, *arms_did = json_array();
     const json_t *trec = instance(&c, c.teacher, NULL), *tit = trec ? items(&c, trec) : NULL;
     if (!tit) goto done;
@@ -488,13 +487,13 @@ json_t *rp_findings(const json_t *run, const json_t *spec, const json_t *tables,
     if (json_object_get(spec, "axes")) json_array_append_new(fs, reversals(&c, tables));
     /* F3, F4 */
     json_array_foreach(json_object_get(spec, "helps"), i, a) {
-        json_t *h = helps(&c, trec, sget(a, "id"), sget(a, "finding") ? sget(a, "finding") : "", sget(a, "a"), sget(a, "b"));
+        json_t *h = helps(&c, trec, hx_json_str(a, "id"), hx_json_str(a, "finding") ? hx_json_str(a, "finding") : "", hx_json_str(a, "a"), hx_json_str(a, "b"));
         if (!h) goto done;
         json_array_append_new(fs, h);
     }
     /* F5 */
-    if (sget(spec, "largest")) {
-        json_t *l = largest(&c, trec, sget(spec, "largest"));
+    if (hx_json_str(spec, "largest")) {
+        json_t *l = largest(&c, trec, hx_json_str(spec, "largest"));
         if (!l) goto done;
         json_array_append_new(fs, l);
     }

@@ -11,7 +11,6 @@
 
 typedef enum { F_MD, F_TEX, F_HTML } fmt;
 
-static const char *sget(const json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
 
 /* Column titles and number formats: one row per column a table may show. */
 typedef enum { K_RATE, K_PP, K_PCT, K_P, K_COUNT } kind;
@@ -183,7 +182,7 @@ static void interaction_text(FILE *f, fmt F, const json_t *e)
     json_t *ll = json_object_get(e, "ll"), *gen = json_object_get(e, "gen");
     double l0 = json_number_value(json_array_get(ll, 0)), l1 = json_number_value(json_array_get(ll, 1));
     double g0 = json_number_value(json_array_get(gen, 0)), g1 = json_number_value(json_array_get(gen, 1));
-    const char *a = sget(e, "a"), *b = sget(e, "b");
+    const char *a = hx_json_str(e, "a"), *b = hx_json_str(e, "b");
     char *t = xstrfmt("%s vs %s: log-likelihood prefers %s (%.1f vs %.1f), generation prefers %s (%.1f vs %.1f)", a, b,
                       l0 > l1 ? a : b, 100 * (l0 > l1 ? l0 : l1), 100 * (l0 > l1 ? l1 : l0), g0 > g1 ? a : b,
                       100 * (g0 > g1 ? g0 : g1), 100 * (g0 > g1 ? g1 : g0));
@@ -210,11 +209,11 @@ static void na_notes(FILE *f, fmt F, const json_t *t)
         json_t *by = json_object(); /* reason -> "label, label" */
         for (size_t r = 0; r < json_array_size(rows); r++) {
             json_t *row = json_array_get(rows, r);
-            const char *why = sget(json_object_get(row, "na"), col);
+            const char *why = hx_json_str(json_object_get(row, "na"), col);
             int ci = col_index(col), dash = json_is_true(json_object_get(row, "teacher")) && ci >= 0 && cols_fmt[ci].paired;
             if (!why || json_is_number(json_object_get(row, col)) || dash) continue;
-            const char *prev = sget(by, why);
-            char *labels = prev ? xstrfmt("%s, %s", prev, sget(row, "label")) : xstrdup(sget(row, "label"));
+            const char *prev = hx_json_str(by, why);
+            char *labels = prev ? xstrfmt("%s, %s", prev, hx_json_str(row, "label")) : xstrdup(hx_json_str(row, "label"));
             json_object_set_new(by, why, json_string(labels));
             free(labels);
         }
@@ -291,12 +290,12 @@ static void table_text(FILE *f, fmt F, const json_t *t)
 
 static void table_title(FILE *f, fmt F, const json_t *t)
 {
-    put_esc(f, F, sget(t, "name"));
+    put_esc(f, F, hx_json_str(t, "name"));
     fputs(F == F_TEX ? ": stage \\texttt{" : ": stage ", f);
-    put_esc(f, F, sget(t, "stage"));
+    put_esc(f, F, hx_json_str(t, "stage"));
     if (F == F_TEX) fputs("}", f);
-    fprintf(f, ", split %s, %s", sget(t, "split"), sget(t, "task") ? "task " : "all tasks");
-    if (sget(t, "task")) put_esc(f, F, sget(t, "task"));
+    fprintf(f, ", split %s, %s", hx_json_str(t, "split"), hx_json_str(t, "task") ? "task " : "all tasks");
+    if (hx_json_str(t, "task")) put_esc(f, F, hx_json_str(t, "task"));
     put_esc(f, F, "; accuracies in %, 95% intervals (Wilson); Δ (pp), did, gap and retention on chance-normalised "
                   "accuracy, paired bootstrap 95% intervals over the items shared with the teacher");
 }
@@ -341,14 +340,14 @@ static void letters_table(FILE *f, fmt F, const json_t *t)
         if (!json_is_object(l)) continue;
         json_t *nm = json_object_get(l, "letters");
         char *c[9];
-        c[0] = xstrdup(sget(row, "label"));
+        c[0] = xstrdup(hx_json_str(row, "label"));
         c[1] = xstrfmt("%lld", (long long)json_integer_value(json_object_get(l, "n")));
         c[2] = counts_text(nm, json_object_get(l, "gold"));
         c[3] = counts_text(nm, json_object_get(l, "ll"));
         c[4] = counts_text(nm, json_object_get(l, "gen"));
         c[5] = xstrfmt("%lld (%.1f%%)", (long long)json_integer_value(json_object_get(l, "invalid")),
                        100 * json_number_value(json_object_get(l, "invalid_share")));
-        c[6] = sget(l, "top") ? xstrfmt("%s (%.1f%%)", sget(l, "top"), 100 * json_number_value(json_object_get(l, "top_share")))
+        c[6] = hx_json_str(l, "top") ? xstrfmt("%s (%.1f%%)", hx_json_str(l, "top"), 100 * json_number_value(json_object_get(l, "top_share")))
                               : xstrdup("none");
         c[7] = xstrfmt("%.2f", json_number_value(json_object_get(l, "letter_tv")));
         c[8] = xstrfmt("%.2f", json_number_value(json_object_get(l, "ll_letter_tv")));
@@ -372,7 +371,7 @@ static void html_figures(FILE *f, const rp_figures *figs, const char *name)
 static void render_table(FILE *f, fmt F, const json_t *t, const rp_figures *figs)
 {
     json_t *cols = json_object_get(t, "columns"), *rows = json_object_get(t, "rows");
-    const char *axis = sget(t, "rows_axis");
+    const char *axis = hx_json_str(t, "rows_axis");
     int nc = (int)json_array_size(cols);
     const char **cells = xcalloc((size_t)nc + 1, sizeof *cells);
     char *align = xmalloc((size_t)nc + 2);
@@ -391,7 +390,7 @@ static void render_table(FILE *f, fmt F, const json_t *t, const rp_figures *figs
     for (size_t r = 0; r < json_array_size(rows); r++) {
         json_t *row = json_array_get(rows, r);
         char **own = xcalloc((size_t)nc + 1, sizeof *own);
-        cells[0] = sget(row, "label");
+        cells[0] = hx_json_str(row, "label");
         for (int c = 0; c < nc; c++) cells[c + 1] = own[c] = cell(row, json_string_value(json_array_get(cols, c)));
         int teacher = json_is_true(json_object_get(row, "teacher"));
         grid_row(f, F, cells, nc + 1, 0, teacher, align);
@@ -403,7 +402,7 @@ static void render_table(FILE *f, fmt F, const json_t *t, const rp_figures *figs
     if (F == F_TEX) fputs("\\end{table}\n", f);
     table_text(f, F, t);
     letters_table(f, F, t);
-    if (F == F_HTML) html_figures(f, figs, sget(t, "name"));
+    if (F == F_HTML) html_figures(f, figs, hx_json_str(t, "name"));
     free(cells);
     free(align);
 }
@@ -412,7 +411,7 @@ static void render_table(FILE *f, fmt F, const json_t *t, const rp_figures *figs
 static void render_findings(FILE *f, fmt F, const json_t *fd)
 {
     if (!fd) return;
-    const char *err = sget(fd, "error");
+    const char *err = hx_json_str(fd, "error");
     if (F == F_MD) fputs("\n## Findings (docs/results.md)\n\n", f);
     else if (F == F_TEX) fputs("\n% findings (docs/results.md)\n\\begin{tabular}{llp{9cm}l}\n\\toprule\nid & finding & numbers & verdict \\\\\n\\midrule\n", f);
     else fputs("<h2>Findings (docs/results.md)</h2>\n", f);
@@ -430,8 +429,8 @@ static void render_findings(FILE *f, fmt F, const json_t *fd)
         size_t i;
         json_t *o;
         json_array_foreach(list, i, o) {
-            const char *cells[4] = {sget(o, "id"), sget(o, part ? "finding" : "test"), sget(o, "summary"),
-                                    part ? sget(o, "verdict") : (json_is_true(json_object_get(o, "passed")) ? "passed" : "failed")};
+            const char *cells[4] = {hx_json_str(o, "id"), hx_json_str(o, part ? "finding" : "test"), hx_json_str(o, "summary"),
+                                    part ? hx_json_str(o, "verdict") : (json_is_true(json_object_get(o, "passed")) ? "passed" : "failed")};
             fputs(F == F_MD ? "|" : F == F_HTML ? "<tr>" : "", f);
             for (int c = 0; c < 4; c++) {
                 if (F == F_HTML) fputs(c ? "<td>" : "<td>", f);
@@ -505,9 +504,9 @@ static char *pgf_document(const json_t *report)
     rp_figures_build(report, 1, &figs);
     hx_sbuf b = {0};
     hx_sb_puts(&b, "% hx report: the figures of run ");
-    rp_tex_escape(&b, sget(report, "run_id") ? sget(report, "run_id") : "?");
+    rp_tex_escape(&b, hx_json_str(report, "run_id") ? hx_json_str(report, "run_id") : "?");
     hx_sb_puts(&b, " (recipe ");
-    rp_tex_escape(&b, sget(report, "recipe") ? sget(report, "recipe") : "?");
+    rp_tex_escape(&b, hx_json_str(report, "recipe") ? hx_json_str(report, "recipe") : "?");
     hx_sb_puts(&b, ").\n% pdflatex compiles it as it is; to use one figure in a paper, copy its tikzpicture (it defines "
                    "its colours)\n% and \\usepackage{tikz}. Sizes are in points for a 3.3 in column.\n"
                    "\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{tikz}\n\\begin{document}\n");
@@ -545,12 +544,12 @@ int rp_render(const json_t *report, const char *format, char **out)
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     if (!f) return error("report: out of memory");
-    const char *recipe = sget(report, "recipe") ? sget(report, "recipe") : "?", *id = sget(report, "run_id");
-    const char *status = sget(report, "status") ? sget(report, "status") : "?";
+    const char *recipe = hx_json_str(report, "recipe") ? hx_json_str(report, "recipe") : "?", *id = hx_json_str(report, "run_id");
+    const char *status = hx_json_str(report, "status") ? hx_json_str(report, "status") : "?";
     if (F == F_MD) {
         fputs("# Report: ", f);
         put_esc(f, F, recipe);
-        fprintf(f, "\n\nRun `%s` (%s), started %s.\n", id ? id : "?", status, sget(report, "started") ? sget(report, "started") : "?");
+        fprintf(f, "\n\nRun `%s` (%s), started %s.\n", id ? id : "?", status, hx_json_str(report, "started") ? hx_json_str(report, "started") : "?");
     } else if (F == F_TEX) {
         fputs("% hx report: ", f);
         fprintf(f, "%s, run %s (%s); needs \\usepackage{booktabs}\n", recipe, id ? id : "?", status);
@@ -564,7 +563,7 @@ int rp_render(const json_t *report, const char *format, char **out)
               "<h1>Report: ", f);
         put_esc(f, F, recipe);
         fprintf(f, "</h1>\n<p>Run <code>%s</code> (%s), started %s.</p>\n", id ? id : "?", status,
-                sget(report, "started") ? sget(report, "started") : "?");
+                hx_json_str(report, "started") ? hx_json_str(report, "started") : "?");
     }
     rp_figures figs = {0};
     if (F == F_HTML) rp_figures_build(report, 0, &figs);

@@ -76,10 +76,9 @@ char *rp_resolve_run(const json_t *ids, const char *ref)
     return NULL;
 }
 
-static const char *sget(const json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
 
 /* "x=1,y=b" of an axes object, in the object's order ("" when shared). xmalloc'd. */
-static char *axes_label(const json_t *axes)
+char *rp_axes_label(const json_t *axes)
 {
     char *s = xstrdup("");
     const char *k;
@@ -110,11 +109,11 @@ static json_t *by_key(const json_t *stages, const char *key)
     size_t i;
     json_t *r;
     json_array_foreach(stages, i, r)
-        if (key && sget(r, "key") && !strcmp(sget(r, "key"), key)) return r;
+        if (key && hx_json_str(r, "key") && !strcmp(hx_json_str(r, "key"), key)) return r;
     return NULL;
 }
 
-static const char *input_key(const json_t *rec, const char *role) { return sget(json_object_get(rec, "inputs"), role); }
+static const char *input_key(const json_t *rec, const char *role) { return hx_json_str(json_object_get(rec, "inputs"), role); }
 
 /*
  * The teacher's eval for row record ROW: the table's `baseline` stage if given, else an eval instance of
@@ -126,15 +125,15 @@ static json_t *find_baseline(const json_t *stages, const json_t *row, const char
     json_t *best = NULL;
     size_t i;
     json_t *r;
-    const char *own = sget(row, "stage");
+    const char *own = hx_json_str(row, "stage");
     json_array_foreach(stages, i, r) {
-        const char *kind = sget(r, "kind");
+        const char *kind = hx_json_str(r, "kind");
         if (baseline) {
-            if (strcmp(sget(r, "stage") ? sget(r, "stage") : "", baseline)) continue;
+            if (strcmp(hx_json_str(r, "stage") ? hx_json_str(r, "stage") : "", baseline)) continue;
         } else {
-            if (!kind || strcmp(kind, "eval") || (own && sget(r, "stage") && !strcmp(sget(r, "stage"), own))) continue;
+            if (!kind || strcmp(kind, "eval") || (own && hx_json_str(r, "stage") && !strcmp(hx_json_str(r, "stage"), own))) continue;
             json_t *m = by_key(stages, input_key(r, "model"));
-            if (!m || !sget(m, "kind") || strcmp(sget(m, "kind"), "pretrain")) continue;
+            if (!m || !hx_json_str(m, "kind") || strcmp(hx_json_str(m, "kind"), "pretrain")) continue;
         }
         const char *d1 = input_key(r, "data"), *d2 = row ? input_key(row, "data") : NULL;
         if (!best || (d1 && d2 && !strcmp(d1, d2))) best = r;
@@ -201,18 +200,18 @@ static const char *const paired_fields[] = {"delta_ll", "delta_gen", "did", "ll_
  */
 static json_t *make_row(tab_ctx *c, json_t *rec, json_t *trec, int teacher, const json_t *label_axes)
 {
-    const char *key = sget(rec, "key");
-    char *label = axes_label(label_axes ? label_axes : json_object_get(rec, "axes"));
+    const char *key = hx_json_str(rec, "key");
+    char *label = rp_axes_label(label_axes ? label_axes : json_object_get(rec, "axes"));
     if (teacher) {
-        char *t = xstrfmt("teacher (%s%s%s)", sget(rec, "stage"), *label ? " " : "", label);
+        char *t = xstrfmt("teacher (%s%s%s)", hx_json_str(rec, "stage"), *label ? " " : "", label);
         free(label);
         label = t;
     } else if (!*label) {
         free(label);
-        label = xstrdup(sget(rec, "stage"));
+        label = xstrdup(hx_json_str(rec, "stage"));
     }
-    json_t *row = json_pack("{s:s,s:s,s:O,s:s,s:s,s:b,s:o}", "label", label, "stage", sget(rec, "stage") ? sget(rec, "stage") : "",
-                            "axes", json_object_get(rec, "axes"), "key", key ? key : "", "state", sget(rec, "state") ? sget(rec, "state") : "?", "teacher", teacher,
+    json_t *row = json_pack("{s:s,s:s,s:O,s:s,s:s,s:b,s:o}", "label", label, "stage", hx_json_str(rec, "stage") ? hx_json_str(rec, "stage") : "",
+                            "axes", json_object_get(rec, "axes"), "key", key ? key : "", "state", hx_json_str(rec, "state") ? hx_json_str(rec, "state") : "?", "teacher", teacher,
                             "na", json_object());
     json_t *metrics = key && c->src ? c->src->load(c->src->ud, key, "metrics.json") : NULL;
     json_t *g = metrics ? metric_group(metrics, c->split, c->task) : NULL;
@@ -246,7 +245,7 @@ static json_t *make_row(tab_ctx *c, json_t *rec, json_t *trec, int teacher, cons
     /* paired with the teacher on the same items */
     json_t *cmp = NULL;
     const char *why = teacher ? "the baseline" : !trec ? "no teacher eval" : NULL;
-    json_t *titems = why ? NULL : items_of(c, sget(trec, "key"), "the teacher");
+    json_t *titems = why ? NULL : items_of(c, hx_json_str(trec, "key"), "the teacher");
     if (!why && (!items || !titems)) why = "no items to pair";
     ev_pairs p = {0};
     if (!why && ev_pair_items(titems, items, c->split, c->task, &p)) {
@@ -256,7 +255,7 @@ static json_t *make_row(tab_ctx *c, json_t *rec, json_t *trec, int teacher, cons
         why = "the item sets cannot be paired (see the notes)";
     }
     if (!why) {
-        cmp = ev_compare(&p, RP_BOOT_REPS, pair_seed(c, sget(trec, "key"), key));
+        cmp = ev_compare(&p, RP_BOOT_REPS, pair_seed(c, hx_json_str(trec, "key"), key));
         if (p.only_a || p.only_b) {
             char *msg = xstrfmt("%s: %d items paired with the teacher's; %d only in this row's eval, %d only in the "
                                 "teacher's: Δ, did and retention are over the paired items", label, p.n, p.only_b, p.only_a);
@@ -300,7 +299,7 @@ static char *item_id(const json_t *o)
 {
     json_t *d = json_object_get(o, "doc_id");
     char *doc = json_is_string(d) ? xstrdup(json_string_value(d)) : json_dumps(d, JSON_COMPACT | JSON_ENCODE_ANY);
-    char *id = xstrfmt("%s\x1f%s", sget(o, "task") ? sget(o, "task") : "", doc ? doc : "");
+    char *id = xstrfmt("%s\x1f%s", hx_json_str(o, "task") ? hx_json_str(o, "task") : "", doc ? doc : "");
     free(doc);
     return id;
 }
@@ -383,12 +382,12 @@ static json_t *seed_row(tab_ctx *c, json_t **recs, json_t **trecs, int k, const 
     for (int s = 0; s < k; s++) {
         json_array_append_new(per, make_row(c, recs[s], trecs[s], 0, NULL));
         json_array_append(seeds, json_object_get(json_object_get(recs[s], "axes"), "seed"));
-        json_array_append_new(keys, json_string(sget(recs[s], "key") ? sget(recs[s], "key") : ""));
+        json_array_append_new(keys, json_string(hx_json_str(recs[s], "key") ? hx_json_str(recs[s], "key") : ""));
     }
-    char *al = axes_label(label_axes), *label = xstrfmt("%s%sseeds=%d", al, *al ? "," : "", k);
+    char *al = rp_axes_label(label_axes), *label = xstrfmt("%s%sseeds=%d", al, *al ? "," : "", k);
     free(al);
     json_t *first = json_array_get(per, 0);
-    json_t *row = json_pack("{s:s,s:s,s:O,s:n,s:O,s:b,s:o,s:o,s:o}", "label", label, "stage", sget(first, "stage"), "axes",
+    json_t *row = json_pack("{s:s,s:s,s:O,s:n,s:O,s:b,s:o,s:o,s:o}", "label", label, "stage", hx_json_str(first, "stage"), "axes",
                             label_axes, "key", "state", json_object_get(first, "state"), "teacher", 0, "na", json_object(),
                             "seeds", seeds, "seed_keys", keys);
     /* every numeric column: the mean over seeds (null when a seed has none; its reason kept) */
@@ -405,7 +404,7 @@ static json_t *seed_row(tab_ctx *c, json_t **recs, json_t **trecs, int k, const 
             sum += json_number_value(x);
         }
         json_object_set_new(row, f, all ? hx_json_num(sum / k) : json_null());
-        const char *why = sget(json_object_get(first, "na"), f);
+        const char *why = hx_json_str(json_object_get(first, "na"), f);
         if (!all) set_na(row, f, why ? why : "not every seed has it");
     }
     /* the seed statistics: each seed against its teacher, or (no teacher) against itself for the accuracies */
@@ -413,9 +412,9 @@ static json_t *seed_row(tab_ctx *c, json_t **recs, json_t **trecs, int k, const 
     int teacher = 1;
     for (int s = 0; s < k; s++) {
         kb[s] = json_string_value(json_array_get(keys, (size_t)s));
-        teacher &= trecs[s] && sget(trecs[s], "key");
+        teacher &= trecs[s] && hx_json_str(trecs[s], "key");
     }
-    for (int s = 0; s < k; s++) ka[s] = teacher ? sget(trecs[s], "key") : kb[s];
+    for (int s = 0; s < k; s++) ka[s] = teacher ? hx_json_str(trecs[s], "key") : kb[s];
     double *vals[5] = {0};
     int n = seed_values(c, ka, kb, k, label, vals);
     json_t *seed_sd = json_object(); /* sd over seeds of each seed statistic */
@@ -468,7 +467,7 @@ static json_t *seed_interaction(tab_ctx *c, const json_t *ra, const json_t *rb)
             }
     json_t *out = NULL;
     double *vals[5] = {0};
-    char *label = xstrfmt("%s vs %s", sget(ra, "label"), sget(rb, "label"));
+    char *label = xstrfmt("%s vs %s", hx_json_str(ra, "label"), hx_json_str(rb, "label"));
     int n = k >= 2 ? seed_values(c, xa, xb, k, label, vals) : -1;
     if (n > 0) {
         ev_seedstat r = ev_seed_mean(vals[4], k, n);
@@ -529,8 +528,8 @@ static void rankings(tab_ctx *c, json_t *rows, json_t *tab)
         json_t **ent = xcalloc((size_t)np, sizeof *ent);
         for (int a = 0; a < n; a++)
             for (int b = a + 1; b < n; b++) {
-                const char *ka = sget(r[a], "key"), *kb = sget(r[b], "key");
-                json_t *ia = items_of(c, ka, sget(r[a], "label")), *ib = items_of(c, kb, sget(r[b], "label"));
+                const char *ka = hx_json_str(r[a], "key"), *kb = hx_json_str(r[b], "key");
+                json_t *ia = items_of(c, ka, hx_json_str(r[a], "label")), *ib = items_of(c, kb, hx_json_str(r[b], "label"));
                 json_t *e = json_pack("{s:O,s:O,s:[o,o],s:[o,o],s:b}", "a", json_object_get(r[a], "label"), "b",
                                       json_object_get(r[b], "label"), "ll", hx_json_num(x[a]), hx_json_num(x[b]), "gen",
                                       hx_json_num(y[a]), hx_json_num(y[b]), "reversed",
@@ -592,9 +591,9 @@ static int axis_pos(const json_t *run, const char *axis, const json_t *rec)
 static json_t *build_table(const json_t *run, const json_t *spec, int ti, const rp_source *src)
 {
     const json_t *stages = json_object_get(run, "stages");
-    const char *name = sget(spec, "name"), *stage = sget(spec, "stage"), *rows = sget(spec, "rows");
-    const char *split = sget(spec, "split") ? sget(spec, "split") : "eval", *task = sget(spec, "task");
-    const char *baseline = sget(spec, "baseline");
+    const char *name = hx_json_str(spec, "name"), *stage = hx_json_str(spec, "stage"), *rows = hx_json_str(spec, "rows");
+    const char *split = hx_json_str(spec, "split") ? hx_json_str(spec, "split") : "eval", *task = hx_json_str(spec, "task");
+    const char *baseline = hx_json_str(spec, "baseline");
     static const char *fields[] = {"name", "stage", "rows", "arms", "columns", "split", "task", "baseline", NULL};
     const char *k;
     json_t *v;
@@ -643,7 +642,7 @@ static json_t *build_table(const json_t *run, const json_t *spec, int ti, const 
         return NULL;
     }
     json_array_foreach(stages, i, r) {
-        if (!sget(r, "stage") || strcmp(sget(r, "stage"), stage)) continue;
+        if (!hx_json_str(r, "stage") || strcmp(hx_json_str(r, "stage"), stage)) continue;
         if (arms) {
             json_t *v = json_object_get(json_object_get(r, "axes"), axis), *x;
             size_t j;
@@ -673,12 +672,12 @@ static json_t *build_table(const json_t *run, const json_t *spec, int ti, const 
     json_t *base = find_baseline(stages, recs[0], baseline);
     if (base) {
         json_t *m = by_key(stages, input_key(base, "model"));
-        json_object_set_new(tab, "baseline", json_pack("{s:s,s:s,s:O}", "stage", sget(base, "stage"), "key",
-                                                       sget(base, "key"), "axes", json_object_get(base, "axes")));
+        json_object_set_new(tab, "baseline", json_pack("{s:s,s:s,s:O}", "stage", hx_json_str(base, "stage"), "key",
+                                                       hx_json_str(base, "key"), "axes", json_object_get(base, "axes")));
         char *msg = xstrfmt("teacher = stage '%s'%s%s%s; Δ = row - teacher on the same items, did = ΔGen - ΔLL, "
                             "retention = row / teacher, all on chance-normalised accuracy (docs/eval.md)",
-                            sget(base, "stage"), baseline ? " (table baseline)" : " (an eval of the pretrain stage '",
-                            baseline ? "" : (m && sget(m, "stage") ? sget(m, "stage") : "?"), baseline ? "" : "')");
+                            hx_json_str(base, "stage"), baseline ? " (table baseline)" : " (an eval of the pretrain stage '",
+                            baseline ? "" : (m && hx_json_str(m, "stage") ? hx_json_str(m, "stage") : "?"), baseline ? "" : "')");
         json_array_append_new(notes, json_string(msg));
         free(msg);
         int in_table = 0;
@@ -715,7 +714,7 @@ static json_t *build_table(const json_t *run, const json_t *spec, int ti, const 
         json_t *row = k > 1 ? seed_row(&ctx, grp, grp_t, k, arm) : make_row(&ctx, recs[a], trec, 0, arm);
         if (k == 1) {
             json_object_set_new(row, "seeds", json_pack("[O]", json_object_get(json_object_get(recs[a], "axes"), "seed")));
-            json_object_set_new(row, "seed_keys", json_pack("[s]", sget(recs[a], "key") ? sget(recs[a], "key") : ""));
+            json_object_set_new(row, "seed_keys", json_pack("[s]", hx_json_str(recs[a], "key") ? hx_json_str(recs[a], "key") : ""));
         }
         nseeded += k > 1;
         json_array_append_new(out_rows, row);
@@ -768,7 +767,7 @@ static json_t *training_curves(const json_t *stages, const rp_source *src)
     size_t i;
     json_t *r;
     json_array_foreach(stages, i, r) {
-        const char *st = sget(r, "stage"), *kind = sget(r, "kind"), *key = sget(r, "key");
+        const char *st = hx_json_str(r, "stage"), *kind = hx_json_str(r, "kind"), *key = hx_json_str(r, "key");
         if (!st || !key || !src || (kind && !strcmp(kind, "eval"))) continue;
         json_t *lines = src->load(src->ud, key, "train_log.jsonl");
         if (!json_array_size(lines)) {
@@ -781,7 +780,7 @@ static json_t *training_curves(const json_t *stages, const rp_source *src)
             json_object_set(by_stage, st, entry);
             json_array_append_new(out, entry);
         }
-        char *label = axes_label(json_object_get(r, "axes"));
+        char *label = rp_axes_label(json_object_get(r, "axes"));
         json_array_append_new(json_object_get(entry, "instances"),
                               json_pack("{s:s,s:s,s:o,s:o}", "label", *label ? label : st, "key", key, "axes",
                                         json_object_get(r, "axes") ? json_deep_copy(json_object_get(r, "axes")) : json_object(),
@@ -812,10 +811,10 @@ json_t *rp_report_build(const json_t *run, const rp_source *src)
         size_t i;
         json_t *r;
         json_array_foreach(stages, i, r) {
-            const char *st = sget(r, "stage"), *kind = sget(r, "kind");
+            const char *st = hx_json_str(r, "stage"), *kind = hx_json_str(r, "kind");
             if (!st || !kind || strcmp(kind, "eval")) continue;
             int seen = 0;
-            for (size_t j = 0; j < json_array_size(own); j++) seen |= !strcmp(sget(json_array_get(own, j), "stage"), st);
+            for (size_t j = 0; j < json_array_size(own); j++) seen |= !strcmp(hx_json_str(json_array_get(own, j), "stage"), st);
             if (!seen) json_array_append_new(own, json_pack("{s:s,s:s}", "name", st, "stage", st));
         }
         specs = own;

@@ -20,6 +20,9 @@ typedef struct rp_source {
 /* The run id that REF names among IDS (an array of run id strings): an exact id, or a unique prefix.
  * xmalloc'd, or NULL + error() saying what matched. ("latest" is the store's business.) */
 char *rp_resolve_run(const json_t *ids, const char *ref);
+/* "x=1,y=b" of an axes object, in the object's order: strings as they are, other values as compact JSON ("" when
+ * shared). xmalloc'd. */
+char *rp_axes_label(const json_t *axes);
 
 /* Bootstrap resamples of every paired comparison of a report or a diff (p-values down to 2 / (RP_BOOT_REPS + 1)). */
 #define RP_BOOT_REPS 10000

@@ -11,7 +11,6 @@
 static const char *const metric_cols[] = {"ll_acc", "gen_acc", "delta_ll", "delta_gen", "did", NULL};
 static const char *const metric_titles[] = {"LL acc", "Gen acc", "Δ LL", "Δ Gen", "did", NULL};
 
-static const char *sget(const json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
 
 /* A value as the text a filter compares and a cell shows: strings as they are, numbers in their shortest form
  * (0.003, not 0.0030000000000000001), the rest as compact JSON. */
@@ -80,7 +79,7 @@ static json_t *default_spec(const json_t *run)
     size_t i;
     json_t *r;
     json_array_foreach(json_object_get(run, "stages"), i, r) {
-        const char *st = sget(r, "stage"), *kind = sget(r, "kind");
+        const char *st = hx_json_str(r, "stage"), *kind = hx_json_str(r, "kind");
         if (!st || !kind || strcmp(kind, "eval")) continue;
         json_int_t n = json_integer_value(json_object_get(count, st)) + 1;
         json_object_set_new(count, st, json_integer(n));
@@ -119,7 +118,7 @@ static int row_matches(const json_t *flat, const char *const *where, int n_where
     for (int w = 0; w < n_where; w++) {
         const char *eq = strchr(where[w], '=');
         char *k = xstrfmt("%.*s", (int)(eq - where[w]), where[w]);
-        const char *have = sget(flat, k);
+        const char *have = hx_json_str(flat, k);
         free(k);
         if (!have || !same_value(have, eq + 1)) return 0;
     }
@@ -139,12 +138,12 @@ json_t *rp_runs_table(const json_t *runs, const rp_runs_filter *f, const rp_sour
     size_t i;
     json_t *run;
     json_array_foreach(runs, i, run) {
-        const char *recipe = sget(json_object_get(run, "recipe"), "name");
+        const char *recipe = hx_json_str(json_object_get(run, "recipe"), "name");
         if (f->recipe && (!recipe || strcmp(recipe, f->recipe))) continue;
         json_t *rep = headline_report(run, src);
         const json_t *tab = json_array_get(json_object_get(rep, "tables"), 0);
         if (!tab) {
-            json_array_append_new(skipped, json_pack("{s:s?,s:s}", "run_id", sget(run, "run_id"), "why", hx_last_error()));
+            json_array_append_new(skipped, json_pack("{s:s?,s:s}", "run_id", hx_json_str(run, "run_id"), "why", hx_last_error()));
             json_decref(rep);
             continue;
         }
@@ -166,9 +165,9 @@ json_t *rp_runs_table(const json_t *runs, const rp_runs_filter *f, const rp_sour
                 json_decref(flat);
                 continue;
             }
-            json_t *o = json_pack("{s:s?,s:s?,s:s?,s:s?,s:s?,s:O,s:O,s:O,s:o}", "run_id", sget(run, "run_id"), "recipe",
-                                  recipe, "started", sget(run, "started"), "status", sget(run, "status"), "table",
-                                  sget(tab, "name"), "label", json_object_get(r, "label"), "teacher",
+            json_t *o = json_pack("{s:s?,s:s?,s:s?,s:s?,s:s?,s:O,s:O,s:O,s:o}", "run_id", hx_json_str(run, "run_id"), "recipe",
+                                  recipe, "started", hx_json_str(run, "started"), "status", hx_json_str(run, "status"), "table",
+                                  hx_json_str(tab, "name"), "label", json_object_get(r, "label"), "teacher",
                                   json_object_get(r, "teacher"), "axes", json_object_get(r, "axes"), "params", flat);
             json_object_set(o, "key", json_object_get(r, "key"));
             for (int c = 0; metric_cols[c]; c++) {
@@ -216,7 +215,7 @@ json_t *rp_runs_table(const json_t *runs, const rp_runs_filter *f, const rp_sour
         const char *first = NULL;
         int varies = 0;
         json_array_foreach(rows, i, run) {
-            const char *x = sget(json_object_get(run, "params"), k);
+            const char *x = hx_json_str(json_object_get(run, "params"), k);
             if (!i) first = x;
             else if (!first != !x || (x && strcmp(first, x))) varies = 1;
         }
@@ -256,10 +255,10 @@ char *rp_runs_text(const json_t *table)
     for (size_t r = 0; r < nr; r++) {
         const json_t *row = json_array_get(rows, r);
         char **line = cells + (r + 1) * (size_t)nc;
-        line[0] = xstrdup(sget(row, "run_id") ? sget(row, "run_id") : "?");
-        line[1] = xstrdup(sget(row, "label") ? sget(row, "label") : "?");
+        line[0] = xstrdup(hx_json_str(row, "run_id") ? hx_json_str(row, "run_id") : "?");
+        line[1] = xstrdup(hx_json_str(row, "label") ? hx_json_str(row, "label") : "?");
         for (int c = 0; c < np; c++) {
-            const char *v = sget(json_object_get(row, "params"), json_string_value(json_array_get(cols, (size_t)c)));
+            const char *v = hx_json_str(json_object_get(row, "params"), json_string_value(json_array_get(cols, (size_t)c)));
             line[2 + c] = xstrdup(v ? v : "-");
         }
         for (int c = 0; c < nm; c++) line[2 + np + c] = rp_cell(row, metric_cols[c]);
@@ -281,7 +280,7 @@ char *rp_runs_text(const json_t *table)
     size_t i;
     json_t *s;
     json_array_foreach(json_object_get(table, "skipped"), i, s)
-        hx_sb_printf(&b, "%s: not shown (%s)\n", sget(s, "run_id") ? sget(s, "run_id") : "?", sget(s, "why"));
+        hx_sb_printf(&b, "%s: not shown (%s)\n", hx_json_str(s, "run_id") ? hx_json_str(s, "run_id") : "?", hx_json_str(s, "why"));
     for (size_t k = 0; k < (nr + 1) * (size_t)nc; k++) free(cells[k]);
     free(cells);
     free(w);

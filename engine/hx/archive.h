@@ -18,6 +18,7 @@
  * of the output or 0), so exporting the same thing twice gives the same bytes.
  */
 #define HX_ARCHIVE_INDEX "hx-export.json"
+#define HX_ARCHIVE_CHUNK (1 << 20) /* bytes per read and write while members stream through */
 
 /*
  * Write PATH (atomically: a temporary file renamed at the end) with the run records RUNS and every

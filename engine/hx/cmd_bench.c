@@ -8,10 +8,10 @@
 #include "base/base.h"
 #include "engine/hx/cli.h"
 #include "engine/hx/commands.h"
-#include "engine/nn/kda.h"
+#include "engine/nn/kda_layer.h"
 #include "engine/nn/memory.h"
 #include "engine/nn/model.h"
-#include "engine/stages/convert.h"
+#include "engine/stages/stage_convert.h"
 #include "kernels/kernels.h"
 
 /* "4096,32768,131072" -> lengths (at most max); returns the count or -1 */
@@ -57,7 +57,7 @@ int cmd_bench_memory(hx_cli *cli)
     if (!nn_config_has_linear(&c)) {
         unsigned char attn[NN_MAX_LAYERS];
         json_t *spec = json_string(layers);
-        if (hx_convert_layers(spec, c.n_layers, attn) < 0) die(HX_EXIT_USAGE, "%s", hx_last_error());
+        if (stage_convert_layers(spec, c.n_layers, attn) < 0) die(HX_EXIT_USAGE, "%s", hx_last_error());
         json_decref(spec);
         for (int l = 0; l < c.n_layers; l++) student.mixer[l] = attn[l] ? NN_MIX_ATTN : NN_MIX_KDA;
         if (student.conv_size <= 0) student.conv_size = 4;

@@ -11,7 +11,7 @@
 #include "engine/nn/conform.h"
 #include "engine/nn/conform_model.h"
 #include "engine/nn/conform_tokenizer.h"
-#include "engine/nn/kda.h"
+#include "engine/nn/kda_layer.h"
 
 typedef struct conform_opts {
     const char *device;

@@ -146,7 +146,7 @@ int cmd_exec_key(hx_cli *c)
     free(digest);
     if (state == HX_ST_CACHED) log_info("%s: already in the store (key %.12s): nothing to do", in.stage_name, key);
     if (hx_slurm_write_outcome(&s, run_id, key, state, &r) < 0) log_warn("%s", hx_last_error());
-    int rc = state != HX_ST_FAILED ? HX_EXIT_OK : interrupted ? 130 : r.store_error ? HX_EXIT_STORE : HX_EXIT_STAGE;
+    int rc = state != HX_ST_FAILED ? HX_EXIT_OK : interrupted ? HX_EXIT_INTERRUPTED : r.store_error ? HX_EXIT_STORE : HX_EXIT_STAGE;
     free(r.error);
     free(msg);
     free(in.roles);

@@ -23,7 +23,7 @@ static volatile int interrupted;
 static void on_sigint(int sig)
 {
     (void)sig;
-    if (interrupted) _exit(130);
+    if (interrupted) _exit(HX_EXIT_INTERRUPTED);
     interrupted = 1;
     static const char msg[] = "\nhx: interrupted, stopping at a safe point (Ctrl-C again to exit now)\n";
     ssize_t w = write(2, msg, sizeof msg - 1);
@@ -80,7 +80,7 @@ static int count_gpus(void)
         if (e->d_name[0] != '.') n++;
     if (d) closedir(d);
     if (!n) n = k_cuda_device_count(); /* sandboxes (gVisor) may not show /proc/driver/nvidia */
-    return n > 16 ? 16 : n;
+    return n > HX_MAX_GPUS ? HX_MAX_GPUS : n;
 #else
     return 0;
 #endif
@@ -426,6 +426,6 @@ int cmd_run(hx_cli *c)
     hx_plan_release(&p);
     hx_recipe_release(&r);
     hx_store_release(&s);
-    if (interrupted) return 130;
+    if (interrupted) return HX_EXIT_INTERRUPTED;
     return store_error ? HX_EXIT_STORE : failed ? HX_EXIT_STAGE : HX_EXIT_OK;
 }

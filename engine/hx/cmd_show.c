@@ -14,7 +14,6 @@
 
 #define SHOW_METRICS 6 /* scalar metrics printed per stage instance; the rest are counted */
 
-static const char *sget(const json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
 
 static void print_json(const json_t *v)
 {
@@ -30,22 +29,6 @@ static void fmt_seconds(char *buf, size_t n, double s)
     else if (s < 60) snprintf(buf, n, "%.2fs", s);
     else if (s < 3600) snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
     else snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
-}
-
-/* "k=v,k=v" of an axes object ("" without axes), xmalloc'd. */
-static char *axes_text(const json_t *axes)
-{
-    char *s = xstrdup("");
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)axes, k, v) {
-        char *val = json_is_string(v) ? xstrdup(json_string_value(v)) : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-        char *t = xstrfmt("%s%s%s=%s", s, *s ? "," : "", k, val);
-        free(val);
-        free(s);
-        s = t;
-    }
-    return s;
 }
 
 /* The scalar metrics of a manifest as "k=v k=v", at most SHOW_METRICS, then "(+N more)"; xmalloc'd. */
@@ -89,15 +72,15 @@ static void print_summary(const hx_store *s, const json_t *run)
     const json_t *rec = json_object_get(run, "recipe"), *hx = json_object_get(run, "hx");
     char took[32];
     fmt_seconds(took, sizeof took, json_number_value(json_object_get(run, "seconds")));
-    printf("run %s: %s, %s in %s\n", sget(run, "run_id"), sget(rec, "name") ? sget(rec, "name") : "?",
-           sget(run, "status") ? sget(run, "status") : "?", took);
-    printf("  recipe   %s\n", sget(rec, "path") ? sget(rec, "path") : "?");
-    printf("  started  %s  device %s, jobs %lld, threads %lld%s\n", sget(run, "started") ? sget(run, "started") : "?",
-           sget(run, "device") ? sget(run, "device") : "?", (long long)json_integer_value(json_object_get(run, "jobs")),
+    printf("run %s: %s, %s in %s\n", hx_json_str(run, "run_id"), hx_json_str(rec, "name") ? hx_json_str(rec, "name") : "?",
+           hx_json_str(run, "status") ? hx_json_str(run, "status") : "?", took);
+    printf("  recipe   %s\n", hx_json_str(rec, "path") ? hx_json_str(rec, "path") : "?");
+    printf("  started  %s  device %s, jobs %lld, threads %lld%s\n", hx_json_str(run, "started") ? hx_json_str(run, "started") : "?",
+           hx_json_str(run, "device") ? hx_json_str(run, "device") : "?", (long long)json_integer_value(json_object_get(run, "jobs")),
            (long long)json_integer_value(json_object_get(run, "threads")),
            json_is_true(json_object_get(run, "strict")) ? ", strict" : "");
-    printf("  hx       %s (%s, %s)\n", sget(hx, "version") ? sget(hx, "version") : "?",
-           sget(hx, "commit") ? sget(hx, "commit") : "?", sget(hx, "build") ? sget(hx, "build") : "?");
+    printf("  hx       %s (%s, %s)\n", hx_json_str(hx, "version") ? hx_json_str(hx, "version") : "?",
+           hx_json_str(hx, "commit") ? hx_json_str(hx, "commit") : "?", hx_json_str(hx, "build") ? hx_json_str(hx, "build") : "?");
     size_t i;
     json_t *v;
     if (json_array_size(json_object_get(run, "overrides"))) {
@@ -115,10 +98,10 @@ static void print_summary(const hx_store *s, const json_t *run)
     json_t *count = json_object(); /* instances per state, in order of appearance */
     int ws = 5, wa = 4;
     json_array_foreach(stages, i, v) {
-        const char *st = sget(v, "state") ? sget(v, "state") : "?";
+        const char *st = hx_json_str(v, "state") ? hx_json_str(v, "state") : "?";
         json_object_set_new(count, st, json_integer(json_integer_value(json_object_get(count, st)) + 1));
-        char *a = axes_text(json_object_get(v, "axes"));
-        int ls = (int)strlen(sget(v, "stage") ? sget(v, "stage") : ""), la = (int)strlen(a);
+        char *a = rp_axes_label(json_object_get(v, "axes"));
+        int ls = (int)strlen(hx_json_str(v, "stage") ? hx_json_str(v, "stage") : ""), la = (int)strlen(a);
         ws = ls > ws ? ls : ws;
         wa = la > wa ? la : wa;
         free(a);
@@ -129,15 +112,15 @@ static void print_summary(const hx_store *s, const json_t *run)
     json_decref(count);
     printf("\n%-*s  %-*s  %-9s %-9s %-12s  %s\n", ws, "stage", wa, "axes", "state", "time", "key", "metrics");
     json_array_foreach(stages, i, v) {
-        const char *key = sget(v, "key") ? sget(v, "key") : "", *state = sget(v, "state") ? sget(v, "state") : "?";
-        char *a = axes_text(json_object_get(v, "axes")), *m;
+        const char *key = hx_json_str(v, "key") ? hx_json_str(v, "key") : "", *state = hx_json_str(v, "state") ? hx_json_str(v, "state") : "?";
+        char *a = rp_axes_label(json_object_get(v, "axes")), *m;
         json_t *man = *key && hx_store_has(s, key) ? hx_store_manifest(s, key) : NULL;
         double secs = json_number_value(json_object_get(v, "seconds"));
         if (man && !strcmp(state, "cached")) secs = json_number_value(json_object_get(man, "seconds"));
         fmt_seconds(took, sizeof took, secs);
         if (man) m = metrics_text(json_object_get(man, "metrics"));
         else m = xstrdup(*key && strcmp(state, "failed") && strcmp(state, "skipped") ? "(not in the store: hx gc?)" : "");
-        printf("%-*s  %-*s  %-9s %-9s %-12.12s  %s\n", ws, sget(v, "stage") ? sget(v, "stage") : "?", wa, a, state, took,
+        printf("%-*s  %-*s  %-9s %-9s %-12.12s  %s\n", ws, hx_json_str(v, "stage") ? hx_json_str(v, "stage") : "?", wa, a, state, took,
                key, m);
         free(a);
         free(m);
@@ -157,7 +140,7 @@ int cmd_show(hx_cli *c)
     if (strchr(what, ':')) { /* RUN:STAGE[axis=value]: that instance's manifest */
         json_t *e = hx_runsrc_stage(&s, what);
         if (!e) die(HX_EXIT_USAGE, "hx show: %s", hx_last_error());
-        key = xstrdup(sget(e, "key") ? sget(e, "key") : "");
+        key = xstrdup(hx_json_str(e, "key") ? hx_json_str(e, "key") : "");
         json_decref(e);
         if (!hx_store_has(&s, key))
             die(HX_EXIT_STORE, "hx show: %s is store entry %.12s, which is not in %s (hx gc?)", what, key, s.root);

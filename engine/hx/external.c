@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "base/base.h"
+#include "base/sort.h"
 
 #define MAX_DEPTH 32 /* also ends a cycle of symbolic links to directories */
 
@@ -64,8 +65,6 @@ static int file_digest(const char *cache_dir, const char *path, const struct sta
     return rc;
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
 /* "<sha256>  <rel>\n" for every regular file under DIR/REL, appended to SB in path order. */
 static int dir_digest(const char *cache_dir, const char *dir, const char *rel, hx_sbuf *sb, int depth)
 {
@@ -90,7 +89,7 @@ static int dir_digest(const char *cache_dir, const char *dir, const char *rel, h
         names[n++] = xstrdup(e->d_name);
     }
     closedir(d);
-    if (n) qsort(names, n, sizeof *names, cmp_str);
+    if (n) qsort(names, n, sizeof *names, hx_cmp_str);
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         char *r = *rel ? xstrfmt("%s/%s", rel, names[i]) : xstrdup(names[i]);

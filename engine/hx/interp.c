@@ -125,7 +125,7 @@ static json_t *lookup(rctx *c, const char *expr_in, const char *at)
             snprintf(seg, sizeof seg, "%.*s", (int)strcspn(missing, ".["), missing);
             if (parent)
                 hx_recipe_error_at(r, at, "${%s}: no field '%s' in '%s'%s", expr, seg, pre,
-                                   json_is_object(parent) ? hx_suggest_hint(seg, parent) : "");
+                                   json_is_object(parent) ? hx_suggest_hint_or_keys(seg, parent) : "");
             else
                 hx_recipe_error_at(r, at, "${%s}: no field '%s'%s", expr, seg, hx_suggest_hint(seg, r->doc));
             free(pre);

@@ -1,5 +1,5 @@
-/* recipe.c - loads recipes: YAML to JSON with positions, includes, -S overrides, top-level checks. */
-#include "engine/hx/recipe.h"
+/* recipe.c - loads recipes: includes and deep merge, did-you-mean, paths and positions, then -S and the checks. */
+#include "engine/hx/recipe_internal.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -8,20 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <yaml.h>
 
 #include "engine/hx/canon.h"
 
-#define MAX_NODES 200000   /* YAML nodes after alias expansion: stops "billion laughs" documents */
-#define MAX_DEPTH 128      /* nesting of YAML collections */
 #define MAX_INCLUDES 32    /* include depth */
 #define MAX_LOADS 256      /* files loaded for one recipe, a file counted each time it is included */
-
-static const char *const top_keys[] = {"hx", "name", "description", "include", "params", "axes",
-                                       "zip", "scales", "stages", "report"};
-static const char *const stage_keys[] = {"kind", "inputs", "with", "description", "resources"};
-/* What a stage asks of a cluster scheduler (hx run --executor slurm; values checked in slurm.c). */
-static const char *const resource_keys[] = {"cpus", "gpus", "mem", "time"};
 
 /* ---- did you mean ---- */
 
@@ -81,7 +72,22 @@ const char *hx_suggest_hint(const char *word, const json_t *keys_or_list)
     return hint;
 }
 
-static const char *suggest_hint_list(const char *word, const char *const *cands, size_t n)
+const char *hx_suggest_hint_or_keys(const char *word, const json_t *obj)
+{
+    static _Thread_local char hint[512];
+    const char *h = hx_suggest_hint(word, obj);
+    if (*h || !json_is_object(obj) || !json_object_size(obj) || json_object_size(obj) > 16) return h;
+    size_t n = (size_t)snprintf(hint, sizeof hint, " (it has: ");
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)obj, k, v) {
+        if (n < sizeof hint) n += (size_t)snprintf(hint + n, sizeof hint - n, "%s%s", n > 10 ? ", " : "", k);
+    }
+    if (n < sizeof hint) snprintf(hint + n, sizeof hint - n, ")");
+    return hint;
+}
+
+const char *hx_suggest_hint_names(const char *word, const char *const *cands, size_t n)
 {
     static _Thread_local char hint[256];
     const char *s = hx_suggest(word, cands, n);
@@ -100,7 +106,7 @@ char *hx_path_key(const char *parent, const char *key)
 char *hx_path_index(const char *parent, size_t i) { return xstrfmt("%s[%zu]", parent ? parent : "", i); }
 
 /* Is P equal to PREFIX or inside it ("a.b" is inside "a", "a[1]" too; "ab" is not)? */
-static int path_within(const char *p, const char *prefix)
+int hx_path_within(const char *p, const char *prefix)
 {
     size_t n = strlen(prefix);
     if (n == 0) return 1;
@@ -216,377 +222,21 @@ int hx_recipe_error_at(const hx_recipe *r, const char *path, const char *fmt, ..
     return error("%s: %s", hx_recipe_where(r, path), msg);
 }
 
-/* ---- YAML -> JSON with positions ---- */
-
-/*
- * libyaml's event parser, not its document loader: the loader builds the whole node graph before
- * anything can be checked (a 100k-deep flow sequence took 53 s, a 2 MB one never ended), while
- * events let the depth and node limits stop a hostile document after a few hundred events.
- */
-
-typedef struct ypos { /* one position, in the order they were recorded (later wins) */
-    char *path, *where;
-} ypos;
-
-typedef struct yanchor { /* a finished anchored node: its value and positions relative to it */
-    char *name;
-    json_t *value;
-    ypos *pos; /* path: the suffix after the anchored node's own path ("", ".a", "[0].b") */
-    size_t n_pos;
-    long nodes;
-    int height; /* levels below the anchored node */
-} yanchor;
-
-typedef struct yconv {
-    yaml_parser_t parser;
-    const char *file;
-    long nodes;
-    int deepest; /* the deepest level reached so far */
-    int col0;  /* added to columns of line 1 (values of -S arguments) */
-    int quote; /* may errors quote the file's text? (not for files outside the recipe's folder) */
-    ypos *pos;
-    size_t n_pos, cap_pos;
-    yanchor *anchors;
-    size_t n_anchors;
-} yconv;
-
-static char *where_of(yconv *y, yaml_mark_t m)
-{
-    size_t col = m.column + 1 + (m.line == 0 ? (size_t)y->col0 : 0);
-    return xstrfmt("%s:%zu:%zu", y->file, m.line + 1, col);
-}
-
-static void add_pos(yconv *y, char *path, char *where) /* takes both */
-{
-    if (y->n_pos == y->cap_pos) y->pos = xrealloc(y->pos, (y->cap_pos = y->cap_pos ? 2 * y->cap_pos : 64) * sizeof *y->pos);
-    y->pos[y->n_pos++] = (ypos){path, where};
-}
-
-static void set_pos(yconv *y, const char *path, yaml_mark_t m) { add_pos(y, xstrdup(path), where_of(y, m)); }
-
-static int yerr(yconv *y, yaml_mark_t m, const char *msg, const char *arg)
-{
-    size_t col = m.column + 1 + (m.line == 0 ? (size_t)y->col0 : 0);
-    if (!y->quote) arg = NULL; /* a file outside the recipe's folder: say where, never what */
-    return error("%s:%zu:%zu: %s%s%s%s", y->file, m.line + 1, col, msg, arg ? " '" : "", arg ? arg : "", arg ? "'" : "");
-}
-
-/* The parser's own error, at the most useful mark. */
-static int parse_error(yconv *y, size_t len)
-{
-    yaml_parser_t *p = &y->parser;
-    yaml_mark_t m = p->problem_mark;
-    if (p->problem_mark.line == 0 && p->problem_mark.column == 0 && p->context) m = p->context_mark;
-    if (y->col0 > 0 && m.line > 0) { /* a -S value is one line: point just past its end */
-        m.line = 0;
-        m.column = len;
-    }
-    return error("%s:%zu:%zu: YAML: %s%s%s", y->file, m.line + 1, m.column + 1 + (m.line == 0 ? (size_t)y->col0 : 0),
-                 p->problem ? p->problem : "syntax error", p->context ? " " : "", p->context ? p->context : "");
-}
-
-static int all_match(const char *s, const char *set) { return *s && strspn(s, set) == strlen(s); }
-
-/* YAML 1.2 core schema for plain scalars: null, bool, int, float; anything else is a string. */
-static json_t *plain_scalar(yconv *y, const char *s, yaml_mark_t m)
-{
-    if (!*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL"))
-        return json_null();
-    if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE")) return json_true();
-    if (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE")) return json_false();
-    const char *d = s + (*s == '-' || *s == '+');
-    if (all_match(d, "0123456789")) {
-        errno = 0;
-        long long v = strtoll(s, NULL, 10);
-        if (errno != ERANGE) return json_integer(v);
-        (void)yerr(y, m, "integer out of range:", s);
-        return NULL;
-    }
-    if ((d[0] == '0' && d[1] == 'x' && all_match(d + 2, "0123456789abcdefABCDEF")) ||
-        (d[0] == '0' && d[1] == 'o' && all_match(d + 2, "01234567"))) {
-        errno = 0;
-        unsigned long long v = strtoull(d + 2, NULL, d[1] == 'x' ? 16 : 8);
-        if (errno == ERANGE || v > (unsigned long long)LLONG_MAX) {
-            (void)yerr(y, m, "integer out of range:", s);
-            return NULL;
-        }
-        return json_integer(*s == '-' ? -(long long)v : (long long)v);
-    }
-    /* [-+]? ( \.[0-9]+ | [0-9]+ ( \.[0-9]* )? ) ( [eE] [-+]? [0-9]+ )? */
-    const char *p = d;
-    size_t a = strspn(p, "0123456789");
-    p += a;
-    size_t b = 0;
-    if (*p == '.') {
-        p++;
-        b = strspn(p, "0123456789");
-        p += b;
-    }
-    int ok = a + b > 0;
-    if (ok && (*p == 'e' || *p == 'E')) {
-        p++;
-        if (*p == '-' || *p == '+') p++;
-        size_t e = strspn(p, "0123456789");
-        if (!e) ok = 0;
-        p += e;
-    }
-    if (ok && !*p) {
-        double v = strtod(s, NULL);
-        if (!isfinite(v)) {
-            (void)yerr(y, m, "number out of range:", s);
-            return NULL;
-        }
-        return json_real(v);
-    }
-    json_t *str = json_string(s);
-    if (!str) yerr(y, m, "invalid UTF-8 in a string", NULL);
-    return str;
-}
-
-static int next_event(yconv *y, yaml_event_t *ev, size_t len)
-{
-    if (!yaml_parser_parse(&y->parser, ev)) return parse_error(y, len);
-    return 0;
-}
-
-static yanchor *find_anchor(yconv *y, const char *name)
-{
-    for (size_t i = y->n_anchors; i-- > 0;) /* a redefined anchor: the latest wins */
-        if (!strcmp(y->anchors[i].name, name)) return &y->anchors[i];
-    return NULL;
-}
-
-/* Remember the node just finished at PATH (its positions are y->pos[pos0..]) under NAME. */
-static void keep_anchor(yconv *y, const char *name, const char *path, const json_t *v, size_t pos0, long nodes0,
-                        int height)
-{
-    y->anchors = xrealloc(y->anchors, (y->n_anchors + 1) * sizeof *y->anchors);
-    yanchor *a = &y->anchors[y->n_anchors++];
-    size_t plen = strlen(path);
-    a->name = xstrdup(name);
-    a->value = json_deep_copy(v);
-    a->n_pos = y->n_pos - pos0;
-    a->pos = xmalloc((a->n_pos ? a->n_pos : 1) * sizeof *a->pos);
-    a->nodes = y->nodes - nodes0;
-    a->height = height;
-    for (size_t i = 0; i < a->n_pos; i++) {
-        const char *rest = y->pos[pos0 + i].path + plen;
-        /* under the root (path ""), a child key has no leading dot: give it one */
-        a->pos[i].path = plen == 0 && *rest && *rest != '[' ? xstrfmt(".%s", rest) : xstrdup(rest);
-        a->pos[i].where = xstrdup(y->pos[pos0 + i].where);
-    }
-}
-
-/* An alias: a copy of its anchor's value and positions at PATH, counted node for node ("billion laughs"). */
-static json_t *expand_alias(yconv *y, const char *name, yaml_mark_t m, const char *path, int depth)
-{
-    yanchor *a = find_anchor(y, name);
-    if (!a) return (void)yerr(y, m, "unknown alias (an anchor is used only after its node is complete):", name), NULL;
-    if (depth + a->height > MAX_DEPTH) return (void)yerr(y, m, "nested too deeply", NULL), NULL;
-    if (depth + a->height > y->deepest) y->deepest = depth + a->height;
-    if ((y->nodes += a->nodes) > MAX_NODES)
-        return (void)yerr(y, m, "document too large (an alias expanding too often?)", NULL), NULL;
-    size_t plen = strlen(path);
-    for (size_t i = 0; i < a->n_pos; i++) {
-        const char *rest = a->pos[i].path;
-        if (plen == 0 && *rest == '.') rest++;
-        add_pos(y, xstrfmt("%s%s", path, rest), xstrdup(a->pos[i].where));
-    }
-    return json_deep_copy(a->value);
-}
-
-/* The node that starts with EV (consumed) through its end, at PATH. */
-static json_t *parse_node(yconv *y, yaml_event_t *ev, const char *path, int depth, size_t len)
-{
-    yaml_mark_t m = ev->start_mark;
-    if (ev->type == YAML_ALIAS_EVENT) {
-        json_t *v = expand_alias(y, (const char *)ev->data.alias.anchor, m, path, depth);
-        yaml_event_delete(ev);
-        return v;
-    }
-    if (ev->type != YAML_SCALAR_EVENT && ev->type != YAML_SEQUENCE_START_EVENT && ev->type != YAML_MAPPING_START_EVENT) {
-        yaml_event_delete(ev);
-        return (void)yerr(y, m, "unsupported YAML node", NULL), NULL;
-    }
-    if (depth > MAX_DEPTH) {
-        yaml_event_delete(ev);
-        return (void)yerr(y, m, "nested too deeply", NULL), NULL;
-    }
-    if (++y->nodes > MAX_NODES) {
-        yaml_event_delete(ev);
-        return (void)yerr(y, m, "document too large (an alias expanding too often?)", NULL), NULL;
-    }
-    size_t pos0 = y->n_pos;
-    long nodes0 = y->nodes - 1;
-    int deepest0 = y->deepest;
-    y->deepest = depth;
-    set_pos(y, path, m);
-    const yaml_char_t *anchor = ev->type == YAML_SCALAR_EVENT          ? ev->data.scalar.anchor
-                                : ev->type == YAML_SEQUENCE_START_EVENT ? ev->data.sequence_start.anchor
-                                                                        : ev->data.mapping_start.anchor;
-    char *aname = anchor ? xstrdup((const char *)anchor) : NULL;
-    json_t *v = NULL;
-    yaml_event_t e;
-    if (ev->type == YAML_SCALAR_EVENT) {
-        const char *s = (const char *)ev->data.scalar.value;
-        size_t n = ev->data.scalar.length;
-        if (strlen(s) != n) yerr(y, m, "NUL character in a string", NULL);
-        /* Quoted scalars are strings; tags (`!!str 1`) are not used. */
-        else if (ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) {
-            if (!(v = json_stringn(s, n))) yerr(y, m, "invalid UTF-8 in a string", NULL);
-        } else
-            v = plain_scalar(y, s, m);
-        yaml_event_delete(ev);
-    } else if (ev->type == YAML_SEQUENCE_START_EVENT) {
-        yaml_event_delete(ev);
-        v = json_array();
-        for (size_t i = 0;; i++) {
-            if (next_event(y, &e, len) < 0) goto fail;
-            if (e.type == YAML_SEQUENCE_END_EVENT) {
-                yaml_event_delete(&e);
-                break;
-            }
-            char *cp = hx_path_index(path, i);
-            json_t *item = parse_node(y, &e, cp, depth + 1, len);
-            free(cp);
-            if (!item) goto fail;
-            json_array_append_new(v, item);
-        }
-    } else {
-        yaml_event_delete(ev);
-        v = json_object();
-        for (;;) {
-            if (next_event(y, &e, len) < 0) goto fail;
-            if (e.type == YAML_MAPPING_END_EVENT) {
-                yaml_event_delete(&e);
-                break;
-            }
-            yaml_mark_t km = e.start_mark;
-            char *ks = NULL;
-            if (e.type == YAML_SCALAR_EVENT && strlen((const char *)e.data.scalar.value) == e.data.scalar.length)
-                ks = xstrdup((const char *)e.data.scalar.value);
-            else if (e.type == YAML_ALIAS_EVENT) {
-                yanchor *a = find_anchor(y, (const char *)e.data.alias.anchor);
-                if (a && json_is_string(a->value)) ks = xstrdup(json_string_value(a->value));
-            }
-            int scalar = e.type == YAML_SCALAR_EVENT || e.type == YAML_ALIAS_EVENT;
-            if (e.type == YAML_SCALAR_EVENT && e.data.scalar.anchor && ks) { /* `&k key: v` */
-                json_t *kv = json_string(ks);
-                if (kv) keep_anchor(y, (const char *)e.data.scalar.anchor, "", kv, y->n_pos, y->nodes - 1, 0);
-                json_decref(kv);
-            }
-            yaml_event_delete(&e);
-            if (!scalar || !ks || !*ks) {
-                free(ks);
-                if (!scalar) yerr(y, km, "a key must be a plain string", NULL);
-                else yerr(y, km, "a key must be a non-empty string without NUL", NULL);
-                goto fail;
-            }
-            if (json_object_get(v, ks)) {
-                yerr(y, km, "duplicate key", ks);
-                free(ks);
-                goto fail;
-            }
-            char *cp = hx_path_key(path, ks);
-            json_t *item = NULL;
-            if (next_event(y, &e, len) == 0) item = parse_node(y, &e, cp, depth + 1, len);
-            /* The key's own position is the better place to point at for "unknown key" errors. */
-            if (item) set_pos(y, cp, km);
-            free(cp);
-            if (!item) {
-                free(ks);
-                goto fail;
-            }
-            int bad = json_object_set_new(v, ks, item) < 0;
-            if (bad) yerr(y, km, "invalid key", ks);
-            free(ks);
-            if (bad) goto fail;
-        }
-    }
-    if (v && aname) keep_anchor(y, aname, path, v, pos0, nodes0, y->deepest - depth);
-    if (deepest0 > y->deepest) y->deepest = deepest0;
-    free(aname);
-    return v;
-fail:
-    free(aname);
-    json_decref(v);
-    return NULL;
-}
-
-static void yconv_release(yconv *y)
-{
-    for (size_t i = 0; i < y->n_pos; i++) free(y->pos[i].path), free(y->pos[i].where);
-    for (size_t i = 0; i < y->n_anchors; i++) {
-        yanchor *a = &y->anchors[i];
-        for (size_t j = 0; j < a->n_pos; j++) free(a->pos[j].path), free(a->pos[j].where);
-        free(a->pos);
-        free(a->name);
-        json_decref(a->value);
-    }
-    free(y->pos);
-    free(y->anchors);
-    yaml_parser_delete(&y->parser);
-}
-
-/*
- * Parse TEXT (one YAML document; an empty stream is null) into a JSON value; positions go into POS
- * under paths starting at PREFIX. QUOTE: whether errors may quote the text.
- */
-static json_t *yaml_to_json(const char *file, const char *text, size_t len, json_t *pos, const char *prefix, int col0,
-                            int quote)
-{
-    yconv y = {.file = file, .col0 = col0, .quote = quote};
-    if (!yaml_parser_initialize(&y.parser)) return (void)error("%s: cannot initialise the YAML parser", file), NULL;
-    yaml_parser_set_input_string(&y.parser, (const unsigned char *)text, len);
-    json_t *v = NULL;
-    yaml_event_t e;
-    int docs = 0;
-    for (;;) {
-        if (next_event(&y, &e, len) < 0) goto fail;
-        yaml_event_type_t t = e.type;
-        yaml_mark_t m = e.start_mark;
-        if (t == YAML_STREAM_END_EVENT) {
-            yaml_event_delete(&e);
-            break;
-        }
-        if (t == YAML_DOCUMENT_START_EVENT && docs++) {
-            yaml_event_delete(&e);
-            yerr(&y, m, "a second YAML document: a recipe is one document (remove the '---' or '...' separator "
-                 "and what follows, or split it into files joined by include:)", NULL);
-            goto fail;
-        }
-        if (t == YAML_SCALAR_EVENT || t == YAML_SEQUENCE_START_EVENT || t == YAML_MAPPING_START_EVENT ||
-            t == YAML_ALIAS_EVENT) {
-            if (!(v = parse_node(&y, &e, prefix, 0, len))) goto fail;
-        } else {
-            yaml_event_delete(&e);
-        }
-    }
-    if (!v) v = json_null();
-    for (size_t i = 0; i < y.n_pos; i++) json_object_set_new(pos, y.pos[i].path, json_string(y.pos[i].where));
-    yconv_release(&y);
-    return v;
-fail:
-    json_decref(v);
-    yconv_release(&y);
-    return NULL;
-}
-
 /* ---- includes and deep merge ---- */
 
-static void pos_drop(json_t *pos, const char *prefix)
+void hx_recipe_pos_drop(json_t *pos, const char *prefix)
 {
     const char *k;
     json_t *v;
     void *tmp;
-    json_object_foreach_safe(pos, tmp, k, v) if (path_within(k, prefix)) json_object_del(pos, k);
+    json_object_foreach_safe(pos, tmp, k, v) if (hx_path_within(k, prefix)) json_object_del(pos, k);
 }
 
-static void pos_copy(json_t *dst, const json_t *src, const char *prefix)
+void hx_recipe_pos_copy(json_t *dst, const json_t *src, const char *prefix)
 {
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)src, k, v) if (path_within(k, prefix)) json_object_set(dst, k, v);
+    json_object_foreach((json_t *)src, k, v) if (hx_path_within(k, prefix)) json_object_set(dst, k, v);
 }
 
 /* Deep merge SRC into DST (maps merge, later wins, lists and scalars replace), positions too. */
@@ -603,8 +253,8 @@ static void merge(json_t *dst, json_t *dpos, const json_t *src, const json_t *sp
             merge(d, dpos, v, spos, p);
         } else {
             json_object_set_new(dst, k, json_deep_copy(v));
-            pos_drop(dpos, p);
-            pos_copy(dpos, spos, p);
+            hx_recipe_pos_drop(dpos, p);
+            hx_recipe_pos_copy(dpos, spos, p);
         }
         free(p);
     }
@@ -691,7 +341,7 @@ static json_t *load_text(loader *L, const char *file, const char *text, size_t l
                          int quote)
 {
     json_t *pos = json_object();
-    json_t *doc = yaml_to_json(file, text, len, pos, "", 0, quote);
+    json_t *doc = hx_yaml_to_json(file, text, len, pos, "", 0, quote);
     if (!doc) goto fail;
     if (json_is_null(doc)) {
         error("%s:1:1: empty recipe (expected a map starting with 'hx: 1')", file);
@@ -706,8 +356,8 @@ static json_t *load_text(loader *L, const char *file, const char *text, size_t l
         const char *k;
         json_t *kv;
         json_object_foreach(doc, k, kv) {
-            size_t i = 0, n = sizeof top_keys / sizeof *top_keys;
-            while (i < n && strcmp(top_keys[i], k)) i++;
+            size_t i = 0, n = HX_NAMES_N(hx_recipe_top_keys);
+            while (i < n && strcmp(hx_recipe_top_keys[i], k)) i++;
             if (i == n) {
                 error("%s: unknown top-level key (not shown: the file is outside the recipe's folder)",
                       json_string_value(json_object_get(pos, k)));
@@ -757,7 +407,7 @@ static json_t *load_text(loader *L, const char *file, const char *text, size_t l
         }
         json_decref(list);
         json_object_del(doc, "include");
-        pos_drop(pos, "include");
+        hx_recipe_pos_drop(pos, "include");
     }
     merge(merged, pos_out, doc, pos, "");
     json_decref(doc);
@@ -769,264 +419,6 @@ fail:
     return NULL;
 }
 
-/* ---- -S overrides ---- */
-
-static int apply_set(hx_recipe *r, const char *arg)
-{
-    json_t *utf8 = json_string(arg); /* jansson refuses (and frees values under) keys that are not UTF-8 */
-    if (!utf8) return error("-S: the argument is not valid UTF-8");
-    json_decref(utf8);
-    int del = arg[0] == '~';
-    const char *eq = del ? NULL : strchr(arg, '=');
-    if (!del && !eq) return error("-S %s: expected key=value, or ~key to delete a key", arg);
-    char *key = del ? xstrdup(arg + 1) : xstrfmt("%.*s", (int)(eq - arg), arg);
-    char *where = xstrfmt("<-S %s>", arg);
-    int rc = -1;
-    json_t *cur = r->doc;
-    char *cp = xstrdup("");
-    const char *p = key;
-    if (!*key) {
-        error("%s:1:1: empty key", where);
-        goto out;
-    }
-    while (*p) {
-        size_t k = strcspn(p, ".");
-        char *seg = xstrfmt("%.*s", (int)k, p);
-        const char *next = p + k + (p[k] == '.');
-        int last = p[k] == 0;
-        if (!*seg || (p[k] == '.' && !*next)) {
-            error("%s:1:%d: empty field name in '%s'", where, (int)(p - key) + 1 + del, key);
-            free(seg);
-            goto out;
-        }
-        if (!json_is_object(cur)) {
-            error("%s:1:%d: '%s' is not a map, cannot set '%s' in it", where, (int)(p - key) + 1 + del, cp, seg);
-            free(seg);
-            goto out;
-        }
-        char *np = hx_path_key(cp, seg);
-        free(cp);
-        cp = np;
-        if (last) {
-            if (del) {
-                if (!json_object_get(cur, seg)) {
-                    error("%s:1:2: nothing to delete: no field '%s'%s", where, cp, hx_suggest_hint(seg, cur));
-                    free(seg);
-                    goto out;
-                }
-                json_object_del(cur, seg);
-                pos_drop(r->pos, cp);
-            } else {
-                json_t *vpos = json_object();
-                const char *val = eq + 1;
-                json_t *v = yaml_to_json(where, val, strlen(val), vpos, cp, (int)(val - arg), 1);
-                if (!v) {
-                    json_decref(vpos);
-                    free(seg);
-                    goto out;
-                }
-                json_object_set_new(cur, seg, v);
-                pos_drop(r->pos, cp);
-                pos_copy(r->pos, vpos, cp);
-                json_decref(vpos);
-            }
-        } else {
-            json_t *n = json_object_get(cur, seg);
-            if (!n) {
-                if (del) {
-                    error("%s:1:2: nothing to delete: no field '%s'%s", where, cp, hx_suggest_hint(seg, cur));
-                    free(seg);
-                    goto out;
-                }
-                n = json_object();
-                json_object_set_new(cur, seg, n);
-                json_object_set_new(r->pos, cp, json_sprintf("%s:1:1", where));
-            }
-            cur = n;
-        }
-        free(seg);
-        p = next;
-    }
-    rc = 0;
-out:
-    free(cp);
-    free(key);
-    free(where);
-    return rc;
-}
-
-/* ---- top-level checks (stage schemas are checked by the planner) ---- */
-
-static int is_name(const char *s)
-{
-    if (!*s || !(s[0] == '_' || (s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z'))) return 0;
-    return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == strlen(s);
-}
-
-static int check_map(const hx_recipe *r, const char *path, const json_t *v)
-{
-    if (!json_is_object(v)) return hx_recipe_error_at(r, path, "%s: expected a map", path);
-    return 0;
-}
-
-static int check_top(hx_recipe *r)
-{
-    const json_t *d = r->doc;
-    const char *k;
-    json_t *v;
-    size_t ntop = sizeof top_keys / sizeof *top_keys;
-    json_object_foreach((json_t *)d, k, v) {
-        size_t i = 0;
-        while (i < ntop && strcmp(top_keys[i], k)) i++;
-        if (i == ntop)
-            return hx_recipe_error_at(r, k, "unknown top-level key '%s'%s; allowed: hx, name, description, include, "
-                                      "params, axes, zip, scales, stages, report", k, suggest_hint_list(k, top_keys, ntop));
-    }
-    json_t *hx = json_object_get(d, "hx");
-    if (!hx) return hx_recipe_error_at(r, "", "missing 'hx: 1' (the recipe language version)");
-    if (!json_is_integer(hx) || json_integer_value(hx) != 1)
-        return hx_recipe_error_at(r, "hx", "this hx reads recipe language version 1; write 'hx: 1'");
-    if ((v = json_object_get(d, "name")) && !json_is_string(v)) return hx_recipe_error_at(r, "name", "name: expected a string");
-    if ((v = json_object_get(d, "description")) && !json_is_string(v))
-        return hx_recipe_error_at(r, "description", "description: expected a string");
-    if ((v = json_object_get(d, "params")) && check_map(r, "params", v) < 0) return -1;
-    if ((v = json_object_get(d, "scales")) && check_map(r, "scales", v) < 0) return -1;
-    json_t *axes = json_object_get(d, "axes");
-    if (axes) {
-        if (check_map(r, "axes", axes) < 0) return -1;
-        json_object_foreach(axes, k, v) {
-            char *p = hx_path_key("axes", k);
-            int bad = !is_name(k) ? hx_recipe_error_at(r, p, "axis name '%s': use letters, digits, '_' and '-'", k)
-                      : !json_is_array(v) || !json_array_size(v)
-                          ? hx_recipe_error_at(r, p, "axis '%s': expected a non-empty list of values", k)
-                          : 0;
-            free(p);
-            if (bad) return -1;
-        }
-    }
-    json_t *zip = json_object_get(d, "zip");
-    if (zip) {
-        if (!json_is_array(zip)) return hx_recipe_error_at(r, "zip", "zip: expected a list of lists of axis names");
-        json_t *seen = json_object();
-        for (size_t i = 0; i < json_array_size(zip); i++) {
-            json_t *g = json_array_get(zip, i);
-            char *gp = hx_path_index("zip", i);
-            if (!json_is_array(g) || json_array_size(g) < 2) {
-                hx_recipe_error_at(r, gp, "zip: each group is a list of at least two axis names");
-                free(gp);
-                json_decref(seen);
-                return -1;
-            }
-            size_t len0 = 0;
-            for (size_t j = 0; j < json_array_size(g); j++) {
-                json_t *a = json_array_get(g, j);
-                char *ap = hx_path_index(gp, j);
-                json_t *ax = json_is_string(a) && axes ? json_object_get(axes, json_string_value(a)) : NULL;
-                int bad = 0;
-                if (!json_is_string(a)) bad = hx_recipe_error_at(r, ap, "zip: expected an axis name");
-                else if (!ax)
-                    bad = hx_recipe_error_at(r, ap, "zip: no axis '%s'%s", json_string_value(a),
-                                             hx_suggest_hint(json_string_value(a), axes));
-                else if (json_object_get(seen, json_string_value(a)))
-                    bad = hx_recipe_error_at(r, ap, "zip: axis '%s' is in two groups", json_string_value(a));
-                else if (j > 0 && json_array_size(ax) != len0)
-                    bad = hx_recipe_error_at(r, ap, "zip: axis '%s' has %zu values but '%s' has %zu; zipped axes move "
-                                             "together and need the same length", json_string_value(a),
-                                             json_array_size(ax), json_string_value(json_array_get(g, 0)), len0);
-                if (!bad) {
-                    json_object_set_new(seen, json_string_value(a), json_true());
-                    if (j == 0) len0 = json_array_size(ax);
-                }
-                free(ap);
-                if (bad) {
-                    free(gp);
-                    json_decref(seen);
-                    return -1;
-                }
-            }
-            free(gp);
-        }
-        json_decref(seen);
-    }
-    json_t *stages = json_object_get(d, "stages");
-    if (!stages) return hx_recipe_error_at(r, "", "no 'stages:' map: a recipe needs at least one stage");
-    if (check_map(r, "stages", stages) < 0) return -1;
-    if (!json_object_size(stages)) return hx_recipe_error_at(r, "stages", "stages: the map is empty");
-    json_object_foreach(stages, k, v) {
-        char *p = hx_path_key("stages", k);
-        int bad = 0;
-        if (!is_name(k)) bad = hx_recipe_error_at(r, p, "stage name '%s': use letters, digits, '_' and '-'", k);
-        else if (!json_is_object(v)) bad = hx_recipe_error_at(r, p, "stage '%s': expected a map with kind, inputs, with", k);
-        else {
-            const char *sk;
-            json_t *sv;
-            size_t n = sizeof stage_keys / sizeof *stage_keys;
-            json_object_foreach(v, sk, sv) {
-                size_t i = 0;
-                while (i < n && strcmp(stage_keys[i], sk)) i++;
-                if (i == n) {
-                    char *kp = hx_path_key(p, sk);
-                    bad = hx_recipe_error_at(r, kp, "stage '%s': unknown key '%s'%s; allowed: kind, inputs, with, "
-                                             "description, resources", k, sk, suggest_hint_list(sk, stage_keys, n));
-                    free(kp);
-                    break;
-                }
-            }
-            json_t *kind = json_object_get(v, "kind");
-            char *kp = hx_path_key(p, "kind");
-            if (!bad && !kind) bad = hx_recipe_error_at(r, p, "stage '%s': missing 'kind'", k);
-            else if (!bad && !json_is_string(kind)) bad = hx_recipe_error_at(r, kp, "stage '%s': kind: expected a name", k);
-            free(kp);
-            json_t *in = json_object_get(v, "inputs");
-            kp = hx_path_key(p, "inputs");
-            if (!bad && in && !json_is_object(in))
-                bad = hx_recipe_error_at(r, kp, "stage '%s': inputs: expected a map {role: stage}", k);
-            free(kp);
-            json_t *with = json_object_get(v, "with");
-            kp = hx_path_key(p, "with");
-            if (!bad && with && !json_is_object(with) && !json_is_null(with))
-                bad = hx_recipe_error_at(r, kp, "stage '%s': with: expected a map of parameters", k);
-            free(kp);
-            json_t *res = json_object_get(v, "resources");
-            kp = hx_path_key(p, "resources");
-            if (!bad && res && !json_is_object(res))
-                bad = hx_recipe_error_at(r, kp, "stage '%s': resources: expected a map {cpus, gpus, mem, time}", k);
-            size_t nr = sizeof resource_keys / sizeof *resource_keys;
-            json_object_foreach(bad ? NULL : res, sk, sv) {
-                size_t i = 0;
-                while (i < nr && strcmp(resource_keys[i], sk)) i++;
-                char *rp = hx_path_key(kp, sk);
-                if (i == nr)
-                    bad = hx_recipe_error_at(r, rp, "stage '%s': resources: unknown key '%s'%s; allowed: cpus, gpus, mem, "
-                                             "time", k, sk, suggest_hint_list(sk, resource_keys, nr));
-                else if (!json_is_string(sv) && !json_is_integer(sv))
-                    bad = hx_recipe_error_at(r, rp, "stage '%s': resources.%s: expected a number or a string", k, sk);
-                free(rp);
-                if (bad) break;
-            }
-            free(kp);
-        }
-        free(p);
-        if (bad) return -1;
-    }
-    json_t *rep = json_object_get(d, "report");
-    if (rep) {
-        if (check_map(r, "report", rep) < 0) return -1;
-        json_t *t = json_object_get(rep, "tables");
-        if (t) {
-            if (!json_is_array(t)) return hx_recipe_error_at(r, "report.tables", "report.tables: expected a list of maps");
-            for (size_t i = 0; i < json_array_size(t); i++)
-                if (!json_is_object(json_array_get(t, i))) {
-                    char *tp = hx_path_index("report.tables", i);
-                    hx_recipe_error_at(r, tp, "report.tables: each table is a map (name, rows, stage, columns)");
-                    free(tp);
-                    return -1;
-                }
-        }
-    }
-    return 0;
-}
-
 /* ---- load ---- */
 
 static int finish(hx_recipe *r, json_t *doc, const char *const *sets, int n_sets)
@@ -1034,9 +426,9 @@ static int finish(hx_recipe *r, json_t *doc, const char *const *sets, int n_sets
     r->doc = doc;
     for (int i = 0; i < n_sets; i++) {
         json_array_append_new(r->overrides, json_string(sets[i]));
-        if (apply_set(r, sets[i]) < 0) return -1;
+        if (hx_recipe_apply_set(r, sets[i]) < 0) return -1;
     }
-    if (check_top(r) < 0) return -1;
+    if (hx_recipe_check_top(r) < 0) return -1;
     json_t *name = json_object_get(r->doc, "name");
     if (json_is_string(name)) {
         r->name = xstrdup(json_string_value(name));
@@ -1104,3 +496,4 @@ void hx_recipe_release(hx_recipe *r)
     json_decref(r->overrides);
     memset(r, 0, sizeof *r);
 }
+

@@ -21,7 +21,8 @@ typedef struct hx_recipe {
     json_t *overrides; /* the -S arguments as given */
 } hx_recipe;
 
-/* Load PATH (includes resolve relative to the including file) and apply SETS ("k=v" or "~k").
+/* Load PATH (includes resolve relative to the including file) and apply SETS ("k=v" overrides a field that
+ * exists, "+k=v" adds one, "~k" deletes one: recipe_set.c).
  * Returns 0, or -1 with error("file:line:col: ..."); r is released on failure. */
 int hx_recipe_load(hx_recipe *r, const char *path, const char *const *sets, int n_sets);
 /* The same from memory (tests, fuzzing); includes resolve relative to base_dir (NULL: cwd). */
@@ -52,6 +53,8 @@ json_t *hx_recipe_resolve(const hx_recipe *r, const json_t *v, const char *path,
 const char *hx_suggest(const char *word, const char *const *cands, size_t n);
 /* " (did you mean 'x'?)" for the keys of OBJ (or the strings in an array), or "" - static per thread. */
 const char *hx_suggest_hint(const char *word, const json_t *keys_or_list);
+/* The same for the keys of OBJ, and when none is close, " (it has: a, b, c)" for a map of at most 16 keys. */
+const char *hx_suggest_hint_or_keys(const char *word, const json_t *obj);
 
 /* Child path helpers: "a" + "b" -> "a.b"; "a" + 2 -> "a[2]" (xmalloc'd). */
 char *hx_path_key(const char *parent, const char *key);

@@ -23,6 +23,9 @@ typedef struct hx_store {
 int hx_store_open(hx_store *s, const char *root); /* creates the layout; 0 or error */
 void hx_store_release(hx_store *s);
 
+/* The store's names: a key is 64 lowercase hex digits, a run id YYYYmmdd-HHMMSS-mmmxx (hx_store_new_run_id). */
+int hx_store_is_key(const char *k);
+int hx_store_is_run_id(const char *id);
 char *hx_store_entry_dir(const hx_store *s, const char *key); /* xmalloc'd store/<k[0:2]>/<k> */
 char *hx_store_live_path(const hx_store *s, const char *key);  /* xmalloc'd partial/<k>/progress.json: a running
                                                                 * stage's progress (exec.c writes, hx runs reads) */

@@ -6,7 +6,7 @@
 
 #include "base/base.h"
 #include "engine/nn/conform.h"
-#include "engine/nn/kda.h"
+#include "engine/nn/kda_layer.h"
 #include "engine/nn/safetensors.h"
 
 #define TOL_OUT 1e-4

@@ -4,18 +4,23 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#ifndef PCRE2_CODE_UNIT_WIDTH
+#define PCRE2_CODE_UNIT_WIDTH 8
+#endif
+#include <pcre2.h>
+#include "base/base.h"
+#include "engine/nn/tokenizer.h"
 
 /* Qwen3's pre-tokenizer split pattern (tokenizer.json pre_tokenizer.pretokenizers[0].pattern.Regex). */
 #define NN_QWEN3_SPLIT_PATTERN                                                                                     \
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|" \
     "\\s+(?!\\S)|\\s+"
 
-/* Hashes of the tokenizer's and the trainer's open-addressing tables: FNV-1a over bytes with a final fold,
+/* Hashes of the tokenizer's and the trainer's open-addressing tables: FNV-1a (base.h) over bytes with a final fold,
  * and MurmurHash3's 64-bit finaliser for packed id pairs. */
 static inline uint64_t nn_hash_bytes(const char *s, size_t n)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    uint64_t h = hx_fnv1a(HX_FNV1A_INIT, s, n);
     return h ^ (h >> 29);
 }
 
@@ -68,5 +73,57 @@ size_t nn_utf8_get(const unsigned char *s, size_t i, size_t n, uint32_t *cp);
  * found by a quick check), else 0 with an xmalloc'd normalised copy in *out / *out_len.
  */
 int nn_nfc(const char *s, size_t n, char **out, size_t *out_len);
+
+/* ---- the tokenizer's state, shared by its files (tokenizer.c, tokenizer_load.c, tokenizer_pkg.c,
+ * tokenizer_encode.c) ---- */
+
+typedef struct added_token {
+    char *content;
+    size_t len;
+    int32_t id;
+    int special, lstrip, rstrip, single_word;
+} added_token;
+
+typedef enum { PT_SPLIT, PT_BYTELEVEL } pretok_type;
+typedef enum { SPLIT_ISOLATED, SPLIT_REMOVED, SPLIT_MERGED_PREV, SPLIT_MERGED_NEXT } split_behavior;
+
+typedef struct pretok_step {
+    pretok_type type;
+    pcre2_code *re;           /* the split pattern (ByteLevel with use_regex: GPT-2's pattern) */
+    split_behavior behavior;
+    int add_prefix_space;     /* ByteLevel */
+} pretok_step;
+
+struct nn_tokenizer {
+    char *name;
+    size_t n_ids;             /* max id + 1 */
+    char **tok_str;           /* [n_ids] as written in the file (NULL if unused) */
+    char **tok_bytes;         /* [n_ids] decoded bytes */
+    size_t *tok_bytes_len;
+    unsigned char *is_special;
+    int32_t *str_table;       /* open addressing: token string -> id, -1 empty */
+    size_t str_cap;
+    uint64_t *pair_key;       /* open addressing: (left << 32 | right) -> rank, merged id */
+    int32_t *pair_rank, *pair_new;
+    size_t pair_cap, n_merges;
+    int32_t byte_id[256];     /* id of each byte's single-character token, -1 if absent */
+    uint16_t byte_to_cp[256];
+    int16_t cp_to_byte[324];
+    added_token *added;       /* sorted by length, longest first */
+    size_t n_added;
+    unsigned char added_first[256]; /* 1 if some added token starts with this byte */
+    int nfc;                  /* normalizer: NFC */
+    pretok_step steps[8];
+    int n_steps;
+    int bytelevel;            /* a ByteLevel pre-tokenizer maps bytes to unicode before BPE */
+};
+
+/* The smallest power of two >= n, at least 16 (open-addressing table sizes). */
+size_t nn_pow2_at_least(size_t n);
+/* The id of token string s[0..n), or -1; insert id (its tok_str) into the string table. */
+int32_t nn_tok_str_find(const nn_tokenizer *t, const char *s, size_t n);
+void nn_tok_str_insert(nn_tokenizer *t, int32_t id);
+/* The merge (a, b): 1 with its rank and merged id, or 0. */
+int nn_tok_pair_find(const nn_tokenizer *t, int32_t a, int32_t b, int32_t *rank, int32_t *new_id);
 
 #endif

@@ -295,7 +295,7 @@ int nn_train_save(const nn_trainer *tr, const char *dir, json_t *extra)
             json_array_append(list, p);
     }
     json_decref(prev);
-    json_t *j = json_pack("{s:i, s:O}", "hx_train_state", 2, "states", list);
+    json_t *j = json_pack("{s:i, s:O}", "stage_train_state", 2, "states", list);
     char *txt = json_dumps(j, JSON_INDENT(1) | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
     json_decref(j);
     r = hx_write_file_atomic(jp, txt, strlen(txt));

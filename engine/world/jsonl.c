@@ -133,6 +133,19 @@ int world_jsonl_parse(const char *name, const char *data, size_t len, const char
     return 0;
 }
 
+char *world_jsonl_task_name(const char *path)
+{
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    char *s = xstrdup(b);
+    size_t n = strlen(s);
+    if (n > 6 && !strcmp(s + n - 6, ".jsonl")) s[n - 6] = 0;
+    for (char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-'))
+            *p = '_';
+    return s;
+}
+
 int world_jsonl_load(const char *path, const char *task, json_t *items)
 {
     char *data;

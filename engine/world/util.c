@@ -5,12 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t fnv1a(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
+static uint64_t fnv1a(const char *s) { return hx_fnv1a(HX_FNV1A_INIT, s, strlen(s)); }
 
 int *wmap_get(const wmap *m, const char *key)
 {

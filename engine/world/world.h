@@ -156,7 +156,7 @@ char *world_object_text(int rel, const char *object);
 
 /* ---- the world build ---- */
 
-/* Every field is the caller's: the data stage fills them from its `with` (engine/stages/data.c owns the
+/* Every field is the caller's: the data stage fills them from its `with` (engine/stages/stage_data.c owns the
  * defaults), tests set their own. */
 typedef struct world_params {
     uint64_t seed;
@@ -217,6 +217,8 @@ json_t *world_chat_pair(const char *system, const char *user, const char *assist
 int world_jsonl_load(const char *path, const char *task, json_t *items);
 /* Same, from memory (`name` for messages). */
 int world_jsonl_parse(const char *name, const char *data, size_t len, const char *task, json_t *items);
+/* The task name of a JSONL file: its base name without .jsonl, bytes other than [A-Za-z0-9-] as '_' (xmalloc'd). */
+char *world_jsonl_task_name(const char *path);
 
 /* Writes one JSON value per line (compact, insertion order). */
 int world_write_jsonl(const char *path, const json_t *array);

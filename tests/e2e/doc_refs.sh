@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # doc_refs.sh - the project cites only its own files: every docs/NAME.md named anywhere in the tree exists, and
-# nothing points at documents outside the repository (spec/models.md, spec/kda.md, ../shared/...); every variable a
+# nothing points at documents outside the repository (DESIGN.md, spec/models.md, spec/kda.md, ../shared/...); every variable a
 # C or CUDA file reads with getenv is in docs/env.md.
 set -euo pipefail
 : "${TOP:?}"
@@ -13,7 +13,7 @@ while read -r ref; do
     [ -f "$ref" ] || fail "$(git grep -n -- "$ref" | head -n 3) -- cites $ref, which does not exist"
 done < <(git grep -ohE 'docs/[A-Za-z0-9_-]+\.md' -- ':!third_party' ':!tests/e2e/doc_refs.sh' | sort -u)
 [ "$n" -ge 10 ] || fail "only $n distinct docs/*.md citations found: is the pattern broken?"
-if out=$(git grep -nE 'spec/(models|kda)\.md|shared/(spec|fixtures)|\.\./shared/' -- ':!third_party' ':!tests/e2e/doc_refs.sh'); then
+if out=$(git grep -nE '\bDESIGN\.md|spec/(models|kda)\.md|shared/(spec|fixtures)|\.\./shared/' -- ':!third_party' ':!tests/e2e/doc_refs.sh'); then
     echo "$out"; fail "citations of documents outside the repository (use docs/design.md, docs/models.md, tests/fixtures/README.md)"
 fi
 # docs/env.md is the one table of environment variables: every variable a C or CUDA file reads is in it

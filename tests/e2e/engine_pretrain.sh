@@ -95,4 +95,26 @@ PY
 "$HX" score "$A" -c "only a context" 2>/dev/null && fail "score without a continuation must fail"
 "$HX" generate /nonexistent -p x 2>"$T/err.txt" && fail "generate on a missing directory must fail"
 grep -q "nonexistent" "$T/err.txt" || fail "the error should name the directory"
+# the kinds' defaults are the tiny sizes of recipes/base/scales.yaml: a tokenizer and a pretrain stage that give no
+# size have the keys of the same stages given every field of scales.tiny.tokenizer and scales.tiny.teacher
+# (the fields recipes/base/gendistill.yaml passes, each from the scales)
+w() { local f out=""; for f in "${@:2}"; do out="$out${out:+, }$f: \"\${scales.tiny.$1.$f}\""; done; echo "{$out}"; }
+cat >"$T/tiny.yaml" <<YAML
+hx: 1
+include: [$TOP/recipes/base/scales.yaml]
+stages:
+  world: {kind: data}
+  tok: {kind: tokenizer, inputs: {data: world}}
+  t: {kind: pretrain, inputs: {data: world, tokenizer: tok}}
+  tok2: {kind: tokenizer, inputs: {data: world}, with: $(w tokenizer source vocab_size path)}
+  t2: {kind: pretrain, inputs: {data: world, tokenizer: tok2},
+       with: $(w teacher source path hidden layers heads kv_heads head_dim ffn seq_len batch steps lr min_lr warmup schedule)}
+YAML
+"$HX" plan "$T/tiny.yaml" --store "$T/p" --json >"$T/tiny.json" || fail "plan of the defaults"
+python3 - "$T/tiny.json" <<'PY' || fail "a tokenizer or pretrain default is not the tiny scale's (recipes/base/scales.yaml)"
+import json, sys
+k = {i["stage"]: i["key"] for i in json.load(open(sys.argv[1]))}
+assert k["tok"] == k["tok2"], "tokenizer"
+assert k["t"] == k["t2"], "pretrain"
+PY
 echo "ok"

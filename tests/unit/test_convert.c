@@ -6,43 +6,43 @@
 #include <cmocka.h>
 
 #include "test_kda_util.h"
-#include "engine/nn/kda.h"
+#include "engine/nn/kda_layer.h"
 #include "engine/nn/model.h"
-#include "engine/stages/convert.h"
+#include "engine/stages/stage_convert.h"
 
 static void test_layouts(void **state)
 {
     (void)state;
     unsigned char a[64];
     json_t *paper = json_string("paper");
-    assert_int_equal(hx_convert_layers(paper, 28, a), 0);
+    assert_int_equal(stage_convert_layers(paper, 28, a), 0);
     int want28[] = {0, 2, 6, 11, 13, 18, 21}, n = 0;
     for (int l = 0; l < 28; l++) n += a[l];
     assert_int_equal(n, 7);
     for (int i = 0; i < 7; i++) assert_true(a[want28[i]]);
     /* other depths keep round(L/4) layers, positions scaled from the paper's */
-    assert_int_equal(hx_convert_layers(paper, 4, a), 0);
+    assert_int_equal(stage_convert_layers(paper, 4, a), 0);
     assert_true(a[0] && !a[1] && !a[2] && !a[3]);
-    assert_int_equal(hx_convert_layers(paper, 8, a), 0);
+    assert_int_equal(stage_convert_layers(paper, 8, a), 0);
     assert_true(a[0] && a[5] && a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7] == 2);
-    assert_int_equal(hx_convert_layers(paper, 36, a), 0);
+    assert_int_equal(stage_convert_layers(paper, 36, a), 0);
     n = 0;
     for (int l = 0; l < 36; l++) n += a[l];
     assert_int_equal(n, 7); /* at most the paper's 7 positions */
     json_t *e4 = json_string("every_4th"), *fl = json_string("first_last"), *none = json_string("all_kda");
-    assert_int_equal(hx_convert_layers(e4, 10, a), 0);
+    assert_int_equal(stage_convert_layers(e4, 10, a), 0);
     assert_true(a[0] && a[4] && a[8] && !a[1] && !a[9]);
-    assert_int_equal(hx_convert_layers(fl, 10, a), 0);
+    assert_int_equal(stage_convert_layers(fl, 10, a), 0);
     assert_true(a[0] && a[9] && !a[5]);
-    assert_int_equal(hx_convert_layers(none, 10, a), 0);
+    assert_int_equal(stage_convert_layers(none, 10, a), 0);
     for (int l = 0; l < 10; l++) assert_false(a[l]);
     json_t *list = json_pack("[i,i]", 1, 3);
-    assert_int_equal(hx_convert_layers(list, 4, a), 0);
+    assert_int_equal(stage_convert_layers(list, 4, a), 0);
     assert_true(!a[0] && a[1] && !a[2] && a[3]);
     json_t *bad = json_pack("[i]", 7), *bads = json_string("half");
-    assert_int_equal(hx_convert_layers(bad, 4, a), -1);
+    assert_int_equal(stage_convert_layers(bad, 4, a), -1);
     assert_non_null(strstr(hx_last_error(), "outside 0..3"));
-    assert_int_equal(hx_convert_layers(bads, 4, a), -1);
+    assert_int_equal(stage_convert_layers(bads, 4, a), -1);
     json_decref(paper); json_decref(e4); json_decref(fl); json_decref(none); json_decref(list); json_decref(bad);
     json_decref(bads);
 }
@@ -62,7 +62,8 @@ static void test_convert_at_init(void **state)
     assert_int_equal(nn_model_save(t, tdir, ST_F32, 0), 0);
     json_t *layers = json_pack("[i]", 1);
     for (int gdn = 0; gdn < 2; gdn++) {
-        if (hx_convert(tdir, sdir, layers, gdn ? "gdn" : "kda", "identity", 0, 7) < 0) fail_msg("%s", hx_last_error());
+        if (stage_convert(tdir, sdir, layers, gdn ? "gdn" : "kda", "identity", 0, 7) < 0)
+            fail_msg("%s", hx_last_error());
         nn_model *s;
         if (nn_model_load(&s, sdir, be) < 0) fail_msg("%s", hx_last_error());
         assert_string_equal(s->cfg.model_type, "hx_hybrid");

@@ -12,8 +12,8 @@
 #include <unistd.h>
 
 #include "base/base.h"
-#include "engine/nn/distill.h"
-#include "engine/stages/convert.h"
+#include "engine/nn/distill_loss.h"
+#include "engine/stages/stage_convert.h"
 
 static k_backend *be;
 static char tmpdir[256];
@@ -444,7 +444,7 @@ static void teacher_and_student(nn_data *d, nn_model **t, char **sdir)
     *sdir = xstrfmt("%s/student", tmpdir);
     assert_int_equal(nn_model_save(m, tdir, ST_F32, 0), 0);
     json_t *layers = json_string("first_last");
-    if (hx_convert(tdir, *sdir, layers, "kda", "identity", 0, 7)) fail_msg("%s", hx_last_error());
+    if (stage_convert(tdir, *sdir, layers, "kda", "identity", 0, 7)) fail_msg("%s", hx_last_error());
     json_decref(layers);
     free(tdir);
     nn_model_set_trainable(m, 0);

@@ -6,7 +6,7 @@
 
 #include "test_kda_util.h"
 #include "engine/nn/conform.h"
-#include "engine/nn/kda.h"
+#include "engine/nn/kda_layer.h"
 
 typedef struct core_case {
     int B, T, H, K, V;

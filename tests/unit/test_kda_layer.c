@@ -6,7 +6,7 @@
 
 #include "test_kda_util.h"
 #include "engine/nn/conform.h"
-#include "engine/nn/kda.h"
+#include "engine/nn/kda_layer.h"
 
 typedef struct layer_ctx {
     k_backend *kb;

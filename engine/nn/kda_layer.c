@@ -1,10 +1,10 @@
-/* kda.c - the KDA / GDN mixer layer: forward, backward and decode over the op table (docs/models.md section 2). */
+/* kda_layer.c - the KDA / GDN mixer layer: forward, backward and decode over the op table (docs/models.md section 2). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/base.h"
-#include "engine/nn/kda.h"
+#include "engine/nn/kda_layer.h"
 
 const char *const nn_kda_param_names[NN_KDA_NPARAMS] = {
     "q_proj.weight", "k_proj.weight", "v_proj.weight", "q_conv.weight", "k_conv.weight", "v_conv.weight",

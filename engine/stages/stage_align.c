@@ -1,10 +1,10 @@
-/* align.c - the `align` stage kind (GenDistill stages 1-2): each converted layer learns, from the teacher's hidden
+/* stage_align.c - the `align` stage kind (GenDistill stages 1-2): each converted layer learns, from the teacher's hidden
  * state at its input, to reproduce the teacher layer's mixer output or block output (MSE); only mixers train. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/stages/distill.h"
+#include "engine/stages/stage_distill.h"
 
 static const hx_field align_fields[] = {
     {"target", HX_T_STR, "\"mixer_out\"", "mixer_out|block_out",
@@ -46,15 +46,15 @@ static int align_run(hx_stage_ctx *c)
     nn_align_target target;
     if (nn_align_target_parse(hx_with_str(c, "target"), &target))
         return error("stage '%s': target must be mixer_out or block_out", c->stage_name);
-    hx_train_env env;
+    stage_train_env env;
     nn_data d = {0};
     align_job j = {0};
     nn_trainer tr = {0};
     int steps, r = -1;
     char names[4][32];
-    if (hx_train_open(c, &env, 1, 1) || nn_data_from_text(&d, env.tok, env.data_path)) goto out;
+    if (stage_train_open(c, &env, 1, 1) || nn_data_from_text(&d, env.tok, env.data_path)) goto out;
     nn_model_set_trainable(env.student, NN_GROUP_BIT(NN_G_KDA)); /* the converted mixers; attention is the teacher's */
-    if (hx_train_trainer(c, &tr, env.student, &d, &steps)) goto out;
+    if (stage_train_trainer(c, &tr, env.student, &d, &steps)) goto out;
     if (nn_align_init(&j.al, env.student, env.teacher, tr.ld.B, tr.ld.T, target)) {
         error_prefix("stage '%s'", c->stage_name);
         goto out;
@@ -63,14 +63,14 @@ static int align_run(hx_stage_ctx *c)
     log_info("aligning %d of %d layers (%s) on %zu tokens, %d steps of %d x %d x %d", j.al.n,
              env.student->cfg.n_layers, hx_with_str(c, "target"), d.n, steps, tr.accum, tr.ld.B, tr.ld.T);
     nn_fit_cfg fc;
-    hx_train_env_fit_cfg(c, &env, &fc, steps);
+    stage_train_env_fit_cfg(c, &env, &fc, steps);
     for (int i = 0; i < 4 && i < j.al.n; i++) {
         snprintf(names[i], sizeof names[i], "mse_layer_%d", j.al.layer[i]);
         fc.part_names[i] = names[i];
     }
     nn_fit_result res;
     if (nn_fit(&tr, &fc, align_micro, &j, &res)) goto out;
-    r = hx_train_finish(c, &env, &tr, &res);
+    r = stage_train_finish(c, &env, &tr, &res);
     if (!r && c->metrics) {
         /* the final MSE of every aligned layer on one more batch, without a gradient */
         nn_loader_next(&tr.ld, tr.ids, tr.tg, tr.seg, tr.pos);
@@ -93,7 +93,7 @@ out:
     nn_align_release(&j.al);
     nn_trainer_release(&tr);
     nn_data_release(&d);
-    hx_train_close(&env);
+    stage_train_close(&env);
     return r;
 }
 
@@ -105,5 +105,5 @@ const hx_stage_kind hx_kind_align = {
     .roles = align_roles,
     .needs_gpu = 1,
     .run = align_run,
-    .canon = hx_train_canon,
+    .canon = stage_train_canon,
 };

@@ -1,4 +1,4 @@
-/* distill.h - GenDistill training machinery: teacher forward, KL/CE objectives into the student's backward,
+/* distill_loss.h - GenDistill training machinery: teacher forward, KL/CE objectives into the student's backward,
  * layer-wise hidden-state alignment (MSE) and the instruction-data loader with completion masks; their stages train
  * with nn_fit (engine/nn/train.h). */
 #ifndef NN_DISTILL_H

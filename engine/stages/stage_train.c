@@ -1,10 +1,10 @@
-/* train.c - what every training stage kind shares: the training loop's configuration from the stage's context. */
+/* stage_train.c - what every training stage kind shares: the training loop's configuration from the stage's context. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/stages/train.h"
+#include "engine/stages/stage_train.h"
 
-void hx_train_fit_cfg(hx_stage_ctx *c, nn_fit_cfg *fc, int steps, const char *log_path)
+void stage_train_fit_cfg(hx_stage_ctx *c, nn_fit_cfg *fc, int steps, const char *log_path)
 {
     memset(fc, 0, sizeof *fc);
     fc->label = c->stage_name;

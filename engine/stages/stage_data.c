@@ -1,4 +1,4 @@
-/* data.c - the `data` stage kind: builds the offline world (corpus, chat pairs, benchmarks) or loads JSONL benchmarks. */
+/* stage_data.c - the `data` stage kind: builds the offline world (corpus, chat pairs, benchmarks) or loads JSONL benchmarks. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,20 +34,6 @@ static const hx_field data_fields[] = {
 
 static const hx_role data_roles[] = {{NULL, NULL, 0, NULL}};
 
-/* Task name of a JSONL file: its base name without .jsonl, other bytes than [A-Za-z0-9_-] as '_'. */
-static char *task_name(const char *path)
-{
-    const char *b = strrchr(path, '/');
-    b = b ? b + 1 : path;
-    char *s = xstrdup(b);
-    size_t n = strlen(s);
-    if (n > 6 && !strcmp(s + n - 6, ".jsonl")) s[n - 6] = 0;
-    for (char *p = s; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-'))
-            *p = '_';
-    return s;
-}
-
 static int run_jsonl(hx_stage_ctx *c)
 {
     json_t *paths = hx_with_json(c, "jsonl");
@@ -64,7 +50,7 @@ static int run_jsonl(hx_stage_ctx *c)
     json_t *p;
     json_array_foreach(paths, i, p) {
         const char *path = json_string_value(p);
-        char *task = task_name(path);
+        char *task = world_jsonl_task_name(path);
         json_t *items = json_array();
         if (json_object_get(bt, task)) {
             rc = error("stage '%s': two JSONL files give the task name '%s'", c->stage_name, task);

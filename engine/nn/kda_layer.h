@@ -1,4 +1,4 @@
-/* kda.h - the KDA / GDN mixer layer (docs/models.md section 2): parameters, forward, backward, decode state. */
+/* kda_layer.h - the KDA / GDN mixer layer (docs/models.md section 2): parameters, forward, backward, decode state. */
 #ifndef NN_KDA_H
 #define NN_KDA_H
 

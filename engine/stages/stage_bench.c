@@ -1,4 +1,4 @@
-/* bench.c - the `bench` stage kind: real benchmark files (lm-eval / HF JSONL) as items an eval asks, nothing to train on. */
+/* stage_bench.c - the `bench` stage kind: real benchmark files (lm-eval / HF JSONL) as items an eval asks, nothing to train on. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,18 +18,6 @@ static const hx_field bench_fields[] = {
 
 
 static const hx_role bench_roles[] = {{NULL, NULL, 0, NULL}};
-
-/* Task name of a file: its base name without .jsonl, bytes other than [A-Za-z0-9-] as '_'. */
-static char *task_name(const char *path)
-{
-    const char *b = strrchr(path, '/');
-    char *s = xstrdup(b ? b + 1 : path);
-    size_t n = strlen(s);
-    if (n > 6 && !strcmp(s + n - 6, ".jsonl")) s[n - 6] = 0;
-    for (char *p = s; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-')) *p = '_';
-    return s;
-}
 
 /* The rows of a JSONL file as read (blank lines skipped, as world_jsonl_parse does): each item keeps its row as
  * "doc", the document lm-eval's samples show and hash. */
@@ -80,7 +68,7 @@ static int bench_run(hx_stage_ctx *c)
     json_t *p;
     json_array_foreach(files, i, p) {
         const char *path = json_string_value(p);
-        char *task = task_name(path), hex[65];
+        char *task = world_jsonl_task_name(path), hex[65];
         json_t *items = json_array();
         if (json_object_get(tasks, task)) rc = error("stage '%s': two files give the task name '%s'", c->stage_name, task);
         if (!rc && hx_sha256_file_hex(path, hex)) rc = error_prefix("stage '%s': files[%zu]", c->stage_name, i);

@@ -1,33 +1,35 @@
-/* pretrain.c - the `pretrain` stage kind: trains a Qwen3 teacher from scratch on the data world, or loads an HF dir. */
+/* stage_pretrain.c - the `pretrain` stage kind: trains a Qwen3 teacher from scratch on the data world, or loads an HF dir. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/stages/train.h"
+#include "engine/stages/stage_train.h"
 #include "engine/nn/engine.h"
 #include "engine/nn/hfdir.h"
 #include "engine/nn/model.h"
 #include "engine/nn/tokenizer.h"
 
+/* Sizes come from the recipe (recipes/base/scales.yaml, scales.<scale>.teacher); one it leaves out takes the default
+ * below, which is the tiny scale's (docs/design.md, "Scales"; tests/e2e/engine_pretrain.sh checks they agree). */
 static const hx_field pretrain_fields[] = {
     {"source", HX_T_STR, "\"train\"", "train|load", "train: from scratch on the data world; load: an HF directory `path`"},
     {"path", HX_T_PATH, "\"\"", NULL, "load: a Hugging Face checkpoint directory (config.json + safetensors; content keyed)"},
-    {"hidden", HX_T_INT, "64", NULL, "hidden size d"},
+    {"hidden", HX_T_INT, "128", NULL, "hidden size d"},
     {"layers", HX_T_INT, "4", NULL, "decoder layers"},
     {"heads", HX_T_INT, "4", NULL, "query heads"},
     {"kv_heads", HX_T_INT, "2", NULL, "key/value heads (GQA)"},
-    {"head_dim", HX_T_INT, "16", NULL, "head dimension K"},
-    {"ffn", HX_T_INT, "192", NULL, "MLP width"},
+    {"head_dim", HX_T_INT, "32", NULL, "head dimension K"},
+    {"ffn", HX_T_INT, "384", NULL, "MLP width"},
     {"tied", HX_T_BOOL, "true", NULL, "tie the lm_head to the embeddings"},
     {"rope_theta", HX_T_NUM, "10000", NULL, "RoPE base"},
     {"seq_len", HX_T_INT, "128", NULL, "tokens per packed row"},
     {"batch", HX_T_INT, "16", NULL, "rows per micro-batch"},
     {"accum", HX_T_INT, "1", NULL, "micro-batches per optimizer step (gradient accumulation)"},
-    {"steps", HX_T_INT, "1000", NULL, "optimizer steps"},
+    {"steps", HX_T_INT, "500", NULL, "optimizer steps"},
     {"lr", HX_T_NUM, "0.003", NULL, "peak learning rate"},
     {"min_lr", HX_T_NUM, "0.0003", NULL, "final learning rate (cosine, wsd)"},
-    {"warmup", HX_T_INT, "50", NULL, "linear warmup steps"},
+    {"warmup", HX_T_INT, "20", NULL, "linear warmup steps"},
     {"schedule", HX_T_STR, "\"cosine\"", "cosine|wsd|constant", "learning-rate schedule"},
     {"decay_frac", HX_T_NUM, "0.2", NULL, "wsd: fraction of the steps spent decaying"},
     {"weight_decay", HX_T_NUM, "0.1", NULL, "AdamW decoupled weight decay (matrices only)"},
@@ -57,7 +59,7 @@ static int pretrain_load(hx_stage_ctx *c)
     int r = nn_model_load(&m, path, be);
     if (!r) {
         st_dtype dt = !strcmp(m->cfg.dtype, "bfloat16") ? ST_BF16 : !strcmp(m->cfg.dtype, "float16") ? ST_F16 : ST_F32;
-        r = nn_model_save(m, c->out_dir, dt, (size_t)5 << 30);
+        r = nn_model_save(m, c->out_dir, dt, NN_SHARD_BYTES);
         nn_model_free(m);
     }
     if (own) k_backend_free(be);
@@ -86,7 +88,7 @@ static int pretrain_run(hx_stage_ctx *c)
     nn_model *m = NULL;
     nn_trainer tr = {0};
     int own = 0;
-    char *logp = hx_path_join(c->out_dir, "train_log.jsonl");
+    char *logp = hx_path_join(c->out_dir, STAGE_TRAIN_LOG);
     int r = -1;
     if (nn_tokenizer_load(&tok, tokp) || nn_data_from_text(&d, tok, corpus)) goto out;
     nn_config cfg;
@@ -116,9 +118,9 @@ static int pretrain_run(hx_stage_ctx *c)
              nn_config_n_params(&cfg), d.n, d.n_docs, steps, accum, B, T);
     nn_fit_cfg fc;
     nn_fit_result res;
-    hx_train_fit_cfg(c, &fc, steps, logp);
+    stage_train_fit_cfg(c, &fc, steps, logp);
     if (nn_fit(&tr, &fc, nn_train_xent_micro, &tr, &res)) goto out;
-    if (nn_model_save(m, c->out_dir, !strcmp(hx_with_str(c, "dtype"), "bfloat16") ? ST_BF16 : ST_F32, (size_t)5 << 30))
+    if (nn_model_save(m, c->out_dir, !strcmp(hx_with_str(c, "dtype"), "bfloat16") ? ST_BF16 : ST_F32, NN_SHARD_BYTES))
         goto out;
     r = nn_hfdir_add_tokenizer(c->out_dir, tokp);
     if (!r && c->metrics) {

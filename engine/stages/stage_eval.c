@@ -1,4 +1,4 @@
-/* eval.c - the `eval` stage kind: the same benchmark items scored by log-likelihood and by greedy generation. */
+/* stage_eval.c - the `eval` stage kind: the same benchmark items scored by log-likelihood and by greedy generation. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,10 +1,10 @@
-/* distill.h - what the GenDistill training stage kinds (align, distill, finetune) share: the common parameter
+/* stage_distill.h - what the GenDistill training stage kinds (align, distill, finetune) share: the common parameter
  * rows, opening teacher/student/tokenizer from the inputs, the trainer from the parameters, writing the artifact. */
 #ifndef HX_STAGES_DISTILL_H
 #define HX_STAGES_DISTILL_H
 
-#include "engine/stages/train.h"
-#include "engine/nn/distill.h"
+#include "engine/stages/stage_train.h"
+#include "engine/nn/distill_loss.h"
 
 /* Schema rows every training stage has (defaults differ per kind: steps, learning rate). */
 #define HX_TRAIN_FIELDS(STEPS, LR, MIN_LR, WARMUP)                                                                    \
@@ -26,7 +26,7 @@
     {"dtype", HX_T_STR, "\"float32\"", "float32|bfloat16", "dtype of the written model.safetensors"}
 
 /* Models, tokenizer and backend of one training stage run. */
-typedef struct hx_train_env {
+typedef struct stage_train_env {
     k_backend *be;
     int own_be;
     nn_model *teacher;          /* the shared engine's (never written) or a private one (own_teacher) */
@@ -35,33 +35,33 @@ typedef struct hx_train_env {
     char *tok_path;             /* tokenizer.json of the student's artifact, else the teacher's */
     nn_tokenizer *tok;
     char *data_path;            /* the `file` parameter inside the data artifact, or NULL without data */
-    char *log_path;             /* out_dir/train_log.jsonl (hx_train_fit_cfg) */
-} hx_train_env;
+    char *log_path;             /* out_dir/train_log.jsonl (stage_train_fit_cfg) */
+} stage_train_env;
 
 /* Opens the inputs: student (required), teacher (need_teacher: 1 required, 0 not loaded), the tokenizer, and the
  * data file `file` inside the `data` input when need_data is set. error() naming the stage and the input. */
-int hx_train_open(hx_stage_ctx *c, hx_train_env *env, int need_teacher, int need_data);
-void hx_train_close(hx_train_env *env);
+int stage_train_open(hx_stage_ctx *c, stage_train_env *env, int need_teacher, int need_data);
+void stage_train_close(stage_train_env *env);
 /* The group mask from the `freeze` list parameter. */
-int hx_train_freeze(hx_stage_ctx *c, unsigned *trainable);
+int stage_train_freeze(hx_stage_ctx *c, unsigned *trainable);
 /* The kinds' `canon` (stage.h): when tokens > 0, `steps` (which the run ignores) becomes the steps it makes, so arms
  * that differ only in an ignored `steps` share a key and `hx plan` names the axis that changes nothing. */
-void hx_train_canon(json_t *with);
+void stage_train_canon(json_t *with);
 /* nn_trainer_init with the common parameters; *steps from steps / tokens. d is the text the loader reads (its
  * start offset comes from the seed). */
-int hx_train_trainer(hx_stage_ctx *c, nn_trainer *tr, nn_model *m, const nn_data *d, int *steps);
-/* hx_train_fit_cfg with the log at out_dir/train_log.jsonl (env->log_path). */
-void hx_train_env_fit_cfg(hx_stage_ctx *c, hx_train_env *env, nn_fit_cfg *fc, int steps);
+int stage_train_trainer(hx_stage_ctx *c, nn_trainer *tr, nn_model *m, const nn_data *d, int *steps);
+/* stage_train_fit_cfg with the log at out_dir/train_log.jsonl (env->log_path). */
+void stage_train_env_fit_cfg(hx_stage_ctx *c, stage_train_env *env, nn_fit_cfg *fc, int steps);
 /* Writes config.json + model.safetensors (dtype parameter) and tokenizer.json into out_dir; metrics common to every
  * training stage. */
-int hx_train_finish(hx_stage_ctx *c, hx_train_env *env, const nn_trainer *tr, const nn_fit_result *res);
+int stage_train_finish(hx_stage_ctx *c, stage_train_env *env, const nn_trainer *tr, const nn_fit_result *res);
 
-/* The distillation objectives' fit (distill, finetune): nn_fit with the parts kl and ce logged, hx_train_finish,
+/* The distillation objectives' fit (distill, finetune): nn_fit with the parts kl and ce logged, stage_train_finish,
  * and the metrics final_kl / final_ce. *res receives the fit's result. */
-int hx_train_fit_kl_ce(hx_stage_ctx *c, hx_train_env *env, nn_trainer *tr, int steps, nn_fit_micro fn, void *arg,
+int stage_train_fit_kl_ce(hx_stage_ctx *c, stage_train_env *env, nn_trainer *tr, int steps, nn_fit_micro fn, void *arg,
                        nn_fit_result *res);
 /* Adds one micro-batch's distillation loss to the step's statistics (parts: kl, ce). */
-static inline void hx_fit_stats_add(nn_fit_stats *st, const nn_distill_loss *L)
+static inline void stage_fit_stats_add(nn_fit_stats *st, const nn_distill_loss *L)
 {
     st->loss += L->loss;
     st->part[0] += L->kl;

@@ -1,12 +1,12 @@
-/* convert.c - the `convert` stage kind: a Qwen3 teacher checkpoint in, the Hybrid-KDA student checkpoint out. */
+/* stage_convert.c - the `convert` stage kind: a Qwen3 teacher checkpoint in, the Hybrid-KDA student checkpoint out. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/stages/stage.h"
-#include "engine/stages/convert.h"
-#include "engine/nn/kda.h"
+#include "engine/stages/stage_convert.h"
+#include "engine/nn/kda_layer.h"
 #include "engine/nn/hfdir.h"
 #include "engine/nn/model.h"
 
@@ -19,7 +19,7 @@ static const int paper28[] = {0, 2, 6, 11, 13, 18, 21}; /* the authors' search, 
  *              free layer on a collision, so the ratio stays 1:3 and the positions follow the paper's.
  *   every_4th  layers 0, 4, 8, ...;  first_last  {0, L-1};  all_kda  none;  [i, j, ...]  exactly those.
  */
-int hx_convert_layers(const json_t *spec, int L, unsigned char *attn)
+int stage_convert_layers(const json_t *spec, int L, unsigned char *attn)
 {
     memset(attn, 0, (size_t)L);
     if (L <= 0) return error("convert: the teacher has no layers");
@@ -61,7 +61,7 @@ int hx_convert_layers(const json_t *spec, int L, unsigned char *attn)
 /* inverse of softplus: y = log(1 + e^x)  <=>  x = y + log(-expm1(-y)) */
 static float inv_softplus(double y) { return (float)(y + log(-expm1(-y))); }
 
-int hx_convert(const char *teacher_dir, const char *out_dir, const json_t *layers, const char *mixer,
+int stage_convert(const char *teacher_dir, const char *out_dir, const json_t *layers, const char *mixer,
                const char *conv_act, int gate_rank, uint64_t seed)
 {
     k_backend *be = k_cpu_new(0);
@@ -77,7 +77,7 @@ int hx_convert(const char *teacher_dir, const char *out_dir, const json_t *layer
         goto out;
     }
     unsigned char attn[NN_MAX_LAYERS];
-    if (hx_convert_layers(layers, c.n_layers, attn) < 0) goto out;
+    if (stage_convert_layers(layers, c.n_layers, attn) < 0) goto out;
     snprintf(c.model_type, sizeof c.model_type, "hx_hybrid");
     for (int l = 0; l < c.n_layers; l++)
         c.mixer[l] = attn[l] ? NN_MIX_ATTN : !strcmp(mixer, "gdn") ? NN_MIX_GDN : NN_MIX_KDA;
@@ -164,7 +164,7 @@ static int convert_run(hx_stage_ctx *ctx)
     if (!tdir) return error("stage %s: input 'teacher' is not bound", ctx->stage_name);
     long long r = hx_with_int(ctx, "gate_rank");
     if (r < 0) return error("stage %s: gate_rank must be >= 0", ctx->stage_name);
-    if (hx_convert(tdir, ctx->out_dir, hx_with_json(ctx, "layers"), hx_with_str(ctx, "mixer"),
+    if (stage_convert(tdir, ctx->out_dir, hx_with_json(ctx, "layers"), hx_with_str(ctx, "mixer"),
                    hx_with_str(ctx, "conv_act"), (int)r, (uint64_t)hx_with_int(ctx, "seed")) < 0)
         return error_prefix("stage %s", ctx->stage_name);
     return 0;

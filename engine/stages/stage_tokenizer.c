@@ -1,4 +1,4 @@
-/* tokenizer.c - the `tokenizer` stage kind: trains a byte-level BPE on the data world's corpus, or loads one. */
+/* stage_tokenizer.c - the `tokenizer` stage kind: trains a byte-level BPE on the data world's corpus, or loads one. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +10,7 @@
 
 static const hx_field tokenizer_fields[] = {
     {"source", HX_T_STR, "\"train\"", "train|load", "train: learn a byte-level BPE on the corpus; load: use `path`"},
-    {"vocab_size", HX_T_INT, "4096", NULL, "train: ids in the vocabulary (256 bytes + merges + 5 special tokens)"},
+    {"vocab_size", HX_T_INT, "1024", NULL, "train: ids in the vocabulary (256 bytes + merges + 5 special tokens)"},
     {"min_frequency", HX_T_INT, "2", NULL, "train: a pair is merged only if it occurs at least this often"},
     {"path", HX_T_PATH, "\"qwen3\"", "qwen3",
      "load: a tokenizer.json, a directory holding one, or qwen3 (the pinned Qwen3 tokenizer in third_party)"},

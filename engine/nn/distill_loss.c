@@ -1,4 +1,4 @@
-/* distill.c - GenDistill machinery: KL/CE objectives, layer-wise alignment, instruction rows. */
+/* distill_loss.c - GenDistill machinery: KL/CE objectives, layer-wise alignment, instruction rows. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +8,7 @@
 
 #include "base/base.h"
 #include "engine/nn/chat.h"
-#include "engine/nn/distill.h"
+#include "engine/nn/distill_loss.h"
 
 #define IGNORE_INDEX (-100)
 

@@ -1,10 +1,10 @@
-/* finetune.c - the `finetune` stage kind (GenDistill stage 3b): post-training on chat/instruction pairs by KL to the
+/* stage_finetune.c - the `finetune` stage kind (GenDistill stage 3b): post-training on chat/instruction pairs by KL to the
  * teacher (kd) or cross-entropy (sft), on all tokens or the completion only, with chosen groups frozen. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/stages/distill.h"
+#include "engine/stages/stage_distill.h"
 
 static const hx_field finetune_fields[] = {
     {"objective", HX_T_STR, "\"kd\"", "kd|sft", "kd: KL to the teacher's next-token distribution; sft: cross-entropy"},
@@ -42,7 +42,7 @@ static int sft_micro(void *arg, long long micro, float scale, nn_fit_stats *st)
     nn_batch bt = {.B = B, .T = T, .ids = tr->ids, .pos = tr->pos, .seg = tr->seg};
     nn_distill_loss L;
     if (nn_distill_micro(&j->ds, &bt, tr->tg, scale, 1, &L)) return -1;
-    hx_fit_stats_add(st, &L);
+    stage_fit_stats_add(st, &L);
     return 0;
 }
 
@@ -52,13 +52,13 @@ static int finetune_run(hx_stage_ctx *c)
     if (nn_objective_parse(hx_with_str(c, "objective"), &obj)) return error("stage '%s': unknown objective", c->stage_name);
     int completion_only = !strcmp(hx_with_str(c, "masking"), "completion_only");
     int T = (int)hx_with_int(c, "seq_len");
-    hx_train_env env;
+    stage_train_env env;
     nn_data flat = {0};
     sft_job j = {0};
     nn_trainer tr = {0};
     unsigned mask;
     int steps, r = -1;
-    if (hx_train_open(c, &env, nn_objective_needs_teacher(obj), 1) || hx_train_freeze(c, &mask)) goto out;
+    if (stage_train_open(c, &env, nn_objective_needs_teacher(obj), 1) || stage_train_freeze(c, &mask)) goto out;
     int32_t pad = nn_tokenizer_token_id(env.tok, "<|endoftext|>");
     if (pad < 0) pad = env.student->cfg.eos_id >= 0 ? env.student->cfg.eos_id : 0;
     if (T < 2) {
@@ -75,7 +75,7 @@ static int finetune_run(hx_stage_ctx *c)
     memcpy(flat.tok, j.sd.ids, (flat.n - 1) * sizeof(int32_t));
     flat.eos = pad;
     nn_model_set_trainable(env.student, mask);
-    if (hx_train_trainer(c, &tr, env.student, &flat, &steps)) goto out;
+    if (stage_train_trainer(c, &tr, env.student, &flat, &steps)) goto out;
     if (nn_distill_init(&j.ds, env.student, env.teacher, tr.ld.B, T, obj, 0, (float)hx_with_num(c, "temperature"))) {
         error_prefix("stage '%s'", c->stage_name);
         goto out;
@@ -85,7 +85,7 @@ static int finetune_run(hx_stage_ctx *c)
              hx_with_str(c, "objective"), j.sd.n_examples, j.sd.R, T, j.sd.n_truncated,
              hx_with_str(c, "masking"), j.sd.n_loss_tokens, steps);
     nn_fit_result res;
-    r = hx_train_fit_kl_ce(c, &env, &tr, steps, sft_micro, &j, &res);
+    r = stage_train_fit_kl_ce(c, &env, &tr, steps, sft_micro, &j, &res);
     if (!r && c->metrics) {
         json_object_set_new(c->metrics, "examples", json_integer((json_int_t)j.sd.n_examples));
         json_object_set_new(c->metrics, "truncated", json_integer((json_int_t)j.sd.n_truncated));
@@ -97,7 +97,7 @@ out:
     nn_sft_release(&j.sd);
     nn_trainer_release(&tr);
     free(flat.tok);
-    hx_train_close(&env);
+    stage_train_close(&env);
     return r;
 }
 
@@ -109,5 +109,5 @@ const hx_stage_kind hx_kind_finetune = {
     .roles = finetune_roles,
     .needs_gpu = 1,
     .run = finetune_run,
-    .canon = hx_train_canon,
+    .canon = stage_train_canon,
 };

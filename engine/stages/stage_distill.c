@@ -1,17 +1,17 @@
-/* distill.c - the `distill` stage kind (GenDistill stage 3a: end-to-end distillation on pretraining text), and what
- * the training stages align, distill and finetune share (engine/stages/distill.h). */
+/* stage_distill.c - the `distill` stage kind (GenDistill stage 3a: end-to-end distillation on pretraining text), and what
+ * the training stages align, distill and finetune share (engine/stages/stage_distill.h). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/stages/distill.h"
+#include "engine/stages/stage_distill.h"
 #include "engine/nn/engine.h"
 #include "engine/nn/hfdir.h"
 
 /* ---------------------------------------------------------------- shared by the training stages */
 
-int hx_train_open(hx_stage_ctx *c, hx_train_env *env, int need_teacher, int need_data)
+int stage_train_open(hx_stage_ctx *c, stage_train_env *env, int need_teacher, int need_data)
 {
     memset(env, 0, sizeof *env);
     const char *sdir = hx_input_dir(c, "student"), *tdir = hx_input_dir(c, "teacher"), *ddir = hx_input_dir(c, "data");
@@ -58,7 +58,7 @@ int hx_train_open(hx_stage_ctx *c, hx_train_env *env, int need_teacher, int need
     return 0;
 }
 
-void hx_train_close(hx_train_env *env)
+void stage_train_close(stage_train_env *env)
 {
     nn_model_free(env->student);
     if (env->own_teacher) nn_model_free(env->teacher);
@@ -70,7 +70,7 @@ void hx_train_close(hx_train_env *env)
     memset(env, 0, sizeof *env);
 }
 
-int hx_train_freeze(hx_stage_ctx *c, unsigned *trainable)
+int stage_train_freeze(hx_stage_ctx *c, unsigned *trainable)
 {
     json_t *fz = hx_with_json(c, "freeze");
     size_t n = json_array_size(fz);
@@ -91,7 +91,7 @@ static long long train_steps(long long steps, long long tokens, long long accum,
     return (tokens + per - 1) / per;
 }
 
-void hx_train_canon(json_t *with)
+void stage_train_canon(json_t *with)
 {
     long long g[5];
     const char *names[5] = {"steps", "tokens", "accum", "batch", "seq_len"};
@@ -103,7 +103,7 @@ void hx_train_canon(json_t *with)
     if (g[1] > 0) json_object_set_new(with, "steps", json_integer(train_steps(g[0], g[1], g[2], g[3], g[4])));
 }
 
-int hx_train_trainer(hx_stage_ctx *c, nn_trainer *tr, nn_model *m, const nn_data *d, int *steps)
+int stage_train_trainer(hx_stage_ctx *c, nn_trainer *tr, nn_model *m, const nn_data *d, int *steps)
 {
     int B = (int)hx_with_int(c, "batch"), T = (int)hx_with_int(c, "seq_len"), accum = (int)hx_with_int(c, "accum");
     long long tokens = hx_with_int(c, "tokens");
@@ -128,18 +128,18 @@ int hx_train_trainer(hx_stage_ctx *c, nn_trainer *tr, nn_model *m, const nn_data
     return 0;
 }
 
-void hx_train_env_fit_cfg(hx_stage_ctx *c, hx_train_env *env, nn_fit_cfg *fc, int steps)
+void stage_train_env_fit_cfg(hx_stage_ctx *c, stage_train_env *env, nn_fit_cfg *fc, int steps)
 {
     free(env->log_path);
-    env->log_path = hx_path_join(c->out_dir, "train_log.jsonl");
-    hx_train_fit_cfg(c, fc, steps, env->log_path);
+    env->log_path = hx_path_join(c->out_dir, STAGE_TRAIN_LOG);
+    stage_train_fit_cfg(c, fc, steps, env->log_path);
 }
 
-int hx_train_finish(hx_stage_ctx *c, hx_train_env *env, const nn_trainer *tr, const nn_fit_result *res)
+int stage_train_finish(hx_stage_ctx *c, stage_train_env *env, const nn_trainer *tr, const nn_fit_result *res)
 {
     nn_model *m = env->student;
     st_dtype dt = !strcmp(hx_with_str(c, "dtype"), "bfloat16") ? ST_BF16 : ST_F32;
-    if (nn_model_save(m, c->out_dir, dt, (size_t)5 << 30)) return error_prefix("stage '%s'", c->stage_name);
+    if (nn_model_save(m, c->out_dir, dt, NN_SHARD_BYTES)) return error_prefix("stage '%s'", c->stage_name);
     if (nn_hfdir_add_tokenizer(c->out_dir, env->tok_path)) return error_prefix("stage '%s'", c->stage_name);
     if (c->metrics) {
         size_t trainable = 0;
@@ -160,14 +160,14 @@ int hx_train_finish(hx_stage_ctx *c, hx_train_env *env, const nn_trainer *tr, co
     return 0;
 }
 
-int hx_train_fit_kl_ce(hx_stage_ctx *c, hx_train_env *env, nn_trainer *tr, int steps, nn_fit_micro fn, void *arg,
+int stage_train_fit_kl_ce(hx_stage_ctx *c, stage_train_env *env, nn_trainer *tr, int steps, nn_fit_micro fn, void *arg,
                        nn_fit_result *res)
 {
     nn_fit_cfg fc;
-    hx_train_env_fit_cfg(c, env, &fc, steps);
+    stage_train_env_fit_cfg(c, env, &fc, steps);
     fc.part_names[0] = "kl";
     fc.part_names[1] = "ce";
-    if (nn_fit(tr, &fc, fn, arg, res) || hx_train_finish(c, env, tr, res)) return -1;
+    if (nn_fit(tr, &fc, fn, arg, res) || stage_train_finish(c, env, tr, res)) return -1;
     if (c->metrics) {
         json_object_set_new(c->metrics, "final_kl", hx_json_num(res->last_part[0]));
         json_object_set_new(c->metrics, "final_ce", hx_json_num(res->last_part[1]));
@@ -210,7 +210,7 @@ static int text_micro(void *arg, long long micro, float scale, nn_fit_stats *st)
     nn_batch bt = {.B = tr->ld.B, .T = tr->ld.T, .ids = tr->ids, .pos = tr->pos, .seg = tr->seg};
     nn_distill_loss L;
     if (nn_distill_micro(&j->ds, &bt, tr->tg, scale, 1, &L)) return -1;
-    hx_fit_stats_add(st, &L);
+    stage_fit_stats_add(st, &L);
     return 0;
 }
 
@@ -218,16 +218,16 @@ static int distill_run(hx_stage_ctx *c)
 {
     nn_objective obj;
     if (nn_objective_parse(hx_with_str(c, "objective"), &obj)) return error("stage '%s': unknown objective", c->stage_name);
-    hx_train_env env;
+    stage_train_env env;
     nn_data d = {0};
     text_job j = {0};
     nn_trainer tr = {0};
     unsigned mask;
     int steps, r = -1;
-    if (hx_train_open(c, &env, nn_objective_needs_teacher(obj), 1) || hx_train_freeze(c, &mask)) goto out;
+    if (stage_train_open(c, &env, nn_objective_needs_teacher(obj), 1) || stage_train_freeze(c, &mask)) goto out;
     if (nn_data_from_text(&d, env.tok, env.data_path)) goto out;
     nn_model_set_trainable(env.student, mask);
-    if (hx_train_trainer(c, &tr, env.student, &d, &steps)) goto out;
+    if (stage_train_trainer(c, &tr, env.student, &d, &steps)) goto out;
     if (nn_distill_init(&j.ds, env.student, env.teacher, tr.ld.B, tr.ld.T, obj, (float)hx_with_num(c, "alpha"),
                         (float)hx_with_num(c, "temperature"))) {
         error_prefix("stage '%s'", c->stage_name);
@@ -237,12 +237,12 @@ static int distill_run(hx_stage_ctx *c)
     log_info("%s distillation of a %zu-parameter student, %zu tokens of text, %d steps of %d x %d x %d",
              nn_objective_name(obj), nn_config_n_params(&env.student->cfg), d.n, steps, tr.accum, tr.ld.B, tr.ld.T);
     nn_fit_result res;
-    r = hx_train_fit_kl_ce(c, &env, &tr, steps, text_micro, &j, &res);
+    r = stage_train_fit_kl_ce(c, &env, &tr, steps, text_micro, &j, &res);
 out:
     nn_distill_release(&j.ds);
     nn_trainer_release(&tr);
     nn_data_release(&d);
-    hx_train_close(&env);
+    stage_train_close(&env);
     return r;
 }
 
@@ -254,5 +254,5 @@ const hx_stage_kind hx_kind_distill = {
     .roles = distill_roles,
     .needs_gpu = 1,
     .run = distill_run,
-    .canon = hx_train_canon,
+    .canon = stage_train_canon,
 };
