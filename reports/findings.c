@@ -507,11 +507,11 @@ json_t *rp_findings(const json_t *run, const json_t *spec, const json_t *tables,
             v6 = json_number_value(json_array_get(gci, 0)) <= hi && json_number_value(json_array_get(gci, 1)) >= lo
                      ? "in the paper's range" : "outside the paper's range";
         f = finding("F6", "the best student retains 86-90% of the teacher's accuracy", v6);
-        json_object_set_new(f, "numbers", json_pack("{s:s,s:O,s:O,s:O,s:O,s:[f,f]}", "arm", base, "gen_retention",
+        json_object_set_new(f, "numbers", json_pack("{s:s,s:O,s:O,s:O,s:O,s:[o,o]}", "arm", base, "gen_retention",
                                                     json_object_get(cmp, "gen_retention"), "gen_retention_ci", gci,
                                                     "ll_retention", json_object_get(cmp, "ll_retention"),
                                                     "ll_retention_ci", json_object_get(cmp, "ll_retention_ci"),
-                                                    "paper_range", lo, hi));
+                                                    "paper_range", hx_json_num(lo), hx_json_num(hi)));
         char *g = json_is_number(json_object_get(cmp, "gen_retention")) ? pct(num(cmp, "gen_retention"), gci) : xstrdup("n/a");
         char *l = json_is_number(json_object_get(cmp, "ll_retention"))
                       ? pct(num(cmp, "ll_retention"), json_object_get(cmp, "ll_retention_ci")) : xstrdup("n/a");

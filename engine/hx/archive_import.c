@@ -325,7 +325,7 @@ static int commit_staged(importer *im, int dry_run, json_t *report)
 {
     json_t *added = json_array(), *present = json_array(), *prov = json_array();
     json_t *runs_added = json_array(), *runs_present = json_array();
-    long long bytes = 0;
+    long long bytes = 0, bytes_present = 0; /* unpacked outputs added (or to add), and of entries already there */
     int rc = 0;
     size_t i;
     json_t *ie;
@@ -336,8 +336,17 @@ static int commit_staged(importer *im, int dry_run, json_t *report)
             json_array_append_new(prov, row);
             continue;
         }
+        /* the entry's unpacked size: its files (outputs and manifest) as verified in the staging directory */
+        long long eb = 0;
+        json_t *g;
+        const char *rel;
+        json_object_foreach(json_object_get(im->got, key), rel, g) eb += json_integer_value(json_object_get(g, "size"));
+        json_object_set_new(row, "bytes", json_integer(eb));
         if (dry_run) {
-            json_array_append_new(hx_store_has(im->s, key) ? present : added, row);
+            int have = hx_store_has(im->s, key);
+            if (have) bytes_present += eb;
+            else bytes += eb;
+            json_array_append_new(have ? present : added, row);
             continue;
         }
         hx_lock l;
@@ -347,6 +356,7 @@ static int commit_staged(importer *im, int dry_run, json_t *report)
             break;
         }
         if (hx_store_has(im->s, key)) {
+            bytes_present += eb;
             json_array_append_new(present, row);
         } else {
             char *dir = xstrfmt("%s/%s", im->stage, key);
@@ -354,9 +364,7 @@ static int commit_staged(importer *im, int dry_run, json_t *report)
             if (rc == 0) rc = hx_store_adopt(im->s, key, dir);
             free(dir);
             if (rc == 0) {
-                json_t *g;
-                const char *rel;
-                json_object_foreach(json_object_get(im->got, key), rel, g) bytes += json_integer_value(json_object_get(g, "size"));
+                bytes += eb;
                 json_array_append_new(added, row);
             } else {
                 error_prefix("entry %.12s", key);
@@ -392,6 +400,7 @@ static int commit_staged(importer *im, int dry_run, json_t *report)
         json_object_set_new(report, "runs_added", runs_added);
         json_object_set_new(report, "runs_present", runs_present);
         json_object_set_new(report, "bytes", json_integer(bytes));
+        json_object_set_new(report, "bytes_present", json_integer(bytes_present));
         json_object_set_new(report, "dry_run", json_boolean(dry_run));
     } else {
         json_decref(added);
