@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PKGS="build-essential clang libyaml-dev libjansson-dev libarchive-dev libopenblas-openmp-dev libssl-dev
-libpcre2-dev libcmocka-dev libzstd-dev zstd nodejs npm graphviz man-db groff-base chromium"
+libpcre2-dev libcmocka-dev libzstd-dev zstd nodejs npm graphviz man-db groff-base chromium python3"
 
 missing=()
 for p in $APT_PKGS; do

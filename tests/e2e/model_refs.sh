@@ -24,6 +24,11 @@ for f in config.json model.safetensors tokenizer.json tokenizer_config.json gene
 done
 cmp -s "$d2/model.safetensors" $REF/model.safetensors || fail "model.safetensors differs from the source"
 cmp -s "$d2/modeling_hx_hybrid.py" engine/nn/modeling_hx_hybrid.py || fail "remote code differs from engine/nn"
+# the reference directories carry the same file (a Hugging Face directory holds its remote code): never a stale copy
+for f in "$TOP"/tests/reference/hf_hybrid_*/modeling_hx_hybrid.py "$TOP"/tests/fixtures/*/modeling_hx_hybrid.py; do
+    [ -e "$f" ] || continue
+    cmp -s "$f" "$TOP/engine/nn/modeling_hx_hybrid.py" || fail "$f differs from engine/nn/modeling_hx_hybrid.py (regenerate it)"
+done
 python3 - "$d2" <<'PY' || fail "HF files"
 import json, sys
 d = sys.argv[1]
