@@ -467,7 +467,8 @@ json_t *rp_findings(const json_t *run, const json_t *spec, const json_t *tables,
     size_t i;
     json_t *a;
     json_array_foreach(arms_of(&c), i, a) {
-        json_t *ca = vs_teacher(&c, trec, json_string_value(a));
+        /* the baseline arm's comparison is F1's: the same items and seed, computed once */
+        json_t *ca = !strcmp(json_string_value(a), base) ? json_incref(cmp) : vs_teacher(&c, trec, json_string_value(a));
         if (!ca) goto done;
         json_t *ci = json_object_get(ca, "did_ci");
         neg += num(ca, "did") < 0;
