@@ -7,7 +7,7 @@
 #           -S '~stages.teacher_sft' -S '~stages.eval_teacher' --store T; hx export latest --store T -o .hxdev/small.tar.zst
 #   there:  bash scripts/device_run.sh bash scripts/device_small.sh SECONDS [teacher|paper]...
 # Each named recipe runs within what is left of SECONDS (killed at the end: hx resumes from partial/ next time);
-# every call ends by writing each recipe's report and an export of its eval entries under $OUT.
+# every call ends by exporting each finished recipe's eval entries under $OUT, then its report (time-boxed).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/hx-device-out}
@@ -27,10 +27,10 @@ fi
 for what in "$@"; do
     case $what in
     teacher) recipe=recipes/teacher_check.yaml; extra=() ;;
-    paper) recipe=recipes/paper.yaml; extra=(--gpu-share 4) ;;
+    paper) recipe=recipes/paper.yaml; extra=(--gpu-share "${SMALL_SHARE:-12}") ;;
     *) echo "device_small: unknown recipe $what" >&2; exit 2 ;;
     esac
-    left=$(( t_end - $(date +%s) - 25 ))   # keep 25 s for the reports and exports
+    left=$(( t_end - $(date +%s) - 25 ))   # keep 25 s for the export and the report
     [ "$left" -gt 10 ] || { echo "# $what: no time left"; break; }
     echo "== $what: hx run $recipe (at most ${left}s) $(date -u +%H:%M:%S)"
     t0=$(date +%s)
@@ -40,9 +40,11 @@ for what in "$@"; do
     echo "== $what: rc=$rc in $(( $(date +%s) - t0 ))s"
     grep -E '^(run |executed|cached|failed|skipped)|error|BUG' "$OUT/$what.log" | tail -60
     if [ $rc = 0 ]; then
-        "$HX" report latest --store "$S" >"$OUT/$what.md" 2>&1
-        "$HX" report latest --store "$S" --format json >"$OUT/$what.json" 2>/dev/null
+        # the export first: it is what the results are made from (scripts/results.sh), and a report can take minutes
         "$HX" export latest --kinds eval --store "$S" -o "$OUT/$what.tar.zst" >/dev/null 2>&1
+        ls -l "$OUT/$what.tar.zst"
+        timeout $(( t_end - $(date +%s) > 5 ? t_end - $(date +%s) : 5 )) \
+            "$HX" report latest --store "$S" --format md >"$OUT/$what.md" 2>&1
         head -c 6000 "$OUT/$what.md"
     else
         "$HX" plan "$recipe" -S params.scale=small --store "$S" 2>&1 | tail -25
