@@ -9,8 +9,8 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp -I. -MMD -MP $(SANITIZE
 LDLIBS  += -lyaml -ljansson -larchive -lopenblas -lcrypto -lpcre2-8 -lm -lpthread -fopenmp
 BUILD   := build
 
-LIB_DIRS := base kernels kernels/cpu engine/nn engine/world engine/stages engine/hx evalsuite reports
-LIB_SRC  := $(filter-out engine/hx/main.c,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
+LIB_DIRS := base kernels kernels/cpu nn world stages interp reports evalsuite cli
+LIB_SRC  := $(filter-out cli/main.c,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 
 # CUDA: built when nvcc exists (HX_CUDA=0 turns it off); the binary still runs on a machine without a GPU.
@@ -61,24 +61,24 @@ $(BUILD)/obj/%.o: %.cu | $(DEPS_STAMP)
 # runs a plain sm_90 pass that rejects them with nvcc 13.0, the -gencode form does not. Used only on sm_90 devices.
 $(BUILD)/obj/kernels/cuda/flash_sm90.o: NVARCH = -gencode=arch=compute_90a,code=sm_90a
 
-# The commit and build flags a binary records in manifests (engine/hx/buildinfo.c; not part of keys).
-$(BUILD)/obj/engine/hx/buildinfo.o: CFLAGS += -DHX_COMMIT='"$(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)"' \
+# The commit and build flags a binary records in manifests (interp/buildinfo.c; not part of keys).
+$(BUILD)/obj/interp/buildinfo.o: CFLAGS += -DHX_COMMIT='"$(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)"' \
     -DHX_BUILD_FLAGS='"$(CC) $(OPT)"'
 
 # hfdir.c embeds the Hybrid-KDA student's transformers code (.incbin), written into hx_hybrid checkpoints.
-$(BUILD)/obj/engine/nn/hfdir.o: engine/nn/modeling_hx_hybrid.py
+$(BUILD)/obj/nn/hfdir.o: nn/modeling_hx_hybrid.py
 
 $(BUILD)/libhx.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/hx: $(BUILD)/obj/engine/hx/main.o $(BUILD)/libhx.a
+$(BUILD)/hx: $(BUILD)/obj/cli/main.o $(BUILD)/libhx.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 hx: $(BUILD)/hx
 	@ln -sf $(BUILD)/hx hx
 
-# The man page and the bash completion, made by hx from its command table (engine/hx/commands.c), and installed with
+# The man page and the bash completion, made by hx from its command table (cli/commands.c), and installed with
 # the binary. An installed hx finds its data packages through $HX_THIRD_PARTY (docs/cli.md).
 PREFIX ?= /usr/local
 $(BUILD)/hx.1: $(BUILD)/hx
@@ -94,10 +94,10 @@ uninstall:
 	      $(DESTDIR)$(PREFIX)/share/bash-completion/completions/hx
 
 # A binary with test-only stage kinds (tests/kinds/) registered, for end-to-end interpreter tests.
-$(BUILD)/obj/engine/hx/main-test.o: engine/hx/main.c | $(DEPS_STAMP)
+$(BUILD)/obj/cli/main-test.o: cli/main.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DHX_TEST_BUILD -c $< -o $@
-$(BUILD)/hx-test: $(BUILD)/obj/engine/hx/main-test.o $(TKIND_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/libhx.a
+$(BUILD)/hx-test: $(BUILD)/obj/cli/main-test.o $(TKIND_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/libhx.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libhx.a

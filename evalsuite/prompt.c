@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "base/base.h"
-#include "engine/nn/chat.h"
+#include "nn/chat.h"
 #include "evalsuite/prompt.h"
 
 const char *ev_format_name(ev_format f)

@@ -42,7 +42,7 @@ int ev_has_acc_norm(const ev_item *it);
 /*
  * How prompts meet the chat template: EV_CHAT asks in Qwen3's chat template (the instruction data's form);
  * EV_CHAT_NO_THINK adds the empty "<think>\n\n</think>\n\n" block after the generation prompt, the template of a
- * real Qwen3 rendered with enable_thinking=false (engine/nn/chat.h NN_CHAT_EMPTY_THINK). `chat` arguments below
+ * real Qwen3 rendered with enable_thinking=false (nn/chat.h NN_CHAT_EMPTY_THINK). `chat` arguments below
  * take these flags (1 = EV_CHAT, as before).
  */
 enum { EV_CHAT = 1, EV_CHAT_NO_THINK = 2 };

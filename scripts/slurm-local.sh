@@ -15,7 +15,7 @@
 # Accounting without a database: slurmdbd needs MySQL/MariaDB, which is heavy for a test cluster. Instead the
 # controller writes one line per finished job to a text file (JobCompType=jobcomp/filetxt), and `sacct -c`
 # (--completion) reads it: finished jobs' state, exit code and times are there, as sacct shows them on a cluster
-# with slurmdbd. hx's executor asks `sacct` first and falls back to `sacct -c` (engine/hx/slurm_follow.c).
+# with slurmdbd. hx's executor asks `sacct` first and falls back to `sacct -c` (interp/slurm_follow.c).
 set -euo pipefail
 
 DIR=${HX_SLURM_DIR:-/tmp/hx-slurm}

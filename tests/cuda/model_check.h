@@ -13,9 +13,9 @@
 #include <string.h>
 
 #include "base/base.h"
-#include "engine/nn/generate.h"
-#include "engine/nn/model.h"
-#include "engine/nn/train.h"
+#include "nn/generate.h"
+#include "nn/model.h"
+#include "nn/train.h"
 #include "kernels/kernels.h"
 
 typedef struct mc_tol {

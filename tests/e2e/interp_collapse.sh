@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # interp_collapse.sh - `hx plan` refuses an axis that changes nothing: two of its values for which every stage
-# referencing the axis gets the same key; names the axis, the values and the stages (engine/hx/plan_instances.c).
+# referencing the axis gets the same key; names the axis, the values and the stages (interp/plan_instances.c).
 . "$(dirname "$0")/lib_interp.inc"
 : "${HX:?set HX=build/hx}"
 # expect_refused RECIPE PATTERN...: plan fails with exit 2 and its message holds every PATTERN

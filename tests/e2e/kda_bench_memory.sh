@@ -17,7 +17,7 @@ awk '$1 == "teacher" && $5 == 131072 { if ($6 != 114688 * 131072) { print "teach
          print "hybrid row wrong: " $0; exit 1 } ; ok = 1 }
      END { if (!ok) { print "no hybrid row at 131072"; exit 1 } }' "$tmp/out"
 # without the user's OpenMP waiting settings, a compute command re-executes itself once with GOMP_SPINCOUNT
-# (engine/hx/main.c): same output, and the re-executed process does not do it again
+# (cli/main.c): same output, and the re-executed process does not do it again
 env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT "$HX" bench memory --config "$tmp/config.json" --lengths 4096,32768,131072 \
     > "$tmp/out2"
 cmp "$tmp/out" "$tmp/out2" || { echo "re-executed bench memory differs"; exit 1; }

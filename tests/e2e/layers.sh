@@ -70,14 +70,14 @@ mk base/base.h '/* base.h */'
 mk base/base.c '#include "base.h"'
 mk kernels/kernels.h '#include "base/base.h"'
 mk kernels/cpu/kda.h '#include "kernels/kernels.h"'
-mk engine/nn/model.h '#include "kernels/kernels.h"'
-mk engine/nn/kda_layer.c '#include "kernels/cpu/kda.h"'
-mk base/up.c '#include "engine/nn/model.h"'
+mk nn/model.h '#include "kernels/kernels.h"'
+mk nn/kda_layer.c '#include "kernels/cpu/kda.h"'
+mk base/up.c '#include "nn/model.h"'
 mk misc/x.c '#include "base/base.h"'
 git -C "$T/tree" init -q
 if python3 "$T/check.py" "$T/tree" >"$T/bad.log" 2>&1; then cat "$T/bad.log"; fail "violations were not found"; fi
-grep -q '^base/up.c:1: includes engine/nn/model.h' "$T/bad.log" || { cat "$T/bad.log"; fail "base -> engine/nn not found"; }
-grep -q '^engine/nn/kda_layer.c:1: includes kernels/cpu/kda.h' "$T/bad.log" || { cat "$T/bad.log"; fail "CPU header outside kernels/cpu not found"; }
+grep -q '^base/up.c:1: includes nn/model.h' "$T/bad.log" || { cat "$T/bad.log"; fail "base -> nn not found"; }
+grep -q '^nn/kda_layer.c:1: includes kernels/cpu/kda.h' "$T/bad.log" || { cat "$T/bad.log"; fail "CPU header outside kernels/cpu not found"; }
 grep -q '^misc/x.c: in no layer' "$T/bad.log" || { cat "$T/bad.log"; fail "a file in no layer not found"; }
 grep -q ' 3 violations$' "$T/bad.log" || { cat "$T/bad.log"; fail "expected exactly 3 violations"; }
 

@@ -23,11 +23,11 @@ for f in config.json model.safetensors tokenizer.json tokenizer_config.json gene
     [ -s "$d2/$f" ] || fail "$f missing from $d2"
 done
 cmp -s "$d2/model.safetensors" $REF/model.safetensors || fail "model.safetensors differs from the source"
-cmp -s "$d2/modeling_hx_hybrid.py" engine/nn/modeling_hx_hybrid.py || fail "remote code differs from engine/nn"
+cmp -s "$d2/modeling_hx_hybrid.py" nn/modeling_hx_hybrid.py || fail "remote code differs from nn"
 # the reference directories carry the same file (a Hugging Face directory holds its remote code): never a stale copy
 for f in "$TOP"/tests/reference/hf_hybrid_*/modeling_hx_hybrid.py "$TOP"/tests/fixtures/*/modeling_hx_hybrid.py; do
     [ -e "$f" ] || continue
-    cmp -s "$f" "$TOP/engine/nn/modeling_hx_hybrid.py" || fail "$f differs from engine/nn/modeling_hx_hybrid.py (regenerate it)"
+    cmp -s "$f" "$TOP/nn/modeling_hx_hybrid.py" || fail "$f differs from nn/modeling_hx_hybrid.py (regenerate it)"
 done
 python3 - "$d2" <<'PY' || fail "HF files"
 import json, sys

@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "base/base.h"
-#include "engine/hx/archive.h"
-#include "engine/hx/store.h"
+#include "interp/archive.h"
+#include "interp/store.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

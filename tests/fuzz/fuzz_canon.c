@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "base/base.h"
-#include "engine/hx/canon.h"
+#include "interp/canon.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

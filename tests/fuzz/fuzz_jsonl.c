@@ -4,7 +4,7 @@
 #include <stdlib.h>
 
 #include "base/base.h"
-#include "engine/world/world.h"
+#include "world/world.h"
 #include "evalsuite/metrics.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -7,8 +7,8 @@
 #include <unistd.h>
 
 #include "base/base.h"
-#include "engine/hx/archive.h"
-#include "engine/hx/store.h"
+#include "interp/archive.h"
+#include "interp/store.h"
 
 #define KEY "ab00000000000000000000000000000000000000000000000000000000000001"
 

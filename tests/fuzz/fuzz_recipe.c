@@ -4,8 +4,8 @@
 #include <string.h>
 
 #include "base/base.h"
-#include "engine/hx/plan.h"
-#include "engine/hx/recipe.h"
+#include "interp/plan.h"
+#include "interp/recipe.h"
 
 static int run_nothing(hx_stage_ctx *c) { (void)c; return 0; }
 

@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "base/base.h"
-#include "engine/hx/runsrc.h"
-#include "engine/hx/store.h"
+#include "interp/runsrc.h"
+#include "interp/store.h"
 #include "reports/report.h"
 
 #define RUN_ID "20260101-000000-00001"

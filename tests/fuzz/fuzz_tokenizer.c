@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "base/base.h"
-#include "engine/nn/tokenizer.h"
-#include "engine/nn/tokenizer_internal.h"
+#include "nn/tokenizer.h"
+#include "nn/tokenizer_internal.h"
 
 static nn_tokenizer *qwen;
 

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
-#include "engine/stages/stage.h"
+#include "stages/stage.h"
 #include "kernels/kernels.h"
 
 /* Every execution appends "<stage> <key>" to $HX_TEST_LOG (when set): tests count executions. */

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-# gen_nfc_tables.py - writes engine/nn/tokenizer_nfc_tables.h (Unicode NFC data) from Python's unicodedata.
-# Usage: python3 tests/reference/gen_nfc_tables.py > engine/nn/tokenizer_nfc_tables.h
+# gen_nfc_tables.py - writes nn/tokenizer_nfc_tables.h (Unicode NFC data) from Python's unicodedata.
+# Usage: python3 tests/reference/gen_nfc_tables.py > nn/tokenizer_nfc_tables.h
 import sys
 import unicodedata as u
 

@@ -92,7 +92,7 @@ def main():
                   (["--chat"] if g["chat"] else []), a.hx)
         out["generate"].append(dict(g, completion=json.loads(line.strip().splitlines()[0])["completion"]))
     # how far bf16 moves hx itself from each extra fixture's float64 logits (hx conform's bf16 twin, guard:bf16):
-    # transformers in bf16 is held to twice that, as hx's own GPU conformance is (engine/nn/conform_model.c)
+    # transformers in bf16 is held to twice that, as hx's own GPU conformance is (nn/conform_model.c)
     out["bf16_logits_rel"] = {}
     for name, fx in EXTRA.items():
         r = subprocess.run([a.hx, "conform", "--device", "guard:bf16", os.path.join(top, "tests", "fixtures", fx)],

@@ -1,4 +1,4 @@
-/* test_archive.c - hx export/import (engine/hx/archive.c): member names, round trips, provenance, every truncation refused. */
+/* test_archive.c - hx export/import (interp/archive.c): member names, round trips, provenance, every truncation refused. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,9 +11,9 @@
 #include <unistd.h>
 
 #include "base/base.h"
-#include "engine/hx/archive.h"
-#include "engine/hx/canon.h"
-#include "engine/hx/store.h"
+#include "interp/archive.h"
+#include "interp/canon.h"
+#include "interp/store.h"
 
 static char tmpdir[256];
 static char KSRC[65], KDST[65];

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "base/base.h"
-#include "engine/hx/canon.h"
+#include "interp/canon.h"
 
 static json_t *parse(const char *text)
 {

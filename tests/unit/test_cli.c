@@ -1,4 +1,4 @@
-/* test_cli.c - the one option parser (engine/hx/cli.c) against a command-table row: forms, order, defaults, shared
+/* test_cli.c - the one option parser (cli/cli.c) against a command-table row: forms, order, defaults, shared
  * options, positionals after "--", and the table's real rows (every option has help, sorted names, no duplicates). */
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,8 +8,8 @@
 #include <cmocka.h>
 
 #include "base/base.h"
-#include "engine/hx/cli.h"
-#include "engine/hx/commands.h"
+#include "cli/cli.h"
+#include "cli/commands.h"
 
 static const hx_opt opts[] = {
     HX_OPT_SET_ROW,

@@ -6,9 +6,9 @@
 #include <cmocka.h>
 
 #include "test_kda_util.h"
-#include "engine/nn/kda_layer.h"
-#include "engine/nn/model.h"
-#include "engine/stages/stage_convert.h"
+#include "nn/kda_layer.h"
+#include "nn/model.h"
+#include "stages/stage_convert.h"
 
 static void test_layouts(void **state)
 {

@@ -12,8 +12,8 @@
 #include <unistd.h>
 
 #include "base/base.h"
-#include "engine/nn/distill_loss.h"
-#include "engine/stages/stage_convert.h"
+#include "nn/distill_loss.h"
+#include "stages/stage_convert.h"
 
 static k_backend *be;
 static char tmpdir[256];

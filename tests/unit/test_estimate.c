@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "base/base.h"
-#include "engine/hx/estimate.h"
-#include "engine/hx/exec.h"
+#include "interp/estimate.h"
+#include "interp/exec.h"
 
 /* A plan of N instances with edges given as input lists (only the fields the totals read). */
 typedef struct tplan {

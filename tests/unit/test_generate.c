@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 #include "base/base.h"
-#include "engine/nn/bpe_train.h"
-#include "engine/nn/textgen.h"
+#include "nn/bpe_train.h"
+#include "nn/textgen.h"
 
 static void test_textgen(void **state)
 {

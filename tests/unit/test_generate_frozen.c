@@ -9,9 +9,9 @@
 #include <unistd.h>
 
 #include "test_kda_util.h"
-#include "engine/nn/engine.h"
-#include "engine/nn/generate.h"
-#include "engine/nn/model.h"
+#include "nn/engine.h"
+#include "nn/generate.h"
+#include "nn/model.h"
 
 enum { V = 61, L = 3 };
 

@@ -5,8 +5,8 @@
 #include <cmocka.h>
 
 #include "test_kda_util.h"
-#include "engine/nn/generate.h"
-#include "engine/nn/model.h"
+#include "nn/generate.h"
+#include "nn/model.h"
 
 enum { V = 61, NP = 80, MAXP = 70, NEW = 12, STOP_ID = 7 };
 

@@ -5,7 +5,7 @@
 #include <cmocka.h>
 
 #include "tests/cuda/model_check.h"
-#include "engine/nn/distill_loss.h"
+#include "nn/distill_loss.h"
 
 /*
  * nn_model_head takes the [B*T, V] logits a chunk of rows at a time (NN_HEAD_FLOATS bounds a chunk); the test

@@ -1,5 +1,5 @@
-/* test_hfdir.c - checkpoint directories are complete Hugging Face ones (engine/nn/hfdir.c): the files, their fields,
- * the embedded remote code equal to engine/nn/modeling_hx_hybrid.py, weights unchanged, the committed directories of
+/* test_hfdir.c - checkpoint directories are complete Hugging Face ones (nn/hfdir.c): the files, their fields,
+ * the embedded remote code equal to nn/modeling_hx_hybrid.py, weights unchanged, the committed directories of
  * tests/reference/hf_hybrid_check.py still what hx writes, errors. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,11 +12,11 @@
 #include <jansson.h>
 
 #include "base/base.h"
-#include "engine/nn/chat.h"
-#include "engine/nn/hfdir.h"
-#include "engine/nn/model.h"
-#include "engine/nn/textgen.h"
-#include "engine/nn/tokenizer.h"
+#include "nn/chat.h"
+#include "nn/hfdir.h"
+#include "nn/model.h"
+#include "nn/textgen.h"
+#include "nn/tokenizer.h"
 
 static char *top_path(const char *rel)
 {
@@ -74,7 +74,7 @@ static void test_hybrid_dir(void **state)
     assert_string_equal(json_string_value(json_object_get(c, "transformers_version")), NN_HF_TRANSFORMERS_VERSION);
     json_decref(c);
     /* the remote code is the file of the source tree */
-    char *src = top_path("engine/nn/modeling_hx_hybrid.py"), *py = hx_path_join(tmpl, "modeling_hx_hybrid.py");
+    char *src = top_path("nn/modeling_hx_hybrid.py"), *py = hx_path_join(tmpl, "modeling_hx_hybrid.py");
     assert_true(same_file(src, py));
     free(src);
     free(py);

@@ -7,9 +7,9 @@
 
 #include "test_kda_util.h"
 #include "tests/cuda/model_check.h"
-#include "engine/nn/conform.h"
-#include "engine/nn/model.h"
-#include "engine/nn/safetensors.h"
+#include "nn/conform.h"
+#include "nn/model.h"
+#include "nn/safetensors.h"
 
 static char *fixture(const char *name)
 {

@@ -7,8 +7,8 @@
 #include <cmocka.h>
 
 #include "test_kda_util.h"
-#include "engine/nn/generate.h"
-#include "engine/nn/model.h"
+#include "nn/generate.h"
+#include "nn/model.h"
 
 enum { V = 61 };
 

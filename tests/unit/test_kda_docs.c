@@ -7,7 +7,7 @@
 #include <cmocka.h>
 
 #include "test_kda_util.h"
-#include "engine/nn/kda_layer.h"
+#include "nn/kda_layer.h"
 
 static const nn_kda_cfg cfgs[] = {
     {.d = 12, .Hq = 4, .Hkv = 2, .K = 4, .r = 3, .W = 4, .conv_act = 0, .per_head = 0, .eps = 1e-6f},

@@ -5,8 +5,8 @@
 #include <cmocka.h>
 
 #include "test_kda_util.h"
-#include "engine/nn/conform.h"
-#include "engine/nn/kda_layer.h"
+#include "nn/conform.h"
+#include "nn/kda_layer.h"
 
 typedef struct layer_ctx {
     k_backend *kb;

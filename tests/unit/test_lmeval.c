@@ -10,8 +10,8 @@
 #include <cmocka.h>
 
 #include "base/base.h"
-#include "engine/nn/textgen.h"
-#include "engine/stages/stage.h"
+#include "nn/textgen.h"
+#include "stages/stage.h"
 #include "evalsuite/lmeval.h"
 #include "evalsuite/prompt.h"
 

@@ -14,9 +14,9 @@
 #include <jansson.h>
 
 #include "base/base.h"
-#include "engine/nn/engine.h"
-#include "engine/nn/generate.h"
-#include "engine/nn/model.h"
+#include "nn/engine.h"
+#include "nn/generate.h"
+#include "nn/model.h"
 
 static k_backend *be;
 static char tmpdir[256];

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "base/base.h"
-#include "engine/hx/plan.h"
+#include "interp/plan.h"
 
 static int run_nothing(hx_stage_ctx *c) { (void)c; return 0; }
 

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
-#include "engine/hx/recipe.h"
+#include "interp/recipe.h"
 
 static char tmpdir[256];
 

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
-#include "engine/nn/safetensors.h"
+#include "nn/safetensors.h"
 
 static char tmpdir[256];
 

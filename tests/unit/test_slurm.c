@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "base/base.h"
-#include "engine/hx/plan.h"
-#include "engine/hx/slurm.h"
+#include "interp/plan.h"
+#include "interp/slurm.h"
 
 static int run_nothing(hx_stage_ctx *c) { (void)c; return 0; }
 

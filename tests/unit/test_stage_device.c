@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "base/base.h"
-#include "engine/nn/engine.h"
-#include "engine/stages/stage.h"
+#include "nn/engine.h"
+#include "stages/stage.h"
 
 /* A kind that records the backend it computed on (through the stages' one helper) and whether it got the engine. */
 static char ran_on[32];

@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 #include "base/base.h"
-#include "engine/hx/canon.h"
-#include "engine/hx/store.h"
+#include "interp/canon.h"
+#include "interp/store.h"
 
 static char tmpdir[256];
 /* Keys that the fake stage's manifests hash to (kind t_unit, with {"id": 1 or 2}): set up once. */

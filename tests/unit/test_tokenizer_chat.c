@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "base/base.h"
-#include "engine/nn/chat.h"
-#include "engine/nn/tokenizer.h"
+#include "nn/chat.h"
+#include "nn/tokenizer.h"
 
 static const nn_chat_msg conv[] = {
     {"system", "Be brief."},

@@ -11,10 +11,10 @@
 #include <unistd.h>
 
 #include "base/base.h"
-#include "engine/nn/bpe_train.h"
-#include "engine/nn/tokenizer.h"
-#include "engine/stages/stage.h"
-#include "engine/world/world.h"
+#include "nn/bpe_train.h"
+#include "nn/tokenizer.h"
+#include "stages/stage.h"
+#include "world/world.h"
 
 extern const hx_stage_kind hx_kind_tokenizer;
 

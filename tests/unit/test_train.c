@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
-#include "engine/nn/train.h"
+#include "nn/train.h"
 
 static k_backend *be;
 static char tmpdir[256];

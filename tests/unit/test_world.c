@@ -14,8 +14,8 @@
 #include <unistd.h>
 
 #include "base/base.h"
-#include "engine/stages/stage.h"
-#include "engine/world/world.h"
+#include "stages/stage.h"
+#include "world/world.h"
 
 static world W;      /* the test world (test_params), built once */
 static char tmpdir[] = "/tmp/hx-test-world-XXXXXX";

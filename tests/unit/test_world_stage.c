@@ -12,8 +12,8 @@
 #include <unistd.h>
 
 #include "base/base.h"
-#include "engine/stages/stage.h"
-#include "engine/world/world.h"
+#include "stages/stage.h"
+#include "world/world.h"
 
 static char tmpdir[] = "/tmp/hx-test-world-stage-XXXXXX";
 

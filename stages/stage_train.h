@@ -1,0 +1,19 @@
+/* stage_train.h - what every training stage kind (pretrain, align, distill, finetune) shares: the configuration of the one
+ * training loop (nn_fit, nn/train.h) from the stage's context and parameters. */
+#ifndef HX_STAGES_TRAIN_H
+#define HX_STAGES_TRAIN_H
+
+#include "stages/stage.h"
+#include "nn/train.h"
+
+/* The training log every training kind writes into its artifact (one JSON line per log_every steps). */
+#define STAGE_TRAIN_LOG "train_log.jsonl"
+
+/*
+ * The loop's configuration for `steps` steps: label = the stage's name, checkpoints in ctx->ckpt_dir, the log at
+ * log_path, the parameters log_every, ckpt_every, accum x batch x seq_len tokens per step, Ctrl-C through
+ * ctx->interrupted. Test hook: HX_TEST_INTERRUPT_STEP=N stops the loop as Ctrl-C would once N steps are done.
+ */
+void stage_train_fit_cfg(hx_stage_ctx *c, nn_fit_cfg *fc, int steps, const char *log_path);
+
+#endif
