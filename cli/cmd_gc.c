@@ -19,13 +19,15 @@ int cmd_gc(hx_cli *c)
         printf("%s\n", t);
         free(t);
     } else {
-        static const char *const lists[] = {"removed_runs", "removed_entries", "removed_partials"};
-        for (int k = 0; k < 3; k++) {
+        static const char *const lists[] = {"removed_runs", "removed_entries", "removed_partials", "removed_reports"};
+                for (int k = 0; k < 4; k++) {
             size_t i;
             json_t *x;
             json_array_foreach(json_object_get(rep, lists[k]), i, x) {
                 const char *what = c->dry_run ? "would remove" : "removed";
                 if (k == 0) printf("%s run      %s\n", what, json_string_value(x));
+                else if (k == 3) printf("%s report   %s  %10.1f KiB\n", what, json_string_value(json_object_get(x, "name")),
+                                        json_integer_value(json_object_get(x, "bytes")) / 1024.0);
                 else printf("%s %-7s  %-12.12s  %-16s %10.1f KiB\n", what, k == 1 ? "entry" : "partial",
                             json_string_value(json_object_get(x, json_object_get(x, "key") ? "key" : "name")),
                             json_string_value(json_object_get(x, "stage")) ? json_string_value(json_object_get(x, "stage")) : "",

@@ -25,13 +25,13 @@ int cmd_report(hx_cli *c)
     if (!rep) die(HX_EXIT_USAGE, "hx report: run %s: %s", json_string_value(json_object_get(run, "run_id")), hx_last_error());
     if (!format) { /* the report folder: -o DIR, else reports/<run>/ under the store; one line per file written */
         const char *id = json_string_value(json_object_get(run, "run_id"));
-        char *base = hx_path_join(s.root, "reports"), *dir = out ? xstrdup(out) : hx_path_join(base, id ? id : "run");
+        if (!out && !hx_store_is_run_id(id ? id : "")) die(HX_EXIT_STORE, "hx report: the run record has no valid run_id");
+        char *dir = out ? xstrdup(out) : hx_store_report_dir(&s, id);
         json_t *files = json_array();
         if (rp_write_dir(rep, dir, files))
             die(HX_EXIT_STORE, "hx report: %s\nhint: write the folder elsewhere with -o DIR, or one format with --format", hx_last_error());
         for (size_t i = 0; i < json_array_size(files); i++) printf("%s\n", json_string_value(json_array_get(files, i)));
         json_decref(files);
-        free(base);
         free(dir);
     } else { /* one format: to -o FILE, or to stdout */
         char *text;

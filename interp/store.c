@@ -55,6 +55,8 @@ char *hx_store_entry_dir(const hx_store *s, const char *key)
     return xstrfmt("%s/store/%.2s/%s", s->root, key, key);
 }
 
+char *hx_store_report_dir(const hx_store *s, const char *run_id) { return xstrfmt("%s/reports/%s", s->root, run_id); }
+
 char *hx_store_live_path(const hx_store *s, const char *key) { return xstrfmt("%s/partial/%s/progress.json", s->root, key); }
 
 char *hx_store_manifest_path(const hx_store *s, const char *key)

@@ -27,6 +27,8 @@ void hx_store_release(hx_store *s);
 int hx_store_is_key(const char *k);
 int hx_store_is_run_id(const char *id);
 char *hx_store_entry_dir(const hx_store *s, const char *key); /* xmalloc'd store/<k[0:2]>/<k> */
+char *hx_store_report_dir(const hx_store *s, const char *run_id); /* xmalloc'd reports/<run>: hx report's folder of a
+                                                                  * run (derived from the store; gc removes it with the run) */
 char *hx_store_live_path(const hx_store *s, const char *key);  /* xmalloc'd partial/<k>/progress.json: a running
                                                                 * stage's progress (exec.c writes, hx runs reads) */
 int hx_store_has(const hx_store *s, const char *key);         /* manifest exists */

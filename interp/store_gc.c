@@ -169,7 +169,32 @@ int hx_store_gc(const hx_store *s, int keep_n, int dry_run, json_t *report)
     }
     if (d) closedir(d);
     free(pdir);
+    /* reports/<run>: a report folder is derived from its run record and goes with it (also one left by a gc of
+     * an earlier version); a name that is no run id is the user's, and stays */
+    json_t *l_reports = json_array();
+    char *rdir = xstrfmt("%s/reports", s->root);
+    d = rc == 0 ? opendir(rdir) : NULL;
+    while (d && rc == 0 && (e = readdir(d))) {
+        if (!hx_store_is_run_id(e->d_name)) continue;
+        char *rec = xstrfmt("%s/runs/%s", s->root, e->d_name);
+        int gone = !hx_is_dir(rec);
+        for (size_t i = 0; !gone && i < json_array_size(l_runs); i++)
+            gone = !strcmp(json_string_value(json_array_get(l_runs, i)), e->d_name);
+        free(rec);
+        if (!gone) continue;
+        char *p = hx_path_join(rdir, e->d_name);
+        long long b = du(p);
+        if (!dry_run) rc = hx_rm_rf(p);
+        if (rc == 0) {
+            bytes += b;
+            json_array_append_new(l_reports, json_pack("{s:s,s:I}", "name", e->d_name, "bytes", (json_int_t)b));
+        }
+        free(p);
+    }
+    if (d) closedir(d);
+    free(rdir);
     if (report) {
+        json_object_set(report, "removed_reports", l_reports);
         json_object_set_new(report, "runs_removed", json_integer(runs_removed));
         json_object_set_new(report, "entries_removed", json_integer(removed));
         json_object_set_new(report, "bytes_freed", json_integer(bytes));
@@ -182,6 +207,7 @@ int hx_store_gc(const hx_store *s, int keep_n, int dry_run, json_t *report)
     json_decref(l_runs);
     json_decref(l_entries);
     json_decref(l_partials);
+    json_decref(l_reports);
     json_decref(ids);
     json_decref(keep);
     return rc;

@@ -8,7 +8,12 @@ sleep 1
 R1=$(python3 -c "import json; print(json.load(open('run1.json'))['run_id'])")
 # a partial work directory of no run (a killed stage's debris), 3000 bytes
 mkdir -p "$HX_STORE/partial/$(printf 'f%.0s' {1..64})/ckpt" && head -c 3000 /dev/zero >"$HX_STORE/partial/$(printf 'f%.0s' {1..64})/ckpt/x"
-snapshot() { (cd "$HX_STORE" && find store partial runs | sort); }
+# report folders: run 1's (removed with it), one whose record is gone (removed), the user's own (kept)
+mkdir -p "$HX_STORE/reports/$R1" "$HX_STORE/reports/20200101-000000-00000" "$HX_STORE/reports/mine"
+head -c 100 /dev/zero >"$HX_STORE/reports/$R1/report.md"
+head -c 50 /dev/zero >"$HX_STORE/reports/20200101-000000-00000/report.md"
+head -c 10 /dev/zero >"$HX_STORE/reports/mine/notes.md"
+snapshot() { (cd "$HX_STORE" && find store partial runs reports | sort); }
 snapshot >before.txt
 "$HX_TEST" gc --keep 1 --dry-run --json >dry.json
 "$HX_TEST" gc --keep 1 --dry-run >dry.txt
@@ -30,9 +35,11 @@ for e in d["removed_entries"]:
     assert e["bytes"] == size and size > 0, (e, size)
 assert d["removed_partials"] == [{"key": "f" * 64, "bytes": 3000}], d["removed_partials"]
 assert d["entries_removed"] == 6 and d["runs_removed"] == 1
-assert d["bytes_freed"] == sum(e["bytes"] for e in d["removed_entries"]) + 3000
+assert sorted((r["name"], r["bytes"]) for r in d["removed_reports"]) == sorted([(r1, 100), ("20200101-000000-00000", 50)]), d["removed_reports"]
+assert d["bytes_freed"] == sum(e["bytes"] for e in d["removed_entries"]) + 3000 + 150
 txt = open("dry.txt").read().splitlines()
 assert txt[0] == "would remove run      " + r1, txt[0]
+assert ("would remove report   " + r1) in [l[:43] for l in txt], txt
 assert sum(l.startswith("would remove entry") for l in txt) == 5 and sum(l.startswith("would remove partial") for l in txt) == 1
 assert any(l.startswith("would remove entry    %s  mid " % [k for k, s in want.items() if s == "mid"][0][:12]) for l in txt), txt
 assert txt[-1].startswith("(dry run) 1 run record and 6 store entries removed"), txt[-1]
@@ -40,7 +47,10 @@ PY
 "$HX_TEST" gc --keep 1 --json >real.json
 python3 -c "
 import json; d, r = json.load(open('dry.json')), json.load(open('real.json'))
-for k in ('removed_runs', 'removed_entries', 'removed_partials', 'bytes_freed'): assert d[k] == r[k], (k, d[k], r[k])
+for k in ('removed_runs', 'removed_entries', 'removed_partials', 'removed_reports', 'bytes_freed'): assert d[k] == r[k], (k, d[k], r[k])
 assert r['dry_run'] is False" || fail "gc removed other than what --dry-run listed"
 [ ! -d "$HX_STORE/runs/$R1" ] || fail "gc kept the old record"
+[ ! -e "$HX_STORE/reports/$R1" ] || fail "gc kept the removed run's report folder"
+[ ! -e "$HX_STORE/reports/20200101-000000-00000" ] || fail "gc kept an orphaned report folder"
+[ -f "$HX_STORE/reports/mine/notes.md" ] || fail "gc removed a folder under reports/ that is no run's"
 echo "ok interp_gc_dry"
