@@ -1,4 +1,4 @@
-/* cmd_model.h - what the commands that run a checkpoint (hx generate, hx score) share: opening MODEL with its tokenizer. */
+/* cmd_model.h - what the commands that run a checkpoint (generate, score) share: opening MODEL with its tokenizer. */
 #ifndef HX_CMD_MODEL_H
 #define HX_CMD_MODEL_H
 

@@ -60,7 +60,8 @@ int cmd_score(hx_cli *c)
     cmd_model_open(&cm, c);
     double *lp = xmalloc((size_t)nc * sizeof *lp);
     int *greedy = xmalloc((size_t)nc * sizeof *greedy), *ntok = xmalloc((size_t)nc * sizeof *ntok);
-    if (nn_textscore(cm.model, cm.tok, (const char *const *)ctx, (const char *const *)cont, nc, batch, chat, lp, greedy, ntok))
+    if (nn_textscore(cm.model, cm.tok, (const char *const *)ctx, (const char *const *)cont, nc, batch, chat, lp, greedy,
+                     ntok))
         die(HX_EXIT_STAGE, "%s", hx_last_error());
     for (int i = 0; i < nc; i++) {
         json_t *j = json_pack("{s:s, s:s, s:o, s:i, s:b}", "context", ctx[i], "continuation", cont[i], "logp", hx_json_num(lp[i]),

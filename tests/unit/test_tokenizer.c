@@ -273,7 +273,8 @@ static void test_hostile_files(void **state)
     expect_load_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0}},\"pre_tokenizer\":{\"type\":\"Sequence\"}}",
                       "bad.json: pre_tokenizer: Sequence without a \"pretokenizers\" list");
     expect_load_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0}},\"normalizer\":{\"type\":\"Sequence\","
-                      "\"normalizers\":[{\"type\":\"NFC\"},{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"NFKD\"}]}]}}",
+                      "\"normalizers\":[{\"type\":\"NFC\"},{\"type\":\"Sequence\","
+                      "\"normalizers\":[{\"type\":\"NFKD\"}]}]}}",
                       "bad.json: normalizer.normalizers[1].normalizers[0]: normalizer \"NFKD\" is not supported");
     expect_load_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0}},\"normalizer\":{\"type\":\"Sequence\","
                       "\"normalizers\":{}}}",
