@@ -16,8 +16,9 @@ typedef struct cmd_model {
 
 /*
  * Opens the command's MODEL argument (c->args[0]: a directory or a store reference in --store), its tokenizer
- * (--tokenizer, else the checkpoint's own tokenizer.json) and the model on --device with --threads. Dies with
- * status 2 on a bad reference, tokenizer or device (with a hint), 1 when the checkpoint does not load.
+ * (--tokenizer, else the checkpoint's own tokenizer.json) and the model on --device with --threads. Dies as
+ * hx_runsrc_model_dir does on a bad reference (2, or 3 for the store), with 2 on a bad tokenizer (with a hint) or
+ * device, and with 1 when the checkpoint does not load.
  */
 void cmd_model_open(cmd_model *cm, const hx_cli *c);
 void cmd_model_close(cmd_model *cm);
