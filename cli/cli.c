@@ -238,6 +238,21 @@ void hx_cli_load(const hx_cli *c, hx_recipe *r, hx_plan *p)
     if (rc < 0) die(HX_EXIT_USAGE, "%s", hx_last_error());
 }
 
+void hx_cli_plan_open(const hx_cli *c, hx_cli_planned *v)
+{
+    hx_cli_load(c, &v->r, &v->p);
+    hx_cli_open_store(c, &v->s);
+    v->states = hx_cli_plan_states(&v->p, &v->s);
+}
+
+void hx_cli_plan_close(hx_cli_planned *v)
+{
+    json_decref(v->states);
+    hx_plan_release(&v->p);
+    hx_recipe_release(&v->r);
+    hx_store_release(&v->s);
+}
+
 static char *short_json(const json_t *v)
 {
     if (!v) return xstrdup("(absent)");

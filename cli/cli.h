@@ -59,6 +59,17 @@ void hx_cli_open_store(const hx_cli *c, hx_store *s);            /* dies with st
 char *hx_cli_binary_digest(void);                                 /* sha256 of /proc/self/exe */
 void hx_cli_load(const hx_cli *c, hx_recipe *r, hx_plan *p);      /* dies with status 2 */
 
+/* A recipe planned against the store: what `hx plan`, `hx dag` and `hx why` show. */
+typedef struct hx_cli_planned {
+    hx_recipe r;
+    hx_plan p;
+    hx_store s;
+    json_t *states; /* hx_cli_plan_states */
+} hx_cli_planned;
+/* hx_cli_load, hx_cli_open_store and hx_cli_plan_states in one: dies with status 2 (recipe) or 3 (store). */
+void hx_cli_plan_open(const hx_cli *c, hx_cli_planned *v);
+void hx_cli_plan_close(hx_cli_planned *v);
+
 /* State of every instance against the store and the recipe's history: "cached", "new" or "stale",
  * with a one-line reason. STATES gets p->n objects {state, reason, previous (history record)}. */
 json_t *hx_cli_plan_states(const hx_plan *p, const hx_store *s);

@@ -121,13 +121,9 @@ static void render_svg(const char *dot_text, const char *out)
 int cmd_dag(hx_cli *c)
 {
     const char *format = hx_cli_str(c, "format"), *out = hx_cli_str(c, "output");
-    hx_recipe r;
-    hx_plan p;
-    hx_cli_load(c, &r, &p);
-    hx_store s;
-    hx_cli_open_store(c, &s);
-    json_t *states = hx_cli_plan_states(&p, &s);
-    char *text = plan_dot(&r, &p, states);
+    hx_cli_planned v;
+    hx_cli_plan_open(c, &v);
+    char *text = plan_dot(&v.r, &v.p, v.states);
     if (!strcmp(format, "svg")) {
         fflush(stdout);
         render_svg(text, out);
@@ -137,9 +133,6 @@ int cmd_dag(hx_cli *c)
         fputs(text, stdout);
     }
     free(text);
-    json_decref(states);
-    hx_plan_release(&p);
-    hx_recipe_release(&r);
-    hx_store_release(&s);
+    hx_cli_plan_close(&v);
     return 0;
 }

@@ -9,8 +9,7 @@
 #include "base/base.h"
 #include "cli/cli.h"
 #include "cli/commands.h"
-#include "interp/runsrc.h"
-#include "nn/engine.h"
+#include "cli/cmd_model.h"
 #include "nn/textgen.h"
 
 /* Lines of a file (no trailing newline), xmalloc'd. */
@@ -30,9 +29,8 @@ static int read_lines(const char *path, char ***lines, int *n)
 
 int cmd_generate(hx_cli *c)
 {
-    const char *ref = c->args[0], *tokspec = hx_cli_str(c, "tokenizer"), *device = c->device;
     char **prompts = NULL;
-    int np = 0, ns = 0, batch = hx_cli_int(c, "batch", 8), threads = c->threads, json = c->json;
+    int np = 0, ns = 0, batch = hx_cli_int(c, "batch", 8), json = c->json;
     const char **stops = hx_cli_list(c, "stop", &ns);
     nn_textgen_opts o = {.max_new = hx_cli_int(c, "max-new", 32), .stop_at_eos = !hx_cli_given(c, "no-eos"),
                          .chat = hx_cli_given(c, "chat")};
@@ -47,19 +45,14 @@ int cmd_generate(hx_cli *c)
         }
     }
     if (!np) die(HX_EXIT_USAGE, "hx generate: no prompt: give -p PROMPT or --file FILE; see 'hx generate --help'");
-    char *dir = hx_runsrc_model_dir(ref, c->store_dir, "generate");
+    cmd_model cm;
+    cmd_model_open(&cm, c);
     o.stop = stops;
     o.n_stop = ns;
-    nn_tokenizer *tok;
-    if (nn_tokenizer_open(&tok, tokspec ? tokspec : dir))
-        die(HX_EXIT_USAGE, "%s\nhint: pass --tokenizer FILE|DIR|qwen3", hx_last_error());
-    nn_engine *e = nn_engine_new(device, threads);
-    if (!e) die(HX_EXIT_USAGE, "%s", hx_last_error());
-    nn_model *m = nn_engine_model(e, dir, dir);
-    if (!m) die(HX_EXIT_STAGE, "%s", hx_last_error());
     char **out = xcalloc((size_t)np, sizeof *out);
     double t0 = hx_now();
-    if (nn_textgen(m, tok, (const char *const *)prompts, np, batch, &o, out)) die(HX_EXIT_STAGE, "%s", hx_last_error());
+    if (nn_textgen(cm.model, cm.tok, (const char *const *)prompts, np, batch, &o, out))
+        die(HX_EXIT_STAGE, "%s", hx_last_error());
     double dt = hx_now() - t0;
     for (int i = 0; i < np; i++) {
         if (json) {
@@ -79,8 +72,6 @@ int cmd_generate(hx_cli *c)
     free(out);
     free(prompts);
     free(stops);
-    free(dir);
-    nn_tokenizer_free(tok);
-    nn_engine_free(e);
+    cmd_model_close(&cm);
     return 0;
 }

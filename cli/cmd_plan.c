@@ -9,22 +9,18 @@
 
 int cmd_plan(hx_cli *c)
 {
-    hx_recipe r;
-    hx_plan p;
-    hx_cli_load(c, &r, &p);
-    hx_store s;
-    hx_cli_open_store(c, &s);
-    json_t *states = hx_cli_plan_states(&p, &s);
-    hx_estimate *est = xcalloc((size_t)p.n + 1, sizeof *est);
-    hx_estimator *e = hx_estimator_new(&s);
-    hx_estimate_plan(e, &p, &s, est);
+    hx_cli_planned v;
+    hx_cli_plan_open(c, &v);
+    hx_estimate *est = xcalloc((size_t)v.p.n + 1, sizeof *est);
+    hx_estimator *e = hx_estimator_new(&v.s);
+    hx_estimate_plan(e, &v.p, &v.s, est);
     hx_estimator_free(e);
     if (c->json) {
         /* One object per line inside the array: easy for jq and for grep alike. */
         printf("[");
-        for (int i = 0; i < p.n; i++) {
-            const hx_instance *in = &p.inst[i];
-            json_t *st = json_array_get(states, (size_t)i);
+        for (int i = 0; i < v.p.n; i++) {
+            const hx_instance *in = &v.p.inst[i];
+            json_t *st = json_array_get(v.states, (size_t)i);
             json_t *o = json_pack("{s:s,s:s,s:O,s:s,s:O,s:O,s:O}", "stage", in->stage_name, "kind", in->kind->name,
                                   "axes", in->axes, "key", in->key, "state", json_object_get(st, "state"), "inputs",
                                   in->inputs, "reason", json_object_get(st, "reason"));
@@ -39,9 +35,9 @@ int cmd_plan(hx_cli *c)
         printf("\n]\n");
     } else {
         int cached = 0;
-        for (int i = 0; i < p.n; i++) {
-            const hx_instance *in = &p.inst[i];
-            json_t *st = json_array_get(states, (size_t)i);
+        for (int i = 0; i < v.p.n; i++) {
+            const hx_instance *in = &v.p.inst[i];
+            json_t *st = json_array_get(v.states, (size_t)i);
             const char *state = json_string_value(json_object_get(st, "state"));
             cached += state[0] == 'c';
             char *label = hx_plan_axes_label(in->axes);
@@ -52,13 +48,13 @@ int cmd_plan(hx_cli *c)
             if (est[i].seconds < 0) printf("        time ?: %s\n", est[i].how);
             else if (est[i].seconds > 0 || state[0] != 'c') printf("        time %.2fs: %s\n", est[i].seconds, est[i].how);
         }
-        printf("%d instance%s (%d arm%s): %d cached, %d to run\n", p.n, p.n == 1 ? "" : "s", p.n_arms,
-               p.n_arms == 1 ? "" : "s", cached, p.n - cached);
-        double *secs = xcalloc((size_t)p.n + 1, sizeof *secs), serial, wall;
+        printf("%d instance%s (%d arm%s): %d cached, %d to run\n", v.p.n, v.p.n == 1 ? "" : "s", v.p.n_arms,
+               v.p.n_arms == 1 ? "" : "s", cached, v.p.n - cached);
+        double *secs = xcalloc((size_t)v.p.n + 1, sizeof *secs), serial, wall;
         int unknown;
-        for (int i = 0; i < p.n; i++) secs[i] = est[i].seconds;
-        hx_estimate_totals(&p, secs, c->jobs, &serial, &wall, &unknown);
-        if (cached < p.n) {
+        for (int i = 0; i < v.p.n; i++) secs[i] = est[i].seconds;
+        hx_estimate_totals(&v.p, secs, c->jobs, &serial, &wall, &unknown);
+        if (cached < v.p.n) {
             printf("time: %s%.2fs with --jobs %d, %s%.2fs one after another", unknown ? ">= " : "", wall, c->jobs,
                    unknown ? ">= " : "", serial);
             if (unknown) printf(" (%d instance%s without an estimate)", unknown, unknown == 1 ? "" : "s");
@@ -66,10 +62,7 @@ int cmd_plan(hx_cli *c)
         }
         free(secs);
     }
-    json_decref(states);
     free(est);
-    hx_plan_release(&p);
-    hx_recipe_release(&r);
-    hx_store_release(&s);
+    hx_cli_plan_close(&v);
     return 0;
 }

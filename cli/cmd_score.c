@@ -9,8 +9,7 @@
 #include "base/base.h"
 #include "cli/cli.h"
 #include "cli/commands.h"
-#include "interp/runsrc.h"
-#include "nn/engine.h"
+#include "cli/cmd_model.h"
 #include "nn/textgen.h"
 
 /* The pairs of FILE.jsonl ({"context", "continuation"} a line) appended to CTX and CONT. */
@@ -39,9 +38,8 @@ static void read_pairs(const char *path, char ***ctx, int *nc, char ***cont, int
 
 int cmd_score(hx_cli *c)
 {
-    const char *ref = c->args[0], *tokspec = hx_cli_str(c, "tokenizer"), *device = c->device;
     char **ctx = NULL, **cont = NULL;
-    int nc = 0, nx = 0, batch = hx_cli_int(c, "batch", 8), threads = c->threads, chat = hx_cli_given(c, "chat");
+    int nc = 0, nx = 0, batch = hx_cli_int(c, "batch", 8), chat = hx_cli_given(c, "chat");
     /* -c, -x and --file in the order given */
     for (int i = 0; i < c->n_occ; i++) {
         const char *name = c->occ[i].opt->name, *v = c->occ[i].val;
@@ -58,17 +56,12 @@ int cmd_score(hx_cli *c)
     if (!nc || nc != nx)
         die(HX_EXIT_USAGE, "hx score: need as many contexts as continuations (got %d and %d); see 'hx score --help'", nc,
             nx);
-    char *dir = hx_runsrc_model_dir(ref, c->store_dir, "score");
-    nn_tokenizer *tok;
-    if (nn_tokenizer_open(&tok, tokspec ? tokspec : dir))
-        die(HX_EXIT_USAGE, "%s\nhint: pass --tokenizer FILE|DIR|qwen3", hx_last_error());
-    nn_engine *e = nn_engine_new(device, threads);
-    if (!e) die(HX_EXIT_USAGE, "%s", hx_last_error());
-    nn_model *m = nn_engine_model(e, dir, dir);
-    if (!m) die(HX_EXIT_STAGE, "%s", hx_last_error());
+    cmd_model cm;
+    cmd_model_open(&cm, c);
     double *lp = xmalloc((size_t)nc * sizeof *lp);
     int *greedy = xmalloc((size_t)nc * sizeof *greedy), *ntok = xmalloc((size_t)nc * sizeof *ntok);
-    if (nn_textscore(m, tok, (const char *const *)ctx, (const char *const *)cont, nc, batch, chat, lp, greedy, ntok))
+    if (nn_textscore(cm.model, cm.tok, (const char *const *)ctx, (const char *const *)cont, nc, batch, chat, lp, greedy,
+                     ntok))
         die(HX_EXIT_STAGE, "%s", hx_last_error());
     for (int i = 0; i < nc; i++) {
         json_t *j = json_pack("{s:s, s:s, s:o, s:i, s:b}", "context", ctx[i], "continuation", cont[i], "logp", hx_json_num(lp[i]),
@@ -81,8 +74,6 @@ int cmd_score(hx_cli *c)
         free(cont[i]);
     }
     free(ctx); free(cont); free(lp); free(greedy); free(ntok);
-    nn_tokenizer_free(tok);
-    nn_engine_free(e);
-    free(dir);
+    cmd_model_close(&cm);
     return 0;
 }

@@ -54,25 +54,18 @@ static void explain(const hx_plan *p, const json_t *states, int i, int depth, in
 
 int cmd_why(hx_cli *c)
 {
-    hx_recipe r;
-    hx_plan p;
-    hx_cli_load(c, &r, &p);
-    int *insts = hx_plan_stage_instances(&p, c->args[1]);
+    hx_cli_planned v;
+    hx_cli_plan_open(c, &v);
+    int *insts = hx_plan_stage_instances(&v.p, c->args[1]);
     if (!insts) {
         json_t *names = json_array();
-        for (int s = 0; s < p.n_stages; s++) json_array_append_new(names, json_string(p.stage_names[s]));
+        for (int s = 0; s < v.p.n_stages; s++) json_array_append_new(names, json_string(v.p.stage_names[s]));
         die(HX_EXIT_USAGE, "hx why: no stage '%s' in %s%s", c->args[1], c->recipe, hx_suggest_hint(c->args[1], names));
     }
-    hx_store s;
-    hx_cli_open_store(c, &s);
-    json_t *states = hx_cli_plan_states(&p, &s);
-    int *seen = xcalloc((size_t)p.n + 1, sizeof *seen);
-    for (int k = 0; insts[k] >= 0; k++) explain(&p, states, insts[k], 0, seen);
+    int *seen = xcalloc((size_t)v.p.n + 1, sizeof *seen);
+    for (int k = 0; insts[k] >= 0; k++) explain(&v.p, v.states, insts[k], 0, seen);
     free(seen);
     free(insts);
-    json_decref(states);
-    hx_plan_release(&p);
-    hx_recipe_release(&r);
-    hx_store_release(&s);
+    hx_cli_plan_close(&v);
     return 0;
 }

@@ -145,10 +145,7 @@ static int ckpt_check(const ckpt *k, const char *dir, const nn_config *c, const 
 int nn_checkpoint_check(const char *dir)
 {
     nn_config c;
-    char *cp = hx_path_join(dir, "config.json");
-    int r = nn_config_load(&c, cp);
-    free(cp);
-    if (r) return -1;
+    if (nn_config_load_dir(&c, dir)) return -1;
     nn_param *tab;
     int n;
     if (nn_param_table(&c, &tab, &n)) return -1;
@@ -157,7 +154,7 @@ int nn_checkpoint_check(const char *dir)
         free(tab);
         return -1;
     }
-    r = ckpt_check(&k, dir, &c, tab, n);
+    int r = ckpt_check(&k, dir, &c, tab, n);
     ckpt_close(&k);
     free(tab);
     return r;
@@ -189,10 +186,7 @@ int nn_model_load(nn_model **out, const char *dir, k_backend *be)
 {
     *out = NULL;
     nn_config c;
-    char *cp = hx_path_join(dir, "config.json");
-    int r = nn_config_load(&c, cp);
-    free(cp);
-    if (r) return -1;
+    if (nn_config_load_dir(&c, dir)) return -1;
     nn_model *m;
     if (nn_model_new(&m, &c, be)) return error_prefix("%s", dir);
     if (nn_model_load_weights(m, dir)) {

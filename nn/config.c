@@ -274,6 +274,14 @@ int nn_config_load(nn_config *c, const char *path)
     return r;
 }
 
+int nn_config_load_dir(nn_config *c, const char *dir)
+{
+    char *path = hx_path_join(dir, "config.json");
+    int r = nn_config_load(c, path);
+    free(path);
+    return r;
+}
+
 int nn_config_save(const nn_config *c, const char *path, const char *dtype_name)
 {
     int hybrid = !strcmp(c->model_type, "hx_hybrid");

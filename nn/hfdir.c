@@ -71,12 +71,12 @@ static const char *token_or_null(const nn_tokenizer *t, int id)
 
 int nn_hfdir_add_tokenizer(const char *dir, const char *tokenizer_json)
 {
-    char *dst = hx_path_join(dir, "tokenizer.json"), *cp = hx_path_join(dir, "config.json");
+    char *dst = hx_path_join(dir, "tokenizer.json");
     char *data = NULL;
     size_t len = 0;
     nn_config c;
     nn_tokenizer *tok = NULL;
-    int r = nn_config_load(&c, cp);
+    int r = nn_config_load_dir(&c, dir);
     if (!r && strcmp(tokenizer_json, dst)) r = hx_read_file(tokenizer_json, &data, &len) || hx_write_file_atomic(dst, data, len);
     if (!r) r = nn_tokenizer_load(&tok, dst);
     if (!r) {
@@ -104,6 +104,5 @@ int nn_hfdir_add_tokenizer(const char *dir, const char *tokenizer_json)
     nn_tokenizer_free(tok);
     free(data);
     free(dst);
-    free(cp);
     return r ? error_prefix("checkpoint %s: tokenizer files", dir) : 0;
 }

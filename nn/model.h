@@ -39,6 +39,8 @@ typedef struct nn_config {
 /* Parses config.json text; `name` (a path) appears in messages. Missing optional fields get Qwen3 defaults. */
 int nn_config_parse(nn_config *c, const char *json, size_t len, const char *name);
 int nn_config_load(nn_config *c, const char *path);
+/* DIR/config.json: a checkpoint directory's config. */
+int nn_config_load_dir(nn_config *c, const char *dir);
 /* HF-compatible config.json (transformers loads it: Qwen3ForCausalLM, or HxHybridForCausalLM). */
 int nn_config_save(const nn_config *c, const char *path, const char *dtype_name);
 /* A Qwen3 config of the given shape with defaults (tied, theta 1e6, eps 1e-6, init 0.02). */

@@ -36,23 +36,30 @@ static int compile_pattern(const nn_tokenizer *t, const char *pat, pcre2_code **
     return 0;
 }
 
+typedef int (*load_step_fn)(nn_tokenizer *t, json_t *node, const char *where);
+
+/* A "Sequence" node of tokenizer.json: each element of its list LIST (an array) loaded by LOAD, in order, named
+ * WHERE.LIST[i] in messages. */
+static int load_sequence(nn_tokenizer *t, json_t *seq, const char *where, const char *list, load_step_fn load)
+{
+    json_t *items = json_object_get(seq, list);
+    if (!json_is_array(items)) return error("%s: %s: Sequence without a \"%s\" list", t->name, where, list);
+    size_t i;
+    json_t *v;
+    json_array_foreach(items, i, v) {
+        char sub[96];
+        snprintf(sub, sizeof sub, "%s.%s[%zu]", where, list, i);
+        if (load(t, v, sub)) return -1;
+    }
+    return 0;
+}
+
 static int load_pretok(nn_tokenizer *t, json_t *pt, const char *where)
 {
     if (!pt || json_is_null(pt)) return 0;
     const char *type = json_string_value(json_object_get(pt, "type"));
     if (!type) return error("%s: %s: missing \"type\"", t->name, where);
-    if (!strcmp(type, "Sequence")) {
-        json_t *list = json_object_get(pt, "pretokenizers");
-        if (!json_is_array(list)) return error("%s: %s: Sequence without a \"pretokenizers\" list", t->name, where);
-        size_t i;
-        json_t *v;
-        json_array_foreach(list, i, v) {
-            char sub[96];
-            snprintf(sub, sizeof sub, "%s.pretokenizers[%zu]", where, i);
-            if (load_pretok(t, v, sub)) return -1;
-        }
-        return 0;
-    }
+    if (!strcmp(type, "Sequence")) return load_sequence(t, pt, where, "pretokenizers", load_pretok);
     if (t->n_steps == (int)(sizeof t->steps / sizeof t->steps[0]))
         return error("%s: %s: too many pre-tokenizer steps", t->name, where);
     pretok_step *s = &t->steps[t->n_steps];
@@ -100,18 +107,7 @@ static int load_normalizer(nn_tokenizer *t, json_t *n, const char *where)
     const char *type = json_string_value(json_object_get(n, "type"));
     if (!type) return error("%s: %s: missing \"type\"", t->name, where);
     if (!strcmp(type, "NFC")) { t->nfc = 1; return 0; }
-    if (!strcmp(type, "Sequence")) {
-        json_t *list = json_object_get(n, "normalizers");
-        if (!json_is_array(list)) return error("%s: %s: Sequence without a \"normalizers\" list", t->name, where);
-        size_t i;
-        json_t *v;
-        json_array_foreach(list, i, v) {
-            char sub[96];
-            snprintf(sub, sizeof sub, "%s.normalizers[%zu]", where, i);
-            if (load_normalizer(t, v, sub)) return -1;
-        }
-        return 0;
-    }
+    if (!strcmp(type, "Sequence")) return load_sequence(t, n, where, "normalizers", load_normalizer);
     return error("%s: %s: normalizer \"%s\" is not supported (NFC, Sequence are)", t->name, where, type);
 }
 

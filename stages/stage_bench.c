@@ -52,51 +52,46 @@ static const char *row_format(json_t *row)
     return NULL;
 }
 
+/* What world_jsonl_tasks leaves to the bench kind: the items keep their rows ("doc") and get their format; the
+ * task's entry in stats.json names the file, its SHA-256 and its number of items. */
+typedef struct bench_files {
+    const char *format;
+    json_t *digests; /* path -> sha256, for the manifest's metrics */
+} bench_files;
+
+static json_t *bench_task(void *arg, size_t i, const char *path, const char *task, json_t *items)
+{
+    bench_files *b = arg;
+    char hex[65];
+    (void)task;
+    if (hx_sha256_file_hex(path, hex)) {
+        error_prefix("files[%zu]", i);
+        return NULL;
+    }
+    if (attach_docs(path, items)) return NULL;
+    size_t j;
+    json_t *it;
+    json_array_foreach(items, j, it) {
+        const char *f = strcmp(b->format, "auto") ? b->format : row_format(json_object_get(it, "doc"));
+        if (f) json_object_set_new(it, "format", json_string(f));
+    }
+    json_object_set_new(b->digests, path, json_string(hex));
+    /* the file's base name, not its path: the key holds the content only, so the output must not depend on where
+     * the file lies (the path goes to the manifest's metrics) */
+    const char *base = strrchr(path, '/');
+    return json_pack("{s:s,s:s,s:I}", "file", base ? base + 1 : path, "sha256", hex, "items",
+                     (json_int_t)json_array_size(items));
+}
+
 static int bench_run(hx_stage_ctx *c)
 {
     json_t *files = hx_with_json(c, "files");
     const char *format = hx_with_str(c, "format");
     if (!json_array_size(files)) return error("stage '%s': `files` lists no benchmark file", c->stage_name);
-    char *bench = hx_path_join(c->out_dir, "bench");
-    if (hx_mkdir_p(bench) < 0) {
-        free(bench);
-        return -1;
-    }
     json_t *tasks = json_object(), *digests = json_object();
-    int rc = 0, total = 0;
-    size_t i;
-    json_t *p;
-    json_array_foreach(files, i, p) {
-        const char *path = json_string_value(p);
-        char *task = world_jsonl_task_name(path), hex[65];
-        json_t *items = json_array();
-        if (json_object_get(tasks, task)) rc = error("stage '%s': two files give the task name '%s'", c->stage_name, task);
-        if (!rc && hx_sha256_file_hex(path, hex)) rc = error_prefix("stage '%s': files[%zu]", c->stage_name, i);
-        if (!rc && (world_jsonl_load(path, task, items) || attach_docs(path, items)))
-            rc = error_prefix("stage '%s'", c->stage_name);
-        size_t j;
-        json_t *it;
-        json_array_foreach(items, j, it) {
-            if (rc) break;
-            const char *f = strcmp(format, "auto") ? format : row_format(json_object_get(it, "doc"));
-            if (f) json_object_set_new(it, "format", json_string(f));
-        }
-        if (!rc) {
-            char *out = xstrfmt("%s/%s.jsonl", bench, task);
-            rc = world_write_jsonl(out, items);
-            free(out);
-            /* the file's base name, not its path: the key holds the content only, so the output must not
-             * depend on where the file lies (the path goes to the manifest's metrics) */
-            const char *base = strrchr(path, '/');
-            json_object_set_new(tasks, task, json_pack("{s:s,s:s,s:I}", "file", base ? base + 1 : path, "sha256", hex,
-                                                       "items", (json_int_t)json_array_size(items)));
-            json_object_set_new(digests, path, json_string(hex));
-            total += (int)json_array_size(items);
-        }
-        json_decref(items);
-        free(task);
-        if (rc) break;
-    }
+    bench_files b = {.format = format, .digests = digests};
+    int total = world_jsonl_tasks(files, c->out_dir, tasks, bench_task, &b);
+    int rc = total < 0 ? error_prefix("stage '%s'", c->stage_name) : 0;
     if (!rc) {
         json_t *stats = json_pack("{s:s,s:O,s:i}", "format", format, "tasks", tasks, "items", total);
         char *s = json_dumps(stats, JSON_INDENT(2) | JSON_PRESERVE_ORDER), *text = xstrfmt("%s\n", s);
@@ -114,7 +109,6 @@ static int bench_run(hx_stage_ctx *c)
     if (!rc) log_info("%d items from %zu files", total, json_array_size(files));
     json_decref(tasks);
     json_decref(digests);
-    free(bench);
     return rc;
 }
 

@@ -34,39 +34,21 @@ static const hx_field data_fields[] = {
 
 static const hx_role data_roles[] = {{NULL, NULL, 0, NULL}};
 
+/* source: jsonl: a task's entry in stats.json holds its number of items and its file */
+static json_t *jsonl_task(void *arg, size_t i, const char *path, const char *task, json_t *items)
+{
+    (void)arg, (void)i, (void)task;
+    return json_pack("{s:i,s:s}", "items", (int)json_array_size(items), "file", path);
+}
+
 static int run_jsonl(hx_stage_ctx *c)
 {
     json_t *paths = hx_with_json(c, "jsonl");
     if (!json_array_size(paths))
         return error("stage '%s': source: jsonl needs `jsonl: [FILE.jsonl, ...]`", c->stage_name);
-    char *bench = hx_path_join(c->out_dir, "bench");
-    if (hx_mkdir_p(bench) < 0) {
-        free(bench);
-        return -1;
-    }
     json_t *stats = json_object(), *bt = json_object();
-    int rc = 0, total = 0;
-    size_t i;
-    json_t *p;
-    json_array_foreach(paths, i, p) {
-        const char *path = json_string_value(p);
-        char *task = world_jsonl_task_name(path);
-        json_t *items = json_array();
-        if (json_object_get(bt, task)) {
-            rc = error("stage '%s': two JSONL files give the task name '%s'", c->stage_name, task);
-        } else if (world_jsonl_load(path, task, items) == 0) {
-            char *file = xstrfmt("%s/%s.jsonl", bench, task);
-            rc = world_write_jsonl(file, items);
-            free(file);
-            json_object_set_new(bt, task, json_pack("{s:i,s:s}", "items", (int)json_array_size(items), "file", path));
-            total += (int)json_array_size(items);
-        } else {
-            rc = -1;
-        }
-        json_decref(items);
-        free(task);
-        if (rc < 0) break;
-    }
+    int total = world_jsonl_tasks(paths, c->out_dir, bt, jsonl_task, NULL);
+    int rc = total < 0 ? error_prefix("stage '%s'", c->stage_name) : 0;
     json_object_set_new(stats, "source", json_string("jsonl"));
     json_object_set_new(stats, "bench", bt);
     if (rc == 0) {
@@ -86,7 +68,6 @@ static int run_jsonl(hx_stage_ctx *c)
     }
     if (rc == 0 && c->metrics) json_object_set_new(c->metrics, "bench_items", json_integer(total));
     json_decref(stats);
-    free(bench);
     return rc;
 }
 

@@ -146,17 +146,10 @@ int stage_train_finish(hx_stage_ctx *c, stage_train_env *env, const nn_trainer *
         for (int i = 0; i < m->n_params; i++)
             if (m->params[i].goff != SIZE_MAX) trainable += m->params[i].numel;
         json_object_set_new(c->metrics, "initial_loss", hx_json_num(res->first_loss));
-        json_object_set_new(c->metrics, "final_loss", hx_json_num(res->last_loss));
         json_object_set_new(c->metrics, "steps", json_integer(tr->step));
-        json_object_set_new(c->metrics, "train_tokens", json_integer(tr->tokens));
-        json_object_set_new(c->metrics, "tokens_per_s", hx_json_num(res->tokens_per_s));
-        json_object_set_new(c->metrics, "peak_mem_bytes", json_integer((json_int_t)res->peak_mem));
-        json_object_set_new(c->metrics, "params", json_integer((json_int_t)nn_config_n_params(&m->cfg)));
         json_object_set_new(c->metrics, "trainable_params", json_integer((json_int_t)trainable));
     }
-    log_info("loss %.4f -> %.4f after %d steps (%.1fs, %.0f tok/s, peak %.2f GiB on %s)",
-             res->first_loss, res->last_loss, tr->step, res->seconds, res->tokens_per_s,
-             res->peak_mem / 1073741824.0, m->be->name);
+    stage_train_metrics(c, m, tr, res);
     return 0;
 }
 

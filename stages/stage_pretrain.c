@@ -123,17 +123,10 @@ static int pretrain_run(hx_stage_ctx *c)
     if (nn_model_save(m, c->out_dir, !strcmp(hx_with_str(c, "dtype"), "bfloat16") ? ST_BF16 : ST_F32, NN_SHARD_BYTES))
         goto out;
     r = nn_hfdir_add_tokenizer(c->out_dir, tokp);
-    if (!r && c->metrics) {
-        json_object_set_new(c->metrics, "final_loss", hx_json_num(res.last_loss));
-        json_object_set_new(c->metrics, "params", json_integer((json_int_t)nn_config_n_params(&cfg)));
-        json_object_set_new(c->metrics, "train_tokens", json_integer(tr.tokens));
-        json_object_set_new(c->metrics, "tokens_per_s", hx_json_num(res.tokens_per_s));
-        json_object_set_new(c->metrics, "peak_mem_bytes", json_integer((json_int_t)res.peak_mem));
-        json_object_set_new(c->metrics, "corpus_tokens", json_integer((json_int_t)d.n));
+    if (!r) {
+        if (c->metrics) json_object_set_new(c->metrics, "corpus_tokens", json_integer((json_int_t)d.n));
+        stage_train_metrics(c, m, &tr, &res);
     }
-    if (!r)
-        log_info("final loss %.4f after %d steps (%.1fs, peak %.2f GiB on %s)", res.last_loss,
-                 tr.step, res.seconds, res.peak_mem / 1073741824.0, be->name);
 out:
     nn_trainer_release(&tr);
     nn_model_free(m);

@@ -16,4 +16,10 @@
  */
 void stage_train_fit_cfg(hx_stage_ctx *c, nn_fit_cfg *fc, int steps, const char *log_path);
 
+/*
+ * What every training kind records of its fit: the metrics final_loss, train_tokens, tokens_per_s, peak_mem_bytes
+ * and params (of m; none without ctx->metrics), and one log line of the losses, steps, time, speed and memory.
+ */
+void stage_train_metrics(hx_stage_ctx *c, const nn_model *m, const nn_trainer *tr, const nn_fit_result *res);
+
 #endif

@@ -155,3 +155,30 @@ int world_jsonl_load(const char *path, const char *task, json_t *items)
     free(data);
     return rc;
 }
+
+int world_jsonl_tasks(const json_t *paths, const char *out_dir, json_t *tasks, world_jsonl_task_fn each, void *arg)
+{
+    char *bench = hx_path_join(out_dir, "bench");
+    int rc = hx_mkdir_p(bench), total = 0;
+    size_t i;
+    json_t *p;
+    json_array_foreach(paths, i, p) {
+        if (rc) break;
+        const char *path = json_string_value(p);
+        char *task = world_jsonl_task_name(path);
+        json_t *items = json_array(), *entry = NULL;
+        if (json_object_get(tasks, task)) rc = error("two files give the task name '%s' (%s)", task, path);
+        else if (world_jsonl_load(path, task, items) || !(entry = each(arg, i, path, task, items))) rc = -1;
+        if (!rc) {
+            char *file = xstrfmt("%s/%s.jsonl", bench, task);
+            rc = world_write_jsonl(file, items);
+            free(file);
+            json_object_set_new(tasks, task, entry);
+            total += (int)json_array_size(items);
+        }
+        json_decref(items);
+        free(task);
+    }
+    free(bench);
+    return rc ? -1 : total;
+}

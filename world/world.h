@@ -219,6 +219,13 @@ int world_jsonl_load(const char *path, const char *task, json_t *items);
 int world_jsonl_parse(const char *name, const char *data, size_t len, const char *task, json_t *items);
 /* The task name of a JSONL file: its base name without .jsonl, bytes other than [A-Za-z0-9-] as '_' (xmalloc'd). */
 char *world_jsonl_task_name(const char *path);
+/* What the caller of world_jsonl_tasks adds to each task: called with file I's items as read (it may change them);
+ * returns the task's entry for TASKS (a new reference), or NULL with error(). */
+typedef json_t *(*world_jsonl_task_fn)(void *arg, size_t i, const char *path, const char *task, json_t *items);
+/* Each JSONL file of PATHS (an array of path strings) as the items of one task (world_jsonl_load, named by
+ * world_jsonl_task_name), each handed to EACH, then written to OUT_DIR/bench/<task>.jsonl; TASKS[task] gets EACH's
+ * entry. Two files of one task name are an error. Returns the number of items written, or -1 with error(). */
+int world_jsonl_tasks(const json_t *paths, const char *out_dir, json_t *tasks, world_jsonl_task_fn each, void *arg);
 
 /* Writes one JSON value per line (compact, insertion order). */
 int world_write_jsonl(const char *path, const json_t *array);

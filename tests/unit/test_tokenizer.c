@@ -266,6 +266,19 @@ static void test_hostile_files(void **state)
     expect_load_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0}},\"decoder\":{\"type\":\"WordPiece\"}}",
                       "decoder");
     expect_load_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{}}}", "empty");
+    /* Sequence nodes name the failing element by its path, nested ones too */
+    expect_load_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0}},\"pre_tokenizer\":{\"type\":\"Sequence\","
+                      "\"pretokenizers\":[{\"type\":\"ByteLevel\"},{\"type\":\"Punctuation\"}]}}",
+                      "bad.json: pre_tokenizer.pretokenizers[1]: pre-tokenizer type \"Punctuation\" is not supported");
+    expect_load_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0}},\"pre_tokenizer\":{\"type\":\"Sequence\"}}",
+                      "bad.json: pre_tokenizer: Sequence without a \"pretokenizers\" list");
+    expect_load_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0}},\"normalizer\":{\"type\":\"Sequence\","
+                      "\"normalizers\":[{\"type\":\"NFC\"},{\"type\":\"Sequence\","
+                      "\"normalizers\":[{\"type\":\"NFKD\"}]}]}}",
+                      "bad.json: normalizer.normalizers[1].normalizers[0]: normalizer \"NFKD\" is not supported");
+    expect_load_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0}},\"normalizer\":{\"type\":\"Sequence\","
+                      "\"normalizers\":{}}}",
+                      "bad.json: normalizer: Sequence without a \"normalizers\" list");
 
     /* every truncation of a small valid file is an error, never a crash */
     char *json = xstrfmt("%s%s}", SMALL_HEAD,
