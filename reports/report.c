@@ -146,19 +146,20 @@ static json_t *find_baseline(const json_t *stages, const json_t *row, const char
 
 double rp_num(const json_t *o, const char *k) { return json_number_value(json_object_get(o, k)); }
 
-/* The items.jsonl of a store entry, loaded once per table; NULL (and a note) when it cannot be read. */
+/* The items.jsonl of a store entry (loaded once per report), noted once per table; NULL (and a note) when it cannot
+ * be read. */
 json_t *rp_items_of(rp_tab *c, const char *key, const char *label)
 {
     if (!key || !c->src) return NULL;
     json_t *v = json_object_get(c->items, key);
     if (v) return json_is_array(v) ? v : NULL;
-    v = c->src->load(c->src->ud, key, "items.jsonl");
+    v = rp_shared_items(c->sh, key);
     if (!v) {
         char *msg = xstrfmt("%s: no items (%s): Δ, did, retention and letters are n/a", label, hx_last_error());
         json_array_append_new(c->notes, json_string(msg));
         free(msg);
     }
-    json_object_set_new(c->items, key, v ? v : json_null());
+    json_object_set(c->items, key, v ? v : json_null());
     return v;
 }
 
@@ -170,8 +171,6 @@ uint64_t rp_pair_seed(unsigned long long seed, const char *ka, const char *kb, c
     free(b);
     return s;
 }
-
-uint64_t rp_tab_seed(const rp_tab *c, const char *ka, const char *kb) { return rp_pair_seed(0, ka, kb, c->split, c->task); }
 
 /* Copies g[from] to row[to] (absent: null). */
 static void take(json_t *row, const char *to, const json_t *g, const char *from)
@@ -241,25 +240,24 @@ json_t *rp_make_row(rp_tab *c, json_t *rec, json_t *trec, int teacher, const jso
     const char *why = teacher ? "the baseline" : !trec ? "no teacher eval" : NULL;
     json_t *titems = why ? NULL : rp_items_of(c, hx_json_str(trec, "key"), "the teacher");
     if (!why && (!items || !titems)) why = "no items to pair";
-    ev_pairs p = {0};
-    if (!why && ev_pair_items(titems, items, c->split, c->task, &p)) {
+    int only_a = 0, only_b = 0;
+    if (!why && !(cmp = rp_compare(c->sh, hx_json_str(trec, "key"), key, c->split, c->task, titems, items, &only_a, &only_b))) {
         char *msg = xstrfmt("%s: not paired with the teacher: %s", label, hx_last_error());
         json_array_append_new(c->notes, json_string(msg));
         free(msg);
         why = "the item sets cannot be paired (see the notes)";
     }
     if (!why) {
-        cmp = ev_compare(&p, RP_BOOT_REPS, rp_tab_seed(c, hx_json_str(trec, "key"), key));
-        if (p.only_a || p.only_b) {
+        int n = (int)json_integer_value(json_object_get(cmp, "n"));
+        if (only_a || only_b) {
             char *msg = xstrfmt("%s: %d items paired with the teacher's; %d only in this row's eval, %d only in the "
-                                "teacher's: Δ, did and retention are over the paired items", label, p.n, p.only_b, p.only_a);
+                                "teacher's: Δ, did and retention are over the paired items", label, n, only_b, only_a);
             json_array_append_new(c->notes, json_string(msg));
             free(msg);
         }
-        json_object_set_new(row, "n_paired", json_integer(p.n));
-        json_object_set_new(row, "only_row", json_integer(p.only_b));
-        json_object_set_new(row, "only_teacher", json_integer(p.only_a));
-        ev_pairs_release(&p);
+        json_object_set_new(row, "n_paired", json_integer(n));
+        json_object_set_new(row, "only_row", json_integer(only_b));
+        json_object_set_new(row, "only_teacher", json_integer(only_a));
     } else {
         json_object_set_new(row, "n_paired", json_null());
     }
@@ -294,7 +292,7 @@ static int axis_pos(const json_t *run, const char *axis, const json_t *rec)
     return (int)json_array_size(vals);
 }
 
-static json_t *build_table(const json_t *run, const json_t *spec, int ti, const rp_source *src)
+static json_t *build_table(const json_t *run, const json_t *spec, int ti, const rp_source *src, rp_shared *sh)
 {
     const json_t *stages = json_object_get(run, "stages");
     const char *name = hx_json_str(spec, "name"), *stage = hx_json_str(spec, "stage"), *rows = hx_json_str(spec, "rows");
@@ -374,7 +372,7 @@ static json_t *build_table(const json_t *run, const json_t *spec, int ti, const 
     json_t *tab = json_pack("{s:s,s:s,s:s?,s:s,s:s?,s:O}", "name", name ? name : stage, "stage", stage, "rows_axis", axis,
                             "split", split, "task", task, "columns", cols);
     json_t *out_rows = json_array(), *notes = json_array();
-    rp_tab ctx = {src, split, task, json_object(), notes};
+    rp_tab ctx = {src, split, task, json_object(), notes, sh};
     json_t *base = find_baseline(stages, recs[0], baseline);
     if (base) {
         json_t *m = by_key(stages, input_key(base, "model"));
@@ -396,6 +394,16 @@ static json_t *build_table(const json_t *run, const json_t *spec, int ti, const 
                                                             "stage whose model is a pretrain stage), or name one with "
                                                             "`baseline: STAGE`"));
     }
+    /* every row's comparison with its teacher, computed together */
+    const char **ka = xcalloc((size_t)n + 1, sizeof *ka), **kb = xcalloc((size_t)n + 1, sizeof *kb);
+    for (int a = 0; a < n; a++) {
+        json_t *trec = recs[a] == base ? NULL : find_baseline(stages, recs[a], baseline);
+        ka[a] = trec ? hx_json_str(trec, "key") : NULL;
+        kb[a] = hx_json_str(recs[a], "key");
+    }
+    if (src) rp_compare_prefetch(sh, ka, kb, n, split, task);
+    free(ka);
+    free(kb);
     /* rows: one per instance, or, when the run has a `seed` axis that is not the rows, one per arm over its seeds */
     int by_seed = json_object_get(json_object_get(run, "axes"), "seed") && !(axis && !strcmp(axis, "seed")), nseeded = 0;
     char *used = xcalloc((size_t)n + 1, 1);
@@ -531,9 +539,12 @@ json_t *rp_report_build(const json_t *run, const rp_source *src)
                             "status", json_object_get(run, "status") ? json_object_get(run, "status") : json_null(),
                             "started", json_object_get(run, "started") ? json_object_get(run, "started") : json_null());
     json_t *tabs = json_array();
+    rp_shared sh;
+    rp_shared_init(&sh, src);
     for (size_t i = 0; i < json_array_size(specs); i++) {
-        json_t *t = build_table(run, json_array_get(specs, i), (int)i, src);
+        json_t *t = build_table(run, json_array_get(specs, i), (int)i, src, &sh);
         if (!t) {
+            rp_shared_release(&sh);
             json_decref(tabs);
             json_decref(rep);
             json_decref(own);
@@ -543,11 +554,12 @@ json_t *rp_report_build(const json_t *run, const rp_source *src)
     }
     json_t *fspec = json_object_get(json_object_get(run, "report"), "findings");
     if (fspec) {
-        json_t *f = rp_findings(run, fspec, tabs, src);
+        json_t *f = rp_findings_shared(run, fspec, tabs, &sh);
         json_object_set_new(rep, "findings", f ? f : json_pack("{s:s}", "error", hx_last_error()));
     }
     json_object_set_new(rep, "tables", tabs);
     json_object_set_new(rep, "training", training_curves(stages, src));
+    rp_shared_release(&sh);
     json_decref(own);
     return rep;
 }

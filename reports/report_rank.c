@@ -55,6 +55,15 @@ void rp_rankings(rp_tab *c, json_t *rows, json_t *tab)
         int np = n * (n - 1) / 2, m = 0;
         double *pv = xmalloc((size_t)np * sizeof *pv), *adj = xmalloc((size_t)np * sizeof *adj);
         json_t **ent = xcalloc((size_t)np, sizeof *ent);
+        const char **pa = xcalloc((size_t)np + 1, sizeof *pa), **pb = xcalloc((size_t)np + 1, sizeof *pb);
+        const json_t *s0, *k0;
+        for (int a = 0, q = 0; a < n; a++)
+            for (int b = a + 1; b < n; b++, q++)
+                if (rp_row_seeds(r[a], &s0, &k0) <= 1 && rp_row_seeds(r[b], &s0, &k0) <= 1)
+                    pa[q] = hx_json_str(r[a], "key"), pb[q] = hx_json_str(r[b], "key");
+        if (c->src) rp_compare_prefetch(c->sh, pa, pb, np, c->split, c->task);
+        free(pa);
+        free(pb);
         for (int a = 0; a < n; a++)
             for (int b = a + 1; b < n; b++) {
                 const char *ka = hx_json_str(r[a], "key"), *kb = hx_json_str(r[b], "key");
@@ -63,13 +72,8 @@ void rp_rankings(rp_tab *c, json_t *rows, json_t *tab)
                                       json_object_get(r[b], "label"), "ll", hx_json_num(x[a]), hx_json_num(x[b]), "gen",
                                       hx_json_num(y[a]), hx_json_num(y[b]), "reversed",
                                       (x[a] - x[b]) * (y[a] - y[b]) < 0);
-                ev_pairs p = {0};
-                const json_t *s0, *k0;
                 json_t *cmp = rp_row_seeds(r[a], &s0, &k0) > 1 || rp_row_seeds(r[b], &s0, &k0) > 1 ? rp_seed_interaction(c, r[a], r[b]) : NULL;
-                if (!cmp && ia && ib && !ev_pair_items(ia, ib, c->split, c->task, &p)) {
-                    cmp = ev_compare(&p, RP_BOOT_REPS, rp_tab_seed(c, ka, kb));
-                    ev_pairs_release(&p);
-                }
+                if (!cmp && ia && ib) cmp = rp_compare(c->sh, ka, kb, c->split, c->task, ia, ib, NULL, NULL);
                 json_object_set_new(e, "n_paired", cmp ? json_copy(json_object_get(cmp, "n")) : json_null());
                 json_object_set_new(e, "did_diff", cmp ? json_copy(json_object_get(cmp, "did")) : json_null());
                 json_object_set_new(e, "did_diff_ci", cmp ? json_copy(json_object_get(cmp, "did_ci")) : json_null());
