@@ -73,35 +73,41 @@ json_t *rp_compare(rp_shared *sh, const char *ka, const char *kb, const char *sp
 void rp_compare_prefetch(rp_shared *sh, const char *const *ka, const char *const *kb, int m, const char *split,
                          const char *task)
 {
-    ev_pairs *p = xcalloc((size_t)m + 1, sizeof *p);
+    const json_t **ia = xcalloc((size_t)m + 1, sizeof *ia), **ib = xcalloc((size_t)m + 1, sizeof *ib);
     char **key = xcalloc((size_t)m + 1, sizeof *key);
-    json_t **out = xcalloc((size_t)m + 1, sizeof *out);
     uint64_t *seed = xcalloc((size_t)m + 1, sizeof *seed);
+    json_t **out = xcalloc((size_t)m + 1, sizeof *out);
+    ev_pairs *p = xcalloc((size_t)m + 1, sizeof *p);
     int n = 0;
-    /* pair sequentially (loads, JSON); a pair that fails is left to rp_compare, which reports it where it is used */
+    /* the loads (and the JSON they fill) in order; a pair whose items are missing is left to rp_compare */
     for (int i = 0; i < m; i++) {
         if (!ka[i] || !kb[i]) continue;
         char *k = cmp_key(ka[i], kb[i], split, task);
         int dup = json_object_get(sh->cmps, k) != NULL;
         for (int j = 0; j < n && !dup; j++) dup = !strcmp(key[j], k);
-        json_t *ia = dup ? NULL : rp_shared_items(sh, ka[i]), *ib = ia ? rp_shared_items(sh, kb[i]) : NULL;
-        if (dup || !ia || !ib || ev_pair_items(ia, ib, split, task, &p[n])) {
+        ia[n] = dup ? NULL : rp_shared_items(sh, ka[i]);
+        ib[n] = ia[n] ? rp_shared_items(sh, kb[i]) : NULL;
+        if (!ib[n]) {
             free(k);
             continue;
         }
         seed[n] = rp_pair_seed(0, ka[i], kb[i], split, task);
         key[n++] = k;
     }
-    /* each comparison on its own stream: the order they run in changes nothing */
+    /* pairing and bootstrap per comparison, each on its own stream: the order they run in changes nothing. Only
+     * reads of the shared items; a pairing that fails (its error is the thread's) is left to rp_compare too. */
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int j = 0; j < n; j++) out[j] = ev_compare(&p[j], RP_BOOT_REPS, seed[j]);
+    for (int j = 0; j < n; j++)
+        if (!ev_pair_items(ia[j], ib[j], split, task, &p[j])) out[j] = ev_compare(&p[j], RP_BOOT_REPS, seed[j]);
     for (int j = 0; j < n; j++) {
-        json_object_set_new(sh->cmps, key[j], cmp_entry(out[j], &p[j]));
+        if (out[j]) json_object_set_new(sh->cmps, key[j], cmp_entry(out[j], &p[j]));
         ev_pairs_release(&p[j]);
         free(key[j]);
     }
-    free(seed);
-    free(p);
+    free(ia);
+    free(ib);
     free(key);
+    free(seed);
     free(out);
+    free(p);
 }
