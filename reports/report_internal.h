@@ -32,11 +32,11 @@ json_t *rp_compare(rp_shared *sh, const char *ka, const char *kb, const char *sp
 void rp_compare_prefetch(rp_shared *sh, const char *const *ka, const char *const *kb, int m, const char *split,
                          const char *task);
 
-/* What one table build shares: the source, the table's selection, the loaded items by store key, the notes. */
+/* What one table build shares: the source, the table's selection, the items it used by store key, the notes. */
 typedef struct rp_tab {
     const rp_source *src;
     const char *split, *task;
-    json_t *items; /* {key: items array | null (could not load)} */
+    json_t *items; /* {key: items array (rp_shared's) | null (could not load: noted once per table)} */
     json_t *notes;
     rp_shared *sh;
 } rp_tab;
