@@ -26,21 +26,62 @@ uint64_t ev_stream_seed(uint64_t seed, const char *a, const char *b)
     return hx_fnv1a(h, b, strlen(b));
 }
 
+/*
+ * hx_rng_below(g, n)'s draws for one n without its two 64-bit divisions per draw, the bootstrap's inner loop: the
+ * same rejection limit, computed once, and x % n by Barrett reduction: with m = floor((2^64 - 1) / n),
+ * q = floor(x * m / 2^64) is floor(x / n) or one less, so x - q * n needs at most one correction. The draws are
+ * hx_rng_below's, one for one (test_stats checks the bootstrap against a loop over hx_rng_below).
+ */
+typedef struct below {
+    uint64_t n, lim, m;
+} below;
+
+static below below_init(uint64_t n)
+{
+    below b = {n, UINT64_MAX - UINT64_MAX % n, UINT64_MAX / n};
+    return b;
+}
+
+static inline uint64_t below_draw(hx_rng *g, const below *b)
+{
+    uint64_t x;
+    do x = hx_rng_u64(g); while (x >= b->lim);
+    uint64_t r = x - (uint64_t)(((unsigned __int128)x * b->m) >> 64) * b->n;
+    return r >= b->n ? r - b->n : r;
+}
+
 void ev_bootstrap_means(const double *const *x, int k, int n, int reps, uint64_t seed, double *out)
 {
     if (n <= 0 || reps <= 0 || k <= 0) return;
-    double *s = xmalloc((size_t)k * sizeof *s);
+    /* item-major copy, at least 4 columns (zeros past k): one draw reads its values from one place; a resample's
+     * draws first, then its sums, in registers (no call in the loop to spill them), each in draw order */
+    int kt = k < 4 ? 4 : k;
+    double *s = xcalloc((size_t)kt, sizeof *s), *xt = xcalloc((size_t)n * kt, sizeof *xt);
+    uint32_t *d = xmalloc((size_t)n * sizeof *d);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < k; j++) xt[(size_t)i * kt + j] = x[j][i];
     hx_rng g;
     hx_rng_seed(&g, seed);
+    below b = below_init((uint64_t)n);
     for (int r = 0; r < reps; r++) {
-        for (int j = 0; j < k; j++) s[j] = 0;
-        for (int i = 0; i < n; i++) {
-            uint64_t d = hx_rng_below(&g, (uint64_t)n);
-            for (int j = 0; j < k; j++) s[j] += x[j][d];
+        for (int i = 0; i < n; i++) d[i] = (uint32_t)below_draw(&g, &b);
+        if (kt == 4) {
+            double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            for (int i = 0; i < n; i++) {
+                const double *xd = xt + (size_t)d[i] * 4;
+                s0 += xd[0], s1 += xd[1], s2 += xd[2], s3 += xd[3];
+            }
+            s[0] = s0, s[1] = s1, s[2] = s2, s[3] = s3;
+        } else {
+            for (int j = 0; j < k; j++) s[j] = 0;
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < k; j++) s[j] += xt[(size_t)d[i] * kt + j];
         }
         for (int j = 0; j < k; j++) out[(size_t)r * k + j] = s[j] / n;
     }
     free(s);
+    free(xt);
+    free(d);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -49,16 +90,57 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static void swap_d(double *v, int i, int j)
+{
+    double t = v[i];
+    v[i] = v[j];
+    v[j] = t;
+}
+
+static double median3(double a, double b, double c)
+{
+    if (a > b) { double t = a; a = b; b = t; }
+    return c < a ? a : c > b ? b : c;
+}
+
+/* Hoare's selection: afterwards v[k] holds what a sort would put there, v[0..k) <= v[k] <= v(k..n). A three-way
+ * partition around an element's value, so the many ties among replicates of 0/1 items cost nothing. */
+static void select_nth(double *v, int n, int k)
+{
+    int lo = 0, hi = n - 1;
+    while (lo < hi) {
+        double p = median3(v[lo], v[lo + (hi - lo) / 2], v[hi]);
+        int lt = lo, i = lo, gt = hi; /* [lo, lt) < p, [lt, i) == p, (gt, hi] > p */
+        while (i <= gt) {
+            if (v[i] < p) swap_d(v, lt++, i++);
+            else if (v[i] > p) swap_d(v, i, gt--);
+            else i++;
+        }
+        if (k < lt) hi = lt - 1;
+        else if (k > gt) lo = gt + 1;
+        else return;
+    }
+}
+
 ev_ci ev_percentile(double *v, int reps, double level)
 {
     ev_ci r = {0, 0};
     if (reps <= 0) return r;
-    qsort(v, (size_t)reps, sizeof *v, cmp_double);
     /* nearest-rank order statistics: the (1-level)/2 and (1+level)/2 quantiles */
     int lo = (int)floor((1 - level) / 2 * reps), hi = (int)ceil((1 + level) / 2 * reps) - 1;
     if (lo < 0) lo = 0;
     if (hi >= reps) hi = reps - 1;
     if (hi < lo) hi = lo;
+    /* -0 and +0 compare equal, so which of them a sort puts at a rank depends on the algorithm: where a -0 occurs,
+     * the sort this function has always used decides */
+    int negzero = 0;
+    for (int i = 0; i < reps && !negzero; i++) negzero = v[i] == 0 && signbit(v[i]);
+    if (negzero) {
+        qsort(v, (size_t)reps, sizeof *v, cmp_double);
+    } else {
+        select_nth(v, reps, hi);
+        if (lo < hi) select_nth(v, hi, lo);
+    }
     r.lo = v[lo];
     r.hi = v[hi];
     return r;

@@ -27,8 +27,9 @@ void ev_bootstrap_means(const double *const *x, int k, int n, int reps, uint64_t
 
 /*
  * Percentile interval of the replicates v[0..reps) at `level` (e.g. 0.95): the floor((1-level)/2 * reps)-th and the
- * (ceil((1+level)/2 * reps) - 1)-th order statistics (0-based). Sorts v in place; infinities sort to the ends and
- * come back as an infinite endpoint (an unbounded side). v must hold no NaN. reps = 0: [0, 0].
+ * (ceil((1+level)/2 * reps) - 1)-th order statistics (0-based), found by selection in O(reps); reorders v.
+ * Infinities order at the ends and come back as an infinite endpoint (an unbounded side). v must hold no NaN.
+ * reps = 0: [0, 0].
  */
 ev_ci ev_percentile(double *v, int reps, double level);
 

@@ -9,14 +9,14 @@
 #include "evalsuite/metrics.h"
 #include "evalsuite/stats.h"
 #include "reports/report.h"
+#include "reports/report_internal.h"
 
 static double num(const json_t *o, const char *k) { return json_number_value(json_object_get(o, k)); }
 
 typedef struct fctx {
     const json_t *run, *spec;
-    const rp_source *src;
     const char *stage, *teacher, *axis, *split, *control;
-    json_t *items; /* {key: items} loaded once */
+    rp_shared *sh; /* the items, loaded once, and the comparisons, shared with the report's tables */
 } fctx;
 
 /* The one instance of STAGE whose axis AXIS has the value VALUE (VALUE NULL: the stage's one instance). */
@@ -49,12 +49,7 @@ static const json_t *items(fctx *c, const json_t *rec)
         error("report.findings: stage '%s' has no store key (did it complete?)", hx_json_str(rec, "stage"));
         return NULL;
     }
-    json_t *v = json_object_get(c->items, key);
-    if (v) return v;
-    v = c->src->load(c->src->ud, key, "items.jsonl");
-    if (!v) return NULL;
-    json_object_set_new(c->items, key, v);
-    return v;
+    return rp_shared_items(c->sh, key);
 }
 
 static json_t *ci_json(ev_ci ci) { return json_pack("[o,o]", hx_json_num(ci.lo), hx_json_num(ci.hi)); }
@@ -175,11 +170,7 @@ static json_t *vs_teacher(fctx *c, const json_t *trec, const char *value)
     const json_t *rec = instance(c, c->stage, value);
     const json_t *ti = items(c, trec), *ai = rec ? items(c, rec) : NULL;
     if (!ti || !ai) return NULL;
-    ev_pairs p = {0};
-    if (ev_pair_items(ti, ai, c->split, NULL, &p)) return NULL;
-    json_t *cmp = ev_compare(&p, RP_BOOT_REPS, rp_pair_seed(0, hx_json_str(trec, "key"), hx_json_str(rec, "key"), c->split, NULL));
-    ev_pairs_release(&p);
-    return cmp;
+    return rp_compare(c->sh, hx_json_str(trec, "key"), hx_json_str(rec, "key"), c->split, NULL, ti, ai, NULL, NULL);
 }
 
 static json_t *finding(const char *id, const char *text, const char *verdict)
@@ -426,14 +417,23 @@ static json_t *reversals(const fctx *c, const json_t *tables)
 
 json_t *rp_findings(const json_t *run, const json_t *spec, const json_t *tables, const rp_source *src)
 {
+    rp_shared sh;
+    rp_shared_init(&sh, src);
+    json_t *f = rp_findings_shared(run, spec, tables, &sh);
+    rp_shared_release(&sh);
+    return f;
+}
+
+json_t *rp_findings_shared(const json_t *run, const json_t *spec, const json_t *tables, rp_shared *sh)
+{
     if (!json_is_object(spec)) {
         error("report.findings: a map (stage, teacher, axis, baseline, axes, ...; docs/results.md)");
         return NULL;
     }
     if (check_spec(spec)) return NULL;
-    fctx c = {run, spec, src, hx_json_str(spec, "stage"), hx_json_str(spec, "teacher"), hx_json_str(spec, "axis"),
+    fctx c = {run, spec, hx_json_str(spec, "stage"), hx_json_str(spec, "teacher"), hx_json_str(spec, "axis"),
               hx_json_str(spec, "split") ? hx_json_str(spec, "split") : "eval", hx_json_str(spec, "control") ? hx_json_str(spec, "control") : "heldout",
-              json_object()};
+              sh};
     const char *base = hx_json_str(spec, "baseline");
     json_t *out = NULL, *pre = json_array(), *fs = json_array(), *cmp = NULL, *arms_did = json_array();
     const json_t *trec = instance(&c, c.teacher, NULL), *tit = trec ? items(&c, trec) : NULL;
@@ -533,6 +533,5 @@ done:
     json_decref(fs);
     json_decref(cmp);
     json_decref(arms_did);
-    json_decref(c.items);
     return out;
 }

@@ -1,5 +1,6 @@
 /* report.c - report tables of a run: rows per axis value, LL/generation accuracy, the paired deltas against the
- * teacher (Δ, did, retention), letter distributions, rankings and significance-gated ranking reversals. */
+ * teacher (Δ, did, retention), letter distributions; the tables' specs, their rows and the training curves. Rows over
+ * seeds: report_seeds.c; rankings and reversals: report_rank.c. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 #include "evalsuite/metrics.h"
 #include "evalsuite/stats.h"
 #include "reports/report.h"
+#include "reports/report_internal.h"
 
 /* The headline columns every table starts with, then the columns a table may add (`retention`: both retentions). */
 static const char *const headline_cols[] = {"ll_acc", "delta_ll", "gen_acc", "delta_gen", "did", "did_p", NULL};
@@ -142,29 +144,22 @@ static json_t *find_baseline(const json_t *stages, const json_t *row, const char
     return best;
 }
 
-static double num(const json_t *o, const char *k) { return json_number_value(json_object_get(o, k)); }
+double rp_num(const json_t *o, const char *k) { return json_number_value(json_object_get(o, k)); }
 
-/* What one table build shares: the source, the table's selection, the loaded items by store key, the notes. */
-typedef struct tab_ctx {
-    const rp_source *src;
-    const char *split, *task;
-    json_t *items; /* {key: items array | null (could not load)} */
-    json_t *notes;
-} tab_ctx;
-
-/* The items.jsonl of a store entry, loaded once per table; NULL (and a note) when it cannot be read. */
-static json_t *items_of(tab_ctx *c, const char *key, const char *label)
+/* The items.jsonl of a store entry (loaded once per report), noted once per table; NULL (and a note) when it cannot
+ * be read. */
+json_t *rp_items_of(rp_tab *c, const char *key, const char *label)
 {
     if (!key || !c->src) return NULL;
     json_t *v = json_object_get(c->items, key);
     if (v) return json_is_array(v) ? v : NULL;
-    v = c->src->load(c->src->ud, key, "items.jsonl");
+    v = rp_shared_items(c->sh, key);
     if (!v) {
         char *msg = xstrfmt("%s: no items (%s): Δ, did, retention and letters are n/a", label, hx_last_error());
         json_array_append_new(c->notes, json_string(msg));
         free(msg);
     }
-    json_object_set_new(c->items, key, v ? v : json_null());
+    json_object_set(c->items, key, v ? v : json_null());
     return v;
 }
 
@@ -177,8 +172,6 @@ uint64_t rp_pair_seed(unsigned long long seed, const char *ka, const char *kb, c
     return s;
 }
 
-static uint64_t pair_seed(const tab_ctx *c, const char *ka, const char *kb) { return rp_pair_seed(0, ka, kb, c->split, c->task); }
-
 /* Copies g[from] to row[to] (absent: null). */
 static void take(json_t *row, const char *to, const json_t *g, const char *from)
 {
@@ -186,7 +179,7 @@ static void take(json_t *row, const char *to, const json_t *g, const char *from)
     json_object_set_new(row, to, v ? json_copy(v) : json_null());
 }
 
-static void set_na(json_t *row, const char *field, const char *why)
+void rp_set_na(json_t *row, const char *field, const char *why)
 {
     json_t *na = json_object_get(row, "na");
     if (!json_object_get(na, field)) json_object_set_new(na, field, json_string(why));
@@ -198,7 +191,7 @@ static const char *const paired_fields[] = {"delta_ll", "delta_gen", "did", "ll_
  * One row: the model's own metrics (its eval's metrics.json group of the table's split and task), its letter
  * distributions, and the paired statistics against the teacher's eval TREC (none when NULL or the row is the teacher).
  */
-static json_t *make_row(tab_ctx *c, json_t *rec, json_t *trec, int teacher, const json_t *label_axes)
+json_t *rp_make_row(rp_tab *c, json_t *rec, json_t *trec, int teacher, const json_t *label_axes)
 {
     const char *key = hx_json_str(rec, "key");
     char *label = rp_axes_label(label_axes ? label_axes : json_object_get(rec, "axes"));
@@ -232,8 +225,8 @@ static json_t *make_row(tab_ctx *c, json_t *rec, json_t *trec, int teacher, cons
         {"gen_invalid", "gen_invalid"}, {"chance", "chance"}, {"gen_chance", "gen_chance"}, {"mcnemar_p", "mcnemar_p"}};
     for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) take(row, own[i][0], g, own[i][1]);
     if (g && !json_object_get(g, "gap_cn"))
-        set_na(row, "gap", "its metrics.json (version 1) has no chance-normalised gap: run the eval again with this hx");
-    json_t *items = items_of(c, key, label);
+        rp_set_na(row, "gap", "its metrics.json (version 1) has no chance-normalised gap: run the eval again with this hx");
+    json_t *items = rp_items_of(c, key, label);
     json_t *letters = NULL;
     if (items && ev_letters(items, c->split, c->task, &letters)) {
         char *msg = xstrfmt("%s: letters: %s", label, hx_last_error());
@@ -245,27 +238,26 @@ static json_t *make_row(tab_ctx *c, json_t *rec, json_t *trec, int teacher, cons
     /* paired with the teacher on the same items */
     json_t *cmp = NULL;
     const char *why = teacher ? "the baseline" : !trec ? "no teacher eval" : NULL;
-    json_t *titems = why ? NULL : items_of(c, hx_json_str(trec, "key"), "the teacher");
+    json_t *titems = why ? NULL : rp_items_of(c, hx_json_str(trec, "key"), "the teacher");
     if (!why && (!items || !titems)) why = "no items to pair";
-    ev_pairs p = {0};
-    if (!why && ev_pair_items(titems, items, c->split, c->task, &p)) {
+    int only_a = 0, only_b = 0;
+    if (!why && !(cmp = rp_compare(c->sh, hx_json_str(trec, "key"), key, c->split, c->task, titems, items, &only_a, &only_b))) {
         char *msg = xstrfmt("%s: not paired with the teacher: %s", label, hx_last_error());
         json_array_append_new(c->notes, json_string(msg));
         free(msg);
         why = "the item sets cannot be paired (see the notes)";
     }
     if (!why) {
-        cmp = ev_compare(&p, RP_BOOT_REPS, pair_seed(c, hx_json_str(trec, "key"), key));
-        if (p.only_a || p.only_b) {
+        int n = (int)json_integer_value(json_object_get(cmp, "n"));
+        if (only_a || only_b) {
             char *msg = xstrfmt("%s: %d items paired with the teacher's; %d only in this row's eval, %d only in the "
-                                "teacher's: Δ, did and retention are over the paired items", label, p.n, p.only_b, p.only_a);
+                                "teacher's: Δ, did and retention are over the paired items", label, n, only_b, only_a);
             json_array_append_new(c->notes, json_string(msg));
             free(msg);
         }
-        json_object_set_new(row, "n_paired", json_integer(p.n));
-        json_object_set_new(row, "only_row", json_integer(p.only_b));
-        json_object_set_new(row, "only_teacher", json_integer(p.only_a));
-        ev_pairs_release(&p);
+        json_object_set_new(row, "n_paired", json_integer(n));
+        json_object_set_new(row, "only_row", json_integer(only_b));
+        json_object_set_new(row, "only_teacher", json_integer(only_a));
     } else {
         json_object_set_new(row, "n_paired", json_null());
     }
@@ -273,308 +265,20 @@ static json_t *make_row(tab_ctx *c, json_t *rec, json_t *trec, int teacher, cons
         char *ci = xstrfmt("%s_ci", paired_fields[i]);
         take(row, paired_fields[i], cmp, paired_fields[i]);
         take(row, ci, cmp, ci);
-        if (why) set_na(row, paired_fields[i], why);
+        if (why) rp_set_na(row, paired_fields[i], why);
         free(ci);
     }
     take(row, "did_p", cmp, "did_p");
     take(row, "delta_ll_raw", cmp, "delta_ll_raw");
     take(row, "delta_gen_raw", cmp, "delta_gen_raw");
-    if (why) set_na(row, "did_p", why);
+    if (why) rp_set_na(row, "did_p", why);
     const char *k;
     json_t *v;
-    json_object_foreach(json_object_get(cmp, "na"), k, v) set_na(row, k, json_string_value(v));
+    json_object_foreach(json_object_get(cmp, "na"), k, v) rp_set_na(row, k, json_string_value(v));
     json_decref(cmp);
     json_decref(metrics);
     free(label);
     return row;
-}
-
-/* ---- rows over seeds (docs/eval.md "Seeds") ---- */
-
-/* The statistics aggregated over seeds with ev_seed_mean, and the per-item value each takes (seed_values). */
-static const char *const seed_fields[] = {"ll_acc", "gen_acc", "delta_ll", "delta_gen", "did", NULL};
-
-/* An item's pairing key across seeds: task and doc_id. xmalloc'd. */
-static char *item_id(const json_t *o)
-{
-    json_t *d = json_object_get(o, "doc_id");
-    char *doc = json_is_string(d) ? xstrdup(json_string_value(d)) : json_dumps(d, JSON_COMPACT | JSON_ENCODE_ANY);
-    char *id = xstrfmt("%s\x1f%s", hx_json_str(o, "task") ? hx_json_str(o, "task") : "", doc ? doc : "");
-    free(doc);
-    return id;
-}
-
-/*
- * The per-item values of k paired comparisons, B_s (kb[s]) against A_s (ka[s]), on the items that every seed pairs
- * (by task and doc_id): v[f][s * n + i] for the seed_fields f: B's LL and generation correctness, and B - A in
- * chance-normalised LL, generation and their difference (did). Returns n (v xmalloc'd), or -1 with a note.
- */
-static int seed_values(tab_ctx *c, const char *const *ka, const char *const *kb, int k, const char *label, double *v[5])
-{
-    ev_pairs *p = xcalloc((size_t)k, sizeof *p);
-    int ok = 1, n = 0;
-    for (int s = 0; s < k && ok; s++) {
-        json_t *ia = items_of(c, ka[s], label), *ib = items_of(c, kb[s], label);
-        ok = ia && ib && !ev_pair_items(ia, ib, c->split, c->task, &p[s]);
-    }
-    json_t *where = json_object(); /* item id -> [its index under each seed] */
-    if (ok) {
-        for (int s = 0; s < k; s++)
-            for (int i = 0; i < p[s].n; i++) {
-                char *id = item_id(p[s].b[i]);
-                json_t *at = json_object_get(where, id);
-                if (!at && !s) json_object_set_new(where, id, at = json_array());
-                if (at && (int)json_array_size(at) == s) json_array_append_new(at, json_integer(i));
-                free(id);
-            }
-        const char *id;
-        json_t *at;
-        json_object_foreach(where, id, at) n += (int)json_array_size(at) == k;
-    }
-    if (!ok || n < 2) {
-        char *msg = xstrfmt("%s: no interval over seeds (%s)", label,
-                            ok ? "fewer than 2 items paired under every seed" : "the items of a seed cannot be paired");
-        json_array_append_new(c->notes, json_string(msg));
-        free(msg);
-        n = -1;
-    } else {
-        for (int f = 0; f < 5; f++) v[f] = xmalloc((size_t)k * n * sizeof *v[f]);
-        int i = 0;
-        const char *id;
-        json_t *at;
-        json_object_foreach(where, id, at) {
-            if ((int)json_array_size(at) != k) continue;
-            for (int s = 0; s < k; s++) {
-                int j = (int)json_integer_value(json_array_get(at, (size_t)s));
-                size_t o = (size_t)s * n + i;
-                v[0][o] = p[s].ll_b[j];
-                v[1][o] = p[s].gen_b[j];
-                v[2][o] = p[s].lcn_b[j] - p[s].lcn_a[j];
-                v[3][o] = p[s].gcn_b[j] - p[s].gcn_a[j];
-                v[4][o] = v[3][o] - v[2][o];
-            }
-            i++;
-        }
-    }
-    json_decref(where);
-    for (int s = 0; s < k; s++) ev_pairs_release(&p[s]);
-    free(p);
-    return n;
-}
-
-/* ROW's seeds and their store keys (set by group_rows) as arrays; k. */
-static int row_seeds(const json_t *row, const json_t **seeds, const json_t **keys)
-{
-    *seeds = json_object_get(row, "seeds");
-    *keys = json_object_get(row, "seed_keys");
-    return (int)json_array_size(*keys);
-}
-
-/*
- * A row over k >= 2 seeds of one arm (RECS, the same axes but `seed`; TRECS[s] the teacher eval of seed s, as
- * find_baseline picks it): every column the mean of the seeds' rows (`per_seed`); ll_acc, gen_acc, Δ and did with
- * intervals that include seed variance and did_p (ev_seed_mean, on the items every seed shares with its teacher);
- * letters over all seeds' answers.
- */
-static json_t *seed_row(tab_ctx *c, json_t **recs, json_t **trecs, int k, const json_t *label_axes)
-{
-    json_t *per = json_array(), *seeds = json_array(), *keys = json_array();
-    for (int s = 0; s < k; s++) {
-        json_array_append_new(per, make_row(c, recs[s], trecs[s], 0, NULL));
-        json_array_append(seeds, json_object_get(json_object_get(recs[s], "axes"), "seed"));
-        json_array_append_new(keys, json_string(hx_json_str(recs[s], "key") ? hx_json_str(recs[s], "key") : ""));
-    }
-    char *al = rp_axes_label(label_axes), *label = xstrfmt("%s%sseeds=%d", al, *al ? "," : "", k);
-    free(al);
-    json_t *first = json_array_get(per, 0);
-    json_t *row = json_pack("{s:s,s:s,s:O,s:n,s:O,s:b,s:o,s:o,s:o}", "label", label, "stage", hx_json_str(first, "stage"), "axes",
-                            label_axes, "key", "state", json_object_get(first, "state"), "teacher", 0, "na", json_object(),
-                            "seeds", seeds, "seed_keys", keys);
-    /* every numeric column: the mean over seeds (null when a seed has none; its reason kept) */
-    const char *f;
-    json_t *v;
-    json_object_foreach(first, f, v) {
-        size_t fl = strlen(f);
-        if (json_object_get(row, f) || (fl > 3 && !strcmp(f + fl - 3, "_ci")) || !strcmp(f, "letters")) continue;
-        double sum = 0;
-        int all = 1;
-        for (int s = 0; s < k; s++) {
-            json_t *x = json_object_get(json_array_get(per, (size_t)s), f);
-            all &= json_is_number(x);
-            sum += json_number_value(x);
-        }
-        json_object_set_new(row, f, all ? hx_json_num(sum / k) : json_null());
-        const char *why = hx_json_str(json_object_get(first, "na"), f);
-        if (!all) set_na(row, f, why ? why : "not every seed has it");
-    }
-    /* the seed statistics: each seed against its teacher, or (no teacher) against itself for the accuracies */
-    const char **ka = xcalloc((size_t)k, sizeof *ka), **kb = xcalloc((size_t)k, sizeof *kb);
-    int teacher = 1;
-    for (int s = 0; s < k; s++) {
-        kb[s] = json_string_value(json_array_get(keys, (size_t)s));
-        teacher &= trecs[s] && hx_json_str(trecs[s], "key");
-    }
-    for (int s = 0; s < k; s++) ka[s] = teacher ? hx_json_str(trecs[s], "key") : kb[s];
-    double *vals[5] = {0};
-    int n = seed_values(c, ka, kb, k, label, vals);
-    json_t *seed_sd = json_object(); /* sd over seeds of each seed statistic */
-    json_object_set_new(row, "seed_sd", seed_sd);
-    for (int i = 0; seed_fields[i]; i++) {
-        char *ci = xstrfmt("%s_ci", seed_fields[i]);
-        int paired = i >= 2;
-        if (n > 0 && (!paired || teacher) && json_is_number(json_object_get(row, seed_fields[i]))) {
-            ev_seedstat r = ev_seed_mean(vals[i], k, n);
-            if (!paired) r.lo = fmax(r.lo, 0), r.hi = fmin(r.hi, 1); /* an accuracy stays in [0, 1] */
-            json_object_set_new(row, seed_fields[i], hx_json_num(r.mean));
-            json_object_set_new(row, ci, json_pack("[o,o]", hx_json_num(r.lo), hx_json_num(r.hi)));
-            if (!strcmp(seed_fields[i], "did")) json_object_set_new(row, "did_p", hx_json_num(r.p));
-            json_object_set_new(seed_sd, seed_fields[i], hx_json_num(r.sd_seed));
-            if (paired) json_object_set_new(row, "n_paired", json_integer(n));
-        } else {
-            json_object_set_new(row, ci, json_null());
-        }
-        free(ci);
-    }
-    for (int i = 0; i < 5; i++) free(vals[i]);
-    free(ka);
-    free(kb);
-    /* letters over every seed's answers */
-    json_t *all = json_array(), *letters = NULL;
-    for (int s = 0; s < k; s++) {
-        json_t *it = items_of(c, json_string_value(json_array_get(keys, (size_t)s)), label);
-        if (it) json_array_extend(all, it);
-    }
-    if (json_array_size(all) && ev_letters(all, c->split, c->task, &letters)) letters = NULL;
-    json_object_set_new(row, "letters", letters ? letters : json_null());
-    json_decref(all);
-    json_object_set_new(row, "per_seed", per);
-    free(label);
-    return row;
-}
-
-/* The interaction of two arms over their common seeds (>= 2), as ev_compare's {n, did, did_ci, did_p}; NULL when
- * they share fewer than two seeds. */
-static json_t *seed_interaction(tab_ctx *c, const json_t *ra, const json_t *rb)
-{
-    const json_t *sa, *ka, *sb, *kb;
-    int na = row_seeds(ra, &sa, &ka), nb = row_seeds(rb, &sb, &kb), k = 0;
-    const char **xa = xcalloc((size_t)na + 1, sizeof *xa), **xb = xcalloc((size_t)na + 1, sizeof *xb);
-    for (int i = 0; i < na; i++)
-        for (int j = 0; j < nb; j++)
-            if (json_equal(json_array_get(sa, (size_t)i), json_array_get(sb, (size_t)j))) {
-                xa[k] = json_string_value(json_array_get(ka, (size_t)i));
-                xb[k++] = json_string_value(json_array_get(kb, (size_t)j));
-            }
-    json_t *out = NULL;
-    double *vals[5] = {0};
-    char *label = xstrfmt("%s vs %s", hx_json_str(ra, "label"), hx_json_str(rb, "label"));
-    int n = k >= 2 ? seed_values(c, xa, xb, k, label, vals) : -1;
-    if (n > 0) {
-        ev_seedstat r = ev_seed_mean(vals[4], k, n);
-        out = json_pack("{s:i,s:o,s:[o,o],s:o}", "n", n, "did", hx_json_num(r.mean), "did_ci", hx_json_num(r.lo),
-                        hx_json_num(r.hi), "did_p", hx_json_num(r.p));
-    }
-    for (int i = 0; i < 5; i++) free(vals[i]);
-    free(label);
-    free(xa);
-    free(xb);
-    return out;
-}
-
-/*
- * Rankings of the arm rows by LL and by generation accuracy, Kendall's tau-b between them (null when undefined),
- * and for every pair of arms the interaction did_b - did_a = Δgen(b-a) - ΔLL(b-a) on their paired items
- * (chance-normalised, paired bootstrap) with Holm's correction over the pairs. A reversal (the two measures order
- * the pair differently) is reported only when its interaction is significant after Holm.
- */
-static void rankings(tab_ctx *c, json_t *rows, json_t *tab)
-{
-    int n = 0;
-    size_t cap = json_array_size(rows);
-    json_t **r = xcalloc(cap + 1, sizeof *r);
-    size_t i;
-    json_t *o;
-    json_array_foreach(rows, i, o)
-        if (!json_is_true(json_object_get(o, "teacher")) && json_is_number(json_object_get(o, "ll_acc"))) r[n++] = o;
-    json_t *inter = json_array(), *rev = json_array(), *largest = json_null();
-    if (n >= 2) {
-        double *x = xmalloc((size_t)n * sizeof *x), *y = xmalloc((size_t)n * sizeof *y);
-        int *ox = xmalloc((size_t)n * sizeof *ox), *oy = xmalloc((size_t)n * sizeof *oy);
-        for (int k = 0; k < n; k++) {
-            x[k] = num(r[k], "ll_acc");
-            y[k] = num(r[k], "gen_acc");
-            ox[k] = oy[k] = k;
-        }
-        /* stable descending insertion sorts (ties keep the table's order) */
-        for (int a = 1; a < n; a++)
-            for (int b = a; b > 0 && x[ox[b]] > x[ox[b - 1]]; b--) ox[b] ^= ox[b - 1], ox[b - 1] ^= ox[b], ox[b] ^= ox[b - 1];
-        for (int a = 1; a < n; a++)
-            for (int b = a; b > 0 && y[oy[b]] > y[oy[b - 1]]; b--) oy[b] ^= oy[b - 1], oy[b - 1] ^= oy[b], oy[b] ^= oy[b - 1];
-        /* rankings as groups of tied arms, best first: [["a"], ["b", "c"]] */
-        json_t *ll = json_array(), *gen = json_array();
-        for (int k = 0; k < n; k++) {
-            if (!k || x[ox[k]] != x[ox[k - 1]]) json_array_append_new(ll, json_array());
-            if (!k || y[oy[k]] != y[oy[k - 1]]) json_array_append_new(gen, json_array());
-            json_array_append(json_array_get(ll, json_array_size(ll) - 1), json_object_get(r[ox[k]], "label"));
-            json_array_append(json_array_get(gen, json_array_size(gen) - 1), json_object_get(r[oy[k]], "label"));
-        }
-        double tau;
-        int has_tau = ev_kendall_tau(x, y, n, &tau);
-        json_object_set_new(tab, "ranking", json_pack("{s:o,s:o,s:o}", "ll", ll, "gen", gen, "kendall_tau",
-                                                      has_tau ? hx_json_num(tau) : json_null()));
-        /* the interaction of every pair; p-values for Holm */
-        int np = n * (n - 1) / 2, m = 0;
-        double *pv = xmalloc((size_t)np * sizeof *pv), *adj = xmalloc((size_t)np * sizeof *adj);
-        json_t **ent = xcalloc((size_t)np, sizeof *ent);
-        for (int a = 0; a < n; a++)
-            for (int b = a + 1; b < n; b++) {
-                const char *ka = hx_json_str(r[a], "key"), *kb = hx_json_str(r[b], "key");
-                json_t *ia = items_of(c, ka, hx_json_str(r[a], "label")), *ib = items_of(c, kb, hx_json_str(r[b], "label"));
-                json_t *e = json_pack("{s:O,s:O,s:[o,o],s:[o,o],s:b}", "a", json_object_get(r[a], "label"), "b",
-                                      json_object_get(r[b], "label"), "ll", hx_json_num(x[a]), hx_json_num(x[b]), "gen",
-                                      hx_json_num(y[a]), hx_json_num(y[b]), "reversed",
-                                      (x[a] - x[b]) * (y[a] - y[b]) < 0);
-                ev_pairs p = {0};
-                const json_t *s0, *k0;
-                json_t *cmp = row_seeds(r[a], &s0, &k0) > 1 || row_seeds(r[b], &s0, &k0) > 1 ? seed_interaction(c, r[a], r[b]) : NULL;
-                if (!cmp && ia && ib && !ev_pair_items(ia, ib, c->split, c->task, &p)) {
-                    cmp = ev_compare(&p, RP_BOOT_REPS, pair_seed(c, ka, kb));
-                    ev_pairs_release(&p);
-                }
-                json_object_set_new(e, "n_paired", cmp ? json_copy(json_object_get(cmp, "n")) : json_null());
-                json_object_set_new(e, "did_diff", cmp ? json_copy(json_object_get(cmp, "did")) : json_null());
-                json_object_set_new(e, "did_diff_ci", cmp ? json_copy(json_object_get(cmp, "did_ci")) : json_null());
-                json_object_set_new(e, "p", cmp ? json_copy(json_object_get(cmp, "did_p")) : json_null());
-                if (json_is_number(json_object_get(e, "p"))) pv[m] = num(e, "p"), ent[m++] = e;
-                json_decref(cmp);
-                json_array_append_new(inter, e);
-            }
-        ev_holm(pv, m, adj);
-        for (int k = 0; k < m; k++) json_object_set_new(ent[k], "p_holm", hx_json_num(adj[k]));
-        double best = -1;
-        json_array_foreach(inter, i, o) {
-            int sig = json_is_number(json_object_get(o, "p_holm")) && num(o, "p_holm") < 0.05;
-            if (!json_object_get(o, "p_holm")) json_object_set_new(o, "p_holm", json_null());
-            json_object_set_new(o, "significant", json_boolean(sig));
-            if (!json_is_true(json_object_get(o, "reversed"))) continue;
-            if (sig) {
-                json_array_append(rev, o);
-            } else if (fabs(num(o, "did_diff")) > best) {
-                best = fabs(num(o, "did_diff"));
-                json_decref(largest);
-                largest = json_incref(o);
-            }
-        }
-        json_object_set_new(tab, "n_pairs", json_integer(m));
-        free(pv); free(adj); free(ent);
-        free(x); free(y); free(ox); free(oy);
-    } else {
-        json_object_set_new(tab, "ranking", json_null());
-    }
-    json_object_set_new(tab, "interactions", inter);
-    json_object_set_new(tab, "reversals", rev);
-    json_object_set_new(tab, "largest_nonsignificant_reversal", largest);
-    free(r);
 }
 /* Position of the instance's value of AXIS in the run's list of values (unknown values last). */
 static int axis_pos(const json_t *run, const char *axis, const json_t *rec)
@@ -588,7 +292,7 @@ static int axis_pos(const json_t *run, const char *axis, const json_t *rec)
     return (int)json_array_size(vals);
 }
 
-static json_t *build_table(const json_t *run, const json_t *spec, int ti, const rp_source *src)
+static json_t *build_table(const json_t *run, const json_t *spec, int ti, const rp_source *src, rp_shared *sh)
 {
     const json_t *stages = json_object_get(run, "stages");
     const char *name = hx_json_str(spec, "name"), *stage = hx_json_str(spec, "stage"), *rows = hx_json_str(spec, "rows");
@@ -668,7 +372,7 @@ static json_t *build_table(const json_t *run, const json_t *spec, int ti, const 
     json_t *tab = json_pack("{s:s,s:s,s:s?,s:s,s:s?,s:O}", "name", name ? name : stage, "stage", stage, "rows_axis", axis,
                             "split", split, "task", task, "columns", cols);
     json_t *out_rows = json_array(), *notes = json_array();
-    tab_ctx ctx = {src, split, task, json_object(), notes};
+    rp_tab ctx = {src, split, task, json_object(), notes, sh};
     json_t *base = find_baseline(stages, recs[0], baseline);
     if (base) {
         json_t *m = by_key(stages, input_key(base, "model"));
@@ -682,7 +386,7 @@ static json_t *build_table(const json_t *run, const json_t *spec, int ti, const 
         free(msg);
         int in_table = 0;
         for (int a = 0; a < n; a++) in_table |= recs[a] == base;
-        if (!in_table) json_array_append_new(out_rows, make_row(&ctx, base, NULL, 1, NULL));
+        if (!in_table) json_array_append_new(out_rows, rp_make_row(&ctx, base, NULL, 1, NULL));
     } else {
         json_object_set_new(tab, "baseline", json_null());
         json_array_append_new(notes, json_string(baseline ? "Δ, did, retention: the baseline stage is not in this run"
@@ -690,6 +394,16 @@ static json_t *build_table(const json_t *run, const json_t *spec, int ti, const 
                                                             "stage whose model is a pretrain stage), or name one with "
                                                             "`baseline: STAGE`"));
     }
+    /* every row's comparison with its teacher, computed together */
+    const char **ka = xcalloc((size_t)n + 1, sizeof *ka), **kb = xcalloc((size_t)n + 1, sizeof *kb);
+    for (int a = 0; a < n; a++) {
+        json_t *trec = recs[a] == base ? NULL : find_baseline(stages, recs[a], baseline);
+        ka[a] = trec ? hx_json_str(trec, "key") : NULL;
+        kb[a] = hx_json_str(recs[a], "key");
+    }
+    if (src) rp_compare_prefetch(sh, ka, kb, n, split, task);
+    free(ka);
+    free(kb);
     /* rows: one per instance, or, when the run has a `seed` axis that is not the rows, one per arm over its seeds */
     int by_seed = json_object_get(json_object_get(run, "axes"), "seed") && !(axis && !strcmp(axis, "seed")), nseeded = 0;
     char *used = xcalloc((size_t)n + 1, 1);
@@ -698,7 +412,7 @@ static json_t *build_table(const json_t *run, const json_t *spec, int ti, const 
         if (used[a]) continue;
         json_t *trec = find_baseline(stages, recs[a], baseline);
         if (!by_seed || recs[a] == base) {
-            json_array_append_new(out_rows, make_row(&ctx, recs[a], trec, recs[a] == base, NULL));
+            json_array_append_new(out_rows, rp_make_row(&ctx, recs[a], trec, recs[a] == base, NULL));
             continue;
         }
         json_t *arm = json_deep_copy(json_object_get(recs[a], "axes"));
@@ -711,7 +425,7 @@ static json_t *build_table(const json_t *run, const json_t *spec, int ti, const 
                 grp_t[k] = find_baseline(stages, recs[b], baseline), grp[k++] = recs[b], used[b] = 1;
             json_decref(other);
         }
-        json_t *row = k > 1 ? seed_row(&ctx, grp, grp_t, k, arm) : make_row(&ctx, recs[a], trec, 0, arm);
+        json_t *row = k > 1 ? rp_seed_row(&ctx, grp, grp_t, k, arm) : rp_make_row(&ctx, recs[a], trec, 0, arm);
         if (k == 1) {
             json_object_set_new(row, "seeds", json_pack("[O]", json_object_get(json_object_get(recs[a], "axes"), "seed")));
             json_object_set_new(row, "seed_keys", json_pack("[s]", hx_json_str(recs[a], "key") ? hx_json_str(recs[a], "key") : ""));
@@ -727,7 +441,7 @@ static json_t *build_table(const json_t *run, const json_t *spec, int ti, const 
         json_array_append_new(notes, json_string("rows over seeds (seeds=k): every column the mean of the k seeds' rows; "
                                                  "LL acc, Gen acc, Δ and did with 95% intervals that include seed variance, "
                                                  "did_p from the same (docs/eval.md \"Seeds\"); other columns without an interval"));
-    rankings(&ctx, out_rows, tab);
+    rp_rankings(&ctx, out_rows, tab);
     json_object_set_new(tab, "rows", out_rows);
     json_object_set_new(tab, "notes", notes);
     json_decref(ctx.items);
@@ -825,9 +539,12 @@ json_t *rp_report_build(const json_t *run, const rp_source *src)
                             "status", json_object_get(run, "status") ? json_object_get(run, "status") : json_null(),
                             "started", json_object_get(run, "started") ? json_object_get(run, "started") : json_null());
     json_t *tabs = json_array();
+    rp_shared sh;
+    rp_shared_init(&sh, src);
     for (size_t i = 0; i < json_array_size(specs); i++) {
-        json_t *t = build_table(run, json_array_get(specs, i), (int)i, src);
+        json_t *t = build_table(run, json_array_get(specs, i), (int)i, src, &sh);
         if (!t) {
+            rp_shared_release(&sh);
             json_decref(tabs);
             json_decref(rep);
             json_decref(own);
@@ -837,11 +554,12 @@ json_t *rp_report_build(const json_t *run, const rp_source *src)
     }
     json_t *fspec = json_object_get(json_object_get(run, "report"), "findings");
     if (fspec) {
-        json_t *f = rp_findings(run, fspec, tabs, src);
+        json_t *f = rp_findings_shared(run, fspec, tabs, &sh);
         json_object_set_new(rep, "findings", f ? f : json_pack("{s:s}", "error", hx_last_error()));
     }
     json_object_set_new(rep, "tables", tabs);
     json_object_set_new(rep, "training", training_curves(stages, src));
+    rp_shared_release(&sh);
     json_decref(own);
     return rep;
 }

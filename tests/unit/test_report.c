@@ -1,6 +1,7 @@
 /* test_report.c - reports: tables of a synthetic run (rows per axis value, Δ, did and retention vs the teacher's eval
  * with hand-computed values, letters, significance-gated reversals, undefined Kendall tau, n/a retention), the four
- * renderers, spec errors, run-id resolution, the diff of two runs and of two evals. */
+ * renderers, spec errors, the work tables share (items read once, comparisons computed once, independent of the
+ * threads), run-id resolution, the diff of two runs and of two evals. */
 #include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <omp.h>
 
 #include "base/base.h"
 #include "evalsuite/metrics.h"
@@ -261,6 +263,56 @@ static void test_report_tables(void **state)
     json_decref(store);
 }
 
+/* mem_load that counts each entry's items.jsonl loads: {key: n} in the source's "loads". */
+static json_t *counting_load(void *ud, const char *key, const char *file)
+{
+    json_t *loads = json_object_get(ud, "loads");
+    if (!strcmp(file, "items.jsonl"))
+        json_object_set_new(loads, key, json_integer(json_integer_value(json_object_get(loads, key)) + 1));
+    return mem_load(json_object_get(ud, "store"), key, file);
+}
+
+/* Two tables over the same split and task (the second over arm a only) share the report's work: each eval's items are
+ * read once per report, the comparisons of the second table are the first's (the same streams, the same numbers), and
+ * the report is the same whatever the number of threads that compute the comparisons. */
+static void test_shared_work(void **state)
+{
+    (void)state;
+    json_t *store = json_object();
+    json_t *run = make_run("20260101-000000-000aa", store, 16, 16, 12, 10);
+    json_array_append_new(json_object_get(json_object_get(run, "report"), "tables"),
+                          json_pack("{s:s,s:s,s:s,s:[s]}", "name", "arm_a", "rows", "axes.m", "stage", "eval", "arms", "a"));
+    json_t *ud = json_pack("{s:O,s:{}}", "store", store, "loads");
+    rp_source src = {counting_load, ud};
+    omp_set_num_threads(1);
+    json_t *one = rp_report_build(run, &src);
+    assert_non_null(one);
+    const char *k;
+    json_t *v;
+    int keys = 0;
+    json_object_foreach(json_object_get(ud, "loads"), k, v) {
+        assert_int_equal(json_integer_value(v), 1);
+        keys++;
+    }
+    assert_int_equal(keys, 3); /* the teacher's eval and the two arms' */
+    json_t *t0 = json_array_get(json_object_get(one, "tables"), 0), *t1 = json_array_get(json_object_get(one, "tables"), 1);
+    assert_int_equal(json_array_size(json_object_get(t1, "rows")), 2); /* teacher + arm a */
+    static const char *const same[] = {"delta_ll_ci", "delta_gen_ci", "did_ci", "did_p", "ll_retention_ci", NULL};
+    for (int i = 0; same[i]; i++)
+        assert_true(json_equal(json_object_get(row_of(t0, "m=a"), same[i]), json_object_get(row_of(t1, "m=a"), same[i])));
+    omp_set_num_threads(4);
+    json_t *four = rp_report_build(run, &src);
+    char *a = json_dumps(one, JSON_SORT_KEYS), *b = json_dumps(four, JSON_SORT_KEYS);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    json_decref(one);
+    json_decref(four);
+    json_decref(ud);
+    json_decref(run);
+    json_decref(store);
+}
+
 static void test_resolve(void **state)
 {
     (void)state;
@@ -453,6 +505,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_report_tables),
+        cmocka_unit_test(test_shared_work),
         cmocka_unit_test(test_resolve),
         cmocka_unit_test(test_diff),
         cmocka_unit_test(test_seeds),

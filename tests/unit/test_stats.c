@@ -96,6 +96,85 @@ static void test_percentile_p_holm(void **state)
     assert_float_equal(adj[0], 0.01, 1e-15);
 }
 
+/* The bootstrap as it was written first: one hx_rng_below per draw, every vector summed in draw order. */
+static void bootstrap_reference(const double *const *x, int k, int n, int reps, uint64_t seed, double *out)
+{
+    hx_rng g;
+    hx_rng_seed(&g, seed);
+    for (int r = 0; r < reps; r++) {
+        double s[8] = {0};
+        for (int i = 0; i < n; i++) {
+            uint64_t d = hx_rng_below(&g, (uint64_t)n);
+            for (int j = 0; j < k; j++) s[j] += x[j][d];
+        }
+        for (int j = 0; j < k; j++) out[(size_t)r * k + j] = s[j] / n;
+    }
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* ev_bootstrap_means draws hx_rng_below's stream and sums in its order (bit for bit, any n and k, inexact values
+ * such as -1/3 included), and ev_percentile's selection returns the order statistics a full sort gives (ties,
+ * infinities, every level). These keep a report's numbers what they were before the bootstrap was made fast. */
+static void test_bootstrap_exact(void **state)
+{
+    (void)state;
+    static const int ns[] = {1, 2, 3, 7, 164, 1000, 3408, 65537, 1000003};
+    hx_rng g;
+    hx_rng_seed(&g, 11);
+    for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++) {
+        int n = ns[t], reps = n > 5000 ? 3 : 40;
+        for (int k = 1; k <= 6; k += (k < 4 ? 1 : 2)) {
+            double *x[6], *out = xmalloc((size_t)reps * k * sizeof *out), *ref = xmalloc((size_t)reps * k * sizeof *ref);
+            for (int j = 0; j < k; j++) {
+                x[j] = xmalloc((size_t)n * sizeof *x[j]);
+                for (int i = 0; i < n; i++) x[j][i] = (hx_rng_below(&g, 3) == 0) ? 1 : -1.0 / 3 + j;
+            }
+            uint64_t seed = ev_stream_seed(t, "exact", "k");
+            ev_bootstrap_means((const double *const *)x, k, n, reps, seed + (uint64_t)k, out);
+            bootstrap_reference((const double *const *)x, k, n, reps, seed + (uint64_t)k, ref);
+            assert_memory_equal(out, ref, (size_t)reps * k * sizeof *out);
+            for (int j = 0; j < k; j++) free(x[j]);
+            free(out);
+            free(ref);
+        }
+    }
+    /* percentiles: replicates of a few values (ties), with infinities, at several sizes and levels */
+    static const double levels[] = {0.95, 0.90, 0.5, 0.99, 1.0, 0.0};
+    for (int reps = 1; reps <= 10001; reps = reps * 3 + 1)
+        for (size_t l = 0; l < sizeof levels / sizeof levels[0]; l++) {
+            double *v = xmalloc((size_t)reps * sizeof *v), *w = xmalloc((size_t)reps * sizeof *w);
+            for (int i = 0; i < reps; i++) {
+                uint64_t u = hx_rng_below(&g, 20);
+                v[i] = u == 0 ? INFINITY : u == 1 ? -INFINITY : (double)(u % 7) / 3 - 1;
+            }
+            memcpy(w, v, (size_t)reps * sizeof *v);
+            qsort(w, (size_t)reps, sizeof *w, cmp_dbl);
+            int lo = (int)floor((1 - levels[l]) / 2 * reps), hi = (int)ceil((1 + levels[l]) / 2 * reps) - 1;
+            if (lo < 0) lo = 0;
+            if (hi >= reps) hi = reps - 1;
+            if (hi < lo) hi = lo;
+            ev_ci c = ev_percentile(v, reps, levels[l]);
+            assert_memory_equal(&c.lo, &w[lo], sizeof c.lo);
+            assert_memory_equal(&c.hi, &w[hi], sizeof c.hi);
+            free(v);
+            free(w);
+        }
+    /* a -0 among the zeros: the rank's zero is the one the sort puts there, sign included */
+    double z[5] = {0.0, -0.0, 1, -1, 0.0}, zs[5];
+    memcpy(zs, z, sizeof z);
+    qsort(zs, 5, sizeof *zs, cmp_dbl);
+    int lo = (int)floor((1 - 0.2) / 2 * 5), hi = (int)ceil((1 + 0.2) / 2 * 5) - 1;
+    ev_ci c = ev_percentile(z, 5, 0.2);
+    assert_true(lo == 2 && (hi == 2 || hi == 3));
+    assert_memory_equal(&c.lo, &zs[lo], sizeof c.lo);
+    assert_memory_equal(&c.hi, &zs[hi], sizeof c.hi);
+}
+
 static void test_kendall_undefined(void **state)
 {
     (void)state;
@@ -409,7 +488,8 @@ static void test_seed_mean(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bootstrap_means), cmocka_unit_test(test_percentile_p_holm),
+        cmocka_unit_test(test_bootstrap_means), cmocka_unit_test(test_bootstrap_exact),
+        cmocka_unit_test(test_percentile_p_holm),
         cmocka_unit_test(test_kendall_undefined), cmocka_unit_test(test_chance),
         cmocka_unit_test(test_metrics_normalised), cmocka_unit_test(test_letters_collapse),
         cmocka_unit_test(test_pair_items), cmocka_unit_test(test_compare), cmocka_unit_test(test_seed_mean),
