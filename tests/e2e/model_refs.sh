@@ -24,9 +24,15 @@ for f in config.json model.safetensors tokenizer.json tokenizer_config.json gene
 done
 cmp -s "$d2/model.safetensors" $REF/model.safetensors || fail "model.safetensors differs from the source"
 cmp -s "$d2/modeling_hx_hybrid.py" engine/nn/modeling_hx_hybrid.py || fail "remote code differs from engine/nn"
-# the reference directories carry the same file (a Hugging Face directory holds its remote code): never a stale copy
-for f in "$TOP"/tests/reference/hf_hybrid_*/modeling_hx_hybrid.py "$TOP"/tests/fixtures/*/modeling_hx_hybrid.py; do
-    [ -e "$f" ] || continue
+# the reference directories carry the same file (a Hugging Face directory holds its remote code) as a link to
+# engine/nn's, the one copy (hf_hybrid_make.py writes the links): never a stale copy, never a dangling link
+for d in "$TOP"/tests/reference/hf_hybrid_*/; do
+    f=${d%/}/modeling_hx_hybrid.py
+    [ -e "$f" ] || fail "$f missing or a dangling link (hf_hybrid_make.py links it to engine/nn/modeling_hx_hybrid.py)"
+    cmp -s "$f" "$TOP/engine/nn/modeling_hx_hybrid.py" || fail "$f differs from engine/nn/modeling_hx_hybrid.py (regenerate it)"
+done
+for f in "$TOP"/tests/fixtures/*/modeling_hx_hybrid.py; do
+    [ -e "$f" ] || [ -L "$f" ] || continue
     cmp -s "$f" "$TOP/engine/nn/modeling_hx_hybrid.py" || fail "$f differs from engine/nn/modeling_hx_hybrid.py (regenerate it)"
 done
 python3 - "$d2" <<'PY' || fail "HF files"
