@@ -14,9 +14,9 @@
 #include "base/base.h"
 #include "engine/nn/distill_loss.h"
 #include "engine/stages/stage_convert.h"
+#include "test_util.h"
 
 static k_backend *be;
-static char tmpdir[256];
 enum { V = 53 };
 
 /* A hybrid student (kda, attention, gdn) and a Qwen3 teacher of the same shape; weights of 0.1 (not 0.02) keep the
@@ -527,19 +527,14 @@ static void test_train_freeze_align_resume(void **state)
 
 static int setup(void **state)
 {
-    (void)state;
     be = k_cpu_new(2);
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/hx-test-distill.XXXXXX");
-    if (!mkdtemp(tmpdir)) return -1;
-    return 0;
+    return tu_tmpdir_setup(state);
 }
 
 static int teardown(void **state)
 {
-    (void)state;
-    hx_rm_rf(tmpdir);
     k_backend_free(be);
-    return 0;
+    return tu_tmpdir_teardown(state);
 }
 
 int main(int argc, char **argv)
