@@ -14,26 +14,9 @@
 #include "base/base.h"
 #include "engine/nn/train.h"
 #include "test_util.h"
+#include "test_nn_util.h"
 
 static k_backend *be;
-
-/* A stream of short "documents" of a repeating pattern, each ended by eos = 0. */
-static void make_data(nn_data *d, size_t n)
-{
-    memset(d, 0, sizeof *d);
-    d->tok = xmalloc(n * sizeof(int32_t));
-    d->n = n;
-    d->eos = 0;
-    hx_rng r;
-    hx_rng_seed(&r, 3);
-    size_t i = 0;
-    while (i < n) {
-        int len = 3 + (int)hx_rng_below(&r, 9), start = 1 + (int)hx_rng_below(&r, 20);
-        for (int k = 0; k < len && i < n; k++) d->tok[i++] = 1 + (start + 3 * k) % 30;
-        if (i < n) d->tok[i++] = 0;
-        d->n_docs++;
-    }
-}
 
 static void test_loader(void **state)
 {
@@ -103,7 +86,7 @@ static void test_train_and_resume(void **state)
 {
     (void)state;
     nn_data d;
-    make_data(&d, 3000);
+    tn_pattern_data(&d, 3000, 3, 9, 30);
     nn_sched s = {.kind = NN_SCHED_COSINE, .lr = 1e-2, .min_lr = 1e-3, .warmup = 2, .total = 8};
     nn_model *a = small_model();
     nn_trainer ta;
@@ -179,7 +162,7 @@ static void test_checkpoint_digests(void **state)
 {
     (void)state;
     nn_data d;
-    make_data(&d, 3000);
+    tn_pattern_data(&d, 3000, 3, 9, 30);
     nn_sched s = {.kind = NN_SCHED_CONSTANT, .lr = 1e-2, .warmup = 1, .total = 8};
     char *dir = tu_path("digests");
     nn_model *a = small_model(), *init = small_model();

@@ -1,5 +1,5 @@
 /* test_util.h - what the unit tests share: one temporary directory per test binary (the cmocka group fixture),
- * files written below it and read back, and the check of an error's "file:line:col: " position. */
+ * files written below it and read back, checks of the last error, and artifacts served from memory. */
 #ifndef TEST_UTIL_H
 #define TEST_UTIL_H
 
@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,17 @@ static inline char *tu_slurp(const char *dir, const char *file)
     if (hx_read_file(p, &d, &n) < 0) fail_msg("%s", hx_last_error());
     free(p);
     return d;
+}
+
+/* A report loader over artifacts in memory: UD is {key: {file: JSON}}; a missing one is an error (returns NULL). */
+static inline json_t *tu_mem_load(void *ud, const char *key, const char *file)
+{
+    json_t *v = json_object_get(json_object_get(ud, key), file);
+    if (!v) {
+        error("no %s in entry %s", file, key);
+        return NULL;
+    }
+    return json_incref(v);
 }
 
 /* The call failed (RC -1) and the last error contains NEEDLE. */
