@@ -1,4 +1,5 @@
-/* test_kda_util.h - shared helpers of the KDA unit tests: random tensors, comparisons, a CPU op table. */
+/* test_kda_util.h - shared helpers of the KDA unit tests: random tensors, comparisons, finite differences, tiny
+ * hybrid and Qwen3 models. */
 #ifndef TEST_KDA_UTIL_H
 #define TEST_KDA_UTIL_H
 
@@ -10,6 +11,7 @@
 #include "base/base.h"
 #include "kernels/kernels.h"
 #include "kernels/cpu/kda.h"
+#include "engine/nn/model.h"
 
 static inline float *tk_randn(hx_rng *r, size_t n, float scale)
 {
@@ -75,6 +77,27 @@ static inline double tk_fd_check(const char *what, float *x, const float *grad, 
     }
     printf("  fd %-16s max err %.2e (|grad| max %.3e)\n", what, worst, gmax);
     return worst;
+}
+
+/* A tiny model with weights N(0, 0.2) (decisive logits), seeded: L layers cycling kda, attention, gdn (hybrid, silu
+ * convs of 4, gate rank 8) or L attention layers (Qwen3); V tokens, width 32, 4 heads (2 kv) of 8, ffn 48. */
+static inline nn_model *tk_tiny_model(k_backend *be, int hybrid, int V, int L, uint64_t seed)
+{
+    static const nn_mixer cycle[3] = {NN_MIX_KDA, NN_MIX_ATTN, NN_MIX_GDN};
+    nn_config cfg;
+    nn_config_qwen3(&cfg, V, 32, L, 4, 2, 8, 48);
+    cfg.init_range = 0.2f;
+    if (hybrid) {
+        snprintf(cfg.model_type, sizeof cfg.model_type, "hx_hybrid");
+        for (int l = 0; l < L; l++) cfg.mixer[l] = cycle[l % 3];
+        cfg.conv_size = 4;
+        cfg.gate_rank = 8;
+        snprintf(cfg.conv_act, sizeof cfg.conv_act, "silu");
+    }
+    nn_model *m;
+    if (nn_model_new(&m, &cfg, be) < 0) fail_msg("%s", hx_last_error());
+    nn_model_init_random(m, seed);
+    return m;
 }
 
 #endif
