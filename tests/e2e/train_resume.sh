@@ -27,14 +27,7 @@ done
 # the teacher-stopped state is gone (committed); damage finetune's newest checkpoint: it falls back to step 2
 ck=$(find "$T/k/partial" -name state-00000003.safetensors)
 [ "$(echo "$ck" | wc -l)" = 1 ] && [ -n "$ck" ] || fail "expected finetune's step-3 checkpoint alone in partial/"
-python3 - "$ck" <<'PY'
-import sys
-p = sys.argv[1]
-b = bytearray(open(p, "rb").read())
-b[len(b) // 2] ^= 0x5A
-b[len(b) // 2 + 1] ^= 0x01
-open(p, "wb").write(b)
-PY
+python3 tests/e2e/damage.py "$ck"
 "$HX" run "$R" --store "$T/k" >"$T/k5.log" 2>&1 || { cat "$T/k5.log"; fail "the last resumed run"; }
 grep -q "state-00000003.safetensors: damaged" "$T/k5.log" || { cat "$T/k5.log"; fail "the damaged checkpoint was not reported"; }
 grep -q "^\[finetune\(\[[^]]*\]\)\?\] resuming at step 2 of" "$T/k5.log" || { cat "$T/k5.log"; fail "finetune did not fall back to step 2"; }
