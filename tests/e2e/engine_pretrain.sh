@@ -2,14 +2,10 @@
 # engine_pretrain.sh - data -> tokenizer -> pretrain (a tiny Qwen3 teacher) through `hx run`; a run killed after
 # a checkpoint resumes and ends byte-identical to an uninterrupted one, also when that checkpoint was damaged;
 # hx generate / hx score on the artifact.
-set -euo pipefail
-: "${HX:?} ${TOP:?}"
-cd "$TOP"
+. "$(dirname "$0")/lib_e2e.inc"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
-T=$(mktemp -d /tmp/hx-e2e-pretrain.XXXXXX)
 trap 'kill $PID 2>/dev/null || true; rm -rf "$T"' EXIT
 PID=
-fail() { echo "FAIL: $*"; exit 1; }
 cat >"$T/r.yaml" <<'YAML'
 hx: 1
 name: engine_pretrain

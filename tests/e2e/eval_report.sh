@@ -2,13 +2,8 @@
 # eval_report.sh - a tiny real pipeline (data -> tokenizer -> teacher + two student arms -> eval) through `hx run`,
 # then hx report --format (md/json/tex/html: Δ, did, retention, letters), deterministic eval outputs, hx diff of two runs and of
 # two evals, and eval's input errors.
-set -euo pipefail
-: "${HX:?} ${TOP:?}"
-cd "$TOP"
+. "$(dirname "$0")/lib_e2e.inc"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
-T=$(mktemp -d /tmp/hx-e2e-eval.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
 S="$T/store"
 "$HX" run tests/e2e/recipes/eval_report.yaml --store "$S" >"$T/run1.log" 2>&1 || { cat "$T/run1.log"; fail "hx run"; }
 RUN1=$(sed -n 's/^run \([0-9a-z-]*\): ok.*/\1/p' "$T/run1.log")

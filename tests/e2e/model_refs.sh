@@ -2,12 +2,7 @@
 # model_refs.sh - commands that take a model take a store reference (RUN:STAGE[axis=value], a key prefix) as well as a
 # directory, with errors that list what exists; written checkpoints are complete Hugging Face directories; `generate
 # --chat` prints prompt and reply apart; an unknown command gets a suggestion.
-set -euo pipefail
-: "${HX:?} ${TOP:?}"
-cd "$TOP"
-T=$(mktemp -d /tmp/hx-e2e-refs.XXXXXX)
-trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/lib_e2e.inc"
 REF=tests/reference/hf_hybrid_model
 PY_SRC=engine/nn/modeling_hx_hybrid.py # the remote code's one copy: hx embeds it, the reference directories link to it
 S="--store $T/s"

@@ -2,13 +2,8 @@
 # runs_metrics.sh - `hx runs --metrics`: two real runs of a tiny pipeline (teacher + a student per steps value + evals)
 # that differ in one param, as one table whose numbers are `hx report`'s; the columns are the params that differ;
 # --where / --recipe / RUN select rows; typos are errors that list what exists.
-set -euo pipefail
-: "${HX:?} ${TOP:?}"
-cd "$TOP"
+. "$(dirname "$0")/lib_e2e.inc"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
-T=$(mktemp -d /tmp/hx-e2e-runs.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
 S="$T/store"
 run_id() { sed -n 's/^run \([0-9a-z-]*\): ok.*/\1/p' "$1"; }
 "$HX" run tests/e2e/recipes/runs_metrics.yaml --store "$S" >"$T/run1.log" 2>&1 || { cat "$T/run1.log"; fail "hx run 1"; }

@@ -3,13 +3,8 @@
 # finetune of tests/e2e/recipes/train_kinds.yaml is stopped at step 3 (HX_TEST_INTERRUPT_STEP: as Ctrl-C would; the
 # checkpoints fall every 2 steps and the log lines every 4, so step 3 is neither) and resumed; a checkpoint with two
 # flipped bytes is skipped for the one before it. Every entry's output files must equal an uninterrupted run's.
-set -euo pipefail
-: "${HX:?} ${TOP:?}"
-cd "$TOP"
+. "$(dirname "$0")/lib_e2e.inc"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
-T=$(mktemp -d /tmp/hx-e2e-resume.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
 R=tests/e2e/recipes/train_kinds.yaml
 digests() { (cd "$1/store" && find . -type f ! -name manifest.json -print0 | sort -z | xargs -0 sha256sum); }
 
