@@ -11,7 +11,7 @@ dev="cuda:$((n - 1))"
 if [ -d .hxdev/store ]; then cp -r .hxdev/store "$T/s"; cp -r .hxdev/store "$T/k"; fi
 HX_KDA_PROF=1 "$HX" run "$R" --store "$T/s" --device "$dev" >"$T/a.log" 2>&1 || { cat "$T/a.log"; fail "hx run on $dev"; }
 for st in teacher align distill finetune; do
-    grep -q "^$st: .* on $dev)" "$T/a.log" || { grep "^$st:" "$T/a.log"; fail "$st did not compute on $dev"; }
+    grep -q "^\[$st\(\[[^]]*\]\)\?\] .* on $dev)" "$T/a.log" || { grep "^\[$st" "$T/a.log"; fail "$st did not compute on $dev"; }
 done
 python3 - "$T/s" "$dev" <<'PY' || fail "manifests"
 import glob, json, os, sys
