@@ -2,13 +2,8 @@
 # chain.sh - every stage kind through `hx run --device cuda` (tests/cuda/chain.yaml) from a store that holds the
 # CPU-made data and tokenizer (scripts/device_prep.sh puts it in .hxdev/store). DEVICE=guard runs it on a CPU
 # machine with the guard device (any host dereference of device memory in a stage faults).
-set -euo pipefail
-: "${HX:?} ${TOP:?}"
-cd "$TOP"
+. "$(dirname "$0")/../e2e/lib_e2e.inc"
 dev=${DEVICE:-cuda}
-T=$(mktemp -d /tmp/hx-cuda-chain.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
 if [ -d .hxdev/store ]; then cp -r .hxdev/store "$T/store"
 else "$HX" run tests/cuda/chain_prep.yaml --store "$T/store" >"$T/prep.log" 2>&1 || { cat "$T/prep.log"; fail "data/tokenizer"; }
 fi

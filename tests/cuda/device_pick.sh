@@ -2,12 +2,7 @@
 # device_pick.sh - on a GPU machine: `hx run --device cuda:N` computes every GPU stage on GPU N (N = the last GPU, so
 # cuda:1 on a 2-GPU machine: it used to train on GPU 0) and the manifests say so; a kernel knob that changes results
 # is refused on the GPU, and every HX_KDA_*/HX_CUDA_* set is recorded. tests/e2e/recipes/train_kinds.yaml, seconds.
-set -euo pipefail
-: "${HX:?} ${TOP:?}"
-cd "$TOP"
-T=$(mktemp -d /tmp/hx-cuda-pick.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../e2e/lib_e2e.inc"
 R=tests/e2e/recipes/train_kinds.yaml
 n=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
 [ "$n" -ge 1 ] || fail "no GPU listed by nvidia-smi"
@@ -16,7 +11,7 @@ dev="cuda:$((n - 1))"
 if [ -d .hxdev/store ]; then cp -r .hxdev/store "$T/s"; cp -r .hxdev/store "$T/k"; fi
 HX_KDA_PROF=1 "$HX" run "$R" --store "$T/s" --device "$dev" >"$T/a.log" 2>&1 || { cat "$T/a.log"; fail "hx run on $dev"; }
 for st in teacher align distill finetune; do
-    grep -q "^$st: .* on $dev)" "$T/a.log" || { grep "^$st:" "$T/a.log"; fail "$st did not compute on $dev"; }
+    grep -q "^\[$st\(\[[^]]*\]\)\?\] .* on $dev)" "$T/a.log" || { grep "^\[$st" "$T/a.log"; fail "$st did not compute on $dev"; }
 done
 python3 - "$T/s" "$dev" <<'PY' || fail "manifests"
 import glob, json, os, sys

@@ -3,13 +3,8 @@
 # convert -> align -> eval, head dims 16, 64, 128) at once on one GPU, and every output file is byte-identical to
 # a run that has them one after another (--jobs 1); at least two GPU stages overlapped. DEVICE=guard runs it on a
 # CPU machine with the guard device.
-set -euo pipefail
-: "${HX:?} ${TOP:?}"
-cd "$TOP"
+. "$(dirname "$0")/../e2e/lib_e2e.inc"
 dev=${DEVICE:-cuda}
-T=$(mktemp -d /tmp/hx-cuda-share.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
 R=tests/cuda/share.yaml
 # the data and tokenizer made on the CPU machine (scripts/device_prep.sh: tests/cuda/chain_prep.yaml, same keys)
 if [ -d .hxdev/store ]; then cp -r .hxdev/store "$T/one"; cp -r .hxdev/store "$T/three"

@@ -2,12 +2,7 @@
 # dag_svg.sh - `hx dag --format svg` draws the plan through Graphviz's dot (scripts/deps.sh installs it): the SVG parses
 # and holds one node per stage instance with its state and one edge per input; -o writes the file atomically; a clear
 # error when dot is missing or fails.
-set -euo pipefail
-: "${HX:?} ${TOP:?}"
-cd "$TOP"
-T=$(mktemp -d /tmp/hx-e2e-dag.XXXXXX)
-trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/lib_e2e.inc"
 R=tests/e2e/recipes/model_refs.yaml
 command -v dot >/dev/null || fail "Graphviz's dot is not installed: run make deps (scripts/deps.sh)"
 

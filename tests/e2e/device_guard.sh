@@ -3,13 +3,8 @@
 # over memory that faults on any host access): `hx run --device guard` runs the GPU kinds (pretrain, align, distill,
 # finetune, eval) there and the others on the CPU, each manifest records where, the kernel knobs set are recorded,
 # and the outputs equal a CPU run's bit for bit.
-set -euo pipefail
-: "${HX:?} ${TOP:?}"
-cd "$TOP"
+. "$(dirname "$0")/lib_e2e.inc"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
-T=$(mktemp -d /tmp/hx-e2e-guard.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
 R=tests/e2e/recipes/train_kinds.yaml
 digests() { (cd "$1/store" && find . -type f ! -name manifest.json -print0 | sort -z | xargs -0 sha256sum); }
 

@@ -2,14 +2,10 @@
 # engine_pretrain.sh - data -> tokenizer -> pretrain (a tiny Qwen3 teacher) through `hx run`; a run killed after
 # a checkpoint resumes and ends byte-identical to an uninterrupted one, also when that checkpoint was damaged;
 # hx generate / hx score on the artifact.
-set -euo pipefail
-: "${HX:?} ${TOP:?}"
-cd "$TOP"
+. "$(dirname "$0")/lib_e2e.inc"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
-T=$(mktemp -d /tmp/hx-e2e-pretrain.XXXXXX)
 trap 'kill $PID 2>/dev/null || true; rm -rf "$T"' EXIT
 PID=
-fail() { echo "FAIL: $*"; exit 1; }
 cat >"$T/r.yaml" <<'YAML'
 hx: 1
 name: engine_pretrain
@@ -23,6 +19,18 @@ stages:
            log_every: 5, ckpt_every: 5, warmup: 5, lr: 0.005}
 YAML
 teacher_dir() { dirname "$(find "$1/store" -name train_log.jsonl | head -n1)"; }
+kill_at_checkpoint() { # STORE: runs the recipe into STORE (log STORE1.log), SIGKILLed once a checkpoint appears
+    "$HX" run "$T/r.yaml" --store "$1" >"${1}1.log" 2>&1 &
+    PID=$!
+    for _ in $(seq 600); do
+        [ -n "$(find "$1" -name state.json 2>/dev/null | head -n1 || true)" ] && break
+        kill -0 $PID 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -9 $PID 2>/dev/null || true
+    wait $PID 2>/dev/null || true
+    PID=
+}
 
 # uninterrupted
 "$HX" run "$T/r.yaml" --store "$T/a" >"$T/a.log" 2>&1 || { cat "$T/a.log"; fail "uninterrupted run"; }
@@ -36,17 +44,7 @@ assert rows[-1]["loss"] < rows[0]["loss"] - 0.5, rows
 PY
 
 # killed after its first checkpoint, then resumed
-"$HX" run "$T/r.yaml" --store "$T/b" >"$T/b1.log" 2>&1 &
-PID=$!
-for _ in $(seq 600); do
-    s=$(find "$T/b" -name state.json 2>/dev/null | head -n1 || true)
-    [ -n "$s" ] && break
-    kill -0 $PID 2>/dev/null || break
-    sleep 0.05
-done
-kill -9 $PID 2>/dev/null || true
-wait $PID 2>/dev/null || true
-PID=
+kill_at_checkpoint "$T/b"
 [ -n "$(find "$T/b" -name state.json | head -n1)" ] || fail "no checkpoint appeared before the run ended"
 "$HX" run "$T/r.yaml" --store "$T/b" >"$T/b2.log" 2>&1 || { cat "$T/b2.log"; fail "resumed run"; }
 grep -q "resuming at step" "$T/b2.log" || { cat "$T/b2.log"; fail "the second run did not resume"; }
@@ -56,27 +54,10 @@ cmp "$A/train_log.jsonl" "$B/train_log.jsonl" || fail "resumed train_log.jsonl d
 
 # killed after a checkpoint whose file then loses two bytes: the resume reports it and starts over (no older
 # state), ending identical to the uninterrupted run (before checkpoint digests it resumed silently from the damage)
-"$HX" run "$T/r.yaml" --store "$T/c" >"$T/c1.log" 2>&1 &
-PID=$!
-for _ in $(seq 600); do
-    s=$(find "$T/c" -name state.json 2>/dev/null | head -n1 || true)
-    [ -n "$s" ] && break
-    kill -0 $PID 2>/dev/null || break
-    sleep 0.05
-done
-kill -9 $PID 2>/dev/null || true
-wait $PID 2>/dev/null || true
-PID=
+kill_at_checkpoint "$T/c"
 st=$(find "$T/c" -name 'state-*.safetensors' | sort | tail -n1)
 [ -n "$st" ] || fail "no checkpoint file appeared before the run ended"
-python3 - "$st" <<'PY'
-import sys
-p = sys.argv[1]
-b = bytearray(open(p, "rb").read())
-b[len(b) // 2] ^= 0x5A
-b[len(b) // 2 + 1] ^= 0x01
-open(p, "wb").write(b)
-PY
+python3 tests/e2e/damage.py "$st"
 "$HX" run "$T/r.yaml" --store "$T/c" >"$T/c2.log" 2>&1 || { cat "$T/c2.log"; fail "run after the damaged checkpoint"; }
 grep -q "$(basename "$st"): damaged" "$T/c2.log" || { cat "$T/c2.log"; fail "the damaged checkpoint was not reported"; }
 C=$(teacher_dir "$T/c")

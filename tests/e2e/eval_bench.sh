@@ -2,13 +2,8 @@
 # eval_bench.sh - real benchmark files beside the world (docs/eval.md "Real benchmarks"): a `bench` stage reads MMLU,
 # ARC, HellaSwag and generic JSONL written here, an eval asks them together with the world's tasks, and every eval
 # writes lm-eval's results.json and samples_<task>.jsonl (schema, hashes, acc and stderr as lm-eval computes them).
-set -euo pipefail
-: "${HX:?} ${TOP:?}"
-cd "$TOP"
+. "$(dirname "$0")/lib_e2e.inc"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
-T=$(mktemp -d /tmp/hx-e2e-bench.XXXXXX)
-trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
 cat >"$T/mmlu_math.jsonl" <<'JL'
 {"question": "What is 2 + 2?", "subject": "math", "choices": ["3", "4", "5", "6"], "answer": 1}
 {"question": "What is 3 * 3?", "subject": "math", "choices": ["6", "9", "12", "8"], "answer": "B"}

@@ -2,39 +2,10 @@
 # eval_report.sh - a tiny real pipeline (data -> tokenizer -> teacher + two student arms -> eval) through `hx run`,
 # then hx report --format (md/json/tex/html: Δ, did, retention, letters), deterministic eval outputs, hx diff of two runs and of
 # two evals, and eval's input errors.
-set -euo pipefail
-: "${HX:?} ${TOP:?}"
-cd "$TOP"
+. "$(dirname "$0")/lib_e2e.inc"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
-T=$(mktemp -d /tmp/hx-e2e-eval.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-cat >"$T/r.yaml" <<'YAML'
-hx: 1
-name: eval_report
-axes:
-  steps: [2, 6]
-stages:
-  world: {kind: data, with: {n_facts: 40, brown_files: 4, cloze_files: 1, cloze_items: 4}}
-  tok: {kind: tokenizer, inputs: {data: world}, with: {vocab_size: 300}}
-  teacher:
-    kind: pretrain
-    inputs: {data: world, tokenizer: tok}
-    with: {steps: 8, hidden: 32, layers: 1, heads: 2, kv_heads: 1, head_dim: 16, ffn: 64, seq_len: 32, batch: 4, warmup: 2}
-  student:
-    kind: pretrain
-    inputs: {data: world, tokenizer: tok}
-    with: {steps: "${axes.steps}", hidden: 32, layers: 1, heads: 2, kv_heads: 1, head_dim: 16, ffn: 64, seq_len: 32,
-           batch: 4, warmup: 1, seed: 1}
-  eval_teacher: {kind: eval, inputs: {model: teacher, data: world}, with: {limit: 2, max_new_tokens: 4}}
-  eval: {kind: eval, inputs: {model: student, data: world}, with: {limit: 2, max_new_tokens: 4, shots: 1}}
-report:
-  tables:
-    - {name: duration, rows: axes.steps, stage: eval, columns: [ll_acc, gen_acc, gap, retention, n]}
-    - {name: mcq_only, rows: axes.steps, stage: eval, task: kn_mcq_country, columns: [ll_acc, gen_acc, gen_invalid]}
-YAML
 S="$T/store"
-"$HX" run "$T/r.yaml" --store "$S" >"$T/run1.log" 2>&1 || { cat "$T/run1.log"; fail "hx run"; }
+"$HX" run tests/e2e/recipes/eval_report.yaml --store "$S" >"$T/run1.log" 2>&1 || { cat "$T/run1.log"; fail "hx run"; }
 RUN1=$(sed -n 's/^run \([0-9a-z-]*\): ok.*/\1/p' "$T/run1.log")
 [ -n "$RUN1" ] || { cat "$T/run1.log"; fail "no run id"; }
 E=$(dirname "$(grep -l '"stage": "eval_teacher"' "$S"/store/*/*/manifest.json)")
@@ -119,7 +90,7 @@ if "$HX" report nosuchrun --store "$S" 2>"$T/err"; then fail "unknown run accept
 grep -q "no run 'nosuchrun'" "$T/err" || { cat "$T/err"; fail "unknown run message"; }
 
 # determinism: another bootstrap count re-executes eval_teacher only; its items.jsonl is byte-identical
-"$HX" run "$T/r.yaml" --store "$S" -S stages.eval_teacher.with.bootstrap=200 >"$T/run2.log" 2>&1 || { cat "$T/run2.log"; fail "run 2"; }
+"$HX" run tests/e2e/recipes/eval_report.yaml --store "$S" -S stages.eval_teacher.with.bootstrap=200 >"$T/run2.log" 2>&1 || { cat "$T/run2.log"; fail "run 2"; }
 grep -q '1 executed' "$T/run2.log" || { cat "$T/run2.log"; fail "run 2 should execute one stage"; }
 E2=$(dirname "$(grep -l '"bootstrap": 200' "$S"/store/*/*/manifest.json)")
 cmp "$E/items.jsonl" "$E2/items.jsonl" || fail "eval is not deterministic"
@@ -159,6 +130,6 @@ if "$HX" diff "$RUN1:eval_teacher" "$RUN1" --store "$S" 2>"$T/err"; then fail "m
 grep -q "not one of each" "$T/err" || { cat "$T/err"; fail "mixed diff message"; }
 
 # input errors: an unknown task names what exists
-if "$HX" run "$T/r.yaml" --store "$S" -S 'stages.eval_teacher.with.tasks=[nope_*]' >"$T/run3.log" 2>&1; then fail "unknown task accepted"; fi
+if "$HX" run tests/e2e/recipes/eval_report.yaml --store "$S" -S 'stages.eval_teacher.with.tasks=[nope_*]' >"$T/run3.log" 2>&1; then fail "unknown task accepted"; fi
 grep -q "no bench task matches" "$T/run3.log" && grep -q "kn_mcq_country" "$T/run3.log" || { cat "$T/run3.log"; fail "task error message"; }
 echo "ok"

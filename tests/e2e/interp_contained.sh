@@ -35,18 +35,10 @@ done
 
 # 2. SIGTERM is handled like SIGINT: the stage stops at a safe point, exit 130, the record says interrupted
 cp "$R/interp_slow.yaml" slow.yaml
-wait_step() { # N: until a's checkpoint reached step N
-    for _ in $(seq 200); do
-        ck=$(find "$HX_STORE/partial" -name step 2>/dev/null | head -1 || true)
-        [ -n "$ck" ] && [ "$(cat "$ck" 2>/dev/null || echo 0)" -ge "$1" ] && return 0
-        sleep 0.05
-    done
-    fail "stage a did not reach step $1"
-}
 rm -rf "$HX_STORE"
 "$HX_TEST" run slow.yaml -S params.steps=40 -S params.ms=50 >t.out 2>t.err &
 pid=$!
-wait_step 3
+wait_step 3 || fail "stage a did not reach step 3"
 kill -TERM $pid
 set +e; wait $pid; rc=$?; set -e
 expect_eq "$rc" 130 "exit status after SIGTERM"
@@ -62,7 +54,7 @@ pid=$!
 for _ in $(seq 200); do [ "$(readlink "$HX_STORE/runs/latest")" != "$old" ] && break; sleep 0.05; done
 id=$(readlink "$HX_STORE/runs/latest")
 [ "$id" != "$old" ] || fail "the new run wrote no record"
-wait_step 4
+wait_step 4 || fail "stage a did not reach step 4"
 "$HX_TEST" runs --json | grep -q "\"run_id\":\"$id\",\"status\":\"running\"" || fail "live run: $("$HX_TEST" runs)"
 kill -KILL $pid; wait $pid 2>/dev/null || true
 grep -q '"status": "running"' "$HX_STORE/runs/$id/run.json" || fail "the killed run's record should still say running"

@@ -16,14 +16,6 @@ stages:
 Y
 akey=$("$HX_TEST" plan a.yaml --json | grep -o '"stage":"a","kind":"t_source","axes":{},"key":"[0-9a-f]*"' | grep -o '[0-9a-f]\{64\}')
 adir="$HX_STORE/store/${akey:0:2}/$akey"
-wait_b() { # until b (reading a) is at step 2: a is committed
-    for _ in $(seq 200); do
-        ck=$(find "$HX_STORE/partial" -name step 2>/dev/null | head -1 || true)
-        [ -n "$ck" ] && [ "$(cat "$ck" 2>/dev/null || echo 0)" -ge 2 ] && return 0
-        sleep 0.05
-    done
-    fail "stage b did not start"
-}
 check_a_run() { # PID: run A ends ok and b was computed from a's bytes
     set +e; wait "$1"; local rc=$?; set -e
     expect_eq "$rc" 0 "run A's exit status"
@@ -36,7 +28,7 @@ check_a_run() { # PID: run A ends ok and b was computed from a's bytes
 #    A's record is "running" with a live process: it is kept, and every entry of its plan with it.
 "$HX_TEST" run a.yaml >a.out 2>a.err &
 pid=$!
-wait_b
+wait_step 2 || fail "stage b did not start" # b (reading a) at step 2: a is committed
 "$HX_TEST" run other.yaml >/dev/null 2>&1
 "$HX_TEST" gc --keep 1 --json >gc.json
 grep -q '"runs_removed":0' gc.json || fail "gc removed a live run's record: $(cat gc.json)"
@@ -54,7 +46,7 @@ grep -q '"runs_removed":2' gc2.json || fail "gc after A ended: $(cat gc2.json)"
 rm -rf "$HX_STORE"
 "$HX_TEST" run a.yaml >a.out 2>a.err &
 pid=$!
-wait_b
+wait_step 2 || fail "stage b did not start" # b (reading a) at step 2: a is committed
 id=$(readlink "$HX_STORE/runs/latest")
 python3 - "$HX_STORE/runs/$id/run.json" <<'PY'
 import json, sys

@@ -7,11 +7,7 @@ entries() { find "$HX_STORE/store" -name manifest.json 2>/dev/null | wc -l | tr 
 # 1. killed mid-stage: a runs 20 steps of 50 ms; kill after ~0.4 s
 "$HX_TEST" run slow.yaml -S params.steps=20 -S params.ms=50 >k1.out 2>k1.err &
 pid=$!
-for _ in $(seq 100); do
-    ck=$(find "$HX_STORE/partial" -name step 2>/dev/null | head -1 || true)
-    [ -n "$ck" ] && [ "$(cat "$ck" 2>/dev/null || echo 0)" -ge 4 ] && break
-    sleep 0.05
-done
+wait_step 4 100 || true # the signal comes anyway; the checks below say what it met
 kill -KILL $pid; wait $pid 2>/dev/null || true
 expect_eq "$(entries)" 0 "no entry after a kill mid-stage"
 [ -n "$(find "$HX_STORE/partial" -name step)" ] || fail "checkpoint kept in partial/"
@@ -27,11 +23,7 @@ echo "resumed from step $resumed of 20"
 rm -rf "$HX_STORE"
 HX_TEST_COMMIT_SLEEP=5 "$HX_TEST" run slow.yaml -S params.steps=2 -S params.ms=10 >k2.out 2>k2.err &
 pid=$!
-for _ in $(seq 200); do
-    [ -n "$(find "$HX_STORE/partial" -name manifest.json 2>/dev/null || true)" ] && break
-    sleep 0.02
-done
-[ -n "$(find "$HX_STORE/partial" -name manifest.json)" ] || fail "commit pause not reached"
+wait_commit 200 0.02 || fail "commit pause not reached"
 kill -KILL $pid; wait $pid 2>/dev/null || true
 expect_eq "$(entries)" 0 "no entry after a kill mid-commit"
 [ -z "$(find "$HX_STORE/store" -mindepth 2 -maxdepth 2)" ] || fail "torn directory in store/"
@@ -43,11 +35,7 @@ expect_eq "$(count executed "$out")" 4 "re-run after a killed commit"
 rm -rf "$HX_STORE"
 "$HX_TEST" run slow.yaml -S params.steps=30 -S params.ms=50 >k3.out 2>k3.err &
 pid=$!
-for _ in $(seq 100); do
-    ck=$(find "$HX_STORE/partial" -name step 2>/dev/null | head -1 || true)
-    [ -n "$ck" ] && [ "$(cat "$ck" 2>/dev/null || echo 0)" -ge 3 ] && break
-    sleep 0.05
-done
+wait_step 3 100 || true # the signal comes anyway; the checks below say what it met
 kill -INT $pid
 set +e; wait $pid; rc=$?; set -e
 expect_eq "$rc" 130 "exit status after Ctrl-C"

@@ -2,13 +2,9 @@
 # model_refs.sh - commands that take a model take a store reference (RUN:STAGE[axis=value], a key prefix) as well as a
 # directory, with errors that list what exists; written checkpoints are complete Hugging Face directories; `generate
 # --chat` prints prompt and reply apart; an unknown command gets a suggestion.
-set -euo pipefail
-: "${HX:?} ${TOP:?}"
-cd "$TOP"
-T=$(mktemp -d /tmp/hx-e2e-refs.XXXXXX)
-trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/lib_e2e.inc"
 REF=tests/reference/hf_hybrid_model
+PY_SRC=nn/modeling_hx_hybrid.py # the remote code's one copy: hx embeds it, the reference directories link to it
 S="--store $T/s"
 
 "$HX" run tests/e2e/recipes/model_refs.yaml $S >"$T/run.log" 2>&1 || { cat "$T/run.log"; fail "hx run"; }
@@ -23,11 +19,17 @@ for f in config.json model.safetensors tokenizer.json tokenizer_config.json gene
     [ -s "$d2/$f" ] || fail "$f missing from $d2"
 done
 cmp -s "$d2/model.safetensors" $REF/model.safetensors || fail "model.safetensors differs from the source"
-cmp -s "$d2/modeling_hx_hybrid.py" nn/modeling_hx_hybrid.py || fail "remote code differs from nn"
-# the reference directories carry the same file (a Hugging Face directory holds its remote code): never a stale copy
-for f in "$TOP"/tests/reference/hf_hybrid_*/modeling_hx_hybrid.py "$TOP"/tests/fixtures/*/modeling_hx_hybrid.py; do
-    [ -e "$f" ] || continue
-    cmp -s "$f" "$TOP/nn/modeling_hx_hybrid.py" || fail "$f differs from nn/modeling_hx_hybrid.py (regenerate it)"
+cmp -s "$d2/modeling_hx_hybrid.py" $PY_SRC || fail "remote code differs from $PY_SRC"
+# the reference directories carry the same file (a Hugging Face directory holds its remote code) as a link to
+# $PY_SRC (hf_hybrid_make.py writes the links): never a stale copy, never a dangling link
+for d in "$TOP"/tests/reference/hf_hybrid_*/; do
+    f=${d%/}/modeling_hx_hybrid.py
+    [ -e "$f" ] || fail "$f missing or a dangling link (hf_hybrid_make.py links it to $PY_SRC)"
+    cmp -s "$f" "$TOP/$PY_SRC" || fail "$f differs from $PY_SRC (regenerate it)"
+done
+for f in "$TOP"/tests/fixtures/*/modeling_hx_hybrid.py; do
+    [ -e "$f" ] || [ -L "$f" ] || continue
+    cmp -s "$f" "$TOP/$PY_SRC" || fail "$f differs from $PY_SRC (regenerate it)"
 done
 python3 - "$d2" <<'PY' || fail "HF files"
 import json, sys

@@ -3,13 +3,8 @@
 # the lines it prints, -o DIR, the figures (SVG parses; points, bars, letter shares and curves map back to the
 # report's numbers), the CSV against the JSON, the PGF document, --format svg to stdout, and the HTML page in a
 # headless Chromium (loads, no console message, every figure present). Chromium comes from scripts/deps.sh.
-set -euo pipefail
-: "${HX:?} ${TOP:?}"
-cd "$TOP"
+. "$(dirname "$0")/lib_e2e.inc"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
-T=$(mktemp -d /tmp/hx-e2e-figs.XXXXXX)
-trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
 CHROMIUM=$(command -v chromium || command -v chromium-browser || true)
 [ -n "$CHROMIUM" ] || fail "Chromium is not installed: run make deps (scripts/deps.sh)"
 S="$T/store"

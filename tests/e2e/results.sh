@@ -14,36 +14,8 @@ trap 'rm -rf "$W"' EXIT
 mkdir -p "$W/repo/scripts" "$W/repo/docs"
 cp scripts/results.sh "$W/repo/scripts/"
 printf '# Results\n\nbefore\n\n<!-- results:tiny begin -->\n<!-- results:tiny end -->\n\nafter\n' >"$W/repo/docs/results.md"
-cat >"$W/r.yaml" <<'YAML'
-hx: 1
-name: results_e2e
-axes:
-  arm: [base, short]
-params:
-  steps: {base: 6, short: 2}
-stages:
-  world: {kind: data, with: {n_facts: 40, brown_files: 4, cloze_files: 1, cloze_items: 4}}
-  tok: {kind: tokenizer, inputs: {data: world}, with: {vocab_size: 300}}
-  teacher:
-    kind: pretrain
-    inputs: {data: world, tokenizer: tok}
-    with: {steps: 8, hidden: 32, layers: 1, heads: 2, kv_heads: 1, head_dim: 16, ffn: 64, seq_len: 32, batch: 4, warmup: 2}
-  student:
-    kind: pretrain
-    inputs: {data: world, tokenizer: tok}
-    with: {steps: "${params.steps.${axes.arm}}", hidden: 32, layers: 1, heads: 2, kv_heads: 1, head_dim: 16, ffn: 64,
-           seq_len: 32, batch: 4, warmup: 1, seed: 1}
-  eval_teacher: {kind: eval, inputs: {model: teacher, data: world}, with: {limit: 2, max_new_tokens: 4}}
-  eval: {kind: eval, inputs: {model: student, data: world}, with: {limit: 2, max_new_tokens: 4}}
-report:
-  tables:
-    - {name: duration, rows: axes.arm, arms: [base, short], stage: eval, baseline: eval_teacher}
-  findings:
-    {stage: eval, teacher: eval_teacher, axis: arm, baseline: base, axes: {duration: [base, short]},
-     helps: [{id: F3, finding: longer helps, a: base, b: short}], largest: duration, retention: [0.86, 0.90]}
-YAML
 S="$W/store"
-"$HX" run "$W/r.yaml" --store "$S" >"$W/run.log" 2>&1 || { cat "$W/run.log"; fail "hx run"; }
+"$HX" run tests/e2e/recipes/results_e2e.yaml --store "$S" >"$W/run.log" 2>&1 || { cat "$W/run.log"; fail "hx run"; }
 cd "$W/repo"
 HX=$HX bash scripts/results.sh export latest tiny --store "$S" >/dev/null
 # the archive holds the run record and the three eval entries whole, the rest as provenance manifests

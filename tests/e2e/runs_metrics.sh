@@ -2,39 +2,13 @@
 # runs_metrics.sh - `hx runs --metrics`: two real runs of a tiny pipeline (teacher + a student per steps value + evals)
 # that differ in one param, as one table whose numbers are `hx report`'s; the columns are the params that differ;
 # --where / --recipe / RUN select rows; typos are errors that list what exists.
-set -euo pipefail
-: "${HX:?} ${TOP:?}"
-cd "$TOP"
+. "$(dirname "$0")/lib_e2e.inc"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
-T=$(mktemp -d /tmp/hx-e2e-runs.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-cat >"$T/r.yaml" <<'YAML'
-hx: 1
-name: runs_metrics
-params: {scale: tiny, lr: 0.003}
-axes:
-  steps: [2, 6]
-stages:
-  world: {kind: data, with: {n_facts: 40, brown_files: 4, cloze_files: 1, cloze_items: 4}}
-  tok: {kind: tokenizer, inputs: {data: world}, with: {vocab_size: 300}}
-  teacher:
-    kind: pretrain
-    inputs: {data: world, tokenizer: tok}
-    with: {steps: 8, hidden: 32, layers: 1, heads: 2, kv_heads: 1, head_dim: 16, ffn: 64, seq_len: 32, batch: 4, warmup: 2}
-  student:
-    kind: pretrain
-    inputs: {data: world, tokenizer: tok}
-    with: {steps: "${axes.steps}", hidden: 32, layers: 1, heads: 2, kv_heads: 1, head_dim: 16, ffn: 64, seq_len: 32,
-           batch: 4, warmup: 1, seed: 1, lr: "${params.lr}"}
-  eval_teacher: {kind: eval, inputs: {model: teacher, data: world}, with: {limit: 2, max_new_tokens: 4}}
-  eval: {kind: eval, inputs: {model: student, data: world}, with: {limit: 2, max_new_tokens: 4, shots: 1}}
-YAML
 S="$T/store"
 run_id() { sed -n 's/^run \([0-9a-z-]*\): ok.*/\1/p' "$1"; }
-"$HX" run "$T/r.yaml" --store "$S" >"$T/run1.log" 2>&1 || { cat "$T/run1.log"; fail "hx run 1"; }
+"$HX" run tests/e2e/recipes/runs_metrics.yaml --store "$S" >"$T/run1.log" 2>&1 || { cat "$T/run1.log"; fail "hx run 1"; }
 sleep 1 # the second run starts a second later: newest first is not a tie
-"$HX" run "$T/r.yaml" --store "$S" -S params.lr=0.01 >"$T/run2.log" 2>&1 || { cat "$T/run2.log"; fail "hx run 2"; }
+"$HX" run tests/e2e/recipes/runs_metrics.yaml --store "$S" -S params.lr=0.01 >"$T/run2.log" 2>&1 || { cat "$T/run2.log"; fail "hx run 2"; }
 R1=$(run_id "$T/run1.log") R2=$(run_id "$T/run2.log")
 [ -n "$R1" ] && [ -n "$R2" ] || fail "no run ids"
 "$HX" report "$R1" --store "$S" --format json >"$T/rep1.json"

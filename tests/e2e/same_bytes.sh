@@ -3,13 +3,8 @@
 # tokenizer, pretrain, convert, align, distill, finetune, eval, at the smallest sizes) in two stores give the same keys
 # and byte-identical output files for every entry on the CPU; run-dependent facts (timings, host, threads) live in
 # the manifests only. Both runs use the same thread count (OMP_NUM_THREADS): CPU results depend on it.
-set -euo pipefail
-: "${HX:?} ${TOP:?}"
-cd "$TOP"
+. "$(dirname "$0")/lib_e2e.inc"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
-T=$(mktemp -d /tmp/hx-e2e-same.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
 R=tests/e2e/recipes/train_kinds.yaml
 for s in a b; do
     "$HX" run "$R" --store "$T/$s" >"$T/$s.log" 2>&1 || { cat "$T/$s.log"; fail "clean run $s"; }

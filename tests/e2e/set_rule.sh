@@ -2,12 +2,7 @@
 # set_rule.sh - -S follows Hydra's rule (docs/cli.md): overriding a field that does not exist is an error with
 # "did you mean" (params, scales, axes, stage names, parameters, input roles), +key=value adds one, and a value
 # naming no scale lists the scales. Plans only: seconds.
-set -euo pipefail
-: "${HX:?} ${TOP:?}"
-cd "$TOP"
-T=$(mktemp -d /tmp/hx-e2e-set.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/lib_e2e.inc"
 R=recipes/ablate_masking.yaml
 # expect_error ARG TEXT: hx plan R -S ARG exits 2 (a recipe error) and says TEXT
 expect_error() {

@@ -166,11 +166,7 @@ rm -rf "$HX_STORE"
 out=$("$HX_TEST" run slow.yaml --executor slurm --detach --json -S params.steps=40 -S params.ms=100 2>s4.err)
 id4=$(grep -o '"run_id":"[^"]*"' <<<"$out" | cut -d'"' -f4)
 expect_eq "$(grep -o '"jobs":[0-9]*' <<<"$out")" '"jobs":4' "detached submission"
-for _ in $(seq 300); do
-    ck=$(find "$HX_STORE/partial" -name step 2>/dev/null | head -1 || true)
-    [ -n "$ck" ] && [ "$(cat "$ck" 2>/dev/null || echo 0)" -ge 5 ] && break
-    sleep 0.1
-done
+wait_step 5 300 0.1 || true # the check below says what it met
 "$HX_TEST" show "$id4" --json | grep -q '"state": "running"' || fail "hx show follows a running job"
 "$HX_TEST" runs | grep "$id4" | grep -q running || fail "hx runs lists the detached run as running"
 "$HX_TEST" cancel "$id4" >cancel.out || fail "hx cancel"
@@ -197,12 +193,8 @@ expect_eq "$(count executed "$out")" $((4 - c_done)) "resubmission executes what
 rm -rf "$HX_STORE"
 HX_TEST_COMMIT_SLEEP=30 "$HX_TEST" run slow.yaml --executor slurm --detach -S params.steps=2 -S params.ms=10 >s6.out 2>&1
 id6=$(grep -o 'run [0-9a-f-]*' s6.out | head -1 | cut -d' ' -f2)
-for _ in $(seq 300); do
-    [ -n "$(find "$HX_STORE/partial" -name manifest.json 2>/dev/null || true)" ] && break
-    sleep 0.1
-done
+wait_commit 300 0.1 || fail "commit pause not reached"
 m=$(find "$HX_STORE/partial" -name manifest.json | head -1)
-[ -n "$m" ] || fail "commit pause not reached"
 k=$(basename "$(dirname "$(dirname "$m")")")
 for p in $(scontrol listpids "$(json "$(run_json "$id6")" "d['slurm']['jobs']['$k']")" | awk 'NR > 1 { print $1 }'); do
     kill -KILL "$p"
@@ -220,11 +212,7 @@ grep -q '"status":"ok"' <<<"$out" || fail "resubmission after a killed commit: $
 rm -rf "$HX_STORE"
 "$HX_TEST" run slow.yaml --executor slurm -S params.steps=80 -S params.ms=100 >s8.out 2>s8.err &
 pid=$!
-for _ in $(seq 300); do
-    ck=$(find "$HX_STORE/partial" -name step 2>/dev/null | head -1 || true)
-    [ -n "$ck" ] && [ "$(cat "$ck" 2>/dev/null || echo 0)" -ge 3 ] && break
-    sleep 0.1
-done
+wait_step 3 300 0.1 || true # the check below says what it met
 kill -INT $pid
 set +e; wait $pid; rc=$?; set -e
 expect_eq "$rc" 130 "exit status after Ctrl-C"

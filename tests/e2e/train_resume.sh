@@ -3,13 +3,8 @@
 # finetune of tests/e2e/recipes/train_kinds.yaml is stopped at step 3 (HX_TEST_INTERRUPT_STEP: as Ctrl-C would; the
 # checkpoints fall every 2 steps and the log lines every 4, so step 3 is neither) and resumed; a checkpoint with two
 # flipped bytes is skipped for the one before it. Every entry's output files must equal an uninterrupted run's.
-set -euo pipefail
-: "${HX:?} ${TOP:?}"
-cd "$TOP"
+. "$(dirname "$0")/lib_e2e.inc"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
-T=$(mktemp -d /tmp/hx-e2e-resume.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
 R=tests/e2e/recipes/train_kinds.yaml
 digests() { (cd "$1/store" && find . -type f ! -name manifest.json -print0 | sort -z | xargs -0 sha256sum); }
 
@@ -27,14 +22,7 @@ done
 # the teacher-stopped state is gone (committed); damage finetune's newest checkpoint: it falls back to step 2
 ck=$(find "$T/k/partial" -name state-00000003.safetensors)
 [ "$(echo "$ck" | wc -l)" = 1 ] && [ -n "$ck" ] || fail "expected finetune's step-3 checkpoint alone in partial/"
-python3 - "$ck" <<'PY'
-import sys
-p = sys.argv[1]
-b = bytearray(open(p, "rb").read())
-b[len(b) // 2] ^= 0x5A
-b[len(b) // 2 + 1] ^= 0x01
-open(p, "wb").write(b)
-PY
+python3 tests/e2e/damage.py "$ck"
 "$HX" run "$R" --store "$T/k" >"$T/k5.log" 2>&1 || { cat "$T/k5.log"; fail "the last resumed run"; }
 grep -q "state-00000003.safetensors: damaged" "$T/k5.log" || { cat "$T/k5.log"; fail "the damaged checkpoint was not reported"; }
 grep -q "^\[finetune\(\[[^]]*\]\)\?\] resuming at step 2 of" "$T/k5.log" || { cat "$T/k5.log"; fail "finetune did not fall back to step 2"; }

@@ -4,7 +4,8 @@
 #
 #   python3 tests/reference/hf_hybrid_check.py [OUTDIR]        (default $OUT)
 #
-# Input (committed, written by hx: tests/reference/hf_hybrid_make.sh):
+# Input (committed, written by hx: tests/reference/hf_hybrid_make.py; each modeling_hx_hybrid.py is a link to
+# nn/modeling_hx_hybrid.py, the one copy, which transformers resolves and copies):
 #   tests/reference/hf_hybrid_model/          config.json (auto_map), model.safetensors, modeling_hx_hybrid.py,
 #                                             tokenizer.json, tokenizer_config.json, generation_config.json
 #   tests/reference/hf_hybrid_model.hx.json   what hx computed on the CPU: `hx tokenize` ids, `hx score` log-probs

@@ -11,6 +11,7 @@
 # hybrid fixtures with a gdn layer and with silu convs (tests/fixtures/hybrid_mixed, hybrid_all_kda_silu) as hx
 # writes them (loaded and saved by a pretrain stage with source: load) into tests/reference/hf_hybrid_{gdn,silu}/.
 import argparse
+import filecmp
 import json
 import os
 import shutil
@@ -18,6 +19,8 @@ import subprocess
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(os.path.dirname(HERE))
+REMOTE_CODE, REMOTE_CODE_SRC = "modeling_hx_hybrid.py", "nn/modeling_hx_hybrid.py"
 FILES = ["config.json", "model.safetensors", "modeling_hx_hybrid.py", "tokenizer.json", "tokenizer_config.json",
          "generation_config.json"]
 PARA = ("The General Assembly, which adjourns today, has performed in an atmosphere of crisis and struggle from the "
@@ -64,7 +67,11 @@ def save_with_hx(models, binary):
         shutil.rmtree(dst, ignore_errors=True)
         os.makedirs(dst)
         for f in FILES:
-            if os.path.exists(os.path.join(src, f)):
+            # the remote code hx writes is nn's file (embedded in hx): the reference links to it, one copy
+            if f == REMOTE_CODE and os.path.exists(os.path.join(src, f)):
+                assert filecmp.cmp(os.path.join(src, f), os.path.join(TOP, REMOTE_CODE_SRC), shallow=False), src
+                os.symlink(os.path.relpath(os.path.join(TOP, REMOTE_CODE_SRC), dst), os.path.join(dst, f))
+            elif os.path.exists(os.path.join(src, f)):
                 shutil.copy(os.path.join(src, f), os.path.join(dst, f))
     shutil.rmtree(tmp)
 
@@ -74,9 +81,8 @@ def main():
     ap.add_argument("model_dir")
     ap.add_argument("--hx", default=os.path.join(HERE, "..", "..", "build", "hx"))
     a = ap.parse_args()
-    top = os.path.dirname(os.path.dirname(HERE))
     models = {"hf_hybrid_model": a.model_dir}
-    models.update({name: os.path.join(top, "tests", "fixtures", fx) for name, fx in EXTRA.items()})
+    models.update({name: os.path.join(TOP, "tests", "fixtures", fx) for name, fx in EXTRA.items()})
     save_with_hx(models, a.hx)
     dst = os.path.join(HERE, "hf_hybrid_model")
     ids = lambda text: [int(x) for x in hx(["tokenize", "--tokenizer", dst, text], a.hx).split()]
@@ -95,7 +101,7 @@ def main():
     # transformers in bf16 is held to twice that, as hx's own GPU conformance is (nn/conform_model.c)
     out["bf16_logits_rel"] = {}
     for name, fx in EXTRA.items():
-        r = subprocess.run([a.hx, "conform", "--device", "guard:bf16", os.path.join(top, "tests", "fixtures", fx)],
+        r = subprocess.run([a.hx, "conform", "--device", "guard:bf16", os.path.join(TOP, "tests", "fixtures", fx)],
                            capture_output=True, text=True)
         line = [l for l in r.stdout.splitlines() if l.startswith("logits ")][0].split()
         out["bf16_logits_rel"][name.replace("hf_hybrid_", "")] = float(line[line.index("max_rel") + 1])

@@ -14,8 +14,8 @@
 #include "interp/archive.h"
 #include "interp/canon.h"
 #include "interp/store.h"
+#include "test_util.h"
 
-static char tmpdir[256];
 static char KSRC[65], KDST[65];
 static const char *RUN_ID = "20260101-120000-00001";
 
@@ -84,7 +84,6 @@ static void produce(hx_store *s, const char *stage, const json_t *with, const js
     free(ckpt);
 }
 
-static char *root_of(const char *name) { return hx_path_join(tmpdir, name); }
 
 static int entries_in(const hx_store *s)
 {
@@ -105,11 +104,9 @@ static int partial_is_empty(const hx_store *s)
 
 static int setup(void **state)
 {
-    (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/hx-test-archive-XXXXXX");
-    if (!mkdtemp(tmpdir)) return -1;
+    if (tu_tmpdir_setup(state)) return -1;
     hx_store s;
-    char *root = root_of("A");
+    char *root = tu_path("A");
     if (hx_store_open(&s, root) < 0) return -1;
     json_t *w1 = json_pack("{s:s}", "text", "hello"), *w2 = json_pack("{s:i}", "times", 2);
     json_t *none = json_object();
@@ -132,17 +129,11 @@ static int setup(void **state)
     return rc;
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    return hx_rm_rf(tmpdir);
-}
-
 static void test_run_round_trip(void **state)
 {
     (void)state;
     hx_store a, b;
-    char *ra = root_of("A"), *rb = root_of("B"), *file = root_of("run.tar.zst"), *again = root_of("again.tar.zst");
+    char *ra = tu_path("A"), *rb = tu_path("B"), *file = tu_path("run.tar.zst"), *again = tu_path("again.tar.zst");
     assert_int_equal(hx_store_open(&a, ra), 0);
     assert_int_equal(hx_store_open(&b, rb), 0);
     const char *runs[] = {RUN_ID};
@@ -195,7 +186,7 @@ static void test_key_provenance(void **state)
 {
     (void)state;
     hx_store a, k;
-    char *ra = root_of("A"), *rk = root_of("K"), *file = root_of("key.tar.zst");
+    char *ra = tu_path("A"), *rk = tu_path("K"), *file = tu_path("key.tar.zst");
     assert_int_equal(hx_store_open(&a, ra), 0);
     assert_int_equal(hx_store_open(&k, rk), 0);
     const char *keys[] = {KDST};
@@ -227,7 +218,7 @@ static void test_every_truncation(void **state)
 {
     (void)state;
     hx_store a, t;
-    char *ra = root_of("A"), *rt = root_of("T"), *file = root_of("full.tar.zst"), *cut = root_of("cut.tar.zst");
+    char *ra = tu_path("A"), *rt = tu_path("T"), *file = tu_path("full.tar.zst"), *cut = tu_path("cut.tar.zst");
     assert_int_equal(hx_store_open(&a, ra), 0);
     assert_int_equal(hx_store_open(&t, rt), 0);
     const char *runs[] = {RUN_ID};
@@ -268,5 +259,5 @@ int main(void)
         cmocka_unit_test(test_key_provenance),
         cmocka_unit_test(test_every_truncation),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, tu_tmpdir_teardown);
 }

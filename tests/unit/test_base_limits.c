@@ -17,8 +17,7 @@
 #include <jansson.h>
 
 #include "base/base.h"
-
-static char tmpdir[256];
+#include "test_util.h"
 
 static void assert_error_has(const char *what)
 {
@@ -35,7 +34,7 @@ static void test_regular_files_only(void **state)
     assert_error_has("'/dev/zero' is not a regular file (a device)");
     assert_int_equal(hx_read_input("/dev/zero", HX_IN_DOC, &data, &len), -1);
     /* a FIFO with no writer: refused at once, not waited on */
-    char *fifo = hx_path_join(tmpdir, "fifo");
+    char *fifo = tu_path("fifo");
     assert_int_equal(mkfifo(fifo, 0600), 0);
     double t0 = hx_now();
     assert_int_equal(hx_read_file(fifo, &data, &len), -1);
@@ -44,7 +43,7 @@ static void test_regular_files_only(void **state)
     assert_null(hx_read_json(fifo, 0));
     assert_int_equal(hx_open_input(fifo, HX_IN_STREAM, NULL), -1);
     /* a symlink to a device is judged by its target */
-    char *link = hx_path_join(tmpdir, "config.json");
+    char *link = tu_path("config.json");
     assert_int_equal(symlink("/dev/zero", link), 0);
     assert_null(hx_read_json(link, 0));
     assert_error_has("is not a regular file (a device)");
@@ -63,7 +62,7 @@ static void test_caps(void **state)
     assert_int_equal(hx_input_limit(HX_IN_DOC), (size_t)256 << 20);
     assert_int_equal(hx_input_limit(HX_IN_DATA), (size_t)16384 << 20);
     assert_int_equal(hx_input_limit(HX_IN_STREAM), SIZE_MAX);
-    char *p = hx_path_join(tmpdir, "big.json");
+    char *p = tu_path("big.json");
     size_t n = (1 << 20) + 1;
     char *big = xmalloc(n);
     memset(big, ' ', n);
@@ -162,24 +161,11 @@ static void test_threads(void **state)
     assert_int_equal(hx_threads(0), cpus < 1 ? 1 : cpus > HX_MAX_THREADS ? HX_MAX_THREADS : cpus);
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/hx-test-base-limits-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return hx_rm_rf(tmpdir);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_regular_files_only), cmocka_unit_test(test_caps),    cmocka_unit_test(test_stream_cap),
         cmocka_unit_test(test_json_numbers),       cmocka_unit_test(test_threads),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

@@ -14,9 +14,10 @@
 #include "base/base.h"
 #include "nn/distill_loss.h"
 #include "stages/stage_convert.h"
+#include "test_util.h"
+#include "test_nn_util.h"
 
 static k_backend *be;
-static char tmpdir[256];
 enum { V = 53 };
 
 /* A hybrid student (kda, attention, gdn) and a Qwen3 teacher of the same shape; weights of 0.1 (not 0.02) keep the
@@ -350,23 +351,6 @@ static void test_completion_mask(void **state)
 
 /* ---- training: freezing, alignment, resume ---- */
 
-static void make_data(nn_data *d, size_t n)
-{
-    memset(d, 0, sizeof *d);
-    d->tok = xmalloc(n * sizeof(int32_t));
-    d->n = n;
-    d->eos = 0;
-    hx_rng r;
-    hx_rng_seed(&r, 3);
-    size_t i = 0;
-    while (i < n) {
-        int len = 4 + (int)hx_rng_below(&r, 12), start = 1 + (int)hx_rng_below(&r, 20);
-        for (int k = 0; k < len && i < n; k++) d->tok[i++] = 1 + (start + 3 * k) % (V - 1);
-        if (i < n) d->tok[i++] = 0;
-        d->n_docs++;
-    }
-}
-
 typedef struct job {
     nn_trainer *tr;
     nn_distill ds;
@@ -455,7 +439,7 @@ static void test_train_freeze_align_resume(void **state)
 {
     (void)state;
     nn_data d;
-    make_data(&d, 4000);
+    tn_pattern_data(&d, 4000, 4, 12, V - 1);
     nn_model *t, *s0, *s;
     char *sdir;
     teacher_and_student(&d, &t, &sdir);
@@ -527,19 +511,14 @@ static void test_train_freeze_align_resume(void **state)
 
 static int setup(void **state)
 {
-    (void)state;
     be = k_cpu_new(2);
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/hx-test-distill.XXXXXX");
-    if (!mkdtemp(tmpdir)) return -1;
-    return 0;
+    return tu_tmpdir_setup(state);
 }
 
 static int teardown(void **state)
 {
-    (void)state;
-    hx_rm_rf(tmpdir);
     k_backend_free(be);
-    return 0;
+    return tu_tmpdir_teardown(state);
 }
 
 int main(int argc, char **argv)

@@ -1,5 +1,5 @@
-/* test_eval.c - evalsuite: answer extraction and normalisation, statistics against known values, prompts, item
- * parsing errors, metrics of hand-made outcomes. */
+/* test_eval.c - evalsuite: normalisation and open answers, statistics against known values, prompts, item parsing
+ * errors, metrics of hand-made outcomes (letter extraction, every rule: test_grade.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -29,39 +29,6 @@ static void test_normalize(void **state)
     check_norm("  Uzbekistani soʻm. ", "uzbekistani soʻm");
     check_norm("the", "");
     check_norm("Theatre", "theatre");
-}
-
-static const char *const ch4[] = {"Puerto Rican", "Lebanese", "Tokelauan", "Ugandan"};
-
-static void check_letter(const char *text, int want, ev_rule want_rule)
-{
-    ev_rule r;
-    int got = ev_extract_letter(text, ch4, 4, &r);
-    if (got != want || r != want_rule) fail_msg("'%s': got %d (%s), want %d (%s)", text, got, ev_rule_name(r), want, ev_rule_name(want_rule));
-}
-
-static void test_letters(void **state)
-{
-    (void)state;
-    check_letter("B", 1, EV_RULE_LEADING);
-    check_letter(" (C)", 2, EV_RULE_LEADING);
-    check_letter("A. Puerto Rican", 0, EV_RULE_LEADING);
-    check_letter("D) Ugandan", 3, EV_RULE_LEADING);
-    check_letter("The answer is D.", 3, EV_RULE_EXPLICIT);
-    check_letter("Answer: B", 1, EV_RULE_EXPLICIT);
-    check_letter("I would say the answer is (C), since", 2, EV_RULE_EXPLICIT);
-    check_letter("Ugandan", 3, EV_RULE_CHOICE);
-    check_letter("They are called Lebanese people", 1, EV_RULE_CHOICE);
-    check_letter("I think it is C because", 2, EV_RULE_ANYWHERE);
-    check_letter("A country in Africa", -1, EV_RULE_NONE);        /* the article, not the letter */
-    check_letter("answer: a country", -1, EV_RULE_NONE);
-    check_letter("E", -1, EV_RULE_NONE);                          /* not one of 4 options */
-    check_letter("BA", -1, EV_RULE_NONE);                         /* not standalone */
-    check_letter("", -1, EV_RULE_NONE);
-    /* two choices named: ambiguous, no answer (test_grade.c has every rule) */
-    check_letter("Lebanese or Ugandan", -1, EV_RULE_AMBIGUOUS);
-    assert_int_equal(ev_extract_letter("C", NULL, 2, NULL), -1); /* only A-B with 2 choices */
-    assert_int_equal(ev_extract_letter("B", NULL, 2, NULL), 1);
 }
 
 static void test_open(void **state)
@@ -374,7 +341,7 @@ static void test_metrics(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_normalize), cmocka_unit_test(test_letters), cmocka_unit_test(test_open),
+        cmocka_unit_test(test_normalize), cmocka_unit_test(test_open),
         cmocka_unit_test(test_stats),     cmocka_unit_test(test_prompts), cmocka_unit_test(test_metrics),
         cmocka_unit_test(test_prose),
     };

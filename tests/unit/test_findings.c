@@ -12,19 +12,10 @@
 #include "base/base.h"
 #include "evalsuite/metrics.h"
 #include "reports/report.h"
+#include "test_util.h"
 
 /* doubles to EPS (cmocka's assert_float_equal compares floats) */
 #define assert_near(a, b, eps) assert_true(fabs((double)(a) - (double)(b)) <= (eps))
-
-static json_t *mem_load(void *ud, const char *key, const char *file)
-{
-    json_t *v = json_object_get(json_object_get(ud, key), file);
-    if (!v) {
-        error("no %s in entry %s", file, key);
-        return NULL;
-    }
-    return json_incref(v);
-}
 
 /* 200 eval items (i < 100 mcq, else open; 4 choices, gold B), item i right by LL when i % 100 < ll, by generation
  * when i % 100 < gen; with `control`, 40 heldout mcq items (LL right on the first 10) and 20 heldout open ones
@@ -122,7 +113,7 @@ static void test_findings(void **state)
 {
     (void)state;
     json_t *store = json_object(), *run = make_run(store, 80);
-    rp_source src = {mem_load, store};
+    rp_source src = {tu_mem_load, store};
     json_t *rep = rp_report_build(run, &src);
     assert_non_null(rep);
     json_t *fd = json_object_get(rep, "findings");

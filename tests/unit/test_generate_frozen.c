@@ -15,24 +15,6 @@
 
 enum { V = 61, L = 3 };
 
-static nn_model *tiny(k_backend *be, int hybrid)
-{
-    nn_config cfg;
-    nn_config_qwen3(&cfg, V, 32, L, 4, 2, 8, 48);
-    cfg.init_range = 0.2f;
-    if (hybrid) {
-        snprintf(cfg.model_type, sizeof cfg.model_type, "hx_hybrid");
-        cfg.mixer[0] = NN_MIX_KDA; cfg.mixer[1] = NN_MIX_ATTN; cfg.mixer[2] = NN_MIX_GDN;
-        cfg.conv_size = 4;
-        cfg.gate_rank = 8;
-        snprintf(cfg.conv_act, sizeof cfg.conv_act, "silu");
-    }
-    nn_model *m;
-    if (nn_model_new(&m, &cfg, be) < 0) fail_msg("%s", hx_last_error());
-    nn_model_init_random(m, 9);
-    return m;
-}
-
 /* logits [B, V] of the last position of each of B prompts of T tokens */
 static float *logits(nn_model *m, const int32_t *ids, int B, int T)
 {
@@ -61,7 +43,7 @@ static void test_frozen_forward(void **state)
     for (int i = 0; i < B * T; i++) ids[i] = (int32_t)((i * 7 + 3) % V);
     k_backend *be = k_guard_new(1, 1);
     for (int hybrid = 0; hybrid < 2; hybrid++) {
-        nn_model *m = tiny(be, hybrid);
+        nn_model *m = tk_tiny_model(be, hybrid, V, L, 9);
         float *ref = logits(m, ids, B, T);
         int32_t *pr[B], *out0[B], *out1[B];
         int lens[B], n0[B], n1[B];
@@ -122,7 +104,7 @@ static void test_write_after_freeze_aborts(void **state)
     if (pid == 0) {
         freopen("/dev/null", "w", stderr);
         k_backend *be = k_guard_new(1, 1);
-        nn_model *m = tiny(be, 0);
+        nn_model *m = tk_tiny_model(be, 0, V, L, 9);
         nn_model_freeze(m);
         float *w = nn_model_param(m, "model.layers.0.self_attn.q_proj.weight");
         float v = 0.5f;
@@ -144,7 +126,7 @@ static void test_engine_freezes(void **state)
     char dir[] = "/tmp/hx-test-frozen.XXXXXX";
     assert_non_null(mkdtemp(dir));
     k_backend *be = k_cpu_new(1);
-    nn_model *src = tiny(be, 0);
+    nn_model *src = tk_tiny_model(be, 0, V, L, 9);
     assert_int_equal(nn_model_save(src, dir, ST_F32, 0), 0);
     nn_model_free(src);
     k_backend_free(be);

@@ -10,25 +10,6 @@
 
 enum { V = 61, NP = 80, MAXP = 70, NEW = 12, STOP_ID = 7 };
 
-/* Layers kda, attention, gdn, kda (hybrid) or 4 attention layers (Qwen3), weights N(0, 0.2): decisive logits. */
-static nn_model *tiny(k_backend *be, int hybrid, uint64_t seed)
-{
-    nn_config cfg;
-    nn_config_qwen3(&cfg, V, 32, 4, 4, 2, 8, 48);
-    cfg.init_range = 0.2f;
-    if (hybrid) {
-        snprintf(cfg.model_type, sizeof cfg.model_type, "hx_hybrid");
-        cfg.mixer[0] = NN_MIX_KDA; cfg.mixer[1] = NN_MIX_ATTN; cfg.mixer[2] = NN_MIX_GDN; cfg.mixer[3] = NN_MIX_KDA;
-        cfg.conv_size = 4;
-        cfg.gate_rank = 8;
-        snprintf(cfg.conv_act, sizeof cfg.conv_act, "silu");
-    }
-    nn_model *m;
-    if (nn_model_new(&m, &cfg, be) < 0) fail_msg("%s", hx_last_error());
-    nn_model_init_random(m, seed);
-    return m;
-}
-
 /* Item b stops after 1 + (b * 5) % NEW tokens (so slots free at different steps), or at STOP_ID. */
 static int stop_after(void *ud, int b, const int32_t *gen, int n)
 {
@@ -59,7 +40,7 @@ static void test_stream_equals_alone(void **state)
     nn_gen_opts o = {.max_new = NEW, .stop_ids = stop_ids, .n_stop_ids = 1, .stop = stop_after};
     k_backend *be = k_cpu_new(2);
     for (int hybrid = 1; hybrid >= 0; hybrid--) {
-        nn_model *m = tiny(be, hybrid, 11);
+        nn_model *m = tk_tiny_model(be, hybrid, V, 4, 11);
         int32_t *alone[NP], *one[1];
         int n_alone[NP], at_stop_id = 0, early = 0, differ = 0;
         for (int b = 0; b < NP; b++) {
@@ -105,7 +86,7 @@ static void test_stream_edges(void **state)
 {
     (void)state;
     k_backend *be = k_cpu_new(1);
-    nn_model *m = tiny(be, 0, 3);
+    nn_model *m = tk_tiny_model(be, 0, V, 4, 3);
     int32_t p[3] = {1, 2, 3}, *out[2];
     const int32_t *prompts[2] = {p, p};
     int lens[2] = {3, 2}, n_out[2] = {-1, -1};

@@ -43,20 +43,35 @@ static void test_audit(void **state)
     check_letter("E or B", 1, EV_RULE_ANYWHERE);                     /* E is not an option of 4 */
 }
 
+/* Each rule, in the order they are tried: a leading letter, an explicit "answer is", a choice's text, a letter
+ * anywhere, none. */
 static void test_rules(void **state)
 {
     (void)state;
     check_letter("B", 1, EV_RULE_LEADING);
     check_letter(" (C)", 2, EV_RULE_LEADING);
     check_letter("A. Puerto Rican", 0, EV_RULE_LEADING);
+    check_letter("D) Ugandan", 3, EV_RULE_LEADING);
     check_letter("The answer is D.", 3, EV_RULE_EXPLICIT);
+    check_letter("Answer: B", 1, EV_RULE_EXPLICIT);
     check_letter("answer - option B", 1, EV_RULE_EXPLICIT);
+    check_letter("I would say the answer is (C), since", 2, EV_RULE_EXPLICIT);
     check_letter("Ugandan", 3, EV_RULE_CHOICE);
     check_letter("They are called Lebanese people", 1, EV_RULE_CHOICE);
     check_letter("I think it is C because", 2, EV_RULE_ANYWHERE);
-    check_letter("BA", -1, EV_RULE_NONE);
+    check_letter("answer: a country", -1, EV_RULE_NONE);
     check_letter("", -1, EV_RULE_NONE);
     assert_string_equal(ev_rule_name(EV_RULE_AMBIGUOUS), "ambiguous");
+}
+
+/* A letter counts only as one of the item's options, standing alone. */
+static void test_letter_range(void **state)
+{
+    (void)state;
+    check_letter("E", -1, EV_RULE_NONE); /* not one of 4 options */
+    check_letter("BA", -1, EV_RULE_NONE); /* not standalone */
+    assert_int_equal(ev_extract_letter("C", NULL, 2, NULL), -1); /* only A-B with 2 choices */
+    assert_int_equal(ev_extract_letter("B", NULL, 2, NULL), 1);
 }
 
 static void check_open(const char *reply, const char *target, const char *alias, int want_list, int want_contains,
@@ -184,8 +199,8 @@ static void test_outcome(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_audit), cmocka_unit_test(test_rules), cmocka_unit_test(test_open_lists),
-        cmocka_unit_test(test_ll),    cmocka_unit_test(test_outcome),
+        cmocka_unit_test(test_audit), cmocka_unit_test(test_rules), cmocka_unit_test(test_letter_range),
+        cmocka_unit_test(test_open_lists), cmocka_unit_test(test_ll), cmocka_unit_test(test_outcome),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,23 +12,11 @@
 
 enum { V = 61 };
 
-/* Layers kda, attention, gdn, kda (hybrid) or 4 attention layers (Qwen3), weights N(0, 0.2): decisive logits. */
+/* test_kda_util.h's tiny model (4 layers: kda, attention, gdn, kda) with a realistic decay: A_log = log(1 + 3h). */
 static nn_model *tiny(k_backend *be, int hybrid, uint64_t seed)
 {
-    nn_config cfg;
-    nn_config_qwen3(&cfg, V, 32, 4, 4, 2, 8, 48);
-    cfg.init_range = 0.2f;
-    if (hybrid) {
-        snprintf(cfg.model_type, sizeof cfg.model_type, "hx_hybrid");
-        cfg.mixer[0] = NN_MIX_KDA; cfg.mixer[1] = NN_MIX_ATTN; cfg.mixer[2] = NN_MIX_GDN; cfg.mixer[3] = NN_MIX_KDA;
-        cfg.conv_size = 4;
-        cfg.gate_rank = 8;
-        snprintf(cfg.conv_act, sizeof cfg.conv_act, "silu");
-    }
-    nn_model *m;
-    if (nn_model_new(&m, &cfg, be) < 0) fail_msg("%s", hx_last_error());
-    nn_model_init_random(m, seed);
-    for (int i = 0; i < m->n_params; i++) /* a realistic decay: A_log = log(1 + 3h) */
+    nn_model *m = tk_tiny_model(be, hybrid, V, 4, seed);
+    for (int i = 0; i < m->n_params; i++)
         if (strstr(m->params[i].name, "A_log"))
             for (size_t j = 0; j < m->params[i].numel; j++) m->p[m->params[i].off + j] = logf(1.0f + 3.0f * j);
     return m;

@@ -268,16 +268,9 @@ static void test_small_ops_fd(void **state)
 static void test_kda_core_fixture(void **state)
 {
     (void)state;
+    tk_conform_fixture(nn_conform_kda_core, "kda_core_small", 8);
     nn_check c;
     nn_check_init(&c, stdout);
-    const char *top = getenv("TOP");
-    char *dir = xstrfmt("%s/tests/fixtures/kda_core_small", top ? top : ".");
-    int rc = nn_conform_kda_core(dir, &c);
-    if (rc < 0) printf("%s\n", hx_last_error());
-    assert_int_equal(rc, 0);
-    assert_int_equal(c.n_fail, 0);
-    assert_int_equal(c.n_ok, 8);
-    free(dir);
     /* a missing fixture is an error naming the file */
     assert_int_equal(nn_conform_kda_core("/nonexistent-dir", &c), -1);
     assert_non_null(strstr(hx_last_error(), "/nonexistent-dir"));

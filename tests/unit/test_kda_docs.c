@@ -14,36 +14,8 @@ static const nn_kda_cfg cfgs[] = {
     {.d = 10, .Hq = 2, .Hkv = 1, .K = 5, .r = 5, .W = 3, .conv_act = 1, .per_head = 1, .eps = 1e-6f},
 };
 
-typedef struct layer {
-    k_backend *kb;
-    nn_kda_cfg c;
-    int B, T;
-    const int32_t *seg;
-    float *params, *x, *wy;
-    nn_kda_params p;
-} layer;
-
-static void layer_make(layer *L, const nn_kda_cfg *c, int B, int T, uint64_t seed)
-{
-    hx_rng r;
-    hx_rng_seed(&r, seed);
-    *L = (layer){.kb = k_cpu_new(2), .c = *c, .B = B, .T = T};
-    L->params = tk_randn(&r, nn_kda_params_floats(c), 0.3f);
-    nn_kda_params_bind(&L->p, L->params, c);
-    for (int h = 0; h < c->Hq; h++) L->p.A_log[h] = logf(1.0f + 3.0f * (float)hx_rng_uniform(&r));
-    for (int i = 0; i < c->K; i++) L->p.o_norm[i] = 1.0f + 0.2f * hx_rng_normal(&r);
-    L->x = tk_randn(&r, (size_t)B * T * c->d, 1);
-    L->wy = tk_randn(&r, (size_t)B * T * c->d, 1);
-}
-
-static void layer_free(layer *L)
-{
-    k_backend_free(L->kb);
-    free(L->params); free(L->x); free(L->wy);
-}
-
 /* y = layer(x) over B rows of T tokens with segment ids seg (or NULL); dx, grads += d(y . wy) when given. */
-static void run(layer *L, const float *x, const float *wy, int B, int T, const int32_t *seg, float *y, float *dx,
+static void run(tk_layer *L, const float *x, const float *wy, int B, int T, const int32_t *seg, float *y, float *dx,
                 float *grads)
 {
     const nn_kda_cfg *c = &L->c;
@@ -63,7 +35,7 @@ static void run(layer *L, const float *x, const float *wy, int B, int T, const i
 
 static double loss_packed(void *ctx)
 {
-    layer *L = ctx;
+    tk_layer *L = ctx;
     size_t n = (size_t)L->B * L->T * L->c.d;
     float *y = xmalloc(sizeof(float) * n);
     run(L, L->x, NULL, L->B, L->T, L->seg, y, NULL, NULL);
@@ -96,8 +68,8 @@ static void test_packed_equals_alone(void **state)
     int32_t seg[B * T];
     make_seg(seg, B, T, docs);
     for (size_t ci = 0; ci < sizeof cfgs / sizeof cfgs[0]; ci++) {
-        layer L;
-        layer_make(&L, &cfgs[ci], B, T, 10 + ci);
+        tk_layer L;
+        tk_layer_make(&L, &cfgs[ci], B, T, 10 + ci);
         const int d = L.c.d;
         size_t n = (size_t)B * T * d, np = nn_kda_params_floats(&L.c);
         float *y = xmalloc(sizeof(float) * n), *dx = xcalloc(n, sizeof(float)), *gr = xcalloc(np, sizeof(float));
@@ -127,7 +99,7 @@ static void test_packed_equals_alone(void **state)
         assert_true(eg < 1e-5);
         assert_true(ecross > 1e-2);
         free(y); free(dx); free(gr); free(ya); free(dxa); free(gra); free(ynoseg);
-        layer_free(&L);
+        tk_layer_free(&L);
     }
 }
 
@@ -142,8 +114,8 @@ static void test_packed_fd(void **state)
     hx_rng r;
     hx_rng_seed(&r, 5);
     for (size_t ci = 0; ci < sizeof cfgs / sizeof cfgs[0]; ci++) {
-        layer L;
-        layer_make(&L, &cfgs[ci], B, T, 20 + ci);
+        tk_layer L;
+        tk_layer_make(&L, &cfgs[ci], B, T, 20 + ci);
         L.seg = seg;
         size_t n = (size_t)B * T * L.c.d, np = nn_kda_params_floats(&L.c);
         float *y = xmalloc(sizeof(float) * n), *dx = xcalloc(n, sizeof(float)), *gr = xcalloc(np, sizeof(float));
@@ -158,7 +130,7 @@ static void test_packed_fd(void **state)
             assert_true(tk_fd_check(nn_kda_param_names[i], L.p.t[i], g.t[i], nn_kda_param_numel(&L.c, i),
                                     loss_packed, &L, 6, h, &r) < tol);
         free(y); free(dx); free(gr);
-        layer_free(&L);
+        tk_layer_free(&L);
     }
 }
 
@@ -184,8 +156,8 @@ static void test_ragged_prefill(void **state)
     enum { B = 4, T = 70 };
     static const int lens[B] = {70, 3, 1, 0};
     for (size_t ci = 0; ci < sizeof cfgs / sizeof cfgs[0]; ci++) {
-        layer L;
-        layer_make(&L, &cfgs[ci], B, T + 1, 30 + ci); /* x: T prefill rows then 1 decode row per sequence */
+        tk_layer L;
+        tk_layer_make(&L, &cfgs[ci], B, T + 1, 30 + ci); /* x: T prefill rows then 1 decode row per sequence */
         const nn_kda_cfg *c = &L.c;
         const int d = c->d;
         hx_rng r;
@@ -237,7 +209,7 @@ static void test_ragged_prefill(void **state)
         assert_true(et < 1e-6);
         assert_true(pad == 0);
         free(stbuf); free(st1buf); free(stinit); free(x); free(xt); free(acts); free(y); free(yt); free(ya);
-        layer_free(&L);
+        tk_layer_free(&L);
     }
 }
 

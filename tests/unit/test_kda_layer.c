@@ -8,41 +8,9 @@
 #include "nn/conform.h"
 #include "nn/kda_layer.h"
 
-typedef struct layer_ctx {
-    k_backend *kb;
-    nn_kda_cfg c;
-    int B, T;
-    float *params, *x, *wy;
-    nn_kda_params p;
-} layer_ctx;
-
-static void layer_make(layer_ctx *L, const nn_kda_cfg *c, int B, int T, uint64_t seed)
-{
-    hx_rng r;
-    hx_rng_seed(&r, seed);
-    L->c = *c;
-    L->B = B;
-    L->T = T;
-    L->kb = k_cpu_new(2);
-    size_t np = nn_kda_params_floats(c), N = (size_t)B * T;
-    L->params = tk_randn(&r, np, 0.3f);
-    nn_kda_params_bind(&L->p, L->params, c);
-    /* keep the decay in a useful range and the norm weight near 1 */
-    for (int h = 0; h < c->Hq; h++) L->p.A_log[h] = logf(1.0f + 3.0f * (float)hx_rng_uniform(&r));
-    for (int i = 0; i < c->K; i++) L->p.o_norm[i] = 1.0f + 0.2f * hx_rng_normal(&r);
-    L->x = tk_randn(&r, N * c->d, 1);
-    L->wy = tk_randn(&r, N * c->d, 1);
-}
-
-static void layer_free(layer_ctx *L)
-{
-    k_backend_free(L->kb);
-    free(L->params); free(L->x); free(L->wy);
-}
-
 static double layer_loss(void *ctx)
 {
-    layer_ctx *L = ctx;
+    tk_layer *L = ctx;
     size_t N = (size_t)L->B * L->T;
     float *acts = xmalloc(sizeof(float) * nn_kda_acts_floats(&L->c, L->B, L->T));
     float *y = xmalloc(sizeof(float) * N * L->c.d);
@@ -65,9 +33,9 @@ static void test_layer_backward_fd(void **state)
     hx_rng r;
     hx_rng_seed(&r, 3);
     for (size_t ci = 0; ci < sizeof cfgs / sizeof cfgs[0]; ci++) {
-        layer_ctx L;
+        tk_layer L;
         int T = ci == 0 ? 70 : 9; /* the first case crosses a chunk boundary */
-        layer_make(&L, &cfgs[ci], 2, T, 40 + ci);
+        tk_layer_make(&L, &cfgs[ci], 2, T, 40 + ci);
         size_t N = (size_t)L.B * L.T;
         float *acts = xmalloc(sizeof(float) * nn_kda_acts_floats(&L.c, L.B, L.T));
         float *scr = xmalloc(sizeof(float) * nn_kda_bwd_scratch_floats(&L.c, L.B, L.T));
@@ -87,7 +55,7 @@ static void test_layer_backward_fd(void **state)
             assert_true(tk_fd_check(nn_kda_param_names[i], L.p.t[i], g.t[i], nn_kda_param_numel(&L.c, i),
                                     layer_loss, &L, 6, h, &r) < tol);
         free(acts); free(scr); free(y); free(dx); free(grads);
-        layer_free(&L);
+        tk_layer_free(&L);
     }
 }
 
@@ -101,8 +69,8 @@ static void test_layer_decode_equals_prefill(void **state)
     };
     for (size_t ci = 0; ci < sizeof cfgs / sizeof cfgs[0]; ci++) {
         const int B = 2, T = 80, P = 67; /* prefix of 67 = one chunk + 3, then 13 decode steps */
-        layer_ctx L;
-        layer_make(&L, &cfgs[ci], B, T, 90 + ci);
+        tk_layer L;
+        tk_layer_make(&L, &cfgs[ci], B, T, 90 + ci);
         const nn_kda_cfg *c = &L.c;
         size_t N = (size_t)B * T;
         float *acts = xmalloc(sizeof(float) * nn_kda_acts_floats(c, B, T));
@@ -132,7 +100,7 @@ static void test_layer_decode_equals_prefill(void **state)
         printf("config %zu: decode vs prefill max rel err %.2e\n", ci, worst);
         assert_true(worst < 1e-4);
         free(acts); free(yfull); free(stbuf); free(xp); free(yp); free(xt); free(yt);
-        layer_free(&L);
+        tk_layer_free(&L);
     }
 }
 
@@ -166,16 +134,7 @@ static void test_acts_aligned(void **state)
 static void test_kda_layer_fixture(void **state)
 {
     (void)state;
-    nn_check c;
-    nn_check_init(&c, stdout);
-    const char *top = getenv("TOP");
-    char *dir = xstrfmt("%s/tests/fixtures/kda_layer_small", top ? top : ".");
-    int rc = nn_conform_kda_layer(dir, &c);
-    if (rc < 0) printf("%s\n", hx_last_error());
-    assert_int_equal(rc, 0);
-    assert_int_equal(c.n_fail, 0);
-    assert_int_equal(c.n_ok, 2 + NN_KDA_NPARAMS);
-    free(dir);
+    tk_conform_fixture(nn_conform_kda_layer, "kda_layer_small", 2 + NN_KDA_NPARAMS);
 }
 
 int main(void)

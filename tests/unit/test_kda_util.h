@@ -1,4 +1,5 @@
-/* test_kda_util.h - shared helpers of the KDA unit tests: random tensors, comparisons, a CPU op table. */
+/* test_kda_util.h - shared helpers of the KDA unit tests: random tensors, comparisons, finite differences, tiny
+ * KDA layers, conformance fixtures, tiny hybrid and Qwen3 models. */
 #ifndef TEST_KDA_UTIL_H
 #define TEST_KDA_UTIL_H
 
@@ -10,6 +11,9 @@
 #include "base/base.h"
 #include "kernels/kernels.h"
 #include "kernels/cpu/kda.h"
+#include "nn/conform.h"
+#include "nn/kda_layer.h"
+#include "nn/model.h"
 
 static inline float *tk_randn(hx_rng *r, size_t n, float scale)
 {
@@ -75,6 +79,72 @@ static inline double tk_fd_check(const char *what, float *x, const float *grad, 
     }
     printf("  fd %-16s max err %.2e (|grad| max %.3e)\n", what, worst, gmax);
     return worst;
+}
+
+/* A KDA layer on the CPU: random weights (seeded; the decay in a useful range, the output norm's weight near 1), an
+ * input x [B, T, d] and the output's weights wy of the loss y . wy; seg: a test's segment ids [B, T], or NULL. */
+typedef struct tk_layer {
+    k_backend *kb;
+    nn_kda_cfg c;
+    int B, T;
+    const int32_t *seg;
+    float *params, *x, *wy;
+    nn_kda_params p;
+} tk_layer;
+
+static inline void tk_layer_make(tk_layer *L, const nn_kda_cfg *c, int B, int T, uint64_t seed)
+{
+    hx_rng r;
+    hx_rng_seed(&r, seed);
+    *L = (tk_layer){.kb = k_cpu_new(2), .c = *c, .B = B, .T = T};
+    L->params = tk_randn(&r, nn_kda_params_floats(c), 0.3f);
+    nn_kda_params_bind(&L->p, L->params, c);
+    for (int h = 0; h < c->Hq; h++) L->p.A_log[h] = logf(1.0f + 3.0f * (float)hx_rng_uniform(&r));
+    for (int i = 0; i < c->K; i++) L->p.o_norm[i] = 1.0f + 0.2f * hx_rng_normal(&r);
+    L->x = tk_randn(&r, (size_t)B * T * c->d, 1);
+    L->wy = tk_randn(&r, (size_t)B * T * c->d, 1);
+}
+
+static inline void tk_layer_free(tk_layer *L)
+{
+    k_backend_free(L->kb);
+    free(L->params); free(L->x); free(L->wy);
+}
+
+/* FN (nn_conform_kda_core or _layer) on tests/fixtures/FIXTURE: it passes, with WANT_OK compared quantities. */
+static inline void tk_conform_fixture(int (*fn)(const char *, nn_check *), const char *fixture, int want_ok)
+{
+    nn_check c;
+    nn_check_init(&c, stdout);
+    const char *top = getenv("TOP");
+    char *dir = xstrfmt("%s/tests/fixtures/%s", top ? top : ".", fixture);
+    int rc = fn(dir, &c);
+    if (rc < 0) printf("%s\n", hx_last_error());
+    assert_int_equal(rc, 0);
+    assert_int_equal(c.n_fail, 0);
+    assert_int_equal(c.n_ok, want_ok);
+    free(dir);
+}
+
+/* A tiny model with weights N(0, 0.2) (decisive logits), seeded: L layers cycling kda, attention, gdn (hybrid, silu
+ * convs of 4, gate rank 8) or L attention layers (Qwen3); V tokens, width 32, 4 heads (2 kv) of 8, ffn 48. */
+static inline nn_model *tk_tiny_model(k_backend *be, int hybrid, int V, int L, uint64_t seed)
+{
+    static const nn_mixer cycle[3] = {NN_MIX_KDA, NN_MIX_ATTN, NN_MIX_GDN};
+    nn_config cfg;
+    nn_config_qwen3(&cfg, V, 32, L, 4, 2, 8, 48);
+    cfg.init_range = 0.2f;
+    if (hybrid) {
+        snprintf(cfg.model_type, sizeof cfg.model_type, "hx_hybrid");
+        for (int l = 0; l < L; l++) cfg.mixer[l] = cycle[l % 3];
+        cfg.conv_size = 4;
+        cfg.gate_rank = 8;
+        snprintf(cfg.conv_act, sizeof cfg.conv_act, "silu");
+    }
+    nn_model *m;
+    if (nn_model_new(&m, &cfg, be) < 0) fail_msg("%s", hx_last_error());
+    nn_model_init_random(m, seed);
+    return m;
 }
 
 #endif

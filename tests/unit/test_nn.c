@@ -17,9 +17,9 @@
 #include "nn/engine.h"
 #include "nn/generate.h"
 #include "nn/model.h"
+#include "test_util.h"
 
 static k_backend *be;
-static char tmpdir[256];
 
 static nn_model *tiny(int tied, int Hkv, uint64_t seed)
 {
@@ -279,7 +279,7 @@ static void test_checkpoint_roundtrip(void **state)
 {
     (void)state;
     nn_model *m = tiny(0, 2, 4);
-    char *d1 = hx_path_join(tmpdir, "ck_f32"), *d2 = hx_path_join(tmpdir, "ck_sharded"), *d3 = hx_path_join(tmpdir, "ck_bf16");
+    char *d1 = tu_path("ck_f32"), *d2 = tu_path("ck_sharded"), *d3 = tu_path("ck_bf16");
     assert_int_equal(nn_model_save(m, d1, ST_F32, 0), 0);
     assert_int_equal(nn_model_save(m, d2, ST_F32, 20000), 0); /* several shards + index */
     assert_int_equal(nn_model_save(m, d3, ST_BF16, 0), 0);
@@ -337,7 +337,7 @@ static void test_qwen3_06b_names(void **state)
     size_t total = 0;
     for (int i = 0; i < n; i++) total += tab[i].numel;
     assert_int_equal(total, 596049920); /* Qwen3-0.6B: 0.6B parameters, tied */
-    char *dir = hx_path_join(tmpdir, "qwen3-0.6b");
+    char *dir = tu_path("qwen3-0.6b");
     hx_mkdir_p(dir);
     char *cp = hx_path_join(dir, "config.json");
     assert_int_equal(nn_config_save(&c, cp, "bfloat16"), 0);
@@ -387,16 +387,13 @@ static void test_qwen3_06b_names(void **state)
 int main(void)
 {
     be = k_cpu_new(2);
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/hx-test-nn-%d", (int)getpid());
-    hx_mkdir_p(tmpdir);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config),   cmocka_unit_test(test_gradients),
         cmocka_unit_test(test_freeze),   cmocka_unit_test(test_packing),
         cmocka_unit_test(test_decode_equals_prefill), cmocka_unit_test(test_score),
         cmocka_unit_test(test_checkpoint_roundtrip),  cmocka_unit_test(test_qwen3_06b_names),
     };
-    int r = cmocka_run_group_tests(tests, NULL, NULL);
-    hx_rm_rf(tmpdir);
+    int r = cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
     k_backend_free(be);
     return r;
 }

@@ -11,43 +11,22 @@
 
 #include "base/base.h"
 #include "interp/recipe.h"
-
-static char tmpdir[256];
-
-static void put(const char *name, const char *text)
-{
-    char *p = hx_path_join(tmpdir, name);
-    char *d = xstrdup(p);
-    *strrchr(d, '/') = 0;
-    assert_int_equal(hx_mkdir_p(d), 0);
-    assert_int_equal(hx_write_file(p, text, strlen(text)), 0);
-    free(d);
-    free(p);
-}
+#include "test_util.h"
 
 static int load(hx_recipe *r, const char *name, const char *const *sets, int n)
 {
-    char *p = hx_path_join(tmpdir, name);
+    char *p = tu_path(name);
     int rc = hx_recipe_load(r, p, sets, n);
     free(p);
     return rc;
 }
 
-/* The last error must start with "<tmpdir>/<file>:<line>:<col>: " and contain WHAT. */
-static void assert_error_at(const char *file, int line, int col, const char *what)
-{
-    char *want = xstrfmt("%s/%s:%d:%d: ", tmpdir, file, line, col);
-    const char *e = hx_last_error();
-    if (strncmp(e, want, strlen(want)) || !strstr(e, what)) fail_msg("error was: %s\nwanted:    %s...%s", e, want, what);
-    free(want);
-}
-
 static void assert_load_error(const char *text, int line, int col, const char *what)
 {
     hx_recipe r;
-    put("bad.yaml", text);
+    tu_puts("bad.yaml", text);
     assert_int_equal(load(&r, "bad.yaml", NULL, 0), -1);
-    assert_error_at("bad.yaml", line, col, what);
+    tu_assert_error_at("bad.yaml", line, col, what);
 }
 
 static const char *basic =
@@ -68,7 +47,7 @@ static void test_basic(void **state)
 {
     (void)state;
     hx_recipe r;
-    put("basic.yaml", basic);
+    tu_puts("basic.yaml", basic);
     assert_int_equal(load(&r, "basic.yaml", NULL, 0), 0);
     assert_string_equal(r.name, "basic");
     assert_true(json_is_integer(hx_recipe_get(&r, "params.n")));
@@ -90,7 +69,7 @@ static void test_interpolation(void **state)
 {
     (void)state;
     hx_recipe r;
-    put("basic.yaml", basic);
+    tu_puts("basic.yaml", basic);
     assert_int_equal(load(&r, "basic.yaml", NULL, 0), 0);
     json_t *arm = json_pack("{s:s}", "m", "b"), *used = json_object();
     json_t *w1 = hx_recipe_resolve(&r, hx_recipe_get(&r, "stages.s1.with"), "stages.s1.with", arm, used);
@@ -112,7 +91,7 @@ static void test_interpolation(void **state)
     json_decref(w2);
     /* An axis outside of an arm. */
     assert_null(hx_recipe_resolve(&r, hx_recipe_get(&r, "stages.s2.with"), "stages.s2.with", NULL, NULL));
-    assert_error_at("basic.yaml", 12, 29, "only inside a stage");
+    tu_assert_error_at("basic.yaml", 12, 29, "only inside a stage");
     json_decref(arm);
     json_decref(used);
     hx_recipe_release(&r);
@@ -130,7 +109,7 @@ static void test_interp_errors(void **state)
 {
     (void)state;
     hx_recipe r;
-    put("cyc.yaml", "hx: 1\n"
+    tu_puts("cyc.yaml", "hx: 1\n"
                     "params:\n"
                     "  a: \"${params.b}\"\n"
                     "  b: \"x${params.c}\"\n"
@@ -144,17 +123,17 @@ static void test_interp_errors(void **state)
                     "stages: {s: {kind: k}}\n");
     assert_int_equal(load(&r, "cyc.yaml", NULL, 0), 0);
     assert_null(hx_recipe_resolve(&r, hx_recipe_get(&r, "params.a"), "params.a", NULL, NULL));
-    assert_error_at("cyc.yaml", 3, 3, "interpolation cycle: params.a -> params.b -> params.c -> params.a");
+    tu_assert_error_at("cyc.yaml", 3, 3, "interpolation cycle: params.a -> params.b -> params.c -> params.a");
     assert_null(hx_recipe_resolve(&r, hx_recipe_get(&r, "params.d"), "params.d", NULL, NULL));
-    assert_error_at("cyc.yaml", 6, 3, "no field 'nope' in 'params'");
+    tu_assert_error_at("cyc.yaml", 6, 3, "no field 'nope' in 'params'");
     assert_null(hx_recipe_resolve(&r, hx_recipe_get(&r, "params.e"), "params.e", NULL, NULL));
-    assert_error_at("cyc.yaml", 7, 3, "did you mean 'params'?");
+    tu_assert_error_at("cyc.yaml", 7, 3, "did you mean 'params'?");
     assert_null(hx_recipe_resolve(&r, hx_recipe_get(&r, "params.f"), "params.f", NULL, NULL));
-    assert_error_at("cyc.yaml", 8, 3, "did you mean 'scale'?");
+    tu_assert_error_at("cyc.yaml", 8, 3, "did you mean 'scale'?");
     assert_null(hx_recipe_resolve(&r, hx_recipe_get(&r, "params.g"), "params.g", NULL, NULL));
-    assert_error_at("cyc.yaml", 10, 3, "unterminated '${'");
+    tu_assert_error_at("cyc.yaml", 10, 3, "unterminated '${'");
     assert_null(hx_recipe_resolve(&r, hx_recipe_get(&r, "params.h"), "params.h", NULL, NULL));
-    assert_error_at("cyc.yaml", 11, 7, "interpolation cycle: params.h.x -> params.h.x");
+    tu_assert_error_at("cyc.yaml", 11, 7, "interpolation cycle: params.h.x -> params.h.x");
     hx_recipe_release(&r);
 }
 
@@ -162,9 +141,9 @@ static void test_include(void **state)
 {
     (void)state;
     hx_recipe r;
-    put("base/inner.yaml", "params: {seed: 1, deep: {a: 1, b: 2}}\naxes: {m: [x, y, z]}\n");
-    put("base/common.yaml", "include: inner.yaml\nparams: {seed: 2}\nstages: {s: {kind: k, with: {v: 1}}}\n");
-    put("top.yaml", "hx: 1\ninclude: [base/common.yaml]\nparams: {deep: {b: 3}}\naxes: {m: [w]}\n");
+    tu_puts("base/inner.yaml", "params: {seed: 1, deep: {a: 1, b: 2}}\naxes: {m: [x, y, z]}\n");
+    tu_puts("base/common.yaml", "include: inner.yaml\nparams: {seed: 2}\nstages: {s: {kind: k, with: {v: 1}}}\n");
+    tu_puts("top.yaml", "hx: 1\ninclude: [base/common.yaml]\nparams: {deep: {b: 3}}\naxes: {m: [w]}\n");
     assert_int_equal(load(&r, "top.yaml", NULL, 0), 0);
     /* Maps merge (later wins), lists replace; includes resolve relative to the including file. */
     assert_int_equal(json_integer_value(hx_recipe_get(&r, "params.seed")), 2);
@@ -183,23 +162,23 @@ static void test_include(void **state)
     free(want);
     hx_recipe_release(&r);
 
-    put("loop1.yaml", "hx: 1\ninclude: loop2.yaml\n");
-    put("loop2.yaml", "include: [loop1.yaml]\n");
+    tu_puts("loop1.yaml", "hx: 1\ninclude: loop2.yaml\n");
+    tu_puts("loop2.yaml", "include: [loop1.yaml]\n");
     assert_int_equal(load(&r, "loop1.yaml", NULL, 0), -1);
-    assert_error_at("loop2.yaml", 1, 11, "include cycle");
-    put("missing.yaml", "hx: 1\ninclude: [nothere.yaml]\nstages: {s: {kind: k}}\n");
+    tu_assert_error_at("loop2.yaml", 1, 11, "include cycle");
+    tu_puts("missing.yaml", "hx: 1\ninclude: [nothere.yaml]\nstages: {s: {kind: k}}\n");
     assert_int_equal(load(&r, "missing.yaml", NULL, 0), -1);
-    assert_error_at("missing.yaml", 2, 11, "nothere.yaml");
-    put("badinc.yaml", "hx: 1\ninclude: {a: 1}\n");
+    tu_assert_error_at("missing.yaml", 2, 11, "nothere.yaml");
+    tu_puts("badinc.yaml", "hx: 1\ninclude: {a: 1}\n");
     assert_int_equal(load(&r, "badinc.yaml", NULL, 0), -1);
-    assert_error_at("badinc.yaml", 2, 1, "include: expected a file name or a list");
+    tu_assert_error_at("badinc.yaml", 2, 1, "include: expected a file name or a list");
 }
 
 static void test_overrides(void **state)
 {
     (void)state;
     hx_recipe r;
-    put("basic.yaml", basic);
+    tu_puts("basic.yaml", basic);
     const char *sets[] = {"params.n=7", "axes.m=[c, d, e]", "~params.lr", "+stages.s1.with.extra={a: [1, 2]}",
                           "+params.new.deep=x"};
     assert_int_equal(load(&r, "basic.yaml", sets, 5), 0);
@@ -235,7 +214,7 @@ static void test_override_rule(void **state)
 {
     (void)state;
     hx_recipe r;
-    put("basic.yaml", basic);
+    tu_puts("basic.yaml", basic);
     const char *typo[] = {"params.sacle=small"};
     assert_int_equal(load(&r, "basic.yaml", typo, 1), -1);
     assert_string_equal(hx_last_error(), "<-S params.sacle=small>:1:8: no field 'params.sacle' to override "
@@ -311,7 +290,7 @@ static void test_scalars(void **state)
 {
     (void)state;
     hx_recipe r;
-    put("s.yaml", "hx: 1\nparams: {i: -12, h: 0x1f, f: 1.5e3, g: .5, t: true, n: null, e: ~, s: '12', q: \"1e-3\",\n"
+    tu_puts("s.yaml", "hx: 1\nparams: {i: -12, h: 0x1f, f: 1.5e3, g: .5, t: true, n: null, e: ~, s: '12', q: \"1e-3\",\n"
                   "  w: word, v: 1.2.3, neg: -0.0}\nstages: {s: {kind: k}}\n");
     assert_int_equal(load(&r, "s.yaml", NULL, 0), 0);
     assert_int_equal(json_integer_value(hx_recipe_get(&r, "params.i")), -12);
@@ -342,19 +321,6 @@ static void test_mem_and_suggest(void **state)
     assert_null(hx_suggest("zzz", c, 3));
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/hx-test-recipe-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return hx_rm_rf(tmpdir);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -362,5 +328,5 @@ int main(void)
         cmocka_unit_test(test_include),  cmocka_unit_test(test_overrides),     cmocka_unit_test(test_override_rule), cmocka_unit_test(test_errors),
         cmocka_unit_test(test_scalars),  cmocka_unit_test(test_mem_and_suggest),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

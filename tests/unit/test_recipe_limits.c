@@ -12,37 +12,14 @@
 
 #include "base/base.h"
 #include "interp/recipe.h"
-
-static char tmpdir[256];
-
-static void put(const char *name, const char *text, size_t len)
-{
-    char *p = hx_path_join(tmpdir, name);
-    char *d = xstrdup(p);
-    *strrchr(d, '/') = 0;
-    assert_int_equal(hx_mkdir_p(d), 0);
-    assert_int_equal(hx_write_file(p, text, len), 0);
-    free(d);
-    free(p);
-}
-
-static void puts_file(const char *name, const char *text) { put(name, text, strlen(text)); }
+#include "test_util.h"
 
 static int load(hx_recipe *r, const char *name)
 {
-    char *p = hx_path_join(tmpdir, name);
+    char *p = tu_path(name);
     int rc = hx_recipe_load(r, p, NULL, 0);
     free(p);
     return rc;
-}
-
-/* The last error starts with "<tmpdir>/<file>:<line>:<col>: " and contains WHAT. */
-static void assert_error_at(const char *file, int line, int col, const char *what)
-{
-    char *want = xstrfmt("%s/%s:%d:%d: ", tmpdir, file, line, col);
-    const char *e = hx_last_error();
-    if (strncmp(e, want, strlen(want)) || !strstr(e, what)) fail_msg("error was: %s\nwanted:    %s...%s", e, want, what);
-    free(want);
 }
 
 /* "hx: 1\nx: " + N '[' + N ']': a flow sequence N deep. */
@@ -69,14 +46,14 @@ static void test_deep_flow(void **state)
     for (int i = 0; i < 2; i++) {
         size_t len;
         char *t = deep_flow(sizes[i], &len);
-        put("deep.yaml", t, len);
+        tu_write("deep.yaml", t, len);
         free(t);
         hx_recipe r;
         double t0 = hx_now();
         assert_int_equal(load(&r, "deep.yaml"), -1);
         double dt = hx_now() - t0;
         /* "x: " then '[' number k at column 3 + k, depth k: the first one deeper than 128 is at column 132 */
-        assert_error_at("deep.yaml", 2, 132, "nested too deeply");
+        tu_assert_error_at("deep.yaml", 2, 132, "nested too deeply");
         if (dt > 2.0) fail_msg("%zu-deep flow sequence took %.1f s to refuse", sizes[i], dt);
     }
     /* 128 levels are fine (params is level 1, its x level 2, the innermost list level 128); 129 are not */
@@ -87,10 +64,10 @@ static void test_deep_flow(void **state)
         memset(close, ']', (size_t)n);
         open[n] = close[n] = 0;
         char *full = xstrfmt("hx: 1\nstages: {s: {kind: k}}\nparams: {x: %s%s}\n", open, close);
-        puts_file("limit.yaml", full);
+        tu_puts("limit.yaml", full);
         assert_int_equal(load(&r, "limit.yaml"), n == 127 ? 0 : -1);
         if (n == 127) hx_recipe_release(&r);
-        else assert_error_at("limit.yaml", 3, 140, "nested too deeply");
+        else tu_assert_error_at("limit.yaml", 3, 140, "nested too deeply");
         free(full);
         free(open);
         free(close);
@@ -105,27 +82,27 @@ static void test_deep_flow(void **state)
     hx_sb_puts(&b, "*a");
     for (int k = 0; k < 40; k++) hx_sb_putc(&b, ']');
     hx_sb_puts(&b, "\nstages: {s: {kind: k}}\n");
-    put("alias_deep.yaml", b.s, b.len);
+    tu_write("alias_deep.yaml", b.s, b.len);
     hx_sb_free(&b);
     assert_int_equal(load(&r, "alias_deep.yaml"), -1);
-    assert_error_at("alias_deep.yaml", 3, 44, "nested too deeply");
+    tu_assert_error_at("alias_deep.yaml", 3, 44, "nested too deeply");
 }
 
 /* A file included 10 times by each of 5 levels loaded 10^5 files; the budget stops it at 256 loads. */
 static void test_include_budget(void **state)
 {
     (void)state;
-    puts_file("inc/l5.yaml", "params: {x: 1}\n");
+    tu_puts("inc/l5.yaml", "params: {x: 1}\n");
     for (int lvl = 4; lvl >= 1; lvl--) {
         char *name = xstrfmt("inc/l%d.yaml", lvl);
         char *text = xstrfmt("include: [l%d.yaml, l%d.yaml, l%d.yaml, l%d.yaml, l%d.yaml, l%d.yaml, l%d.yaml, "
                              "l%d.yaml, l%d.yaml, l%d.yaml]\n",
                              lvl + 1, lvl + 1, lvl + 1, lvl + 1, lvl + 1, lvl + 1, lvl + 1, lvl + 1, lvl + 1, lvl + 1);
-        puts_file(name, text);
+        tu_puts(name, text);
         free(name);
         free(text);
     }
-    puts_file("inc/top.yaml", "hx: 1\ninclude: [l1.yaml, l1.yaml, l1.yaml, l1.yaml, l1.yaml, l1.yaml, l1.yaml, "
+    tu_puts("inc/top.yaml", "hx: 1\ninclude: [l1.yaml, l1.yaml, l1.yaml, l1.yaml, l1.yaml, l1.yaml, l1.yaml, "
                               "l1.yaml, l1.yaml, l1.yaml]\nstages: {s: {kind: k}}\n");
     hx_recipe r;
     double t0 = hx_now();
@@ -134,7 +111,7 @@ static void test_include_budget(void **state)
     if (!strstr(hx_last_error(), "more than 256 recipe files loaded in all"))
         fail_msg("error was: %s", hx_last_error());
     /* within the budget (1 + 10 + 100 = 111 loads), repeated includes still merge as before */
-    puts_file("inc/top3.yaml", "hx: 1\ninclude: [l4.yaml, l4.yaml, l4.yaml, l4.yaml, l4.yaml, l4.yaml, l4.yaml, "
+    tu_puts("inc/top3.yaml", "hx: 1\ninclude: [l4.yaml, l4.yaml, l4.yaml, l4.yaml, l4.yaml, l4.yaml, l4.yaml, "
                                "l4.yaml, l4.yaml, l4.yaml]\nstages: {s: {kind: k}}\n");
     assert_int_equal(load(&r, "inc/top3.yaml"), 0);
     assert_int_equal(json_integer_value(hx_recipe_get(&r, "params.x")), 1);
@@ -147,19 +124,19 @@ static void test_one_document(void **state)
 {
     (void)state;
     hx_recipe r;
-    puts_file("two.yaml", "hx: 1\nstages: {s: {kind: k}}\n---\nstages: {t: {kind: k}}\n");
+    tu_puts("two.yaml", "hx: 1\nstages: {s: {kind: k}}\n---\nstages: {t: {kind: k}}\n");
     assert_int_equal(load(&r, "two.yaml"), -1);
-    assert_error_at("two.yaml", 3, 1, "a second YAML document");
-    puts_file("two_end.yaml", "hx: 1\nstages: {s: {kind: k}}\n...\n--- {a: 1}\n");
+    tu_assert_error_at("two.yaml", 3, 1, "a second YAML document");
+    tu_puts("two_end.yaml", "hx: 1\nstages: {s: {kind: k}}\n...\n--- {a: 1}\n");
     assert_int_equal(load(&r, "two_end.yaml"), -1);
-    assert_error_at("two_end.yaml", 4, 1, "a second YAML document");
+    tu_assert_error_at("two_end.yaml", 4, 1, "a second YAML document");
     /* one explicit document, with its markers, is fine; an empty file is an empty recipe */
-    puts_file("one.yaml", "%YAML 1.1\n---\nhx: 1\nstages: {s: {kind: k}}\n...\n");
+    tu_puts("one.yaml", "%YAML 1.1\n---\nhx: 1\nstages: {s: {kind: k}}\n...\n");
     assert_int_equal(load(&r, "one.yaml"), 0);
     hx_recipe_release(&r);
-    puts_file("empty.yaml", "# nothing\n");
+    tu_puts("empty.yaml", "# nothing\n");
     assert_int_equal(load(&r, "empty.yaml"), -1);
-    assert_error_at("empty.yaml", 1, 1, "empty recipe");
+    tu_assert_error_at("empty.yaml", 1, 1, "empty recipe");
 }
 
 /* Anchors and aliases: an alias is an independent copy, positioned where its anchor was written. */
@@ -167,7 +144,7 @@ static void test_anchors(void **state)
 {
     (void)state;
     hx_recipe r;
-    puts_file("anchor.yaml", "hx: 1\n"
+    tu_puts("anchor.yaml", "hx: 1\n"
                              "params:\n"
                              "  base: &b {lr: 0.1, sizes: [1, 2]}\n"
                              "  other: *b\n"
@@ -175,7 +152,7 @@ static void test_anchors(void **state)
                              "  copy: *k\n"
                              "stages: {s: {kind: k}}\n");
     const char *sets[] = {"params.other.lr=0.5"};
-    char *p = hx_path_join(tmpdir, "anchor.yaml");
+    char *p = tu_path("anchor.yaml");
     assert_int_equal(hx_recipe_load(&r, p, sets, 1), 0);
     free(p);
     assert_true(json_is_real(hx_recipe_get(&r, "params.base.lr")));
@@ -191,16 +168,16 @@ static void test_anchors(void **state)
     assert_string_equal(hx_recipe_where(&r, "params.other"), want);
     free(want);
     hx_recipe_release(&r);
-    puts_file("dup_alias_key.yaml", "hx: 1\nparams: {&k key: v, *k : w}\nstages: {s: {kind: k}}\n");
+    tu_puts("dup_alias_key.yaml", "hx: 1\nparams: {&k key: v, *k : w}\nstages: {s: {kind: k}}\n");
     assert_int_equal(load(&r, "dup_alias_key.yaml"), -1);
-    assert_error_at("dup_alias_key.yaml", 2, 21, "duplicate key 'key'");
-    puts_file("undefined.yaml", "hx: 1\nparams: {a: *nope}\nstages: {s: {kind: k}}\n");
+    tu_assert_error_at("dup_alias_key.yaml", 2, 21, "duplicate key 'key'");
+    tu_puts("undefined.yaml", "hx: 1\nparams: {a: *nope}\nstages: {s: {kind: k}}\n");
     assert_int_equal(load(&r, "undefined.yaml"), -1);
     /* libyaml's own check (the parser reports aliases to anchors it never saw) or ours */
     if (!strstr(hx_last_error(), "undefined.yaml:2:")) fail_msg("error was: %s", hx_last_error());
-    puts_file("self.yaml", "hx: 1\nparams: &a {b: *a}\nstages: {s: {kind: k}}\n");
+    tu_puts("self.yaml", "hx: 1\nparams: &a {b: *a}\nstages: {s: {kind: k}}\n");
     assert_int_equal(load(&r, "self.yaml"), -1);
-    assert_error_at("self.yaml", 2, 16, "unknown alias");
+    tu_assert_error_at("self.yaml", 2, 16, "unknown alias");
 }
 
 /* A file outside the recipe's folder may be included, but no error quotes its text. */
@@ -208,11 +185,11 @@ static void test_outside_tree(void **state)
 {
     (void)state;
     hx_recipe r;
-    puts_file("secret.yaml", "root: hunter2\n");
-    puts_file("dup.yaml", "stages: {s: {kind: k}}\nhunter2: 1\nhunter2: 2\n");
-    puts_file("big.yaml", "params: {n: 99999999999999999999999}\n");
-    puts_file("incl.yaml", "include: hunter2.yaml\n");
-    puts_file("fine.yaml", "params: {shared: 1}\n");
+    tu_puts("secret.yaml", "root: hunter2\n");
+    tu_puts("dup.yaml", "stages: {s: {kind: k}}\nhunter2: 1\nhunter2: 2\n");
+    tu_puts("big.yaml", "params: {n: 99999999999999999999999}\n");
+    tu_puts("incl.yaml", "include: hunter2.yaml\n");
+    tu_puts("fine.yaml", "params: {shared: 1}\n");
     const char *cases[][4] = {
         /* included file, line, col, what the error says */
         {"secret.yaml", "1", "1", "unknown top-level key (not shown"},
@@ -222,37 +199,24 @@ static void test_outside_tree(void **state)
     };
     for (int i = 0; i < 4; i++) {
         char *top = xstrfmt("hx: 1\ninclude: ../%s\nstages: {s: {kind: k}}\n", cases[i][0]);
-        puts_file("tree/r.yaml", top);
+        tu_puts("tree/r.yaml", top);
         free(top);
         assert_int_equal(load(&r, "tree/r.yaml"), -1);
         char *where = xstrfmt("tree/../%s", cases[i][0]);
-        assert_error_at(where, atoi(cases[i][1]), atoi(cases[i][2]), cases[i][3]);
+        tu_assert_error_at(where, atoi(cases[i][1]), atoi(cases[i][2]), cases[i][3]);
         free(where);
         if (strstr(hx_last_error(), "hunter2") || strstr(hx_last_error(), "9999")) fail_msg("quoted: %s", hx_last_error());
     }
     /* a file outside the folder that is fine loads as before */
-    puts_file("tree/r.yaml", "hx: 1\ninclude: ../fine.yaml\nstages: {s: {kind: k}}\n");
+    tu_puts("tree/r.yaml", "hx: 1\ninclude: ../fine.yaml\nstages: {s: {kind: k}}\n");
     assert_int_equal(load(&r, "tree/r.yaml"), 0);
     assert_int_equal(json_integer_value(hx_recipe_get(&r, "params.shared")), 1);
     hx_recipe_release(&r);
     /* inside the folder, errors still quote (did-you-mean needs the key) */
-    puts_file("tree/in.yaml", "root: hunter2\n");
-    puts_file("tree/r.yaml", "hx: 1\ninclude: in.yaml\nstages: {s: {kind: k}}\n");
+    tu_puts("tree/in.yaml", "root: hunter2\n");
+    tu_puts("tree/r.yaml", "hx: 1\ninclude: in.yaml\nstages: {s: {kind: k}}\n");
     assert_int_equal(load(&r, "tree/r.yaml"), -1);
     if (!strstr(hx_last_error(), "unknown top-level key 'root'")) fail_msg("error was: %s", hx_last_error());
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/hx-test-recipe-limits-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return hx_rm_rf(tmpdir);
 }
 
 int main(void)
@@ -261,5 +225,5 @@ int main(void)
         cmocka_unit_test(test_deep_flow),   cmocka_unit_test(test_include_budget), cmocka_unit_test(test_one_document),
         cmocka_unit_test(test_anchors),     cmocka_unit_test(test_outside_tree),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

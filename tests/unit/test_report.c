@@ -15,17 +15,7 @@
 #include "evalsuite/metrics.h"
 #include "evalsuite/stats.h"
 #include "reports/report.h"
-
-/* Artifacts in memory: {key: {"items.jsonl": [...], "metrics.json": {...}}} */
-static json_t *mem_load(void *ud, const char *key, const char *file)
-{
-    json_t *v = json_object_get(json_object_get(ud, key), file);
-    if (!v) {
-        error("no %s in entry %s", file, key);
-        return NULL;
-    }
-    return json_incref(v);
-}
+#include "test_util.h"
 
 /* An eval artifact of 20 lettered items of task t (split eval, gold B): the first ll_k LL-correct (else LL picks A),
  * generation right on [gen_offset, gen_offset + gen_k), else "C", and no letter at all on items 18 and 19. */
@@ -100,7 +90,7 @@ static void test_report_tables(void **state)
     (void)state;
     json_t *store = json_object();
     json_t *run = make_run("20260101-000000-000aa", store, 16, 16, 12, 10);
-    rp_source src = {mem_load, store};
+    rp_source src = {tu_mem_load, store};
     json_t *rep = rp_report_build(run, &src);
     assert_non_null(rep);
     json_t *tab = table0(rep);
@@ -263,13 +253,13 @@ static void test_report_tables(void **state)
     json_decref(store);
 }
 
-/* mem_load that counts each entry's items.jsonl loads: {key: n} in the source's "loads". */
+/* tu_mem_load that counts each entry's items.jsonl loads: {key: n} in the source's "loads". */
 static json_t *counting_load(void *ud, const char *key, const char *file)
 {
     json_t *loads = json_object_get(ud, "loads");
     if (!strcmp(file, "items.jsonl"))
         json_object_set_new(loads, key, json_integer(json_integer_value(json_object_get(loads, key)) + 1));
-    return mem_load(json_object_get(ud, "store"), key, file);
+    return tu_mem_load(json_object_get(ud, "store"), key, file);
 }
 
 /* Two tables over the same split and task (the second over arm a only) share the report's work: each eval's items are
@@ -340,7 +330,7 @@ static void test_diff(void **state)
     (void)state;
     json_t *store = json_object();
     json_t *a = make_run("20260101-000000-000aa", store, 16, 16, 12, 10), *b = make_run("20260101-000001-000bb", store, 16, 16, 12, 4);
-    rp_source src = {mem_load, store};
+    rp_source src = {tu_mem_load, store};
     json_t *d = rp_diff(a, b, &src, 0);
     assert_non_null(d);
     /* one parameter differs: eval[m=b].with.max_new_tokens 10 -> 4 */
@@ -442,7 +432,7 @@ static void test_seeds(void **state)
     (void)state;
     json_t *store = json_object();
     json_t *run = make_seed_run(store, 2);
-    rp_source src = {mem_load, store};
+    rp_source src = {tu_mem_load, store};
     json_t *rep = rp_report_build(run, &src);
     assert_non_null(rep);
     json_t *tab = table0(rep);

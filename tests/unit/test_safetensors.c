@@ -12,10 +12,7 @@
 
 #include "base/base.h"
 #include "nn/safetensors.h"
-
-static char tmpdir[256];
-
-static char *tpath(const char *name) { return hx_path_join(tmpdir, name); }
+#include "test_util.h"
 
 static void write_raw(const char *path, const char *header, const void *data, size_t dlen)
 {
@@ -75,7 +72,7 @@ static void test_roundtrip(void **state)
     assert_int_equal(st_writer_add(&w, "scalar", ST_F32, 0, NULL, a), 0);
     assert_int_equal(st_writer_add(&w, "ids", ST_I32, 1, s4, ids), -1); /* duplicate */
     st_writer_meta(&w, "format", "pt");
-    char *p = tpath("rt.safetensors");
+    char *p = tu_path("rt.safetensors");
     assert_int_equal(st_writer_write(&w, p), 0);
     st_writer_release(&w);
 
@@ -158,7 +155,7 @@ static void test_hostile(void **state)
         {"{\"__metadata__\":3}", 0, "metadata"},
     };
     unsigned char data[16] = {0};
-    char *p = tpath("bad.safetensors");
+    char *p = tu_path("bad.safetensors");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         write_raw(p, cases[i].header, data, cases[i].dlen);
         st_file f;
@@ -211,15 +208,12 @@ static void test_hostile(void **state)
 
 int main(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/hx-test-st-%d", (int)getpid());
-    hx_mkdir_p(tmpdir);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conversions),
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_fixture),
         cmocka_unit_test(test_hostile),
     };
-    int r = cmocka_run_group_tests(tests, NULL, NULL);
-    hx_rm_rf(tmpdir);
+    int r = cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
     return r;
 }

@@ -15,8 +15,8 @@
 #include "base/base.h"
 #include "interp/canon.h"
 #include "interp/store.h"
+#include "test_util.h"
 
-static char tmpdir[256];
 /* Keys that the fake stage's manifests hash to (kind t_unit, with {"id": 1 or 2}): set up once. */
 static char K1[65], K2[65];
 
@@ -57,7 +57,7 @@ static void test_commit(void **state)
 {
     (void)state;
     hx_store s;
-    char *root = hx_path_join(tmpdir, "s1");
+    char *root = tu_path("s1");
     assert_int_equal(hx_store_open(&s, root), 0);
     produce(&s, K1, "hello");
     assert_true(hx_store_has(&s, K1));
@@ -98,7 +98,7 @@ static void test_partial_kept_and_reserved_name(void **state)
 {
     (void)state;
     hx_store s;
-    char *root = hx_path_join(tmpdir, "s2");
+    char *root = tu_path("s2");
     assert_int_equal(hx_store_open(&s, root), 0);
     char *out, *ckpt;
     assert_int_equal(hx_store_begin(&s, K1, &out, &ckpt), 0);
@@ -130,7 +130,7 @@ static void test_corruption(void **state)
 {
     (void)state;
     hx_store s;
-    char *root = hx_path_join(tmpdir, "s3");
+    char *root = tu_path("s3");
     assert_int_equal(hx_store_open(&s, root), 0);
     produce(&s, K1, "hello");
     char *entry = hx_store_entry_dir(&s, K1), *a = hx_path_join(entry, "a.txt");
@@ -169,7 +169,7 @@ static void test_locks(void **state)
 {
     (void)state;
     hx_store s;
-    char *root = hx_path_join(tmpdir, "s4");
+    char *root = tu_path("s4");
     assert_int_equal(hx_store_open(&s, root), 0);
     hx_lock a, b;
     assert_int_equal(hx_store_lock(&s, K1, 0, NULL, &a), 0);
@@ -196,7 +196,7 @@ static void test_runs_and_gc(void **state)
 {
     (void)state;
     hx_store s;
-    char *root = hx_path_join(tmpdir, "s5");
+    char *root = tu_path("s5");
     assert_int_equal(hx_store_open(&s, root), 0);
     produce(&s, K1, "one");
     produce(&s, K2, "two");
@@ -263,7 +263,7 @@ static void test_open_errors(void **state)
 {
     (void)state;
     hx_store s;
-    char *file = hx_path_join(tmpdir, "plainfile");
+    char *file = tu_path("plainfile");
     write_in(tmpdir, "plainfile", "x");
     assert_int_equal(hx_store_open(&s, file), -1);
     assert_non_null(strstr(hx_last_error(), "plainfile"));
@@ -278,15 +278,7 @@ static int setup(void **state)
         json_decref(w);
         json_decref(in);
     }
-    (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/hx-test-store-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return hx_rm_rf(tmpdir);
+    return tu_tmpdir_setup(state);
 }
 
 int main(void)
@@ -296,5 +288,5 @@ int main(void)
         cmocka_unit_test(test_corruption), cmocka_unit_test(test_locks), cmocka_unit_test(test_runs_and_gc),
         cmocka_unit_test(test_open_errors),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, tu_tmpdir_teardown);
 }

@@ -15,24 +15,9 @@
 #include "nn/tokenizer.h"
 #include "stages/stage.h"
 #include "world/world.h"
+#include "test_util.h"
 
 extern const hx_stage_kind hx_kind_tokenizer;
-
-static char tmpdir[256];
-
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/hx-test-bpe-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    hx_rm_rf(tmpdir);
-    return 0;
-}
 
 static json_t *train_json(const char *text, size_t vocab, long long minf, nn_bpe_stats *st)
 {
@@ -155,7 +140,7 @@ static void test_brown_4k(void **state)
     (void)state;
     size_t len;
     char *text = brown_text(&len);
-    char *corpus = hx_path_join(tmpdir, "brown.txt"), *out = hx_path_join(tmpdir, "brown4k.json");
+    char *corpus = tu_path("brown.txt"), *out = tu_path("brown4k.json");
     assert_int_equal(hx_write_file(corpus, text, len), 0);
     nn_bpe_opts o = {.vocab_size = 4096, .min_frequency = 2};
     nn_bpe_stats st;
@@ -188,7 +173,7 @@ static void test_brown_4k(void **state)
     nn_tokenizer_free(t);
 
     /* deterministic: a second run writes the same bytes */
-    char *out2 = hx_path_join(tmpdir, "brown4k-2.json"), *a, *b;
+    char *out2 = tu_path("brown4k-2.json"), *a, *b;
     size_t la, lb;
     assert_int_equal(nn_bpe_train_file(corpus, &o, out2, NULL), 0);
     assert_int_equal(hx_read_file(out, &a, &la), 0);
@@ -215,14 +200,14 @@ static void test_stage(void **state)
     (void)state;
     const hx_stage_kind *k = hx_stage_kind_find("tokenizer");
     assert_ptr_equal(k, &hx_kind_tokenizer);
-    char *data = hx_path_join(tmpdir, "data"), *cdir = hx_path_join(data, "corpus");
+    char *data = tu_path("data"), *cdir = hx_path_join(data, "corpus");
     char *corpus = hx_path_join(cdir, "pretrain.txt");
     assert_int_equal(hx_mkdir_p(cdir), 0);
     const char *doc = "The capital of France is Paris. The capital of Spain is Madrid.\n<|endoftext|>\n"
                       "Paris is a city. Madrid is a city. The cat sat on the mat.\n<|endoftext|>\n";
     assert_int_equal(hx_write_file(corpus, doc, strlen(doc)), 0);
 
-    char *out = hx_path_join(tmpdir, "out-train");
+    char *out = tu_path("out-train");
     assert_int_equal(hx_mkdir_p(out), 0);
     json_t *with = json_pack("{s:s, s:i, s:i, s:s}", "source", "train", "vocab_size", 300, "min_frequency", 2,
                              "path", "qwen3");
@@ -244,7 +229,7 @@ static void test_stage(void **state)
     assert_true(json_is_real(json_object_get(metrics, "train_seconds")));
     assert_true(json_is_real(json_object_get(metrics, "encode_mb_per_s")));
     json_decref(stats);
-    char *again = hx_path_join(tmpdir, "out-train2"), *sj2 = hx_path_join(again, "stats.json");
+    char *again = tu_path("out-train2"), *sj2 = hx_path_join(again, "stats.json");
     assert_int_equal(hx_mkdir_p(again), 0);
     if (run_stage("tok", with, data, again, metrics)) fail_msg("%s", hx_last_error());
     char *b1, *b2;
@@ -259,7 +244,7 @@ static void test_stage(void **state)
     json_decref(with);
 
     /* load the pinned Qwen3 tokenizer, measured on the same corpus */
-    char *out2 = hx_path_join(tmpdir, "out-load");
+    char *out2 = tu_path("out-load");
     assert_int_equal(hx_mkdir_p(out2), 0);
     with = json_pack("{s:s, s:i, s:i, s:s}", "source", "load", "vocab_size", 4096, "min_frequency", 2, "path",
                      "qwen3");
@@ -301,5 +286,5 @@ int main(void)
         cmocka_unit_test(test_overlaps),        cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_brown_4k),        cmocka_unit_test(test_stage),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

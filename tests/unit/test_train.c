@@ -13,27 +13,10 @@
 
 #include "base/base.h"
 #include "nn/train.h"
+#include "test_util.h"
+#include "test_nn_util.h"
 
 static k_backend *be;
-static char tmpdir[256];
-
-/* A stream of short "documents" of a repeating pattern, each ended by eos = 0. */
-static void make_data(nn_data *d, size_t n)
-{
-    memset(d, 0, sizeof *d);
-    d->tok = xmalloc(n * sizeof(int32_t));
-    d->n = n;
-    d->eos = 0;
-    hx_rng r;
-    hx_rng_seed(&r, 3);
-    size_t i = 0;
-    while (i < n) {
-        int len = 3 + (int)hx_rng_below(&r, 9), start = 1 + (int)hx_rng_below(&r, 20);
-        for (int k = 0; k < len && i < n; k++) d->tok[i++] = 1 + (start + 3 * k) % 30;
-        if (i < n) d->tok[i++] = 0;
-        d->n_docs++;
-    }
-}
 
 static void test_loader(void **state)
 {
@@ -103,7 +86,7 @@ static void test_train_and_resume(void **state)
 {
     (void)state;
     nn_data d;
-    make_data(&d, 3000);
+    tn_pattern_data(&d, 3000, 3, 9, 30);
     nn_sched s = {.kind = NN_SCHED_COSINE, .lr = 1e-2, .min_lr = 1e-3, .warmup = 2, .total = 8};
     nn_model *a = small_model();
     nn_trainer ta;
@@ -120,7 +103,7 @@ static void test_train_and_resume(void **state)
     nn_trainer tb;
     assert_int_equal(nn_trainer_init(&tb, b, &d, 4, 32, &s, 2), 0);
     for (int i = 0; i < 4; i++) assert_int_equal(nn_train_step(&tb, NULL, NULL, NULL), 0);
-    char *dir = hx_path_join(tmpdir, "resume");
+    char *dir = tu_path("resume");
     assert_int_equal(nn_train_save(&tb, dir, NULL), 0);
     nn_trainer_release(&tb);
     nn_model_free(b);
@@ -142,7 +125,7 @@ static void test_train_and_resume(void **state)
     assert_int_equal(nn_train_save(&tc, dir, NULL), 0);
     assert_false(hx_file_exists(old));
     free(old);
-    char *empty = hx_path_join(tmpdir, "none");
+    char *empty = tu_path("none");
     assert_int_equal(nn_train_resume(&tc, empty, NULL), 0);
     free(empty);
     nn_trainer_release(&ta);
@@ -179,9 +162,9 @@ static void test_checkpoint_digests(void **state)
 {
     (void)state;
     nn_data d;
-    make_data(&d, 3000);
+    tn_pattern_data(&d, 3000, 3, 9, 30);
     nn_sched s = {.kind = NN_SCHED_CONSTANT, .lr = 1e-2, .warmup = 1, .total = 8};
-    char *dir = hx_path_join(tmpdir, "digests");
+    char *dir = tu_path("digests");
     nn_model *a = small_model(), *init = small_model();
     nn_trainer ta;
     assert_int_equal(nn_trainer_init(&ta, a, &d, 2, 16, &s, 1), 0);
@@ -280,16 +263,13 @@ static void test_checkpoint_digests(void **state)
 int main(void)
 {
     be = k_cpu_new(2);
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/hx-test-train-%d", (int)getpid());
-    hx_mkdir_p(tmpdir);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loader),
         cmocka_unit_test(test_schedules),
         cmocka_unit_test(test_train_and_resume),
         cmocka_unit_test(test_checkpoint_digests),
     };
-    int r = cmocka_run_group_tests(tests, NULL, NULL);
-    hx_rm_rf(tmpdir);
+    int r = cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
     k_backend_free(be);
     return r;
 }

@@ -14,36 +14,7 @@
 #include "base/base.h"
 #include "stages/stage.h"
 #include "world/world.h"
-
-static char tmpdir[] = "/tmp/hx-test-world-stage-XXXXXX";
-
-static int setup(void **state)
-{
-    (void)state;
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    hx_rm_rf(tmpdir);
-    return 0;
-}
-
-static void expect_error(int rc, const char *needle)
-{
-    assert_int_equal(rc, -1);
-    if (!strstr(hx_last_error(), needle)) fail_msg("error '%s' lacks '%s'", hx_last_error(), needle);
-}
-
-static char *slurp(const char *dir, const char *file)
-{
-    char *p = hx_path_join(dir, file), *d;
-    size_t n;
-    if (hx_read_file(p, &d, &n) < 0) fail_msg("%s", hx_last_error());
-    free(p);
-    return d;
-}
+#include "test_util.h"
 
 /* ---- JSONL loaders ---- */
 
@@ -74,12 +45,12 @@ static void test_jsonl_malformed(void **state)
 {
     (void)state;
     json_t *items = json_array();
-    expect_error(world_jsonl_load("tests/data/jsonl/bad_json.jsonl", "x", items), "bad_json.jsonl:3:");
-    expect_error(world_jsonl_load("tests/data/jsonl/bad_answer.jsonl", "x", items), "bad_answer.jsonl:2: answer");
-    expect_error(world_jsonl_load("tests/data/jsonl/bad_fields.jsonl", "x", items), "bad_fields.jsonl:1: no string 'question'");
-    expect_error(world_jsonl_load("tests/data/jsonl/bad_arc.jsonl", "x", items), "bad_arc.jsonl:1: answer");
-    expect_error(world_jsonl_load("tests/data/jsonl/missing.jsonl", "x", items), "missing.jsonl");
-    expect_error(world_jsonl_parse("empty.jsonl", "\n\n", 2, "x", items), "empty.jsonl: no items");
+    tu_expect_error(world_jsonl_load("tests/data/jsonl/bad_json.jsonl", "x", items), "bad_json.jsonl:3:");
+    tu_expect_error(world_jsonl_load("tests/data/jsonl/bad_answer.jsonl", "x", items), "bad_answer.jsonl:2: answer");
+    tu_expect_error(world_jsonl_load("tests/data/jsonl/bad_fields.jsonl", "x", items), "bad_fields.jsonl:1: no string 'question'");
+    tu_expect_error(world_jsonl_load("tests/data/jsonl/bad_arc.jsonl", "x", items), "bad_arc.jsonl:1: answer");
+    tu_expect_error(world_jsonl_load("tests/data/jsonl/missing.jsonl", "x", items), "missing.jsonl");
+    tu_expect_error(world_jsonl_parse("empty.jsonl", "\n\n", 2, "x", items), "empty.jsonl: no items");
     json_decref(items);
 }
 
@@ -101,18 +72,18 @@ static void test_stage_jsonl(void **state)
     json_t *with = defaults();
     json_object_set_new(with, "source", json_string("jsonl"));
     json_object_set_new(with, "jsonl", json_pack("[ss]", "tests/data/jsonl/arc.jsonl", "tests/data/jsonl/mmlu.jsonl"));
-    char *out = hx_path_join(tmpdir, "stage-jsonl");
+    char *out = tu_path("stage-jsonl");
     assert_int_equal(hx_mkdir_p(out), 0);
     json_t *metrics = json_object();
     hx_stage_ctx c = {.stage_name = "bench", .with = with, .out_dir = out, .metrics = metrics};
     assert_int_equal(hx_kind_data.run(&c), 0);
     assert_int_equal(json_integer_value(json_object_get(metrics, "bench_items")), 5);
-    char *arc = slurp(out, "bench/arc.jsonl");
+    char *arc = tu_slurp(out, "bench/arc.jsonl");
     assert_non_null(strstr(arc, "\"answer\":2"));
     free(arc);
     /* a malformed file fails the stage with the file and line */
     json_object_set_new(with, "jsonl", json_pack("[s]", "tests/data/jsonl/bad_json.jsonl"));
-    expect_error(hx_kind_data.run(&c), "bad_json.jsonl:3:");
+    tu_expect_error(hx_kind_data.run(&c), "bad_json.jsonl:3:");
     json_decref(with);
     json_decref(metrics);
     free(out);
@@ -124,13 +95,13 @@ static void test_stage_world_tiny(void **state)
     json_t *with = defaults();
     json_object_set_new(with, "n_facts", json_integer(40));
     json_object_set_new(with, "brown_files", json_integer(20));
-    char *out = hx_path_join(tmpdir, "stage-world");
+    char *out = tu_path("stage-world");
     assert_int_equal(hx_mkdir_p(out), 0);
     json_t *metrics = json_object();
     hx_stage_ctx c = {.stage_name = "world", .with = with, .out_dir = out, .metrics = metrics};
     assert_int_equal(hx_kind_data.run(&c), 0);
     assert_int_equal(json_integer_value(json_object_get(metrics, "facts")), 160);
-    char *st = slurp(out, "stats.json");
+    char *st = tu_slurp(out, "stats.json");
     json_t *stats = json_loads(st, 0, NULL);
     assert_non_null(stats);
     assert_int_equal(json_integer_value(json_object_get(json_object_get(stats, "corpus"), "brown_files")), 20);
@@ -139,8 +110,8 @@ static void test_stage_world_tiny(void **state)
     free(st);
     /* the alternative distillation texts: chat.txt holds every instruction pair as one document, and
      * generic.txt shares no paragraph with the pretraining corpus */
-    char *chat = slurp(out, "corpus/chat.txt"), *gen = slurp(out, "corpus/generic.txt");
-    char *pre = slurp(out, "corpus/pretrain.txt"), *ins = slurp(out, "instruct.jsonl");
+    char *chat = tu_slurp(out, "corpus/chat.txt"), *gen = tu_slurp(out, "corpus/generic.txt");
+    char *pre = tu_slurp(out, "corpus/pretrain.txt"), *ins = tu_slurp(out, "instruct.jsonl");
     int n_docs = 0, n_pairs = 0;
     for (char *q = chat; (q = strstr(q, "<|endoftext|>\n")); q++) n_docs++;
     for (char *q = ins; *q; q++) n_pairs += *q == '\n';
@@ -158,7 +129,7 @@ static void test_stage_world_tiny(void **state)
     free(chat); free(gen); free(pre); free(ins);
     /* bad fractions: a clear error */
     json_object_set_new(with, "frac_eval", json_real(0.9));
-    expect_error(hx_kind_data.run(&c), "split fractions");
+    tu_expect_error(hx_kind_data.run(&c), "split fractions");
     json_decref(with);
     json_decref(metrics);
     free(out);
@@ -173,12 +144,12 @@ static void test_stage_world_generic_all_brown(void **state)
     json_object_set_new(with, "n_facts", json_integer(20));
     json_object_set_new(with, "paraphrases", json_integer(2));
     json_object_set_new(with, "brown_files", json_integer(0));
-    char *out = hx_path_join(tmpdir, "stage-world-all");
+    char *out = tu_path("stage-world-all");
     assert_int_equal(hx_mkdir_p(out), 0);
     json_t *metrics = json_object();
     hx_stage_ctx c = {.stage_name = "world", .with = with, .out_dir = out, .metrics = metrics};
     assert_int_equal(hx_kind_data.run(&c), 0);
-    char *st = slurp(out, "stats.json");
+    char *st = tu_slurp(out, "stats.json");
     json_t *stats = json_loads(st, 0, NULL), *cs = json_object_get(stats, "corpus"), *gs = json_object_get(stats, "generic");
     assert_non_null(gs);
     int corpus_files = (int)json_integer_value(json_object_get(cs, "brown_files"));
@@ -187,7 +158,7 @@ static void test_stage_world_generic_all_brown(void **state)
     assert_true(json_integer_value(json_object_get(cs, "fact_paragraphs")) > 0);
     assert_int_equal(json_integer_value(json_object_get(gs, "unseen_files")), 0);
     assert_int_equal(json_integer_value(json_object_get(gs, "seen_files")), corpus_files);
-    char *gen = slurp(out, "corpus/generic.txt"), *pre = slurp(out, "corpus/pretrain.txt");
+    char *gen = tu_slurp(out, "corpus/generic.txt"), *pre = tu_slurp(out, "corpus/pretrain.txt");
     int paras = 0, docs = 0, checked = 0;
     for (char *line = strtok(gen, "\n"); line; line = strtok(NULL, "\n")) {
         if (!strcmp(line, "<|endoftext|>")) {
@@ -218,5 +189,5 @@ int main(void)
         cmocka_unit_test(test_stage_world_tiny),
         cmocka_unit_test(test_stage_world_generic_all_brown),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }
