@@ -35,8 +35,9 @@ void hx_strmap_reserve(hx_strmap *m, size_t n)
     if (cap != m->cap) rehash(m, cap);
 }
 
-/* The slot holding key (its index + 1 in the low half), or the empty slot where it would go. */
-static size_t probe(const hx_strmap *m, uint64_t h, const void *key, size_t len)
+/* The slot holding key (its index + 1 in the low half), or the empty slot where it would go. Inlined: the
+ * tokenizer's word cache calls hx_strmap_add once per pre-token. */
+static inline __attribute__((always_inline)) size_t probe(const hx_strmap *m, uint64_t h, const void *key, size_t len)
 {
     size_t mask = m->cap - 1, j = h & mask;
     for (uint64_t s; (s = m->slot[j]); j = (j + 1) & mask) {

@@ -241,6 +241,7 @@ int nn_tokenizer_encode(const nn_tokenizer *t, const char *text, size_t len, int
     }
     ids_buf out = {0};
     enc_state s = {.t = t, .out = &out};
+    hx_strmap_reserve(&s.cache, 2048); /* a size hint: text of a few KB has ~1000 distinct words */
     s.md = pcre2_match_data_create(4, NULL);
     int rc = 0;
     size_t pos = 0, ms, me;
