@@ -1,5 +1,4 @@
-/* base.c - allocation, errors, thread counts and the deterministic RNG (see base.h; logging in log.c, files in
- * files.c, SHA-256 in sha256.c). */
+/* base.c - allocation, errors, thread counts and the deterministic RNG (base.h; the rest of base.h: log.c, files.c, sha256.c). */
 #include "base.h"
 
 #include <math.h>
