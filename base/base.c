@@ -1,4 +1,4 @@
-/* base.c - allocation, errors, thread counts and the deterministic RNG (base.h; the rest of base.h: log.c, files.c, sha256.c). */
+/* base.c - allocation, errors, thread counts, the deterministic RNG (base.h; also log.c, files.c, sha256.c). */
 #include "base.h"
 
 #include <math.h>
