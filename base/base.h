@@ -127,7 +127,7 @@ double hx_now(void);
 /*
  * Input limits: every file hx reads whole is a regular file (not a device, FIFO or directory, after
  * symlinks) of at most its kind's cap; standard input is capped the same way. The table lives in
- * base.c (docs/architecture.md, "Input limits"); HX_MAX_<KIND>_MB overrides one cap, e.g.
+ * files.c (docs/architecture.md, "Input limits"); HX_MAX_<KIND>_MB overrides one cap, e.g.
  * HX_MAX_DATA_MB=65536.
  */
 typedef enum {

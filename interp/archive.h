@@ -51,8 +51,4 @@ typedef enum {
 } hx_member_kind;
 hx_member_kind hx_archive_member(const char *name, char key[65], char id[32], const char **rel);
 
-/* A relative path safe to create under a directory: non-empty components, none "." or "..", no
- * leading or doubled '/', no backslash or control characters, components <= 255 bytes. 1 or 0. */
-int hx_archive_safe_relpath(const char *p);
-
 #endif

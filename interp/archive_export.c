@@ -164,7 +164,7 @@ static int put_output(struct archive *a, const hx_store *s, const char *key, con
 {
     const char *rel = hx_json_str(o, "path"), *want = hx_json_str(o, "sha256");
     json_int_t size = json_integer_value(json_object_get(o, "size"));
-    if (!rel || !want || !hx_archive_safe_relpath(rel))
+    if (!rel || !want || !hx_store_rel_ok(rel))
         return error("store entry %.12s: manifest output '%s' has no sha256 or an unsafe path", key, rel ? rel : "?");
     char *dir = hx_store_entry_dir(s, key), *p = hx_path_join(dir, rel);
     char *name = xstrfmt("store/%.2s/%s/%s", key, key, rel);

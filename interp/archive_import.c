@@ -246,7 +246,7 @@ static int verify_staged(importer *im)
             json_t *o = json_array_get(outs, j);
             const char *rel = hx_json_str(o, "path"), *want = hx_json_str(o, "sha256");
             json_t *g = rel ? json_object_get(got, rel) : NULL;
-            if (!rel || !want || !hx_archive_safe_relpath(rel) || !strcmp(rel, "manifest.json"))
+            if (!rel || !want || !hx_store_rel_ok(rel) || !strcmp(rel, "manifest.json"))
                 rc = error("%s: entry %.12s (stage %s): manifest output %zu has no sha256 or an unsafe path", im->path,
                            key, stage, j);
             else if (!g)

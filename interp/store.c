@@ -26,6 +26,22 @@ int hx_store_is_key(const char *k)
     return strlen(k) == 64 && strspn(k, "0123456789abcdef") == 64;
 }
 
+int hx_store_rel_ok(const char *rel)
+{
+    size_t n = strlen(rel);
+    if (!n || n > HX_STORE_REL_MAX || rel[0] == '/') return 0;
+    for (const char *c = rel; *c;) {
+        size_t k = strcspn(c, "/");
+        if (k == 0 || k > 255) return 0;
+        if ((k == 1 && c[0] == '.') || (k == 2 && c[0] == '.' && c[1] == '.')) return 0;
+        for (size_t i = 0; i < k; i++)
+            if ((unsigned char)c[i] < 0x20 || c[i] == 0x7f || c[i] == '\\') return 0;
+        c += k;
+        if (*c == '/' && !*++c) return 0; /* trailing '/' */
+    }
+    return 1;
+}
+
 int hx_store_open(hx_store *s, const char *root)
 {
     memset(s, 0, sizeof *s);

@@ -26,6 +26,12 @@ void hx_store_release(hx_store *s);
 /* The store's names: a key is 64 lowercase hex digits, a run id YYYYmmdd-HHMMSS-mmmxx (hx_store_new_run_id). */
 int hx_store_is_key(const char *k);
 int hx_store_is_run_id(const char *id);
+/* The one rule for a path inside an entry (a manifest's output, an archive member's tail, a file a stage wrote):
+ * relative, at most HX_STORE_REL_MAX bytes, components of 1 to 255 bytes, none "." or "..", no leading, doubled
+ * or trailing '/', no backslash or control characters (so it is the same path on every machine and in a tar).
+ * 1 or 0. */
+#define HX_STORE_REL_MAX 4000
+int hx_store_rel_ok(const char *rel);
 char *hx_store_entry_dir(const hx_store *s, const char *key); /* xmalloc'd store/<k[0:2]>/<k> */
 char *hx_store_report_dir(const hx_store *s, const char *run_id); /* xmalloc'd reports/<run>: hx report's folder of a
                                                                   * run (derived from the store; gc removes it with the run) */

@@ -62,6 +62,9 @@ static int list_files(const char *dir, const char *rel, char ***list, size_t *n,
             else rc = list_files(dir, r, list, n, cap, depth + 1, do_sync);
             free(r);
             r = NULL;
+        } else if (S_ISREG(st.st_mode) && !hx_store_rel_ok(r)) {
+            rc = error("'%s': not a name an entry may hold (backslash, control characters, or a path over %d bytes)",
+                       p, HX_STORE_REL_MAX);
         } else if (S_ISREG(st.st_mode)) {
             if (*n == *cap) *list = xrealloc(*list, (*cap = *cap ? 2 * *cap : 16) * sizeof **list);
             (*list)[(*n)++] = r;
@@ -117,20 +120,6 @@ int hx_store_rm_entry(const char *dir)
 {
     if (unseal_tree(dir) < 0) return -1;
     return hx_rm_rf(dir);
-}
-
-/* A manifest's output path names a file inside its entry: relative, no empty, "." or ".." component. */
-static int safe_rel(const char *rel)
-{
-    size_t n = strlen(rel);
-    if (!n || n > 4000 || rel[0] == '/' || rel[n - 1] == '/') return 0;
-    for (const char *p = rel; *p;) {
-        size_t k = strcspn(p, "/");
-        if (k == 0 || (k == 1 && p[0] == '.') || (k == 2 && p[0] == '.' && p[1] == '.')) return 0;
-        p += k;
-        if (*p) p++;
-    }
-    return 1;
 }
 
 /* The first problem becomes the error message; every problem is appended to LIST (when given). */
@@ -196,7 +185,7 @@ static int check_entry(const hx_store *s, const char *key, int full, json_t *lis
             hx_store_problem(list, &n, "%s/manifest.json: output %zu has no path, sha256 or size", dir, i);
             continue;
         }
-        if (!safe_rel(rel) || !strcmp(rel, "manifest.json")) {
+        if (!hx_store_rel_ok(rel) || !strcmp(rel, "manifest.json")) {
             hx_store_problem(list, &n, "%s/manifest.json: output path '%s' is not a file inside the entry", dir, rel);
             continue;
         }

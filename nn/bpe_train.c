@@ -8,65 +8,17 @@
 #include <pcre2.h>
 
 #include "base/base.h"
+#include "base/strmap.h"
 #include "nn/bpe_train.h"
 #include "nn/tokenizer_internal.h"
 
 const char *const nn_bpe_default_special[] = {"<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>",
                                               NULL};
 
-/* ---- tokens: id -> bytes, and bytes -> id ---- */
+/* ---- tokens and words: base's string table, whose indexes (insertion order) are the token ids and the word
+ * indexes ---- */
 
-typedef struct tok_table {
-    char **bytes;
-    size_t *len;
-    size_t n, cap;
-    int32_t *slots; /* open addressing over ids, -1 empty */
-    size_t nslots;
-} tok_table;
-
-static int32_t tok_find(const tok_table *t, const char *b, size_t n)
-{
-    size_t m = t->nslots - 1, i = nn_hash_bytes(b, n) & m;
-    for (int32_t id; (id = t->slots[i]) >= 0; i = (i + 1) & m)
-        if (t->len[id] == n && !memcmp(t->bytes[id], b, n)) return id;
-    return -1;
-}
-
-static void tok_rehash(tok_table *t, size_t nslots)
-{
-    free(t->slots);
-    t->nslots = nslots;
-    t->slots = xmalloc(nslots * sizeof *t->slots);
-    memset(t->slots, 0xff, nslots * sizeof *t->slots);
-    for (size_t id = 0; id < t->n; id++) {
-        size_t m = nslots - 1, i = nn_hash_bytes(t->bytes[id], t->len[id]) & m;
-        while (t->slots[i] >= 0) i = (i + 1) & m;
-        t->slots[i] = (int32_t)id;
-    }
-}
-
-static int32_t tok_add(tok_table *t, const char *b, size_t n)
-{
-    if (t->n == t->cap) {
-        t->cap = t->cap ? 2 * t->cap : 1024;
-        t->bytes = xrealloc(t->bytes, t->cap * sizeof *t->bytes);
-        t->len = xrealloc(t->len, t->cap * sizeof *t->len);
-    }
-    t->bytes[t->n] = xmalloc(n + 1);
-    memcpy(t->bytes[t->n], b, n);
-    t->bytes[t->n][n] = 0;
-    t->len[t->n] = n;
-    t->n++;
-    if (2 * t->n > t->nslots) tok_rehash(t, t->nslots ? 2 * t->nslots : 2048);
-    else {
-        size_t m = t->nslots - 1, i = nn_hash_bytes(b, n) & m;
-        while (t->slots[i] >= 0) i = (i + 1) & m;
-        t->slots[i] = (int32_t)(t->n - 1);
-    }
-    return (int32_t)(t->n - 1);
-}
-
-/* ---- the word-frequency table ---- */
+static int32_t tok_add(hx_strmap *tok, const char *b, size_t n) { return (int32_t)hx_strmap_add(tok, b, n, NULL); }
 
 typedef struct word {
     int32_t *sym;    /* current symbols (token ids) */
@@ -76,46 +28,25 @@ typedef struct word {
 } word;
 
 typedef struct word_table {
-    word *w;
-    size_t n, cap;
-    char **key; size_t *klen; /* the word's bytes (for lookups while counting) */
-    int32_t *slots;
-    size_t nslots;
+    hx_strmap keys;  /* the words' bytes; word k is key k */
+    word *w;         /* [keys.n] */
+    size_t cap;
 } word_table;
-
-static void words_rehash(word_table *wt, size_t nslots)
-{
-    free(wt->slots);
-    wt->nslots = nslots;
-    wt->slots = xmalloc(nslots * sizeof *wt->slots);
-    memset(wt->slots, 0xff, nslots * sizeof *wt->slots);
-    for (size_t k = 0; k < wt->n; k++) {
-        size_t m = nslots - 1, i = nn_hash_bytes(wt->key[k], wt->klen[k]) & m;
-        while (wt->slots[i] >= 0) i = (i + 1) & m;
-        wt->slots[i] = (int32_t)k;
-    }
-}
 
 static void words_count(word_table *wt, const char *b, size_t n)
 {
-    size_t m = wt->nslots - 1, i = nn_hash_bytes(b, n) & m;
-    for (int32_t k; (k = wt->slots[i]) >= 0; i = (i + 1) & m)
-        if (wt->klen[k] == n && !memcmp(wt->key[k], b, n)) { wt->w[k].count++; return; }
-    if (wt->n == wt->cap) {
+    int added;
+    size_t k = (size_t)hx_strmap_add(&wt->keys, b, n, &added);
+    if (!added) {
+        wt->w[k].count++;
+        return;
+    }
+    if (k == wt->cap) {
         wt->cap = wt->cap ? 2 * wt->cap : 4096;
         wt->w = xrealloc(wt->w, wt->cap * sizeof *wt->w);
-        wt->key = xrealloc(wt->key, wt->cap * sizeof *wt->key);
-        wt->klen = xrealloc(wt->klen, wt->cap * sizeof *wt->klen);
     }
-    word *w = &wt->w[wt->n];
-    memset(w, 0, sizeof *w);
-    w->count = 1;
-    wt->key[wt->n] = xmalloc(n);
-    memcpy(wt->key[wt->n], b, n);
-    wt->klen[wt->n] = n;
-    wt->slots[i] = (int32_t)wt->n;
-    wt->n++;
-    if (2 * wt->n > wt->nslots) words_rehash(wt, 2 * wt->nslots);
+    memset(&wt->w[k], 0, sizeof wt->w[k]);
+    wt->w[k].count = 1;
 }
 
 /* ---- pairs: (a, b) -> count and the words that (may) hold it ---- */
@@ -129,11 +60,11 @@ typedef struct pair {
 } pair;
 
 typedef struct trainer {
-    tok_table tok;
+    hx_strmap tok;
     word_table words;
     pair *p;
     size_t np, cp;
-    int32_t *pslots;
+    int32_t *pslots; /* open addressing over pair indexes, -1 empty: keyed by two ids (a hot loop; not strmap's bytes) */
     size_t npslots;
     struct hent { int64_t count; int32_t pair; } *heap;
     size_t nheap, cheap;
@@ -177,11 +108,12 @@ static int32_t pair_get(trainer *T, int32_t a, int32_t b)
 }
 
 /* Heap order: higher count first; ties: smaller bytes of the left token, then of the right one. */
-static int tok_cmp(const tok_table *t, int32_t x, int32_t y)
+static int tok_cmp(const hx_strmap *t, int32_t x, int32_t y)
 {
-    size_t n = t->len[x] < t->len[y] ? t->len[x] : t->len[y];
-    int c = memcmp(t->bytes[x], t->bytes[y], n);
-    return c ? c : (t->len[x] > t->len[y]) - (t->len[x] < t->len[y]);
+    size_t lx, ly;
+    const char *bx = hx_strmap_key(t, (size_t)x, &lx), *by = hx_strmap_key(t, (size_t)y, &ly);
+    int c = memcmp(bx, by, lx < ly ? lx : ly);
+    return c ? c : (lx > ly) - (lx < ly);
 }
 
 static int hbefore(const trainer *T, const struct hent *x, const struct hent *y)
@@ -237,10 +169,10 @@ static void word_pairs(trainer *T, int32_t wi, int64_t sign, uint32_t step)
 
 static void trainer_free(trainer *T)
 {
-    for (size_t i = 0; i < T->tok.n; i++) free(T->tok.bytes[i]);
-    free(T->tok.bytes); free(T->tok.len); free(T->tok.slots);
-    for (size_t i = 0; i < T->words.n; i++) { free(T->words.w[i].sym); free(T->words.key[i]); }
-    free(T->words.w); free(T->words.key); free(T->words.klen); free(T->words.slots);
+    hx_strmap_free(&T->tok);
+    for (size_t i = 0; i < T->words.keys.n; i++) free(T->words.w[i].sym);
+    hx_strmap_free(&T->words.keys);
+    free(T->words.w);
     for (size_t i = 0; i < T->np; i++) free(T->p[i].where);
     free(T->p); free(T->pslots); free(T->heap); free(T->touched);
 }
@@ -304,8 +236,8 @@ int nn_bpe_train(const char *text, size_t len, const nn_bpe_opts *o, char **json
     double t0 = hx_now();
     trainer T;
     memset(&T, 0, sizeof T);
-    tok_rehash(&T.tok, 2048);
-    words_rehash(&T.words, 1 << 16);
+    hx_strmap_reserve(&T.tok, 1024);
+    hx_strmap_reserve(&T.words.keys, 1 << 15);
     pairs_rehash(&T, 1 << 16);
 
     /* Byte tokens in GPT-2's order (printable bytes first), so ids match Qwen3's for single bytes. */
@@ -353,12 +285,14 @@ int nn_bpe_train(const char *text, size_t len, const nn_bpe_opts *o, char **json
     if (rc) { trainer_free(&T); return -1; }
 
     size_t n_words = 0;
-    for (size_t k = 0; k < T.words.n; k++) {
+    for (size_t k = 0; k < T.words.keys.n; k++) {
         word *w = &T.words.w[k];
+        size_t klen;
+        const char *key = hx_strmap_key(&T.words.keys, k, &klen);
         n_words += (size_t)w->count;
-        w->n = (int32_t)T.words.klen[k];
+        w->n = (int32_t)klen;
         w->sym = xmalloc((w->n ? w->n : 1) * sizeof *w->sym);
-        for (int32_t i = 0; i < w->n; i++) w->sym[i] = byte_id[(unsigned char)T.words.key[k][i]];
+        for (int32_t i = 0; i < w->n; i++) w->sym[i] = byte_id[(unsigned char)key[i]];
         word_pairs(&T, (int32_t)k, +1, 0);
     }
     for (size_t k = 0; k < T.ntouched; k++) heap_push(&T, T.touched[k]);
@@ -378,12 +312,12 @@ int nn_bpe_train(const char *text, size_t len, const nn_bpe_opts *o, char **json
         }
         if (p->count < o->min_frequency || p->count <= 0) break;
         int32_t a = p->a, b = p->b;
-        size_t nb = T.tok.len[a] + T.tok.len[b];
-        if (nb > cap_buf) buf = xrealloc(buf, cap_buf = 2 * nb);
-        memcpy(buf, T.tok.bytes[a], T.tok.len[a]);
-        memcpy(buf + T.tok.len[a], T.tok.bytes[b], T.tok.len[b]);
-        int32_t c = tok_find(&T.tok, buf, nb);
-        if (c < 0) c = tok_add(&T.tok, buf, nb);
+        size_t la, lb;
+        const char *ba = hx_strmap_key(&T.tok, (size_t)a, &la), *bb = hx_strmap_key(&T.tok, (size_t)b, &lb);
+        if (la + lb > cap_buf) buf = xrealloc(buf, cap_buf = 2 * (la + lb));
+        memcpy(buf, ba, la);
+        memcpy(buf + la, bb, lb);
+        int32_t c = tok_add(&T.tok, buf, la + lb); /* the existing token if the merge makes a known one */
         if (n_merges == cap_merges) merges = xrealloc(merges, (cap_merges = cap_merges ? 2 * cap_merges : 1024) * 2 * sizeof *merges);
         merges[2 * n_merges] = a;
         merges[2 * n_merges + 1] = b;
@@ -421,14 +355,18 @@ int nn_bpe_train(const char *text, size_t len, const nn_bpe_opts *o, char **json
     /* tokenizer.json of Qwen3's structure. */
     json_t *vocab = json_object();
     for (size_t id = 0; id < T.tok.n; id++) {
-        char *s = to_bytelevel(T.tok.bytes[id], T.tok.len[id], b2c);
+        size_t n;
+        const char *b = hx_strmap_key(&T.tok, id, &n);
+        char *s = to_bytelevel(b, n, b2c);
         json_object_set_new(vocab, s, json_integer((json_int_t)id));
         free(s);
     }
     json_t *jm = json_array();
     for (size_t k = 0; k < n_merges; k++) {
-        char *x = to_bytelevel(T.tok.bytes[merges[2 * k]], T.tok.len[merges[2 * k]], b2c);
-        char *y = to_bytelevel(T.tok.bytes[merges[2 * k + 1]], T.tok.len[merges[2 * k + 1]], b2c);
+        size_t la, lb;
+        const char *a = hx_strmap_key(&T.tok, (size_t)merges[2 * k], &la);
+        const char *b = hx_strmap_key(&T.tok, (size_t)merges[2 * k + 1], &lb);
+        char *x = to_bytelevel(a, la, b2c), *y = to_bytelevel(b, lb, b2c);
         json_array_append_new(jm, json_pack("[s, s]", x, y));
         free(x);
         free(y);
@@ -454,7 +392,7 @@ int nn_bpe_train(const char *text, size_t len, const nn_bpe_opts *o, char **json
     *json_len = strlen(out);
     if (st) {
         st->n_words = n_words;
-        st->n_unique = T.words.n;
+        st->n_unique = T.words.keys.n;
         st->n_merges = n_merges;
         st->vocab_size = T.tok.n + n_special;
         st->seconds = hx_now() - t0;

@@ -70,19 +70,10 @@ size_t nn_pow2_at_least(size_t n)
 
 /* ---- the tokenizer's tables ---- */
 
-void nn_tok_str_insert(nn_tokenizer *t, int32_t id)
-{
-    size_t m = t->str_cap - 1, i = nn_hash_bytes(t->tok_str[id], strlen(t->tok_str[id])) & m;
-    while (t->str_table[i] >= 0) i = (i + 1) & m;
-    t->str_table[i] = id;
-}
-
 int32_t nn_tok_str_find(const nn_tokenizer *t, const char *s, size_t n)
 {
-    size_t m = t->str_cap - 1, i = nn_hash_bytes(s, n) & m;
-    for (int32_t id; (id = t->str_table[i]) >= 0; i = (i + 1) & m)
-        if (!strncmp(t->tok_str[id], s, n) && t->tok_str[id][n] == 0) return id;
-    return -1;
+    int64_t k = hx_strmap_find(&t->str, s, n);
+    return k < 0 ? -1 : (int32_t)*hx_strmap_val(&t->str, (size_t)k);
 }
 
 int nn_tok_pair_find(const nn_tokenizer *t, int32_t a, int32_t b, int32_t *rank, int32_t *new_id)
@@ -107,7 +98,8 @@ void nn_tokenizer_free(nn_tokenizer *t)
         free(t->tok_bytes ? t->tok_bytes[i] : NULL);
     }
     free(t->tok_str); free(t->tok_bytes); free(t->tok_bytes_len); free(t->is_special);
-    free(t->str_table); free(t->pair_key); free(t->pair_rank); free(t->pair_new);
+    hx_strmap_free(&t->str);
+    free(t->pair_key); free(t->pair_rank); free(t->pair_new);
     for (size_t i = 0; i < t->n_added; i++) free(t->added[i].content);
     free(t->added);
     for (int i = 0; i < t->n_steps; i++) pcre2_code_free(t->steps[i].re);

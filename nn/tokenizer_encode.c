@@ -10,6 +10,7 @@
 #include <pcre2.h>
 
 #include "base/base.h"
+#include "base/strmap.h"
 #include "nn/tokenizer.h"
 #include "nn/tokenizer_internal.h"
 
@@ -38,10 +39,8 @@ typedef struct enc_state {
     int32_t *sym, *prev, *next;
     struct heap_ent { int32_t rank, pos, new_id; } *heap;
     size_t scratch_cap, heap_n;
-    /* word cache: open addressing over (bytes -> span of cache_ids) */
-    struct cache_ent { uint64_t h; uint32_t off, len, ids_off, ids_len; } *cache;
-    size_t cache_cap, cache_n;
-    char *cache_bytes; size_t cb_n, cb_cap;
+    /* word cache: a word's bytes -> the offset in cache_ids of its id count, then its ids */
+    hx_strmap cache;
     int32_t *cache_ids; size_t ci_n, ci_cap;
 } enc_state;
 
@@ -105,42 +104,24 @@ static int encode_word(enc_state *s, const char *w, size_t n)
 {
     if (n == 0) return 0;
     if (n > 256) return bpe_word(s, (const unsigned char *)w, n); /* rare: not worth caching */
-    uint64_t h = nn_hash_bytes(w, n);
-    if (s->cache_n * 2 >= s->cache_cap) { /* grow */
-        size_t cap = s->cache_cap ? 2 * s->cache_cap : 4096;
-        struct cache_ent *c = xcalloc(cap, sizeof *c);
-        for (size_t i = 0; i < s->cache_cap; i++) {
-            if (!s->cache[i].len) continue;
-            size_t j = s->cache[i].h & (cap - 1);
-            while (c[j].len) j = (j + 1) & (cap - 1);
-            c[j] = s->cache[i];
-        }
-        free(s->cache);
-        s->cache = c;
-        s->cache_cap = cap;
-    }
-    size_t m = s->cache_cap - 1, j = h & m;
-    for (; s->cache[j].len; j = (j + 1) & m) {
-        struct cache_ent *e = &s->cache[j];
-        if (e->h == h && e->len == n && !memcmp(s->cache_bytes + e->off, w, n)) {
-            for (uint32_t k = 0; k < e->ids_len; k++) ids_push(s->out, s->cache_ids[e->ids_off + k]);
-            return 0;
-        }
+    int added;
+    size_t k = (size_t)hx_strmap_add(&s->cache, w, n, &added);
+    if (!added) {
+        const int32_t *ids = s->cache_ids + *hx_strmap_val(&s->cache, k);
+        for (int32_t i = 1; i <= ids[0]; i++) ids_push(s->out, ids[i]);
+        return 0;
     }
     size_t start = s->out->n;
-    if (bpe_word(s, (const unsigned char *)w, n)) return -1;
+    if (bpe_word(s, (const unsigned char *)w, n)) return -1; /* the half-made entry dies with the call */
     size_t got = s->out->n - start;
-    if (s->cb_n + n > s->cb_cap) { s->cb_cap = 2 * (s->cb_n + n) + 4096; s->cache_bytes = xrealloc(s->cache_bytes, s->cb_cap); }
-    if (s->ci_n + got > s->ci_cap) {
-        s->ci_cap = 2 * (s->ci_n + got) + 1024;
+    if (s->ci_n + got + 1 > s->ci_cap) {
+        s->ci_cap = 2 * (s->ci_n + got + 1) + 1024;
         s->cache_ids = xrealloc(s->cache_ids, s->ci_cap * sizeof *s->cache_ids);
     }
-    memcpy(s->cache_bytes + s->cb_n, w, n);
-    memcpy(s->cache_ids + s->ci_n, s->out->v + start, got * sizeof *s->cache_ids);
-    s->cache[j] = (struct cache_ent){h, (uint32_t)s->cb_n, (uint32_t)n, (uint32_t)s->ci_n, (uint32_t)got};
-    s->cb_n += n;
-    s->ci_n += got;
-    s->cache_n++;
+    *hx_strmap_val(&s->cache, k) = (int64_t)s->ci_n;
+    s->cache_ids[s->ci_n] = (int32_t)got;
+    memcpy(s->cache_ids + s->ci_n + 1, s->out->v + start, got * sizeof *s->cache_ids);
+    s->ci_n += got + 1;
     return 0;
 }
 
@@ -260,6 +241,7 @@ int nn_tokenizer_encode(const nn_tokenizer *t, const char *text, size_t len, int
     }
     ids_buf out = {0};
     enc_state s = {.t = t, .out = &out};
+    hx_strmap_reserve(&s.cache, 2048); /* a size hint: text of a few KB has ~1000 distinct words */
     s.md = pcre2_match_data_create(4, NULL);
     int rc = 0;
     size_t pos = 0, ms, me;
@@ -272,7 +254,7 @@ int nn_tokenizer_encode(const nn_tokenizer *t, const char *text, size_t len, int
     if (!rc && pos < len) rc = encode_segment(&s, text + pos, len - pos);
     pcre2_match_data_free(s.md);
     free(s.sym); free(s.prev); free(s.next); free(s.heap);
-    free(s.cache); free(s.cache_bytes); free(s.cache_ids);
+    hx_strmap_free(&s.cache); free(s.cache_ids);
     if (rc) { free(out.v); return -1; }
     if (!out.v) out.v = xmalloc(sizeof *out.v);
     *ids = out.v;

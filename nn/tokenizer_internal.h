@@ -9,6 +9,7 @@
 #endif
 #include <pcre2.h>
 #include "base/base.h"
+#include "base/strmap.h"
 #include "nn/tokenizer.h"
 
 /* Qwen3's pre-tokenizer split pattern (tokenizer.json pre_tokenizer.pretokenizers[0].pattern.Regex). */
@@ -16,14 +17,8 @@
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|" \
     "\\s+(?!\\S)|\\s+"
 
-/* Hashes of the tokenizer's and the trainer's open-addressing tables: FNV-1a (base.h) over bytes with a final fold,
- * and MurmurHash3's 64-bit finaliser for packed id pairs. */
-static inline uint64_t nn_hash_bytes(const char *s, size_t n)
-{
-    uint64_t h = hx_fnv1a(HX_FNV1A_INIT, s, n);
-    return h ^ (h >> 29);
-}
-
+/* The hash of the tokenizer's and the trainer's tables keyed by packed id pairs: MurmurHash3's 64-bit finaliser
+ * (tables keyed by strings are base/strmap.h's). */
 static inline uint64_t nn_hash_u64(uint64_t x)
 {
     x ^= x >> 33; x *= 0xff51afd7ed558ccdull; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ull; x ^= x >> 33;
@@ -101,9 +96,10 @@ struct nn_tokenizer {
     char **tok_bytes;         /* [n_ids] decoded bytes */
     size_t *tok_bytes_len;
     unsigned char *is_special;
-    int32_t *str_table;       /* open addressing: token string -> id, -1 empty */
-    size_t str_cap;
-    uint64_t *pair_key;       /* open addressing: (left << 32 | right) -> rank, merged id */
+    hx_strmap str;            /* token string (as written) -> its id as the value */
+    /* (left << 32 | right) -> rank, merged id: open addressing of its own, keyed by a pair of ids (the encoder's
+     * hottest lookup; base/strmap.h is for byte strings) */
+    uint64_t *pair_key;
     int32_t *pair_rank, *pair_new;
     size_t pair_cap, n_merges;
     int32_t byte_id[256];     /* id of each byte's single-character token, -1 if absent */
@@ -118,11 +114,10 @@ struct nn_tokenizer {
     int bytelevel;            /* a ByteLevel pre-tokenizer maps bytes to unicode before BPE */
 };
 
-/* The smallest power of two >= n, at least 16 (open-addressing table sizes). */
+/* The smallest power of two >= n, at least 16 (the merge table's size). */
 size_t nn_pow2_at_least(size_t n);
-/* The id of token string s[0..n), or -1; insert id (its tok_str) into the string table. */
+/* The id of token string s[0..n), or -1. */
 int32_t nn_tok_str_find(const nn_tokenizer *t, const char *s, size_t n);
-void nn_tok_str_insert(nn_tokenizer *t, int32_t id);
 /* The merge (a, b): 1 with its rank and merged id, or 0. */
 int nn_tok_pair_find(const nn_tokenizer *t, int32_t a, int32_t b, int32_t *rank, int32_t *new_id);
 

@@ -202,14 +202,13 @@ static int load_json(nn_tokenizer *t, json_t *root)
 
     size_t n_tok = 0;
     for (size_t id = 0; id < t->n_ids; id++) n_tok += t->tok_str[id] != NULL;
-    t->str_cap = nn_pow2_at_least(2 * n_tok);
-    t->str_table = xmalloc(t->str_cap * sizeof *t->str_table);
-    memset(t->str_table, 0xff, t->str_cap * sizeof *t->str_table);
+    hx_strmap_reserve(&t->str, n_tok);
     for (size_t id = 0; id < t->n_ids; id++)
         if (t->tok_str[id]) {
-            if (nn_tok_str_find(t, t->tok_str[id], strlen(t->tok_str[id])) >= 0)
-                return error("%s: token \"%s\" appears twice with different ids", t->name, t->tok_str[id]);
-            nn_tok_str_insert(t, (int32_t)id);
+            int added;
+            int64_t k = hx_strmap_add(&t->str, t->tok_str[id], strlen(t->tok_str[id]), &added);
+            if (!added) return error("%s: token \"%s\" appears twice with different ids", t->name, t->tok_str[id]);
+            *hx_strmap_val(&t->str, (size_t)k) = (int64_t)id;
         }
 
     /* Pre-tokenizer and normalizer before the byte mapping: ByteLevel decides whether bytes are mapped. */

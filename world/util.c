@@ -1,55 +1,31 @@
-/* util.c - string buffers, string maps and ASCII helpers for the world builder (world_internal.h). */
+/* util.c - string -> int maps (over base/strmap) and ASCII helpers for the world builder (world_internal.h). */
 #include "world/world_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t fnv1a(const char *s) { return hx_fnv1a(HX_FNV1A_INIT, s, strlen(s)); }
-
 int *wmap_get(const wmap *m, const char *key)
 {
-    if (!m->cap) return NULL;
-    for (size_t i = fnv1a(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-        if (!m->keys[i]) return NULL;
-        if (!strcmp(m->keys[i], key)) return &m->vals[i];
-    }
+    int64_t i = hx_strmap_find(&m->keys, key, strlen(key));
+    return i < 0 ? NULL : &m->vals[i];
 }
 
 int *wmap_put(wmap *m, const char *key, int init)
 {
-    if ((m->n + 1) * 2 > m->cap) {
-        size_t cap = m->cap ? m->cap * 2 : 1024;
-        char **keys = xcalloc(cap, sizeof *keys);
-        int *vals = xcalloc(cap, sizeof *vals);
-        for (size_t j = 0; j < m->cap; j++) {
-            if (!m->keys[j]) continue;
-            size_t i = fnv1a(m->keys[j]) & (cap - 1);
-            while (keys[i]) i = (i + 1) & (cap - 1);
-            keys[i] = m->keys[j];
-            vals[i] = m->vals[j];
-        }
-        free(m->keys);
-        free(m->vals);
-        m->keys = keys;
-        m->vals = vals;
-        m->cap = cap;
-    }
-    size_t i = fnv1a(key) & (m->cap - 1);
-    for (; m->keys[i]; i = (i + 1) & (m->cap - 1))
-        if (!strcmp(m->keys[i], key)) return &m->vals[i];
-    m->keys[i] = xstrdup(key);
-    m->vals[i] = init;
-    m->n++;
+    int added;
+    size_t i = (size_t)hx_strmap_add(&m->keys, key, strlen(key), &added);
+    if (i == m->cap) m->vals = xrealloc(m->vals, (m->cap = m->cap ? 2 * m->cap : 1024) * sizeof *m->vals);
+    if (added) m->vals[i] = init;
     return &m->vals[i];
 }
 
 void wmap_free(wmap *m)
 {
-    for (size_t i = 0; i < m->cap; i++) free(m->keys[i]);
-    free(m->keys);
+    hx_strmap_free(&m->keys);
     free(m->vals);
-    memset(m, 0, sizeof *m);
+    m->vals = NULL;
+    m->cap = 0;
 }
 
 char *w_lower(const char *s)

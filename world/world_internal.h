@@ -5,13 +5,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "base/base.h"
+#include "base/strmap.h"
 
 
-/* String -> int map (open addressing). Lookups only: nothing may depend on its slot order. */
+/* String -> int map: base's string table with an int per key. Lookups only: nothing may depend on its slot order. */
 typedef struct wmap {
-    char **keys;
-    int *vals;
-    size_t cap, n;
+    hx_strmap keys;
+    int *vals; /* [keys.n], by the key's index */
+    size_t cap;
 } wmap;
 int *wmap_get(const wmap *m, const char *key);          /* NULL if absent */
 int *wmap_put(wmap *m, const char *key, int init);      /* inserts `init` if absent; returns the slot */

@@ -43,10 +43,10 @@ EOF
 
 # Every JSON writer goes through hx_json_num / hx_json_numf (base.h): no other json_real() and no json_pack "f"
 # (canon.c and recipe_yaml.c build reals only from finite values they checked)
-bad=$(cd "$TOP" && grep -rn --include=*.c -E '\bjson_real\(' base engine evalsuite reports kernels |
-      grep -v -E '^(base/base.c|interp/canon.c|interp/recipe_yaml.c):' || true)
+bad=$(cd "$TOP" && grep -rn --include=*.c -E '\bjson_real\(' base cli interp stages nn world evalsuite reports kernels |
+      grep -v -E '^(base/files.c|interp/canon.c|interp/recipe_yaml.c):' || true)
 [ -z "$bad" ] || fail "json_real outside hx_json_num: $bad"
-bad=$(cd "$TOP" && grep -rn --include=*.c -E 'json_pack\("[^"]*(:|\[|,)f' base engine evalsuite reports kernels || true)
+bad=$(cd "$TOP" && grep -rn --include=*.c -E 'json_pack\("[^"]*(:|\[|,)f' base cli interp stages nn world evalsuite reports kernels || true)
 [ -z "$bad" ] || fail "json_pack with a double (use \"o\" and hx_json_num): $bad"
 
 # --threads: beyond HX_MAX_THREADS (1024) is a usage error for every command that takes it

@@ -118,6 +118,12 @@ for m in t.getmembers():
         else:
             e.size = 4
             w.addfile(e, io.BytesIO(b"evil"))
+    if m.name.endswith("/manifest.json") and mode in ("inner", "backslash") and not getattr(w, "done", False):
+        w.done = True  # a real entry's prefix, then a tail the store's path rule refuses
+        e = tarfile.TarInfo(m.name[:-len("manifest.json")] + {"inner": "sub/../../../../../escaped.txt",
+                                                                  "backslash": "a\\b.txt"}[mode])
+        e.size = 4
+        w.addfile(e, io.BytesIO(b"evil"))
 w.close()
 PY
     zstd -qf "${2%.zst}" -o "$2"
@@ -142,6 +148,10 @@ mangle absolute absolute.tar.zst
 refused absolute.tar.zst "$W/C" "outside the hx export layout"
 mangle symlink symlink.tar.zst
 refused symlink.tar.zst "$W/C" "not a regular file"
+mangle inner inner.tar.zst
+refused inner.tar.zst "$W/C" "store/[0-9a-f/]*/sub/../../../../../escaped.txt': outside the hx export layout"
+mangle backslash backslash.tar.zst
+refused backslash.tar.zst "$W/C" "/a.b.txt': outside the hx export layout"
 [ ! -e "$W/escaped.txt" ] && [ ! -e /tmp/hx-escaped.txt ] || fail "a hostile member was written outside the store"
 head -c $(($(stat -c %s run.tar.zst) / 2)) run.tar.zst >cut.tar.zst
 refused cut.tar.zst "$W/C" "truncated or corrupt"

@@ -94,6 +94,64 @@ static void test_commit(void **state)
     hx_store_release(&s);
 }
 
+/* The one rule for a path inside an entry (manifest outputs, archive members, files a stage wrote). */
+static void test_rel_rule(void **state)
+{
+    (void)state;
+    static const char *ok[] = {"a", "a.txt", "sub/b.bin", "x/y/z", "..a", "a..", ".hidden", "a/.b/c", "...",
+                               "model.safetensors", "with space", "caf\xc3\xa9.txt"};
+    static const char *bad[] = {"", "/", "/etc/passwd", "../x", "..", "a/../b", "a/..", ".", "./a", "a/./b", "a/.",
+                                "a//b", "//a", "a/", "sub/b/", "a\\b", "a\nb", "a\tb", "\x01", "a\x7f"};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+        if (!hx_store_rel_ok(ok[i])) fail_msg("'%s' refused", ok[i]);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        if (hx_store_rel_ok(bad[i])) fail_msg("'%s' accepted", bad[i]);
+    assert_true(hx_store_rel_ok("a\0/../b")); /* a C string ends at its NUL: this is "a" */
+    char *p = xmalloc(HX_STORE_REL_MAX + 2);
+    memset(p, 'a', 255); /* a component of 255 bytes is the most a file system takes */
+    p[255] = 0;
+    assert_true(hx_store_rel_ok(p));
+    p[255] = 'a';
+    p[256] = 0;
+    assert_false(hx_store_rel_ok(p));
+    for (size_t i = 0; i < HX_STORE_REL_MAX; i++) p[i] = i % 100 == 99 ? '/' : 'a'; /* 99-byte components */
+    p[HX_STORE_REL_MAX] = 0;
+    if (p[HX_STORE_REL_MAX - 1] == '/') p[HX_STORE_REL_MAX - 1] = 'a';
+    assert_true(hx_store_rel_ok(p));
+    p[HX_STORE_REL_MAX] = 'a';
+    p[HX_STORE_REL_MAX + 1] = 0;
+    assert_false(hx_store_rel_ok(p)); /* one byte over */
+    free(p);
+}
+
+/* A stage that writes a file the rule refuses (here a backslash in its name) fails at commit, not at export. */
+static void test_commit_refuses_bad_names(void **state)
+{
+    (void)state;
+    hx_store s;
+    char *root = hx_path_join(tmpdir, "s_names");
+    assert_int_equal(hx_store_open(&s, root), 0);
+    char *out, *ckpt;
+    assert_int_equal(hx_store_begin(&s, K1, &out, &ckpt), 0);
+    write_in(out, "ok.txt", "fine");
+    write_in(out, "a\\b.txt", "odd");
+    json_t *m = fake_manifest(K1);
+    assert_int_equal(hx_store_commit(&s, K1, m), -1);
+    if (!strstr(hx_last_error(), "a\\b.txt") || !strstr(hx_last_error(), "not a name an entry may hold"))
+        fail_msg("error was: %s", hx_last_error());
+    assert_false(hx_store_has(&s, K1));
+    char *bad = hx_path_join(out, "a\\b.txt");
+    assert_int_equal(unlink(bad), 0); /* without it, the same work commits */
+    assert_int_equal(hx_store_commit(&s, K1, m), 0);
+    assert_int_equal(hx_store_verify(&s, K1, 1), 0);
+    json_decref(m);
+    free(bad);
+    free(out);
+    free(ckpt);
+    free(root);
+    hx_store_release(&s);
+}
+
 static void test_partial_kept_and_reserved_name(void **state)
 {
     (void)state;
@@ -284,7 +342,8 @@ static int setup(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_commit), cmocka_unit_test(test_partial_kept_and_reserved_name),
+        cmocka_unit_test(test_commit), cmocka_unit_test(test_rel_rule), cmocka_unit_test(test_commit_refuses_bad_names),
+        cmocka_unit_test(test_partial_kept_and_reserved_name),
         cmocka_unit_test(test_corruption), cmocka_unit_test(test_locks), cmocka_unit_test(test_runs_and_gc),
         cmocka_unit_test(test_open_errors),
     };
