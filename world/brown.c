@@ -134,13 +134,9 @@ static int parse_counted(const char *name, const char *data, size_t len, world_b
     world_para *cur = NULL;
     int lineno = 0;
     size_t i = 0;
-    while (i < len) {
-        size_t ln;
-        const char *line = w_next_line(data, len, &i, &ln);
-        lineno++;
-        size_t k = 0;
-        while (k < ln && w_isspace((unsigned char)line[k])) k++;
-        if (k == ln) continue;
+    size_t ln;
+    const char *line;
+    while ((line = w_next_text_line(data, len, &i, &ln, &lineno))) {
         if (memchr(line, 0, ln)) {
             world_brown_doc_free(doc);
             return error("%s: line %d: binary data (NUL byte) in a Brown file", name, lineno);

@@ -114,13 +114,9 @@ int world_jsonl_parse(const char *name, const char *data, size_t len, const char
 {
     int lineno = 0, n = 0;
     size_t i = 0;
-    while (i < len) {
-        size_t ln;
-        const char *line = w_next_line(data, len, &i, &ln);
-        lineno++;
-        size_t k = 0;
-        while (k < ln && w_isspace((unsigned char)line[k])) k++;
-        if (k == ln) continue;
+    size_t ln;
+    const char *line;
+    while ((line = w_next_text_line(data, len, &i, &ln, &lineno))) {
         json_error_t je;
         json_t *o = json_loadb(line, ln, 0, &je);
         if (!o) return error("%s:%d:%d: invalid JSON: %s", name, lineno, je.column, je.text);

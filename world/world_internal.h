@@ -36,6 +36,19 @@ static inline const char *w_next_line(const char *data, size_t len, size_t *i, s
     return data + l0;
 }
 static inline int w_isspace(int c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+/* The next line of data[0..len) from *i that is not all white space (*n bytes), counting every line passed in
+ * *lineno (1-based: the returned line's number); NULL at the end. */
+static inline const char *w_next_text_line(const char *data, size_t len, size_t *i, size_t *n, int *lineno)
+{
+    while (*i < len) {
+        const char *line = w_next_line(data, len, i, n);
+        (*lineno)++;
+        size_t k = 0;
+        while (k < *n && w_isspace((unsigned char)line[k])) k++;
+        if (k < *n) return line;
+    }
+    return NULL;
+}
 static inline int w_tolower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
 static inline int w_toupper(int c) { return (c >= 'a' && c <= 'z') ? c - 32 : c; }
 char *w_lower(const char *s);       /* xmalloc'd ASCII lowercase copy */
