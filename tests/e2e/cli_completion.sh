@@ -52,7 +52,9 @@ done
 
 # make install PREFIX=... installs the three files; the installed man page renders; make uninstall removes them
 # -o: install the binary under test as it is (a sanitizer build must not be relinked with make's default flags)
-make -s -C "$TOP" install BUILD="$(dirname "$HX")" PREFIX="$W/prefix" -o "$HX" >install.log 2>&1 || fail "make install: $(tail -5 install.log)"
+# in a build folder of its own: the man page and completion are made fresh from it (never a stale one of build/)
+mkdir -p "$W/build" && cp "$HX" "$W/build/hx"
+make -s -C "$TOP" install BUILD="$W/build" PREFIX="$W/prefix" -o "$W/build/hx" >install.log 2>&1 || fail "make install: $(tail -5 install.log)"
 for f in bin/hx share/man/man1/hx.1 share/bash-completion/completions/hx; do
     [ -s "$W/prefix/$f" ] || fail "make install: no $f"
 done
@@ -60,6 +62,6 @@ done
 "$W/prefix/bin/hx" version | grep -q "^hx " || fail "installed hx"
 cmp -s "$W/prefix/share/bash-completion/completions/hx" "$W/hx.bash" || fail "installed completion differs"
 MANWIDTH=100 man -l "$W/prefix/share/man/man1/hx.1" 2>/dev/null | grep -q "hx completion bash|zsh" || fail "installed man page"
-make -s -C "$TOP" uninstall BUILD="$(dirname "$HX")" PREFIX="$W/prefix" >/dev/null 2>&1 || fail "make uninstall"
+make -s -C "$TOP" uninstall BUILD="$W/build" PREFIX="$W/prefix" >/dev/null 2>&1 || fail "make uninstall"
 [ -z "$(find "$W/prefix" -type f)" ] || fail "make uninstall left: $(find "$W/prefix" -type f)"
 echo "cli_completion: ok"
